@@ -1,0 +1,409 @@
+/*
+ * oombench plugin ABI, version 1.
+ *
+ * This is the only public header of oombench. A strategy plugin is a shared
+ * object that exports one function, OOMB_PLUGIN_ENTRY_NAME, returning a
+ * pointer to a static `struct oomb_plugin` descriptor. The harness loads it with
+ * dlopen, checks the descriptor, and drives it through its callbacks, handing
+ * it a `struct oomb_host` table: tracked allocation, the kernel ops of the
+ * selected backend (CPU or CUDA), the seeded data, logging and phase marks.
+ *
+ * A plugin links nothing of the harness and never exits or aborts: every
+ * callback returns an oomb_status and writes a human-readable message into the
+ * caller-provided buffer `msg` (always NUL-terminated by the plugin, at most
+ * `msg_len` bytes including the NUL).
+ *
+ * Stability rules (see docs/plugin-abi.md):
+ *   - every struct here starts with `struct_size` (and the descriptor with the
+ *     ABI version); the reader only reads fields within struct_size;
+ *   - fields are appended, never reordered or removed; enum values likewise;
+ *   - a breaking change bumps OOMB_ABI_MAJOR.
+ *
+ * Device memory: every pointer a plugin gets from host->alloc is a *device*
+ * pointer of the selected backend (plain host memory on the CPU backend, CUDA
+ * device memory on the GPU). A plugin must never dereference it; it reads and
+ * writes it only through ops (ops->to_host / ops->to_device / kernels).
+ * Pointer arithmetic on it (offsets into a buffer) is allowed.
+ */
+#ifndef OOMBENCH_PLUGIN_H
+#define OOMBENCH_PLUGIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define OOMB_ABI_MAJOR 1
+#define OOMB_ABI_MINOR 0
+
+/* The one symbol a plugin exports. */
+#define OOMB_PLUGIN_ENTRY oomb_plugin_entry
+#define OOMB_PLUGIN_ENTRY_NAME "oomb_plugin_entry"
+
+#if defined(__GNUC__)
+#define OOMB_EXPORT __attribute__((visibility("default")))
+#define OOMB_WARN_UNUSED __attribute__((warn_unused_result))
+#else
+#define OOMB_EXPORT
+#define OOMB_WARN_UNUSED
+#endif
+
+/* ---------------------------------------------------------------- status -- */
+
+/* One status enum for the whole project. Values are only ever appended. */
+enum oomb_status {
+    OOMB_OK = 0,
+    OOMB_ERR_OOM = 1,            /* allocation refused: memory budget or device full */
+    OOMB_ERR_INVALID = 2,        /* bad argument, shape or parameter */
+    OOMB_ERR_UNSUPPORTED = 3,    /* this mode/backend/layer is not supported */
+    OOMB_ERR_BACKEND = 4,        /* a kernel/library call failed (message says which) */
+    OOMB_ERR_IO = 5,             /* file or pipe error */
+    OOMB_ERR_NOT_USABLE = 6,     /* plugin cannot run on this machine (skipped) */
+    OOMB_ERR_NUMERIC = 7,        /* NaN/Inf where it must not be */
+    OOMB_ERR_INTERNAL = 8,       /* a bug */
+    OOMB_ERR_PARSE = 9,          /* input file malformed */
+    OOMB_ERR_ABI = 10,           /* plugin descriptor rejected */
+    OOMB_ERR_NOT_APPLICABLE = 11 /* strategy does not apply (mode, layer kind) */
+};
+
+/* ------------------------------------------------------------ enums ------ */
+
+enum oomb_tag {
+    OOMB_TAG_WEIGHTS = 0,
+    OOMB_TAG_GRADS = 1,
+    OOMB_TAG_OPTIMIZER = 2,
+    OOMB_TAG_ACTIVATIONS = 3,
+    OOMB_TAG_WORKSPACE = 4,
+    OOMB_TAG_OTHER = 5,
+    OOMB_TAG_COUNT = 6
+};
+
+enum oomb_phase {
+    OOMB_PHASE_OTHER = 0, /* setup, data loading, bookkeeping */
+    OOMB_PHASE_FORWARD = 1,
+    OOMB_PHASE_BACKWARD = 2,
+    OOMB_PHASE_UPDATE = 3,
+    OOMB_PHASE_COUNT = 4
+};
+
+/* Bit masks, combined in oomb_plugin.modes / .backends. */
+enum oomb_mode { OOMB_MODE_TRAIN = 1u << 0, OOMB_MODE_INFER = 1u << 1 };
+enum oomb_backend { OOMB_BACKEND_CPU = 1u << 0, OOMB_BACKEND_CUDA = 1u << 1 };
+
+enum oomb_dtype {
+    OOMB_F32 = 0,
+    OOMB_F16 = 1, /* IEEE binary16, stored as uint16_t */
+    OOMB_I8 = 2,
+    OOMB_I32 = 3,
+    OOMB_U8 = 4
+};
+
+enum oomb_log_level { OOMB_LOG_ERROR = 0, OOMB_LOG_WARN = 1, OOMB_LOG_INFO = 2, OOMB_LOG_DEBUG = 3 };
+
+enum oomb_optimizer { OOMB_OPT_SGD = 0, OOMB_OPT_ADAM = 1 };
+
+enum oomb_param_type { OOMB_PARAM_INT = 0, OOMB_PARAM_FLOAT = 1, OOMB_PARAM_STRING = 2 };
+
+/* ------------------------------------------------------------ model ------ */
+
+enum oomb_layer_kind {
+    OOMB_LAYER_LINEAR = 0, /* y = x W^T + b; W (out, in) */
+    OOMB_LAYER_RELU = 1,
+    OOMB_LAYER_GELU = 2 /* tanh approximation */
+    /* appended by later minors: conv2d, pooling, norms, attention... */
+};
+
+/*
+ * One layer of a sequential model. Sizes are per sample, flattened:
+ * a layer maps (B, in_features) to (B, out_features). The loss (softmax +
+ * cross-entropy over `classes`) follows the last layer and is not a layer.
+ */
+struct oomb_layer {
+    uint32_t struct_size;
+    enum oomb_layer_kind kind;
+    int64_t in_features;
+    int64_t out_features;
+    int has_bias;       /* linear: 1 if the layer has a bias vector */
+    int64_t n_params;   /* number of weight elements (W then b), 0 for activations */
+    int64_t attrs[8];   /* kind-specific attributes, documented per kind */
+};
+
+struct oomb_model {
+    uint32_t struct_size;
+    int n_layers;
+    const struct oomb_layer *const *layers; /* n_layers pointers, owned by the host */
+    int64_t input_features;                 /* per sample */
+    int64_t classes;                        /* targets are int32 in [0, classes) */
+};
+
+/* What a run is: the scenario x batch x strategy the plugin is asked to do. */
+struct oomb_run_info {
+    uint32_t struct_size;
+    const char *scenario;  /* scenario name */
+    enum oomb_mode mode;   /* exactly one bit */
+    enum oomb_backend backend;
+    int64_t batch;         /* samples per step (the scenario's batch size) */
+    int64_t warmup_steps;
+    int64_t measured_steps;
+    uint64_t seed;
+    enum oomb_optimizer optimizer;
+    double lr;
+    double momentum;      /* SGD */
+    double beta1, beta2;  /* Adam */
+    double eps;           /* Adam */
+    double weight_decay;
+    const struct oomb_model *model;
+    uint64_t budget_bytes; /* 0: unlimited */
+};
+
+/* ------------------------------------------------------------ kernels ---- */
+
+/*
+ * The kernel ops of one backend. Every op takes the backend context `k`
+ * (ops->ctx) first, never allocates, works on device pointers, and returns
+ * OOMB_OK or OOMB_ERR_BACKEND/OOMB_ERR_INVALID; on failure ops->last_error(k)
+ * describes it (valid until the next op on the same context).
+ *
+ * Shapes are written as (rows, cols), row-major. Unless an op says
+ * "accumulates", outputs are overwritten. Ops are asynchronous on CUDA
+ * (ordered on the run's stream); ops that return a value to the host
+ * (to_host, sum, count_*) synchronise.
+ */
+struct oomb_ops {
+    uint32_t struct_size;
+    void *ctx;
+    const char *backend_name; /* "cpu" or "cuda" */
+
+    const char *(*last_error)(void *k);
+
+    /* ---- memory movement (bytes) */
+    int (*to_host)(void *k, void *dst_host, const void *src_dev, size_t bytes);
+    int (*to_device)(void *k, void *dst_dev, const void *src_host, size_t bytes);
+    int (*copy)(void *k, void *dst_dev, const void *src_dev, size_t bytes);
+    int (*fill)(void *k, float *x, int64_t n, float value);          /* x (n) */
+    int (*zero)(void *k, void *x, size_t bytes);
+
+    /* ---- linear layer. dtype: OOMB_F32 or OOMB_F16 for inp/weight/out (and
+     * dout/dinp); accumulation is always FP32; bias, dweight and dbias are
+     * always FP32. */
+    int (*linear_forward)(void *k, enum oomb_dtype dt,
+                          void *out,          /* (B, OC) */
+                          const void *inp,    /* (B, C) */
+                          const void *weight, /* (OC, C) */
+                          const float *bias,  /* (OC) or NULL */
+                          int64_t B, int64_t C, int64_t OC);
+    /* dinp is overwritten (may be NULL to skip); dweight and dbias accumulate. */
+    int (*linear_backward)(void *k, enum oomb_dtype dt,
+                           void *dinp,         /* (B, C) or NULL */
+                           float *dweight,     /* (OC, C) accumulates */
+                           float *dbias,       /* (OC) accumulates, or NULL */
+                           const void *dout,   /* (B, OC) */
+                           const void *inp,    /* (B, C) */
+                           const void *weight, /* (OC, C) */
+                           int64_t B, int64_t C, int64_t OC);
+
+    /* ---- activations (dt: F32 or F16), n elements */
+    int (*relu_forward)(void *k, enum oomb_dtype dt, void *out, const void *inp, int64_t n);
+    /* dinp = dout * (inp > 0); dinp may alias dout */
+    int (*relu_backward)(void *k, enum oomb_dtype dt, void *dinp, const void *dout,
+                         const void *inp, int64_t n);
+    int (*gelu_forward)(void *k, enum oomb_dtype dt, void *out, const void *inp, int64_t n);
+    /* dinp = dout * gelu'(inp); dinp may alias dout */
+    int (*gelu_backward)(void *k, enum oomb_dtype dt, void *dinp, const void *dout,
+                         const void *inp, int64_t n);
+
+    /* ---- loss. logits F32 (B, K); targets int32 (B).
+     * losses[b] = -log softmax(logits[b])[targets[b]]; probs = softmax(logits). */
+    int (*softmax_xent_forward)(void *k, float *losses /* (B) */, float *probs /* (B, K) */,
+                                const float *logits, const int32_t *targets, int64_t B,
+                                int64_t K);
+    /* dlogits = scale * (probs - onehot(targets)), overwritten. For a mean loss
+     * over N samples, scale = 1/N (times the loss scale in mixed precision). */
+    int (*softmax_xent_backward)(void *k, float *dlogits /* (B, K) */, const float *probs,
+                                 const int32_t *targets, int64_t B, int64_t K, float scale);
+    /* Knowledge distillation, soft part. With ps = softmax(student/T),
+     * pt = softmax(teacher/T): losses[b] += weight * T^2 * KL(pt || ps) and
+     * dlogits += weight * scale * T * (ps - pt) (both accumulate). */
+    int (*soft_xent_accumulate)(void *k, float *losses /* (B) */, float *dlogits /* (B, K) */,
+                                const float *student_logits, const float *teacher_logits,
+                                int64_t B, int64_t K, float T, float weight, float scale);
+    /* correct = number of b with argmax(logits[b]) == targets[b] (synchronises) */
+    int (*count_correct)(void *k, const float *logits, const int32_t *targets, int64_t B,
+                         int64_t K, int64_t *correct);
+
+    /* ---- optimizers, F32, n elements; `t` is the 1-based update count. */
+    int (*sgd_update)(void *k, float *param, const float *grad, float *mom, int64_t n,
+                      float lr, float momentum, float weight_decay);
+    int (*adam_update)(void *k, float *param, const float *grad, float *m, float *v, int64_t n,
+                       float lr, float beta1, float beta2, float eps, float weight_decay,
+                       int64_t t);
+    /* Adam with 8-bit block-wise state: m as int8 with a per-block absmax
+     * scale, v as uint8 of sqrt(v) with a per-block max scale; blocks of
+     * `block` elements (the last may be short). Dequantise, update, requantise. */
+    int (*adam8_update)(void *k, float *param, const float *grad, int8_t *m_q, uint8_t *v_q,
+                        float *m_scale /* (ceil(n/block)) */, float *v_scale, int64_t n,
+                        int64_t block, float lr, float beta1, float beta2, float eps,
+                        float weight_decay, int64_t t);
+
+    /* ---- element-wise helpers, F32 */
+    int (*scale)(void *k, float *x, int64_t n, float alpha);                     /* x *= a */
+    int (*axpy)(void *k, float *y, const float *x, int64_t n, float alpha);      /* y += a x */
+    int (*sum)(void *k, const float *x, int64_t n, double *out_host);            /* sync */
+    int (*count_nonfinite)(void *k, const void *x, enum oomb_dtype dt, int64_t n,
+                           int64_t *out_host); /* sync */
+
+    /* ---- precision casts */
+    int (*cast)(void *k, void *dst, enum oomb_dtype dst_dt, const void *src,
+                enum oomb_dtype src_dt, int64_t n); /* F32<->F16 */
+
+    /* ---- int8 quantisation (symmetric, per row: scale[r] = absmax(row r) / 127) */
+    int (*quantize_rows_i8)(void *k, int8_t *q /* (R, C) */, float *scales /* (R) */,
+                            const float *x /* (R, C) */, int64_t R, int64_t C);
+    int (*dequantize_rows_i8)(void *k, float *x, const int8_t *q, const float *scales,
+                              int64_t R, int64_t C);
+    /* out = (xq wq^T) * xs[b] * ws[o] + bias, int8 x int8 -> int32 accumulate.
+     * acc is an int32 (B, OC) workspace the caller provides. */
+    int (*linear_forward_i8)(void *k, float *out /* (B, OC) */, const int8_t *xq /* (B, C) */,
+                             const float *xs /* (B) */, const int8_t *wq /* (OC, C) */,
+                             const float *ws /* (OC) */, const float *bias, int32_t *acc,
+                             int64_t B, int64_t C, int64_t OC);
+
+    /* ---- pruning and sparse formats */
+    /* count of |x| < thr (synchronises); used to find a magnitude threshold by bisection */
+    int (*count_abs_below)(void *k, const float *x, int64_t n, float thr, int64_t *out_host);
+    /* mask[i] = |w[i]| >= thr; w[i] = 0 where the mask is 0 */
+    int (*prune_by_threshold)(void *k, float *w, uint8_t *mask, int64_t n, float thr);
+    int (*apply_mask)(void *k, float *x, const uint8_t *mask, int64_t n); /* x *= mask */
+    /* CSR of a dense (R, C) matrix, zeros dropped. rowptr (R+1) int32;
+     * colidx/vals have room for nnz = count of nonzeros (caller counted). */
+    int (*dense_to_csr)(void *k, int32_t *rowptr, int32_t *colidx, float *vals,
+                        const float *w, int64_t R, int64_t C);
+    /* out = inp W^T + bias with W (OC, C) in CSR */
+    int (*linear_forward_csr)(void *k, float *out /* (B, OC) */, const float *inp /* (B, C) */,
+                              const int32_t *rowptr, const int32_t *colidx, const float *vals,
+                              const float *bias, int64_t B, int64_t C, int64_t OC);
+    /* 2:4: in each group of 4 consecutive weights of a row keep the two of
+     * largest magnitude. vals (OC, C/2) F32; idx (OC, C/8) bytes, each byte
+     * holding the two 2-bit positions of two groups (low nibble first group).
+     * C must be a multiple of 8. w is also pruned in place (zeros written). */
+    int (*compress_2of4)(void *k, float *vals, uint8_t *idx, float *w, int64_t OC, int64_t C);
+    int (*linear_forward_2of4)(void *k, float *out /* (B, OC) */, const float *inp /* (B, C) */,
+                               const float *vals, const uint8_t *idx, const float *bias,
+                               int64_t B, int64_t C, int64_t OC);
+};
+
+/* ------------------------------------------------------------ host ------- */
+
+struct oomb_run; /* opaque: the host's state for one run */
+
+/*
+ * The host table. `run` is passed back to every function. All pointers in it
+ * stay valid from create() to destroy().
+ */
+struct oomb_host {
+    uint32_t struct_size;
+    uint16_t abi_major, abi_minor;
+    struct oomb_run *run;
+    const struct oomb_run_info *info;
+    const struct oomb_ops *ops;
+
+    /* Parameters of this strategy as set in the scenario, or their declared
+     * default. Returns OOMB_OK, or OOMB_ERR_INVALID if the name is not one of
+     * the plugin's declared parameters or the value does not convert. The
+     * string stays valid until destroy(). */
+    int (*param_int)(struct oomb_run *run, const char *name, int64_t *out);
+    int (*param_float)(struct oomb_run *run, const char *name, double *out);
+    int (*param_str)(struct oomb_run *run, const char *name, const char **out);
+
+    /* Tracked device allocation. Returns OOMB_OK and *out, or OOMB_ERR_OOM when
+     * the memory budget (or the device) refuses: the plugin must free what it
+     * holds and return OOMB_ERR_OOM from its callback. `label` is copied.
+     * free(NULL) is a no-op. The contents of new memory are undefined. */
+    int (*alloc)(struct oomb_run *run, size_t bytes, enum oomb_tag tag, const char *label,
+                 void **out);
+    void (*free)(struct oomb_run *run, void *ptr);
+
+    /* Seeded data. Writes samples [first, first+count) of the batch of step
+     * `step` (step counts warm-up and measured steps from 0) into x (count,
+     * input_features) F32 and y (count) int32, both device pointers. */
+    int (*load_batch)(struct oomb_run *run, int64_t step, int64_t first, int64_t count,
+                      float *x, int32_t *y);
+    /* Seeded initial parameters of layer `layer` (n_params F32: W then b),
+     * the same for every strategy of a scenario. */
+    int (*init_params)(struct oomb_run *run, int layer, float *dst);
+
+    /* Phase marks: the time and allocations from here on belong to `phase`. */
+    void (*phase)(struct oomb_run *run, enum oomb_phase phase);
+    void (*log)(struct oomb_run *run, enum oomb_log_level level, const char *fmt, ...)
+#if defined(__GNUC__)
+        __attribute__((format(printf, 3, 4)))
+#endif
+        ;
+
+    /* Reporting, for the numerics and quality sections of the results.
+     * report_loss: mean loss over the step's whole batch. report_tensor: a
+     * device F32 array copied by the host (names below). report_metric: a
+     * strategy-specific scalar (e.g. "loss_scale", "skipped_steps",
+     * "sparsity"); the last value reported wins. */
+    int (*report_loss)(struct oomb_run *run, int64_t step, double loss);
+    int (*report_tensor)(struct oomb_run *run, const char *name, const float *dev, int64_t n);
+    int (*report_metric)(struct oomb_run *run, const char *name, double value);
+    int (*report_accuracy)(struct oomb_run *run, int64_t correct, int64_t total);
+
+    /* Reference parameters from the scenario's `none` run (its final
+     * weights): OOMB_OK, or OOMB_ERR_NOT_USABLE when not available. */
+    int (*reference_params)(struct oomb_run *run, int layer, float *dst);
+};
+
+/*
+ * Tensor names a plugin reports (the host compares them with `none`):
+ *   "grads0"   train: all parameter gradients of the first step, layer by
+ *              layer, W then b, unscaled (mean over the batch);
+ *   "weights"  train: all parameters after each update (report every step);
+ *   "output0"  infer: the logits of the first step (B, classes).
+ */
+
+/* ------------------------------------------------------------ plugin ----- */
+
+struct oomb_param_desc {
+    const char *name;
+    enum oomb_param_type type;
+    const char *default_value; /* as text, e.g. "4", "0.5", "unstructured" */
+    const char *unit;          /* e.g. "samples", "steps", "", NULL */
+    const char *help;          /* one line; for strings, list the choices */
+};
+
+struct oomb_plugin {
+    uint32_t struct_size;
+    uint16_t abi_major, abi_minor;
+    const char *name;        /* [a-z0-9_]+, unique */
+    const char *description; /* one line */
+    uint32_t modes;          /* OOMB_MODE_* bits */
+    uint32_t backends;       /* OOMB_BACKEND_* bits */
+    const struct oomb_param_desc *params;
+    int n_params;
+
+    /* Optional. OOMB_OK if the plugin can run here, else OOMB_ERR_NOT_USABLE
+     * with the reason in msg (the run is then skipped, not failed). */
+    int (*usable)(const struct oomb_host *host, char *msg, size_t msg_len);
+    /* Required. Allocate weights and state; *state is the plugin's own. */
+    int (*create)(const struct oomb_host *host, void **state, char *msg, size_t msg_len);
+    /* Required. One step over the whole batch of `step` (warm-up and measured
+     * steps count from 0): forward, and for train backward and update. */
+    int (*step)(void *state, int64_t step, char *msg, size_t msg_len);
+    /* Optional. After the last step: final reports (accuracy, metrics). */
+    int (*finish)(void *state, char *msg, size_t msg_len);
+    /* Required. Free everything; called after create succeeded, also after a
+     * failed step. Must not fail. */
+    void (*destroy)(void *state);
+};
+
+typedef const struct oomb_plugin *(*oomb_plugin_entry_fn)(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* OOMBENCH_PLUGIN_H */

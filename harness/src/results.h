@@ -1,0 +1,138 @@
+/*
+ * In-memory results of an invocation and their JSON form
+ * ("oombench-results/1", docs/results-format.md). Written atomically
+ * (temp file in the same directory, fsync, rename) so that a results file on
+ * disk is always complete.
+ */
+#ifndef OOMB_RESULTS_H
+#define OOMB_RESULTS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "oombench/plugin.h"
+
+#define OOMB_RESULTS_SCHEMA "oombench-results/1"
+
+enum oomb_outcome {
+    OOMB_OUTCOME_OK = 0,
+    OOMB_OUTCOME_OOM,
+    OOMB_OUTCOME_CRASH,
+    OOMB_OUTCOME_TIMEOUT,
+    OOMB_OUTCOME_ERROR,
+    OOMB_OUTCOME_SKIPPED,
+    OOMB_OUTCOME_NOT_APPLICABLE,
+    OOMB_OUTCOME_COUNT
+};
+
+/* "ok", "oom", ... ; NULL for out-of-range. */
+const char *oomb_outcome_name(enum oomb_outcome o);
+/* Returns the outcome, or -1 for an unknown name. */
+int oomb_outcome_parse(const char *name);
+const char *oomb_tag_name(enum oomb_tag t);     /* "weights", ... */
+const char *oomb_phase_name(enum oomb_phase p); /* "other", "forward", ... */
+
+struct oomb_metric {
+    char *name;
+    double value;
+};
+
+/* One allocation event of the timeline. */
+struct oomb_event {
+    int64_t t_ns;      /* since the run started */
+    int64_t delta;     /* +bytes on alloc, -bytes on free */
+    uint64_t in_use;   /* total bytes in use after the event */
+    uint8_t tag;       /* enum oomb_tag */
+    uint8_t phase;     /* enum oomb_phase */
+    int32_t step;      /* -1 during setup */
+};
+
+struct oomb_stats {
+    double median, mean, stddev, min, max, p05, p95;
+    double ci_low, ci_high; /* 95% interval of the median (bootstrap) */
+};
+
+struct oomb_run_result {
+    char *scenario;
+    char *strategy;   /* label */
+    char *plugin;     /* plugin name */
+    char *plugin_path;
+    char **param_keys, **param_values; /* effective parameters, declared order */
+    int n_params;
+    enum oomb_mode mode;
+    enum oomb_backend backend;
+    int64_t batch;
+
+    enum oomb_outcome outcome;
+    char *reason; /* "" when ok */
+
+    /* memory (tracked, exact) */
+    uint64_t peak_bytes;
+    uint64_t peak_by_tag[OOMB_TAG_COUNT];
+    uint64_t host_peak_rss_bytes;
+    uint64_t oom_request_bytes; /* when outcome == oom: the refused request */
+    uint64_t oom_in_use_bytes;  /* ... and the bytes in use at that moment */
+    int device_mem_valid;
+    uint64_t device_peak_bytes;
+    char *device_mem_method;
+
+    /* time: per measured step, ns */
+    int64_t *step_ns;
+    int n_steps;
+    int64_t *phase_ns[OOMB_PHASE_COUNT]; /* n_steps each (may be NULL) */
+    struct oomb_stats step_stats;
+    struct oomb_stats phase_stats[OOMB_PHASE_COUNT];
+    double samples_per_s; /* batch / median step time */
+
+    /* numerics vs the `none` run of the same scenario/mode/batch (-1: n/a) */
+    int has_numerics;
+    double loss_rel_err;    /* final loss */
+    double grad_rel_err;    /* first-step gradients, ||a-b||/||b|| */
+    double output_rel_err;  /* first-step logits (infer) */
+    double weight_rel_err;  /* max over updates of ||w-w_ref||/||w_ref|| */
+
+    /* quality */
+    double *losses; /* per step, warm-up included */
+    int n_losses;
+    double final_loss;
+    int has_accuracy;
+    double accuracy;
+    double accuracy_delta; /* vs none; NAN when n/a */
+
+    struct oomb_metric *metrics;
+    int n_metrics;
+
+    struct oomb_event *events; /* first measured step's timeline */
+    int n_events;
+};
+
+struct oomb_results {
+    char *tool_version;
+    char *created;       /* ISO-8601 UTC */
+    char *host_name, *host_os, *host_cpu;
+    int host_cores;
+    uint64_t host_mem_bytes;
+    char *device_class;  /* e.g. "cpu-x86_64" */
+    char *device_backend, *device_name, *device_driver, *device_runtime;
+    struct oomb_run_result *runs;
+    int n_runs;
+};
+
+/* Append a zeroed run and return it (owned by r), or NULL when out of memory. */
+struct oomb_run_result *oomb_results_add_run(struct oomb_results *r);
+/* Free everything a results struct owns (not r itself). */
+void oomb_results_free(struct oomb_results *r);
+void oomb_run_result_free(struct oomb_run_result *run);
+
+/* Write as JSON to `path` atomically. Returns OOMB_OK or OOMB_ERR_IO (err). */
+int oomb_results_write(const struct oomb_results *r, const char *path, char *err,
+                       size_t err_len) OOMB_WARN_UNUSED;
+/* Read a results file; fills *r (caller frees with oomb_results_free).
+ * Returns OOMB_OK, OOMB_ERR_IO or OOMB_ERR_PARSE (wrong schema, bad field). */
+int oomb_results_read(const char *path, struct oomb_results *r, char *err, size_t err_len)
+    OOMB_WARN_UNUSED;
+
+/* Robust statistics of n samples (ns); bootstrap CI with a fixed seed. */
+void oomb_stats_compute(const int64_t *samples, int n, struct oomb_stats *out);
+
+#endif

@@ -1,0 +1,97 @@
+/*
+ * Scenario files (scenarios/*.yaml): what to run. Parsed with libyaml into
+ * `struct oomb_scenario`; every error names file:line:column and the key.
+ * The format is documented in docs/scenario-format.md.
+ */
+#ifndef OOMB_SCENARIO_H
+#define OOMB_SCENARIO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "oombench/plugin.h"
+
+/* Where something came from in a scenario file (1-based line and column). */
+struct oomb_src_loc {
+    const char *file; /* points into the owning scenario's path */
+    int line, col;
+};
+
+/* A scalar parameter as written (the plugin's declared type converts it). */
+struct oomb_kv {
+    char *key;
+    char *value;
+    struct oomb_src_loc loc;
+};
+
+/* One strategy to run: a plugin name, a label unique in the scenario
+ * (defaults to the plugin name) and its parameters. */
+struct oomb_strategy_spec {
+    char *plugin;
+    char *label;
+    struct oomb_kv *params;
+    int n_params;
+    struct oomb_src_loc loc;
+};
+
+/* A check between strategies of one run, e.g.
+ * "checkpoint.memory.activations <= 0.6 * none.memory.activations". */
+struct oomb_check_spec {
+    char *expr;
+    struct oomb_src_loc loc;
+};
+
+enum oomb_input_kind { OOMB_INPUT_SYNTHETIC = 0, OOMB_INPUT_FASHION_MNIST = 1 };
+
+struct oomb_scenario {
+    char *path;        /* as given */
+    char *name;        /* `name:` or the file stem */
+    char *description; /* may be "" */
+
+    /* model */
+    struct oomb_model model;          /* model.layers points at layer_ptrs */
+    struct oomb_layer *layer_storage; /* n_layers */
+    const struct oomb_layer **layer_ptrs;
+
+    /* input */
+    enum oomb_input_kind input_kind;
+    uint64_t seed;
+
+    uint32_t modes; /* OOMB_MODE_* bits: `mode: train`, or a list */
+    int64_t *batches;
+    int n_batches;
+
+    enum oomb_optimizer optimizer;
+    double lr, momentum, beta1, beta2, eps, weight_decay;
+
+    int64_t warmup_steps, measured_steps;
+    uint64_t budget_bytes; /* 0: unlimited */
+    enum oomb_backend backend;
+    int device;            /* CUDA ordinal */
+    double timeout_s;      /* per run */
+
+    struct oomb_strategy_spec *strategies;
+    int n_strategies;
+    struct oomb_check_spec *checks;
+    int n_checks;
+};
+
+/*
+ * Load and validate a scenario. Returns OOMB_OK and a heap scenario the caller
+ * frees with oomb_scenario_destroy(), or OOMB_ERR_PARSE (malformed YAML,
+ * unknown key, wrong type, bad value, shapes that do not fit) / OOMB_ERR_IO
+ * (cannot read) with "file:line:col: key 'k': what was expected" in err.
+ */
+int oomb_scenario_load(const char *path, struct oomb_scenario **out, char *err, size_t err_len)
+    OOMB_WARN_UNUSED;
+void oomb_scenario_destroy(struct oomb_scenario *sc);
+
+/* Parse a byte size such as "2GiB", "512MiB", "1e9", "100000" (suffixes KiB,
+ * MiB, GiB, TiB, KB, MB, GB, TB, B). Returns OOMB_OK or OOMB_ERR_PARSE on
+ * syntax errors, negative values and overflow of 64 bits. */
+int oomb_parse_bytes(const char *text, uint64_t *out) OOMB_WARN_UNUSED;
+
+/* Parse a duration such as "30s", "2m", "500ms", "10" (seconds). */
+int oomb_parse_duration(const char *text, double *seconds) OOMB_WARN_UNUSED;
+
+#endif

@@ -1,0 +1,93 @@
+/*
+ * The backend interface between the harness and a kernel backend (kernels/cpu,
+ * kernels/cuda). Internal: plugins only ever see `struct oomb_ops` from
+ * <oombench/plugin.h>; the harness additionally needs raw device allocation
+ * (which it wraps in the tracked allocator), synchronisation, timing and a
+ * description of the device.
+ */
+#ifndef OOMB_KERNELS_BACKEND_H
+#define OOMB_KERNELS_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "oombench/plugin.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Facts about the device for the results file; strings owned by the backend. */
+struct oomb_device_info {
+    const char *backend;   /* "cpu" | "cuda" */
+    const char *name;      /* CPU model name or GPU name */
+    const char *driver;    /* CUDA driver version, "" on CPU */
+    const char *runtime;   /* CUDA runtime/cuBLAS/cuDNN versions, BLAS on CPU */
+    int index;             /* device ordinal */
+    uint64_t total_bytes;  /* device memory (RAM on CPU) */
+    int cc_major, cc_minor;
+};
+
+/* Device-side memory as the device itself sees it (cross-check of the tracker). */
+struct oomb_device_mem {
+    int valid;             /* 0 when the backend has nothing to report */
+    uint64_t peak_bytes;   /* pool high-water mark or cudaMemGetInfo delta */
+    uint64_t baseline_bytes; /* in use before the run's first allocation */
+    const char *method;    /* how peak_bytes was obtained */
+};
+
+/* Alloc hook a backend uses for its own library workspaces (cuBLAS), so that
+ * they are tracked with tag OOMB_TAG_WORKSPACE. */
+struct oomb_backend_alloc_hook {
+    void *user;
+    int (*alloc)(void *user, size_t bytes, enum oomb_tag tag, const char *label, void **out);
+    void (*free)(void *user, void *ptr);
+};
+
+struct oomb_backend {
+    struct oomb_ops ops;   /* ops.ctx is the backend's context */
+    struct oomb_device_info info;
+
+    /* Raw device allocation, untracked: the tracked allocator wraps these.
+     * raw_alloc returns OOMB_OK or OOMB_ERR_OOM. */
+    int (*raw_alloc)(void *k, size_t bytes, void **out);
+    void (*raw_free)(void *k, void *ptr);
+    /* Wait for all queued work. */
+    int (*sync)(void *k);
+    /* Timing: monotonic nanoseconds at which queued work up to now completes.
+     * CPU: clock_gettime(CLOCK_MONOTONIC). CUDA: records an event; the times of
+     * recorded marks are resolved by timer_resolve after a sync. */
+    int (*timer_mark)(void *k, int *mark_id);
+    int (*timer_resolve)(void *k, int mark_id, int64_t *ns);
+    void (*timer_reset)(void *k);
+    /* Called once by the host after the tracked allocator exists: the backend
+     * allocates its library workspaces (cuBLAS) through the hook, tagged
+     * OOMB_TAG_WORKSPACE, and frees them through it in destroy. May be NULL
+     * (CPU). The hook must outlive the backend. */
+    int (*set_alloc_hook)(void *k, const struct oomb_backend_alloc_hook *hook);
+    /* Device-reported memory since the backend was created. */
+    int (*device_mem)(void *k, struct oomb_device_mem *out);
+    void (*destroy)(struct oomb_backend *b);
+};
+
+/* CPU backend. Returns OOMB_OK and a heap backend the caller destroys with
+ * b->destroy(b). */
+int oomb_cpu_backend_create(struct oomb_backend **out, char *msg, size_t msg_len);
+
+/* CUDA backend (only when built with CUDA). device: ordinal. Returns OOMB_OK,
+ * OOMB_ERR_NOT_USABLE when no GPU/driver is present (msg says why), or
+ * OOMB_ERR_BACKEND. The caller destroys *out with b->destroy(b). */
+int oomb_cuda_backend_create(int device, struct oomb_backend **out, char *msg, size_t msg_len);
+
+/* Number of usable CUDA devices, 0 with the reason in msg when none (or when
+ * built without CUDA). Never fails otherwise. */
+int oomb_cuda_device_count(char *msg, size_t msg_len);
+
+/* Whether this build has the CUDA backend compiled in. */
+int oomb_cuda_backend_compiled(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
