@@ -44,7 +44,7 @@ struct oomb_backend_alloc_hook {
     void (*free)(void *user, void *ptr);
 };
 
-struct oomb_backend {
+struct oomb_kernel_backend {
     struct oomb_ops ops;   /* ops.ctx is the backend's context */
     struct oomb_device_info info;
 
@@ -67,17 +67,17 @@ struct oomb_backend {
     int (*set_alloc_hook)(void *k, const struct oomb_backend_alloc_hook *hook);
     /* Device-reported memory since the backend was created. */
     int (*device_mem)(void *k, struct oomb_device_mem *out);
-    void (*destroy)(struct oomb_backend *b);
+    void (*destroy)(struct oomb_kernel_backend *b);
 };
 
 /* CPU backend. Returns OOMB_OK and a heap backend the caller destroys with
  * b->destroy(b). */
-int oomb_cpu_backend_create(struct oomb_backend **out, char *msg, size_t msg_len);
+int oomb_cpu_backend_create(struct oomb_kernel_backend **out, char *msg, size_t msg_len);
 
 /* CUDA backend (only when built with CUDA). device: ordinal. Returns OOMB_OK,
  * OOMB_ERR_NOT_USABLE when no GPU/driver is present (msg says why), or
  * OOMB_ERR_BACKEND. The caller destroys *out with b->destroy(b). */
-int oomb_cuda_backend_create(int device, struct oomb_backend **out, char *msg, size_t msg_len);
+int oomb_cuda_backend_create(int device, struct oomb_kernel_backend **out, char *msg, size_t msg_len);
 
 /* Number of usable CUDA devices, 0 with the reason in msg when none (or when
  * built without CUDA). Never fails otherwise. */

@@ -15,7 +15,7 @@ int oomb_cuda_device_count(char *msg, size_t msg_len)
     return 0;
 }
 
-int oomb_cuda_backend_create(int device, struct oomb_backend **out, char *msg, size_t msg_len)
+int oomb_cuda_backend_create(int device, struct oomb_kernel_backend **out, char *msg, size_t msg_len)
 {
     (void)device;
     *out = NULL;

@@ -1,1 +1,325 @@
-int main(void){return 0;}
+/*
+ * The `oombench` command line: subcommands run and list (compare, baseline,
+ * report and ab are added by their modules). Exit codes, documented in the
+ * README: 0 fine, 1 a run failed or a check failed, 2 usage or input error,
+ * 3 internal error.
+ */
+#include <dirent.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "backend.h"
+#include "loader.h"
+#include "results.h"
+#include "runner.h"
+#include "scenario.h"
+#include "table.h"
+#include "util.h"
+
+enum { EXIT_FINE = 0, EXIT_FAILED = 1, EXIT_USAGE = 2, EXIT_INTERNAL = 3 };
+
+#define MAX_LIST 64
+
+static void usage_main(FILE *f)
+{
+    fprintf(f,
+            "usage: oombench <command> [options]\n"
+            "\n"
+            "Measures how memory-saving strategies for neural networks trade memory for\n"
+            "speed and accuracy.\n"
+            "\n"
+            "commands:\n"
+            "  run SCENARIO...   run scenarios, print a table, write a results file\n"
+            "  list              show the plugins and scenarios found\n"
+            "\n"
+            "options:\n"
+            "  -h, --help        this help; `oombench <command> --help` for a command\n"
+            "  -V, --version     print the version\n"
+            "\n"
+            "exit status: 0 fine, 1 a run or check failed, 2 usage or input error,\n"
+            "3 internal error\n");
+}
+
+static void usage_run(FILE *f)
+{
+    fprintf(f,
+            "usage: oombench run [options] SCENARIO.yaml...\n"
+            "\n"
+            "Runs every scenario x mode x batch x strategy in its own child process and\n"
+            "writes one results file (JSON, docs/results-format.md) per invocation.\n"
+            "\n"
+            "options:\n"
+            "  -o, --out DIR          results folder (default: results)\n"
+            "  -d, --device DEV       override the scenarios' backend: cpu, cuda, cuda:N\n"
+            "  -t, --timeout SECONDS  per-run time limit (default: the scenario's)\n"
+            "  -P, --plugin-dir DIR   also load plugins from DIR (repeatable)\n"
+            "  -p, --plugin FILE.so   also load this plugin (repeatable)\n"
+            "  -q, --quiet            no progress lines\n"
+            "      --no-color         no colours in the table (also NO_COLOR=1)\n"
+            "  -h, --help             this help\n"
+            "\n"
+            "exit status: 0 every run ok (or oom/skipped/not_applicable) and every check\n"
+            "passed; 1 a run crashed, timed out or failed, or a check failed; 2 usage or\n"
+            "input error (nothing is run, no file written); 3 internal error\n");
+}
+
+static void usage_list(FILE *f)
+{
+    fprintf(f,
+            "usage: oombench list [options]\n"
+            "\n"
+            "Shows the plugins found (name, description, modes, backends, parameters with\n"
+            "defaults and units) and the scenarios of a folder.\n"
+            "\n"
+            "options:\n"
+            "  -P, --plugin-dir DIR     also load plugins from DIR (repeatable)\n"
+            "  -p, --plugin FILE.so     also load this plugin (repeatable)\n"
+            "  -s, --scenarios DIR      scenario folder (default: scenarios)\n"
+            "  -h, --help               this help\n");
+}
+
+static int want_color(int no_color_flag)
+{
+    const char *nc = getenv("NO_COLOR");
+    if (no_color_flag || (nc && *nc))
+        return 0;
+    return isatty(STDOUT_FILENO);
+}
+
+static int cmd_run(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"out", required_argument, NULL, 'o'},     {"device", required_argument, NULL, 'd'},
+        {"timeout", required_argument, NULL, 't'}, {"plugin-dir", required_argument, NULL, 'P'},
+        {"plugin", required_argument, NULL, 'p'},  {"quiet", no_argument, NULL, 'q'},
+        {"no-color", no_argument, NULL, 'C'},      {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    struct oomb_run_options o = {0};
+    const char *dirs[MAX_LIST], *files[MAX_LIST];
+    int no_color = 0, c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "o:d:t:P:p:qh", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'o': o.out_dir = optarg; break;
+        case 'd': o.device = optarg; break;
+        case 't': {
+            double s;
+            if (oomb_parse_duration(optarg, &s) != OOMB_OK || s <= 0) {
+                fprintf(stderr, "oombench run: --timeout '%s': expected a positive duration "
+                                "such as 30, 30s, 2m\n", optarg);
+                return EXIT_USAGE;
+            }
+            o.timeout_s = s;
+            break;
+        }
+        case 'P':
+            if (o.n_plugin_dirs == MAX_LIST) {
+                fprintf(stderr, "oombench run: too many --plugin-dir\n");
+                return EXIT_USAGE;
+            }
+            dirs[o.n_plugin_dirs++] = optarg;
+            break;
+        case 'p':
+            if (o.n_plugin_files == MAX_LIST) {
+                fprintf(stderr, "oombench run: too many --plugin\n");
+                return EXIT_USAGE;
+            }
+            files[o.n_plugin_files++] = optarg;
+            break;
+        case 'q': o.quiet = 1; break;
+        case 'C': no_color = 1; break;
+        case 'h': usage_run(stdout); return EXIT_FINE;
+        default: usage_run(stderr); return EXIT_USAGE;
+        }
+    }
+    if (optind >= argc) {
+        fprintf(stderr, "oombench run: no scenario given\n");
+        usage_run(stderr);
+        return EXIT_USAGE;
+    }
+    o.plugin_dirs = dirs;
+    o.plugin_files = files;
+
+    struct oomb_results res;
+    struct oomb_run_summary sum;
+    char err[2048] = "";
+    int rc = oomb_runner_run((const char *const *)argv + optind, argc - optind, &o, &res, &sum,
+                             err, sizeof err);
+    if (rc != OOMB_OK) {
+        fprintf(stderr, "oombench run: %s\n", err);
+        oomb_results_free(&res);
+        return rc == OOMB_ERR_IO || rc == OOMB_ERR_INTERNAL ? EXIT_INTERNAL : EXIT_USAGE;
+    }
+    oomb_table_print(stdout, &res, want_color(no_color));
+    for (int i = 0; i < res.n_checks; i++) {
+        const struct oomb_check_record *cr = &res.checks[i];
+        const char *st = cr->status == OOMB_CHECK_PASS ? "PASS"
+                         : cr->status == OOMB_CHECK_SKIPPED ? "SKIP" : "FAIL";
+        printf("check %s  %s %s batch %lld: %s", st, cr->scenario,
+               cr->mode == OOMB_MODE_TRAIN ? "train" : "infer", (long long)cr->batch, cr->expr);
+        if (cr->status == OOMB_CHECK_PASS)
+            printf("  (%.6g %s %.6g)", cr->lhs, cr->op ? cr->op : "?", cr->rhs);
+        else if (cr->message && cr->message[0])
+            printf("  (%s)", cr->message);
+        printf("\n");
+    }
+    printf("\n%d run(s): %d failed, %d oom; %d check(s): %d failed\nresults: %s\n", sum.n_runs,
+           sum.n_failed, sum.n_oom, sum.n_checks, sum.n_checks_failed, sum.results_path);
+    oomb_results_free(&res);
+    return sum.n_failed || sum.n_checks_failed ? EXIT_FAILED : EXIT_FINE;
+}
+
+static const char *modes_text(uint32_t m)
+{
+    return (m & OOMB_MODE_TRAIN) && (m & OOMB_MODE_INFER) ? "train, infer"
+           : (m & OOMB_MODE_TRAIN)                        ? "train"
+                                                          : "infer";
+}
+
+static const char *backends_text(uint32_t b)
+{
+    return (b & OOMB_BACKEND_CPU) && (b & OOMB_BACKEND_CUDA) ? "cpu, cuda"
+           : (b & OOMB_BACKEND_CPU)                          ? "cpu"
+                                                             : "cuda";
+}
+
+static int cmp_name(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static void list_scenarios(const char *dir)
+{
+    DIR *d = opendir(dir);
+    printf("\nscenarios (%s):\n", dir);
+    if (!d) {
+        printf("  (folder not found)\n");
+        return;
+    }
+    char *names[256];
+    int n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) && n < 256) {
+        size_t len = strlen(de->d_name);
+        if (len > 5 && strcmp(de->d_name + len - 5, ".yaml") == 0)
+            names[n++] = oomb_strdup(de->d_name);
+    }
+    closedir(d);
+    qsort(names, (size_t)n, sizeof *names, cmp_name);
+    for (int i = 0; i < n; i++) {
+        char path[PATH_MAX];
+        char err[1024];
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        struct oomb_scenario *sc;
+        if (oomb_scenario_load(path, &sc, err, sizeof err) != OOMB_OK) {
+            printf("  %-28s INVALID: %s\n", names[i], err);
+        } else {
+            printf("  %-28s %s%s%s\n", path, sc->name, sc->description[0] ? " - " : "",
+                   sc->description);
+            printf("      mode %s; batch", modes_text(sc->modes));
+            for (int b = 0; b < sc->n_batches; b++)
+                printf("%s%lld", b ? ", " : " ", (long long)sc->batches[b]);
+            printf("; strategies");
+            for (int s = 0; s < sc->n_strategies; s++)
+                printf("%s%s", s ? ", " : " ", sc->strategies[s].label);
+            printf("\n");
+            oomb_scenario_destroy(sc);
+        }
+        free(names[i]);
+    }
+    if (n == 0)
+        printf("  (none)\n");
+}
+
+static int cmd_list(int argc, char **argv)
+{
+    static const struct option longopts[] = {{"plugin-dir", required_argument, NULL, 'P'},
+                                             {"plugin", required_argument, NULL, 'p'},
+                                             {"scenarios", required_argument, NULL, 's'},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {NULL, 0, NULL, 0}};
+    const char *dirs[MAX_LIST], *files[MAX_LIST];
+    int nd = 0, nf = 0, c;
+    const char *scen_dir = "scenarios";
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "P:p:s:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'P':
+            if (nd < MAX_LIST)
+                dirs[nd++] = optarg;
+            break;
+        case 'p':
+            if (nf < MAX_LIST)
+                files[nf++] = optarg;
+            break;
+        case 's': scen_dir = optarg; break;
+        case 'h': usage_list(stdout); return EXIT_FINE;
+        default: usage_list(stderr); return EXIT_USAGE;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "oombench list: unexpected argument '%s'\n", argv[optind]);
+        return EXIT_USAGE;
+    }
+    struct oomb_registry reg;
+    char err[1024];
+    if (oomb_registry_load(&reg, dirs, nd, files, nf, err, sizeof err) != OOMB_OK) {
+        fprintf(stderr, "oombench list: %s\n", err);
+        return EXIT_USAGE;
+    }
+    printf("plugins (ABI %d.%d; default folder %s):\n", OOMB_ABI_MAJOR, OOMB_ABI_MINOR,
+           oomb_default_plugin_dir());
+    for (int i = 0; i < reg.n; i++) {
+        const struct oomb_plugin *d = &reg.plugins[i]->desc;
+        printf("\n  %s - %s\n", d->name, d->description);
+        printf("      modes: %s; backends: %s; ABI %u.%u; %s\n", modes_text(d->modes),
+               backends_text(d->backends), d->abi_major, d->abi_minor, reg.plugins[i]->path);
+        for (int k = 0; k < d->n_params; k++) {
+            const struct oomb_param_desc *pd = &d->params[k];
+            static const char *types[] = {"int", "float", "string"};
+            printf("      %-14s %-6s default %-12s%s%-8s %s\n", pd->name, types[pd->type],
+                   pd->default_value, pd->unit && pd->unit[0] ? " unit " : "",
+                   pd->unit ? pd->unit : "", pd->help ? pd->help : "");
+        }
+    }
+    if (reg.n == 0)
+        printf("  (none found)\n");
+    for (int i = 0; i < reg.n_rejected; i++)
+        printf("  rejected: %s\n", reg.rejected[i]);
+    printf("\nbackends: cpu%s\n", oomb_cuda_backend_compiled() ? ", cuda (compiled in; "
+                                                                 "`run --device cuda` checks "
+                                                                 "for a GPU)"
+                                                               : "");
+    list_scenarios(scen_dir);
+    oomb_registry_free(&reg);
+    return EXIT_FINE;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage_main(stderr);
+        return EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
+        usage_main(stdout);
+        return EXIT_FINE;
+    }
+    if (strcmp(cmd, "-V") == 0 || strcmp(cmd, "--version") == 0) {
+        printf("oombench %s (plugin ABI %d.%d, CUDA backend %s)\n", OOMB_VERSION, OOMB_ABI_MAJOR,
+               OOMB_ABI_MINOR, oomb_cuda_backend_compiled() ? "compiled in" : "not built");
+        return EXIT_FINE;
+    }
+    if (strcmp(cmd, "run") == 0)
+        return cmd_run(argc - 1, argv + 1);
+    if (strcmp(cmd, "list") == 0)
+        return cmd_list(argc - 1, argv + 1);
+    fprintf(stderr, "oombench: unknown command '%s'\n", cmd);
+    usage_main(stderr);
+    return EXIT_USAGE;
+}

@@ -1,1 +1,1189 @@
-/* placeholder: replaced by the real module */
+/*
+ * Results of an invocation: their lifecycle, and their JSON form
+ * ("oombench-results/1", see docs/results-format.md).
+ *
+ * Writing builds a jansson tree and dumps it to a temp file next to the
+ * target, then fsyncs and renames, so a results file on disk is always either
+ * the old one or the complete new one. Reading is tolerant of fields it does
+ * not know (newer writers may add them) and strict about the schema string
+ * and about the type of the fields it does know.
+ *
+ * Byte counts are uint64_t in memory and JSON integers on disk. jansson keeps
+ * integers as long long, so counts round-trip exactly up to 2^63-1; a larger
+ * count is refused by the writer rather than silently corrupted.
+ */
+#include "results.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* ------------------------------------------------------------- names ---- */
+
+static const char *const outcome_names[OOMB_OUTCOME_COUNT] = {
+    "ok", "oom", "crash", "timeout", "error", "skipped", "not_applicable",
+};
+
+static const char *const tag_names[OOMB_TAG_COUNT] = {
+    "weights", "grads", "optimizer", "activations", "workspace", "other",
+};
+
+static const char *const phase_names[OOMB_PHASE_COUNT] = {
+    "other",
+    "forward",
+    "backward",
+    "update",
+};
+
+const char *oomb_outcome_name(enum oomb_outcome o)
+{
+    if ((int)o < 0 || o >= OOMB_OUTCOME_COUNT)
+        return NULL;
+    return outcome_names[o];
+}
+
+int oomb_outcome_parse(const char *name)
+{
+    if (!name)
+        return -1;
+    for (int i = 0; i < OOMB_OUTCOME_COUNT; i++)
+        if (strcmp(name, outcome_names[i]) == 0)
+            return i;
+    return -1;
+}
+
+const char *oomb_tag_name(enum oomb_tag t)
+{
+    if ((int)t < 0 || t >= OOMB_TAG_COUNT)
+        return NULL;
+    return tag_names[t];
+}
+
+const char *oomb_phase_name(enum oomb_phase p)
+{
+    if ((int)p < 0 || p >= OOMB_PHASE_COUNT)
+        return NULL;
+    return phase_names[p];
+}
+
+static const char *const check_status_names[] = {"pass", "fail", "skipped"};
+#define CHECK_STATUS_COUNT 3
+
+static int name_index(const char *const *names, int n, const char *name)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp(name, names[i]) == 0)
+            return i;
+    return -1;
+}
+
+static const char *mode_name(enum oomb_mode m)
+{
+    switch (m) {
+    case OOMB_MODE_TRAIN:
+        return "train";
+    case OOMB_MODE_INFER:
+        return "infer";
+    }
+    return NULL;
+}
+
+static const char *backend_name(enum oomb_backend b)
+{
+    switch (b) {
+    case OOMB_BACKEND_CPU:
+        return "cpu";
+    case OOMB_BACKEND_CUDA:
+        return "cuda";
+    }
+    return NULL;
+}
+
+/* --------------------------------------------------------- lifecycle ---- */
+
+static void stats_set_nan(struct oomb_stats *s)
+{
+    s->median = s->mean = s->stddev = s->min = s->max = NAN;
+    s->p05 = s->p95 = s->ci_low = s->ci_high = NAN;
+}
+
+struct oomb_run_result *oomb_results_add_run(struct oomb_results *r)
+{
+    if (r->n_runs < 0 || r->n_runs >= INT_MAX)
+        return NULL;
+    /* Grows by one: runs are at most a few hundred and this keeps `runs`
+     * an exactly-sized array whoever else built it. */
+    struct oomb_run_result *runs = realloc(r->runs, ((size_t)r->n_runs + 1) * sizeof(*runs));
+    if (!runs)
+        return NULL;
+    r->runs = runs;
+    struct oomb_run_result *run = &runs[r->n_runs++];
+    memset(run, 0, sizeof(*run));
+    /* NAN is "not available" everywhere a 0 would be a plausible value. */
+    run->loss_rel_err = NAN;
+    run->grad_rel_err = NAN;
+    run->output_rel_err = NAN;
+    run->weight_rel_err = NAN;
+    run->final_loss = NAN;
+    run->accuracy = NAN;
+    run->accuracy_delta = NAN;
+    run->samples_per_s = NAN;
+    stats_set_nan(&run->step_stats);
+    for (int p = 0; p < OOMB_PHASE_COUNT; p++)
+        stats_set_nan(&run->phase_stats[p]);
+    return run;
+}
+
+void oomb_run_result_free(struct oomb_run_result *run)
+{
+    if (!run)
+        return;
+    free(run->scenario);
+    free(run->strategy);
+    free(run->plugin);
+    free(run->plugin_path);
+    for (int i = 0; i < run->n_params; i++) {
+        if (run->param_keys)
+            free(run->param_keys[i]);
+        if (run->param_values)
+            free(run->param_values[i]);
+    }
+    free(run->param_keys);
+    free(run->param_values);
+    free(run->reason);
+    free(run->device_mem_method);
+    free(run->step_ns);
+    for (int p = 0; p < OOMB_PHASE_COUNT; p++)
+        free(run->phase_ns[p]);
+    free(run->losses);
+    for (int i = 0; i < run->n_metrics; i++)
+        free(run->metrics[i].name);
+    free(run->metrics);
+    free(run->events);
+    memset(run, 0, sizeof(*run));
+}
+
+void oomb_results_free(struct oomb_results *r)
+{
+    if (!r)
+        return;
+    for (int i = 0; i < r->n_runs; i++)
+        oomb_run_result_free(&r->runs[i]);
+    free(r->runs);
+    for (int i = 0; r->checks && i < r->n_checks; i++) {
+        free(r->checks[i].scenario);
+        free(r->checks[i].expr);
+        free(r->checks[i].op);
+        free(r->checks[i].message);
+    }
+    free(r->checks);
+    free(r->tool_version);
+    free(r->created);
+    free(r->host_name);
+    free(r->host_os);
+    free(r->host_cpu);
+    free(r->device_class);
+    free(r->device_backend);
+    free(r->device_name);
+    free(r->device_driver);
+    free(r->device_runtime);
+    memset(r, 0, sizeof(*r));
+}
+
+/* ------------------------------------------------------------- write ---- */
+
+/* Builder state: one flag instead of a check after every call. */
+struct jw {
+    int oom;     /* a jansson allocation failed */
+    int too_big; /* a byte count above 2^63-1 */
+    const char *big_field;
+    int big_run;
+};
+
+static void put(struct jw *w, json_t *obj, const char *key, json_t *val)
+{
+    /* json_object_set_new releases val on failure, also for a NULL obj. */
+    if (!val || json_object_set_new(obj, key, val) != 0)
+        w->oom = 1;
+}
+
+static void append(struct jw *w, json_t *arr, json_t *val)
+{
+    if (!val || json_array_append_new(arr, val) != 0)
+        w->oom = 1;
+}
+
+/* jansson accepts only valid UTF-8; a reason may hold raw bytes from a
+ * crashed child, so invalid sequences are replaced with '?'. */
+static json_t *jstr(const char *s)
+{
+    if (!s)
+        return json_null();
+    json_t *j = json_string(s);
+    if (j)
+        return j;
+    size_t n = strlen(s);
+    char *copy = malloc(n + 1);
+    if (!copy)
+        return NULL;
+    const unsigned char *u = (const unsigned char *)s;
+    size_t i = 0;
+    while (i < n) {
+        int len = u[i] < 0x80             ? 1
+                  : (u[i] & 0xE0) == 0xC0 ? 2
+                  : (u[i] & 0xF0) == 0xE0 ? 3
+                  : (u[i] & 0xF8) == 0xF0 ? 4
+                                          : 0;
+        int ok = len > 0 && i + (size_t)len <= n;
+        for (int k = 1; ok && k < len; k++)
+            ok = (u[i + k] & 0xC0) == 0x80;
+        if (ok) {
+            /* jansson also rejects overlong forms and surrogates: let it judge. */
+            json_t *probe = json_stringn(s + i, (size_t)len);
+            ok = probe != NULL;
+            json_decref(probe);
+        }
+        if (ok) {
+            memcpy(copy + i, s + i, (size_t)len);
+            i += (size_t)len;
+        } else {
+            copy[i++] = '?';
+        }
+    }
+    copy[n] = '\0';
+    j = json_string(copy);
+    free(copy);
+    return j;
+}
+
+/* NaN and infinities have no JSON token: they are written as null. */
+static json_t *jnum(double x)
+{
+    return isfinite(x) ? json_real(x) : json_null();
+}
+
+static json_t *jbytes(struct jw *w, uint64_t v, const char *field, int run)
+{
+    if (v > (uint64_t)INT64_MAX) {
+        if (!w->too_big) {
+            w->too_big = 1;
+            w->big_field = field;
+            w->big_run = run;
+        }
+        return json_integer(0);
+    }
+    return json_integer((json_int_t)v);
+}
+
+static void put_stats(struct jw *w, json_t *obj, const struct oomb_stats *s)
+{
+    put(w, obj, "median", jnum(s->median));
+    put(w, obj, "mean", jnum(s->mean));
+    put(w, obj, "stddev", jnum(s->stddev));
+    put(w, obj, "min", jnum(s->min));
+    put(w, obj, "max", jnum(s->max));
+    put(w, obj, "p05", jnum(s->p05));
+    put(w, obj, "p95", jnum(s->p95));
+    json_t *ci = json_array();
+    append(w, ci, jnum(s->ci_low));
+    append(w, ci, jnum(s->ci_high));
+    put(w, obj, "ci95", ci);
+}
+
+static json_t *samples_array(struct jw *w, const int64_t *v, int n)
+{
+    json_t *a = json_array();
+    for (int i = 0; a && i < n; i++)
+        append(w, a, json_integer(v[i]));
+    return a;
+}
+
+static json_t *run_to_json(struct jw *w, const struct oomb_run_result *run, int idx)
+{
+    json_t *o = json_object();
+    if (!o)
+        return NULL;
+    put(w, o, "scenario", jstr(run->scenario));
+    put(w, o, "strategy", jstr(run->strategy));
+    put(w, o, "plugin", jstr(run->plugin));
+    put(w, o, "plugin_path", jstr(run->plugin_path));
+
+    json_t *params = json_object();
+    for (int i = 0; params && i < run->n_params; i++) {
+        const char *k = run->param_keys && run->param_keys[i] ? run->param_keys[i] : "";
+        const char *v = run->param_values ? run->param_values[i] : NULL;
+        json_t *key = jstr(k); /* object keys must be valid UTF-8 too */
+        if (!key) {
+            w->oom = 1;
+            break;
+        }
+        put(w, params, json_string_value(key), jstr(v));
+        json_decref(key);
+    }
+    put(w, o, "params", params);
+
+    const char *m = mode_name(run->mode), *b = backend_name(run->backend);
+    put(w, o, "mode", m ? json_string(m) : json_null());
+    put(w, o, "backend", b ? json_string(b) : json_null());
+    put(w, o, "batch", json_integer(run->batch));
+    const char *oc = oomb_outcome_name(run->outcome);
+    put(w, o, "outcome", json_string(oc ? oc : "error"));
+    put(w, o, "reason", jstr(run->reason ? run->reason : ""));
+
+    /* memory */
+    json_t *mem = json_object();
+    put(w, mem, "peak_bytes", jbytes(w, run->peak_bytes, "memory.peak_bytes", idx));
+    json_t *bytag = json_object();
+    for (int t = 0; t < OOMB_TAG_COUNT; t++)
+        put(w, bytag, tag_names[t], jbytes(w, run->peak_by_tag[t], "memory.peak_by_tag", idx));
+    put(w, mem, "peak_by_tag", bytag);
+    put(w, mem, "host_peak_rss_bytes",
+        jbytes(w, run->host_peak_rss_bytes, "memory.host_peak_rss_bytes", idx));
+    if (run->outcome == OOMB_OUTCOME_OOM) {
+        json_t *oom = json_object();
+        put(w, oom, "request_bytes",
+            jbytes(w, run->oom_request_bytes, "memory.oom.request_bytes", idx));
+        put(w, oom, "in_use_bytes",
+            jbytes(w, run->oom_in_use_bytes, "memory.oom.in_use_bytes", idx));
+        put(w, mem, "oom", oom);
+    }
+    if (run->device_mem_valid) {
+        json_t *dev = json_object();
+        put(w, dev, "peak_bytes",
+            jbytes(w, run->device_peak_bytes, "memory.device.peak_bytes", idx));
+        put(w, dev, "method", jstr(run->device_mem_method ? run->device_mem_method : ""));
+        put(w, mem, "device", dev);
+    }
+    put(w, o, "memory", mem);
+
+    /* time */
+    int n_steps = run->step_ns ? run->n_steps : 0;
+    json_t *time = json_object();
+    put(w, time, "unit", json_string("ns"));
+    put(w, time, "samples", samples_array(w, run->step_ns, n_steps));
+    if (n_steps > 0)
+        put_stats(w, time, &run->step_stats);
+    json_t *phases = json_object();
+    /* Forward, backward, update, then other: the order a reader expects. */
+    static const int order[OOMB_PHASE_COUNT] = {OOMB_PHASE_FORWARD, OOMB_PHASE_BACKWARD,
+                                                OOMB_PHASE_UPDATE, OOMB_PHASE_OTHER};
+    for (int i = 0; i < OOMB_PHASE_COUNT; i++) {
+        int p = order[i];
+        if (!run->phase_ns[p] || n_steps <= 0)
+            continue;
+        json_t *ph = json_object();
+        put(w, ph, "samples", samples_array(w, run->phase_ns[p], n_steps));
+        put_stats(w, ph, &run->phase_stats[p]);
+        put(w, phases, phase_names[p], ph);
+    }
+    put(w, time, "phases", phases);
+    put(w, o, "time", time);
+
+    json_t *tp = json_object();
+    put(w, tp, "samples_per_s", jnum(run->samples_per_s));
+    put(w, o, "throughput", tp);
+
+    if (run->has_numerics > 0) {
+        json_t *num = json_object();
+        put(w, num, "loss_rel_err", jnum(run->loss_rel_err));
+        put(w, num, "grad_rel_err", jnum(run->grad_rel_err));
+        put(w, num, "output_rel_err", jnum(run->output_rel_err));
+        put(w, num, "weight_rel_err", jnum(run->weight_rel_err));
+        put(w, o, "numerics", num);
+    }
+
+    json_t *q = json_object();
+    put(w, q, "final_loss", jnum(run->final_loss));
+    json_t *losses = json_array();
+    for (int i = 0; losses && run->losses && i < run->n_losses; i++)
+        append(w, losses, jnum(run->losses[i]));
+    put(w, q, "losses", losses);
+    if (run->has_accuracy)
+        put(w, q, "accuracy", jnum(run->accuracy));
+    put(w, q, "accuracy_delta", jnum(run->accuracy_delta));
+    put(w, o, "quality", q);
+
+    json_t *metrics = json_object();
+    for (int i = 0; metrics && run->metrics && i < run->n_metrics; i++) {
+        json_t *key = jstr(run->metrics[i].name ? run->metrics[i].name : "");
+        if (!key) {
+            w->oom = 1;
+            break;
+        }
+        put(w, metrics, json_string_value(key), jnum(run->metrics[i].value));
+        json_decref(key);
+    }
+    put(w, o, "metrics", metrics);
+
+    json_t *tl = json_object();
+    json_t *events = json_array();
+    for (int i = 0; events && run->events && i < run->n_events; i++) {
+        const struct oomb_event *e = &run->events[i];
+        json_t *ev = json_array();
+        append(w, ev, json_integer(e->t_ns));
+        append(w, ev, json_integer(e->delta));
+        append(w, ev, jbytes(w, e->in_use, "timeline.events", idx));
+        const char *tn = oomb_tag_name((enum oomb_tag)e->tag);
+        const char *pn = oomb_phase_name((enum oomb_phase)e->phase);
+        append(w, ev, json_string(tn ? tn : "other"));
+        append(w, ev, json_string(pn ? pn : "other"));
+        append(w, ev, json_integer(e->step));
+        append(w, events, ev);
+    }
+    put(w, tl, "events", events);
+    put(w, o, "timeline", tl);
+    return o;
+}
+
+static json_t *results_to_json(struct jw *w, const struct oomb_results *r)
+{
+    json_t *root = json_object();
+    if (!root)
+        return NULL;
+    put(w, root, "schema", json_string(OOMB_RESULTS_SCHEMA));
+    put(w, root, "tool_version", jstr(r->tool_version));
+    put(w, root, "created", jstr(r->created));
+
+    json_t *host = json_object();
+    put(w, host, "name", jstr(r->host_name));
+    put(w, host, "os", jstr(r->host_os));
+    put(w, host, "cpu", jstr(r->host_cpu));
+    put(w, host, "cores", json_integer(r->host_cores));
+    put(w, host, "mem_bytes", jbytes(w, r->host_mem_bytes, "host.mem_bytes", -1));
+    put(w, root, "host", host);
+
+    json_t *dev = json_object();
+    put(w, dev, "class", jstr(r->device_class));
+    put(w, dev, "backend", jstr(r->device_backend));
+    put(w, dev, "name", jstr(r->device_name));
+    put(w, dev, "driver", jstr(r->device_driver));
+    put(w, dev, "runtime", jstr(r->device_runtime));
+    put(w, root, "device", dev);
+
+    json_t *runs = json_array();
+    for (int i = 0; runs && r->runs && i < r->n_runs; i++)
+        append(w, runs, run_to_json(w, &r->runs[i], i));
+    put(w, root, "runs", runs);
+
+    json_t *checks = json_array();
+    for (int i = 0; checks && r->checks && i < r->n_checks; i++) {
+        const struct oomb_check_record *c = &r->checks[i];
+        json_t *o = json_object();
+        put(w, o, "scenario", jstr(c->scenario));
+        put(w, o, "expr", jstr(c->expr));
+        const char *m = mode_name(c->mode);
+        put(w, o, "mode", m ? json_string(m) : json_null());
+        put(w, o, "batch", json_integer(c->batch));
+        int st = (int)c->status;
+        put(w, o, "status",
+            json_string(st >= 0 && st < CHECK_STATUS_COUNT ? check_status_names[st] : "fail"));
+        put(w, o, "lhs", jnum(c->lhs));
+        put(w, o, "op", jstr(c->op));
+        put(w, o, "rhs", jnum(c->rhs));
+        put(w, o, "message", jstr(c->message ? c->message : ""));
+        append(w, checks, o);
+    }
+    put(w, root, "checks", checks);
+    return root;
+}
+
+static void set_err(char *err, size_t err_len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void set_err(char *err, size_t err_len, const char *fmt, ...)
+{
+    if (!err || err_len == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, err_len, fmt, ap);
+    va_end(ap);
+}
+
+/* mkdir -p of the directory part of `path` (no-op when it has none). */
+static int make_parent_dirs(const char *path, char *err, size_t err_len)
+{
+    char *dir = strdup(path);
+    if (!dir) {
+        set_err(err, err_len, "%s: out of memory", path);
+        return OOMB_ERR_IO;
+    }
+    char *slash = strrchr(dir, '/');
+    if (!slash || slash == dir) {
+        free(dir);
+        return OOMB_OK;
+    }
+    *slash = '\0';
+    for (char *p = dir + 1;; p++) {
+        int end = *p == '\0';
+        if (*p == '/' || end) {
+            *p = '\0';
+            if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
+                set_err(err, err_len, "%s: cannot create directory %s: %s", path, dir,
+                        strerror(errno));
+                free(dir);
+                return OOMB_ERR_IO;
+            }
+            if (end)
+                break;
+            *p = '/';
+        }
+    }
+    free(dir);
+    return OOMB_OK;
+}
+
+/* fsync the directory holding `path` so that the rename itself is durable;
+ * best effort: some file systems refuse fsync on a directory. */
+static void sync_parent_dir(const char *path)
+{
+    char *dir = strdup(path);
+    if (!dir)
+        return;
+    char *slash = strrchr(dir, '/');
+    const char *d = ".";
+    if (slash == dir)
+        d = "/";
+    else if (slash) {
+        *slash = '\0';
+        d = dir;
+    }
+    int fd = open(d, O_RDONLY | O_DIRECTORY);
+    if (fd >= 0) {
+        (void)fsync(fd);
+        close(fd);
+    }
+    free(dir);
+}
+
+int oomb_results_write(const struct oomb_results *r, const char *path, char *err, size_t err_len)
+{
+    struct jw w = {0};
+    json_t *root = NULL;
+    char *tmp = NULL;
+    FILE *f = NULL;
+    int fd = -1;
+    int rc = OOMB_ERR_IO;
+
+    root = results_to_json(&w, r);
+    if (!root || w.oom) {
+        set_err(err, err_len, "%s: out of memory while building the results", path);
+        goto fail;
+    }
+    if (w.too_big) {
+        if (w.big_run >= 0)
+            set_err(err, err_len, "%s: run %d: %s exceeds 2^63-1 bytes", path, w.big_run,
+                    w.big_field);
+        else
+            set_err(err, err_len, "%s: %s exceeds 2^63-1 bytes", path, w.big_field);
+        rc = OOMB_ERR_INVALID;
+        goto fail;
+    }
+    rc = make_parent_dirs(path, err, err_len);
+    if (rc != OOMB_OK)
+        goto fail;
+    rc = OOMB_ERR_IO;
+
+    size_t tlen = strlen(path) + sizeof(".tmp.XXXXXX");
+    tmp = malloc(tlen);
+    if (!tmp) {
+        set_err(err, err_len, "%s: out of memory", path);
+        goto fail;
+    }
+    snprintf(tmp, tlen, "%s.tmp.XXXXXX", path);
+    fd = mkstemp(tmp);
+    if (fd < 0) {
+        set_err(err, err_len, "%s: cannot create temporary file: %s", path, strerror(errno));
+        free(tmp);
+        tmp = NULL; /* nothing to unlink */
+        goto fail;
+    }
+    /* mkstemp makes the file 0600; a results file is meant to be shared. */
+    (void)fchmod(fd, 0644);
+    f = fdopen(fd, "w");
+    if (!f) {
+        set_err(err, err_len, "%s: %s", tmp, strerror(errno));
+        goto fail;
+    }
+    fd = -1; /* owned by f now */
+    errno = 0;
+    if (json_dumpf(root, f, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17)) != 0 ||
+        fputc('\n', f) == EOF || fflush(f) != 0) {
+        set_err(err, err_len, "%s: write failed: %s", tmp, errno ? strerror(errno) : "error");
+        goto fail;
+    }
+    if (fsync(fileno(f)) != 0) {
+        set_err(err, err_len, "%s: fsync failed: %s", tmp, strerror(errno));
+        goto fail;
+    }
+    int close_rc = fclose(f);
+    f = NULL;
+    if (close_rc != 0) {
+        set_err(err, err_len, "%s: close failed: %s", tmp, strerror(errno));
+        goto fail;
+    }
+    if (rename(tmp, path) != 0) {
+        set_err(err, err_len, "%s: cannot rename temporary file into place: %s", path,
+                strerror(errno));
+        goto fail;
+    }
+    sync_parent_dir(path);
+    free(tmp);
+    json_decref(root);
+    return OOMB_OK;
+
+fail:
+    if (f)
+        fclose(f);
+    if (fd >= 0)
+        close(fd);
+    if (tmp) {
+        unlink(tmp);
+        free(tmp);
+    }
+    json_decref(root);
+    return rc;
+}
+
+/* -------------------------------------------------------------- read ---- */
+
+struct jr {
+    const char *path;
+    char *err;
+    size_t err_len;
+    int failed; /* first error wins; later ones are not reported */
+};
+
+static void rd_fail(struct jr *rd, const char *where, const char *key, const char *what)
+{
+    if (rd->failed)
+        return;
+    rd->failed = 1;
+    set_err(rd->err, rd->err_len, "%s: field '%s%s%s': %s", rd->path, where ? where : "",
+            where && *where ? "." : "", key, what);
+}
+
+static void rd_oom(struct jr *rd)
+{
+    if (rd->failed)
+        return;
+    rd->failed = 1;
+    set_err(rd->err, rd->err_len, "%s: out of memory", rd->path);
+}
+
+/* A string field; "" for a missing field or null, so that every string of a
+ * read result is non-NULL. */
+static char *rd_str(struct jr *rd, json_t *obj, const char *where, const char *key)
+{
+    json_t *v = json_object_get(obj, key);
+    const char *s = "";
+    if (v && json_is_string(v))
+        s = json_string_value(v);
+    else if (v && !json_is_null(v))
+        rd_fail(rd, where, key, "expected a string");
+    char *copy = strdup(s);
+    if (!copy)
+        rd_oom(rd);
+    return copy;
+}
+
+static double rd_num_value(struct jr *rd, json_t *v, const char *where, const char *key)
+{
+    if (!v || json_is_null(v))
+        return NAN;
+    if (!json_is_number(v)) {
+        rd_fail(rd, where, key, "expected a number or null");
+        return NAN;
+    }
+    return json_number_value(v);
+}
+
+static double rd_num(struct jr *rd, json_t *obj, const char *where, const char *key)
+{
+    return rd_num_value(rd, json_object_get(obj, key), where, key);
+}
+
+static int64_t rd_int(struct jr *rd, json_t *obj, const char *where, const char *key)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!v || json_is_null(v))
+        return 0;
+    if (!json_is_integer(v)) {
+        rd_fail(rd, where, key, "expected an integer");
+        return 0;
+    }
+    return json_integer_value(v);
+}
+
+static uint64_t rd_bytes_value(struct jr *rd, json_t *v, const char *where, const char *key)
+{
+    if (!v || json_is_null(v))
+        return 0;
+    if (!json_is_integer(v) || json_integer_value(v) < 0) {
+        rd_fail(rd, where, key, "expected a non-negative integer byte count");
+        return 0;
+    }
+    return (uint64_t)json_integer_value(v);
+}
+
+static uint64_t rd_bytes(struct jr *rd, json_t *obj, const char *where, const char *key)
+{
+    return rd_bytes_value(rd, json_object_get(obj, key), where, key);
+}
+
+/* An optional sub-object: NULL when missing or null, an error otherwise. */
+static json_t *rd_obj(struct jr *rd, json_t *obj, const char *where, const char *key)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!v || json_is_null(v))
+        return NULL;
+    if (!json_is_object(v)) {
+        rd_fail(rd, where, key, "expected an object");
+        return NULL;
+    }
+    return v;
+}
+
+static json_t *rd_arr(struct jr *rd, json_t *obj, const char *where, const char *key)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!v || json_is_null(v))
+        return NULL;
+    if (!json_is_array(v)) {
+        rd_fail(rd, where, key, "expected an array");
+        return NULL;
+    }
+    return v;
+}
+
+static void rd_stats(struct jr *rd, json_t *obj, const char *where, struct oomb_stats *s)
+{
+    s->median = rd_num(rd, obj, where, "median");
+    s->mean = rd_num(rd, obj, where, "mean");
+    s->stddev = rd_num(rd, obj, where, "stddev");
+    s->min = rd_num(rd, obj, where, "min");
+    s->max = rd_num(rd, obj, where, "max");
+    s->p05 = rd_num(rd, obj, where, "p05");
+    s->p95 = rd_num(rd, obj, where, "p95");
+    s->ci_low = s->ci_high = NAN;
+    json_t *ci = rd_arr(rd, obj, where, "ci95");
+    if (ci) {
+        if (json_array_size(ci) != 2) {
+            rd_fail(rd, where, "ci95", "expected [low, high]");
+            return;
+        }
+        s->ci_low = rd_num_value(rd, json_array_get(ci, 0), where, "ci95");
+        s->ci_high = rd_num_value(rd, json_array_get(ci, 1), where, "ci95");
+    }
+}
+
+/* An array of integers; *n receives its length. NULL (and *n = 0) when absent. */
+static int64_t *rd_samples(struct jr *rd, json_t *arr, const char *where, const char *key, int *n)
+{
+    *n = 0;
+    if (!arr)
+        return NULL;
+    size_t len = json_array_size(arr);
+    if (len > INT_MAX) {
+        rd_fail(rd, where, key, "too many samples");
+        return NULL;
+    }
+    int64_t *v = malloc((len ? len : 1) * sizeof(*v));
+    if (!v) {
+        rd_oom(rd);
+        return NULL;
+    }
+    for (size_t i = 0; i < len; i++) {
+        json_t *x = json_array_get(arr, i);
+        if (!json_is_integer(x)) {
+            rd_fail(rd, where, key, "expected integer samples");
+            free(v);
+            return NULL;
+        }
+        v[i] = json_integer_value(x);
+    }
+    *n = (int)len;
+    return v;
+}
+
+static void rd_run(struct jr *rd, json_t *o, struct oomb_run_result *run, const char *where)
+{
+    char sub[96];
+
+    run->scenario = rd_str(rd, o, where, "scenario");
+    run->strategy = rd_str(rd, o, where, "strategy");
+    run->plugin = rd_str(rd, o, where, "plugin");
+    run->plugin_path = rd_str(rd, o, where, "plugin_path");
+
+    json_t *params = rd_obj(rd, o, where, "params");
+    if (params && json_object_size(params) > 0) {
+        size_t n = json_object_size(params);
+        run->param_keys = calloc(n, sizeof(char *));
+        run->param_values = calloc(n, sizeof(char *));
+        if (!run->param_keys || !run->param_values) {
+            rd_oom(rd);
+            return;
+        }
+        snprintf(sub, sizeof(sub), "%s.params", where);
+        const char *k;
+        json_t *v;
+        json_object_foreach(params, k, v)
+        {
+            char num[64];
+            const char *text = NULL;
+            if (json_is_string(v))
+                text = json_string_value(v);
+            else if (json_is_integer(v)) {
+                snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+                text = num;
+            } else if (json_is_real(v)) {
+                snprintf(num, sizeof(num), "%.17g", json_real_value(v));
+                text = num;
+            } else {
+                rd_fail(rd, sub, k, "expected a string");
+                return;
+            }
+            run->param_keys[run->n_params] = strdup(k);
+            run->param_values[run->n_params] = strdup(text);
+            run->n_params++;
+            if (!run->param_keys[run->n_params - 1] || !run->param_values[run->n_params - 1]) {
+                rd_oom(rd);
+                return;
+            }
+        }
+    }
+
+    json_t *v = json_object_get(o, "mode");
+    if (v && json_is_string(v)) {
+        if (strcmp(json_string_value(v), "train") == 0)
+            run->mode = OOMB_MODE_TRAIN;
+        else if (strcmp(json_string_value(v), "infer") == 0)
+            run->mode = OOMB_MODE_INFER;
+        else
+            rd_fail(rd, where, "mode", "expected \"train\" or \"infer\"");
+    } else if (v && !json_is_null(v)) {
+        rd_fail(rd, where, "mode", "expected \"train\" or \"infer\"");
+    }
+    v = json_object_get(o, "backend");
+    if (v && json_is_string(v)) {
+        if (strcmp(json_string_value(v), "cpu") == 0)
+            run->backend = OOMB_BACKEND_CPU;
+        else if (strcmp(json_string_value(v), "cuda") == 0)
+            run->backend = OOMB_BACKEND_CUDA;
+        else
+            rd_fail(rd, where, "backend", "expected \"cpu\" or \"cuda\"");
+    } else if (v && !json_is_null(v)) {
+        rd_fail(rd, where, "backend", "expected \"cpu\" or \"cuda\"");
+    }
+    run->batch = rd_int(rd, o, where, "batch");
+
+    v = json_object_get(o, "outcome");
+    int oc = v && json_is_string(v) ? oomb_outcome_parse(json_string_value(v)) : -1;
+    if (oc < 0) {
+        rd_fail(rd, where, "outcome", "missing or not a known outcome");
+        return;
+    }
+    run->outcome = (enum oomb_outcome)oc;
+    run->reason = rd_str(rd, o, where, "reason");
+
+    /* memory */
+    snprintf(sub, sizeof(sub), "%s.memory", where);
+    json_t *mem = rd_obj(rd, o, where, "memory");
+    if (mem) {
+        run->peak_bytes = rd_bytes(rd, mem, sub, "peak_bytes");
+        run->host_peak_rss_bytes = rd_bytes(rd, mem, sub, "host_peak_rss_bytes");
+        json_t *bytag = rd_obj(rd, mem, sub, "peak_by_tag");
+        if (bytag) {
+            char sub2[112];
+            snprintf(sub2, sizeof(sub2), "%s.peak_by_tag", sub);
+            for (int t = 0; t < OOMB_TAG_COUNT; t++)
+                run->peak_by_tag[t] = rd_bytes(rd, bytag, sub2, tag_names[t]);
+        }
+        json_t *oom = rd_obj(rd, mem, sub, "oom");
+        if (oom) {
+            char sub2[112];
+            snprintf(sub2, sizeof(sub2), "%s.oom", sub);
+            run->oom_request_bytes = rd_bytes(rd, oom, sub2, "request_bytes");
+            run->oom_in_use_bytes = rd_bytes(rd, oom, sub2, "in_use_bytes");
+        }
+        json_t *dev = rd_obj(rd, mem, sub, "device");
+        if (dev) {
+            char sub2[112];
+            snprintf(sub2, sizeof(sub2), "%s.device", sub);
+            run->device_mem_valid = 1;
+            run->device_peak_bytes = rd_bytes(rd, dev, sub2, "peak_bytes");
+            run->device_mem_method = rd_str(rd, dev, sub2, "method");
+        }
+    }
+    if (!run->device_mem_method) {
+        run->device_mem_method = strdup("");
+        if (!run->device_mem_method)
+            rd_oom(rd);
+    }
+
+    /* time */
+    snprintf(sub, sizeof(sub), "%s.time", where);
+    json_t *time = rd_obj(rd, o, where, "time");
+    if (time) {
+        v = json_object_get(time, "unit");
+        if (v && (!json_is_string(v) || strcmp(json_string_value(v), "ns") != 0))
+            rd_fail(rd, sub, "unit", "expected \"ns\"");
+        run->step_ns =
+            rd_samples(rd, rd_arr(rd, time, sub, "samples"), sub, "samples", &run->n_steps);
+        rd_stats(rd, time, sub, &run->step_stats);
+        json_t *phases = rd_obj(rd, time, sub, "phases");
+        for (int p = 0; phases && p < OOMB_PHASE_COUNT; p++) {
+            char sub2[112];
+            snprintf(sub2, sizeof(sub2), "%s.phases", sub);
+            json_t *ph = rd_obj(rd, phases, sub2, phase_names[p]);
+            if (!ph)
+                continue;
+            snprintf(sub2, sizeof(sub2), "%s.phases.%s", sub, phase_names[p]);
+            int n = 0;
+            run->phase_ns[p] = rd_samples(rd, rd_arr(rd, ph, sub2, "samples"), sub2, "samples", &n);
+            if (run->phase_ns[p] && n != run->n_steps)
+                rd_fail(rd, sub2, "samples", "length differs from time.samples");
+            rd_stats(rd, ph, sub2, &run->phase_stats[p]);
+        }
+    }
+
+    json_t *tp = rd_obj(rd, o, where, "throughput");
+    if (tp) {
+        snprintf(sub, sizeof(sub), "%s.throughput", where);
+        run->samples_per_s = rd_num(rd, tp, sub, "samples_per_s");
+    }
+
+    json_t *num = rd_obj(rd, o, where, "numerics");
+    if (num) {
+        snprintf(sub, sizeof(sub), "%s.numerics", where);
+        run->has_numerics = 1;
+        run->loss_rel_err = rd_num(rd, num, sub, "loss_rel_err");
+        run->grad_rel_err = rd_num(rd, num, sub, "grad_rel_err");
+        run->output_rel_err = rd_num(rd, num, sub, "output_rel_err");
+        run->weight_rel_err = rd_num(rd, num, sub, "weight_rel_err");
+    }
+
+    json_t *q = rd_obj(rd, o, where, "quality");
+    if (q) {
+        snprintf(sub, sizeof(sub), "%s.quality", where);
+        run->final_loss = rd_num(rd, q, sub, "final_loss");
+        json_t *losses = rd_arr(rd, q, sub, "losses");
+        size_t n = losses ? json_array_size(losses) : 0;
+        if (n > INT_MAX) {
+            rd_fail(rd, sub, "losses", "too many values");
+            return;
+        }
+        if (n > 0) {
+            run->losses = malloc(n * sizeof(double));
+            if (!run->losses) {
+                rd_oom(rd);
+                return;
+            }
+            for (size_t i = 0; i < n; i++)
+                run->losses[i] = rd_num_value(rd, json_array_get(losses, i), sub, "losses");
+            run->n_losses = (int)n;
+        }
+        if (json_object_get(q, "accuracy")) {
+            run->has_accuracy = 1;
+            run->accuracy = rd_num(rd, q, sub, "accuracy");
+        }
+        run->accuracy_delta = rd_num(rd, q, sub, "accuracy_delta");
+    }
+
+    json_t *metrics = rd_obj(rd, o, where, "metrics");
+    if (metrics && json_object_size(metrics) > 0) {
+        snprintf(sub, sizeof(sub), "%s.metrics", where);
+        run->metrics = calloc(json_object_size(metrics), sizeof(*run->metrics));
+        if (!run->metrics) {
+            rd_oom(rd);
+            return;
+        }
+        const char *k;
+        json_object_foreach(metrics, k, v)
+        {
+            struct oomb_metric *m = &run->metrics[run->n_metrics];
+            m->value = rd_num_value(rd, v, sub, k);
+            m->name = strdup(k);
+            run->n_metrics++;
+            if (!m->name) {
+                rd_oom(rd);
+                return;
+            }
+        }
+    }
+
+    snprintf(sub, sizeof(sub), "%s.timeline", where);
+    json_t *tl = rd_obj(rd, o, where, "timeline");
+    json_t *events = tl ? rd_arr(rd, tl, sub, "events") : NULL;
+    size_t n_ev = events ? json_array_size(events) : 0;
+    if (n_ev > INT_MAX) {
+        rd_fail(rd, sub, "events", "too many events");
+        return;
+    }
+    if (n_ev > 0) {
+        run->events = calloc(n_ev, sizeof(*run->events));
+        if (!run->events) {
+            rd_oom(rd);
+            return;
+        }
+        for (size_t i = 0; i < n_ev; i++) {
+            json_t *ev = json_array_get(events, i);
+            json_t *t = json_array_get(ev, 0), *d = json_array_get(ev, 1),
+                   *u = json_array_get(ev, 2), *tg = json_array_get(ev, 3),
+                   *ph = json_array_get(ev, 4), *st = json_array_get(ev, 5);
+            if (!json_is_array(ev) || !json_is_integer(t) || !json_is_integer(d) ||
+                !json_is_integer(u) || json_integer_value(u) < 0 || !json_is_string(tg) ||
+                !json_is_string(ph) || !json_is_integer(st)) {
+                rd_fail(rd, sub, "events",
+                        "expected [t_ns, delta, in_use, tag, phase, step] entries");
+                return;
+            }
+            struct oomb_event *e = &run->events[i];
+            e->t_ns = json_integer_value(t);
+            e->delta = json_integer_value(d);
+            e->in_use = (uint64_t)json_integer_value(u);
+            /* Names a newer writer may add read as "other". */
+            int ti = name_index(tag_names, OOMB_TAG_COUNT, json_string_value(tg));
+            int pi = name_index(phase_names, OOMB_PHASE_COUNT, json_string_value(ph));
+            e->tag = (uint8_t)(ti < 0 ? OOMB_TAG_OTHER : ti);
+            e->phase = (uint8_t)(pi < 0 ? OOMB_PHASE_OTHER : pi);
+            e->step = (int32_t)json_integer_value(st);
+        }
+        run->n_events = (int)n_ev;
+    }
+}
+
+int oomb_results_read(const char *path, struct oomb_results *r, char *err, size_t err_len)
+{
+    struct jr rd = {path, err, err_len, 0};
+    json_t *root = NULL;
+
+    memset(r, 0, sizeof(*r));
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        set_err(err, err_len, "%s: %s", path, strerror(errno));
+        return OOMB_ERR_IO;
+    }
+    json_error_t jerr;
+    root = json_loadf(f, 0, &jerr);
+    int read_error = ferror(f);
+    fclose(f);
+    if (!root) {
+        if (read_error) {
+            set_err(err, err_len, "%s: read error", path);
+            return OOMB_ERR_IO;
+        }
+        set_err(err, err_len, "%s:%d:%d: %s", path, jerr.line, jerr.column, jerr.text);
+        return OOMB_ERR_PARSE;
+    }
+    if (!json_is_object(root)) {
+        set_err(err, err_len, "%s: expected a JSON object at the top level", path);
+        goto fail;
+    }
+    json_t *schema = json_object_get(root, "schema");
+    if (!schema) {
+        set_err(err, err_len, "%s: missing field 'schema' (expected \"%s\")", path,
+                OOMB_RESULTS_SCHEMA);
+        goto fail;
+    }
+    if (!json_is_string(schema) || strcmp(json_string_value(schema), OOMB_RESULTS_SCHEMA) != 0) {
+        set_err(err, err_len, "%s: field 'schema' is %s%s%s, expected \"%s\"", path,
+                json_is_string(schema) ? "\"" : "",
+                json_is_string(schema) ? json_string_value(schema) : "not a string",
+                json_is_string(schema) ? "\"" : "", OOMB_RESULTS_SCHEMA);
+        goto fail;
+    }
+
+    r->tool_version = rd_str(&rd, root, "", "tool_version");
+    r->created = rd_str(&rd, root, "", "created");
+    json_t *host = rd_obj(&rd, root, "", "host");
+    r->host_name = rd_str(&rd, host, "host", "name");
+    r->host_os = rd_str(&rd, host, "host", "os");
+    r->host_cpu = rd_str(&rd, host, "host", "cpu");
+    int64_t cores = rd_int(&rd, host, "host", "cores");
+    if (cores < 0 || cores > INT_MAX)
+        rd_fail(&rd, "host", "cores", "out of range");
+    r->host_cores = (int)cores;
+    r->host_mem_bytes = rd_bytes(&rd, host, "host", "mem_bytes");
+    json_t *dev = rd_obj(&rd, root, "", "device");
+    r->device_class = rd_str(&rd, dev, "device", "class");
+    r->device_backend = rd_str(&rd, dev, "device", "backend");
+    r->device_name = rd_str(&rd, dev, "device", "name");
+    r->device_driver = rd_str(&rd, dev, "device", "driver");
+    r->device_runtime = rd_str(&rd, dev, "device", "runtime");
+
+    json_t *runs = rd_arr(&rd, root, "", "runs");
+    for (size_t i = 0; runs && !rd.failed && i < json_array_size(runs); i++) {
+        char where[32];
+        snprintf(where, sizeof(where), "runs[%zu]", i);
+        json_t *o = json_array_get(runs, i);
+        if (!json_is_object(o)) {
+            set_err(err, err_len, "%s: field '%s': expected an object", path, where);
+            goto fail;
+        }
+        struct oomb_run_result *run = oomb_results_add_run(r);
+        if (!run) {
+            rd_oom(&rd);
+            break;
+        }
+        rd_run(&rd, o, run, where);
+    }
+    json_t *checks = rd_arr(&rd, root, "", "checks");
+    size_t n_checks = checks ? json_array_size(checks) : 0;
+    if (n_checks > INT_MAX)
+        rd_fail(&rd, "", "checks", "too many checks");
+    if (!rd.failed && n_checks > 0) {
+        r->checks = calloc(n_checks, sizeof(*r->checks));
+        if (!r->checks)
+            rd_oom(&rd);
+    }
+    for (size_t i = 0; r->checks && !rd.failed && i < n_checks; i++) {
+        char where[32];
+        snprintf(where, sizeof(where), "checks[%zu]", i);
+        json_t *o = json_array_get(checks, i);
+        if (!json_is_object(o)) {
+            rd_fail(&rd, "", where, "expected an object");
+            break;
+        }
+        struct oomb_check_record *c = &r->checks[i];
+        r->n_checks = (int)i + 1;
+        c->scenario = rd_str(&rd, o, where, "scenario");
+        c->expr = rd_str(&rd, o, where, "expr");
+        c->op = rd_str(&rd, o, where, "op");
+        c->message = rd_str(&rd, o, where, "message");
+        json_t *v = json_object_get(o, "mode");
+        if (v && json_is_string(v) && strcmp(json_string_value(v), "train") == 0)
+            c->mode = OOMB_MODE_TRAIN;
+        else if (v && json_is_string(v) && strcmp(json_string_value(v), "infer") == 0)
+            c->mode = OOMB_MODE_INFER;
+        else if (v && !json_is_null(v))
+            rd_fail(&rd, where, "mode", "expected \"train\" or \"infer\"");
+        c->batch = rd_int(&rd, o, where, "batch");
+        v = json_object_get(o, "status");
+        int st = v && json_is_string(v)
+                     ? name_index(check_status_names, CHECK_STATUS_COUNT, json_string_value(v))
+                     : -1;
+        if (st < 0)
+            rd_fail(&rd, where, "status", "expected \"pass\", \"fail\" or \"skipped\"");
+        c->status = (enum oomb_check_status)(st < 0 ? OOMB_CHECK_FAIL : st);
+        c->lhs = rd_num(&rd, o, where, "lhs");
+        c->rhs = rd_num(&rd, o, where, "rhs");
+    }
+    if (rd.failed)
+        goto fail;
+    json_decref(root);
+    return OOMB_OK;
+
+fail:
+    json_decref(root);
+    oomb_results_free(r);
+    return OOMB_ERR_PARSE;
+}

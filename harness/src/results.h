@@ -85,7 +85,7 @@ struct oomb_run_result {
     double samples_per_s; /* batch / median step time */
 
     /* numerics vs the `none` run of the same scenario/mode/batch (-1: n/a) */
-    int has_numerics;
+    int has_numerics; /* > 0: the JSON has a "numerics" section */
     double loss_rel_err;    /* final loss */
     double grad_rel_err;    /* first-step gradients, ||a-b||/||b|| */
     double output_rel_err;  /* first-step logits (infer) */
@@ -95,8 +95,8 @@ struct oomb_run_result {
     double *losses; /* per step, warm-up included */
     int n_losses;
     double final_loss;
-    int has_accuracy;
-    double accuracy;
+    int has_accuracy; /* the JSON has quality.accuracy */
+    double accuracy;  /* fraction in [0, 1] */
     double accuracy_delta; /* vs none; NAN when n/a */
 
     struct oomb_metric *metrics;
@@ -104,6 +104,24 @@ struct oomb_run_result {
 
     struct oomb_event *events; /* first measured step's timeline */
     int n_events;
+};
+
+/* A scenario check evaluated on one scenario x mode x batch group. */
+enum oomb_check_status {
+    OOMB_CHECK_PASS = 0,
+    OOMB_CHECK_FAIL = 1,   /* the comparison is false, or a referenced run failed */
+    OOMB_CHECK_SKIPPED = 2 /* a referenced run was skipped or not applicable */
+};
+
+struct oomb_check_record {
+    char *scenario;
+    char *expr;
+    enum oomb_mode mode;
+    int64_t batch;
+    enum oomb_check_status status;
+    double lhs, rhs;  /* NAN when not evaluated */
+    char *op;
+    char *message;    /* why it failed or was skipped; "" on pass */
 };
 
 struct oomb_results {
@@ -116,23 +134,37 @@ struct oomb_results {
     char *device_backend, *device_name, *device_driver, *device_runtime;
     struct oomb_run_result *runs;
     int n_runs;
+    struct oomb_check_record *checks;
+    int n_checks;
 };
 
-/* Append a zeroed run and return it (owned by r), or NULL when out of memory. */
+/* Append a zeroed run and return it (owned by r), or NULL when out of memory.
+ * The "not available" numbers (rel errs, final_loss, accuracy,
+ * accuracy_delta, samples_per_s and every oomb_stats field) start as NAN.
+ * The array may move: a pointer from an earlier call is invalid after this. */
 struct oomb_run_result *oomb_results_add_run(struct oomb_results *r);
 /* Free everything a results struct owns (not r itself). */
 void oomb_results_free(struct oomb_results *r);
 void oomb_run_result_free(struct oomb_run_result *run);
 
-/* Write as JSON to `path` atomically. Returns OOMB_OK or OOMB_ERR_IO (err). */
+/* Write as JSON to `path` atomically, creating missing directories. Returns
+ * OOMB_OK, OOMB_ERR_IO (err names the path and the cause; no temp file is
+ * left behind and an existing file is untouched), or OOMB_ERR_INVALID when a
+ * byte count exceeds 2^63-1 (JSON integers are long long in jansson). NaN and
+ * infinities are written as null; NULL strings as null. */
 int oomb_results_write(const struct oomb_results *r, const char *path, char *err,
                        size_t err_len) OOMB_WARN_UNUSED;
 /* Read a results file; fills *r (caller frees with oomb_results_free).
- * Returns OOMB_OK, OOMB_ERR_IO or OOMB_ERR_PARSE (wrong schema, bad field). */
+ * Returns OOMB_OK, OOMB_ERR_IO or OOMB_ERR_PARSE (wrong schema, bad field).
+ * Unknown fields are ignored; null and missing numbers read as NAN; every
+ * string field of the result is non-NULL ("" where the file has none). On
+ * failure *r is left empty (nothing to free). */
 int oomb_results_read(const char *path, struct oomb_results *r, char *err, size_t err_len)
     OOMB_WARN_UNUSED;
 
-/* Robust statistics of n samples (ns); bootstrap CI with a fixed seed. */
+/* Robust statistics of n samples (ns); bootstrap CI with a fixed seed, so the
+ * same samples always give the same interval. n == 0: all NAN; n == 1: the
+ * sample everywhere, stddev 0. */
 void oomb_stats_compute(const int64_t *samples, int n, struct oomb_stats *out);
 
 #endif

@@ -1,1 +1,877 @@
-/* placeholder: replaced by the real module */
+/*
+ * The parent side of `oombench run` (see runner.h): validation of scenarios
+ * against plugins, one forked child per run under a time limit, collection of
+ * each child's result, numerics against `none`, scenario checks, and the
+ * results file, rewritten atomically after every run.
+ */
+#include "runner.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "backend.h"
+#include "check.h"
+#include "tracker.h"
+#include "util.h"
+
+/* ------------------------------------------------------------ helpers --- */
+
+static int parse_device(const char *text, enum oomb_backend *backend, int *device)
+{
+    if (strcmp(text, "cpu") == 0) {
+        *backend = OOMB_BACKEND_CPU;
+        *device = 0;
+        return OOMB_OK;
+    }
+    if (strncmp(text, "cuda", 4) == 0) {
+        *backend = OOMB_BACKEND_CUDA;
+        *device = 0;
+        if (text[4] == '\0')
+            return OOMB_OK;
+        if (text[4] != ':' || !text[5])
+            return OOMB_ERR_INVALID;
+        char *end;
+        long v = strtol(text + 5, &end, 10);
+        if (*end || v < 0 || v > 255)
+            return OOMB_ERR_INVALID;
+        *device = (int)v;
+        return OOMB_OK;
+    }
+    return OOMB_ERR_INVALID;
+}
+
+/* Asks a throw-away child whether CUDA devices exist, so that the parent
+ * never initialises CUDA (a CUDA context does not survive fork). Returns the
+ * device count; msg says why when 0. */
+static int probe_cuda(char *msg, size_t msg_len)
+{
+    int fds[2];
+    if (pipe(fds) != 0) {
+        oomb_errf(msg, msg_len, "pipe: %s", strerror(errno));
+        return 0;
+    }
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(fds[0]);
+        close(fds[1]);
+        oomb_errf(msg, msg_len, "fork: %s", strerror(errno));
+        return 0;
+    }
+    if (pid == 0) {
+        close(fds[0]);
+        char buf[600];
+        int n = oomb_cuda_device_count(buf + sizeof(int), sizeof buf - sizeof(int));
+        memcpy(buf, &n, sizeof n);
+        ssize_t w = write(fds[1], buf, sizeof buf);
+        _exit(w == (ssize_t)sizeof buf ? 0 : 1);
+    }
+    close(fds[1]);
+    char buf[600] = {0};
+    size_t got = 0;
+    while (got < sizeof buf) {
+        ssize_t n = read(fds[0], buf + got, sizeof buf - got);
+        if (n <= 0) {
+            if (n < 0 && errno == EINTR)
+                continue;
+            break;
+        }
+        got += (size_t)n;
+    }
+    close(fds[0]);
+    int status;
+    waitpid(pid, &status, 0);
+    if (got != sizeof buf) {
+        oomb_errf(msg, msg_len, "the CUDA probe process failed (%s)",
+                  WIFSIGNALED(status) ? strsignal(WTERMSIG(status)) : "no answer");
+        return 0;
+    }
+    int n;
+    memcpy(&n, buf, sizeof n);
+    buf[sizeof buf - 1] = '\0';
+    oomb_errf(msg, msg_len, "%s", buf + sizeof(int));
+    return n;
+}
+
+static void iso_now(char *buf, size_t len)
+{
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static char *cpu_model(void)
+{
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    char line[512];
+    char *res = NULL;
+    while (f && fgets(line, sizeof line, f)) {
+        if (strncmp(line, "model name", 10) == 0) {
+            char *c = strchr(line, ':');
+            if (c) {
+                c++;
+                while (*c == ' ')
+                    c++;
+                c[strcspn(c, "\n")] = '\0';
+                res = oomb_strdup(c);
+            }
+            break;
+        }
+    }
+    if (f)
+        fclose(f);
+    return res ? res : oomb_strdup("unknown");
+}
+
+static int fill_host_info(struct oomb_results *res, enum oomb_backend backend)
+{
+    char buf[256];
+    struct utsname u;
+    uname(&u);
+    iso_now(buf, sizeof buf);
+    res->tool_version = oomb_strdup(OOMB_VERSION);
+    res->created = oomb_strdup(buf);
+    res->host_name = oomb_strdup(u.nodename);
+    snprintf(buf, sizeof buf, "%s %s %s", u.sysname, u.release, u.machine);
+    res->host_os = oomb_strdup(buf);
+    res->host_cpu = cpu_model();
+    res->host_cores = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    res->host_mem_bytes = (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE);
+    const char *cls = getenv("OOMB_DEVICE_CLASS");
+    if (cls && *cls)
+        snprintf(buf, sizeof buf, "%s", cls);
+    else if (backend == OOMB_BACKEND_CUDA)
+        snprintf(buf, sizeof buf, "cuda");
+    else
+        snprintf(buf, sizeof buf, "cpu-%s", u.machine);
+    res->device_class = oomb_strdup(buf);
+    res->device_backend = oomb_strdup(backend == OOMB_BACKEND_CUDA ? "cuda" : "cpu");
+    res->device_name = oomb_strdup(backend == OOMB_BACKEND_CUDA ? "" : res->host_cpu);
+    res->device_driver = oomb_strdup("");
+    res->device_runtime = oomb_strdup("");
+    if (!res->tool_version || !res->created || !res->host_name || !res->host_os ||
+        !res->host_cpu || !res->device_class || !res->device_backend || !res->device_name ||
+        !res->device_driver || !res->device_runtime)
+        return OOMB_ERR_OOM;
+    return OOMB_OK;
+}
+
+/* ------------------------------------------------------------ plan ------ */
+
+struct plan {
+    struct oomb_scenario **sc;
+    int n_sc;
+    struct oomb_registry reg;
+    int have_reg;
+};
+
+static void plan_free(struct plan *p)
+{
+    for (int i = 0; i < p->n_sc; i++)
+        oomb_scenario_destroy(p->sc[i]);
+    free(p->sc);
+    if (p->have_reg)
+        oomb_registry_free(&p->reg);
+}
+
+static int check_number(const char *text, enum oomb_param_type type)
+{
+    char *end;
+    errno = 0;
+    if (type == OOMB_PARAM_INT)
+        (void)strtoll(text, &end, 10);
+    else if (type == OOMB_PARAM_FLOAT)
+        (void)strtod(text, &end);
+    else
+        return 1;
+    return errno == 0 && end != text && *end == '\0';
+}
+
+/* Every strategy names a known plugin and only its declared parameters, with
+ * values of the declared type. */
+static int validate(struct plan *p, char *err, size_t err_len)
+{
+    for (int i = 0; i < p->n_sc; i++) {
+        const struct oomb_scenario *sc = p->sc[i];
+        for (int s = 0; s < sc->n_strategies; s++) {
+            const struct oomb_strategy_spec *st = &sc->strategies[s];
+            const struct oomb_loaded_plugin *pl = oomb_registry_find(&p->reg, st->plugin);
+            if (!pl) {
+                oomb_errf(err, err_len,
+                          "%s:%d:%d: key 'strategies': no plugin named '%s' (see `oombench "
+                          "list`; add folders with --plugin-dir or files with --plugin)",
+                          st->loc.file, st->loc.line, st->loc.col, st->plugin);
+                return OOMB_ERR_INVALID;
+            }
+            for (int k = 0; k < st->n_params; k++) {
+                const struct oomb_kv *kv = &st->params[k];
+                int idx = oomb_plugin_param_index(&pl->desc, kv->key);
+                if (idx < 0) {
+                    char names[512] = "";
+                    for (int q = 0; q < pl->desc.n_params; q++) {
+                        size_t len = strlen(names);
+                        snprintf(names + len, sizeof names - len, "%s%s", q ? ", " : "",
+                                 pl->desc.params[q].name);
+                    }
+                    oomb_errf(err, err_len,
+                              "%s:%d:%d: key '%s': plugin '%s' has no parameter '%s' (it has: "
+                              "%s)", kv->loc.file, kv->loc.line, kv->loc.col, kv->key,
+                              st->plugin, kv->key, names[0] ? names : "none");
+                    return OOMB_ERR_INVALID;
+                }
+                enum oomb_param_type t = pl->desc.params[idx].type;
+                if (!check_number(kv->value, t)) {
+                    oomb_errf(err, err_len, "%s:%d:%d: key '%s': expected %s for parameter "
+                              "'%s' of plugin '%s', got '%s'", kv->loc.file, kv->loc.line,
+                              kv->loc.col, kv->key, t == OOMB_PARAM_INT ? "an integer" : "a number",
+                              kv->key, st->plugin, kv->value);
+                    return OOMB_ERR_INVALID;
+                }
+            }
+        }
+    }
+    return OOMB_OK;
+}
+
+/* ------------------------------------------------------------ one run --- */
+
+static void copy_params(struct oomb_run_result *run, const struct oomb_strategy_spec *st,
+                        const struct oomb_plugin *d)
+{
+    run->n_params = 0;
+    if (d->n_params <= 0)
+        return;
+    run->param_keys = calloc((size_t)d->n_params, sizeof(char *));
+    run->param_values = calloc((size_t)d->n_params, sizeof(char *));
+    if (!run->param_keys || !run->param_values)
+        return;
+    for (int i = 0; i < d->n_params; i++) {
+        const char *v = d->params[i].default_value;
+        for (int k = 0; k < st->n_params; k++)
+            if (strcmp(st->params[k].key, d->params[i].name) == 0)
+                v = st->params[k].value;
+        run->param_keys[i] = oomb_strdup(d->params[i].name);
+        run->param_values[i] = oomb_strdup(v);
+        run->n_params = i + 1;
+    }
+}
+
+static const char *mode_name(enum oomb_mode m)
+{
+    return m == OOMB_MODE_TRAIN ? "train" : "infer";
+}
+
+/* Moves the single run of a child's results file into dst (keeping dst's
+ * identity fields). Returns OOMB_OK or the read error. */
+static int adopt_child_result(const char *path, struct oomb_run_result *dst, char *err,
+                              size_t err_len)
+{
+    struct oomb_results tmp = {0};
+    int rc = oomb_results_read(path, &tmp, err, err_len);
+    if (rc != OOMB_OK) {
+        oomb_results_free(&tmp);
+        return rc;
+    }
+    if (tmp.n_runs != 1) {
+        oomb_results_free(&tmp);
+        oomb_errf(err, err_len, "%s: expected one run", path);
+        return OOMB_ERR_PARSE;
+    }
+    struct oomb_run_result *src = &tmp.runs[0];
+    /* identity comes from the parent; everything measured from the child */
+    char *scen = dst->scenario, *strat = dst->strategy, *plug = dst->plugin;
+    char *ppath = dst->plugin_path;
+    char **pk = dst->param_keys, **pv = dst->param_values;
+    int np = dst->n_params;
+    enum oomb_mode mode = dst->mode;
+    enum oomb_backend be = dst->backend;
+    int64_t batch = dst->batch;
+    free(src->scenario);
+    free(src->strategy);
+    free(src->plugin);
+    free(src->plugin_path);
+    for (int i = 0; i < src->n_params; i++) {
+        free(src->param_keys[i]);
+        free(src->param_values[i]);
+    }
+    free(src->param_keys);
+    free(src->param_values);
+    *dst = *src;
+    memset(src, 0, sizeof *src);
+    tmp.n_runs = 0;
+    dst->scenario = scen;
+    dst->strategy = strat;
+    dst->plugin = plug;
+    dst->plugin_path = ppath;
+    dst->param_keys = pk;
+    dst->param_values = pv;
+    dst->n_params = np;
+    dst->mode = mode;
+    dst->backend = be;
+    dst->batch = batch;
+    oomb_results_free(&tmp);
+    return OOMB_OK;
+}
+
+/* Runs one job in a child with a deadline; fills run. Returns OOMB_OK unless
+ * the harness itself failed (fork, shared memory). */
+static int run_one(const struct oomb_job *job, double timeout_s, int index,
+                   struct oomb_tracker_stats *shared, struct oomb_run_result *run, char *err,
+                   size_t err_len)
+{
+    char result_path[PATH_MAX];
+    snprintf(result_path, sizeof result_path, "%s/run-%d.json", job->tmpdir, index);
+    unlink(result_path);
+    memset(shared, 0, sizeof *shared);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        oomb_errf(err, err_len, "fork: %s", strerror(errno));
+        return OOMB_ERR_INTERNAL;
+    }
+    if (pid == 0) {
+        signal(SIGINT, SIG_DFL);
+        signal(SIGTERM, SIG_DFL);
+        setpgid(0, 0); /* a hang can be killed with every thread and helper */
+        int code = oomb_child_main(job, shared, result_path);
+        fflush(NULL);
+        _exit(code);
+    }
+    setpgid(pid, pid);
+    int64_t deadline = oomb_now_ns() + (int64_t)(timeout_s * 1e9);
+    int status = 0, timed_out = 0;
+    struct rusage ru;
+    memset(&ru, 0, sizeof ru);
+    int64_t nap = 200000; /* 0.2 ms, growing to 20 ms */
+    for (;;) {
+        pid_t w = wait4(pid, &status, WNOHANG, &ru);
+        if (w == pid)
+            break;
+        if (w < 0 && errno != EINTR) {
+            oomb_errf(err, err_len, "wait: %s", strerror(errno));
+            return OOMB_ERR_INTERNAL;
+        }
+        if (oomb_now_ns() > deadline) {
+            kill(-pid, SIGKILL);
+            kill(pid, SIGKILL);
+            wait4(pid, &status, 0, &ru);
+            timed_out = 1;
+            break;
+        }
+        struct timespec ts = {0, nap};
+        nanosleep(&ts, NULL);
+        if (nap < 20000000)
+            nap *= 2;
+    }
+
+    char rerr[512] = "";
+    int have_result = !timed_out && WIFEXITED(status) &&
+                      adopt_child_result(result_path, run, rerr, sizeof rerr) == OOMB_OK;
+    if (!have_result) {
+        free(run->reason);
+        char buf[640];
+        if (timed_out) {
+            run->outcome = OOMB_OUTCOME_TIMEOUT;
+            snprintf(buf, sizeof buf, "killed after the time limit of %.1f s", timeout_s);
+        } else if (WIFSIGNALED(status)) {
+            run->outcome = OOMB_OUTCOME_CRASH;
+            snprintf(buf, sizeof buf, "killed by signal %d (%s)", WTERMSIG(status),
+                     strsignal(WTERMSIG(status)));
+        } else if (WIFEXITED(status) && WEXITSTATUS(status) != 0) {
+            run->outcome = OOMB_OUTCOME_CRASH;
+            snprintf(buf, sizeof buf, "exited with status %d before reporting a result",
+                     WEXITSTATUS(status));
+        } else {
+            run->outcome = OOMB_OUTCOME_ERROR;
+            snprintf(buf, sizeof buf, "no result from the run: %s", rerr);
+        }
+        run->reason = oomb_strdup(buf);
+        /* The tracker's counters survive in shared memory. */
+        run->peak_bytes = shared->peak_total;
+        for (int t = 0; t < OOMB_TAG_COUNT; t++)
+            run->peak_by_tag[t] = shared->peak[t];
+        if (shared->oom_hit) {
+            run->oom_request_bytes = shared->oom_request;
+            run->oom_in_use_bytes = shared->oom_in_use;
+        }
+    }
+    if (ru.ru_maxrss > 0)
+        run->host_peak_rss_bytes = (uint64_t)ru.ru_maxrss * 1024;
+    unlink(result_path);
+    return OOMB_OK;
+}
+
+/* ------------------------------------------------------------ numerics -- */
+
+static struct oomb_run_result *find_ref(struct oomb_results *res, int first, int last)
+{
+    for (int i = first; i < last; i++)
+        if (strcmp(res->runs[i].plugin, "none") == 0 && res->runs[i].outcome == OOMB_OUTCOME_OK)
+            return &res->runs[i];
+    return NULL;
+}
+
+static double rel(double a, double b)
+{
+    if (isnan(a) || isnan(b))
+        return NAN;
+    double d = fabs(a - b);
+    return b != 0 ? d / fabs(b) : d;
+}
+
+/* Loss and accuracy against `none`; the tensor deviations came from the child. */
+static void group_numerics(struct oomb_results *res, int first, int last)
+{
+    struct oomb_run_result *ref = find_ref(res, first, last);
+    for (int i = first; i < last; i++) {
+        struct oomb_run_result *r = &res->runs[i];
+        r->has_numerics = ref != NULL && r->outcome == OOMB_OUTCOME_OK;
+        if (!r->has_numerics) {
+            r->loss_rel_err = NAN;
+            r->accuracy_delta = NAN;
+            continue;
+        }
+        r->loss_rel_err = rel(r->final_loss, ref->final_loss);
+        r->accuracy_delta = r->has_accuracy && ref->has_accuracy ? r->accuracy - ref->accuracy
+                                                                 : NAN;
+        if (r == ref) {
+            r->grad_rel_err = r->mode == OOMB_MODE_TRAIN ? 0 : NAN;
+            r->weight_rel_err = r->mode == OOMB_MODE_TRAIN ? 0 : NAN;
+            r->output_rel_err = r->mode == OOMB_MODE_INFER ? 0 : NAN;
+        }
+    }
+}
+
+/* ------------------------------------------------------------ checks ---- */
+
+struct resolve_ctx {
+    struct oomb_results *res;
+    int first, last;
+    int skipped; /* a referenced run was skipped / not applicable */
+};
+
+static int metric_of(const struct oomb_run_result *r, const char *section, const char *field,
+                     double *out)
+{
+    if (strcmp(section, "memory") == 0) {
+        if (strcmp(field, "peak") == 0 || strcmp(field, "peak_bytes") == 0 ||
+            strcmp(field, "total") == 0) {
+            *out = (double)r->peak_bytes;
+            return 1;
+        }
+        for (int t = 0; t < OOMB_TAG_COUNT; t++)
+            if (strcmp(field, oomb_tag_name((enum oomb_tag)t)) == 0) {
+                *out = (double)r->peak_by_tag[t];
+                return 1;
+            }
+        if (strcmp(field, "host_peak_rss") == 0) {
+            *out = (double)r->host_peak_rss_bytes;
+            return 1;
+        }
+        return 0;
+    }
+    if (strcmp(section, "time") == 0) {
+        if (strcmp(field, "median") == 0 || strcmp(field, "step") == 0) {
+            *out = r->step_stats.median;
+            return 1;
+        }
+        for (int p = 0; p < OOMB_PHASE_COUNT; p++)
+            if (strcmp(field, oomb_phase_name((enum oomb_phase)p)) == 0) {
+                *out = r->phase_stats[p].median;
+                return 1;
+            }
+        return 0;
+    }
+    if (strcmp(section, "throughput") == 0 && strcmp(field, "samples_per_s") == 0) {
+        *out = r->samples_per_s;
+        return 1;
+    }
+    if (strcmp(section, "numerics") == 0) {
+        if (strcmp(field, "loss_rel_err") == 0)
+            *out = r->loss_rel_err;
+        else if (strcmp(field, "grad_rel_err") == 0)
+            *out = r->grad_rel_err;
+        else if (strcmp(field, "output_rel_err") == 0)
+            *out = r->output_rel_err;
+        else if (strcmp(field, "weight_rel_err") == 0)
+            *out = r->weight_rel_err;
+        else
+            return 0;
+        return 1;
+    }
+    if (strcmp(section, "quality") == 0) {
+        if (strcmp(field, "final_loss") == 0)
+            *out = r->final_loss;
+        else if (strcmp(field, "accuracy") == 0)
+            *out = r->has_accuracy ? r->accuracy : NAN;
+        else if (strcmp(field, "accuracy_delta") == 0)
+            *out = r->accuracy_delta;
+        else
+            return 0;
+        return 1;
+    }
+    if (strcmp(section, "metrics") == 0) {
+        for (int i = 0; i < r->n_metrics; i++)
+            if (strcmp(r->metrics[i].name, field) == 0) {
+                *out = r->metrics[i].value;
+                return 1;
+            }
+        *out = NAN;
+        return 0;
+    }
+    return 0;
+}
+
+static int resolve(void *user, const char *ref, double *out, char *err, size_t err_len)
+{
+    struct resolve_ctx *c = user;
+    char label[128], section[64], field[128];
+    const char *d1 = strchr(ref, '.');
+    const char *d2 = d1 ? strchr(d1 + 1, '.') : NULL;
+    if (!d1 || !d2 || (size_t)(d1 - ref) >= sizeof label ||
+        (size_t)(d2 - d1 - 1) >= sizeof section || strlen(d2 + 1) >= sizeof field) {
+        oomb_errf(err, err_len, "'%s': expected strategy.section.field", ref);
+        return OOMB_ERR_INVALID;
+    }
+    memcpy(label, ref, (size_t)(d1 - ref));
+    label[d1 - ref] = '\0';
+    memcpy(section, d1 + 1, (size_t)(d2 - d1 - 1));
+    section[d2 - d1 - 1] = '\0';
+    snprintf(field, sizeof field, "%s", d2 + 1);
+    for (int i = c->first; i < c->last; i++) {
+        const struct oomb_run_result *r = &c->res->runs[i];
+        if (strcmp(r->strategy, label) != 0)
+            continue;
+        if (r->outcome == OOMB_OUTCOME_SKIPPED || r->outcome == OOMB_OUTCOME_NOT_APPLICABLE) {
+            c->skipped = 1;
+            oomb_errf(err, err_len, "'%s' was %s", label, oomb_outcome_name(r->outcome));
+            return OOMB_ERR_NOT_APPLICABLE;
+        }
+        if (r->outcome != OOMB_OUTCOME_OK) {
+            oomb_errf(err, err_len, "'%s' did not run to the end (%s)", label,
+                      oomb_outcome_name(r->outcome));
+            return OOMB_ERR_INVALID;
+        }
+        if (!metric_of(r, section, field, out)) {
+            oomb_errf(err, err_len, "'%s': no metric '%s.%s' (sections: memory, time, "
+                      "throughput, numerics, quality, metrics)", ref, section, field);
+            return OOMB_ERR_INVALID;
+        }
+        return OOMB_OK;
+    }
+    oomb_errf(err, err_len, "'%s': no strategy labelled '%s' in this scenario", ref, label);
+    return OOMB_ERR_INVALID;
+}
+
+static int group_checks(struct oomb_results *res, const struct oomb_scenario *sc, int first,
+                        int last, enum oomb_mode mode, int64_t batch)
+{
+    int failed = 0;
+    for (int i = 0; i < sc->n_checks; i++) {
+        struct oomb_check_record *v =
+            realloc(res->checks, (size_t)(res->n_checks + 1) * sizeof *v);
+        if (!v)
+            return -1;
+        res->checks = v;
+        struct oomb_check_record *cr = &v[res->n_checks++];
+        memset(cr, 0, sizeof *cr);
+        cr->scenario = oomb_strdup(sc->name);
+        cr->expr = oomb_strdup(sc->checks[i].expr);
+        cr->mode = mode;
+        cr->batch = batch;
+        cr->lhs = cr->rhs = NAN;
+        char err[512] = "";
+        struct oomb_check *c = NULL;
+        struct resolve_ctx ctx = {res, first, last, 0};
+        struct oomb_check_result r = {0};
+        if (oomb_check_parse(sc->checks[i].expr, &c, err, sizeof err) != OOMB_OK) {
+            cr->status = OOMB_CHECK_FAIL;
+        } else if (oomb_check_eval(c, resolve, &ctx, &r, err, sizeof err) != OOMB_OK) {
+            cr->status = ctx.skipped ? OOMB_CHECK_SKIPPED : OOMB_CHECK_FAIL;
+        } else {
+            cr->status = r.pass ? OOMB_CHECK_PASS : OOMB_CHECK_FAIL;
+            cr->lhs = r.lhs;
+            cr->rhs = r.rhs;
+            cr->op = oomb_strdup(r.op);
+            if (!r.pass)
+                snprintf(err, sizeof err, "%.6g %s %.6g is false", r.lhs, r.op, r.rhs);
+        }
+        oomb_check_destroy(c);
+        cr->message = oomb_strdup(err);
+        if (cr->status == OOMB_CHECK_FAIL)
+            failed++;
+    }
+    return failed;
+}
+
+/* ------------------------------------------------------------ main ------ */
+
+static int make_tmpdir(char *buf, size_t len, char *err, size_t err_len)
+{
+    const char *base = getenv("TMPDIR");
+    if (!base || !*base)
+        base = "/tmp";
+    snprintf(buf, len, "%s/oombench.XXXXXX", base);
+    if (!mkdtemp(buf)) {
+        oomb_errf(err, err_len, "%s: cannot create a temporary folder: %s", buf, strerror(errno));
+        return OOMB_ERR_IO;
+    }
+    return OOMB_OK;
+}
+
+static void remove_tmpdir(const char *dir)
+{
+    char path[PATH_MAX + 300];
+    /* Only files we wrote, no subfolders: unlink them one by one. */
+    DIR *d = opendir(dir);
+    if (d) {
+        struct dirent *de;
+        while ((de = readdir(d))) {
+            if (de->d_name[0] == '.')
+                continue;
+            snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+            unlink(path);
+        }
+        closedir(d);
+    }
+    rmdir(dir);
+}
+
+static void finish_stats(struct oomb_run_result *r)
+{
+    oomb_stats_compute(r->step_ns, r->n_steps, &r->step_stats);
+    for (int p = 0; p < OOMB_PHASE_COUNT; p++)
+        oomb_stats_compute(r->phase_ns[p], r->phase_ns[p] ? r->n_steps : 0, &r->phase_stats[p]);
+    r->samples_per_s = r->n_steps > 0 && r->step_stats.median > 0
+                           ? (double)r->batch / (r->step_stats.median * 1e-9)
+                           : NAN;
+}
+
+int oomb_runner_run(const char *const *scenario_paths, int n_paths,
+                    const struct oomb_run_options *opts, struct oomb_results *res,
+                    struct oomb_run_summary *sum, char *err, size_t err_len)
+{
+    struct plan p = {0};
+    struct oomb_tracker_stats *shared = MAP_FAILED;
+    char tmpdir[PATH_MAX] = "";
+    int rc = OOMB_OK;
+    memset(sum, 0, sizeof *sum);
+    memset(res, 0, sizeof *res);
+
+    enum oomb_backend dev_backend = OOMB_BACKEND_CPU;
+    int dev_index = 0;
+    if (opts->device && parse_device(opts->device, &dev_backend, &dev_index) != OOMB_OK) {
+        oomb_errf(err, err_len, "--device '%s': expected cpu, cuda or cuda:N", opts->device);
+        return OOMB_ERR_INVALID;
+    }
+
+    p.sc = calloc((size_t)n_paths, sizeof *p.sc);
+    if (!p.sc) {
+        oomb_errf(err, err_len, "out of memory");
+        return OOMB_ERR_INTERNAL;
+    }
+    for (int i = 0; i < n_paths; i++) {
+        if ((rc = oomb_scenario_load(scenario_paths[i], &p.sc[i], err, err_len)) != OOMB_OK) {
+            rc = rc == OOMB_ERR_IO ? OOMB_ERR_PARSE : rc;
+            goto done;
+        }
+        p.n_sc++;
+        if (opts->device) {
+            p.sc[i]->backend = dev_backend;
+            p.sc[i]->device = dev_index;
+        }
+    }
+    if ((rc = oomb_registry_load(&p.reg, opts->plugin_dirs, opts->n_plugin_dirs,
+                                 opts->plugin_files, opts->n_plugin_files, err, err_len)) !=
+        OOMB_OK) {
+        rc = OOMB_ERR_INVALID;
+        goto done;
+    }
+    p.have_reg = 1;
+    if ((rc = validate(&p, err, err_len)) != OOMB_OK)
+        goto done;
+
+    enum oomb_backend first_backend = p.n_sc ? p.sc[0]->backend : OOMB_BACKEND_CPU;
+    for (int i = 0; i < p.n_sc; i++) {
+        if (p.sc[i]->backend != OOMB_BACKEND_CUDA)
+            continue;
+        char why[600];
+        int n = probe_cuda(why, sizeof why);
+        if (n <= 0) {
+            oomb_errf(err, err_len, "%s: backend cuda requested but no CUDA device can be used: "
+                      "%s", p.sc[i]->path, why);
+            rc = OOMB_ERR_NOT_USABLE;
+            goto done;
+        }
+        if (p.sc[i]->device >= n) {
+            oomb_errf(err, err_len, "%s: cuda:%d requested but only %d CUDA device(s) found",
+                      p.sc[i]->path, p.sc[i]->device, n);
+            rc = OOMB_ERR_NOT_USABLE;
+            goto done;
+        }
+        break;
+    }
+
+    if (fill_host_info(res, first_backend) != OOMB_OK) {
+        oomb_errf(err, err_len, "out of memory");
+        rc = OOMB_ERR_INTERNAL;
+        goto done;
+    }
+    const char *out_dir = opts->out_dir ? opts->out_dir : "results";
+    if ((rc = oomb_mkdir_p(out_dir, err, err_len)) != OOMB_OK)
+        goto done;
+    {
+        char stamp[32];
+        time_t t = time(NULL);
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
+        snprintf(sum->results_path, sizeof sum->results_path, "%s/%s-%s-%d.json", out_dir,
+                 p.n_sc == 1 ? p.sc[0]->name : "run", stamp, (int)getpid());
+    }
+    if ((rc = make_tmpdir(tmpdir, sizeof tmpdir, err, err_len)) != OOMB_OK)
+        goto done;
+    shared = mmap(NULL, sizeof *shared, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (shared == MAP_FAILED) {
+        oomb_errf(err, err_len, "mmap: %s", strerror(errno));
+        rc = OOMB_ERR_INTERNAL;
+        goto done;
+    }
+
+    int total = 0;
+    for (int i = 0; i < p.n_sc; i++)
+        total += p.sc[i]->n_batches * p.sc[i]->n_strategies *
+                 ((p.sc[i]->modes & OOMB_MODE_TRAIN ? 1 : 0) +
+                  (p.sc[i]->modes & OOMB_MODE_INFER ? 1 : 0));
+    int index = 0;
+    for (int i = 0; i < p.n_sc; i++) {
+        const struct oomb_scenario *sc = p.sc[i];
+        for (int mi = 0; mi < 2; mi++) {
+            enum oomb_mode mode = mi == 0 ? OOMB_MODE_TRAIN : OOMB_MODE_INFER;
+            if (!(sc->modes & mode))
+                continue;
+            for (int b = 0; b < sc->n_batches; b++) {
+                int first = res->n_runs;
+                /* `none` first: the others compare with it and may use its weights. */
+                for (int pass = 0; pass < 2; pass++) {
+                    for (int s = 0; s < sc->n_strategies; s++) {
+                        const struct oomb_strategy_spec *st = &sc->strategies[s];
+                        if ((strcmp(st->plugin, "none") == 0) != (pass == 0))
+                            continue;
+                        const struct oomb_loaded_plugin *pl = oomb_registry_find(&p.reg,
+                                                                                 st->plugin);
+                        struct oomb_run_result *run = oomb_results_add_run(res);
+                        if (!run) {
+                            oomb_errf(err, err_len, "out of memory");
+                            rc = OOMB_ERR_INTERNAL;
+                            goto done;
+                        }
+                        run->scenario = oomb_strdup(sc->name);
+                        run->strategy = oomb_strdup(st->label);
+                        run->plugin = oomb_strdup(st->plugin);
+                        run->plugin_path = oomb_strdup(pl->path);
+                        copy_params(run, st, &pl->desc);
+                        run->mode = mode;
+                        run->backend = sc->backend;
+                        run->batch = sc->batches[b];
+                        index++;
+                        if (!(pl->desc.modes & mode)) {
+                            run->outcome = OOMB_OUTCOME_NOT_APPLICABLE;
+                            char buf[256];
+                            snprintf(buf, sizeof buf, "plugin '%s' does not support mode %s",
+                                     st->plugin, mode_name(mode));
+                            run->reason = oomb_strdup(buf);
+                        } else if (!(pl->desc.backends & sc->backend)) {
+                            run->outcome = OOMB_OUTCOME_NOT_APPLICABLE;
+                            char buf[256];
+                            snprintf(buf, sizeof buf, "plugin '%s' does not support backend %s",
+                                     st->plugin,
+                                     sc->backend == OOMB_BACKEND_CUDA ? "cuda" : "cpu");
+                            run->reason = oomb_strdup(buf);
+                        } else {
+                            struct oomb_job job = {0};
+                            job.sc = sc;
+                            job.spec = st;
+                            job.plugin = pl;
+                            job.mode = mode;
+                            job.backend = sc->backend;
+                            job.device = sc->device;
+                            job.batch = sc->batches[b];
+                            job.tmpdir = tmpdir;
+                            job.is_reference = strcmp(st->plugin, "none") == 0;
+                            snprintf(job.ref_prefix, sizeof job.ref_prefix,
+                                     "%s/ref-%d-%s-%lld", tmpdir, i, mode_name(mode),
+                                     (long long)sc->batches[b]);
+                            double limit = opts->timeout_s > 0 ? opts->timeout_s : sc->timeout_s;
+                            if (!opts->quiet)
+                                fprintf(stderr, "[%d/%d] %s %s batch %lld %s ...\n", index,
+                                        total, sc->name, mode_name(mode),
+                                        (long long)sc->batches[b], st->label);
+                            if ((rc = run_one(&job, limit, index, shared, run, err, err_len)) !=
+                                OOMB_OK)
+                                goto done;
+                        }
+                        if (!run->reason)
+                            run->reason = oomb_strdup("");
+                        finish_stats(run);
+                        if (!opts->quiet && run->outcome != OOMB_OUTCOME_OK)
+                            fprintf(stderr, "    %s: %s\n", oomb_outcome_name(run->outcome),
+                                    run->reason);
+                        char werr[512];
+                        if (oomb_results_write(res, sum->results_path, werr, sizeof werr) !=
+                            OOMB_OK) {
+                            oomb_errf(err, err_len, "%s", werr);
+                            rc = OOMB_ERR_IO;
+                            goto done;
+                        }
+                    }
+                }
+                group_numerics(res, first, res->n_runs);
+                int f = group_checks(res, sc, first, res->n_runs, mode, sc->batches[b]);
+                if (f < 0) {
+                    oomb_errf(err, err_len, "out of memory");
+                    rc = OOMB_ERR_INTERNAL;
+                    goto done;
+                }
+                sum->n_checks += sc->n_checks;
+                sum->n_checks_failed += f;
+            }
+        }
+    }
+    for (int i = 0; i < res->n_runs; i++) {
+        enum oomb_outcome o = res->runs[i].outcome;
+        sum->n_runs++;
+        if (o == OOMB_OUTCOME_CRASH || o == OOMB_OUTCOME_TIMEOUT || o == OOMB_OUTCOME_ERROR)
+            sum->n_failed++;
+        if (o == OOMB_OUTCOME_OOM)
+            sum->n_oom++;
+    }
+    {
+        char werr[512];
+        if (oomb_results_write(res, sum->results_path, werr, sizeof werr) != OOMB_OK) {
+            oomb_errf(err, err_len, "%s", werr);
+            rc = OOMB_ERR_IO;
+            goto done;
+        }
+    }
+    rc = OOMB_OK;
+done:
+    if (shared != MAP_FAILED)
+        munmap(shared, sizeof *shared);
+    if (tmpdir[0])
+        remove_tmpdir(tmpdir);
+    plan_free(&p);
+    return rc;
+}

@@ -1,5 +1,5 @@
 /*
- * Scenario files (scenarios/*.yaml): what to run. Parsed with libyaml into
+ * Scenario files (YAML under scenarios/): what to run. Parsed with libyaml into
  * `struct oomb_scenario`; every error names file:line:column and the key.
  * The format is documented in docs/scenario-format.md.
  */

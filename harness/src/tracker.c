@@ -1,1 +1,215 @@
-/* placeholder: replaced by the real module */
+/*
+ * Tracked device allocation (see tracker.h). Live allocations are kept in an
+ * open-addressing hash table keyed by pointer, so that free() knows the size
+ * and tag of what it releases without trusting the caller.
+ */
+#include "tracker.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+struct oomb_tracker_entry {
+    void *ptr; /* NULL: empty; TOMB: deleted */
+    uint64_t bytes;
+    int tag;
+};
+
+static char tomb_marker;
+#define TOMB ((void *)&tomb_marker)
+
+static size_t hash_ptr(const void *p, size_t n_slots)
+{
+    uint64_t x = (uint64_t)(uintptr_t)p;
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    return (size_t)(x & (n_slots - 1));
+}
+
+int oomb_tracker_init(struct oomb_tracker *t, struct oomb_tracker_stats *stats,
+                      const struct oomb_kernel_backend *backend, uint64_t budget)
+{
+    memset(t, 0, sizeof *t);
+    memset(stats, 0, sizeof *stats);
+    stats->budget = budget;
+    t->stats = stats;
+    t->backend = backend;
+    t->n_slots = 256;
+    t->slots = calloc(t->n_slots, sizeof *t->slots);
+    if (!t->slots)
+        return OOMB_ERR_OOM;
+    t->phase = OOMB_PHASE_OTHER;
+    t->step = -1;
+    t->record_step = -2;
+    t->t0_ns = oomb_now_ns();
+    return OOMB_OK;
+}
+
+static int rehash(struct oomb_tracker *t, size_t n_slots)
+{
+    struct oomb_tracker_entry *old = t->slots;
+    size_t old_n = t->n_slots;
+    struct oomb_tracker_entry *slots = calloc(n_slots, sizeof *slots);
+    if (!slots)
+        return OOMB_ERR_OOM;
+    for (size_t i = 0; i < old_n; i++) {
+        if (!old[i].ptr || old[i].ptr == TOMB)
+            continue;
+        size_t h = hash_ptr(old[i].ptr, n_slots);
+        while (slots[h].ptr)
+            h = (h + 1) & (n_slots - 1);
+        slots[h] = old[i];
+    }
+    free(old);
+    t->slots = slots;
+    t->n_slots = n_slots;
+    t->n_tomb = 0;
+    return OOMB_OK;
+}
+
+static void record(struct oomb_tracker *t, int64_t delta, int tag)
+{
+    if (t->record_step != -2 && t->step != -1 && t->step != t->record_step)
+        return;
+    if (t->n_events == t->cap_events) {
+        int cap = t->cap_events ? t->cap_events * 2 : 256;
+        struct oomb_event *ev = realloc(t->events, (size_t)cap * sizeof *ev);
+        if (!ev)
+            return; /* the timeline is best effort; counters stay exact */
+        t->events = ev;
+        t->cap_events = cap;
+    }
+    struct oomb_event *e = &t->events[t->n_events++];
+    e->t_ns = oomb_now_ns() - t->t0_ns;
+    e->delta = delta;
+    e->in_use = t->stats->cur_total;
+    e->tag = (uint8_t)tag;
+    e->phase = (uint8_t)t->phase;
+    e->step = t->step;
+}
+
+int oomb_tracker_alloc(struct oomb_tracker *t, size_t bytes, enum oomb_tag tag, void **out)
+{
+    struct oomb_tracker_stats *s = t->stats;
+    *out = NULL;
+    if ((int)tag < 0 || tag >= OOMB_TAG_COUNT)
+        return OOMB_ERR_INVALID;
+    if (s->budget && (bytes > s->budget || s->cur_total > s->budget - bytes)) {
+        s->oom_hit = 1;
+        s->oom_tag = (int)tag;
+        s->oom_request = bytes;
+        s->oom_in_use = s->cur_total;
+        return OOMB_ERR_OOM;
+    }
+    if ((t->n_live + t->n_tomb + 1) * 4 > t->n_slots * 3) {
+        size_t n = t->n_live * 4 > t->n_slots ? t->n_slots * 2 : t->n_slots;
+        if (rehash(t, n) != OOMB_OK)
+            return OOMB_ERR_OOM;
+    }
+    void *p = NULL;
+    int rc = t->backend->raw_alloc(t->backend->ops.ctx, bytes ? bytes : 1, &p);
+    if (rc != OOMB_OK || !p) {
+        s->oom_hit = 1;
+        s->oom_tag = (int)tag;
+        s->oom_request = bytes;
+        s->oom_in_use = s->cur_total;
+        return OOMB_ERR_OOM;
+    }
+    size_t h = hash_ptr(p, t->n_slots);
+    while (t->slots[h].ptr && t->slots[h].ptr != TOMB)
+        h = (h + 1) & (t->n_slots - 1);
+    if (t->slots[h].ptr == TOMB)
+        t->n_tomb--;
+    t->slots[h].ptr = p;
+    t->slots[h].bytes = bytes;
+    t->slots[h].tag = (int)tag;
+    t->n_live++;
+
+    s->cur[tag] += bytes;
+    s->cur_total += bytes;
+    if (s->cur[tag] > s->peak[tag])
+        s->peak[tag] = s->cur[tag];
+    if (s->cur_total > s->peak_total)
+        s->peak_total = s->cur_total;
+    s->n_allocs++;
+    record(t, (int64_t)bytes, (int)tag);
+    *out = p;
+    return OOMB_OK;
+}
+
+static struct oomb_tracker_entry *find(struct oomb_tracker *t, const void *p)
+{
+    size_t h = hash_ptr(p, t->n_slots);
+    for (size_t i = 0; i < t->n_slots; i++) {
+        struct oomb_tracker_entry *e = &t->slots[h];
+        if (!e->ptr)
+            return NULL;
+        if (e->ptr == p)
+            return e;
+        h = (h + 1) & (t->n_slots - 1);
+    }
+    return NULL;
+}
+
+static void release(struct oomb_tracker *t, struct oomb_tracker_entry *e)
+{
+    struct oomb_tracker_stats *s = t->stats;
+    s->cur[e->tag] -= e->bytes;
+    s->cur_total -= e->bytes;
+    s->n_frees++;
+    t->backend->raw_free(t->backend->ops.ctx, e->ptr);
+    record(t, -(int64_t)e->bytes, e->tag);
+    e->ptr = TOMB;
+    t->n_live--;
+    t->n_tomb++;
+}
+
+int oomb_tracker_dealloc(struct oomb_tracker *t, void *ptr)
+{
+    if (!ptr)
+        return OOMB_OK;
+    struct oomb_tracker_entry *e = find(t, ptr);
+    if (!e)
+        return OOMB_ERR_INVALID;
+    release(t, e);
+    return OOMB_OK;
+}
+
+uint64_t oomb_tracker_release_all(struct oomb_tracker *t, void *const *keep, int n_keep)
+{
+    uint64_t bytes = 0;
+    for (size_t i = 0; i < t->n_slots; i++) {
+        struct oomb_tracker_entry *e = &t->slots[i];
+        if (!e->ptr || e->ptr == TOMB)
+            continue;
+        int kept = 0;
+        for (int k = 0; k < n_keep; k++)
+            kept |= keep[k] == e->ptr;
+        if (kept)
+            continue;
+        bytes += e->bytes;
+        release(t, e);
+    }
+    return bytes;
+}
+
+void oomb_tracker_free(struct oomb_tracker *t)
+{
+    free(t->slots);
+    free(t->events);
+    t->slots = NULL;
+    t->events = NULL;
+    t->n_events = t->cap_events = 0;
+}
+
+void oomb_tracker_set_phase(struct oomb_tracker *t, enum oomb_phase phase)
+{
+    t->phase = phase;
+}
+
+void oomb_tracker_set_step(struct oomb_tracker *t, int32_t step)
+{
+    t->step = step;
+}

@@ -1,0 +1,792 @@
+/*
+ * One run, inside its child process: create the backend and the tracked
+ * allocator, load the plugin afresh, hand it the host table, drive warm-up and
+ * measured steps with per-phase timing, compare reported tensors with the
+ * `none` run's, and write a single-run results file for the parent.
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "backend.h"
+#include "data.h"
+#include "loader.h"
+#include "runner.h"
+#include "tracker.h"
+#include "util.h"
+
+enum { MARK_EXCL_BEGIN = 100, MARK_EXCL_END = 101 };
+
+struct mark {
+    int id;
+    int kind; /* enum oomb_phase or MARK_EXCL_* */
+};
+
+struct tensor_ref {
+    char name[32];
+    int64_t records; /* records reported so far */
+};
+
+struct oomb_run {
+    const struct oomb_job *job;
+    struct oomb_kernel_backend *backend;
+    struct oomb_tracker tracker;
+    struct oomb_backend_alloc_hook hook;
+    struct oomb_host host;
+    struct oomb_run_info info;
+    struct oomb_data data;
+    struct oomb_run_result *res;
+
+    float *batch_x;   /* host: all steps' inputs (steps, B, F) */
+    int32_t *batch_y; /* (steps, B) */
+    int64_t n_steps_total;
+
+    int in_step;
+    int64_t step;
+    struct mark *marks;
+    int n_marks, cap_marks;
+
+    int64_t acc_correct, acc_total;
+    struct tensor_ref tensors[8];
+    int n_tensors;
+    double max_weight_err;
+    int have_weight_err;
+    void *hook_ptrs[8]; /* backend library workspaces, freed by the backend */
+    int n_hook_ptrs;
+};
+
+/* ----------------------------------------------------------- marks ------ */
+
+static void add_mark(struct oomb_run *r, int kind)
+{
+    if (!r->in_step)
+        return;
+    int id;
+    if (r->backend->timer_mark(r->backend->ops.ctx, &id) != OOMB_OK)
+        return;
+    if (r->n_marks == r->cap_marks) {
+        int cap = r->cap_marks ? r->cap_marks * 2 : 64;
+        struct mark *m = realloc(r->marks, (size_t)cap * sizeof *m);
+        if (!m)
+            return;
+        r->marks = m;
+        r->cap_marks = cap;
+    }
+    r->marks[r->n_marks].id = id;
+    r->marks[r->n_marks].kind = kind;
+    r->n_marks++;
+}
+
+/* ----------------------------------------------------------- host API --- */
+
+static const struct oomb_kv *find_param(const struct oomb_run *r, const char *name)
+{
+    const struct oomb_strategy_spec *s = r->job->spec;
+    for (int i = 0; i < s->n_params; i++)
+        if (strcmp(s->params[i].key, name) == 0)
+            return &s->params[i];
+    return NULL;
+}
+
+static int param_text(struct oomb_run *r, const char *name, enum oomb_param_type want,
+                      const char **out)
+{
+    const struct oomb_plugin *d = &r->job->plugin->desc;
+    int i = oomb_plugin_param_index(d, name);
+    if (i < 0 || d->params[i].type != want)
+        return OOMB_ERR_INVALID;
+    const struct oomb_kv *kv = find_param(r, name);
+    *out = kv ? kv->value : d->params[i].default_value;
+    return OOMB_OK;
+}
+
+static int h_param_int(struct oomb_run *r, const char *name, int64_t *out)
+{
+    const char *t;
+    if (param_text(r, name, OOMB_PARAM_INT, &t) != OOMB_OK)
+        return OOMB_ERR_INVALID;
+    char *end;
+    errno = 0;
+    long long v = strtoll(t, &end, 10);
+    if (errno || end == t || *end)
+        return OOMB_ERR_INVALID;
+    *out = v;
+    return OOMB_OK;
+}
+
+static int h_param_float(struct oomb_run *r, const char *name, double *out)
+{
+    const char *t;
+    if (param_text(r, name, OOMB_PARAM_FLOAT, &t) != OOMB_OK)
+        return OOMB_ERR_INVALID;
+    char *end;
+    errno = 0;
+    double v = strtod(t, &end);
+    if (errno || end == t || *end)
+        return OOMB_ERR_INVALID;
+    *out = v;
+    return OOMB_OK;
+}
+
+static int h_param_str(struct oomb_run *r, const char *name, const char **out)
+{
+    return param_text(r, name, OOMB_PARAM_STRING, out);
+}
+
+static int h_alloc(struct oomb_run *r, size_t bytes, enum oomb_tag tag, const char *label,
+                   void **out)
+{
+    (void)label;
+    return oomb_tracker_alloc(&r->tracker, bytes, tag, out);
+}
+
+static void h_free(struct oomb_run *r, void *ptr)
+{
+    if (oomb_tracker_dealloc(&r->tracker, ptr) != OOMB_OK)
+        fprintf(stderr, "oombench: %s: free of a pointer the host did not allocate (%p)\n",
+                r->job->spec->label, ptr);
+}
+
+static int h_load_batch(struct oomb_run *r, int64_t step, int64_t first, int64_t count,
+                        float *x, int32_t *y)
+{
+    const int64_t B = r->info.batch, F = r->info.model->input_features;
+    if (step < 0 || step >= r->n_steps_total || first < 0 || count < 0 || first + count > B)
+        return OOMB_ERR_INVALID;
+    const struct oomb_ops *o = &r->backend->ops;
+    const float *xs = r->batch_x + (step * B + first) * F;
+    const int32_t *ys = r->batch_y + step * B + first;
+    int rc = OOMB_OK;
+    if (x)
+        rc = o->to_device(o->ctx, x, xs, (size_t)(count * F) * sizeof(float));
+    if (rc == OOMB_OK && y)
+        rc = o->to_device(o->ctx, y, ys, (size_t)count * sizeof(int32_t));
+    return rc;
+}
+
+static int h_init_params(struct oomb_run *r, int layer, float *dst)
+{
+    const struct oomb_model *m = r->info.model;
+    if (layer < 0 || layer >= m->n_layers)
+        return OOMB_ERR_INVALID;
+    const struct oomb_layer *L = m->layers[layer];
+    if (L->n_params == 0)
+        return OOMB_OK;
+    float *tmp = malloc((size_t)L->n_params * sizeof *tmp);
+    if (!tmp)
+        return OOMB_ERR_OOM;
+    oomb_data_init_params(r->info.seed, layer, L, tmp);
+    const struct oomb_ops *o = &r->backend->ops;
+    int rc = o->to_device(o->ctx, dst, tmp, (size_t)L->n_params * sizeof(float));
+    free(tmp);
+    return rc;
+}
+
+static void h_phase(struct oomb_run *r, enum oomb_phase phase)
+{
+    if ((int)phase < 0 || phase >= OOMB_PHASE_COUNT)
+        return;
+    oomb_tracker_set_phase(&r->tracker, phase);
+    add_mark(r, (int)phase);
+}
+
+static void h_log(struct oomb_run *r, enum oomb_log_level level, const char *fmt, ...)
+{
+    static const char *names[] = {"error", "warning", "info", "debug"};
+    if ((int)level < 0 || level > OOMB_LOG_DEBUG || level > OOMB_LOG_INFO)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "[%s %s] %s: ", r->job->sc->name, r->job->spec->label, names[level]);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+static int h_report_loss(struct oomb_run *r, int64_t step, double loss)
+{
+    if (step < 0 || step >= r->res->n_losses)
+        return OOMB_ERR_INVALID;
+    r->res->losses[step] = loss;
+    return OOMB_OK;
+}
+
+static int h_report_metric(struct oomb_run *r, const char *name, double value)
+{
+    struct oomb_run_result *res = r->res;
+    for (int i = 0; i < res->n_metrics; i++)
+        if (strcmp(res->metrics[i].name, name) == 0) {
+            res->metrics[i].value = value;
+            return OOMB_OK;
+        }
+    struct oomb_metric *m = realloc(res->metrics, (size_t)(res->n_metrics + 1) * sizeof *m);
+    if (!m)
+        return OOMB_ERR_OOM;
+    res->metrics = m;
+    if (!(m[res->n_metrics].name = oomb_strdup(name)))
+        return OOMB_ERR_OOM;
+    m[res->n_metrics++].value = value;
+    return OOMB_OK;
+}
+
+static int h_report_accuracy(struct oomb_run *r, int64_t correct, int64_t total)
+{
+    if (correct < 0 || total <= 0 || correct > total)
+        return OOMB_ERR_INVALID;
+    if (r->step < r->info.warmup_steps)
+        return OOMB_OK; /* accuracy is over the measured steps */
+    r->acc_correct += correct;
+    r->acc_total += total;
+    return OOMB_OK;
+}
+
+static double rel_err(const float *a, const float *b, int64_t n)
+{
+    double d = 0, nb = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double e = (double)a[i] - (double)b[i];
+        d += e * e;
+        nb += (double)b[i] * b[i];
+    }
+    if (!isfinite(d))
+        return INFINITY;
+    return nb > 0 ? sqrt(d / nb) : sqrt(d);
+}
+
+static struct tensor_ref *tensor_slot(struct oomb_run *r, const char *name)
+{
+    for (int i = 0; i < r->n_tensors; i++)
+        if (strcmp(r->tensors[i].name, name) == 0)
+            return &r->tensors[i];
+    if (r->n_tensors == (int)(sizeof r->tensors / sizeof r->tensors[0]))
+        return NULL;
+    struct tensor_ref *t = &r->tensors[r->n_tensors++];
+    snprintf(t->name, sizeof t->name, "%s", name);
+    t->records = 0;
+    return t;
+}
+
+/* Reference file of tensor `name` of this scenario/mode/batch. */
+static void ref_path(const struct oomb_run *r, const char *name, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s.%s", r->job->ref_prefix, name);
+}
+
+static int h_report_tensor(struct oomb_run *r, const char *name, const float *dev, int64_t n)
+{
+    if (!name || strlen(name) >= 32 || strchr(name, '/') || n < 0)
+        return OOMB_ERR_INVALID;
+    struct tensor_ref *t = tensor_slot(r, name);
+    if (!t)
+        return OOMB_ERR_INVALID;
+    int rc = OOMB_OK;
+    add_mark(r, MARK_EXCL_BEGIN);
+    float *host = malloc((size_t)(n ? n : 1) * sizeof *host);
+    float *ref = NULL;
+    char path[PATH_MAX + 40];
+    ref_path(r, name, path, sizeof path);
+    if (!host) {
+        rc = OOMB_ERR_OOM;
+        goto done;
+    }
+    const struct oomb_ops *o = &r->backend->ops;
+    if ((rc = o->to_host(o->ctx, host, dev, (size_t)n * sizeof(float))) != OOMB_OK)
+        goto done;
+    if (r->job->is_reference) {
+        FILE *f = fopen(path, t->records == 0 ? "wb" : "ab");
+        if (!f || fwrite(&n, sizeof n, 1, f) != 1 ||
+            fwrite(host, sizeof(float), (size_t)n, f) != (size_t)n)
+            rc = OOMB_ERR_IO;
+        if (f)
+            fclose(f);
+    } else {
+        /* Compare with record `t->records` of the reference, if shapes match. */
+        FILE *f = fopen(path, "rb");
+        if (f) {
+            int64_t rn = 0;
+            int found = 0;
+            for (int64_t rec = 0; rec <= t->records; rec++) {
+                if (fread(&rn, sizeof rn, 1, f) != 1)
+                    break;
+                if (rec == t->records) {
+                    found = 1;
+                    break;
+                }
+                if (fseeko(f, (off_t)rn * (off_t)sizeof(float), SEEK_CUR) != 0)
+                    break;
+            }
+            if (found && rn == n && (ref = malloc((size_t)(n ? n : 1) * sizeof *ref)) &&
+                fread(ref, sizeof(float), (size_t)n, f) == (size_t)n) {
+                double e = rel_err(host, ref, n);
+                struct oomb_run_result *res = r->res;
+                if (strcmp(name, "grads0") == 0 && t->records == 0)
+                    res->grad_rel_err = e;
+                else if (strcmp(name, "output0") == 0 && t->records == 0)
+                    res->output_rel_err = e;
+                else if (strcmp(name, "weights") == 0) {
+                    if (!r->have_weight_err || e > r->max_weight_err || isnan(e))
+                        r->max_weight_err = e;
+                    r->have_weight_err = 1;
+                    res->weight_rel_err = r->max_weight_err;
+                }
+            }
+            fclose(f);
+        }
+    }
+    t->records++;
+done:
+    add_mark(r, MARK_EXCL_END);
+    free(host);
+    free(ref);
+    return rc;
+}
+
+static int h_reference_params(struct oomb_run *r, int layer, float *dst)
+{
+    const struct oomb_model *m = r->info.model;
+    if (layer < 0 || layer >= m->n_layers)
+        return OOMB_ERR_INVALID;
+    int64_t total = 0, off = 0;
+    for (int l = 0; l < m->n_layers; l++) {
+        if (l == layer)
+            off = total;
+        total += m->layers[l]->n_params;
+    }
+    int64_t n = m->layers[layer]->n_params;
+    char path[PATH_MAX + 40];
+    snprintf(path, sizeof path, "%s.final", r->job->ref_prefix);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return OOMB_ERR_NOT_USABLE;
+    int rc = OOMB_ERR_NOT_USABLE;
+    int64_t rn = 0;
+    float *tmp = malloc((size_t)(n ? n : 1) * sizeof *tmp);
+    if (tmp && fread(&rn, sizeof rn, 1, f) == 1 && rn == total &&
+        fseeko(f, (off_t)off * (off_t)sizeof(float), SEEK_CUR) == 0 &&
+        fread(tmp, sizeof(float), (size_t)n, f) == (size_t)n) {
+        const struct oomb_ops *o = &r->backend->ops;
+        rc = o->to_device(o->ctx, dst, tmp, (size_t)n * sizeof(float));
+    }
+    free(tmp);
+    fclose(f);
+    return rc;
+}
+
+/* The `none` run's final weights, kept for strategies that need a trained
+ * model (distillation's teacher). */
+static void save_final_weights(struct oomb_run *r)
+{
+    char src[PATH_MAX + 40], dst[PATH_MAX + 40];
+    ref_path(r, "weights", src, sizeof src);
+    snprintf(dst, sizeof dst, "%s.final", r->job->ref_prefix);
+    FILE *f = fopen(src, "rb");
+    if (!f)
+        return;
+    int64_t n = 0;
+    float *buf = NULL;
+    /* The last record is the final one. */
+    while (fread(&n, sizeof n, 1, f) == 1) {
+        float *b = realloc(buf, (size_t)(n ? n : 1) * sizeof *b);
+        if (!b || fread(b, sizeof(float), (size_t)n, f) != (size_t)n) {
+            free(b ? b : buf);
+            buf = NULL;
+            n = -1;
+            break;
+        }
+        buf = b;
+    }
+    fclose(f);
+    if (buf && n >= 0) {
+        FILE *o = fopen(dst, "wb");
+        if (o) {
+            fwrite(&n, sizeof n, 1, o);
+            fwrite(buf, sizeof(float), (size_t)n, o);
+            fclose(o);
+        }
+    }
+    free(buf);
+}
+
+static int hook_alloc(void *user, size_t bytes, enum oomb_tag tag, const char *label, void **out)
+{
+    struct oomb_run *r = user;
+    if (r->n_hook_ptrs == (int)(sizeof r->hook_ptrs / sizeof r->hook_ptrs[0]))
+        return OOMB_ERR_INTERNAL;
+    int rc = h_alloc(r, bytes, tag, label, out);
+    if (rc == OOMB_OK)
+        r->hook_ptrs[r->n_hook_ptrs++] = *out;
+    return rc;
+}
+
+static void hook_free(void *user, void *ptr)
+{
+    struct oomb_run *r = user;
+    for (int i = 0; i < r->n_hook_ptrs; i++)
+        if (r->hook_ptrs[i] == ptr) {
+            r->hook_ptrs[i] = r->hook_ptrs[--r->n_hook_ptrs];
+            break;
+        }
+    h_free(r, ptr);
+}
+
+/* ----------------------------------------------------------- driving ---- */
+
+/* Turns the marks of one step into phase durations; returns the step's time
+ * less the excluded (reporting) windows. */
+static int64_t resolve_step(struct oomb_run *r, int64_t phase_ns[OOMB_PHASE_COUNT])
+{
+    void *k = r->backend->ops.ctx;
+    for (int p = 0; p < OOMB_PHASE_COUNT; p++)
+        phase_ns[p] = 0;
+    int phase = OOMB_PHASE_OTHER, excluded = 0;
+    int64_t prev = 0, total = 0;
+    for (int i = 0; i < r->n_marks; i++) {
+        int64_t t = 0;
+        r->backend->timer_resolve(k, r->marks[i].id, &t);
+        if (i > 0 && !excluded) {
+            int64_t d = t - prev;
+            if (d < 0)
+                d = 0;
+            phase_ns[phase] += d;
+            total += d;
+        }
+        prev = t;
+        switch (r->marks[i].kind) {
+        case MARK_EXCL_BEGIN: excluded = 1; break;
+        case MARK_EXCL_END: excluded = 0; break;
+        default: phase = r->marks[i].kind; break;
+        }
+    }
+    return total;
+}
+
+static void set_reason(struct oomb_run_result *res, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void set_reason(struct oomb_run_result *res, const char *fmt, ...)
+{
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    free(res->reason);
+    res->reason = oomb_strdup(buf);
+}
+
+/* Maps a plugin's failing status to the run's outcome and reason. */
+static void fail_outcome(struct oomb_run *r, const char *where, int rc, const char *msg)
+{
+    struct oomb_run_result *res = r->res;
+    const struct oomb_tracker_stats *s = r->tracker.stats;
+    switch (rc) {
+    case OOMB_ERR_OOM:
+        res->outcome = OOMB_OUTCOME_OOM;
+        if (s->oom_hit && s->budget)
+            set_reason(res, "%s: request of %llu bytes (%s) refused: %llu bytes in use, "
+                       "budget %llu: %s", where, (unsigned long long)s->oom_request,
+                       oomb_tag_name((enum oomb_tag)s->oom_tag),
+                       (unsigned long long)s->oom_in_use, (unsigned long long)s->budget, msg);
+        else if (s->oom_hit)
+            set_reason(res, "%s: request of %llu bytes (%s) refused by the device with %llu "
+                       "bytes in use: %s", where, (unsigned long long)s->oom_request,
+                       oomb_tag_name((enum oomb_tag)s->oom_tag),
+                       (unsigned long long)s->oom_in_use, msg);
+        else
+            set_reason(res, "%s: out of memory: %s", where, msg);
+        break;
+    case OOMB_ERR_NOT_APPLICABLE:
+        res->outcome = OOMB_OUTCOME_NOT_APPLICABLE;
+        set_reason(res, "%s", msg);
+        break;
+    case OOMB_ERR_NOT_USABLE:
+        res->outcome = OOMB_OUTCOME_SKIPPED;
+        set_reason(res, "%s", msg);
+        break;
+    default:
+        res->outcome = OOMB_OUTCOME_ERROR;
+        set_reason(res, "%s: %s: %s", where, oomb_strerror(rc), msg);
+        break;
+    }
+}
+
+static int prepare_data(struct oomb_run *r)
+{
+    const int64_t B = r->info.batch, F = r->info.model->input_features;
+    r->n_steps_total = r->info.warmup_steps + r->info.measured_steps;
+    if (oomb_data_init(&r->data, r->info.seed, F, r->info.model->classes) != OOMB_OK)
+        return OOMB_ERR_OOM;
+    r->batch_x = malloc((size_t)(r->n_steps_total * B * F) * sizeof(float));
+    r->batch_y = malloc((size_t)(r->n_steps_total * B) * sizeof(int32_t));
+    if (!r->batch_x || !r->batch_y)
+        return OOMB_ERR_OOM;
+    oomb_data_samples(&r->data, 0, r->n_steps_total * B, r->batch_x, r->batch_y);
+    return OOMB_OK;
+}
+
+static int create_backend(struct oomb_run *r, char *msg, size_t msg_len)
+{
+    if (r->job->backend == OOMB_BACKEND_CUDA)
+        return oomb_cuda_backend_create(r->job->device, &r->backend, msg, msg_len);
+    return oomb_cpu_backend_create(&r->backend, msg, msg_len);
+}
+
+static void fill_info(struct oomb_run *r)
+{
+    const struct oomb_job *j = r->job;
+    const struct oomb_scenario *sc = j->sc;
+    struct oomb_run_info *i = &r->info;
+    i->struct_size = sizeof *i;
+    i->scenario = sc->name;
+    i->mode = j->mode;
+    i->backend = j->backend;
+    i->batch = j->batch;
+    i->warmup_steps = sc->warmup_steps;
+    i->measured_steps = sc->measured_steps;
+    i->seed = sc->seed;
+    i->optimizer = sc->optimizer;
+    i->lr = sc->lr;
+    i->momentum = sc->momentum;
+    i->beta1 = sc->beta1;
+    i->beta2 = sc->beta2;
+    i->eps = sc->eps;
+    i->weight_decay = sc->weight_decay;
+    i->model = &sc->model;
+    i->budget_bytes = sc->budget_bytes;
+}
+
+static void fill_host(struct oomb_run *r)
+{
+    struct oomb_host *h = &r->host;
+    h->struct_size = sizeof *h;
+    h->abi_major = OOMB_ABI_MAJOR;
+    h->abi_minor = OOMB_ABI_MINOR;
+    h->run = r;
+    h->info = &r->info;
+    h->ops = &r->backend->ops;
+    h->param_int = h_param_int;
+    h->param_float = h_param_float;
+    h->param_str = h_param_str;
+    h->alloc = h_alloc;
+    h->free = h_free;
+    h->load_batch = h_load_batch;
+    h->init_params = h_init_params;
+    h->phase = h_phase;
+    h->log = h_log;
+    h->report_loss = h_report_loss;
+    h->report_tensor = h_report_tensor;
+    h->report_metric = h_report_metric;
+    h->report_accuracy = h_report_accuracy;
+    h->reference_params = h_reference_params;
+}
+
+/* Drives the plugin; fills r->res. Never fails the process: every problem is
+ * the run's outcome. */
+static void drive(struct oomb_run *r)
+{
+    struct oomb_run_result *res = r->res;
+    const struct oomb_job *j = r->job;
+    char msg[1024] = "";
+    struct oomb_loaded_plugin *p = NULL;
+    void *state = NULL;
+    int created = 0, rc;
+
+    /* A fresh dlopen in the child: the plugin's state starts clean. */
+    if ((rc = oomb_plugin_open(j->plugin->path, &p, msg, sizeof msg)) != OOMB_OK) {
+        res->outcome = OOMB_OUTCOME_ERROR;
+        set_reason(res, "%s", msg);
+        return;
+    }
+    const struct oomb_plugin *d = &p->desc;
+
+    if ((rc = create_backend(r, msg, sizeof msg)) != OOMB_OK) {
+        res->outcome = rc == OOMB_ERR_NOT_USABLE ? OOMB_OUTCOME_SKIPPED : OOMB_OUTCOME_ERROR;
+        set_reason(res, "backend: %s", msg);
+        goto out;
+    }
+    if (oomb_tracker_init(&r->tracker, r->tracker.stats, r->backend, r->info.budget_bytes)) {
+        res->outcome = OOMB_OUTCOME_ERROR;
+        set_reason(res, "out of host memory");
+        goto out;
+    }
+    r->tracker.record_step = (int32_t)r->info.warmup_steps;
+    fill_host(r);
+    if (r->backend->set_alloc_hook) {
+        r->hook.user = r;
+        r->hook.alloc = hook_alloc;
+        r->hook.free = hook_free;
+        msg[0] = '\0';
+        if ((rc = r->backend->set_alloc_hook(r->backend->ops.ctx, &r->hook)) != OOMB_OK) {
+            fail_outcome(r, "backend workspace", rc, r->backend->ops.last_error(r->backend->ops.ctx));
+            goto out;
+        }
+    }
+    if (prepare_data(r) != OOMB_OK) {
+        res->outcome = OOMB_OUTCOME_ERROR;
+        set_reason(res, "out of host memory preparing %lld steps of data",
+                   (long long)r->n_steps_total);
+        goto out;
+    }
+
+    if (d->usable) {
+        msg[0] = '\0';
+        if ((rc = d->usable(&r->host, msg, sizeof msg)) != OOMB_OK) {
+            res->outcome = OOMB_OUTCOME_SKIPPED;
+            set_reason(res, "not usable here: %s", msg[0] ? msg : oomb_strerror(rc));
+            goto out;
+        }
+    }
+
+    msg[0] = '\0';
+    oomb_tracker_set_phase(&r->tracker, OOMB_PHASE_OTHER);
+    if ((rc = d->create(&r->host, &state, msg, sizeof msg)) != OOMB_OK) {
+        fail_outcome(r, "create", rc, msg);
+        goto out;
+    }
+    created = 1;
+
+    const int64_t warm = r->info.warmup_steps, meas = r->info.measured_steps;
+    for (int64_t s = 0; s < warm + meas; s++) {
+        r->step = s;
+        oomb_tracker_set_step(&r->tracker, (int32_t)s);
+        r->backend->timer_reset(r->backend->ops.ctx);
+        r->n_marks = 0;
+        r->in_step = 1;
+        add_mark(r, OOMB_PHASE_OTHER);
+        oomb_tracker_set_phase(&r->tracker, OOMB_PHASE_OTHER);
+        msg[0] = '\0';
+        rc = d->step(state, s, msg, sizeof msg);
+        int src = r->backend->sync(r->backend->ops.ctx);
+        add_mark(r, OOMB_PHASE_OTHER);
+        r->in_step = 0;
+        if (rc != OOMB_OK) {
+            char where[48];
+            snprintf(where, sizeof where, "step %lld", (long long)s);
+            fail_outcome(r, where, rc, msg);
+            goto out;
+        }
+        if (src != OOMB_OK) {
+            res->outcome = OOMB_OUTCOME_ERROR;
+            set_reason(res, "step %lld: %s", (long long)s,
+                       r->backend->ops.last_error(r->backend->ops.ctx));
+            goto out;
+        }
+        if (s >= warm) {
+            int64_t ph[OOMB_PHASE_COUNT];
+            int i = (int)(s - warm);
+            res->step_ns[i] = resolve_step(r, ph);
+            for (int q = 0; q < OOMB_PHASE_COUNT; q++)
+                res->phase_ns[q][i] = ph[q];
+            res->n_steps = i + 1;
+        }
+    }
+    oomb_tracker_set_step(&r->tracker, -1);
+    if (d->finish) {
+        msg[0] = '\0';
+        if ((rc = d->finish(state, msg, sizeof msg)) != OOMB_OK) {
+            fail_outcome(r, "finish", rc, msg);
+            goto out;
+        }
+    }
+    res->outcome = OOMB_OUTCOME_OK;
+out:
+    if (created)
+        d->destroy(state);
+    if (r->backend && r->tracker.slots) {
+        uint64_t leaked = oomb_tracker_release_all(&r->tracker, r->hook_ptrs, r->n_hook_ptrs);
+        if (leaked) {
+            h_report_metric(r, "leaked_bytes", (double)leaked);
+            fprintf(stderr, "oombench: %s: plugin left %llu bytes allocated after destroy\n",
+                    j->spec->label, (unsigned long long)leaked);
+        }
+    }
+    oomb_plugin_close(p);
+}
+
+static void fill_memory(struct oomb_run *r)
+{
+    struct oomb_run_result *res = r->res;
+    const struct oomb_tracker_stats *s = r->tracker.stats;
+    res->peak_bytes = s->peak_total;
+    for (int t = 0; t < OOMB_TAG_COUNT; t++)
+        res->peak_by_tag[t] = s->peak[t];
+    if (s->oom_hit) {
+        res->oom_request_bytes = s->oom_request;
+        res->oom_in_use_bytes = s->oom_in_use;
+    }
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) == 0)
+        res->host_peak_rss_bytes = (uint64_t)ru.ru_maxrss * 1024;
+    if (r->backend && r->backend->device_mem) {
+        struct oomb_device_mem dm = {0};
+        if (r->backend->device_mem(r->backend->ops.ctx, &dm) == OOMB_OK && dm.valid) {
+            res->device_mem_valid = 1;
+            res->device_peak_bytes = dm.peak_bytes;
+            res->device_mem_method = oomb_strdup(dm.method ? dm.method : "");
+        }
+    }
+    if (r->tracker.n_events > 0) {
+        res->events = r->tracker.events;
+        res->n_events = r->tracker.n_events;
+        r->tracker.events = NULL;
+        r->tracker.n_events = r->tracker.cap_events = 0;
+    }
+}
+
+int oomb_child_main(const struct oomb_job *job, struct oomb_tracker_stats *shared,
+                    const char *result_path)
+{
+    struct oomb_results out = {0};
+    struct oomb_run r = {0};
+    r.job = job;
+    r.tracker.stats = shared;
+    memset(shared, 0, sizeof *shared);
+    fill_info(&r);
+
+    struct oomb_run_result *res = oomb_results_add_run(&out);
+    if (!res)
+        return 3;
+    r.res = res;
+    res->n_losses = (int)(job->sc->warmup_steps + job->sc->measured_steps);
+    res->losses = malloc((size_t)res->n_losses * sizeof *res->losses);
+    res->step_ns = calloc((size_t)job->sc->measured_steps, sizeof *res->step_ns);
+    for (int q = 0; q < OOMB_PHASE_COUNT; q++)
+        res->phase_ns[q] = calloc((size_t)job->sc->measured_steps, sizeof(int64_t));
+    if (!res->losses || !res->step_ns)
+        return 3;
+    for (int i = 0; i < res->n_losses; i++)
+        res->losses[i] = NAN;
+
+    drive(&r);
+
+    fill_memory(&r);
+    if (r.acc_total > 0) {
+        res->has_accuracy = 1;
+        res->accuracy = (double)r.acc_correct / (double)r.acc_total;
+    }
+    if (res->n_losses > 0)
+        res->final_loss = res->losses[res->n_losses - 1];
+    if (job->is_reference && res->outcome == OOMB_OUTCOME_OK)
+        save_final_weights(&r);
+    if (r.backend)
+        r.backend->destroy(r.backend); /* frees its workspaces through the hook */
+    oomb_tracker_free(&r.tracker);
+    oomb_data_free(&r.data);
+    free(r.batch_x);
+    free(r.batch_y);
+    free(r.marks);
+
+    char err[512];
+    int rc = oomb_results_write(&out, result_path, err, sizeof err);
+    oomb_results_free(&out);
+    if (rc != OOMB_OK) {
+        fprintf(stderr, "oombench: %s\n", err);
+        return 3;
+    }
+    return 0;
+}

@@ -1,0 +1,78 @@
+/*
+ * The runner: every scenario x mode x batch x strategy runs in its own child
+ * process (fork) under a time limit, so that a crash, abort, hang or OOM is
+ * that run's outcome and the other runs go on. The parent collects each
+ * child's result, fills in numerics against the `none` run of the same
+ * scenario, mode and batch, evaluates the scenario's checks, and rewrites the
+ * results file atomically after every run.
+ */
+#ifndef OOMB_RUNNER_H
+#define OOMB_RUNNER_H
+
+#include <limits.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "loader.h"
+#include "results.h"
+#include "scenario.h"
+
+struct oomb_run_options {
+    const char *out_dir;                /* results folder; default "results" */
+    const char *const *plugin_dirs;     /* extra plugin folders */
+    int n_plugin_dirs;
+    const char *const *plugin_files;    /* extra plugin files */
+    int n_plugin_files;
+    const char *device;                 /* NULL: scenario's; "cpu", "cuda", "cuda:N" */
+    double timeout_s;                   /* > 0 overrides the scenarios' */
+    int quiet;                          /* no progress lines on stderr */
+};
+
+struct oomb_run_summary {
+    int n_runs;
+    int n_failed;         /* outcome crash, timeout or error */
+    int n_oom;
+    int n_checks;
+    int n_checks_failed;
+    char results_path[PATH_MAX];
+};
+
+/*
+ * Load the scenarios, validate them against the plugins, run everything and
+ * write the results file into opts->out_dir. *res receives the results (the
+ * caller frees with oomb_results_free, also on failure). Returns:
+ *   OOMB_OK           everything ran (see *sum for failed runs and checks);
+ *   OOMB_ERR_PARSE / OOMB_ERR_INVALID / OOMB_ERR_NOT_USABLE
+ *                     input or usage error, nothing run, no file written;
+ *   OOMB_ERR_IO / OOMB_ERR_INTERNAL
+ *                     the harness itself failed.
+ * err holds the message for any non-OK return.
+ */
+int oomb_runner_run(const char *const *scenario_paths, int n_paths,
+                    const struct oomb_run_options *opts, struct oomb_results *res,
+                    struct oomb_run_summary *sum, char *err, size_t err_len) OOMB_WARN_UNUSED;
+
+/* ---- internal, shared by runner.c and child.c ---- */
+
+struct oomb_tracker_stats;
+
+struct oomb_job {
+    const struct oomb_scenario *sc;
+    const struct oomb_strategy_spec *spec;
+    const struct oomb_loaded_plugin *plugin;
+    enum oomb_mode mode;
+    enum oomb_backend backend;
+    int device;
+    int64_t batch;
+    const char *tmpdir;
+    char ref_prefix[PATH_MAX]; /* tmpdir/ref-<scenario>-<mode>-<batch> */
+    int is_reference;          /* this is the `none` run: write reference tensors */
+};
+
+/* Runs one job in the current (child) process and writes its single-run
+ * results file to result_path. Returns the process exit status to use. */
+int oomb_child_main(const struct oomb_job *job, struct oomb_tracker_stats *shared,
+                    const char *result_path);
+
+#endif

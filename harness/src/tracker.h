@@ -1,0 +1,69 @@
+/*
+ * The tracked allocator: every device byte a plugin (or a backend library
+ * workspace) uses goes through here. It keeps current and peak bytes per tag
+ * and in total, enforces the memory budget, and records a timeline of
+ * allocation events with the phase and step they happened in.
+ *
+ * The counters live in `struct oomb_tracker_stats`, which the runner places
+ * in memory shared with the parent process, so that a run that crashes or
+ * times out still reports the peak it reached.
+ */
+#ifndef OOMB_TRACKER_H
+#define OOMB_TRACKER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backend.h"
+#include "results.h"
+
+struct oomb_tracker_stats {
+    uint64_t cur[OOMB_TAG_COUNT], peak[OOMB_TAG_COUNT];
+    uint64_t cur_total, peak_total;
+    uint64_t budget;       /* 0: unlimited */
+    int oom_hit;           /* an allocation was refused */
+    int oom_tag;
+    uint64_t oom_request;  /* the refused request */
+    uint64_t oom_in_use;   /* bytes in use when it was refused */
+    uint64_t n_allocs, n_frees;
+};
+
+struct oomb_tracker_entry; /* live allocation (hash table slot) */
+
+struct oomb_tracker {
+    struct oomb_tracker_stats *stats; /* not owned */
+    const struct oomb_kernel_backend *backend;
+    struct oomb_tracker_entry *slots;
+    size_t n_slots, n_live, n_tomb;
+    enum oomb_phase phase;
+    int32_t step;
+    int32_t record_step;  /* events are kept for this step and setup (-1); -2: all */
+    int64_t t0_ns;
+    struct oomb_event *events;
+    int n_events, cap_events;
+};
+
+/* Initialise a caller-owned tracker over a caller-owned stats block (zeroed
+ * here, budget set). Returns OOMB_OK or OOMB_ERR_OOM (host memory). */
+int oomb_tracker_init(struct oomb_tracker *t, struct oomb_tracker_stats *stats,
+                      const struct oomb_kernel_backend *backend, uint64_t budget) OOMB_WARN_UNUSED;
+/* Release the tracker's own bookkeeping. Allocations still live are NOT
+ * freed (the backend may be gone): call oomb_tracker_release_all first. */
+void oomb_tracker_free(struct oomb_tracker *t);
+
+/* Allocate `bytes` device bytes tagged `tag`. Returns OOMB_OK and *out, or
+ * OOMB_ERR_OOM (budget exceeded or device full; the stats record the request)
+ * or OOMB_ERR_INVALID (bad tag). Zero bytes give a valid unique pointer. */
+int oomb_tracker_alloc(struct oomb_tracker *t, size_t bytes, enum oomb_tag tag, void **out)
+    OOMB_WARN_UNUSED;
+/* Free a pointer from oomb_tracker_alloc; NULL is a no-op. Returns OOMB_OK, or
+ * OOMB_ERR_INVALID for a pointer the tracker does not know (not freed). */
+int oomb_tracker_dealloc(struct oomb_tracker *t, void *ptr);
+/* Free everything still live except the n_keep pointers in keep (may be
+ * NULL); returns the number of bytes freed. */
+uint64_t oomb_tracker_release_all(struct oomb_tracker *t, void *const *keep, int n_keep);
+
+void oomb_tracker_set_phase(struct oomb_tracker *t, enum oomb_phase phase);
+void oomb_tracker_set_step(struct oomb_tracker *t, int32_t step);
+
+#endif

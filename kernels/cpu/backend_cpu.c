@@ -1,0 +1,222 @@
+/*
+ * The CPU backend object: the op table of ops_cpu.c plus what the harness
+ * needs around it. "Device" memory is 64-byte aligned host memory, every op
+ * is synchronous (sync is a no-op and a timer mark is simply the current
+ * CLOCK_MONOTONIC time), and there is no device-side memory report.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cblas.h>
+
+/* plugin.h's `enum oomb_backend` (backend bit masks) and backend.h's
+ * `struct oomb_kernel_backend` share C's single tag namespace; the enum is renamed
+ * while plugin.h is read so that both headers fit in one translation unit. */
+#define oomb_backend oomb_backend_bits
+#include "oombench/plugin.h"
+#undef oomb_backend
+#include "backend.h"
+
+#include "ops_cpu.h"
+
+#define CPU_ALIGN 64
+
+static int cpu_raw_alloc(void *k, size_t bytes, void **out)
+{
+    if (!out)
+        return OOMB_ERR_INVALID;
+    *out = NULL;
+    /* size 0 still gets a unique, freeable pointer */
+    void *p = NULL;
+    int rc = posix_memalign(&p, CPU_ALIGN, bytes ? bytes : 1);
+    if (rc != 0 || !p) {
+        struct oomb_cpu_ctx *ctx = k;
+        if (ctx)
+            snprintf(ctx->err, sizeof ctx->err, "raw_alloc: %zu bytes: %s", bytes, strerror(rc));
+        return OOMB_ERR_OOM;
+    }
+    *out = p;
+    return OOMB_OK;
+}
+
+static void cpu_raw_free(void *k, void *ptr)
+{
+    (void)k;
+    free(ptr);
+}
+
+static int cpu_sync(void *k)
+{
+    (void)k;
+    return OOMB_OK;
+}
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int cpu_timer_mark(void *k, int *mark_id)
+{
+    struct oomb_cpu_ctx *ctx = k;
+    if (!ctx || !mark_id)
+        return OOMB_ERR_INVALID;
+    if (ctx->n_marks == ctx->cap_marks) {
+        if (ctx->cap_marks > (1 << 28)) {
+            snprintf(ctx->err, sizeof ctx->err, "timer_mark: too many marks (%d)", ctx->n_marks);
+            return OOMB_ERR_OOM;
+        }
+        int cap = ctx->cap_marks * 2;
+        int64_t *m;
+        if (ctx->marks == ctx->marks_fixed) {
+            m = malloc((size_t)cap * sizeof *m);
+            if (m)
+                memcpy(m, ctx->marks_fixed, sizeof ctx->marks_fixed);
+        } else {
+            m = realloc(ctx->marks, (size_t)cap * sizeof *m);
+        }
+        if (!m) {
+            snprintf(ctx->err, sizeof ctx->err, "timer_mark: out of host memory");
+            return OOMB_ERR_OOM;
+        }
+        ctx->marks = m;
+        ctx->cap_marks = cap;
+    }
+    ctx->marks[ctx->n_marks] = now_ns();
+    *mark_id = ctx->n_marks++;
+    return OOMB_OK;
+}
+
+static int cpu_timer_resolve(void *k, int mark_id, int64_t *ns)
+{
+    struct oomb_cpu_ctx *ctx = k;
+    if (!ctx || !ns)
+        return OOMB_ERR_INVALID;
+    if (mark_id < 0 || mark_id >= ctx->n_marks) {
+        snprintf(ctx->err, sizeof ctx->err, "timer_resolve: no mark %d (%d taken)", mark_id,
+                 ctx->n_marks);
+        return OOMB_ERR_INVALID;
+    }
+    *ns = ctx->marks[mark_id];
+    return OOMB_OK;
+}
+
+static void cpu_timer_reset(void *k)
+{
+    struct oomb_cpu_ctx *ctx = k;
+    if (ctx)
+        ctx->n_marks = 0;
+}
+
+static int cpu_device_mem(void *k, struct oomb_device_mem *out)
+{
+    (void)k;
+    if (!out)
+        return OOMB_ERR_INVALID;
+    out->valid = 0;
+    out->peak_bytes = 0;
+    out->baseline_bytes = 0;
+    out->method = "none (cpu backend: the tracker is the only account)";
+    return OOMB_OK;
+}
+
+static void cpu_destroy(struct oomb_kernel_backend *b)
+{
+    if (!b)
+        return;
+    struct oomb_cpu_ctx *ctx = b->ops.ctx;
+    if (ctx && ctx->marks != ctx->marks_fixed)
+        free(ctx->marks);
+    free(ctx);
+    free(b);
+}
+
+/* "model name" of the first processor in /proc/cpuinfo, or "unknown cpu". */
+static void read_cpu_name(char *dst, size_t len)
+{
+    snprintf(dst, len, "unknown cpu");
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f)
+        return;
+    char line[512];
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, "model name", 10) != 0)
+            continue;
+        char *colon = strchr(line, ':');
+        if (!colon)
+            continue;
+        char *s = colon + 1;
+        while (*s == ' ' || *s == '\t')
+            s++;
+        size_t n = strcspn(s, "\r\n");
+        while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+            n--;
+        if (n > 0)
+            snprintf(dst, len, "%.*s", (int)n, s);
+        break;
+    }
+    fclose(f);
+}
+
+int oomb_cpu_backend_create(struct oomb_kernel_backend **out, char *msg, size_t msg_len)
+{
+    struct oomb_kernel_backend *b = NULL;
+    struct oomb_cpu_ctx *ctx = NULL;
+
+    if (!out) {
+        if (msg && msg_len)
+            snprintf(msg, msg_len, "oomb_cpu_backend_create: out is NULL");
+        return OOMB_ERR_INVALID;
+    }
+    *out = NULL;
+    b = calloc(1, sizeof *b);
+    ctx = calloc(1, sizeof *ctx);
+    if (!b || !ctx)
+        goto fail;
+
+    ctx->marks = ctx->marks_fixed;
+    ctx->cap_marks = OOMB_CPU_FIXED_MARKS;
+    read_cpu_name(ctx->name, sizeof ctx->name);
+    const char *config = openblas_get_config();
+    snprintf(ctx->runtime, sizeof ctx->runtime, "OpenBLAS %s", config ? config : "(unknown)");
+
+    oomb_cpu_ops_init(&b->ops, ctx);
+
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    b->info.backend = "cpu";
+    b->info.name = ctx->name;
+    b->info.driver = "";
+    b->info.runtime = ctx->runtime;
+    b->info.index = 0;
+    b->info.total_bytes = pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page : 0;
+    b->info.cc_major = 0;
+    b->info.cc_minor = 0;
+
+    b->raw_alloc = cpu_raw_alloc;
+    b->raw_free = cpu_raw_free;
+    b->sync = cpu_sync;
+    b->timer_mark = cpu_timer_mark;
+    b->timer_resolve = cpu_timer_resolve;
+    b->timer_reset = cpu_timer_reset;
+    b->set_alloc_hook = NULL;
+    b->device_mem = cpu_device_mem;
+    b->destroy = cpu_destroy;
+
+    *out = b;
+    if (msg && msg_len)
+        msg[0] = '\0';
+    return OOMB_OK;
+
+fail:
+    free(ctx);
+    free(b);
+    if (msg && msg_len)
+        snprintf(msg, msg_len, "cpu backend: out of host memory (%s)", strerror(ENOMEM));
+    return OOMB_ERR_OOM;
+}

@@ -1,0 +1,371 @@
+/*
+ * The CUDA backend's lifecycle: device discovery, the context (one stream, a
+ * cuBLAS handle and a cuDNN handle bound to it), raw device allocation, the
+ * cuBLAS workspace allocated through the host's tracked allocator, event
+ * timing, and the cudaMemGetInfo cross-check of the tracked peak. The kernels
+ * themselves are in ops_cuda.cu.
+ *
+ * CUDA and fork: the harness runs each run in a forked child. Everything here
+ * that touches the driver (oomb_cuda_device_count included) initialises it in
+ * the calling process; a process that has done so cannot use CUDA in children
+ * it forks afterwards. Call these in the child.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common.cuh"
+
+#define OOMB_CUDA_WORKSPACE_BYTES ((size_t)32 << 20)
+
+/* ------------------------------------------------------------- errors ---- */
+
+extern "C" int oomb_cuda_fail(struct oomb_cuda_ctx *k, const char *file, int line,
+                              const char *call, const char *what)
+{
+    const char *base = strrchr(file, '/');
+    base = base ? base + 1 : file;
+    const char *paren = strchr(call, '(');
+    int call_len = paren ? (int)(paren - call) : (int)strlen(call);
+    if (k)
+        snprintf(k->err, sizeof k->err, "%s:%d: %.*s failed: %s", base, line, call_len, call,
+                 what ? what : "(no message)");
+    return OOMB_ERR_BACKEND;
+}
+
+extern "C" int oomb_cuda_errf(struct oomb_cuda_ctx *k, int status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(k->err, sizeof k->err, fmt, ap);
+    va_end(ap);
+    return status;
+}
+
+static int64_t monotonic_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* ------------------------------------------------------- device count ---- */
+
+extern "C" int oomb_cuda_backend_compiled(void) { return 1; }
+
+extern "C" int oomb_cuda_device_count(char *msg, size_t msg_len)
+{
+    int n = 0;
+    cudaError_t e = cudaGetDeviceCount(&n);
+    if (e != cudaSuccess) {
+        (void)cudaGetLastError();
+        if (msg && msg_len)
+            snprintf(msg, msg_len, "no usable CUDA device: cudaGetDeviceCount failed: %s (%s)",
+                     cudaGetErrorString(e), cudaGetErrorName(e));
+        return 0;
+    }
+    if (n <= 0) {
+        if (msg && msg_len)
+            snprintf(msg, msg_len, "no CUDA device found (cudaGetDeviceCount returned 0)");
+        return 0;
+    }
+    if (msg && msg_len)
+        snprintf(msg, msg_len, "%d CUDA device%s", n, n == 1 ? "" : "s");
+    return n;
+}
+
+/* ----------------------------------------------------- raw allocation ---- */
+
+static void note_device_use(struct oomb_cuda_ctx *k)
+{
+    size_t free_b = 0, total_b = 0;
+    if (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return;
+    }
+    uint64_t used = (uint64_t)(total_b - free_b);
+    if (used > k->baseline_used && used - k->baseline_used > k->peak_delta)
+        k->peak_delta = used - k->baseline_used;
+}
+
+static int cuda_raw_alloc(void *kv, size_t bytes, void **out)
+{
+    struct oomb_cuda_ctx *k = (struct oomb_cuda_ctx *)kv;
+    *out = NULL;
+    if (bytes == 0)
+        return OOMB_OK;
+    cudaError_t e = cudaMalloc(out, bytes);
+    if (e == cudaErrorMemoryAllocation) {
+        (void)cudaGetLastError();
+        *out = NULL;
+        return oomb_cuda_errf(k, OOMB_ERR_OOM, "cudaMalloc of %zu bytes: out of device memory",
+                              bytes);
+    }
+    if (e != cudaSuccess) {
+        (void)cudaGetLastError();
+        *out = NULL;
+        return oomb_cuda_fail(k, __FILE__, __LINE__, "cudaMalloc", cudaGetErrorString(e));
+    }
+    note_device_use(k);
+    return OOMB_OK;
+}
+
+static void cuda_raw_free(void *kv, void *ptr)
+{
+    (void)kv;
+    if (ptr && cudaFree(ptr) != cudaSuccess)
+        (void)cudaGetLastError(); /* nothing sensible to do: free must not fail */
+}
+
+static int cuda_sync(void *kv)
+{
+    struct oomb_cuda_ctx *k = (struct oomb_cuda_ctx *)kv;
+    OOMB_CUDA_CHECK(k, cudaStreamSynchronize(k->stream));
+    return OOMB_OK;
+}
+
+/* ------------------------------------------------------------- timing ---- */
+
+static int cuda_timer_mark(void *kv, int *mark_id)
+{
+    struct oomb_cuda_ctx *k = (struct oomb_cuda_ctx *)kv;
+    if (k->n_events == k->cap_events) {
+        int cap = k->cap_events ? k->cap_events * 2 : 256;
+        cudaEvent_t *ev = (cudaEvent_t *)realloc(k->events, (size_t)cap * sizeof *ev);
+        if (!ev)
+            return oomb_cuda_errf(k, OOMB_ERR_INTERNAL, "timer_mark: out of host memory");
+        k->events = ev;
+        int64_t *ns = (int64_t *)realloc(k->event_ns, (size_t)cap * sizeof *ns);
+        if (!ns)
+            return oomb_cuda_errf(k, OOMB_ERR_INTERNAL, "timer_mark: out of host memory");
+        k->event_ns = ns;
+        for (int i = k->cap_events; i < cap; i++)
+            k->events[i] = NULL;
+        k->cap_events = cap;
+    }
+    int id = k->n_events;
+    if (!k->events[id])
+        OOMB_CUDA_CHECK(k, cudaEventCreate(&k->events[id]));
+    if (id == 0)
+        k->anchor_ns = monotonic_ns();
+    OOMB_CUDA_CHECK(k, cudaEventRecord(k->events[id], k->stream));
+    k->n_events++;
+    *mark_id = id;
+    return OOMB_OK;
+}
+
+/* Times are resolved in order, each from the previous mark: cudaEventElapsedTime
+ * returns float milliseconds, which over a long run from the first mark alone
+ * would lose microseconds; between neighbours it keeps ~0.5 us resolution. */
+static int cuda_timer_resolve(void *kv, int mark_id, int64_t *ns)
+{
+    struct oomb_cuda_ctx *k = (struct oomb_cuda_ctx *)kv;
+    if (mark_id < 0 || mark_id >= k->n_events)
+        return oomb_cuda_errf(k, OOMB_ERR_INVALID, "timer_resolve: no mark %d (%d recorded)",
+                              mark_id, k->n_events);
+    if (k->n_resolved == 0) {
+        OOMB_CUDA_CHECK(k, cudaEventSynchronize(k->events[0]));
+        k->event_ns[0] = k->anchor_ns;
+        k->n_resolved = 1;
+    }
+    while (k->n_resolved <= mark_id) {
+        int i = k->n_resolved;
+        float ms = 0.0f;
+        OOMB_CUDA_CHECK(k, cudaEventSynchronize(k->events[i]));
+        OOMB_CUDA_CHECK(k, cudaEventElapsedTime(&ms, k->events[i - 1], k->events[i]));
+        k->event_ns[i] = k->event_ns[i - 1] + (int64_t)((double)ms * 1e6 + 0.5);
+        k->n_resolved++;
+    }
+    *ns = k->event_ns[mark_id];
+    return OOMB_OK;
+}
+
+static void cuda_timer_reset(void *kv)
+{
+    struct oomb_cuda_ctx *k = (struct oomb_cuda_ctx *)kv;
+    k->n_events = 0; /* the events are kept and reused */
+    k->n_resolved = 0;
+}
+
+/* ------------------------------------------------ workspace and memory ---- */
+
+static int cuda_set_alloc_hook(void *kv, const struct oomb_backend_alloc_hook *hook)
+{
+    struct oomb_cuda_ctx *k = (struct oomb_cuda_ctx *)kv;
+    if (k->hook && k->workspace) {
+        OOMB_CUDA_CHECK(k, cudaStreamSynchronize(k->stream));
+        OOMB_CUBLAS_CHECK(k, cublasSetWorkspace(k->cublas, NULL, 0));
+        k->hook->free(k->hook->user, k->workspace);
+        k->workspace = NULL;
+        k->workspace_bytes = 0;
+    }
+    k->hook = hook;
+    if (!hook)
+        return OOMB_OK;
+    void *ws = NULL;
+    int rc = hook->alloc(hook->user, OOMB_CUDA_WORKSPACE_BYTES, OOMB_TAG_WORKSPACE,
+                         "cublas workspace", &ws);
+    if (rc != OOMB_OK)
+        return oomb_cuda_errf(k, rc, "cuBLAS workspace of %zu bytes refused by the allocator",
+                              OOMB_CUDA_WORKSPACE_BYTES);
+    k->workspace = ws;
+    k->workspace_bytes = OOMB_CUDA_WORKSPACE_BYTES;
+    OOMB_CUBLAS_CHECK(k, cublasSetWorkspace(k->cublas, ws, OOMB_CUDA_WORKSPACE_BYTES));
+    return OOMB_OK;
+}
+
+static int cuda_device_mem(void *kv, struct oomb_device_mem *out)
+{
+    struct oomb_cuda_ctx *k = (struct oomb_cuda_ctx *)kv;
+    note_device_use(k);
+    out->valid = 1;
+    out->peak_bytes = k->peak_delta;
+    out->baseline_bytes = k->baseline_used;
+    out->method = "cudaMemGetInfo delta";
+    return OOMB_OK;
+}
+
+/* ---------------------------------------------------------- lifecycle ---- */
+
+static void ctx_release(struct oomb_cuda_ctx *k)
+{
+    if (!k)
+        return;
+    if (k->stream)
+        (void)cudaStreamSynchronize(k->stream);
+    if (k->workspace && k->hook) {
+        if (k->cublas)
+            (void)cublasSetWorkspace(k->cublas, NULL, 0);
+        k->hook->free(k->hook->user, k->workspace);
+    }
+    for (int i = 0; i < k->cap_events; i++)
+        if (k->events[i])
+            (void)cudaEventDestroy(k->events[i]);
+    free(k->events);
+    free(k->event_ns);
+    if (k->cudnn)
+        (void)cudnnDestroy(k->cudnn);
+    if (k->cublas)
+        (void)cublasDestroy(k->cublas);
+    if (k->scratch)
+        (void)cudaFree(k->scratch);
+    if (k->host_scratch)
+        (void)cudaFreeHost(k->host_scratch);
+    if (k->stream)
+        (void)cudaStreamDestroy(k->stream);
+    (void)cudaGetLastError();
+    free(k);
+}
+
+static void cuda_destroy(struct oomb_kernel_backend *b)
+{
+    if (!b)
+        return;
+    ctx_release((struct oomb_cuda_ctx *)b->ops.ctx);
+    free(b);
+}
+
+static int ctx_setup(struct oomb_cuda_ctx *k, struct oomb_device_info *info)
+{
+    OOMB_CUDA_CHECK(k, cudaSetDevice(k->device));
+    struct cudaDeviceProp prop;
+    OOMB_CUDA_CHECK(k, cudaGetDeviceProperties(&prop, k->device));
+    OOMB_CUDA_CHECK(k, cudaStreamCreateWithFlags(&k->stream, cudaStreamNonBlocking));
+
+    OOMB_CUBLAS_CHECK(k, cublasCreate(&k->cublas));
+    OOMB_CUBLAS_CHECK(k, cublasSetStream(k->cublas, k->stream));
+    const char *tf32 = getenv("OOMB_CUDA_TF32");
+    k->tf32 = tf32 && strcmp(tf32, "1") == 0;
+    k->f32_compute = k->tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+    OOMB_CUBLAS_CHECK(k, cublasSetMathMode(k->cublas, k->tf32 ? CUBLAS_TF32_TENSOR_OP_MATH
+                                                              : CUBLAS_DEFAULT_MATH));
+    OOMB_CUBLAS_CHECK(k, cublasSetPointerMode(k->cublas, CUBLAS_POINTER_MODE_HOST));
+
+    /* No convolution layers yet; the handle is here for the ones to come. */
+    OOMB_CUDNN_CHECK(k, cudnnCreate(&k->cudnn));
+    OOMB_CUDNN_CHECK(k, cudnnSetStream(k->cudnn, k->stream));
+
+    OOMB_CUDA_CHECK(k, cudaMalloc(&k->scratch, OOMB_CUDA_SCRATCH_BYTES));
+    OOMB_CUDA_CHECK(k, cudaMallocHost(&k->host_scratch, 64));
+
+    int drv = 0, rt = 0, cublas_v = 0;
+    OOMB_CUDA_CHECK(k, cudaDriverGetVersion(&drv));
+    OOMB_CUDA_CHECK(k, cudaRuntimeGetVersion(&rt));
+    OOMB_CUBLAS_CHECK(k, cublasGetVersion(k->cublas, &cublas_v));
+    size_t cudnn_v = cudnnGetVersion();
+    snprintf(k->name, sizeof k->name, "%s", prop.name);
+    snprintf(k->driver, sizeof k->driver, "CUDA driver %d.%d", drv / 1000, (drv % 1000) / 10);
+    /* cuBLAS: major*10000 + minor*100 + patch (12.x on); cuDNN 9: the same. */
+    snprintf(k->runtime, sizeof k->runtime,
+             "CUDA runtime %d.%d, cuBLAS %d.%d.%d, cuDNN %zu.%zu.%zu%s", rt / 1000,
+             (rt % 1000) / 10, cublas_v / 10000, (cublas_v % 10000) / 100, cublas_v % 100,
+             cudnn_v / 10000, (cudnn_v % 10000) / 100, cudnn_v % 100,
+             k->tf32 ? " (TF32 on)" : "");
+
+    info->backend = "cuda";
+    info->name = k->name;
+    info->driver = k->driver;
+    info->runtime = k->runtime;
+    info->index = k->device;
+    info->total_bytes = (uint64_t)prop.totalGlobalMem;
+    info->cc_major = prop.major;
+    info->cc_minor = prop.minor;
+
+    /* Baseline after the context, handles and scratch exist: what the run
+     * allocates from here on is what the tracker should account for. */
+    OOMB_CUDA_CHECK(k, cudaStreamSynchronize(k->stream));
+    size_t free_b = 0, total_b = 0;
+    OOMB_CUDA_CHECK(k, cudaMemGetInfo(&free_b, &total_b));
+    k->baseline_used = (uint64_t)(total_b - free_b);
+    k->peak_delta = 0;
+    return OOMB_OK;
+}
+
+extern "C" int oomb_cuda_backend_create(int device, struct oomb_kernel_backend **out, char *msg,
+                                        size_t msg_len)
+{
+    *out = NULL;
+    char why[OOMB_CUDA_ERR_LEN];
+    int n = oomb_cuda_device_count(why, sizeof why);
+    if (n == 0) {
+        snprintf(msg, msg_len, "%s", why);
+        return OOMB_ERR_NOT_USABLE;
+    }
+    if (device < 0 || device >= n) {
+        snprintf(msg, msg_len, "CUDA device %d not present (%d device%s)", device, n,
+                 n == 1 ? "" : "s");
+        return OOMB_ERR_NOT_USABLE;
+    }
+
+    struct oomb_kernel_backend *b = (struct oomb_kernel_backend *)calloc(1, sizeof *b);
+    struct oomb_cuda_ctx *k = (struct oomb_cuda_ctx *)calloc(1, sizeof *k);
+    if (!b || !k) {
+        free(b);
+        free(k);
+        snprintf(msg, msg_len, "out of host memory creating the CUDA backend");
+        return OOMB_ERR_INTERNAL;
+    }
+    k->device = device;
+    int rc = ctx_setup(k, &b->info);
+    if (rc != OOMB_OK) {
+        snprintf(msg, msg_len, "%s", k->err);
+        ctx_release(k);
+        free(b);
+        return rc;
+    }
+
+    oomb_cuda_ops_init(&b->ops, k);
+    b->raw_alloc = cuda_raw_alloc;
+    b->raw_free = cuda_raw_free;
+    b->sync = cuda_sync;
+    b->timer_mark = cuda_timer_mark;
+    b->timer_resolve = cuda_timer_resolve;
+    b->timer_reset = cuda_timer_reset;
+    b->set_alloc_hook = cuda_set_alloc_hook;
+    b->device_mem = cuda_device_mem;
+    b->destroy = cuda_destroy;
+    *out = b;
+    return OOMB_OK;
+}

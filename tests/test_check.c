@@ -1,0 +1,257 @@
+/*
+ * Check expressions: precedence, every comparison, NaN, division by zero,
+ * the columns of parse errors, references and resolver errors.
+ */
+#include <criterion/criterion.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "check.h"
+
+/* A resolver over a small fixed table; "bad.*" references fail. */
+struct table {
+    const char *names[8];
+    double values[8];
+    int calls;
+};
+
+static int resolve(void *user, const char *ref, double *out, char *err, size_t err_len)
+{
+    struct table *t = user;
+    t->calls++;
+    for (int i = 0; i < 8 && t->names[i] != NULL; i++)
+        if (strcmp(t->names[i], ref) == 0) {
+            *out = t->values[i];
+            return OOMB_OK;
+        }
+    snprintf(err, err_len, "unknown field '%s'", ref);
+    return OOMB_ERR_INVALID;
+}
+
+static int no_refs(void *user, const char *ref, double *out, char *err, size_t err_len)
+{
+    (void)user, (void)ref, (void)out;
+    snprintf(err, err_len, "no references expected");
+    return OOMB_ERR_INTERNAL;
+}
+
+/* Parses and evaluates a constant expression; returns pass. */
+static int eval_const(const char *expr, struct oomb_check_result *res)
+{
+    struct oomb_check *c = NULL;
+    char err[256] = "";
+    cr_assert_eq(oomb_check_parse(expr, &c, err, sizeof err), OOMB_OK, "'%s': %s", expr, err);
+    cr_assert_eq(oomb_check_eval(c, no_refs, NULL, res, err, sizeof err), OOMB_OK, "'%s': %s", expr,
+                 err);
+    oomb_check_destroy(c);
+    return res->pass;
+}
+
+static void expect_parse_error(const char *expr, int col, const char *also)
+{
+    struct oomb_check *c = (void *)1;
+    char err[256] = "", want[32];
+    cr_expect_eq(oomb_check_parse(expr, &c, err, sizeof err), OOMB_ERR_PARSE, "'%s' parsed", expr);
+    cr_expect_null(c);
+    snprintf(want, sizeof want, "column %d: ", col);
+    cr_expect(strncmp(err, want, strlen(want)) == 0, "'%s': want '%s', got '%s'", expr, want, err);
+    if (also != NULL)
+        cr_expect(strstr(err, also) != NULL, "'%s': want '%s' in '%s'", expr, also, err);
+}
+
+Test(check, precedence_and_associativity)
+{
+    struct oomb_check_result r;
+    eval_const("1 + 2 * 3 == 7", &r);
+    cr_expect_eq(r.lhs, 7.0);
+    cr_expect(r.pass);
+    eval_const("(1 + 2) * 3 == 9", &r);
+    cr_expect(r.pass);
+    eval_const("10 - 4 - 3 == 3", &r); /* left-associative */
+    cr_expect(r.pass);
+    eval_const("64 / 4 / 2 == 8", &r);
+    cr_expect(r.pass);
+    eval_const("-2 * -3 == 6", &r);
+    cr_expect(r.pass);
+    eval_const("-(1 + 2) == -3", &r);
+    cr_expect(r.pass);
+    eval_const("2 - -1 == 3", &r);
+    cr_expect(r.pass);
+    eval_const("1e-5 * 1e5 == 1", &r);
+    cr_expect(r.pass);
+    eval_const(".5 + 0.25 + 1.E1 == 10.75", &r);
+    cr_expect(r.pass);
+    eval_const("1 + 2 * 3 - 4 / 2 < 5 * (1 + 1)", &r);
+    cr_expect_eq(r.lhs, 5.0);
+    cr_expect_eq(r.rhs, 10.0);
+    cr_expect(r.pass);
+}
+
+Test(check, every_comparison)
+{
+    static const struct {
+        const char *expr, *op;
+        int pass;
+    } cases[] = {
+        {"1 < 2", "<", 1},   {"2 < 2", "<", 0},   {"2 <= 2", "<=", 1}, {"3 <= 2", "<=", 0},
+        {"3 > 2", ">", 1},   {"2 > 2", ">", 0},   {"2 >= 2", ">=", 1}, {"1 >= 2", ">=", 0},
+        {"2 == 2", "==", 1}, {"2 == 3", "==", 0}, {"2 != 3", "!=", 1}, {"2 != 2", "!=", 0},
+        {"1<2", "<", 1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct oomb_check_result r;
+        cr_expect_eq(eval_const(cases[i].expr, &r), cases[i].pass, "'%s'", cases[i].expr);
+        cr_expect_str_eq(r.op, cases[i].op);
+    }
+}
+
+Test(check, references_resolve_once_each)
+{
+    struct table t = {{"ckpt.memory.activations", "none.memory.activations"}, {50, 100}, 0};
+    struct oomb_check *c = NULL;
+    char err[256];
+    const char *expr =
+        "ckpt.memory.activations <= 0.6 * none.memory.activations + 0 * ckpt.memory.activations";
+    cr_assert_eq(oomb_check_parse(expr, &c, err, sizeof err), OOMB_OK, "%s", err);
+    cr_expect_str_eq(oomb_check_expr(c), expr);
+    cr_assert_eq(oomb_check_ref_count(c), 2);
+    cr_expect_str_eq(oomb_check_ref(c, 0), "ckpt.memory.activations");
+    cr_expect_str_eq(oomb_check_ref(c, 1), "none.memory.activations");
+    cr_expect_null(oomb_check_ref(c, 2));
+    cr_expect_null(oomb_check_ref(c, -1));
+
+    struct oomb_check_result r;
+    cr_assert_eq(oomb_check_eval(c, resolve, &t, &r, err, sizeof err), OOMB_OK, "%s", err);
+    cr_expect_eq(t.calls, 2);
+    cr_expect_eq(r.lhs, 50.0);
+    cr_expect_eq(r.rhs, 60.0);
+    cr_expect(r.pass);
+
+    t.values[0] = 61;
+    cr_assert_eq(oomb_check_eval(c, resolve, &t, &r, err, sizeof err), OOMB_OK, "%s", err);
+    cr_expect_not(r.pass);
+    oomb_check_destroy(c);
+}
+
+Test(check, nan_fails_every_comparison)
+{
+    static const char *const exprs[] = {"a.b.c < 1",  "a.b.c <= 1", "a.b.c > 1",  "a.b.c >= 1",
+                                        "a.b.c == 1", "a.b.c != 1", "1 != a.b.c", "a.b.c == a.b.c"};
+    struct table t = {{"a.b.c"}, {NAN}, 0};
+    for (size_t i = 0; i < sizeof exprs / sizeof exprs[0]; i++) {
+        struct oomb_check *c = NULL;
+        struct oomb_check_result r;
+        char err[256];
+        cr_assert_eq(oomb_check_parse(exprs[i], &c, err, sizeof err), OOMB_OK, "%s", err);
+        cr_assert_eq(oomb_check_eval(c, resolve, &t, &r, err, sizeof err), OOMB_OK, "%s", err);
+        cr_expect_not(r.pass, "'%s' passed with NaN", exprs[i]);
+        cr_expect(isnan(r.lhs) || isnan(r.rhs));
+        oomb_check_destroy(c);
+    }
+}
+
+Test(check, infinity_compares)
+{
+    struct table t = {{"a.b.c"}, {INFINITY}, 0};
+    struct oomb_check *c = NULL;
+    struct oomb_check_result r;
+    char err[256];
+    cr_assert_eq(oomb_check_parse("a.b.c > 1e300", &c, err, sizeof err), OOMB_OK);
+    cr_assert_eq(oomb_check_eval(c, resolve, &t, &r, err, sizeof err), OOMB_OK);
+    cr_expect(r.pass);
+    oomb_check_destroy(c);
+}
+
+Test(check, division_by_zero_is_an_error)
+{
+    struct table t = {{"none.memory.peak"}, {0}, 0};
+    struct oomb_check *c = NULL;
+    struct oomb_check_result r;
+    char err[256];
+    cr_assert_eq(oomb_check_parse("1 / none.memory.peak < 2", &c, err, sizeof err), OOMB_OK);
+    cr_expect_eq(oomb_check_eval(c, resolve, &t, &r, err, sizeof err), OOMB_ERR_NUMERIC);
+    cr_expect_str_eq(err, "column 3: division by zero");
+    cr_expect_not(r.pass);
+    oomb_check_destroy(c);
+
+    cr_assert_eq(oomb_check_parse("1 < 0 / (2 - 2)", &c, err, sizeof err), OOMB_OK);
+    cr_expect_eq(oomb_check_eval(c, no_refs, NULL, &r, err, sizeof err), OOMB_ERR_NUMERIC);
+    cr_expect(strstr(err, "column 7") != NULL, "%s", err);
+    oomb_check_destroy(c);
+}
+
+Test(check, resolver_error_is_passed_through)
+{
+    struct table t = {{"none.memory.peak"}, {1}, 0};
+    struct oomb_check *c = NULL;
+    struct oomb_check_result r;
+    char err[256];
+    cr_assert_eq(oomb_check_parse("none.memory.peak < bad.memory.peak", &c, err, sizeof err),
+                 OOMB_OK);
+    cr_expect_eq(oomb_check_eval(c, resolve, &t, &r, err, sizeof err), OOMB_ERR_INVALID);
+    cr_expect_str_eq(err, "unknown field 'bad.memory.peak'");
+    cr_expect_not(r.pass);
+    oomb_check_destroy(c);
+}
+
+Test(check, parse_error_columns)
+{
+    expect_parse_error("", 1, "empty expression");
+    expect_parse_error("   ", 4, "empty expression");
+    expect_parse_error("a.b.c", 6, "comparison operator");
+    expect_parse_error("a.b.c = 1", 7, "'=='");
+    expect_parse_error("a.b.c <= * 2", 10, "got '*'");
+    expect_parse_error("a.b.c <= 2 *", 13, "the end of the expression");
+    expect_parse_error("(1 + 2 < 3", 8, "expected ')'");
+    expect_parse_error("1 < 2 < 3", 7, "only one comparison");
+    expect_parse_error("1 < 2 )", 7, "unexpected ')'");
+    expect_parse_error("foo < 1", 1, "not a reference");
+    expect_parse_error("a. b < 1", 3, "expected a name");
+    expect_parse_error("a.b. < 1", 5, "expected a name");
+    expect_parse_error("a.1b < 1", 3, "expected a name");
+    expect_parse_error("1e < 2", 2, "exponent");
+    expect_parse_error("2x < 3", 2, "after a number");
+    expect_parse_error("1 < 2 $", 7, "unexpected '$'");
+    expect_parse_error("1 ! 2", 3, "comparison operator");
+    expect_parse_error("1 < 1e999", 5, "out of range");
+}
+
+Test(check, deep_nesting_is_rejected_not_crashed)
+{
+    char expr[2100];
+    size_t n = 0;
+    for (int i = 0; i < 1000; i++)
+        expr[n++] = '(';
+    expr[n++] = '1';
+    for (int i = 0; i < 1000; i++)
+        expr[n++] = ')';
+    memcpy(expr + n, " < 2", 5);
+    struct oomb_check *c = NULL;
+    char err[256];
+    cr_expect_eq(oomb_check_parse(expr, &c, err, sizeof err), OOMB_ERR_PARSE);
+    cr_expect(strstr(err, "nested too deeply") != NULL, "%s", err);
+
+    /* Moderate nesting is fine. */
+    cr_assert_eq(oomb_check_parse("((((((1)))))) < 2", &c, err, sizeof err), OOMB_OK, "%s", err);
+    oomb_check_destroy(c);
+}
+
+Test(check, null_arguments)
+{
+    struct oomb_check *c = NULL;
+    struct oomb_check_result r;
+    char err[64];
+    cr_expect_eq(oomb_check_parse(NULL, &c, err, sizeof err), OOMB_ERR_INVALID);
+    cr_expect_eq(oomb_check_parse("1 < 2", NULL, err, sizeof err), OOMB_ERR_INVALID);
+    cr_expect_eq(oomb_check_eval(NULL, no_refs, NULL, &r, err, sizeof err), OOMB_ERR_INVALID);
+    cr_assert_eq(oomb_check_parse("1 < 2", &c, NULL, 0), OOMB_OK);
+    cr_expect_eq(oomb_check_eval(c, no_refs, NULL, NULL, err, sizeof err), OOMB_ERR_INVALID);
+    cr_expect_eq(oomb_check_eval(c, NULL, NULL, &r, NULL, 0), OOMB_OK, "no references");
+    cr_expect(r.pass);
+    cr_expect_eq(oomb_check_ref_count(c), 0);
+    cr_expect_eq(oomb_check_ref_count(NULL), 0);
+    oomb_check_destroy(c);
+    oomb_check_destroy(NULL);
+}

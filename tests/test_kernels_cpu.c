@@ -1,0 +1,1480 @@
+/*
+ * Tests of the CPU kernel backend (kernels/cpu). Every op is checked against a
+ * plain loop written here (the naive references live only in this file), every
+ * backward op against central finite differences of its forward op, and every
+ * invalid-argument path for OOMB_ERR_INVALID with a message.
+ */
+#include <criterion/criterion.h>
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* plugin.h's `enum oomb_backend` and backend.h's `struct oomb_kernel_backend` share
+ * C's single tag namespace; rename the enum while plugin.h is read. */
+#define oomb_backend oomb_backend_bits
+#include "oombench/plugin.h"
+#undef oomb_backend
+#include "backend.h"
+#include "cpu/ops_cpu.h" /* white-box: the message buffer of the context */
+
+/* ------------------------------------------------------------ fixture ---- */
+
+static struct oomb_kernel_backend *be;
+static const struct oomb_ops *ops;
+static void *K;
+
+#define MAX_ALLOCS 256
+static void *allocs[MAX_ALLOCS];
+static int n_allocs;
+
+static void setup(void)
+{
+    char msg[256];
+    int rc = oomb_cpu_backend_create(&be, msg, sizeof msg);
+    cr_assert_eq(rc, OOMB_OK, "cpu backend: %s", msg);
+    ops = &be->ops;
+    K = ops->ctx;
+}
+
+static void teardown(void)
+{
+    for (int i = 0; i < n_allocs; i++)
+        free(allocs[i]);
+    n_allocs = 0;
+    if (be)
+        be->destroy(be);
+    be = NULL;
+}
+
+TestSuite(kernels_cpu, .init = setup, .fini = teardown);
+
+/* Test memory, freed in teardown. */
+static void *talloc(size_t bytes)
+{
+    cr_assert_lt(n_allocs, MAX_ALLOCS);
+    void *p = calloc(1, bytes ? bytes : 1);
+    cr_assert_not_null(p);
+    allocs[n_allocs++] = p;
+    return p;
+}
+#define FALLOC(n) ((float *)talloc((size_t)(n) * sizeof(float)))
+#define DALLOC(n) ((double *)talloc((size_t)(n) * sizeof(double)))
+
+/* ------------------------------------------------------------ random ----- */
+
+static uint64_t rng = 0x2545F4914F6CDD1Dull;
+
+static void seed(uint64_t s)
+{
+    rng = s * 0x9E3779B97F4A7C15ull + 0x2545F4914F6CDD1Dull;
+}
+
+static uint64_t xorshift(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return rng;
+}
+
+static float urand(float lo, float hi)
+{
+    return lo + (hi - lo) * (float)((xorshift() >> 40) * 0x1p-24);
+}
+
+/* Uniform in [lo, hi], never exactly zero. */
+static void frand(float *x, int64_t n, float lo, float hi)
+{
+    for (int64_t i = 0; i < n; i++) {
+        do
+            x[i] = urand(lo, hi);
+        while (x[i] == 0.0f);
+    }
+}
+
+static float *frand_new(int64_t n, float lo, float hi)
+{
+    float *x = FALLOC(n);
+    frand(x, n, lo, hi);
+    return x;
+}
+
+/* ------------------------------------------------------------ checks ----- */
+
+/* Norm-wise relative error: max |got - ref| / max |ref|. */
+static double rel_err(const float *got, const double *ref, int64_t n)
+{
+    double num = 0.0, den = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        num = fmax(num, fabs((double)got[i] - ref[i]));
+        den = fmax(den, fabs(ref[i]));
+    }
+    return num / (den > 0.0 ? den : 1e-300);
+}
+
+static double rel_err_ff(const float *got, const float *ref, int64_t n)
+{
+    double num = 0.0, den = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        num = fmax(num, fabs((double)got[i] - (double)ref[i]));
+        den = fmax(den, fabs((double)ref[i]));
+    }
+    return num / (den > 0.0 ? den : 1e-300);
+}
+
+#define EXPECT_OK(call)                                                                            \
+    do {                                                                                           \
+        int rc_ = (call);                                                                          \
+        cr_assert_eq(rc_, OOMB_OK, "%s -> %d: %s", #call, rc_, ops->last_error(K));                \
+    } while (0)
+
+#define EXPECT_INVALID(call)                                                                       \
+    do {                                                                                           \
+        int rc_ = (call);                                                                          \
+        cr_expect_eq(rc_, OOMB_ERR_INVALID, "%s -> %d, expected OOMB_ERR_INVALID", #call, rc_);    \
+        cr_expect(ops->last_error(K)[0] != '\0', "%s: no message", #call);                         \
+        ((struct oomb_cpu_ctx *)K)->err[0] = '\0';                                             \
+    } while (0)
+
+/* ------------------------------------------------------------ F16 reference */
+
+static double half_value(uint16_t h)
+{
+    int sign = h >> 15, e = (h >> 10) & 0x1f, m = h & 0x3ff;
+    double v;
+    if (e == 0)
+        v = ldexp(m, -24);
+    else if (e == 31)
+        v = m ? NAN : INFINITY;
+    else
+        v = ldexp(1024 + m, e - 25);
+    return sign ? -v : v;
+}
+
+/* Nearest half by search, ties to the even encoding. x must not be NaN. */
+static uint16_t ref_f2h(float x)
+{
+    uint16_t sign = signbit(x) ? 0x8000 : 0;
+    double a = fabs((double)x);
+    if (a >= 65520.0)
+        return sign | 0x7c00;
+    int lo = 0, hi = 0x7bff; /* largest h with value <= a */
+    while (lo < hi) {
+        int mid = (lo + hi + 1) / 2;
+        if (half_value((uint16_t)mid) <= a)
+            lo = mid;
+        else
+            hi = mid - 1;
+    }
+    double v0 = half_value((uint16_t)lo);
+    double v1 = lo == 0x7bff ? 65536.0 : half_value((uint16_t)(lo + 1));
+    double d0 = a - v0, d1 = v1 - a;
+    int h = d0 < d1 ? lo : d1 < d0 ? lo + 1 : (lo & 1 ? lo + 1 : lo);
+    return (uint16_t)(sign | h);
+}
+
+static uint16_t f2h_op(float x)
+{
+    uint16_t h;
+    EXPECT_OK(ops->cast(K, &h, OOMB_F16, &x, OOMB_F32, 1));
+    return h;
+}
+
+static float h2f_op(uint16_t h)
+{
+    float x;
+    EXPECT_OK(ops->cast(K, &x, OOMB_F32, &h, OOMB_F16, 1));
+    return x;
+}
+
+/* F32 array rounded through F16 (so that F16 and F32 paths see equal inputs). */
+static uint16_t *to_half(float *x, int64_t n)
+{
+    uint16_t *h = talloc((size_t)n * sizeof *h);
+    EXPECT_OK(ops->cast(K, h, OOMB_F16, x, OOMB_F32, n));
+    EXPECT_OK(ops->cast(K, x, OOMB_F32, h, OOMB_F16, n));
+    return h;
+}
+
+static void from_half(float *x, const uint16_t *h, int64_t n)
+{
+    EXPECT_OK(ops->cast(K, x, OOMB_F32, h, OOMB_F16, n));
+}
+
+/* ------------------------------------------------------------ naive refs - */
+
+static void ref_linear(double *out, const float *inp, const float *w, const float *bias, int64_t B,
+                       int64_t C, int64_t OC)
+{
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t o = 0; o < OC; o++) {
+            double s = bias ? bias[o] : 0.0;
+            for (int64_t c = 0; c < C; c++)
+                s += (double)inp[b * C + c] * w[o * C + c];
+            out[b * OC + o] = s;
+        }
+}
+
+static double ref_gelu(double x)
+{
+    return 0.5 * x * (1.0 + tanh(sqrt(2.0 / M_PI) * (x + 0.044715 * x * x * x)));
+}
+
+static double ref_gelu_grad(double x)
+{
+    double s = sqrt(2.0 / M_PI), u = s * (x + 0.044715 * x * x * x), t = tanh(u);
+    return 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * s * (1.0 + 3.0 * 0.044715 * x * x);
+}
+
+/* ============================================================ backend ==== */
+
+Test(kernels_cpu, backend_describes_itself)
+{
+    cr_expect_str_eq(ops->backend_name, "cpu");
+    cr_expect_eq(ops->struct_size, sizeof(struct oomb_ops));
+    cr_expect_str_eq(be->info.backend, "cpu");
+    cr_expect_not_null(be->info.name);
+    cr_expect(strlen(be->info.name) > 0);
+    cr_expect(strncmp(be->info.runtime, "OpenBLAS", 8) == 0, "runtime: %s", be->info.runtime);
+    cr_expect_str_eq(be->info.driver, "");
+    cr_expect_gt(be->info.total_bytes, 0);
+    cr_expect_null(be->set_alloc_hook);
+    struct oomb_device_mem mem = {.valid = 1};
+    cr_expect_eq(be->device_mem(K, &mem), OOMB_OK);
+    cr_expect_eq(mem.valid, 0);
+    cr_expect_eq(be->sync(K), OOMB_OK);
+    /* every op is filled in */
+    const char *p = (const char *)&ops->last_error;
+    const char *end = (const char *)ops + sizeof *ops;
+    for (; p < end; p += sizeof(void (*)(void))) {
+        void (*fn)(void);
+        memcpy(&fn, p, sizeof fn);
+        cr_expect_not_null(fn, "op at offset %td is NULL", p - (const char *)ops);
+    }
+}
+
+Test(kernels_cpu, create_rejects_null_out)
+{
+    char msg[128] = "";
+    cr_expect_eq(oomb_cpu_backend_create(NULL, msg, sizeof msg), OOMB_ERR_INVALID);
+    cr_expect(msg[0] != '\0');
+}
+
+Test(kernels_cpu, raw_alloc_is_64_byte_aligned)
+{
+    size_t sizes[] = {0, 1, 63, 64, 1000, 1 << 20};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        void *p = NULL;
+        cr_assert_eq(be->raw_alloc(K, sizes[i], &p), OOMB_OK);
+        cr_assert_not_null(p);
+        cr_expect_eq((uintptr_t)p % 64, 0, "size %zu", sizes[i]);
+        memset(p, 0xab, sizes[i]);
+        be->raw_free(K, p);
+    }
+    be->raw_free(K, NULL);
+}
+
+#if defined(__SANITIZE_ADDRESS__)
+#define SKIP_HUGE_ALLOC 1 /* ASan aborts on impossible sizes instead of failing */
+#else
+#define SKIP_HUGE_ALLOC 0
+#endif
+
+Test(kernels_cpu, raw_alloc_reports_oom, .disabled = SKIP_HUGE_ALLOC)
+{
+    void *p = (void *)1;
+    cr_expect_eq(be->raw_alloc(K, SIZE_MAX - 4096, &p), OOMB_ERR_OOM);
+    cr_expect_null(p);
+}
+
+Test(kernels_cpu, timer_marks_are_monotonic_and_grow)
+{
+    int ids[200];
+    for (int i = 0; i < 200; i++) {
+        cr_assert_eq(be->timer_mark(K, &ids[i]), OOMB_OK);
+        cr_expect_eq(ids[i], i);
+    }
+    int64_t prev = 0;
+    for (int i = 0; i < 200; i++) {
+        int64_t ns;
+        cr_assert_eq(be->timer_resolve(K, ids[i], &ns), OOMB_OK);
+        cr_expect_geq(ns, prev);
+        prev = ns;
+    }
+    int64_t ns;
+    cr_expect_eq(be->timer_resolve(K, 200, &ns), OOMB_ERR_INVALID);
+    cr_expect_eq(be->timer_resolve(K, -1, &ns), OOMB_ERR_INVALID);
+    be->timer_reset(K);
+    cr_expect_eq(be->timer_resolve(K, 0, &ns), OOMB_ERR_INVALID);
+    int id;
+    cr_expect_eq(be->timer_mark(K, &id), OOMB_OK);
+    cr_expect_eq(id, 0);
+}
+
+/* ============================================================ memory ===== */
+
+Test(kernels_cpu, memory_movement)
+{
+    seed(1);
+    int64_t n = 1000;
+    float *a = frand_new(n, -1, 1), *b = FALLOC(n), *c = FALLOC(n);
+    EXPECT_OK(ops->to_device(K, b, a, (size_t)n * 4));
+    EXPECT_OK(ops->copy(K, c, b, (size_t)n * 4));
+    float *h = FALLOC(n);
+    EXPECT_OK(ops->to_host(K, h, c, (size_t)n * 4));
+    cr_expect_eq(memcmp(a, h, (size_t)n * 4), 0);
+    EXPECT_OK(ops->fill(K, c, n, 2.5f));
+    for (int64_t i = 0; i < n; i++)
+        cr_assert_eq(c[i], 2.5f);
+    EXPECT_OK(ops->zero(K, c, 10 * sizeof(float)));
+    cr_expect_eq(c[9], 0.0f);
+    cr_expect_eq(c[10], 2.5f);
+    EXPECT_OK(ops->copy(K, NULL, NULL, 0));
+}
+
+/* ============================================================ F16 ======== */
+
+Test(kernels_cpu, f16_special_values)
+{
+    struct {
+        float f;
+        uint16_t h;
+    } cases[] = {
+        {0.0f, 0x0000},
+        {-0.0f, 0x8000},
+        {1.0f, 0x3c00},
+        {-2.0f, 0xc000},
+        {65504.0f, 0x7bff},           /* largest finite */
+        {65519.99f, 0x7bff},          /* below the rounding boundary */
+        {65520.0f, 0x7c00},           /* tie at the boundary goes to inf */
+        {1e10f, 0x7c00},
+        {-1e10f, 0xfc00},
+        {INFINITY, 0x7c00},
+        {-INFINITY, 0xfc00},
+        {0x1p-14f, 0x0400},           /* smallest normal */
+        {0x1p-24f, 0x0001},           /* smallest subnormal */
+        {0x1p-25f, 0x0000},           /* tie between 0 and 2^-24: even is 0 */
+        {0x1.000002p-25f, 0x0001},    /* just above the tie */
+        {0x1.8p-24f, 0x0002},         /* tie between 1 and 2 units: even is 2 */
+        {0x1.4p-24f, 0x0001},
+        {0x1.ffcp-15f, 0x0400},       /* subnormal tie rounding up into the normals */
+        {1.0f + 0x1p-11f, 0x3c00},    /* tie: to even mantissa 0 */
+        {1.0f + 0x3p-11f, 0x3c02},    /* tie: to even mantissa 2 */
+        {1.0f + 0x1p-11f + 0x1p-23f, 0x3c01}, /* just above the tie */
+        {1e-30f, 0x0000},
+        {-1e-30f, 0x8000},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        cr_expect_eq(f2h_op(cases[i].f), cases[i].h, "f2h(%a) = 0x%04x, expected 0x%04x",
+                     (double)cases[i].f, f2h_op(cases[i].f), cases[i].h);
+
+    uint16_t nan_h = f2h_op(NAN);
+    cr_expect((nan_h & 0x7c00) == 0x7c00 && (nan_h & 0x3ff) != 0, "NaN -> 0x%04x", nan_h);
+    cr_expect(isnan(h2f_op(0x7e00)));
+    cr_expect(isnan(h2f_op(0xfd01)));
+    cr_expect_eq(h2f_op(0x7c00), INFINITY);
+    cr_expect_eq(h2f_op(0xfc00), -INFINITY);
+    cr_expect_eq(h2f_op(0x0001), 0x1p-24f);
+    cr_expect_eq(h2f_op(0x03ff), 0x3ffp-24f);
+    cr_expect(signbit(h2f_op(0x8000)) && h2f_op(0x8000) == 0.0f);
+}
+
+Test(kernels_cpu, f16_round_trip_of_every_half)
+{
+    int64_t n = 65536;
+    uint16_t *h = talloc((size_t)n * 2), *back = talloc((size_t)n * 2);
+    float *f = FALLOC(n);
+    for (int64_t i = 0; i < n; i++)
+        h[i] = (uint16_t)i;
+    EXPECT_OK(ops->cast(K, f, OOMB_F32, h, OOMB_F16, n));
+    EXPECT_OK(ops->cast(K, back, OOMB_F16, f, OOMB_F32, n));
+    for (int64_t i = 0; i < n; i++) {
+        double v = half_value(h[i]);
+        if (isnan(v)) {
+            cr_assert(isnan(f[i]), "0x%04x", (unsigned)i);
+            cr_assert((back[i] & 0x7c00) == 0x7c00 && (back[i] & 0x3ff), "0x%04x", (unsigned)i);
+            cr_assert_eq(back[i] & 0x8000, h[i] & 0x8000);
+        } else {
+            cr_assert_eq((double)f[i], v, "0x%04x -> %a, expected %a", (unsigned)i, (double)f[i],
+                         v);
+            cr_assert(!!signbit(f[i]) == !!signbit(v));
+            cr_assert_eq(back[i], h[i], "0x%04x -> 0x%04x", (unsigned)i, back[i]);
+        }
+    }
+}
+
+static void check_f2h_batch(const float *x, int64_t n)
+{
+    uint16_t out[4096];
+    cr_assert_leq(n, 4096);
+    EXPECT_OK(ops->cast(K, out, OOMB_F16, x, OOMB_F32, n));
+    for (int64_t i = 0; i < n; i++) {
+        if (isnan(x[i])) {
+            cr_assert((out[i] & 0x7c00) == 0x7c00 && (out[i] & 0x3ff), "NaN %a", (double)x[i]);
+            continue;
+        }
+        uint16_t want = ref_f2h(x[i]);
+        cr_assert_eq(out[i], want, "f2h(%a) = 0x%04x, expected 0x%04x", (double)x[i], out[i],
+                     want);
+    }
+}
+
+Test(kernels_cpu, f16_dense_sweep_against_nearest_search)
+{
+    float x[4096];
+    int64_t m = 0;
+    /* a stride through all float bit patterns */
+    for (uint64_t bits = 0; bits < (1ull << 32); bits += 4093) {
+        uint32_t u = (uint32_t)bits;
+        memcpy(&x[m++], &u, 4);
+        if (m == 4096) {
+            check_f2h_batch(x, m);
+            m = 0;
+        }
+    }
+    /* every finite half, the exact midpoints to its successor and one ulp either side */
+    for (uint32_t h = 0; h < 0x7c00; h++) {
+        double v0 = half_value((uint16_t)h);
+        double v1 = h == 0x7bff ? 65536.0 : half_value((uint16_t)(h + 1));
+        float mid = (float)((v0 + v1) / 2); /* exact in FP32 */
+        float cand[5] = {(float)v0, mid, nextafterf(mid, 0.0f), nextafterf(mid, INFINITY),
+                         -mid};
+        for (int j = 0; j < 5; j++) {
+            x[m++] = cand[j];
+            if (m == 4096) {
+                check_f2h_batch(x, m);
+                m = 0;
+            }
+        }
+    }
+    check_f2h_batch(x, m);
+}
+
+Test(kernels_cpu, cast_round_trip_error_is_half_ulp)
+{
+    seed(2);
+    int64_t n = 5000;
+    float *x = frand_new(n, -100, 100), *y = FALLOC(n), *same = FALLOC(n);
+    uint16_t *h = talloc((size_t)n * 2);
+    EXPECT_OK(ops->cast(K, h, OOMB_F16, x, OOMB_F32, n));
+    EXPECT_OK(ops->cast(K, y, OOMB_F32, h, OOMB_F16, n));
+    for (int64_t i = 0; i < n; i++)
+        cr_assert_leq(fabsf(y[i] - x[i]), fabsf(x[i]) * 0x1p-11f + 0x1p-25f, "%g -> %g",
+                      (double)x[i], (double)y[i]);
+    EXPECT_OK(ops->cast(K, same, OOMB_F32, x, OOMB_F32, n));
+    cr_expect_eq(memcmp(same, x, (size_t)n * 4), 0);
+}
+
+/* ============================================================ linear ===== */
+
+static void check_linear_forward_f32(int64_t B, int64_t C, int64_t OC, int with_bias)
+{
+    float *inp = frand_new(B * C, -1, 1), *w = frand_new(OC * C, -1, 1);
+    float *bias = with_bias ? frand_new(OC, -1, 1) : NULL;
+    float *out = frand_new(B * OC, -9, 9); /* garbage: must be overwritten */
+    double *ref = DALLOC(B * OC);
+    EXPECT_OK(ops->linear_forward(K, OOMB_F32, out, inp, w, bias, B, C, OC));
+    ref_linear(ref, inp, w, bias, B, C, OC);
+    cr_expect_lt(rel_err(out, ref, B * OC), 1e-5, "B=%ld C=%ld OC=%ld err %g", (long)B, (long)C,
+                 (long)OC, rel_err(out, ref, B * OC));
+}
+
+Test(kernels_cpu, linear_forward_f32_matches_naive)
+{
+    seed(3);
+    check_linear_forward_f32(7, 33, 19, 1);
+    check_linear_forward_f32(7, 33, 19, 0);
+    check_linear_forward_f32(1, 1, 1, 1);
+    check_linear_forward_f32(67, 150, 70, 1);
+}
+
+Test(kernels_cpu, linear_forward_with_empty_inner_dimension_gives_bias)
+{
+    seed(4);
+    float *bias = frand_new(3, -1, 1), *out = frand_new(6, -1, 1);
+    EXPECT_OK(ops->linear_forward(K, OOMB_F32, out, NULL, NULL, bias, 2, 0, 3));
+    for (int i = 0; i < 6; i++)
+        cr_expect_eq(out[i], bias[i % 3]);
+    uint16_t hout[6] = {1, 2, 3, 4, 5, 6};
+    EXPECT_OK(ops->linear_forward(K, OOMB_F16, hout, NULL, NULL, NULL, 2, 0, 3));
+    for (int i = 0; i < 6; i++)
+        cr_expect_eq(hout[i], 0);
+}
+
+static void check_linear_backward_f32(int64_t B, int64_t C, int64_t OC)
+{
+    float *inp = frand_new(B * C, -1, 1), *w = frand_new(OC * C, -1, 1);
+    float *dout = frand_new(B * OC, -1, 1);
+    float *dinp = frand_new(B * C, -9, 9);
+    float *dw0 = frand_new(OC * C, -1, 1), *db0 = frand_new(OC, -1, 1);
+    float *dw = FALLOC(OC * C), *db = FALLOC(OC);
+    memcpy(dw, dw0, (size_t)(OC * C) * 4);
+    memcpy(db, db0, (size_t)OC * 4);
+    EXPECT_OK(ops->linear_backward(K, OOMB_F32, dinp, dw, db, dout, inp, w, B, C, OC));
+
+    double *r_dinp = DALLOC(B * C), *r_dw = DALLOC(OC * C), *r_db = DALLOC(OC);
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t c = 0; c < C; c++) {
+            double s = 0;
+            for (int64_t o = 0; o < OC; o++)
+                s += (double)dout[b * OC + o] * w[o * C + c];
+            r_dinp[b * C + c] = s;
+        }
+    for (int64_t o = 0; o < OC; o++) {
+        double sb = db0[o];
+        for (int64_t b = 0; b < B; b++)
+            sb += dout[b * OC + o];
+        r_db[o] = sb;
+        for (int64_t c = 0; c < C; c++) {
+            double s = dw0[o * C + c];
+            for (int64_t b = 0; b < B; b++)
+                s += (double)dout[b * OC + o] * inp[b * C + c];
+            r_dw[o * C + c] = s;
+        }
+    }
+    cr_expect_lt(rel_err(dinp, r_dinp, B * C), 1e-5);
+    cr_expect_lt(rel_err(dw, r_dw, OC * C), 1e-5);
+    cr_expect_lt(rel_err(db, r_db, OC), 1e-5);
+
+    /* NULL dinp and dbias are skipped; dweight accumulates again */
+    EXPECT_OK(ops->linear_backward(K, OOMB_F32, NULL, dw, NULL, dout, inp, w, B, C, OC));
+    for (int64_t i = 0; i < OC * C; i++)
+        r_dw[i] = 2 * r_dw[i] - dw0[i];
+    cr_expect_lt(rel_err(dw, r_dw, OC * C), 1e-5);
+}
+
+Test(kernels_cpu, linear_backward_f32_matches_naive)
+{
+    seed(5);
+    check_linear_backward_f32(7, 33, 19);
+    check_linear_backward_f32(1, 1, 1);
+    check_linear_backward_f32(67, 150, 70);
+}
+
+/* L = sum G * linear_forward(...), in double from the op's output. */
+static double linear_loss(const float *inp, const float *w, const float *bias, const float *G,
+                          float *out, int64_t B, int64_t C, int64_t OC)
+{
+    EXPECT_OK(ops->linear_forward(K, OOMB_F32, out, inp, w, bias, B, C, OC));
+    double L = 0;
+    for (int64_t i = 0; i < B * OC; i++)
+        L += (double)G[i] * out[i];
+    return L;
+}
+
+static void check_fd(float *x, int64_t n, const float *grad, double h, const float *inp,
+                     const float *w, const float *bias, const float *G, float *out, int64_t B,
+                     int64_t C, int64_t OC, const char *what)
+{
+    for (int t = 0; t < 12; t++) {
+        int64_t i = (int64_t)(xorshift() % (uint64_t)n);
+        float x0 = x[i];
+        x[i] = (float)(x0 + h);
+        double lp = linear_loss(inp, w, bias, G, out, B, C, OC);
+        x[i] = (float)(x0 - h);
+        double lm = linear_loss(inp, w, bias, G, out, B, C, OC);
+        x[i] = x0;
+        double fd = (lp - lm) / (2 * h);
+        cr_expect_leq(fabs(fd - grad[i]), 1e-2 * fmax(1.0, fabs(fd)), "%s[%ld]: fd %g, op %g",
+                      what, (long)i, fd, (double)grad[i]);
+    }
+}
+
+Test(kernels_cpu, linear_backward_matches_finite_differences)
+{
+    seed(6);
+    int64_t B = 5, C = 17, OC = 11;
+    float *inp = frand_new(B * C, -1, 1), *w = frand_new(OC * C, -1, 1);
+    float *bias = frand_new(OC, -1, 1), *G = frand_new(B * OC, -1, 1), *out = FALLOC(B * OC);
+    float *dinp = FALLOC(B * C), *dw = FALLOC(OC * C), *db = FALLOC(OC);
+    EXPECT_OK(ops->linear_backward(K, OOMB_F32, dinp, dw, db, G, inp, w, B, C, OC));
+    check_fd(inp, B * C, dinp, 0.05, inp, w, bias, G, out, B, C, OC, "dinp");
+    check_fd(w, OC * C, dw, 0.05, inp, w, bias, G, out, B, C, OC, "dweight");
+    check_fd(bias, OC, db, 0.05, inp, w, bias, G, out, B, C, OC, "dbias");
+}
+
+Test(kernels_cpu, linear_f16_matches_f32)
+{
+    seed(7);
+    int64_t B = 67, C = 150, OC = 70; /* crosses the 64-wide tiles */
+    float *inp = frand_new(B * C, -1, 1), *w = frand_new(OC * C, -1, 1);
+    float *bias = frand_new(OC, -1, 1), *dout = frand_new(B * OC, -1, 1);
+    uint16_t *hinp = to_half(inp, B * C), *hw = to_half(w, OC * C), *hdout = to_half(dout, B * OC);
+    uint16_t *hout = talloc((size_t)(B * OC) * 2), *hdinp = talloc((size_t)(B * C) * 2);
+    float *out = FALLOC(B * OC), *out16 = FALLOC(B * OC);
+
+    EXPECT_OK(ops->linear_forward(K, OOMB_F32, out, inp, w, bias, B, C, OC));
+    EXPECT_OK(ops->linear_forward(K, OOMB_F16, hout, hinp, hw, bias, B, C, OC));
+    from_half(out16, hout, B * OC);
+    cr_expect_lt(rel_err_ff(out16, out, B * OC), 1e-2, "forward %g", rel_err_ff(out16, out, B * OC));
+
+    float *dinp = FALLOC(B * C), *dinp16 = FALLOC(B * C);
+    float *dw = FALLOC(OC * C), *dw16 = FALLOC(OC * C), *db = FALLOC(OC), *db16 = FALLOC(OC);
+    frand(dw, OC * C, -1, 1);
+    memcpy(dw16, dw, (size_t)(OC * C) * 4);
+    frand(db, OC, -1, 1);
+    memcpy(db16, db, (size_t)OC * 4);
+    EXPECT_OK(ops->linear_backward(K, OOMB_F32, dinp, dw, db, dout, inp, w, B, C, OC));
+    EXPECT_OK(ops->linear_backward(K, OOMB_F16, hdinp, dw16, db16, hdout, hinp, hw, B, C, OC));
+    from_half(dinp16, hdinp, B * C);
+    cr_expect_lt(rel_err_ff(dinp16, dinp, B * C), 1e-2);
+    /* same (F16-exact) inputs, FP32 accumulation: only summation order differs */
+    cr_expect_lt(rel_err_ff(dw16, dw, OC * C), 1e-5);
+    cr_expect_lt(rel_err_ff(db16, db, OC), 1e-5);
+}
+
+/* ============================================================ activations */
+
+Test(kernels_cpu, relu_forward_backward_match_naive)
+{
+    seed(8);
+    int64_t n = 1001;
+    float *x = frand_new(n, -2, 2), *y = FALLOC(n), *dy = frand_new(n, -1, 1), *dx = FALLOC(n);
+    EXPECT_OK(ops->relu_forward(K, OOMB_F32, y, x, n));
+    EXPECT_OK(ops->relu_backward(K, OOMB_F32, dx, dy, x, n));
+    for (int64_t i = 0; i < n; i++) {
+        cr_assert_eq(y[i], x[i] > 0 ? x[i] : 0.0f);
+        cr_assert_eq(dx[i], x[i] > 0 ? dy[i] : 0.0f);
+    }
+    /* dinp aliasing dout */
+    EXPECT_OK(ops->relu_backward(K, OOMB_F32, dy, dy, x, n));
+    cr_expect_eq(memcmp(dx, dy, (size_t)n * 4), 0);
+
+    /* F16 */
+    uint16_t *hx = to_half(x, n), *hy = talloc((size_t)n * 2);
+    float *y16 = FALLOC(n);
+    EXPECT_OK(ops->relu_forward(K, OOMB_F16, hy, hx, n));
+    from_half(y16, hy, n);
+    for (int64_t i = 0; i < n; i++)
+        cr_assert_eq(y16[i], x[i] > 0 ? x[i] : 0.0f);
+    float *dy2 = frand_new(n, -1, 1);
+    uint16_t *hdy = to_half(dy2, n);
+    EXPECT_OK(ops->relu_backward(K, OOMB_F16, hdy, hdy, hx, n));
+    from_half(y16, hdy, n);
+    for (int64_t i = 0; i < n; i++)
+        cr_assert_eq(y16[i], x[i] > 0 ? dy2[i] : 0.0f);
+}
+
+Test(kernels_cpu, relu_backward_matches_finite_differences)
+{
+    seed(9);
+    int64_t n = 300;
+    float *x = frand_new(n, -2, 2), *G = frand_new(n, -1, 1), *dx = FALLOC(n);
+    float *xp = FALLOC(n), *xm = FALLOC(n), *yp = FALLOC(n), *ym = FALLOC(n);
+    float h = 1e-2f;
+    for (int64_t i = 0; i < n; i++) {
+        if (fabsf(x[i]) < 2 * h)
+            x[i] = 0.5f; /* keep away from the kink */
+        xp[i] = x[i] + h;
+        xm[i] = x[i] - h;
+    }
+    EXPECT_OK(ops->relu_backward(K, OOMB_F32, dx, G, x, n));
+    EXPECT_OK(ops->relu_forward(K, OOMB_F32, yp, xp, n));
+    EXPECT_OK(ops->relu_forward(K, OOMB_F32, ym, xm, n));
+    for (int64_t i = 0; i < n; i++) {
+        double fd = (double)G[i] * ((double)yp[i] - ym[i]) / ((double)xp[i] - xm[i]);
+        cr_assert_leq(fabs(fd - dx[i]), 1e-4, "[%ld] fd %g op %g", (long)i, fd, (double)dx[i]);
+    }
+}
+
+Test(kernels_cpu, gelu_forward_backward_match_naive)
+{
+    seed(10);
+    int64_t n = 1001;
+    float *x = frand_new(n, -6, 6), *y = FALLOC(n), *dy = frand_new(n, -1, 1), *dx = FALLOC(n);
+    x[0] = 30.0f; /* tanh saturated: gradient must stay finite */
+    x[1] = -30.0f;
+    EXPECT_OK(ops->gelu_forward(K, OOMB_F32, y, x, n));
+    EXPECT_OK(ops->gelu_backward(K, OOMB_F32, dx, dy, x, n));
+    double *ry = DALLOC(n), *rdx = DALLOC(n);
+    for (int64_t i = 0; i < n; i++) {
+        ry[i] = ref_gelu(x[i]);
+        rdx[i] = dy[i] * ref_gelu_grad(x[i]);
+        cr_assert(isfinite(dx[i]));
+    }
+    cr_expect_lt(rel_err(y, ry, n), 1e-6);
+    cr_expect_lt(rel_err(dx, rdx, n), 1e-5);
+    /* alias */
+    EXPECT_OK(ops->gelu_backward(K, OOMB_F32, dy, dy, x, n));
+    cr_expect_eq(memcmp(dx, dy, (size_t)n * 4), 0);
+
+    /* F16: within half precision of the F32 result on the same inputs */
+    float *dy2 = frand_new(n, -1, 1), *y32 = FALLOC(n), *d32 = FALLOC(n), *tmp = FALLOC(n);
+    uint16_t *hx = to_half(x, n), *hdy = to_half(dy2, n), *hy = talloc((size_t)n * 2);
+    EXPECT_OK(ops->gelu_forward(K, OOMB_F32, y32, x, n));
+    EXPECT_OK(ops->gelu_backward(K, OOMB_F32, d32, dy2, x, n));
+    EXPECT_OK(ops->gelu_forward(K, OOMB_F16, hy, hx, n));
+    EXPECT_OK(ops->gelu_backward(K, OOMB_F16, hdy, hdy, hx, n));
+    from_half(tmp, hy, n);
+    for (int64_t i = 0; i < n; i++)
+        cr_assert_leq(fabsf(tmp[i] - y32[i]), fabsf(y32[i]) * 0x1p-11f + 0x1p-24f);
+    from_half(tmp, hdy, n);
+    for (int64_t i = 0; i < n; i++)
+        cr_assert_leq(fabsf(tmp[i] - d32[i]), fabsf(d32[i]) * 0x1p-11f + 0x1p-24f);
+}
+
+Test(kernels_cpu, gelu_backward_matches_finite_differences)
+{
+    seed(11);
+    int64_t n = 500;
+    float *x = frand_new(n, -4, 4), *G = frand_new(n, -1, 1), *dx = FALLOC(n);
+    float *xp = FALLOC(n), *xm = FALLOC(n), *yp = FALLOC(n), *ym = FALLOC(n);
+    for (int64_t i = 0; i < n; i++) {
+        xp[i] = x[i] + 1e-2f;
+        xm[i] = x[i] - 1e-2f;
+    }
+    EXPECT_OK(ops->gelu_backward(K, OOMB_F32, dx, G, x, n));
+    EXPECT_OK(ops->gelu_forward(K, OOMB_F32, yp, xp, n));
+    EXPECT_OK(ops->gelu_forward(K, OOMB_F32, ym, xm, n));
+    for (int64_t i = 0; i < n; i++) {
+        double fd = (double)G[i] * ((double)yp[i] - ym[i]) / ((double)xp[i] - xm[i]);
+        cr_assert_leq(fabs(fd - dx[i]), 1e-3 + 1e-3 * fabs(fd), "[%ld] x %g fd %g op %g", (long)i,
+                      (double)x[i], fd, (double)dx[i]);
+    }
+}
+
+/* ============================================================ loss ======= */
+
+static void random_targets(int32_t *t, int64_t B, int64_t Kc)
+{
+    for (int64_t b = 0; b < B; b++)
+        t[b] = (int32_t)(xorshift() % (uint64_t)Kc);
+}
+
+Test(kernels_cpu, softmax_xent_matches_naive)
+{
+    seed(12);
+    int64_t B = 9, Kc = 13;
+    float *logits = frand_new(B * Kc, -5, 5), *probs = FALLOC(B * Kc), *losses = FALLOC(B);
+    int32_t *t = talloc((size_t)B * 4);
+    random_targets(t, B, Kc);
+    /* a row of huge logits must not overflow */
+    for (int64_t j = 0; j < Kc; j++)
+        logits[j] += 1000.0f;
+    EXPECT_OK(ops->softmax_xent_forward(K, losses, probs, logits, t, B, Kc));
+    double *rp = DALLOC(B * Kc), *rl = DALLOC(B);
+    for (int64_t b = 0; b < B; b++) {
+        double m = -INFINITY, s = 0;
+        for (int64_t j = 0; j < Kc; j++)
+            m = fmax(m, logits[b * Kc + j]);
+        for (int64_t j = 0; j < Kc; j++)
+            s += exp(logits[b * Kc + j] - m);
+        for (int64_t j = 0; j < Kc; j++)
+            rp[b * Kc + j] = exp(logits[b * Kc + j] - m) / s;
+        rl[b] = -log(rp[b * Kc + t[b]]);
+    }
+    cr_expect_lt(rel_err(probs, rp, B * Kc), 1e-6);
+    for (int64_t b = 0; b < B; b++)
+        cr_expect_leq(fabs(losses[b] - rl[b]), 1e-5 * fmax(1.0, rl[b]), "loss[%ld] %g vs %g",
+                      (long)b, (double)losses[b], rl[b]);
+
+    float *d = frand_new(B * Kc, -9, 9);
+    float scale = 1.0f / (float)B;
+    EXPECT_OK(ops->softmax_xent_backward(K, d, probs, t, B, Kc, scale));
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t j = 0; j < Kc; j++)
+            cr_assert_leq(fabs(d[b * Kc + j] - scale * (rp[b * Kc + j] - (j == t[b]))), 1e-7);
+}
+
+Test(kernels_cpu, softmax_xent_backward_matches_finite_differences)
+{
+    seed(13);
+    int64_t B = 4, Kc = 10;
+    float *logits = frand_new(B * Kc, -3, 3), *probs = FALLOC(B * Kc), *losses = FALLOC(B);
+    float *d = FALLOC(B * Kc);
+    int32_t *t = talloc((size_t)B * 4);
+    random_targets(t, B, Kc);
+    float scale = 1.0f / (float)B;
+    EXPECT_OK(ops->softmax_xent_forward(K, losses, probs, logits, t, B, Kc));
+    EXPECT_OK(ops->softmax_xent_backward(K, d, probs, t, B, Kc, scale));
+    double h = 1e-2;
+    for (int64_t i = 0; i < B * Kc; i++) {
+        float x0 = logits[i];
+        double L[2];
+        for (int s = 0; s < 2; s++) {
+            logits[i] = (float)(x0 + (s ? -h : h));
+            EXPECT_OK(ops->softmax_xent_forward(K, losses, probs, logits, t, B, Kc));
+            L[s] = 0;
+            for (int64_t b = 0; b < B; b++)
+                L[s] += (double)scale * losses[b];
+        }
+        logits[i] = x0;
+        double fd = (L[0] - L[1]) / (2 * h);
+        cr_assert_leq(fabs(fd - d[i]), 2e-4 + 1e-3 * fabs(fd), "[%ld] fd %g op %g", (long)i, fd,
+                      (double)d[i]);
+    }
+}
+
+static void ref_soft_xent(double *loss, double *grad, const float *s, const float *t, int64_t Kc,
+                          double T)
+{
+    double ms = -INFINITY, mt = -INFINITY, ss = 0, st = 0;
+    for (int64_t j = 0; j < Kc; j++) {
+        ms = fmax(ms, s[j] / T);
+        mt = fmax(mt, t[j] / T);
+    }
+    for (int64_t j = 0; j < Kc; j++) {
+        ss += exp(s[j] / T - ms);
+        st += exp(t[j] / T - mt);
+    }
+    double kl = 0;
+    for (int64_t j = 0; j < Kc; j++) {
+        double ps = exp(s[j] / T - ms) / ss, pt = exp(t[j] / T - mt) / st;
+        kl += pt * log(pt / ps);
+        grad[j] = ps - pt;
+    }
+    *loss = kl;
+}
+
+Test(kernels_cpu, soft_xent_matches_naive_and_accumulates)
+{
+    seed(14);
+    int64_t B = 6, Kc = 11;
+    float T = 2.5f, weight = 0.7f, scale = 0.25f;
+    float *s = frand_new(B * Kc, -4, 4), *t = frand_new(B * Kc, -4, 4);
+    float *losses = frand_new(B, 0, 1), *d = frand_new(B * Kc, -1, 1);
+    double *rl = DALLOC(B), *rd = DALLOC(B * Kc);
+    for (int64_t b = 0; b < B; b++) {
+        double kl;
+        ref_soft_xent(&kl, rd + b * Kc, s + b * Kc, t + b * Kc, Kc, T);
+        rl[b] = losses[b] + weight * T * T * kl;
+        for (int64_t j = 0; j < Kc; j++)
+            rd[b * Kc + j] = d[b * Kc + j] + (double)weight * scale * T * rd[b * Kc + j];
+    }
+    EXPECT_OK(ops->soft_xent_accumulate(K, losses, d, s, t, B, Kc, T, weight, scale));
+    cr_expect_lt(rel_err(losses, rl, B), 1e-5);
+    cr_expect_lt(rel_err(d, rd, B * Kc), 1e-5);
+
+    /* identical distributions: no loss, no gradient */
+    float *l0 = FALLOC(B), *d0 = FALLOC(B * Kc);
+    EXPECT_OK(ops->soft_xent_accumulate(K, l0, d0, s, s, B, Kc, T, weight, scale));
+    for (int64_t i = 0; i < B * Kc; i++)
+        cr_assert_leq(fabsf(d0[i]), 1e-7f);
+    for (int64_t b = 0; b < B; b++)
+        cr_assert_leq(fabsf(l0[b]), 1e-6f);
+}
+
+Test(kernels_cpu, soft_xent_gradient_matches_finite_differences)
+{
+    seed(15);
+    int64_t B = 3, Kc = 8;
+    float T = 3.0f, weight = 0.6f;
+    float *s = frand_new(B * Kc, -4, 4), *t = frand_new(B * Kc, -4, 4);
+    float *losses = FALLOC(B), *d = FALLOC(B * Kc), *scratch = FALLOC(B * Kc);
+    EXPECT_OK(ops->soft_xent_accumulate(K, losses, d, s, t, B, Kc, T, weight, 1.0f));
+    double h = 1e-2;
+    for (int64_t i = 0; i < B * Kc; i++) {
+        float x0 = s[i];
+        double L[2];
+        for (int sg = 0; sg < 2; sg++) {
+            s[i] = (float)(x0 + (sg ? -h : h));
+            memset(losses, 0, (size_t)B * 4);
+            EXPECT_OK(ops->soft_xent_accumulate(K, losses, scratch, s, t, B, Kc, T, weight, 1.0f));
+            L[sg] = 0;
+            for (int64_t b = 0; b < B; b++)
+                L[sg] += losses[b];
+        }
+        s[i] = x0;
+        double fd = (L[0] - L[1]) / (2 * h);
+        cr_assert_leq(fabs(fd - d[i]), 1e-4 + 2e-3 * fabs(fd), "[%ld] fd %g op %g", (long)i, fd,
+                      (double)d[i]);
+    }
+}
+
+Test(kernels_cpu, count_correct_matches_naive)
+{
+    seed(16);
+    int64_t B = 200, Kc = 7;
+    float *logits = frand_new(B * Kc, -1, 1);
+    int32_t *t = talloc((size_t)B * 4);
+    random_targets(t, B, Kc);
+    int64_t want = 0;
+    for (int64_t b = 0; b < B; b++) {
+        int64_t best = 0;
+        for (int64_t j = 1; j < Kc; j++)
+            if (logits[b * Kc + j] > logits[b * Kc + best])
+                best = j;
+        want += best == t[b];
+    }
+    int64_t got = -1;
+    EXPECT_OK(ops->count_correct(K, logits, t, B, Kc, &got));
+    cr_expect_eq(got, want);
+    cr_expect_gt(want, 0);
+}
+
+/* ============================================================ optimizers = */
+
+Test(kernels_cpu, sgd_matches_naive)
+{
+    seed(17);
+    int64_t n = 257;
+    float lr = 0.1f, mu = 0.9f, wd = 0.01f;
+    float *p = frand_new(n, -1, 1), *m = FALLOC(n);
+    double *rp = DALLOC(n), *rm = DALLOC(n);
+    for (int64_t i = 0; i < n; i++)
+        rp[i] = p[i];
+    for (int step = 0; step < 5; step++) {
+        float *g = frand_new(n, -1, 1);
+        for (int64_t i = 0; i < n; i++) {
+            double gg = g[i] + wd * rp[i];
+            rm[i] = mu * rm[i] + gg;
+            rp[i] -= lr * rm[i];
+        }
+        EXPECT_OK(ops->sgd_update(K, p, g, m, n, lr, mu, wd));
+    }
+    cr_expect_lt(rel_err(p, rp, n), 1e-5);
+    cr_expect_lt(rel_err(m, rm, n), 1e-5);
+
+    /* without momentum no state is needed */
+    float *g = frand_new(n, -1, 1);
+    for (int64_t i = 0; i < n; i++)
+        rp[i] = p[i] - lr * (g[i] + wd * p[i]);
+    EXPECT_OK(ops->sgd_update(K, p, g, NULL, n, lr, 0.0f, wd));
+    cr_expect_lt(rel_err(p, rp, n), 1e-6);
+}
+
+static void ref_adam(double *p, double *m, double *v, const float *g, int64_t n, double lr,
+                     double b1, double b2, double eps, double wd, int t)
+{
+    for (int64_t i = 0; i < n; i++) {
+        m[i] = b1 * m[i] + (1 - b1) * g[i];
+        v[i] = b2 * v[i] + (1 - b2) * (double)g[i] * g[i];
+        double mh = m[i] / (1 - pow(b1, t)), vh = v[i] / (1 - pow(b2, t));
+        p[i] -= lr * (mh / (sqrt(vh) + eps) + wd * p[i]);
+    }
+}
+
+Test(kernels_cpu, adam_matches_naive)
+{
+    seed(18);
+    int64_t n = 300;
+    float lr = 1e-2f, b1 = 0.9f, b2 = 0.999f, eps = 1e-8f, wd = 0.01f;
+    float *p = frand_new(n, -1, 1), *m = FALLOC(n), *v = FALLOC(n);
+    double *rp = DALLOC(n), *rm = DALLOC(n), *rv = DALLOC(n);
+    for (int64_t i = 0; i < n; i++)
+        rp[i] = p[i];
+    for (int t = 1; t <= 10; t++) {
+        float *g = frand_new(n, -1, 1);
+        ref_adam(rp, rm, rv, g, n, lr, b1, b2, eps, wd, t);
+        EXPECT_OK(ops->adam_update(K, p, g, m, v, n, lr, b1, b2, eps, wd, t));
+    }
+    cr_expect_lt(rel_err(p, rp, n), 1e-5);
+    cr_expect_lt(rel_err(m, rm, n), 1e-5);
+    cr_expect_lt(rel_err(v, rv, n), 1e-5);
+}
+
+Test(kernels_cpu, adam8_step_matches_naive_quantisation)
+{
+    seed(19);
+    int64_t n = 100, block = 32; /* last block short */
+    int64_t nb = (n + block - 1) / block;
+    float lr = 1e-2f, b1 = 0.9f, b2 = 0.999f, eps = 1e-8f, wd = 0.01f;
+    float *p = frand_new(n, -1, 1), *g = frand_new(n, -1, 1);
+    int8_t *mq = talloc((size_t)n);
+    uint8_t *vq = talloc((size_t)n);
+    float *ms = FALLOC(nb), *vs = FALLOC(nb);
+    /* a non-trivial previous state */
+    for (int64_t i = 0; i < n; i++) {
+        mq[i] = (int8_t)((int)(xorshift() % 255) - 127);
+        vq[i] = (uint8_t)(xorshift() % 256);
+    }
+    frand(ms, nb, 1e-3f, 1e-2f);
+    frand(vs, nb, 1e-3f, 1e-2f);
+    int64_t t = 3;
+
+    double *rp = DALLOC(n);
+    int8_t *rmq = talloc((size_t)n);
+    uint8_t *rvq = talloc((size_t)n);
+    double *rms = DALLOC(nb), *rvs = DALLOC(nb);
+    double c1 = 1 - pow(b1, (double)t), c2 = 1 - pow(b2, (double)t);
+    for (int64_t bl = 0; bl < nb; bl++) {
+        double mnew[32], vnew[32], mmax = 0, svmax = 0;
+        int64_t i0 = bl * block, i1 = i0 + block < n ? i0 + block : n;
+        for (int64_t i = i0; i < i1; i++) {
+            double mo = mq[i] * (double)ms[bl], so = vq[i] * (double)vs[bl];
+            double mm = b1 * mo + (1 - b1) * g[i], vv = b2 * so * so + (1 - b2) * g[i] * g[i];
+            mnew[i - i0] = mm;
+            vnew[i - i0] = vv;
+            mmax = fmax(mmax, fabs(mm));
+            svmax = fmax(svmax, sqrt(vv));
+            rp[i] = p[i] - lr * ((mm / c1) / (sqrt(vv / c2) + eps) + wd * p[i]);
+        }
+        rms[bl] = mmax / 127;
+        rvs[bl] = svmax / 255;
+        for (int64_t i = i0; i < i1; i++) {
+            rmq[i] = (int8_t)lrint(mnew[i - i0] / rms[bl]);
+            rvq[i] = (uint8_t)lrint(sqrt(vnew[i - i0]) / rvs[bl]);
+        }
+    }
+    EXPECT_OK(ops->adam8_update(K, p, g, mq, vq, ms, vs, n, block, lr, b1, b2, eps, wd, t));
+    cr_expect_lt(rel_err(p, rp, n), 1e-5);
+    cr_expect_lt(rel_err(ms, rms, nb), 1e-5);
+    cr_expect_lt(rel_err(vs, rvs, nb), 1e-5);
+    for (int64_t i = 0; i < n; i++) {
+        cr_assert_leq(abs(mq[i] - rmq[i]), 1, "m_q[%ld] %d vs %d", (long)i, mq[i], rmq[i]);
+        cr_assert_leq(abs(vq[i] - rvq[i]), 1, "v_q[%ld] %d vs %d", (long)i, vq[i], rvq[i]);
+    }
+    /* the block maxima hit the ends of the code ranges */
+    for (int64_t bl = 0; bl < nb; bl++) {
+        int mmax = 0, vmax = 0;
+        for (int64_t i = bl * block; i < n && i < (bl + 1) * block; i++) {
+            mmax = abs(mq[i]) > mmax ? abs(mq[i]) : mmax;
+            vmax = vq[i] > vmax ? vq[i] : vmax;
+        }
+        cr_expect_eq(mmax, 127);
+        cr_expect_eq(vmax, 255);
+    }
+}
+
+Test(kernels_cpu, adam8_tracks_fp32_adam)
+{
+    seed(20);
+    int64_t n = 1000, block = 64;
+    int64_t nb = (n + block - 1) / block;
+    float lr = 1e-2f, b1 = 0.9f, b2 = 0.999f, eps = 1e-8f, wd = 0.0f;
+    /* minimise 0.5 sum a_i (p_i - c_i)^2 from the same start */
+    float *a = frand_new(n, 0.5f, 2.0f), *c = frand_new(n, -1, 1), *p0 = frand_new(n, -1, 1);
+    float *p32 = FALLOC(n), *p8 = FALLOC(n), *m = FALLOC(n), *v = FALLOC(n);
+    float *g32 = FALLOC(n), *g8 = FALLOC(n), *ms = FALLOC(nb), *vs = FALLOC(nb);
+    int8_t *mq = talloc((size_t)n);
+    uint8_t *vq = talloc((size_t)n);
+    memcpy(p32, p0, (size_t)n * 4);
+    memcpy(p8, p0, (size_t)n * 4);
+    for (int t = 1; t <= 50; t++) {
+        for (int64_t i = 0; i < n; i++) {
+            float noise = urand(-0.05f, 0.05f);
+            g32[i] = a[i] * (p32[i] - c[i]) + noise;
+            g8[i] = a[i] * (p8[i] - c[i]) + noise;
+        }
+        EXPECT_OK(ops->adam_update(K, p32, g32, m, v, n, lr, b1, b2, eps, wd, t));
+        EXPECT_OK(ops->adam8_update(K, p8, g8, mq, vq, ms, vs, n, block, lr, b1, b2, eps, wd, t));
+    }
+    double moved = 0, diff = 0, maxdiff = 0, f32 = 0, f8 = 0, fstart = 0;
+    for (int64_t i = 0; i < n; i++) {
+        moved += fabs((double)p32[i] - p0[i]);
+        diff += fabs((double)p8[i] - p32[i]);
+        maxdiff = fmax(maxdiff, fabs((double)p8[i] - p32[i]));
+        f32 += 0.5 * a[i] * pow(p32[i] - c[i], 2);
+        f8 += 0.5 * a[i] * pow(p8[i] - c[i], 2);
+        fstart += 0.5 * a[i] * pow(p0[i] - c[i], 2);
+    }
+    cr_expect_lt(diff, 0.1 * moved, "mean |p8 - p32| %g vs mean move %g", diff / n, moved / n);
+    cr_expect_lt(maxdiff, 0.5 * 50 * lr, "max |p8 - p32| %g", maxdiff);
+    cr_expect_lt(f8, 0.8 * fstart, "adam8 did not descend: %g -> %g", fstart, f8);
+    cr_expect_lt(fabs(f8 - f32), 0.1 * (fstart - f32), "objective %g vs %g", f8, f32);
+}
+
+/* ============================================================ element-wise */
+
+Test(kernels_cpu, scale_axpy_sum_match_naive)
+{
+    seed(21);
+    int64_t n = 1234;
+    float *x = frand_new(n, -1, 1), *y = frand_new(n, -1, 1);
+    double *ry = DALLOC(n), rs = 0;
+    for (int64_t i = 0; i < n; i++)
+        ry[i] = (double)y[i] * 1.5f;
+    EXPECT_OK(ops->scale(K, y, n, 1.5f));
+    cr_expect_lt(rel_err(y, ry, n), 1e-7);
+    for (int64_t i = 0; i < n; i++)
+        ry[i] = y[i] + (double)-0.25f * x[i];
+    EXPECT_OK(ops->axpy(K, y, x, n, -0.25f));
+    cr_expect_lt(rel_err(y, ry, n), 1e-6);
+    for (int64_t i = 0; i < n; i++)
+        rs += x[i];
+    double s = 0;
+    EXPECT_OK(ops->sum(K, x, n, &s));
+    cr_expect_leq(fabs(s - rs), 1e-9 * n);
+    EXPECT_OK(ops->sum(K, x, 0, &s));
+    cr_expect_eq(s, 0.0);
+}
+
+Test(kernels_cpu, count_nonfinite_f32_and_f16)
+{
+    seed(22);
+    int64_t n = 500;
+    float *x = frand_new(n, -1, 1);
+    x[3] = NAN;
+    x[100] = INFINITY;
+    x[499] = -INFINITY;
+    x[7] = 3.4e38f; /* finite in F32, inf in F16 */
+    int64_t c = -1;
+    EXPECT_OK(ops->count_nonfinite(K, x, OOMB_F32, n, &c));
+    cr_expect_eq(c, 3);
+    uint16_t *h = talloc((size_t)n * 2);
+    EXPECT_OK(ops->cast(K, h, OOMB_F16, x, OOMB_F32, n));
+    EXPECT_OK(ops->count_nonfinite(K, h, OOMB_F16, n, &c));
+    cr_expect_eq(c, 4);
+}
+
+/* ============================================================ int8 ======= */
+
+Test(kernels_cpu, quantize_rows_matches_naive)
+{
+    seed(23);
+    int64_t R = 6, C = 37;
+    float *x = frand_new(R * C, -3, 3), *s = FALLOC(R), *back = FALLOC(R * C);
+    for (int64_t c = 0; c < C; c++)
+        x[2 * C + c] = 0.0f; /* an all-zero row */
+    int8_t *q = talloc((size_t)(R * C));
+    memset(q, 0x55, (size_t)(R * C));
+    EXPECT_OK(ops->quantize_rows_i8(K, q, s, x, R, C));
+    EXPECT_OK(ops->dequantize_rows_i8(K, back, q, s, R, C));
+    for (int64_t r = 0; r < R; r++) {
+        float absmax = 0;
+        for (int64_t c = 0; c < C; c++)
+            absmax = fmaxf(absmax, fabsf(x[r * C + c]));
+        cr_expect_eq(s[r], absmax / 127.0f, "row %ld", (long)r);
+        int qmax = 0;
+        for (int64_t c = 0; c < C; c++) {
+            int qi = q[r * C + c];
+            cr_assert_leq(abs(qi), 127);
+            qmax = abs(qi) > qmax ? abs(qi) : qmax;
+            if (absmax > 0)
+                cr_assert_eq(qi, (int)lrint(x[r * C + c] / (absmax / 127.0)), "[%ld,%ld]",
+                             (long)r, (long)c);
+            cr_assert_leq(fabsf(back[r * C + c] - x[r * C + c]), 0.5001f * s[r]);
+            cr_assert_eq(back[r * C + c], (float)qi * s[r]);
+        }
+        cr_expect_eq(qmax, absmax > 0 ? 127 : 0);
+    }
+    cr_expect_eq(s[2], 0.0f);
+}
+
+Test(kernels_cpu, linear_i8_matches_dequantised_reference)
+{
+    seed(24);
+    int64_t B = 5, C = 40, OC = 7;
+    float *x = frand_new(B * C, -2, 2), *w = frand_new(OC * C, -1, 1), *bias = frand_new(OC, -1, 1);
+    float *xs = FALLOC(B), *ws = FALLOC(OC), *out = FALLOC(B * OC);
+    int8_t *xq = talloc((size_t)(B * C)), *wq = talloc((size_t)(OC * C));
+    int32_t *acc = talloc((size_t)(B * OC) * 4);
+    EXPECT_OK(ops->quantize_rows_i8(K, xq, xs, x, B, C));
+    EXPECT_OK(ops->quantize_rows_i8(K, wq, ws, w, OC, C));
+    EXPECT_OK(ops->linear_forward_i8(K, out, xq, xs, wq, ws, bias, acc, B, C, OC));
+
+    float *xd = FALLOC(B * C), *wd = FALLOC(OC * C);
+    EXPECT_OK(ops->dequantize_rows_i8(K, xd, xq, xs, B, C));
+    EXPECT_OK(ops->dequantize_rows_i8(K, wd, wq, ws, OC, C));
+    double *ref = DALLOC(B * OC), *exact = DALLOC(B * OC);
+    ref_linear(ref, xd, wd, bias, B, C, OC);
+    ref_linear(exact, x, w, bias, B, C, OC);
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t o = 0; o < OC; o++) {
+            int32_t s = 0;
+            for (int64_t c = 0; c < C; c++)
+                s += xq[b * C + c] * wq[o * C + c];
+            cr_assert_eq(acc[b * OC + o], s);
+        }
+    cr_expect_lt(rel_err(out, ref, B * OC), 1e-5);
+    cr_expect_lt(rel_err(out, exact, B * OC), 3e-2, "quantisation error %g",
+                 rel_err(out, exact, B * OC));
+
+    EXPECT_OK(ops->linear_forward_i8(K, out, xq, xs, wq, ws, NULL, acc, B, C, OC));
+    ref_linear(ref, xd, wd, NULL, B, C, OC);
+    cr_expect_lt(rel_err(out, ref, B * OC), 1e-5);
+}
+
+/* ============================================================ pruning ==== */
+
+Test(kernels_cpu, threshold_pruning_matches_naive)
+{
+    seed(25);
+    int64_t n = 777;
+    float thr = 0.3f;
+    float *w = frand_new(n, -1, 1), *w0 = FALLOC(n), *x = frand_new(n, -1, 1), *x0 = FALLOC(n);
+    memcpy(w0, w, (size_t)n * 4);
+    memcpy(x0, x, (size_t)n * 4);
+    int64_t below = -1, want = 0;
+    for (int64_t i = 0; i < n; i++)
+        want += fabsf(w[i]) < thr;
+    EXPECT_OK(ops->count_abs_below(K, w, n, thr, &below));
+    cr_expect_eq(below, want);
+    cr_expect_gt(want, 0);
+    uint8_t *mask = talloc((size_t)n);
+    EXPECT_OK(ops->prune_by_threshold(K, w, mask, n, thr));
+    EXPECT_OK(ops->apply_mask(K, x, mask, n));
+    for (int64_t i = 0; i < n; i++) {
+        int keep = fabsf(w0[i]) >= thr;
+        cr_assert_eq(mask[i], keep);
+        cr_assert_eq(w[i], keep ? w0[i] : 0.0f);
+        cr_assert_eq(x[i], keep ? x0[i] : 0.0f);
+    }
+}
+
+Test(kernels_cpu, csr_matches_naive_and_dense_linear)
+{
+    seed(26);
+    int64_t B = 9, C = 45, OC = 13;
+    float *w = frand_new(OC * C, -1, 1), *inp = frand_new(B * C, -1, 1), *bias = frand_new(OC, -1, 1);
+    uint8_t *mask = talloc((size_t)(OC * C));
+    EXPECT_OK(ops->prune_by_threshold(K, w, mask, OC * C, 0.6f));
+    for (int64_t c = 0; c < C; c++)
+        w[4 * C + c] = 0.0f; /* an empty row */
+    int64_t nnz = 0;
+    for (int64_t i = 0; i < OC * C; i++)
+        nnz += w[i] != 0.0f;
+    int32_t *rowptr = talloc((size_t)(OC + 1) * 4), *colidx = talloc((size_t)nnz * 4);
+    float *vals = FALLOC(nnz);
+    EXPECT_OK(ops->dense_to_csr(K, rowptr, colidx, vals, w, OC, C));
+    int64_t j = 0;
+    cr_assert_eq(rowptr[0], 0);
+    for (int64_t o = 0; o < OC; o++) {
+        for (int64_t c = 0; c < C; c++)
+            if (w[o * C + c] != 0.0f) {
+                cr_assert_eq(colidx[j], c);
+                cr_assert_eq(vals[j], w[o * C + c]);
+                j++;
+            }
+        cr_assert_eq(rowptr[o + 1], j);
+    }
+    cr_assert_eq(j, nnz);
+
+    float *out = FALLOC(B * OC), *dense = FALLOC(B * OC);
+    EXPECT_OK(ops->linear_forward_csr(K, out, inp, rowptr, colidx, vals, bias, B, C, OC));
+    EXPECT_OK(ops->linear_forward(K, OOMB_F32, dense, inp, w, bias, B, C, OC));
+    cr_expect_lt(rel_err_ff(out, dense, B * OC), 1e-5);
+    EXPECT_OK(ops->linear_forward_csr(K, out, inp, rowptr, colidx, vals, NULL, B, C, OC));
+    EXPECT_OK(ops->linear_forward(K, OOMB_F32, dense, inp, w, NULL, B, C, OC));
+    cr_expect_lt(rel_err_ff(out, dense, B * OC), 1e-5);
+}
+
+Test(kernels_cpu, linear_csr_rejects_corrupt_structure)
+{
+    seed(27);
+    float inp[4] = {1, 2, 3, 4}, out[2], vals[2] = {1, 1};
+    int32_t rowptr[3] = {0, 1, 2}, colidx[2] = {0, 4}; /* column 4 is outside C = 4 */
+    EXPECT_INVALID(ops->linear_forward_csr(K, out, inp, rowptr, colidx, vals, NULL, 1, 4, 2));
+    int32_t bad_rows[3] = {0, 2, 1};
+    int32_t ok_cols[2] = {0, 3};
+    EXPECT_INVALID(ops->linear_forward_csr(K, out, inp, bad_rows, ok_cols, vals, NULL, 1, 4, 2));
+    int32_t bad_start[3] = {1, 1, 2};
+    EXPECT_INVALID(ops->linear_forward_csr(K, out, inp, bad_start, ok_cols, vals, NULL, 1, 4, 2));
+    EXPECT_OK(ops->linear_forward_csr(K, out, inp, rowptr, ok_cols, vals, NULL, 1, 4, 2));
+    cr_expect_eq(out[0], 1.0f);
+    cr_expect_eq(out[1], 4.0f);
+}
+
+Test(kernels_cpu, compress_2of4_keeps_two_largest_per_group)
+{
+    seed(28);
+    int64_t OC = 6, C = 32;
+    float *w = frand_new(OC * C, -1, 1), *w0 = FALLOC(OC * C), *vals = FALLOC(OC * C / 2);
+    uint8_t *idx = talloc((size_t)(OC * C / 8));
+    memcpy(w0, w, (size_t)(OC * C) * 4);
+    EXPECT_OK(ops->compress_2of4(K, vals, idx, w, OC, C));
+    for (int64_t o = 0; o < OC; o++)
+        for (int64_t g = 0; g < C / 4; g++) {
+            const float *x = w0 + o * C + 4 * g;
+            /* naive: rank by magnitude */
+            int keep[4] = {0, 0, 0, 0};
+            for (int p = 0; p < 4; p++) {
+                int larger = 0;
+                for (int q = 0; q < 4; q++)
+                    larger += fabsf(x[q]) > fabsf(x[p]) || (fabsf(x[q]) == fabsf(x[p]) && q < p);
+                keep[p] = larger < 2;
+            }
+            int nib = (idx[o * (C / 8) + g / 2] >> (4 * (g % 2))) & 0xf;
+            int p0 = nib & 3, p1 = nib >> 2;
+            cr_assert_lt(p0, p1, "positions ascending");
+            cr_assert(keep[p0] && keep[p1], "row %ld group %ld kept %d,%d", (long)o, (long)g, p0,
+                      p1);
+            cr_assert_eq(vals[o * (C / 2) + 2 * g], x[p0]);
+            cr_assert_eq(vals[o * (C / 2) + 2 * g + 1], x[p1]);
+            for (int p = 0; p < 4; p++)
+                cr_assert_eq(w[o * C + 4 * g + p], keep[p] ? x[p] : 0.0f);
+        }
+}
+
+Test(kernels_cpu, linear_2of4_matches_dense_of_pruned_weights)
+{
+    seed(29);
+    int64_t B = 11, C = 48, OC = 9;
+    float *w = frand_new(OC * C, -1, 1), *inp = frand_new(B * C, -1, 1), *bias = frand_new(OC, -1, 1);
+    float *vals = FALLOC(OC * C / 2), *out = FALLOC(B * OC), *dense = FALLOC(B * OC);
+    uint8_t *idx = talloc((size_t)(OC * C / 8));
+    EXPECT_OK(ops->compress_2of4(K, vals, idx, w, OC, C));
+    EXPECT_OK(ops->linear_forward_2of4(K, out, inp, vals, idx, bias, B, C, OC));
+    EXPECT_OK(ops->linear_forward(K, OOMB_F32, dense, inp, w, bias, B, C, OC));
+    cr_expect_lt(rel_err_ff(out, dense, B * OC), 1e-5);
+    EXPECT_OK(ops->linear_forward_2of4(K, out, inp, vals, idx, NULL, B, C, OC));
+    EXPECT_OK(ops->linear_forward(K, OOMB_F32, dense, inp, w, NULL, B, C, OC));
+    cr_expect_lt(rel_err_ff(out, dense, B * OC), 1e-5);
+}
+
+/* ============================================================ invalid ==== */
+
+static float fbuf[64];
+static uint16_t hbuf[64];
+static int32_t ibuf[64];
+static int8_t qbuf[64];
+static uint8_t ubuf[64];
+
+Test(kernels_cpu, invalid_memory_ops)
+{
+    EXPECT_INVALID(ops->to_host(K, NULL, fbuf, 4));
+    EXPECT_INVALID(ops->to_device(K, fbuf, NULL, 4));
+    EXPECT_INVALID(ops->copy(K, NULL, fbuf, 4));
+    EXPECT_INVALID(ops->fill(K, NULL, 4, 1.0f));
+    EXPECT_INVALID(ops->fill(K, fbuf, -1, 1.0f));
+    EXPECT_INVALID(ops->zero(K, NULL, 4));
+    cr_expect_eq(ops->fill(NULL, fbuf, 1, 1.0f), OOMB_ERR_INVALID);
+}
+
+Test(kernels_cpu, invalid_linear)
+{
+    EXPECT_INVALID(ops->linear_forward(K, OOMB_I8, fbuf, fbuf, fbuf, NULL, 2, 2, 2));
+    EXPECT_INVALID(ops->linear_forward(K, OOMB_F32, NULL, fbuf, fbuf, NULL, 2, 2, 2));
+    EXPECT_INVALID(ops->linear_forward(K, OOMB_F32, fbuf, NULL, fbuf, NULL, 2, 2, 2));
+    EXPECT_INVALID(ops->linear_forward(K, OOMB_F32, fbuf, fbuf, NULL, NULL, 2, 2, 2));
+    EXPECT_INVALID(ops->linear_forward(K, OOMB_F32, fbuf, fbuf, fbuf, NULL, -1, 2, 2));
+    EXPECT_INVALID(ops->linear_forward(K, OOMB_F16, hbuf, hbuf, hbuf, NULL, 2, -2, 2));
+    EXPECT_INVALID(ops->linear_forward(K, OOMB_F32, fbuf, fbuf, fbuf, NULL, 2, 2, (int64_t)1 << 40));
+    EXPECT_INVALID(ops->linear_backward(K, OOMB_F32, fbuf, NULL, NULL, fbuf, fbuf, fbuf, 2, 2, 2));
+    EXPECT_INVALID(ops->linear_backward(K, OOMB_F32, fbuf, fbuf, NULL, NULL, fbuf, fbuf, 2, 2, 2));
+    EXPECT_INVALID(ops->linear_backward(K, OOMB_F32, fbuf, fbuf, NULL, fbuf, NULL, fbuf, 2, 2, 2));
+    EXPECT_INVALID(ops->linear_backward(K, OOMB_F32, fbuf, fbuf, NULL, fbuf, fbuf, NULL, 2, 2, 2));
+    EXPECT_INVALID(ops->linear_backward(K, OOMB_U8, fbuf, fbuf, NULL, fbuf, fbuf, fbuf, 2, 2, 2));
+    EXPECT_INVALID(ops->linear_backward(K, OOMB_F32, fbuf, fbuf, NULL, fbuf, fbuf, fbuf, 2, 2, -2));
+}
+
+Test(kernels_cpu, invalid_activations)
+{
+    EXPECT_INVALID(ops->relu_forward(K, OOMB_I32, fbuf, fbuf, 4));
+    EXPECT_INVALID(ops->relu_forward(K, OOMB_F32, NULL, fbuf, 4));
+    EXPECT_INVALID(ops->relu_forward(K, OOMB_F32, fbuf, fbuf, -4));
+    EXPECT_INVALID(ops->relu_backward(K, OOMB_F32, fbuf, fbuf, NULL, 4));
+    EXPECT_INVALID(ops->gelu_forward(K, OOMB_F16, hbuf, NULL, 4));
+    EXPECT_INVALID(ops->gelu_backward(K, OOMB_F32, fbuf, NULL, fbuf, 4));
+    EXPECT_INVALID(ops->gelu_backward(K, OOMB_I8, fbuf, fbuf, fbuf, 4));
+}
+
+Test(kernels_cpu, invalid_loss)
+{
+    int32_t t[2] = {0, 5};
+    EXPECT_INVALID(ops->softmax_xent_forward(K, fbuf, fbuf + 8, fbuf + 16, t, 2, 4)); /* target 5 */
+    t[1] = -1;
+    EXPECT_INVALID(ops->softmax_xent_backward(K, fbuf, fbuf + 8, t, 2, 4, 1.0f));
+    t[1] = 1;
+    EXPECT_INVALID(ops->softmax_xent_forward(K, NULL, fbuf + 8, fbuf + 16, t, 2, 4));
+    EXPECT_INVALID(ops->softmax_xent_forward(K, fbuf, NULL, fbuf + 16, t, 2, 4));
+    EXPECT_INVALID(ops->softmax_xent_forward(K, fbuf, fbuf + 8, fbuf + 16, NULL, 2, 4));
+    EXPECT_INVALID(ops->softmax_xent_forward(K, fbuf, fbuf + 8, fbuf + 16, t, 2, 0));
+    EXPECT_INVALID(ops->softmax_xent_forward(K, fbuf, fbuf + 8, fbuf + 16, t, -2, 4));
+    EXPECT_INVALID(ops->softmax_xent_backward(K, NULL, fbuf, t, 2, 4, 1.0f));
+    EXPECT_INVALID(ops->soft_xent_accumulate(K, fbuf, fbuf + 8, fbuf + 16, fbuf + 24, 2, 4, 0.0f,
+                                             1.0f, 1.0f));
+    EXPECT_INVALID(ops->soft_xent_accumulate(K, fbuf, fbuf + 8, fbuf + 16, fbuf + 24, 2, 4, NAN,
+                                             1.0f, 1.0f));
+    EXPECT_INVALID(ops->soft_xent_accumulate(K, fbuf, fbuf + 8, NULL, fbuf + 24, 2, 4, 1.0f, 1.0f,
+                                             1.0f));
+    EXPECT_INVALID(ops->soft_xent_accumulate(K, fbuf, fbuf + 8, fbuf + 16, fbuf + 24, 2, -4, 1.0f,
+                                             1.0f, 1.0f));
+    int64_t c;
+    EXPECT_INVALID(ops->count_correct(K, fbuf, t, 2, 4, NULL));
+    EXPECT_INVALID(ops->count_correct(K, NULL, t, 2, 4, &c));
+    EXPECT_INVALID(ops->count_correct(K, fbuf, t, 2, 0, &c));
+}
+
+Test(kernels_cpu, invalid_optimizers)
+{
+    EXPECT_INVALID(ops->sgd_update(K, NULL, fbuf, fbuf, 4, 0.1f, 0.9f, 0.0f));
+    EXPECT_INVALID(ops->sgd_update(K, fbuf, fbuf, NULL, 4, 0.1f, 0.9f, 0.0f));
+    EXPECT_INVALID(ops->sgd_update(K, fbuf, fbuf, fbuf, -4, 0.1f, 0.9f, 0.0f));
+    EXPECT_INVALID(ops->adam_update(K, fbuf, fbuf, fbuf, fbuf, 4, 0.1f, 0.9f, 0.999f, 1e-8f, 0, 0));
+    EXPECT_INVALID(ops->adam_update(K, fbuf, fbuf, NULL, fbuf, 4, 0.1f, 0.9f, 0.999f, 1e-8f, 0, 1));
+    EXPECT_INVALID(ops->adam_update(K, fbuf, fbuf, fbuf, fbuf, 4, 0.1f, 1.0f, 0.999f, 1e-8f, 0, 1));
+    EXPECT_INVALID(ops->adam8_update(K, fbuf, fbuf, qbuf, ubuf, fbuf, fbuf, 4, 0, 0.1f, 0.9f,
+                                     0.999f, 1e-8f, 0, 1));
+    EXPECT_INVALID(ops->adam8_update(K, fbuf, fbuf, qbuf, ubuf, fbuf, fbuf, 4, 2, 0.1f, 0.9f,
+                                     0.999f, 1e-8f, 0, 0));
+    EXPECT_INVALID(ops->adam8_update(K, fbuf, fbuf, NULL, ubuf, fbuf, fbuf, 4, 2, 0.1f, 0.9f,
+                                     0.999f, 1e-8f, 0, 1));
+    EXPECT_INVALID(ops->adam8_update(K, fbuf, fbuf, qbuf, ubuf, fbuf, NULL, 4, 2, 0.1f, 0.9f,
+                                     0.999f, 1e-8f, 0, 1));
+}
+
+Test(kernels_cpu, invalid_elementwise_and_casts)
+{
+    double d;
+    int64_t c;
+    EXPECT_INVALID(ops->scale(K, NULL, 4, 2.0f));
+    EXPECT_INVALID(ops->axpy(K, fbuf, NULL, 4, 2.0f));
+    EXPECT_INVALID(ops->axpy(K, fbuf, fbuf, -1, 2.0f));
+    EXPECT_INVALID(ops->sum(K, fbuf, 4, NULL));
+    EXPECT_INVALID(ops->sum(K, NULL, 4, &d));
+    EXPECT_INVALID(ops->count_nonfinite(K, fbuf, OOMB_I32, 4, &c));
+    EXPECT_INVALID(ops->count_nonfinite(K, fbuf, OOMB_F32, 4, NULL));
+    EXPECT_INVALID(ops->cast(K, hbuf, OOMB_I8, fbuf, OOMB_F32, 4));
+    EXPECT_INVALID(ops->cast(K, hbuf, OOMB_F16, fbuf, OOMB_U8, 4));
+    EXPECT_INVALID(ops->cast(K, NULL, OOMB_F16, fbuf, OOMB_F32, 4));
+    EXPECT_INVALID(ops->cast(K, hbuf, OOMB_F16, fbuf, OOMB_F32, -4));
+}
+
+Test(kernels_cpu, invalid_int8)
+{
+    EXPECT_INVALID(ops->quantize_rows_i8(K, NULL, fbuf, fbuf, 2, 2));
+    EXPECT_INVALID(ops->quantize_rows_i8(K, qbuf, NULL, fbuf, 2, 2));
+    EXPECT_INVALID(ops->quantize_rows_i8(K, qbuf, fbuf, fbuf, -2, 2));
+    EXPECT_INVALID(ops->dequantize_rows_i8(K, fbuf, qbuf, NULL, 2, 2));
+    EXPECT_INVALID(ops->dequantize_rows_i8(K, fbuf, qbuf, fbuf, 2, -2));
+    EXPECT_INVALID(ops->linear_forward_i8(K, fbuf, qbuf, fbuf, qbuf, fbuf, NULL, NULL, 2, 2, 2));
+    EXPECT_INVALID(ops->linear_forward_i8(K, fbuf, qbuf, NULL, qbuf, fbuf, NULL, ibuf, 2, 2, 2));
+    /* the int32 accumulator could overflow */
+    EXPECT_INVALID(ops->linear_forward_i8(K, fbuf, qbuf, fbuf, qbuf, fbuf, NULL, ibuf, 1, 200000,
+                                          1));
+    EXPECT_INVALID(ops->linear_forward_i8(K, fbuf, qbuf, fbuf, qbuf, fbuf, NULL, ibuf, -1, 2, 2));
+}
+
+Test(kernels_cpu, invalid_pruning_and_sparse)
+{
+    int64_t c;
+    EXPECT_INVALID(ops->count_abs_below(K, fbuf, 4, 0.5f, NULL));
+    EXPECT_INVALID(ops->count_abs_below(K, NULL, 4, 0.5f, &c));
+    EXPECT_INVALID(ops->prune_by_threshold(K, fbuf, NULL, 4, 0.5f));
+    EXPECT_INVALID(ops->prune_by_threshold(K, fbuf, ubuf, -4, 0.5f));
+    EXPECT_INVALID(ops->apply_mask(K, fbuf, NULL, 4));
+    EXPECT_INVALID(ops->dense_to_csr(K, NULL, ibuf, fbuf, fbuf, 2, 2));
+    EXPECT_INVALID(ops->dense_to_csr(K, ibuf, ibuf, fbuf, NULL, 2, 2));
+    EXPECT_INVALID(ops->dense_to_csr(K, ibuf, ibuf, fbuf, fbuf, -2, 2));
+    EXPECT_INVALID(ops->linear_forward_csr(K, fbuf, fbuf, NULL, ibuf, fbuf, NULL, 2, 2, 2));
+    EXPECT_INVALID(ops->linear_forward_csr(K, NULL, fbuf, ibuf, ibuf, fbuf, NULL, 2, 2, 2));
+    /* 2:4 needs C to be a multiple of 8 */
+    EXPECT_INVALID(ops->compress_2of4(K, fbuf, ubuf, fbuf, 2, 4));
+    EXPECT_INVALID(ops->compress_2of4(K, fbuf, ubuf, fbuf, 1, 12));
+    EXPECT_INVALID(ops->compress_2of4(K, NULL, ubuf, fbuf, 1, 8));
+    EXPECT_INVALID(ops->compress_2of4(K, fbuf, ubuf, fbuf, -1, 8));
+    EXPECT_INVALID(ops->linear_forward_2of4(K, fbuf, fbuf, fbuf, ubuf, NULL, 1, 12, 1));
+    EXPECT_INVALID(ops->linear_forward_2of4(K, fbuf, fbuf, fbuf, NULL, NULL, 1, 8, 1));
+}
+
+Test(kernels_cpu, last_error_names_the_op_and_argument)
+{
+    cr_assert_eq(ops->linear_forward(K, OOMB_F32, fbuf, NULL, fbuf, NULL, 2, 2, 2),
+                 OOMB_ERR_INVALID);
+    const char *e = ops->last_error(K);
+    cr_expect(strstr(e, "linear_forward") && strstr(e, "inp"), "message: %s", e);
+    cr_assert_eq(ops->compress_2of4(K, fbuf, ubuf, fbuf, 1, 12), OOMB_ERR_INVALID);
+    e = ops->last_error(K);
+    cr_expect(strstr(e, "compress_2of4") && strstr(e, "multiple of 8"), "message: %s", e);
+}
+
+Test(kernels_cpu, zero_sizes_are_no_ops)
+{
+    int64_t c = -1;
+    double d = -1;
+    EXPECT_OK(ops->relu_forward(K, OOMB_F32, NULL, NULL, 0));
+    EXPECT_OK(ops->count_nonfinite(K, NULL, OOMB_F16, 0, &c));
+    cr_expect_eq(c, 0);
+    EXPECT_OK(ops->sum(K, NULL, 0, &d));
+    cr_expect_eq(d, 0.0);
+    EXPECT_OK(ops->linear_forward(K, OOMB_F32, NULL, NULL, NULL, NULL, 0, 5, 0));
+    float dw[6] = {1, 2, 3, 4, 5, 6};
+    EXPECT_OK(ops->linear_backward(K, OOMB_F32, NULL, dw, NULL, NULL, NULL, NULL, 0, 2, 3));
+    cr_expect_eq(dw[5], 6.0f);
+    int32_t rowptr[1] = {7};
+    EXPECT_OK(ops->dense_to_csr(K, rowptr, NULL, NULL, NULL, 0, 4));
+    cr_expect_eq(rowptr[0], 0);
+}
