@@ -11,11 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* plugin.h's `enum oomb_backend` and backend.h's `struct oomb_kernel_backend` share
- * C's single tag namespace; rename the enum while plugin.h is read. */
-#define oomb_backend oomb_backend_bits
-#include "oombench/plugin.h"
-#undef oomb_backend
 #include "backend.h"
 #include "cpu/ops_cpu.h" /* white-box: the message buffer of the context */
 
@@ -135,7 +130,7 @@ static double rel_err_ff(const float *got, const float *ref, int64_t n)
         int rc_ = (call);                                                                          \
         cr_expect_eq(rc_, OOMB_ERR_INVALID, "%s -> %d, expected OOMB_ERR_INVALID", #call, rc_);    \
         cr_expect(ops->last_error(K)[0] != '\0', "%s: no message", #call);                         \
-        ((struct oomb_cpu_ctx *)K)->err[0] = '\0';                                             \
+        ((struct oomb_cpu_ctx *)K)->err[0] = '\0';                                                 \
     } while (0)
 
 /* ------------------------------------------------------------ F16 reference */
@@ -346,22 +341,22 @@ Test(kernels_cpu, f16_special_values)
         {-0.0f, 0x8000},
         {1.0f, 0x3c00},
         {-2.0f, 0xc000},
-        {65504.0f, 0x7bff},           /* largest finite */
-        {65519.99f, 0x7bff},          /* below the rounding boundary */
-        {65520.0f, 0x7c00},           /* tie at the boundary goes to inf */
+        {65504.0f, 0x7bff},  /* largest finite */
+        {65519.99f, 0x7bff}, /* below the rounding boundary */
+        {65520.0f, 0x7c00},  /* tie at the boundary goes to inf */
         {1e10f, 0x7c00},
         {-1e10f, 0xfc00},
         {INFINITY, 0x7c00},
         {-INFINITY, 0xfc00},
-        {0x1p-14f, 0x0400},           /* smallest normal */
-        {0x1p-24f, 0x0001},           /* smallest subnormal */
-        {0x1p-25f, 0x0000},           /* tie between 0 and 2^-24: even is 0 */
-        {0x1.000002p-25f, 0x0001},    /* just above the tie */
-        {0x1.8p-24f, 0x0002},         /* tie between 1 and 2 units: even is 2 */
+        {0x1p-14f, 0x0400},        /* smallest normal */
+        {0x1p-24f, 0x0001},        /* smallest subnormal */
+        {0x1p-25f, 0x0000},        /* tie between 0 and 2^-24: even is 0 */
+        {0x1.000002p-25f, 0x0001}, /* just above the tie */
+        {0x1.8p-24f, 0x0002},      /* tie between 1 and 2 units: even is 2 */
         {0x1.4p-24f, 0x0001},
-        {0x1.ffcp-15f, 0x0400},       /* subnormal tie rounding up into the normals */
-        {1.0f + 0x1p-11f, 0x3c00},    /* tie: to even mantissa 0 */
-        {1.0f + 0x3p-11f, 0x3c02},    /* tie: to even mantissa 2 */
+        {0x1.ffcp-15f, 0x0400},               /* subnormal tie rounding up into the normals */
+        {1.0f + 0x1p-11f, 0x3c00},            /* tie: to even mantissa 0 */
+        {1.0f + 0x3p-11f, 0x3c02},            /* tie: to even mantissa 2 */
         {1.0f + 0x1p-11f + 0x1p-23f, 0x3c01}, /* just above the tie */
         {1e-30f, 0x0000},
         {-1e-30f, 0x8000},
@@ -416,8 +411,7 @@ static void check_f2h_batch(const float *x, int64_t n)
             continue;
         }
         uint16_t want = ref_f2h(x[i]);
-        cr_assert_eq(out[i], want, "f2h(%a) = 0x%04x, expected 0x%04x", (double)x[i], out[i],
-                     want);
+        cr_assert_eq(out[i], want, "f2h(%a) = 0x%04x, expected 0x%04x", (double)x[i], out[i], want);
     }
 }
 
@@ -439,8 +433,7 @@ Test(kernels_cpu, f16_dense_sweep_against_nearest_search)
         double v0 = half_value((uint16_t)h);
         double v1 = h == 0x7bff ? 65536.0 : half_value((uint16_t)(h + 1));
         float mid = (float)((v0 + v1) / 2); /* exact in FP32 */
-        float cand[5] = {(float)v0, mid, nextafterf(mid, 0.0f), nextafterf(mid, INFINITY),
-                         -mid};
+        float cand[5] = {(float)v0, mid, nextafterf(mid, 0.0f), nextafterf(mid, INFINITY), -mid};
         for (int j = 0; j < 5; j++) {
             x[m++] = cand[j];
             if (m == 4096) {
@@ -577,8 +570,8 @@ static void check_fd(float *x, int64_t n, const float *grad, double h, const flo
         double lm = linear_loss(inp, w, bias, G, out, B, C, OC);
         x[i] = x0;
         double fd = (lp - lm) / (2 * h);
-        cr_expect_leq(fabs(fd - grad[i]), 1e-2 * fmax(1.0, fabs(fd)), "%s[%ld]: fd %g, op %g",
-                      what, (long)i, fd, (double)grad[i]);
+        cr_expect_leq(fabs(fd - grad[i]), 1e-2 * fmax(1.0, fabs(fd)), "%s[%ld]: fd %g, op %g", what,
+                      (long)i, fd, (double)grad[i]);
     }
 }
 
@@ -608,7 +601,8 @@ Test(kernels_cpu, linear_f16_matches_f32)
     EXPECT_OK(ops->linear_forward(K, OOMB_F32, out, inp, w, bias, B, C, OC));
     EXPECT_OK(ops->linear_forward(K, OOMB_F16, hout, hinp, hw, bias, B, C, OC));
     from_half(out16, hout, B * OC);
-    cr_expect_lt(rel_err_ff(out16, out, B * OC), 1e-2, "forward %g", rel_err_ff(out16, out, B * OC));
+    cr_expect_lt(rel_err_ff(out16, out, B * OC), 1e-2, "forward %g",
+                 rel_err_ff(out16, out, B * OC));
 
     float *dinp = FALLOC(B * C), *dinp16 = FALLOC(B * C);
     float *dw = FALLOC(OC * C), *dw16 = FALLOC(OC * C), *db = FALLOC(OC), *db16 = FALLOC(OC);
@@ -1133,8 +1127,8 @@ Test(kernels_cpu, quantize_rows_matches_naive)
             cr_assert_leq(abs(qi), 127);
             qmax = abs(qi) > qmax ? abs(qi) : qmax;
             if (absmax > 0)
-                cr_assert_eq(qi, (int)lrint(x[r * C + c] / (absmax / 127.0)), "[%ld,%ld]",
-                             (long)r, (long)c);
+                cr_assert_eq(qi, (int)lrint(x[r * C + c] / (absmax / 127.0)), "[%ld,%ld]", (long)r,
+                             (long)c);
             cr_assert_leq(fabsf(back[r * C + c] - x[r * C + c]), 0.5001f * s[r]);
             cr_assert_eq(back[r * C + c], (float)qi * s[r]);
         }
@@ -1208,7 +1202,8 @@ Test(kernels_cpu, csr_matches_naive_and_dense_linear)
 {
     seed(26);
     int64_t B = 9, C = 45, OC = 13;
-    float *w = frand_new(OC * C, -1, 1), *inp = frand_new(B * C, -1, 1), *bias = frand_new(OC, -1, 1);
+    float *w = frand_new(OC * C, -1, 1), *inp = frand_new(B * C, -1, 1),
+          *bias = frand_new(OC, -1, 1);
     uint8_t *mask = talloc((size_t)(OC * C));
     EXPECT_OK(ops->prune_by_threshold(K, w, mask, OC * C, 0.6f));
     for (int64_t c = 0; c < C; c++)
@@ -1216,7 +1211,8 @@ Test(kernels_cpu, csr_matches_naive_and_dense_linear)
     int64_t nnz = 0;
     for (int64_t i = 0; i < OC * C; i++)
         nnz += w[i] != 0.0f;
-    int32_t *rowptr = talloc((size_t)(OC + 1) * 4), *colidx = talloc((size_t)nnz * 4);
+    int32_t *rowptr = talloc((size_t)(OC + 1) * 4);
+    uint16_t *colidx = talloc((size_t)nnz * 2);
     float *vals = FALLOC(nnz);
     EXPECT_OK(ops->dense_to_csr(K, rowptr, colidx, vals, w, OC, C));
     int64_t j = 0;
@@ -1245,10 +1241,11 @@ Test(kernels_cpu, linear_csr_rejects_corrupt_structure)
 {
     seed(27);
     float inp[4] = {1, 2, 3, 4}, out[2], vals[2] = {1, 1};
-    int32_t rowptr[3] = {0, 1, 2}, colidx[2] = {0, 4}; /* column 4 is outside C = 4 */
+    int32_t rowptr[3] = {0, 1, 2};
+    uint16_t colidx[2] = {0, 4}; /* column 4 is outside C = 4 */
     EXPECT_INVALID(ops->linear_forward_csr(K, out, inp, rowptr, colidx, vals, NULL, 1, 4, 2));
     int32_t bad_rows[3] = {0, 2, 1};
-    int32_t ok_cols[2] = {0, 3};
+    uint16_t ok_cols[2] = {0, 3};
     EXPECT_INVALID(ops->linear_forward_csr(K, out, inp, bad_rows, ok_cols, vals, NULL, 1, 4, 2));
     int32_t bad_start[3] = {1, 1, 2};
     EXPECT_INVALID(ops->linear_forward_csr(K, out, inp, bad_start, ok_cols, vals, NULL, 1, 4, 2));
@@ -1292,7 +1289,8 @@ Test(kernels_cpu, linear_2of4_matches_dense_of_pruned_weights)
 {
     seed(29);
     int64_t B = 11, C = 48, OC = 9;
-    float *w = frand_new(OC * C, -1, 1), *inp = frand_new(B * C, -1, 1), *bias = frand_new(OC, -1, 1);
+    float *w = frand_new(OC * C, -1, 1), *inp = frand_new(B * C, -1, 1),
+          *bias = frand_new(OC, -1, 1);
     float *vals = FALLOC(OC * C / 2), *out = FALLOC(B * OC), *dense = FALLOC(B * OC);
     uint8_t *idx = talloc((size_t)(OC * C / 8));
     EXPECT_OK(ops->compress_2of4(K, vals, idx, w, OC, C));
@@ -1331,7 +1329,8 @@ Test(kernels_cpu, invalid_linear)
     EXPECT_INVALID(ops->linear_forward(K, OOMB_F32, fbuf, fbuf, NULL, NULL, 2, 2, 2));
     EXPECT_INVALID(ops->linear_forward(K, OOMB_F32, fbuf, fbuf, fbuf, NULL, -1, 2, 2));
     EXPECT_INVALID(ops->linear_forward(K, OOMB_F16, hbuf, hbuf, hbuf, NULL, 2, -2, 2));
-    EXPECT_INVALID(ops->linear_forward(K, OOMB_F32, fbuf, fbuf, fbuf, NULL, 2, 2, (int64_t)1 << 40));
+    EXPECT_INVALID(
+        ops->linear_forward(K, OOMB_F32, fbuf, fbuf, fbuf, NULL, 2, 2, (int64_t)1 << 40));
     EXPECT_INVALID(ops->linear_backward(K, OOMB_F32, fbuf, NULL, NULL, fbuf, fbuf, fbuf, 2, 2, 2));
     EXPECT_INVALID(ops->linear_backward(K, OOMB_F32, fbuf, fbuf, NULL, NULL, fbuf, fbuf, 2, 2, 2));
     EXPECT_INVALID(ops->linear_backward(K, OOMB_F32, fbuf, fbuf, NULL, fbuf, NULL, fbuf, 2, 2, 2));
@@ -1364,12 +1363,12 @@ Test(kernels_cpu, invalid_loss)
     EXPECT_INVALID(ops->softmax_xent_forward(K, fbuf, fbuf + 8, fbuf + 16, t, 2, 0));
     EXPECT_INVALID(ops->softmax_xent_forward(K, fbuf, fbuf + 8, fbuf + 16, t, -2, 4));
     EXPECT_INVALID(ops->softmax_xent_backward(K, NULL, fbuf, t, 2, 4, 1.0f));
-    EXPECT_INVALID(ops->soft_xent_accumulate(K, fbuf, fbuf + 8, fbuf + 16, fbuf + 24, 2, 4, 0.0f,
-                                             1.0f, 1.0f));
-    EXPECT_INVALID(ops->soft_xent_accumulate(K, fbuf, fbuf + 8, fbuf + 16, fbuf + 24, 2, 4, NAN,
-                                             1.0f, 1.0f));
-    EXPECT_INVALID(ops->soft_xent_accumulate(K, fbuf, fbuf + 8, NULL, fbuf + 24, 2, 4, 1.0f, 1.0f,
-                                             1.0f));
+    EXPECT_INVALID(
+        ops->soft_xent_accumulate(K, fbuf, fbuf + 8, fbuf + 16, fbuf + 24, 2, 4, 0.0f, 1.0f, 1.0f));
+    EXPECT_INVALID(
+        ops->soft_xent_accumulate(K, fbuf, fbuf + 8, fbuf + 16, fbuf + 24, 2, 4, NAN, 1.0f, 1.0f));
+    EXPECT_INVALID(
+        ops->soft_xent_accumulate(K, fbuf, fbuf + 8, NULL, fbuf + 24, 2, 4, 1.0f, 1.0f, 1.0f));
     EXPECT_INVALID(ops->soft_xent_accumulate(K, fbuf, fbuf + 8, fbuf + 16, fbuf + 24, 2, -4, 1.0f,
                                              1.0f, 1.0f));
     int64_t c;
@@ -1423,8 +1422,8 @@ Test(kernels_cpu, invalid_int8)
     EXPECT_INVALID(ops->linear_forward_i8(K, fbuf, qbuf, fbuf, qbuf, fbuf, NULL, NULL, 2, 2, 2));
     EXPECT_INVALID(ops->linear_forward_i8(K, fbuf, qbuf, NULL, qbuf, fbuf, NULL, ibuf, 2, 2, 2));
     /* the int32 accumulator could overflow */
-    EXPECT_INVALID(ops->linear_forward_i8(K, fbuf, qbuf, fbuf, qbuf, fbuf, NULL, ibuf, 1, 200000,
-                                          1));
+    EXPECT_INVALID(
+        ops->linear_forward_i8(K, fbuf, qbuf, fbuf, qbuf, fbuf, NULL, ibuf, 1, 200000, 1));
     EXPECT_INVALID(ops->linear_forward_i8(K, fbuf, qbuf, fbuf, qbuf, fbuf, NULL, ibuf, -1, 2, 2));
 }
 
@@ -1436,11 +1435,15 @@ Test(kernels_cpu, invalid_pruning_and_sparse)
     EXPECT_INVALID(ops->prune_by_threshold(K, fbuf, NULL, 4, 0.5f));
     EXPECT_INVALID(ops->prune_by_threshold(K, fbuf, ubuf, -4, 0.5f));
     EXPECT_INVALID(ops->apply_mask(K, fbuf, NULL, 4));
-    EXPECT_INVALID(ops->dense_to_csr(K, NULL, ibuf, fbuf, fbuf, 2, 2));
-    EXPECT_INVALID(ops->dense_to_csr(K, ibuf, ibuf, fbuf, NULL, 2, 2));
-    EXPECT_INVALID(ops->dense_to_csr(K, ibuf, ibuf, fbuf, fbuf, -2, 2));
-    EXPECT_INVALID(ops->linear_forward_csr(K, fbuf, fbuf, NULL, ibuf, fbuf, NULL, 2, 2, 2));
-    EXPECT_INVALID(ops->linear_forward_csr(K, NULL, fbuf, ibuf, ibuf, fbuf, NULL, 2, 2, 2));
+    EXPECT_INVALID(ops->dense_to_csr(K, NULL, hbuf, fbuf, fbuf, 2, 2));
+    EXPECT_INVALID(ops->dense_to_csr(K, ibuf, hbuf, fbuf, NULL, 2, 2));
+    EXPECT_INVALID(ops->dense_to_csr(K, ibuf, hbuf, fbuf, fbuf, -2, 2));
+    /* 16-bit column indices: at most 65536 columns */
+    EXPECT_INVALID(ops->dense_to_csr(K, ibuf, hbuf, fbuf, fbuf, 0, 65537));
+    EXPECT_OK(ops->dense_to_csr(K, ibuf, hbuf, fbuf, fbuf, 0, 65536));
+    EXPECT_INVALID(ops->linear_forward_csr(K, fbuf, fbuf, NULL, hbuf, fbuf, NULL, 2, 2, 2));
+    EXPECT_INVALID(ops->linear_forward_csr(K, NULL, fbuf, ibuf, hbuf, fbuf, NULL, 2, 2, 2));
+    EXPECT_INVALID(ops->linear_forward_csr(K, fbuf, fbuf, ibuf, hbuf, fbuf, NULL, 0, 65537, 0));
     /* 2:4 needs C to be a multiple of 8 */
     EXPECT_INVALID(ops->compress_2of4(K, fbuf, ubuf, fbuf, 2, 4));
     EXPECT_INVALID(ops->compress_2of4(K, fbuf, ubuf, fbuf, 1, 12));

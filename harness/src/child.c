@@ -771,6 +771,7 @@ int oomb_child_main(const struct oomb_job *job, struct oomb_tracker_stats *share
     }
     if (res->n_losses > 0)
         res->final_loss = res->losses[res->n_losses - 1];
+    res->has_numerics = 1; /* the tensor deviations travel to the parent (NaN: n/a) */
     if (job->is_reference && res->outcome == OOMB_OUTCOME_OK)
         save_final_weights(&r);
     if (r.backend)

@@ -764,6 +764,7 @@ int oomb_runner_run(const char *const *scenario_paths, int n_paths,
                 continue;
             for (int b = 0; b < sc->n_batches; b++) {
                 int first = res->n_runs;
+                int have_reference = 0; /* the first `none` of the group is the reference */
                 /* `none` first: the others compare with it and may use its weights. */
                 for (int pass = 0; pass < 2; pass++) {
                     for (int s = 0; s < sc->n_strategies; s++) {
@@ -810,7 +811,8 @@ int oomb_runner_run(const char *const *scenario_paths, int n_paths,
                             job.device = sc->device;
                             job.batch = sc->batches[b];
                             job.tmpdir = tmpdir;
-                            job.is_reference = strcmp(st->plugin, "none") == 0;
+                            job.is_reference = !have_reference && strcmp(st->plugin, "none") == 0;
+                            have_reference |= job.is_reference;
                             snprintf(job.ref_prefix, sizeof job.ref_prefix,
                                      "%s/ref-%d-%s-%lld", tmpdir, i, mode_name(mode),
                                      (long long)sc->batches[b]);

@@ -13,12 +13,6 @@
 
 #include <cblas.h>
 
-/* plugin.h's `enum oomb_backend` (backend bit masks) and backend.h's
- * `struct oomb_kernel_backend` share C's single tag namespace; the enum is renamed
- * while plugin.h is read so that both headers fit in one translation unit. */
-#define oomb_backend oomb_backend_bits
-#include "oombench/plugin.h"
-#undef oomb_backend
 #include "backend.h"
 
 #include "ops_cpu.h"

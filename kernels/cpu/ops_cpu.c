@@ -55,8 +55,7 @@ static const char *cpu_last_error(void *k)
             return set_error(k, OOMB_ERR_INVALID, __VA_ARGS__);                                    \
     } while (0)
 /* p must be non-NULL when it has elements. */
-#define CHECK_PTR(op, p, count)                                                                    \
-    CHECK((p) != NULL || (count) == 0, "%s: %s is NULL", op, #p)
+#define CHECK_PTR(op, p, count) CHECK((p) != NULL || (count) == 0, "%s: %s is NULL", op, #p)
 #define CHECK_DIM(op, d) CHECK((d) >= 0, "%s: %s = %lld is negative", op, #d, (long long)(d))
 /* Dimensions handed to CBLAS (blasint is int). */
 #define CHECK_BLAS_DIM(op, d)                                                                      \
@@ -116,12 +115,12 @@ static inline uint16_t f2h(float f)
         return (uint16_t)(sign | 0x7c00u | (ax > 0x7f800000u ? 0x200u | ((ax >> 13) & 0x3ffu) : 0));
     if (ax >= 0x47800000u) /* >= 65536: beyond rounding range of the largest half */
         return (uint16_t)(sign | 0x7c00u);
-    if (ax < 0x38800000u) { /* below 2^-14: subnormal half or zero */
+    if (ax < 0x38800000u) {    /* below 2^-14: subnormal half or zero */
         if (ax <= 0x33000000u) /* <= 2^-25: rounds to zero (the tie goes to even 0) */
             return (uint16_t)sign;
-        uint32_t e = ax >> 23;                    /* 102 .. 112 */
+        uint32_t e = ax >> 23;                     /* 102 .. 112 */
         uint32_t m = (ax & 0x7fffffu) | 0x800000u; /* value = m * 2^(e-150) */
-        uint32_t shift = 126u - e;                /* to units of 2^-24: 14 .. 24 */
+        uint32_t shift = 126u - e;                 /* to units of 2^-24: 14 .. 24 */
         uint32_t r = m >> shift;
         uint32_t rem = m & ((1u << shift) - 1u);
         uint32_t half = 1u << (shift - 1u);
@@ -308,8 +307,8 @@ static int cpu_linear_forward(void *k, enum oomb_dtype dt, void *out, const void
 }
 
 /* dinp (B, C) = dout (B, OC) weight (OC, C), F16 in and out, FP32 tiles. */
-static void linear_backward_dinp_f16(uint16_t *dinp, const uint16_t *dout,
-                                     const uint16_t *weight, int64_t B, int64_t C, int64_t OC)
+static void linear_backward_dinp_f16(uint16_t *dinp, const uint16_t *dout, const uint16_t *weight,
+                                     int64_t B, int64_t C, int64_t OC)
 {
     float d[TILE * TILE], w[TILE * TILE], acc[TILE * TILE];
     for (int64_t b0 = 0; b0 < B; b0 += TILE) {
@@ -331,8 +330,8 @@ static void linear_backward_dinp_f16(uint16_t *dinp, const uint16_t *dout,
 }
 
 /* dweight (OC, C) += dout^T (OC, B) inp (B, C): F16 inputs, FP32 dweight. */
-static void linear_backward_dweight_f16(float *dweight, const uint16_t *dout,
-                                        const uint16_t *inp, int64_t B, int64_t C, int64_t OC)
+static void linear_backward_dweight_f16(float *dweight, const uint16_t *dout, const uint16_t *inp,
+                                        int64_t B, int64_t C, int64_t OC)
 {
     float d[TILE * TILE], a[TILE * TILE];
     for (int64_t o0 = 0; o0 < OC; o0 += TILE) {
@@ -480,8 +479,8 @@ static int cpu_gelu_backward(void *k, enum oomb_dtype dt, void *dinp, const void
 static int check_targets(void *k, const char *op, const int32_t *targets, int64_t B, int64_t K)
 {
     for (int64_t b = 0; b < B; b++)
-        CHECK(targets[b] >= 0 && targets[b] < K, "%s: targets[%lld] = %d is outside [0, %lld)",
-              op, (long long)b, (int)targets[b], (long long)K);
+        CHECK(targets[b] >= 0 && targets[b] < K, "%s: targets[%lld] = %d is outside [0, %lld)", op,
+              (long long)b, (int)targets[b], (long long)K);
     return OOMB_OK;
 }
 
@@ -643,8 +642,8 @@ static int cpu_count_correct(void *k, const float *logits, const int32_t *target
  * param, grad, mom (n). g = grad + wd * p; m = momentum * m + g; p -= lr * m.
  * mom may be NULL when momentum is 0 (then m = g).
  */
-static int cpu_sgd_update(void *k, float *param, const float *grad, float *mom, int64_t n,
-                          float lr, float momentum, float weight_decay)
+static int cpu_sgd_update(void *k, float *param, const float *grad, float *mom, int64_t n, float lr,
+                          float momentum, float weight_decay)
 {
     const char *op = "sgd_update";
     CHECK_CTX();
@@ -674,8 +673,8 @@ static void adam_corrections(float beta1, float beta2, int64_t t, float *c1, flo
 #define CHECK_ADAM(op)                                                                             \
     do {                                                                                           \
         CHECK(t >= 1, "%s: step t = %lld must be 1-based", op, (long long)t);                      \
-        CHECK(beta1 >= 0.0f && beta1 < 1.0f, "%s: beta1 = %g outside [0, 1)", op, (double)beta1); \
-        CHECK(beta2 >= 0.0f && beta2 < 1.0f, "%s: beta2 = %g outside [0, 1)", op, (double)beta2); \
+        CHECK(beta1 >= 0.0f && beta1 < 1.0f, "%s: beta1 = %g outside [0, 1)", op, (double)beta1);  \
+        CHECK(beta2 >= 0.0f && beta2 < 1.0f, "%s: beta2 = %g outside [0, 1)", op, (double)beta2);  \
     } while (0)
 
 /*
@@ -930,8 +929,8 @@ static int cpu_dequantize_rows_i8(void *k, float *x, const int8_t *q, const floa
  * out (B, OC) = acc * xs (B)[b] * ws (OC)[o] + bias (OC, or NULL).
  */
 static int cpu_linear_forward_i8(void *k, float *out, const int8_t *xq, const float *xs,
-                                 const int8_t *wq, const float *ws, const float *bias,
-                                 int32_t *acc, int64_t B, int64_t C, int64_t OC)
+                                 const int8_t *wq, const float *ws, const float *bias, int32_t *acc,
+                                 int64_t B, int64_t C, int64_t OC)
 {
     const char *op = "linear_forward_i8";
     int64_t n_out, n_x, n_w;
@@ -1009,18 +1008,22 @@ static int cpu_apply_mask(void *k, float *x, const uint8_t *mask, int64_t n)
     return OOMB_OK;
 }
 
+/* Widest matrix whose column indices fit the uint16 colidx. */
+#define CSR_MAX_C 65536
+
 /*
- * CSR of w (R, C): rowptr (R+1) int32, colidx (nnz) int32, vals (nnz), where nnz counts
+ * CSR of w (R, C): rowptr (R+1) int32, colidx (nnz) uint16, vals (nnz), where nnz counts
  * the elements != 0 (so -0.0 is dropped, NaN kept), columns ascending in each row.
  */
-static int cpu_dense_to_csr(void *k, int32_t *rowptr, int32_t *colidx, float *vals,
-                            const float *w, int64_t R, int64_t C)
+static int cpu_dense_to_csr(void *k, int32_t *rowptr, uint16_t *colidx, float *vals, const float *w,
+                            int64_t R, int64_t C)
 {
     const char *op = "dense_to_csr";
     int64_t n;
     CHECK_CTX();
     CHECK(R >= 0 && R < INT32_MAX, "%s: R = %lld is negative or too large", op, (long long)R);
-    CHECK(C >= 0 && C <= INT32_MAX, "%s: C = %lld is negative or too large", op, (long long)C);
+    CHECK(C >= 0 && C <= CSR_MAX_C, "%s: C = %lld is negative or above %d (16-bit column indices)",
+          op, (long long)C, CSR_MAX_C);
     CHECK_PRODUCT(op, n, R, C);
     CHECK(rowptr != NULL, "%s: rowptr is NULL", op);
     CHECK_PTR(op, w, n);
@@ -1034,7 +1037,7 @@ static int cpu_dense_to_csr(void *k, int32_t *rowptr, int32_t *colidx, float *va
                 continue;
             CHECK(nnz < INT32_MAX, "%s: more than INT32_MAX nonzeros", op);
             CHECK(colidx != NULL && vals != NULL, "%s: colidx or vals is NULL", op);
-            colidx[nnz] = (int32_t)c;
+            colidx[nnz] = (uint16_t)c;
             vals[nnz] = wr[c];
             nnz++;
         }
@@ -1049,16 +1052,16 @@ static int cpu_dense_to_csr(void *k, int32_t *rowptr, int32_t *colidx, float *va
  * corrupt one is an error rather than an out-of-bounds read.
  */
 static int cpu_linear_forward_csr(void *k, float *out, const float *inp, const int32_t *rowptr,
-                                  const int32_t *colidx, const float *vals, const float *bias,
+                                  const uint16_t *colidx, const float *vals, const float *bias,
                                   int64_t B, int64_t C, int64_t OC)
 {
     const char *op = "linear_forward_csr";
     int64_t n_out, n_inp;
     CHECK_CTX();
     CHECK_DIM(op, B);
-    CHECK_DIM(op, C);
-    CHECK(OC >= 0 && OC < INT32_MAX, "%s: OC = %lld is negative or too large", op,
-          (long long)OC);
+    CHECK(C >= 0 && C <= CSR_MAX_C, "%s: C = %lld is negative or above %d (16-bit column indices)",
+          op, (long long)C, CSR_MAX_C);
+    CHECK(OC >= 0 && OC < INT32_MAX, "%s: OC = %lld is negative or too large", op, (long long)OC);
     CHECK_PRODUCT(op, n_out, B, OC);
     CHECK_PRODUCT(op, n_inp, B, C);
     CHECK_PTR(op, out, n_out);
@@ -1071,8 +1074,8 @@ static int cpu_linear_forward_csr(void *k, float *out, const float *inp, const i
     CHECK_PTR(op, colidx, nnz);
     CHECK_PTR(op, vals, nnz);
     for (int64_t j = 0; j < nnz; j++)
-        CHECK(colidx[j] >= 0 && colidx[j] < C, "%s: colidx[%lld] = %d outside [0, %lld)", op,
-              (long long)j, (int)colidx[j], (long long)C);
+        CHECK(colidx[j] < C, "%s: colidx[%lld] = %d outside [0, %lld)", op, (long long)j,
+              (int)colidx[j], (long long)C);
 
     for (int64_t b = 0; b < B; b++) {
         const float *x = inp + b * C;

@@ -1212,8 +1212,8 @@ __global__ void csr_scan_kernel(int32_t *rowptr, int64_t R)
 }
 
 /* dense_to_csr pass 3, one warp per row of w (R, C): the nonzeros of the row,
- * in column order, into colidx/vals (nnz) from rowptr[r]. */
-__global__ void csr_fill_kernel(int32_t *colidx, float *vals, const int32_t *rowptr,
+ * in column order, into colidx (nnz, uint16) and vals (nnz) from rowptr[r]. */
+__global__ void csr_fill_kernel(uint16_t *colidx, float *vals, const int32_t *rowptr,
                                 const float *w, int64_t R, int64_t C)
 {
     const int lane = threadIdx.x & 31;
@@ -1228,7 +1228,7 @@ __global__ void csr_fill_kernel(int32_t *colidx, float *vals, const int32_t *row
             unsigned nz = __ballot_sync(0xffffffffu, v != 0.0f);
             if (v != 0.0f) {
                 int32_t at = pos + __popc(nz & below);
-                colidx[at] = (int32_t)j;
+                colidx[at] = (uint16_t)j;
                 vals[at] = v;
             }
             pos += __popc(nz);
@@ -1237,9 +1237,9 @@ __global__ void csr_fill_kernel(int32_t *colidx, float *vals, const int32_t *row
 }
 
 /* out (B, OC) = inp (B, C) @ W^T + bias, W (OC, C) in CSR (rowptr (OC + 1),
- * colidx/vals (nnz)); one thread per output, nonzeros in CSR order. */
+ * colidx (nnz, uint16), vals (nnz)); one thread per output, nonzeros in CSR order. */
 __global__ void csr_linear_kernel(float *out, const float *inp, const int32_t *rowptr,
-                                  const int32_t *colidx, const float *vals, const float *bias,
+                                  const uint16_t *colidx, const float *vals, const float *bias,
                                   int64_t B, int64_t C, int64_t OC)
 {
     GRID_STRIDE(i, B * OC)
@@ -1355,13 +1355,17 @@ static int cuda_apply_mask(void *kv, float *x, const uint8_t *mask, int64_t n)
     return OOMB_OK;
 }
 
-static int cuda_dense_to_csr(void *kv, int32_t *rowptr, int32_t *colidx, float *vals,
+static int cuda_dense_to_csr(void *kv, int32_t *rowptr, uint16_t *colidx, float *vals,
                              const float *w, int64_t R, int64_t C)
 {
     struct oomb_cuda_ctx *k = (struct oomb_cuda_ctx *)kv;
-    if (R < 0 || C < 0 || R >= INT32_MAX || C > INT32_MAX)
-        return oomb_cuda_errf(k, OOMB_ERR_INVALID, "dense_to_csr: shape (%lld, %lld)",
-                              (long long)R, (long long)C);
+    if (R < 0 || R >= INT32_MAX)
+        return oomb_cuda_errf(k, OOMB_ERR_INVALID, "dense_to_csr: R = %lld is negative or too large",
+                              (long long)R);
+    if (C < 0 || C > 65536)
+        return oomb_cuda_errf(k, OOMB_ERR_INVALID,
+                              "dense_to_csr: C = %lld outside [0, 65536] (16-bit column indices)",
+                              (long long)C);
     if (R == 0)
         return cuda_zero(kv, rowptr, sizeof(int32_t));
     const int warps_per_block = THREADS / 32;
@@ -1376,7 +1380,7 @@ static int cuda_dense_to_csr(void *kv, int32_t *rowptr, int32_t *colidx, float *
 }
 
 static int cuda_linear_forward_csr(void *kv, float *out, const float *inp, const int32_t *rowptr,
-                                   const int32_t *colidx, const float *vals, const float *bias,
+                                   const uint16_t *colidx, const float *vals, const float *bias,
                                    int64_t B, int64_t C, int64_t OC)
 {
     struct oomb_cuda_ctx *k = (struct oomb_cuda_ctx *)kv;

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs the Debian packages oombench needs, only those missing, so that it
+# can run on a fresh Debian 12 machine and again at no cost. Needs root (or
+# sudo) only when something is missing.
+set -euo pipefail
+
+packages=(
+    build-essential cmake pkg-config
+    libopenblas-dev libjansson-dev libyaml-dev zlib1g-dev
+    libcriterion-dev
+    gnuplot-nox
+    python3
+)
+# Optional extras: install with OOMB_SETUP_EXTRAS=1 (report screenshots, the
+# Fashion-MNIST data set, Google Benchmark's compare.py).
+if [ "${OOMB_SETUP_EXTRAS:-0}" = 1 ]; then
+    packages+=(dataset-fashion-mnist chromium libbenchmark-tools)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing+=("$p")
+    fi
+done
+if [ ${#missing[@]} -eq 0 ]; then
+    echo "setup: all ${#packages[@]} Debian packages present"
+    exit 0
+fi
+echo "setup: installing ${missing[*]}"
+sudo=""
+if [ "$(id -u)" != 0 ]; then
+    sudo="sudo"
+fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"

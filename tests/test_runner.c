@@ -1,0 +1,204 @@
+/*
+ * Runner isolation: every failure of a plugin (crash, abort, hang, over
+ * budget, error, leak) in every callback is that run's outcome, the other
+ * runs go on, and the results file holds them all. Also: input errors write
+ * nothing, and strategies start from the same data and weights.
+ */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "test_helpers.h"
+
+#define MODEL                                                                                    \
+    "model: {input: 16, classes: 4, layers: [{linear: 32}, relu, {linear: 4}]}\n"                \
+    "input: {kind: synthetic, seed: 7}\n"                                                        \
+    "mode: train\nbatch: 8\nsteps: {warmup: 1, measured: 3}\n"
+
+static void fixture_scenario(char *text, size_t len, const char *where, const char *budget)
+{
+    snprintf(text, len,
+             MODEL "budget: %s\ntimeout: 1.5s\nstrategies:\n"
+                   "  - none\n"
+                   "  - {plugin: fixture_fail, label: segv, params: {where: %s, how: segv}}\n"
+                   "  - {plugin: fixture_fail, label: abrt, params: {where: %s, how: abort}}\n"
+                   "  - {plugin: fixture_fail, label: hang, params: {where: %s, how: hang}}\n"
+                   "  - {plugin: fixture_fail, label: oom, params: {where: %s, how: oom}}\n"
+                   "  - {plugin: fixture_fail, label: err, params: {where: %s, how: error}}\n"
+                   "  - {plugin: fixture_unusable, label: unusable}\n"
+                   "  - {plugin: fixture_inferonly, label: inferonly}\n",
+             budget, where, where, where, where, where);
+}
+
+static void check_outcomes(const char *where)
+{
+    char dir[PATH_MAX], path[PATH_MAX], text[4096], err[2048] = "";
+    th_mkdtemp(dir, sizeof dir);
+    fixture_scenario(text, sizeof text, where, "1MiB");
+    th_write(dir, "fail.yaml", text, path, sizeof path);
+    struct oomb_results res;
+    struct oomb_run_summary sum;
+    cr_assert_eq(th_run(dir, path, &res, &sum, err, sizeof err), OOMB_OK, "%s", err);
+    cr_assert_eq(res.n_runs, 8);
+    cr_assert_eq(th_find(&res, "none", OOMB_MODE_TRAIN, 8)->outcome, OOMB_OUTCOME_OK);
+    const struct oomb_run_result *r = th_find(&res, "segv", OOMB_MODE_TRAIN, 8);
+    cr_assert_eq(r->outcome, OOMB_OUTCOME_CRASH, "%s: %s", where, r->reason);
+    r = th_find(&res, "abrt", OOMB_MODE_TRAIN, 8);
+    cr_assert_eq(r->outcome, OOMB_OUTCOME_CRASH, "%s: %s", where, r->reason);
+    cr_assert(strstr(r->reason, "signal 6") || strstr(r->reason, "status"), "%s", r->reason);
+    r = th_find(&res, "hang", OOMB_MODE_TRAIN, 8);
+    cr_assert_eq(r->outcome, OOMB_OUTCOME_TIMEOUT, "%s: %s", where, r->reason);
+    r = th_find(&res, "oom", OOMB_MODE_TRAIN, 8);
+    cr_assert_eq(r->outcome, OOMB_OUTCOME_OOM, "%s: %s", where, r->reason);
+    cr_assert_eq(r->oom_request_bytes, (uint64_t)1 << 62);
+    cr_assert(strstr(r->reason, "refused"), "%s", r->reason);
+    r = th_find(&res, "err", OOMB_MODE_TRAIN, 8);
+    cr_assert_eq(r->outcome, OOMB_OUTCOME_ERROR, "%s: %s", where, r->reason);
+    cr_assert(strstr(r->reason, "fixture failure requested"), "%s", r->reason);
+    r = th_find(&res, "unusable", OOMB_MODE_TRAIN, 8);
+    cr_assert_eq(r->outcome, OOMB_OUTCOME_SKIPPED);
+    cr_assert(strstr(r->reason, "does not have"), "%s", r->reason);
+    r = th_find(&res, "inferonly", OOMB_MODE_TRAIN, 8);
+    cr_assert_eq(r->outcome, OOMB_OUTCOME_NOT_APPLICABLE);
+    cr_assert_eq(sum.n_failed, 4, "segv, abort, hang, error");
+    cr_assert_eq(sum.n_oom, 1);
+
+    /* The file on disk has every run. */
+    struct oomb_results back;
+    cr_assert_eq(oomb_results_read(sum.results_path, &back, err, sizeof err), OOMB_OK, "%s", err);
+    cr_assert_eq(back.n_runs, 8);
+    cr_assert_eq(th_find(&back, "hang", OOMB_MODE_TRAIN, 8)->outcome, OOMB_OUTCOME_TIMEOUT);
+    oomb_results_free(&back);
+    oomb_results_free(&res);
+    th_rmtree(dir);
+}
+
+Test(runner, failures_in_create_are_outcomes, .timeout = 60)
+{
+    check_outcomes("create");
+}
+
+Test(runner, failures_in_step_are_outcomes, .timeout = 60)
+{
+    check_outcomes("step");
+}
+
+Test(runner, failures_in_finish_are_outcomes, .timeout = 60)
+{
+    check_outcomes("finish");
+}
+
+Test(runner, crash_keeps_the_peak_reached_before_it)
+{
+    char dir[PATH_MAX], path[PATH_MAX], err[2048] = "";
+    th_mkdtemp(dir, sizeof dir);
+    th_write(dir, "s.yaml",
+             MODEL "strategies:\n  - {plugin: fixture_fail, label: leak, params: {where: step, how: leak}}\n",
+             path, sizeof path);
+    struct oomb_results res;
+    struct oomb_run_summary sum;
+    cr_assert_eq(th_run(dir, path, &res, &sum, err, sizeof err), OOMB_OK, "%s", err);
+    const struct oomb_run_result *r = th_find(&res, "leak", OOMB_MODE_TRAIN, 8);
+    cr_assert_eq(r->outcome, OOMB_OUTCOME_OK, "%s", r->reason);
+    cr_assert_eq(r->peak_by_tag[OOMB_TAG_OTHER], 4096);
+    int found = 0;
+    for (int i = 0; i < r->n_metrics; i++)
+        if (strcmp(r->metrics[i].name, "leaked_bytes") == 0) {
+            found = 1;
+            cr_assert_eq(r->metrics[i].value, 4096.0);
+        }
+    cr_assert(found, "a leak past destroy is reported");
+    oomb_results_free(&res);
+    th_rmtree(dir);
+}
+
+static int count_files(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return 0;
+    int n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)))
+        n += de->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+Test(runner, malformed_scenario_writes_nothing)
+{
+    char dir[PATH_MAX], path[PATH_MAX], out[PATH_MAX + 8], err[2048] = "";
+    th_mkdtemp(dir, sizeof dir);
+    th_write(dir, "bad.yaml", MODEL "strategies: [none]\nbogus_key: 1\n", path, sizeof path);
+    struct oomb_results res;
+    struct oomb_run_summary sum;
+    cr_assert_eq(th_run(dir, path, &res, &sum, err, sizeof err), OOMB_ERR_PARSE);
+    cr_assert(strstr(err, "bad.yaml:") && strstr(err, "bogus_key"), "%s", err);
+    snprintf(out, sizeof out, "%s/out", dir);
+    cr_assert_eq(count_files(out), 0);
+    oomb_results_free(&res);
+    th_rmtree(dir);
+}
+
+Test(runner, unknown_plugin_and_parameter_are_input_errors)
+{
+    char dir[PATH_MAX], path[PATH_MAX], err[2048] = "";
+    th_mkdtemp(dir, sizeof dir);
+    th_write(dir, "a.yaml", MODEL "strategies: [none, nosuchplugin]\n", path, sizeof path);
+    struct oomb_results res;
+    struct oomb_run_summary sum;
+    cr_assert_eq(th_run(dir, path, &res, &sum, err, sizeof err), OOMB_ERR_INVALID);
+    cr_assert(strstr(err, "a.yaml:") && strstr(err, "nosuchplugin"), "%s", err);
+    oomb_results_free(&res);
+    th_write(dir, "b.yaml",
+             MODEL "strategies:\n  - {plugin: fixture_fail, params: {wher: step}}\n", path,
+             sizeof path);
+    cr_assert_eq(th_run(dir, path, &res, &sum, err, sizeof err), OOMB_ERR_INVALID);
+    cr_assert(strstr(err, "b.yaml:7:") && strstr(err, "'wher'") && strstr(err, "where"), "%s",
+              err);
+    oomb_results_free(&res);
+    th_rmtree(dir);
+}
+
+Test(runner, cuda_without_gpu_is_a_usage_error)
+{
+    char dir[PATH_MAX], path[PATH_MAX], err[2048] = "";
+    th_mkdtemp(dir, sizeof dir);
+    th_write(dir, "c.yaml", MODEL "backend: cuda\nstrategies: [none]\n", path, sizeof path);
+    struct oomb_results res;
+    struct oomb_run_summary sum;
+    int rc = th_run(dir, path, &res, &sum, err, sizeof err);
+    if (rc == OOMB_OK)
+        cr_skip_test("a CUDA device is present");
+    cr_assert_eq(rc, OOMB_ERR_NOT_USABLE, "%s", err);
+    cr_assert(strstr(err, "no CUDA device"), "%s", err);
+    oomb_results_free(&res);
+    th_rmtree(dir);
+}
+
+Test(runner, same_start_for_every_run_and_repeatable_memory)
+{
+    char dir[PATH_MAX], path[PATH_MAX], err[2048] = "";
+    th_mkdtemp(dir, sizeof dir);
+    th_write(dir, "s.yaml", MODEL "strategies: [none, {plugin: none, label: again}]\n", path,
+             sizeof path);
+    struct oomb_results res;
+    struct oomb_run_summary sum;
+    cr_assert_eq(th_run(dir, path, &res, &sum, err, sizeof err), OOMB_OK, "%s", err);
+    const struct oomb_run_result *a = th_find(&res, "none", OOMB_MODE_TRAIN, 8);
+    const struct oomb_run_result *b = th_find(&res, "again", OOMB_MODE_TRAIN, 8);
+    cr_assert_eq(b->outcome, OOMB_OUTCOME_OK, "%s", b->reason);
+    cr_assert_eq(a->peak_bytes, b->peak_bytes);
+    for (int t = 0; t < OOMB_TAG_COUNT; t++)
+        cr_assert_eq(a->peak_by_tag[t], b->peak_by_tag[t]);
+    cr_assert_eq(b->grad_rel_err, 0.0, "same kernels, same data, same weights");
+    cr_assert_eq(b->weight_rel_err, 0.0);
+    cr_assert_eq(b->loss_rel_err, 0.0);
+    cr_assert_eq(a->n_steps, 3);
+    cr_assert(isfinite(a->final_loss) && a->final_loss > 0);
+    cr_assert_gt(a->n_events, 0, "the first measured step's timeline is kept");
+    oomb_results_free(&res);
+    th_rmtree(dir);
+}
