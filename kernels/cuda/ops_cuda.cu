@@ -1070,9 +1070,10 @@ static int cuda_dequantize_rows_i8(void *kv, float *x, const int8_t *q, const fl
 }
 
 /* cuBLAS's int8 GEMM (CUBLAS_COMPUTE_32I) wants 4-byte aligned pointers and
- * leading dimensions that are multiples of 4; other shapes (and a
- * CUBLAS_STATUS_NOT_SUPPORTED answer) go to i8_gemm_kernel. Both give the same
- * exact int32 sums. */
+ * leading dimensions that are multiples of 4; other shapes, and a
+ * NOT_SUPPORTED or INVALID_VALUE answer from cuBLAS for a shape its int8
+ * kernels do not take, go to i8_gemm_kernel (one thread per output, plain
+ * int32 dot product). Both give the same exact int32 sums. */
 static int i8_cublas_ok(const void *a, const void *b, const void *c, int64_t C, int64_t OC)
 {
     return ((uintptr_t)a % 4 == 0) && ((uintptr_t)b % 4 == 0) && ((uintptr_t)c % 4 == 0) &&
@@ -1103,7 +1104,7 @@ static int cuda_linear_forward_i8(void *kv, float *out, const int8_t *xq, const 
                                         CUBLAS_COMPUTE_32I, CUBLAS_GEMM_DEFAULT);
         if (s == CUBLAS_STATUS_SUCCESS)
             done = 1;
-        else if (s != CUBLAS_STATUS_NOT_SUPPORTED)
+        else if (s != CUBLAS_STATUS_NOT_SUPPORTED && s != CUBLAS_STATUS_INVALID_VALUE)
             return oomb_cuda_fail(k, __FILE__, __LINE__, "cublasGemmEx(int8)",
                                   cublasGetStatusString(s));
     }
