@@ -17,6 +17,7 @@
 
 #include "results.h"
 #include "runner.h"
+#include "scenario.h"
 
 /* A scenario run: results and summary, and the folder they went to. */
 struct strat_run {
@@ -109,6 +110,33 @@ static inline double strat_metric(const struct oomb_run_result *x, const char *n
             return x->metrics[i].value;
     cr_assert_fail("%s: no metric '%s'", x->strategy, name);
     return NAN;
+}
+
+/* The model of a scenario file (caller destroys the scenario). */
+static inline struct oomb_scenario *strat_load(const char *path)
+{
+    struct oomb_scenario *sc = NULL;
+    char err[1024] = "";
+    cr_assert_eq(oomb_scenario_load(path, &sc, err, sizeof err), OOMB_OK, "%s", err);
+    return sc;
+}
+
+/* none's training activation peak at batch b (plugins/none/none.c):
+ * 4b (f_in + sum_l f_l + K + 1) + 4b max over linear l of (f_l + in_l), in_l
+ * only where an input gradient is computed (l > 0). */
+static inline uint64_t strat_none_train_activations(const struct oomb_model *m, int64_t b)
+{
+    int64_t saved = m->input_features + m->classes + 1, transient = 0;
+    for (int l = 0; l < m->n_layers; l++) {
+        const struct oomb_layer *L = m->layers[l];
+        saved += L->out_features;
+        if (L->kind == OOMB_LAYER_LINEAR) {
+            int64_t t = L->out_features + (l > 0 ? L->in_features : 0);
+            if (t > transient)
+                transient = t;
+        }
+    }
+    return (uint64_t)(4 * b * (saved + transient));
 }
 
 #define STRAT_SCENARIO(name) OOMB_SOURCE_DIR "/scenarios/" name

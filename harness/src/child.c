@@ -774,8 +774,16 @@ int oomb_child_main(const struct oomb_job *job, struct oomb_tracker_stats *share
     res->has_numerics = 1; /* the tensor deviations travel to the parent (NaN: n/a) */
     if (job->is_reference && res->outcome == OOMB_OUTCOME_OK)
         save_final_weights(&r);
-    if (r.backend)
+    if (r.backend) {
+        /* The parent never touches the device (CUDA does not survive fork):
+         * it learns what the device is from here. */
+        const struct oomb_device_info *di = &r.backend->info;
+        out.device_backend = oomb_strdup(di->backend ? di->backend : "");
+        out.device_name = oomb_strdup(di->name ? di->name : "");
+        out.device_driver = oomb_strdup(di->driver ? di->driver : "");
+        out.device_runtime = oomb_strdup(di->runtime ? di->runtime : "");
         r.backend->destroy(r.backend); /* frees its workspaces through the hook */
+    }
     oomb_tracker_free(&r.tracker);
     oomb_data_free(&r.data);
     free(r.batch_x);

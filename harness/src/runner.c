@@ -158,7 +158,7 @@ static int fill_host_info(struct oomb_results *res, enum oomb_backend backend)
         snprintf(buf, sizeof buf, "cpu-%s", u.machine);
     res->device_class = oomb_strdup(buf);
     res->device_backend = oomb_strdup(backend == OOMB_BACKEND_CUDA ? "cuda" : "cpu");
-    res->device_name = oomb_strdup(backend == OOMB_BACKEND_CUDA ? "" : res->host_cpu);
+    res->device_name = oomb_strdup(""); /* filled from the first run's child */
     res->device_driver = oomb_strdup("");
     res->device_runtime = oomb_strdup("");
     if (!res->tool_version || !res->created || !res->host_name || !res->host_os ||
@@ -275,8 +275,52 @@ static const char *mode_name(enum oomb_mode m)
 
 /* Moves the single run of a child's results file into dst (keeping dst's
  * identity fields). Returns OOMB_OK or the read error. */
-static int adopt_child_result(const char *path, struct oomb_run_result *dst, char *err,
-                              size_t err_len)
+/* "NVIDIA H100 80GB HBM3" -> "nvidia-h100": the first two words, lower case. */
+static char *device_class_of(const char *name)
+{
+    char buf[64];
+    size_t n = 0;
+    int words = 0, in_word = 0;
+    for (const char *c = name; *c && n + 1 < sizeof buf; c++) {
+        if (*c == ' ') {
+            in_word = 0;
+            continue;
+        }
+        if (!in_word) {
+            if (++words > 2)
+                break;
+            if (words > 1)
+                buf[n++] = '-';
+            in_word = 1;
+        }
+        char ch = *c >= 'A' && *c <= 'Z' ? (char)(*c - 'A' + 'a') : *c;
+        buf[n++] = (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ? ch : '_';
+    }
+    buf[n] = '\0';
+    return oomb_strdup(n ? buf : "cuda");
+}
+
+/* The first child on a device tells what the device is. */
+static void adopt_device(struct oomb_results *res, struct oomb_results *child)
+{
+    if (!child->device_name || !child->device_name[0] || (res->device_name && res->device_name[0]))
+        return;
+    free(res->device_name);
+    free(res->device_driver);
+    free(res->device_runtime);
+    res->device_name = child->device_name;
+    res->device_driver = child->device_driver;
+    res->device_runtime = child->device_runtime;
+    child->device_name = child->device_driver = child->device_runtime = NULL;
+    if (res->device_backend && strcmp(res->device_backend, "cuda") == 0 &&
+        !getenv("OOMB_DEVICE_CLASS")) {
+        free(res->device_class);
+        res->device_class = device_class_of(res->device_name);
+    }
+}
+
+static int adopt_child_result(const char *path, struct oomb_results *parent,
+                              struct oomb_run_result *dst, char *err, size_t err_len)
 {
     struct oomb_results tmp = {0};
     int rc = oomb_results_read(path, &tmp, err, err_len);
@@ -284,6 +328,7 @@ static int adopt_child_result(const char *path, struct oomb_run_result *dst, cha
         oomb_results_free(&tmp);
         return rc;
     }
+    adopt_device(parent, &tmp);
     if (tmp.n_runs != 1) {
         oomb_results_free(&tmp);
         oomb_errf(err, err_len, "%s: expected one run", path);
@@ -328,8 +373,8 @@ static int adopt_child_result(const char *path, struct oomb_run_result *dst, cha
 /* Runs one job in a child with a deadline; fills run. Returns OOMB_OK unless
  * the harness itself failed (fork, shared memory). */
 static int run_one(const struct oomb_job *job, double timeout_s, int index,
-                   struct oomb_tracker_stats *shared, struct oomb_run_result *run, char *err,
-                   size_t err_len)
+                   struct oomb_tracker_stats *shared, struct oomb_results *res,
+                   struct oomb_run_result *run, char *err, size_t err_len)
 {
     char result_path[PATH_MAX];
     snprintf(result_path, sizeof result_path, "%s/run-%d.json", job->tmpdir, index);
@@ -378,7 +423,7 @@ static int run_one(const struct oomb_job *job, double timeout_s, int index,
 
     char rerr[512] = "";
     int have_result = !timed_out && WIFEXITED(status) &&
-                      adopt_child_result(result_path, run, rerr, sizeof rerr) == OOMB_OK;
+                      adopt_child_result(result_path, res, run, rerr, sizeof rerr) == OOMB_OK;
     if (!have_result) {
         free(run->reason);
         char buf[640];
@@ -821,7 +866,7 @@ int oomb_runner_run(const char *const *scenario_paths, int n_paths,
                                 fprintf(stderr, "[%d/%d] %s %s batch %lld %s ...\n", index,
                                         total, sc->name, mode_name(mode),
                                         (long long)sc->batches[b], st->label);
-                            if ((rc = run_one(&job, limit, index, shared, run, err, err_len)) !=
+                            if ((rc = run_one(&job, limit, index, shared, res, run, err, err_len)) !=
                                 OOMB_OK)
                                 goto done;
                         }

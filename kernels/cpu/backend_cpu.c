@@ -178,7 +178,7 @@ int oomb_cpu_backend_create(struct oomb_kernel_backend **out, char *msg, size_t 
     ctx->cap_marks = OOMB_CPU_FIXED_MARKS;
     read_cpu_name(ctx->name, sizeof ctx->name);
     const char *config = openblas_get_config();
-    snprintf(ctx->runtime, sizeof ctx->runtime, "OpenBLAS %s", config ? config : "(unknown)");
+    snprintf(ctx->runtime, sizeof ctx->runtime, "%s", config ? config : "OpenBLAS (unknown)");
 
     oomb_cpu_ops_init(&b->ops, ctx);
 

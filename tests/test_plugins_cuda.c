@@ -1,0 +1,131 @@
+/*
+ * Every strategy's CUDA run against its CPU run: each scenario under
+ * scenarios/ runs on both backends; outcomes and every memory tag but
+ * workspace (cuBLAS's own workspace is tracked on the GPU) must be equal, the
+ * final losses must agree, and the scenario's own checks must pass on the
+ * GPU too. Without a usable GPU the suite reports itself skipped (exit 77).
+ */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "test_helpers.h"
+
+static int run_on(const char *device, const char *scenario, const char *dir,
+                  struct oomb_results *res, struct oomb_run_summary *sum, char *err, size_t len)
+{
+    static const char *dirs[] = {OOMB_PLUGIN_DIR};
+    char out[PATH_MAX];
+    snprintf(out, sizeof out, "%s/%s", dir, device);
+    struct oomb_run_options o = {0};
+    o.out_dir = out;
+    o.plugin_dirs = dirs;
+    o.n_plugin_dirs = 1;
+    o.device = device;
+    o.quiet = 1;
+    const char *paths[] = {scenario};
+    return oomb_runner_run(paths, 1, &o, res, sum, err, len);
+}
+
+/* FP16 and int8 paths round differently on the two backends. */
+static double loss_tolerance(const char *plugin)
+{
+    if (strcmp(plugin, "fp16") == 0 || strcmp(plugin, "quantize") == 0 ||
+        strcmp(plugin, "distill") == 0 || strcmp(plugin, "prune") == 0)
+        return 1e-2;
+    return 1e-4;
+}
+
+static void compare_scenario(const char *path)
+{
+    char dir[PATH_MAX], err[2048] = "";
+    th_mkdtemp(dir, sizeof dir);
+    struct oomb_results cpu, gpu;
+    struct oomb_run_summary scpu, sgpu;
+    cr_assert_eq(run_on("cpu", path, dir, &cpu, &scpu, err, sizeof err), OOMB_OK, "%s", err);
+    cr_assert_eq(run_on("cuda", path, dir, &gpu, &sgpu, err, sizeof err), OOMB_OK, "%s", err);
+    cr_assert_eq(cpu.n_runs, gpu.n_runs);
+    for (int i = 0; i < cpu.n_runs; i++) {
+        const struct oomb_run_result *c = &cpu.runs[i], *g = &gpu.runs[i];
+        cr_assert_str_eq(c->strategy, g->strategy);
+        cr_expect_eq(c->outcome, g->outcome, "%s %s: cpu %s, cuda %s (%s)", path, c->strategy,
+                     oomb_outcome_name(c->outcome), oomb_outcome_name(g->outcome), g->reason);
+        if (c->outcome != OOMB_OUTCOME_OK || g->outcome != OOMB_OUTCOME_OK)
+            continue;
+        for (int t = 0; t < OOMB_TAG_COUNT; t++) {
+            if (t == OOMB_TAG_WORKSPACE)
+                cr_expect_geq(g->peak_by_tag[t], c->peak_by_tag[t]);
+            else
+                cr_expect_eq(c->peak_by_tag[t], g->peak_by_tag[t], "%s %s tag %s: cpu %llu cuda %llu",
+                             path, c->strategy, oomb_tag_name((enum oomb_tag)t),
+                             (unsigned long long)c->peak_by_tag[t],
+                             (unsigned long long)g->peak_by_tag[t]);
+        }
+        double d = fabs(c->final_loss - g->final_loss) / fabs(c->final_loss);
+        cr_expect(isfinite(g->final_loss) && d <= loss_tolerance(c->plugin),
+                  "%s %s: final loss cpu %.9g cuda %.9g (rel %.3g)", path, c->strategy,
+                  c->final_loss, g->final_loss, d);
+    }
+    cr_expect_eq(sgpu.n_checks_failed, 0, "%s: %d check(s) failed on the GPU", path,
+                 sgpu.n_checks_failed);
+    for (int i = 0; i < gpu.n_checks; i++)
+        cr_expect_neq(gpu.checks[i].status, OOMB_CHECK_FAIL, "%s: %s: %s", path,
+                      gpu.checks[i].expr, gpu.checks[i].message);
+    oomb_results_free(&cpu);
+    oomb_results_free(&gpu);
+    th_rmtree(dir);
+}
+
+Test(plugins_cuda, every_scenario_matches_cpu, .timeout = 900)
+{
+    DIR *d = opendir(OOMB_SOURCE_DIR "/scenarios");
+    cr_assert_not_null(d);
+    struct dirent *de;
+    int n = 0;
+    while ((de = readdir(d))) {
+        size_t len = strlen(de->d_name);
+        if (len < 6 || strcmp(de->d_name + len - 5, ".yaml") != 0)
+            continue;
+        char path[PATH_MAX];
+        snprintf(path, sizeof path, "%s/scenarios/%s", OOMB_SOURCE_DIR, de->d_name);
+        cr_log_info("comparing %s", path);
+        compare_scenario(path);
+        n++;
+    }
+    closedir(d);
+    cr_assert_gt(n, 0);
+}
+
+int main(int argc, char **argv)
+{
+    char dir[] = "/tmp/oombench-cudaprobe.XXXXXX", path[PATH_MAX], err[2048] = "";
+    if (!mkdtemp(dir))
+        return 3;
+    snprintf(path, sizeof path, "%s/p.yaml", dir);
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return 3;
+    fputs("model: {input: 8, classes: 2, layers: [{linear: 2}]}\nbatch: 2\n"
+          "steps: {warmup: 0, measured: 1}\nstrategies: [none]\n", f);
+    fclose(f);
+    struct oomb_results res;
+    struct oomb_run_summary sum;
+    int rc = run_on("cuda", path, dir, &res, &sum, err, sizeof err);
+    oomb_results_free(&res);
+    char cmd[PATH_MAX + 16];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        return 3;
+    if (rc == OOMB_ERR_NOT_USABLE) {
+        printf("SKIPPED: %s\n", err);
+        return 77;
+    }
+    struct criterion_test_set *tests = criterion_initialize();
+    int result = 0;
+    if (criterion_handle_args(argc, argv, true))
+        result = !criterion_run_all_tests(tests);
+    criterion_finalize(tests);
+    return result;
+}
