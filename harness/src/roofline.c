@@ -216,14 +216,10 @@ static int roof_time(struct roof *r, roof_fn fn, void *arg, struct roof_result *
     }
     r->b->timer_reset(r->k);
 
-    res->samples_ns = t;
-    double *sorted = marks == NULL ? NULL : (double *)marks; /* reuse is not possible: sizes */
-    (void)sorted;
     free(marks);
     marks = NULL;
     double *s = malloc((size_t)r->reps * sizeof *s);
     if (!s) {
-        res->samples_ns = NULL;
         oomb_errf(r->err, sizeof r->err, "timing: out of host memory");
         rc = OOMB_ERR_INTERNAL;
         goto fail;
@@ -234,6 +230,7 @@ static int roof_time(struct roof *r, roof_fn fn, void *arg, struct roof_result *
     res->median_ns = n % 2 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]);
     res->min_ns = s[0];
     res->max_ns = s[n - 1];
+    res->samples_ns = t;
     free(s);
     return OOMB_OK;
 
@@ -293,6 +290,7 @@ struct linear_arg {
     enum oomb_dtype dt;
     void *out, *inp, *weight, *dinp, *dout;
     float *bias, *dweight, *dbias;
+    int with_bias; /* forward: allocate and pass a bias, as the harness's layers have */
     int64_t B, C, OC;
 };
 
@@ -414,7 +412,7 @@ static int linear_setup(struct roof *r, struct linear_arg *l, int backward)
         if ((rc = roof_alloc(r, (size_t)(B * OC) * es, "out", &l->out)) != OOMB_OK ||
             (rc = fill_dt(r, l->out, l->dt, B * OC, 1.0f)) != OOMB_OK)
             return rc;
-        if (l->bias) { /* caller asks for a bias by setting a non-NULL marker */
+        if (l->with_bias) {
             void *p;
             if ((rc = roof_alloc(r, (size_t)OC * sizeof(float), "bias", &p)) != OOMB_OK ||
                 (rc = fill_dt(r, p, OOMB_F32, OC, 0.1f)) != OOMB_OK)
@@ -470,9 +468,8 @@ out:
 static int measure_layer(struct roof *r, enum oomb_dtype dt, const int64_t shape[3], int backward)
 {
     int keep = r->n_allocs, rc;
-    static float bias_marker;
     struct linear_arg l = {.dt = dt, .B = shape[0], .C = shape[1], .OC = shape[2],
-                           .bias = backward ? NULL : &bias_marker};
+                           .with_bias = !backward};
     double B = (double)l.B, C = (double)l.C, OC = (double)l.OC, es = (double)dt_size(dt);
     struct roof_result *res =
         new_result(r, "layer", backward ? "linear_backward" : "linear_forward", dt_name(dt));
@@ -1055,7 +1052,15 @@ int main(int argc, char **argv)
         }
         char err[512];
         size_t len = strlen(text);
-        text[len] = '\n'; /* json_dumps leaves room only for the NUL: write without it */
+        char *line = realloc(text, len + 2); /* end the file with a newline */
+        if (!line) {
+            fprintf(stderr, "oombench-roofline: --json: out of host memory\n");
+            status = EXIT_INTERNAL;
+            goto done;
+        }
+        text = line;
+        text[len++] = '\n';
+        text[len] = '\0';
         if ((rc = oomb_write_file_atomic(json_path, text, len, err, sizeof err)) != OOMB_OK) {
             fprintf(stderr, "oombench-roofline: --json: %s\n", err);
             status = EXIT_INTERNAL;

@@ -30,9 +30,14 @@
  *   weights     = 4*Pt (teacher) + 4*Ps (student)
  *   grads       = 4*Ps;  optimizer = 8*Ps (Adam) or 4*Ps (SGD)
  *   other       = 4B (labels)
- *   activations = 4B*f_in (input) + max(teacher forward: 4B*(K + max over teacher layers
- *                 of in_l + out_l, without in_l for the first),
- *                 student: as none's train formula + 4B*K (teacher logits) + 4B (soft losses))
+ *   activations = 4B*f_in (input, kept all step) + the larger of
+ *     teacher forward: 4B * max over teacher layers l of (out_l + in_l), without
+ *                      in_l for the first layer (its input is the kept input);
+ *     student:         4B * (sum_l f_l + K + 1)  (saved activations, probs, losses)
+ *                      + 4B * max(2K + 1  (teacher logits, dlogits, soft losses),
+ *                                 max over linear l of (f_l + in_l), without in_l
+ *                                 for the first linear  (backward transient))
+ * The teacher's logits live from its forward until the soft gradients are in.
  */
 #include <math.h>
 #include <stdint.h>
