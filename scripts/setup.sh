@@ -10,11 +10,14 @@ packages=(
     libcriterion-dev
     gnuplot-nox
     python3
+    libbenchmark-tools python3-scipy
 )
+# libbenchmark-tools and python3-scipy: the compare_cli test reads the Google
+# Benchmark export with compare.py, which needs scipy.
 # Optional extras: install with OOMB_SETUP_EXTRAS=1 (report screenshots, the
-# Fashion-MNIST data set, Google Benchmark's compare.py).
+# Fashion-MNIST data set).
 if [ "${OOMB_SETUP_EXTRAS:-0}" = 1 ]; then
-    packages+=(dataset-fashion-mnist chromium libbenchmark-tools)
+    packages+=(dataset-fashion-mnist chromium)
 fi
 
 missing=()

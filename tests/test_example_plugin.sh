@@ -16,7 +16,8 @@ pc=$(ls -d "$tmp"/prefix/lib*/pkgconfig | head -n1)
 cflags=$(PKG_CONFIG_PATH="$pc" pkg-config --cflags oombench)
 cc -std=c17 -Wall -Wextra -Werror -shared -fPIC $cflags "$src/docs/example-plugin/inplace_infer.c" \
    -o "$tmp/inplace_pc.so"
-"$tmp/prefix/bin/oombench" list --plugin "$tmp/ex/inplace_infer.so" -s /nonexistent | grep -q "inplace_infer"
+"$tmp/prefix/bin/oombench" list --plugin "$tmp/ex/inplace_infer.so" -s /nonexistent >"$tmp/list"
+grep -q "inplace_infer" "$tmp/list"
 "$tmp/prefix/bin/oombench" run --quiet --no-color --out "$tmp/out" \
     --plugin "$tmp/ex/inplace_infer.so" "$src/docs/example-plugin/scenario.yaml" | tee "$tmp/log"
 grep -q "check PASS.*output_rel_err" "$tmp/log"

@@ -102,8 +102,8 @@ Test(quantize, train_keeps_adam_state_in_8_bits, .timeout = 120)
     th_rmtree(dir);
 }
 
-#define SMALL                                                                                    \
-    "model: {input: 32, classes: 4, layers: [{linear: 64}, relu, {linear: 4}]}\n"                \
+#define SMALL                                                                                      \
+    "model: {input: 32, classes: 4, layers: [{linear: 64}, relu, {linear: 4}]}\n"                  \
     "input: {kind: synthetic, seed: 3}\nbatch: 16\nsteps: {warmup: 1, measured: 2}\n"
 
 Test(quantize, sgd_is_not_applicable_in_train, .timeout = 60)

@@ -202,3 +202,35 @@ Test(runner, same_start_for_every_run_and_repeatable_memory)
     oomb_results_free(&res);
     th_rmtree(dir);
 }
+
+Test(runner, checks_run_per_mode_and_fail_the_invocation)
+{
+    char dir[PATH_MAX], path[PATH_MAX], err[2048] = "";
+    th_mkdtemp(dir, sizeof dir);
+    th_write(dir, "c.yaml",
+             "model: {input: 16, classes: 4, layers: [{linear: 32}, relu, {linear: 4}]}\n"
+             "mode: [train, infer]\nbatch: 8\nsteps: {warmup: 0, measured: 2}\n"
+             "strategies: [none, {plugin: none, label: twin}]\n"
+             "checks:\n"
+             "  - \"twin.memory.peak == none.memory.peak\"\n"
+             "  - {expr: \"twin.memory.grads > 0\", mode: train}\n"
+             "  - {expr: \"twin.numerics.output_rel_err <= 0\", mode: infer}\n"
+             "  - {expr: \"twin.memory.grads > 0\", mode: infer}\n",
+             path, sizeof path);
+    struct oomb_results res;
+    struct oomb_run_summary sum;
+    cr_assert_eq(th_run(dir, path, &res, &sum, err, sizeof err), OOMB_OK, "%s", err);
+    cr_assert_eq(res.n_checks, 5, "2 checks in train, 3 in infer");
+    cr_assert_eq(sum.n_checks, 5);
+    cr_assert_eq(sum.n_checks_failed, 1, "no gradients in inference");
+    int failed_infer_grads = 0;
+    for (int i = 0; i < res.n_checks; i++) {
+        const struct oomb_check_record *c = &res.checks[i];
+        if (c->status == OOMB_CHECK_FAIL)
+            failed_infer_grads = c->mode == OOMB_MODE_INFER && strstr(c->expr, "grads") &&
+                                 c->lhs == 0.0 && c->rhs == 0.0;
+    }
+    cr_assert(failed_infer_grads);
+    oomb_results_free(&res);
+    th_rmtree(dir);
+}

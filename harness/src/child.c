@@ -289,7 +289,7 @@ static int h_report_tensor(struct oomb_run *r, const char *name, const float *de
     add_mark(r, MARK_EXCL_BEGIN);
     float *host = malloc((size_t)(n ? n : 1) * sizeof *host);
     float *ref = NULL;
-    char path[PATH_MAX + 40];
+    char path[PATH_MAX + 160];
     ref_path(r, name, path, sizeof path);
     if (!host) {
         rc = OOMB_ERR_OOM;
@@ -359,7 +359,7 @@ static int h_reference_params(struct oomb_run *r, int layer, float *dst)
         total += m->layers[l]->n_params;
     }
     int64_t n = m->layers[layer]->n_params;
-    char path[PATH_MAX + 40];
+    char path[PATH_MAX + 160];
     snprintf(path, sizeof path, "%s.final", r->job->ref_prefix);
     FILE *f = fopen(path, "rb");
     if (!f)
@@ -382,7 +382,7 @@ static int h_reference_params(struct oomb_run *r, int layer, float *dst)
  * model (distillation's teacher). */
 static void save_final_weights(struct oomb_run *r)
 {
-    char src[PATH_MAX + 40], dst[PATH_MAX + 40];
+    char src[PATH_MAX + 160], dst[PATH_MAX + 160];
     ref_path(r, "weights", src, sizeof src);
     snprintf(dst, sizeof dst, "%s.final", r->job->ref_prefix);
     FILE *f = fopen(src, "rb");

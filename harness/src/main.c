@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include "backend.h"
+#include "cmd_report.h"
+#include "cmd_verdict.h"
 #include "loader.h"
 #include "results.h"
 #include "runner.h"
@@ -35,6 +37,10 @@ static void usage_main(FILE *f)
             "commands:\n"
             "  run SCENARIO...   run scenarios, print a table, write a results file\n"
             "  list              show the plugins and scenarios found\n"
+            "  compare RESULTS   verdicts of a results file against the baselines\n"
+            "  baseline save R   store a results file as the baselines\n"
+            "  ab                interleaved A/B runs of two plugin builds\n"
+            "  report RESULTS... charts (gnuplot), index.html and summary.md\n"
             "\n"
             "options:\n"
             "  -h, --help        this help; `oombench <command> --help` for a command\n"
@@ -60,6 +66,10 @@ static void usage_run(FILE *f)
             "  -p, --plugin FILE.so   also load this plugin (repeatable)\n"
             "  -q, --quiet            no progress lines\n"
             "      --no-color         no colours in the table (also NO_COLOR=1)\n"
+            "      --compare          then compare the results with the baselines\n"
+            "                         (exit 1 on a regression; see `oombench compare`)\n"
+            "      --baseline DIR     baseline folder for --compare (default: baselines)\n"
+            "      --report DIR       then write the report of the results into DIR\n"
             "  -h, --help             this help\n"
             "\n"
             "exit status: 0 every run ok (or oom/skipped/not_applicable) and every check\n"
@@ -97,10 +107,13 @@ static int cmd_run(int argc, char **argv)
         {"timeout", required_argument, NULL, 't'}, {"plugin-dir", required_argument, NULL, 'P'},
         {"plugin", required_argument, NULL, 'p'},  {"quiet", no_argument, NULL, 'q'},
         {"no-color", no_argument, NULL, 'C'},      {"help", no_argument, NULL, 'h'},
+        {"compare", no_argument, NULL, 'c'},       {"baseline", required_argument, NULL, 'B'},
+        {"report", required_argument, NULL, 'R'},
         {NULL, 0, NULL, 0}};
     struct oomb_run_options o = {0};
     const char *dirs[MAX_LIST], *files[MAX_LIST];
-    int no_color = 0, c;
+    int no_color = 0, compare = 0, c;
+    const char *baseline_dir = NULL, *report_dir = NULL;
     optind = 1;
     while ((c = getopt_long(argc, argv, "o:d:t:P:p:qh", longopts, NULL)) != -1) {
         switch (c) {
@@ -132,6 +145,9 @@ static int cmd_run(int argc, char **argv)
             break;
         case 'q': o.quiet = 1; break;
         case 'C': no_color = 1; break;
+        case 'c': compare = 1; break;
+        case 'B': baseline_dir = optarg; break;
+        case 'R': report_dir = optarg; break;
         case 'h': usage_run(stdout); return EXIT_FINE;
         default: usage_run(stderr); return EXIT_USAGE;
         }
@@ -170,7 +186,18 @@ static int cmd_run(int argc, char **argv)
     printf("\n%d run(s): %d failed, %d oom; %d check(s): %d failed\nresults: %s\n", sum.n_runs,
            sum.n_failed, sum.n_oom, sum.n_checks, sum.n_checks_failed, sum.results_path);
     oomb_results_free(&res);
-    return sum.n_failed || sum.n_checks_failed ? EXIT_FAILED : EXIT_FINE;
+    int exit_rc = sum.n_failed || sum.n_checks_failed ? EXIT_FAILED : EXIT_FINE;
+    if (compare) {
+        int vrc = oomb_compare_after_run(sum.results_path, baseline_dir, want_color(no_color));
+        if (vrc > exit_rc)
+            exit_rc = vrc;
+    }
+    if (report_dir) {
+        int rrc = oomb_report_after_run(sum.results_path, report_dir, o.quiet);
+        if (rrc > exit_rc)
+            exit_rc = rrc;
+    }
+    return exit_rc;
 }
 
 static const char *modes_text(uint32_t m)
@@ -324,6 +351,14 @@ int main(int argc, char **argv)
         return cmd_run(argc - 1, argv + 1);
     if (strcmp(cmd, "list") == 0)
         return cmd_list(argc - 1, argv + 1);
+    if (strcmp(cmd, "compare") == 0)
+        return oomb_cmd_compare(argc - 1, argv + 1);
+    if (strcmp(cmd, "baseline") == 0)
+        return oomb_cmd_baseline(argc - 1, argv + 1);
+    if (strcmp(cmd, "ab") == 0)
+        return oomb_cmd_ab(argc - 1, argv + 1);
+    if (strcmp(cmd, "report") == 0)
+        return oomb_cmd_report(argc - 1, argv + 1);
     fprintf(stderr, "oombench: unknown command '%s'\n", cmd);
     usage_main(stderr);
     return EXIT_USAGE;

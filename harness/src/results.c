@@ -347,6 +347,7 @@ static json_t *run_to_json(struct jw *w, const struct oomb_run_result *run, int 
     put(w, mem, "peak_by_tag", bytag);
     put(w, mem, "host_peak_rss_bytes",
         jbytes(w, run->host_peak_rss_bytes, "memory.host_peak_rss_bytes", idx));
+    put(w, mem, "budget_bytes", jbytes(w, run->budget_bytes, "memory.budget_bytes", idx));
     if (run->outcome == OOMB_OUTCOME_OOM) {
         json_t *oom = json_object();
         put(w, oom, "request_bytes",
@@ -900,6 +901,7 @@ static void rd_run(struct jr *rd, json_t *o, struct oomb_run_result *run, const 
     if (mem) {
         run->peak_bytes = rd_bytes(rd, mem, sub, "peak_bytes");
         run->host_peak_rss_bytes = rd_bytes(rd, mem, sub, "host_peak_rss_bytes");
+        run->budget_bytes = rd_bytes(rd, mem, sub, "budget_bytes");
         json_t *bytag = rd_obj(rd, mem, sub, "peak_by_tag");
         if (bytag) {
             char sub2[112];

@@ -104,6 +104,8 @@ struct oomb_run_result {
 
     struct oomb_event *events; /* first measured step's timeline */
     int n_events;
+
+    uint64_t budget_bytes; /* the scenario's memory budget; 0: unlimited */
 };
 
 /* A scenario check evaluated on one scenario x mode x batch group. */

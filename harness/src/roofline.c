@@ -45,11 +45,11 @@ enum { EXIT_OK = 0, EXIT_USAGE = 2, EXIT_INTERNAL = 3 };
 
 /* Buffer sizes of the peak and element-wise measurements. */
 struct roof_sizes {
-    size_t copy_bytes;   /* copy peak: bytes of one buffer */
-    int64_t gemm_n;      /* GEMM peak: M = N = K */
-    int64_t ew_small;    /* element-wise, a layer's activation: B*1024 for B = 256 */
-    int64_t ew_big;      /* element-wise, a big buffer */
-    int64_t adam_n;      /* Adam: parameters */
+    size_t copy_bytes; /* copy peak: bytes of one buffer */
+    int64_t gemm_n;    /* GEMM peak: M = N = K */
+    int64_t ew_small;  /* element-wise, a layer's activation: B*1024 for B = 256 */
+    int64_t ew_big;    /* element-wise, a big buffer */
+    int64_t adam_n;    /* Adam: parameters */
 };
 
 /* One measured row of the table. `peak` is the reference it is compared with
@@ -58,18 +58,18 @@ struct roof_sizes {
  * or written once) and `roof` the roofline bound min(peak, flops/bytes * bw). */
 struct roof_result {
     char name[40];
-    char group[16];      /* "peak", "layer", "elementwise" */
-    const char *dtype;   /* "f32", "f16", "bytes" */
-    char shape[48];      /* text for the table */
-    int64_t dims[3];     /* B, C, OC for GEMMs; n (elements or bytes) in dims[0] */
+    char group[16];    /* "peak", "layer", "elementwise" */
+    const char *dtype; /* "f32", "f16", "bytes" */
+    char shape[48];    /* text for the table */
+    int64_t dims[3];   /* B, C, OC for GEMMs; n (elements or bytes) in dims[0] */
     int n_dims;
-    int compute;         /* 1: achieved in TFLOP/s; 0: achieved in GB/s */
+    int compute; /* 1: achieved in TFLOP/s; 0: achieved in GB/s */
     double bytes_read, bytes_written;
     double flops;
-    char counting[96];   /* how bytes or flops were counted, as a formula */
+    char counting[96]; /* how bytes or flops were counted, as a formula */
     double median_ns, min_ns, max_ns;
-    double *samples_ns;  /* reps values, owned by the result */
-    double achieved;     /* TFLOP/s or GB/s; 0 when time was not measurable */
+    double *samples_ns; /* reps values, owned by the result */
+    double achieved;    /* TFLOP/s or GB/s; 0 when time was not measurable */
     double peak, ratio;
     double roof, ratio_roof; /* compute rows only */
 };
@@ -94,8 +94,14 @@ struct roof {
 
 /* ------------------------------------------------------------ helpers ---- */
 
-static const char *dt_name(enum oomb_dtype dt) { return dt == OOMB_F16 ? "f16" : "f32"; }
-static size_t dt_size(enum oomb_dtype dt) { return dt == OOMB_F16 ? 2 : 4; }
+static const char *dt_name(enum oomb_dtype dt)
+{
+    return dt == OOMB_F16 ? "f16" : "f32";
+}
+static size_t dt_size(enum oomb_dtype dt)
+{
+    return dt == OOMB_F16 ? 2 : 4;
+}
 
 /* Records the failing op's message; returns rc. */
 static int op_fail(struct roof *r, int rc, const char *what)
@@ -297,8 +303,8 @@ struct linear_arg {
 static int run_linear_forward(struct roof *r, void *a)
 {
     struct linear_arg *l = a;
-    int rc = r->ops->linear_forward(r->k, l->dt, l->out, l->inp, l->weight, l->bias, l->B, l->C,
-                                    l->OC);
+    int rc =
+        r->ops->linear_forward(r->k, l->dt, l->out, l->inp, l->weight, l->bias, l->B, l->C, l->OC);
     return rc == OOMB_OK ? OOMB_OK : op_fail(r, rc, "linear_forward");
 }
 
@@ -314,10 +320,10 @@ enum ew_kind { EW_RELU, EW_GELU, EW_CAST, EW_ADAM };
 
 struct ew_arg {
     enum ew_kind kind;
-    void *out, *inp;           /* relu, gelu, cast (out F16 for cast) */
+    void *out, *inp;             /* relu, gelu, cast (out F16 for cast) */
     float *param, *grad, *m, *v; /* adam */
     int64_t n;
-    int64_t t;                 /* adam step, 1-based */
+    int64_t t; /* adam step, 1-based */
 };
 
 static int run_ew(struct roof *r, void *a)
@@ -468,8 +474,8 @@ out:
 static int measure_layer(struct roof *r, enum oomb_dtype dt, const int64_t shape[3], int backward)
 {
     int keep = r->n_allocs, rc;
-    struct linear_arg l = {.dt = dt, .B = shape[0], .C = shape[1], .OC = shape[2],
-                           .with_bias = !backward};
+    struct linear_arg l = {
+        .dt = dt, .B = shape[0], .C = shape[1], .OC = shape[2], .with_bias = !backward};
     double B = (double)l.B, C = (double)l.C, OC = (double)l.OC, es = (double)dt_size(dt);
     struct roof_result *res =
         new_result(r, "layer", backward ? "linear_backward" : "linear_forward", dt_name(dt));
@@ -477,8 +483,7 @@ static int measure_layer(struct roof *r, enum oomb_dtype dt, const int64_t shape
         return OOMB_ERR_INTERNAL;
     if ((rc = linear_setup(r, &l, backward)) != OOMB_OK)
         goto out;
-    snprintf(res->shape, sizeof res->shape, "B=%" PRId64 " %" PRId64 "->%" PRId64, l.B, l.C,
-             l.OC);
+    snprintf(res->shape, sizeof res->shape, "B=%" PRId64 " %" PRId64 "->%" PRId64, l.B, l.C, l.OC);
     res->dims[0] = l.B;
     res->dims[1] = l.C;
     res->dims[2] = l.OC;
@@ -657,7 +662,10 @@ static void print_table(const struct roof *r, const char *device_arg)
 }
 
 /* json_real refuses NaN and infinities; they become null (and fail the test). */
-static json_t *jnum(double v) { return isfinite(v) ? json_real(v) : json_null(); }
+static json_t *jnum(double v)
+{
+    return isfinite(v) ? json_real(v) : json_null();
+}
 
 static int set_new(json_t *o, const char *key, json_t *v)
 {
@@ -699,9 +707,10 @@ static json_t *build_json(const struct roof *r, const struct roof_sizes *sz, int
         bad |= set_new(cfg, "warmup", json_integer(OOMB_ROOF_WARMUP));
         bad |= set_new(cfg, "quick", json_boolean(quick));
         bad |= set_new(cfg, "statistic", json_string("median"));
-        bad |= set_new(cfg, "timer", json_string(strcmp(r->ops->backend_name, "cuda") == 0
-                                                     ? "cuda events"
-                                                     : "clock_gettime(CLOCK_MONOTONIC)"));
+        bad |= set_new(cfg, "timer",
+                       json_string(strcmp(r->ops->backend_name, "cuda") == 0
+                                       ? "cuda events"
+                                       : "clock_gettime(CLOCK_MONOTONIC)"));
         bad |= set_new(cfg, "copy_bytes", json_integer((json_int_t)sz->copy_bytes));
         bad |= set_new(cfg, "gemm_n", json_integer(sz->gemm_n));
         bad |= set_new(cfg, "elementwise_small_n", json_integer(sz->ew_small));
@@ -794,21 +803,20 @@ static json_t *build_json(const struct roof *r, const struct roof_sizes *sz, int
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: oombench-roofline [options]\n"
-            "\n"
-            "Measures the device's copy bandwidth and GEMM peaks, then the harness's\n"
-            "linear layers and element-wise kernels against them.\n"
-            "\n"
-            "  -d, --device DEV     cpu (default), cuda or cuda:N\n"
-            "  -j, --json FILE      also write the results as JSON to FILE\n"
-            "  -s, --shapes LIST    linear layers as B,C,OC;B,C,OC;...\n"
-            "                       (default: B 64 and 256 x 784->1024, 1024->1024, 1024->10)\n"
-            "  -r, --reps N         timed repetitions per kernel, median reported (default 20)\n"
-            "  -q, --quick          small peak and element-wise buffers (smoke tests)\n"
-            "  -h, --help           this text\n"
-            "\n"
-            "exit: 0 ok, 2 usage error or no such device, 3 internal error\n");
+    fprintf(f, "usage: oombench-roofline [options]\n"
+               "\n"
+               "Measures the device's copy bandwidth and GEMM peaks, then the harness's\n"
+               "linear layers and element-wise kernels against them.\n"
+               "\n"
+               "  -d, --device DEV     cpu (default), cuda or cuda:N\n"
+               "  -j, --json FILE      also write the results as JSON to FILE\n"
+               "  -s, --shapes LIST    linear layers as B,C,OC;B,C,OC;...\n"
+               "                       (default: B 64 and 256 x 784->1024, 1024->1024, 1024->10)\n"
+               "  -r, --reps N         timed repetitions per kernel, median reported (default 20)\n"
+               "  -q, --quick          small peak and element-wise buffers (smoke tests)\n"
+               "  -h, --help           this text\n"
+               "\n"
+               "exit: 0 ok, 2 usage error or no such device, 3 internal error\n");
 }
 
 static int parse_i64(const char *s, int64_t lo, int64_t hi, int64_t *out)
@@ -843,6 +851,8 @@ static int parse_shapes(const char *arg, int64_t (*shapes)[3], int *n_shapes)
                     OOMB_ROOF_MAX_SHAPES);
             return -1;
         }
+        char orig[sizeof buf];
+        snprintf(orig, sizeof orig, "%s", tok);
         char *save2 = NULL, *f[3] = {0};
         int nf = 0;
         for (char *p = strtok_r(tok, ",", &save2); p; p = strtok_r(NULL, ",", &save2))
@@ -851,16 +861,16 @@ static int parse_shapes(const char *arg, int64_t (*shapes)[3], int *n_shapes)
             else
                 nf = 4;
         int64_t v[3];
-        if (nf != 3 || parse_i64(f[0], 1, 1 << 20, &v[0]) ||
-            parse_i64(f[1], 1, 1 << 20, &v[1]) || parse_i64(f[2], 1, 1 << 20, &v[2])) {
+        if (nf != 3 || parse_i64(f[0], 1, 1 << 20, &v[0]) || parse_i64(f[1], 1, 1 << 20, &v[1]) ||
+            parse_i64(f[2], 1, 1 << 20, &v[2])) {
             fprintf(stderr,
                     "oombench-roofline: --shapes: '%s' is not B,C,OC (three positive integers)\n",
-                    tok);
+                    orig);
             return -1;
         }
         /* Keep every buffer below 2^31 elements. */
         if (v[0] * v[1] > INT32_MAX || v[1] * v[2] > INT32_MAX || v[0] * v[2] > INT32_MAX) {
-            fprintf(stderr, "oombench-roofline: --shapes: '%s' is too large\n", tok);
+            fprintf(stderr, "oombench-roofline: --shapes: '%s' is too large\n", orig);
             return -1;
         }
         memcpy(shapes[n++], v, sizeof v);
@@ -870,6 +880,29 @@ static int parse_shapes(const char *arg, int64_t (*shapes)[3], int *n_shapes)
         return -1;
     }
     *n_shapes = n;
+    return 0;
+}
+
+/* Refuses, before a run of a minute, a --json path whose folder cannot be written. */
+static int json_dir_check(const char *path)
+{
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    if (!*path || (slash && slash[1] == '\0')) {
+        fprintf(stderr, "oombench-roofline: --json: '%s' is not a file name\n", path);
+        return -1;
+    }
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == path)
+        snprintf(dir, sizeof dir, "/");
+    else
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    if (access(dir, W_OK | X_OK) != 0) {
+        fprintf(stderr, "oombench-roofline: --json: cannot write in '%s': %s\n", dir,
+                strerror(errno));
+        return -1;
+    }
     return 0;
 }
 
@@ -917,21 +950,27 @@ int main(int argc, char **argv)
     int64_t reps = 20;
     int quick = 0;
     int64_t shapes[OOMB_ROOF_MAX_SHAPES][3] = {
-        {64, 784, 1024}, {64, 1024, 1024}, {64, 1024, 10},
+        {64, 784, 1024},  {64, 1024, 1024},  {64, 1024, 10},
         {256, 784, 1024}, {256, 1024, 1024}, {256, 1024, 10},
     };
     int n_shapes = 6;
 
-    static const struct option longopts[] = {
-        {"device", required_argument, NULL, 'd'}, {"json", required_argument, NULL, 'j'},
-        {"shapes", required_argument, NULL, 's'}, {"reps", required_argument, NULL, 'r'},
-        {"quick", no_argument, NULL, 'q'},        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {{"device", required_argument, NULL, 'd'},
+                                             {"json", required_argument, NULL, 'j'},
+                                             {"shapes", required_argument, NULL, 's'},
+                                             {"reps", required_argument, NULL, 'r'},
+                                             {"quick", no_argument, NULL, 'q'},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {NULL, 0, NULL, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "d:j:s:r:qh", longopts, NULL)) != -1) {
         switch (c) {
-        case 'd': device = optarg; break;
-        case 'j': json_path = optarg; break;
+        case 'd':
+            device = optarg;
+            break;
+        case 'j':
+            json_path = optarg;
+            break;
         case 's':
             if (parse_shapes(optarg, shapes, &n_shapes) != 0)
                 return EXIT_USAGE;
@@ -943,9 +982,15 @@ int main(int argc, char **argv)
                 return EXIT_USAGE;
             }
             break;
-        case 'q': quick = 1; break;
-        case 'h': usage(stdout); return EXIT_OK;
-        default: usage(stderr); return EXIT_USAGE;
+        case 'q':
+            quick = 1;
+            break;
+        case 'h':
+            usage(stdout);
+            return EXIT_OK;
+        default:
+            usage(stderr);
+            return EXIT_USAGE;
         }
     }
     if (optind < argc) {
@@ -954,14 +999,16 @@ int main(int argc, char **argv)
         return EXIT_USAGE;
     }
 
+    if (json_path && json_dir_check(json_path) != 0)
+        return EXIT_USAGE;
+
     int cuda = 0;
     int64_t ordinal = 0;
     if (strcmp(device, "cpu") == 0) {
         cuda = 0;
     } else if (strcmp(device, "cuda") == 0) {
         cuda = 1;
-    } else if (strncmp(device, "cuda:", 5) == 0 &&
-               parse_i64(device + 5, 0, 1024, &ordinal) == 0) {
+    } else if (strncmp(device, "cuda:", 5) == 0 && parse_i64(device + 5, 0, 1024, &ordinal) == 0) {
         cuda = 1;
     } else {
         fprintf(stderr, "oombench-roofline: --device: '%s' is not cpu, cuda or cuda:N\n", device);
@@ -975,7 +1022,7 @@ int main(int argc, char **argv)
     if (cuda) {
         int count = oomb_cuda_device_count(msg, sizeof msg);
         if (count <= 0) {
-            fprintf(stderr, "oombench-roofline: no CUDA device: %s\n",
+            fprintf(stderr, "oombench-roofline: --device %s: no CUDA device here (%s)\n", device,
                     *msg ? msg : "none found");
             return EXIT_USAGE;
         }
@@ -1012,14 +1059,23 @@ int main(int argc, char **argv)
 
     struct roof_sizes sz;
     if (quick)
-        sz = (struct roof_sizes){.copy_bytes = 8 * MIB, .gemm_n = 256, .ew_small = 256 * 1024,
-                                 .ew_big = 1 << 20, .adam_n = 1 << 18};
+        sz = (struct roof_sizes){.copy_bytes = 8 * MIB,
+                                 .gemm_n = 256,
+                                 .ew_small = 256 * 1024,
+                                 .ew_big = 1 << 20,
+                                 .adam_n = 1 << 18};
     else if (cuda)
-        sz = (struct roof_sizes){.copy_bytes = 256 * MIB, .gemm_n = 8192,
-                                 .ew_small = 256 * 1024, .ew_big = 64 << 20, .adam_n = 4 << 20};
+        sz = (struct roof_sizes){.copy_bytes = 256 * MIB,
+                                 .gemm_n = 8192,
+                                 .ew_small = 256 * 1024,
+                                 .ew_big = 64 << 20,
+                                 .adam_n = 4 << 20};
     else
-        sz = (struct roof_sizes){.copy_bytes = 64 * MIB, .gemm_n = 1024, .ew_small = 256 * 1024,
-                                 .ew_big = 64 << 20, .adam_n = 4 << 20};
+        sz = (struct roof_sizes){.copy_bytes = 64 * MIB,
+                                 .gemm_n = 1024,
+                                 .ew_small = 256 * 1024,
+                                 .ew_big = 64 << 20,
+                                 .adam_n = 4 << 20};
 
     struct roof *r = calloc(1, sizeof *r);
     int status = EXIT_OK;
@@ -1035,7 +1091,7 @@ int main(int argc, char **argv)
     r->k = b->ops.ctx;
     r->reps = (int)reps;
 
-    if ((rc = run_all(r, &sz, (const int64_t (*)[3])shapes, n_shapes)) != OOMB_OK) {
+    if ((rc = run_all(r, &sz, (const int64_t(*)[3])shapes, n_shapes)) != OOMB_OK) {
         fprintf(stderr, "oombench-roofline: %s\n", r->err);
         status = EXIT_INTERNAL;
         goto done;
@@ -1043,7 +1099,7 @@ int main(int argc, char **argv)
     print_table(r, device);
 
     if (json_path) {
-        root = build_json(r, &sz, quick, (const int64_t (*)[3])shapes, n_shapes);
+        root = build_json(r, &sz, quick, (const int64_t(*)[3])shapes, n_shapes);
         text = root ? json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
         if (!text) {
             fprintf(stderr, "oombench-roofline: building the JSON failed (out of memory)\n");

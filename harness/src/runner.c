@@ -625,6 +625,8 @@ static int group_checks(struct oomb_results *res, const struct oomb_scenario *sc
 {
     int failed = 0;
     for (int i = 0; i < sc->n_checks; i++) {
+        if (sc->checks[i].modes && !(sc->checks[i].modes & mode))
+            continue; /* a check for the other mode */
         struct oomb_check_record *v =
             realloc(res->checks, (size_t)(res->n_checks + 1) * sizeof *v);
         if (!v)
@@ -832,6 +834,7 @@ int oomb_runner_run(const char *const *scenario_paths, int n_paths,
                         run->mode = mode;
                         run->backend = sc->backend;
                         run->batch = sc->batches[b];
+                        run->budget_bytes = sc->budget_bytes;
                         index++;
                         if (!(pl->desc.modes & mode)) {
                             run->outcome = OOMB_OUTCOME_NOT_APPLICABLE;
@@ -892,11 +895,11 @@ int oomb_runner_run(const char *const *scenario_paths, int n_paths,
                     rc = OOMB_ERR_INTERNAL;
                     goto done;
                 }
-                sum->n_checks += sc->n_checks;
                 sum->n_checks_failed += f;
             }
         }
     }
+    sum->n_checks = res->n_checks;
     for (int i = 0; i < res->n_runs; i++) {
         enum oomb_outcome o = res->runs[i].outcome;
         sum->n_runs++;

@@ -66,7 +66,7 @@ struct oomb_job {
     int device;
     int64_t batch;
     const char *tmpdir;
-    char ref_prefix[PATH_MAX]; /* tmpdir/ref-<scenario>-<mode>-<batch> */
+    char ref_prefix[PATH_MAX + 96]; /* tmpdir/ref-<scenario>-<mode>-<batch> */
     int is_reference;          /* this is the `none` run: write reference tensors */
 };
 

@@ -1036,9 +1036,30 @@ static int read_checks(struct ctx *c, yaml_node_t *n)
         return err_oom(c);
     for (int i = 0; i < count; i++) {
         yaml_node_t *item = node(c, n->data.sequence.items.start[i]);
+        uint32_t modes = 0;
+        if (item->type == YAML_MAPPING_NODE) {
+            /* {expr: "...", mode: infer}: a check for one mode only */
+            struct field f[] = {{.name = "expr"}, {.name = "mode"}};
+            if (read_map(c, item, "checks", f, 2) != OOMB_OK)
+                return c->status;
+            if (f[0].val == NULL)
+                return err_at(c, item, "checks", "missing required key 'expr' in a check");
+            if (f[1].val != NULL) {
+                const char *m = is_scalar(f[1].val) ? text(f[1].val) : "";
+                if (strcmp(m, "train") == 0)
+                    modes = OOMB_MODE_TRAIN;
+                else if (strcmp(m, "infer") == 0)
+                    modes = OOMB_MODE_INFER;
+                else
+                    return err_at(c, f[1].val, "checks.mode",
+                                  "expected train or infer, got '%s'", m);
+            }
+            item = f[0].val;
+        }
         if (!is_scalar(item))
             return err_type(c, item, "checks",
-                            "an expression such as 'a.memory.peak <= b.memory.peak'");
+                            "an expression such as 'a.memory.peak <= b.memory.peak', or "
+                            "{expr: ..., mode: train|infer}");
         struct oomb_check *chk = NULL;
         char msg[256];
         int rc = oomb_check_parse(text(item), &chk, msg, sizeof msg);
@@ -1076,6 +1097,7 @@ static int read_checks(struct ctx *c, yaml_node_t *n)
         if (dup_str(c, text(item), &sc->checks[i].expr) != OOMB_OK)
             return c->status;
         sc->checks[i].loc = loc_of(c, item);
+        sc->checks[i].modes = modes;
         sc->n_checks = i + 1;
     }
     return OOMB_OK;
@@ -1085,7 +1107,7 @@ static int read_checks(struct ctx *c, yaml_node_t *n)
 
 static int read_name(struct ctx *c, yaml_node_t *n)
 {
-    const char *s;
+    const char *s = NULL;
     if (get_str(c, n, "name", &s) != OOMB_OK)
         return c->status;
     if (s[0] == '\0')

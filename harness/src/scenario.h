@@ -39,6 +39,7 @@ struct oomb_strategy_spec {
 struct oomb_check_spec {
     char *expr;
     struct oomb_src_loc loc;
+    uint32_t modes; /* OOMB_MODE_* bits it applies to; 0: every mode */
 };
 
 enum oomb_input_kind { OOMB_INPUT_SYNTHETIC = 0, OOMB_INPUT_FASHION_MNIST = 1 };

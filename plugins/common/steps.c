@@ -16,8 +16,8 @@ int oomb_step_op_error(const struct oomb_host *h, int rc, const char *what, char
     return rc;
 }
 
-int oomb_step_activation(const struct oomb_host *h, int l, float *out, const float *in,
-                         int64_t n, char *msg, size_t msg_len)
+int oomb_step_activation(const struct oomb_host *h, int l, float *out, const float *in, int64_t n,
+                         char *msg, size_t msg_len)
 {
     const struct oomb_ops *o = h->ops;
     enum oomb_layer_kind kind = h->info->model->layers[l]->kind;
@@ -35,8 +35,8 @@ int oomb_step_activation(const struct oomb_host *h, int l, float *out, const flo
     return oomb_step_op_error(h, rc, what, msg, msg_len);
 }
 
-int oomb_step_train(struct oomb_net *n, int64_t step, oomb_update_fn update, void *user,
-                    char *msg, size_t msg_len)
+int oomb_step_train(struct oomb_net *n, int64_t step, oomb_update_fn update, void *user, char *msg,
+                    size_t msg_len)
 {
     const struct oomb_host *h = n->h;
     const struct oomb_model *m = n->model;
@@ -52,10 +52,10 @@ int oomb_step_train(struct oomb_net *n, int64_t step, oomb_update_fn update, voi
     }
 
     h->phase(h->run, OOMB_PHASE_OTHER);
-    if ((rc = oomb_net_alloc(h, (size_t)(B * m->input_features) * 4, OOMB_TAG_ACTIVATIONS,
-                             "input", (void **)&x, msg, msg_len)) ||
-        (rc = oomb_net_alloc(h, (size_t)B * 4, OOMB_TAG_OTHER, "labels", (void **)&y, msg,
-                             msg_len)))
+    if ((rc = oomb_net_alloc(h, (size_t)(B * m->input_features) * 4, OOMB_TAG_ACTIVATIONS, "input",
+                             (void **)&x, msg, msg_len)) ||
+        (rc =
+             oomb_net_alloc(h, (size_t)B * 4, OOMB_TAG_OTHER, "labels", (void **)&y, msg, msg_len)))
         goto done;
     if ((rc = h->load_batch(h->run, step, 0, B, x, y))) {
         oomb_msg(msg, msg_len, "load_batch failed");
@@ -73,14 +73,14 @@ int oomb_step_train(struct oomb_net *n, int64_t step, oomb_update_fn update, voi
             goto done;
         in = acts[l];
     }
-    if ((rc = oomb_net_alloc(h, (size_t)(B * K) * 4, OOMB_TAG_ACTIVATIONS, "probs",
-                             (void **)&probs, msg, msg_len)) ||
+    if ((rc = oomb_net_alloc(h, (size_t)(B * K) * 4, OOMB_TAG_ACTIVATIONS, "probs", (void **)&probs,
+                             msg, msg_len)) ||
         (rc = oomb_net_alloc(h, (size_t)B * 4, OOMB_TAG_ACTIVATIONS, "losses", (void **)&losses,
                              msg, msg_len)))
         goto done;
-    if ((rc = oomb_net_op_error(n, n->ops->softmax_xent_forward(n->k, losses, probs, acts[L - 1],
-                                                                y, B, K),
-                                "softmax_xent_forward", msg, msg_len)))
+    if ((rc = oomb_net_op_error(
+             n, n->ops->softmax_xent_forward(n->k, losses, probs, acts[L - 1], y, B, K),
+             "softmax_xent_forward", msg, msg_len)))
         goto done;
     int64_t correct = 0;
     if ((rc = oomb_net_op_error(n, n->ops->count_correct(n->k, acts[L - 1], y, B, K, &correct),
@@ -98,9 +98,9 @@ int oomb_step_train(struct oomb_net *n, int64_t step, oomb_update_fn update, voi
     if ((rc = oomb_net_alloc(h, (size_t)(B * K) * 4, OOMB_TAG_ACTIVATIONS, "dlogits",
                              (void **)&dcur, msg, msg_len)))
         goto done;
-    if ((rc = oomb_net_op_error(n, n->ops->softmax_xent_backward(n->k, dcur, probs, y, B, K,
-                                                                 1.0f / (float)B),
-                                "softmax_xent_backward", msg, msg_len)))
+    if ((rc = oomb_net_op_error(
+             n, n->ops->softmax_xent_backward(n->k, dcur, probs, y, B, K, 1.0f / (float)B),
+             "softmax_xent_backward", msg, msg_len)))
         goto done;
     for (int l = L - 1; l >= 0; l--) {
         const float *lin = l > 0 ? acts[l - 1] : x;
@@ -109,8 +109,8 @@ int oomb_step_train(struct oomb_net *n, int64_t step, oomb_update_fn update, voi
             din = dcur; /* in place */
         } else if (l > 0) {
             size_t bytes = (size_t)(B * m->layers[l]->in_features) * 4;
-            if ((rc = oomb_net_alloc(h, bytes, OOMB_TAG_ACTIVATIONS, "dinput", (void **)&din,
-                                     msg, msg_len)))
+            if ((rc = oomb_net_alloc(h, bytes, OOMB_TAG_ACTIVATIONS, "dinput", (void **)&din, msg,
+                                     msg_len)))
                 goto done;
         }
         if ((rc = oomb_net_backward(n, l, din, dcur, lin, B, msg, msg_len))) {
@@ -155,10 +155,10 @@ int oomb_step_infer(const struct oomb_host *h, int64_t step, oomb_linear_fn line
     int rc;
 
     h->phase(h->run, OOMB_PHASE_OTHER);
-    if ((rc = oomb_net_alloc(h, (size_t)(B * m->input_features) * 4, OOMB_TAG_ACTIVATIONS,
-                             "input", (void **)&cur, msg, msg_len)) ||
-        (rc = oomb_net_alloc(h, (size_t)B * 4, OOMB_TAG_OTHER, "labels", (void **)&y, msg,
-                             msg_len)))
+    if ((rc = oomb_net_alloc(h, (size_t)(B * m->input_features) * 4, OOMB_TAG_ACTIVATIONS, "input",
+                             (void **)&cur, msg, msg_len)) ||
+        (rc =
+             oomb_net_alloc(h, (size_t)B * 4, OOMB_TAG_OTHER, "labels", (void **)&y, msg, msg_len)))
         goto done;
     if ((rc = h->load_batch(h->run, step, 0, B, cur, y))) {
         oomb_msg(msg, msg_len, "load_batch failed");
@@ -169,8 +169,8 @@ int oomb_step_infer(const struct oomb_host *h, int64_t step, oomb_linear_fn line
         const struct oomb_layer *Ly = m->layers[l];
         float *out;
         size_t bytes = (size_t)(B * Ly->out_features) * 4;
-        if ((rc = oomb_net_alloc(h, bytes, OOMB_TAG_ACTIVATIONS, "activation", (void **)&out,
-                                 msg, msg_len)))
+        if ((rc = oomb_net_alloc(h, bytes, OOMB_TAG_ACTIVATIONS, "activation", (void **)&out, msg,
+                                 msg_len)))
             goto done;
         if (Ly->kind == OOMB_LAYER_LINEAR)
             rc = linear(user, l, out, cur, B, msg, msg_len);
@@ -181,8 +181,8 @@ int oomb_step_infer(const struct oomb_host *h, int64_t step, oomb_linear_fn line
         if (rc)
             goto done;
     }
-    if ((rc = oomb_net_alloc(h, (size_t)(B * K) * 4, OOMB_TAG_ACTIVATIONS, "probs",
-                             (void **)&probs, msg, msg_len)) ||
+    if ((rc = oomb_net_alloc(h, (size_t)(B * K) * 4, OOMB_TAG_ACTIVATIONS, "probs", (void **)&probs,
+                             msg, msg_len)) ||
         (rc = oomb_net_alloc(h, (size_t)B * 4, OOMB_TAG_ACTIVATIONS, "losses", (void **)&losses,
                              msg, msg_len)))
         goto done;

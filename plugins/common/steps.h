@@ -21,13 +21,13 @@ typedef int (*oomb_update_fn)(void *user, int64_t step, char *msg, size_t msg_le
  * `update` (NULL: oomb_net_update). Reports loss, accuracy, "grads0" at step
  * 0 and "weights" after the update.
  */
-int oomb_step_train(struct oomb_net *n, int64_t step, oomb_update_fn update, void *user,
-                    char *msg, size_t msg_len);
+int oomb_step_train(struct oomb_net *n, int64_t step, oomb_update_fn update, void *user, char *msg,
+                    size_t msg_len);
 
 /* Linear layer l of the model: out (B, out_l) from in (B, in_l), F32 device
  * arrays. Whatever it allocates it frees before returning. */
-typedef int (*oomb_linear_fn)(void *user, int l, float *out, const float *in, int64_t B,
-                              char *msg, size_t msg_len);
+typedef int (*oomb_linear_fn)(void *user, int l, float *out, const float *in, int64_t B, char *msg,
+                              size_t msg_len);
 
 /*
  * One inference step of the whole batch of `step`, as the `none` strategy
@@ -39,8 +39,8 @@ int oomb_step_infer(const struct oomb_host *h, int64_t step, oomb_linear_fn line
                     char *msg, size_t msg_len);
 
 /* out = activation layer l applied to in (n elements, F32); out may equal in. */
-int oomb_step_activation(const struct oomb_host *h, int l, float *out, const float *in,
-                         int64_t n, char *msg, size_t msg_len);
+int oomb_step_activation(const struct oomb_host *h, int l, float *out, const float *in, int64_t n,
+                         char *msg, size_t msg_len);
 
 /* Formats a failed op's message like oomb_net_op_error, without a net. */
 int oomb_step_op_error(const struct oomb_host *h, int rc, const char *what, char *msg,

@@ -149,9 +149,9 @@ static int init_student(struct distill_state *s, char *msg, size_t msg_len)
         for (int64_t i = 0; i < L->n_params; i++)
             host[n->offset[l] + i] = bound * uniform_pm1(&rng);
     }
-    int rc = oomb_net_op_error(n, n->ops->to_device(n->k, n->params, host,
-                                                    (size_t)n->total_params * sizeof *host),
-                               "student init", msg, msg_len);
+    int rc = oomb_net_op_error(
+        n, n->ops->to_device(n->k, n->params, host, (size_t)n->total_params * sizeof *host),
+        "student init", msg, msg_len);
     free(host);
     return rc;
 }
@@ -224,9 +224,9 @@ static int distill_create(const struct oomb_host *h, void **state, char *msg, si
     int rc;
     if ((rc = oomb_net_init(&s->teacher, h, h->info->model, OOMB_NET_NO_INIT, msg, msg_len)) ||
         (rc = init_teacher(s, msg, msg_len)) ||
-        (rc = oomb_net_init(&s->student, h, &s->model,
-                            OOMB_NET_GRADS | OOMB_NET_OPTIMIZER | OOMB_NET_NO_INIT, msg,
-                            msg_len)) ||
+        (rc =
+             oomb_net_init(&s->student, h, &s->model,
+                           OOMB_NET_GRADS | OOMB_NET_OPTIMIZER | OOMB_NET_NO_INIT, msg, msg_len)) ||
         (rc = init_student(s, msg, msg_len))) {
         distill_destroy(s);
         return rc;
@@ -285,10 +285,10 @@ static int distill_step(void *state, int64_t step, char *msg, size_t msg_len)
     float *acts[2 * DISTILL_MAX_HIDDEN + 1] = {0};
 
     h->phase(h->run, OOMB_PHASE_OTHER);
-    if ((rc = oomb_net_alloc(h, (size_t)(B * m->input_features) * 4, OOMB_TAG_ACTIVATIONS,
-                             "input", (void **)&x, msg, msg_len)) ||
-        (rc = oomb_net_alloc(h, (size_t)B * 4, OOMB_TAG_OTHER, "labels", (void **)&y, msg,
-                             msg_len)))
+    if ((rc = oomb_net_alloc(h, (size_t)(B * m->input_features) * 4, OOMB_TAG_ACTIVATIONS, "input",
+                             (void **)&x, msg, msg_len)) ||
+        (rc =
+             oomb_net_alloc(h, (size_t)B * 4, OOMB_TAG_OTHER, "labels", (void **)&y, msg, msg_len)))
         goto done;
     if ((rc = h->load_batch(h->run, step, 0, B, x, y))) {
         oomb_msg(msg, msg_len, "load_batch failed");
@@ -316,14 +316,14 @@ static int distill_step(void *state, int64_t step, char *msg, size_t msg_len)
             goto done;
         in = acts[l];
     }
-    if ((rc = oomb_net_alloc(h, (size_t)(B * K) * 4, OOMB_TAG_ACTIVATIONS, "probs",
-                             (void **)&probs, msg, msg_len)) ||
+    if ((rc = oomb_net_alloc(h, (size_t)(B * K) * 4, OOMB_TAG_ACTIVATIONS, "probs", (void **)&probs,
+                             msg, msg_len)) ||
         (rc = oomb_net_alloc(h, (size_t)B * 4, OOMB_TAG_ACTIVATIONS, "losses", (void **)&losses,
                              msg, msg_len)))
         goto done;
-    if ((rc = oomb_net_op_error(n, n->ops->softmax_xent_forward(n->k, losses, probs, acts[L - 1],
-                                                                y, B, K),
-                                "softmax_xent_forward", msg, msg_len)))
+    if ((rc = oomb_net_op_error(
+             n, n->ops->softmax_xent_forward(n->k, losses, probs, acts[L - 1], y, B, K),
+             "softmax_xent_forward", msg, msg_len)))
         goto done;
     int64_t correct = 0;
     if ((rc = oomb_net_op_error(n, n->ops->count_correct(n->k, acts[L - 1], y, B, K, &correct),
@@ -340,17 +340,17 @@ static int distill_step(void *state, int64_t step, char *msg, size_t msg_len)
         goto done;
     if ((rc = oomb_net_alloc(h, (size_t)(B * K) * 4, OOMB_TAG_ACTIVATIONS, "dlogits",
                              (void **)&dcur, msg, msg_len)) ||
-        (rc = oomb_net_alloc(h, (size_t)B * 4, OOMB_TAG_ACTIVATIONS, "soft losses",
-                             (void **)&soft, msg, msg_len)))
+        (rc = oomb_net_alloc(h, (size_t)B * 4, OOMB_TAG_ACTIVATIONS, "soft losses", (void **)&soft,
+                             msg, msg_len)))
         goto done;
-    if ((rc = oomb_net_op_error(n, n->ops->softmax_xent_backward(n->k, dcur, probs, y, B, K,
-                                                                 (1.0f - a) / (float)B),
-                                "softmax_xent_backward", msg, msg_len)) ||
-        (rc = oomb_net_op_error(n, n->ops->zero(n->k, soft, (size_t)B * 4), "zero soft losses",
-                                msg, msg_len)) ||
-        (rc = oomb_net_op_error(n, n->ops->soft_xent_accumulate(n->k, soft, dcur, acts[L - 1],
-                                                                tlogits, B, K, (float)s->T, a,
-                                                                1.0f / (float)B),
+    if ((rc = oomb_net_op_error(
+             n, n->ops->softmax_xent_backward(n->k, dcur, probs, y, B, K, (1.0f - a) / (float)B),
+             "softmax_xent_backward", msg, msg_len)) ||
+        (rc = oomb_net_op_error(n, n->ops->zero(n->k, soft, (size_t)B * 4), "zero soft losses", msg,
+                                msg_len)) ||
+        (rc = oomb_net_op_error(n,
+                                n->ops->soft_xent_accumulate(n->k, soft, dcur, acts[L - 1], tlogits,
+                                                             B, K, (float)s->T, a, 1.0f / (float)B),
                                 "soft_xent_accumulate", msg, msg_len)))
         goto done;
     double soft_mean;
@@ -368,8 +368,8 @@ static int distill_step(void *state, int64_t step, char *msg, size_t msg_len)
             din = dcur;
         } else if (l > 0) {
             size_t bytes = (size_t)(B * m->layers[l]->in_features) * 4;
-            if ((rc = oomb_net_alloc(h, bytes, OOMB_TAG_ACTIVATIONS, "dinput", (void **)&din,
-                                     msg, msg_len)))
+            if ((rc = oomb_net_alloc(h, bytes, OOMB_TAG_ACTIVATIONS, "dinput", (void **)&din, msg,
+                                     msg_len)))
                 goto done;
         }
         if ((rc = oomb_net_backward(n, l, din, dcur, lin, B, msg, msg_len))) {

@@ -25,12 +25,18 @@
  * plugins/none/none.c, K classes, c = min(B, 32) samples loaded at a time):
  *   train: weights = 4P (master) + 2P (F16 copy of all P);
  *          grads, optimizer as none; other = 4B (labels);
- *          activations = 2B (f_in + sum_l f_l) saved in F16
- *            + the larger of 4B (2K + 1) (FP32 logits, probs, losses)
- *              and 2B max_linear (f_l + in_l) (F16 gradients in flight),
- *          i.e. half of none's plus at most 4B (2K + 1) bytes of
- *          FP32 bookkeeping around the loss;
- *   infer: weights = 2P + 4 P_b; other = 4B + (while loading) 4c f_in;
+ *          workspace = 4c f_in (FP32 input staging while loading);
+ *          activations = the larger of
+ *            2B (f_in + sum_l f_l) + 4B (2K + 1)    end of forward: all F16
+ *                                                   activations, FP32 logits,
+ *                                                   probs and losses
+ *            2B (f_in + sum_l f_l - K) + 2B T       a linear layer's backward
+ *          with T = max over linear l of (f_l + in_l), in_l only for l > 0
+ *          (none's transient term): at most half of none's plus 4B (2K + 1)
+ *          bytes of FP32 bookkeeping around the loss;
+ *   infer: weights = 2P + 4 P_b; other = 4B (labels); workspace = the larger
+ *          of 4c f_in (input staging) and 4 max_l n_params_l (one layer's
+ *          FP32 parameters while converting them at create);
  *          activations = max(2B max_l (in_l + f_l), 2BK + 4BK + 4BK + 4B).
  * Cost: F32<->F16 casts of the input, logits and weights each step and the
  * F16 kernels' conversions; accuracy: F16 rounding of activations
@@ -104,7 +110,7 @@ static int read_params(struct fp16_state *s, char *msg, size_t msg_len)
 }
 
 /* Inference weights: each layer's seeded FP32 parameters pass through a
- * staging buffer (tag other, freed before create returns) into the F16
+ * staging buffer (tag workspace, freed before create returns) into the F16
  * weights and the FP32 biases. */
 static int init_infer_weights(struct fp16_state *s, char *msg, size_t msg_len)
 {
@@ -121,9 +127,9 @@ static int init_infer_weights(struct fp16_state *s, char *msg, size_t msg_len)
     }
     int rc;
     float *stage = NULL;
-    if ((rc = oomb_net_alloc(h, (size_t)n_bias * 4 + 4, OOMB_TAG_WEIGHTS, "biases",
+    if ((rc = oomb_net_alloc(h, (size_t)n_bias * 4, OOMB_TAG_WEIGHTS, "biases",
                              (void **)&s->b32, msg, msg_len)) ||
-        (rc = oomb_net_alloc(h, (size_t)max_layer * 4 + 4, OOMB_TAG_OTHER, "weight staging",
+        (rc = oomb_net_alloc(h, (size_t)max_layer * 4, OOMB_TAG_WORKSPACE, "weight staging",
                              (void **)&stage, msg, msg_len)))
         return rc;
     for (int l = 0; l < m->n_layers && rc == OOMB_OK; l++) {
@@ -177,7 +183,7 @@ static int fp16_create(const struct oomb_host *h, void **state, char *msg, size_
     if (s->train &&
         (rc = oomb_net_init(&s->net, h, m, OOMB_NET_GRADS | OOMB_NET_OPTIMIZER, msg, msg_len)))
         goto fail;
-    if ((rc = oomb_net_alloc(h, (size_t)s->n_params * 2 + 2, OOMB_TAG_WEIGHTS, "weights f16",
+    if ((rc = oomb_net_alloc(h, (size_t)s->n_params * 2, OOMB_TAG_WEIGHTS, "weights f16",
                              (void **)&s->w16, msg, msg_len)))
         goto fail;
     if (s->train)
@@ -260,7 +266,7 @@ static int load_f16(struct fp16_state *s, int64_t step, uint16_t *x16, int32_t *
     const int64_t c = B < FP16_LOAD_CHUNK ? B : FP16_LOAD_CHUNK;
     float *stage = NULL;
     int rc;
-    if ((rc = oomb_net_alloc(h, (size_t)(c * F) * 4, OOMB_TAG_OTHER, "input staging",
+    if ((rc = oomb_net_alloc(h, (size_t)(c * F) * 4, OOMB_TAG_WORKSPACE, "input staging",
                              (void **)&stage, msg, msg_len)))
         return rc;
     for (int64_t first = 0; first < B && rc == OOMB_OK; first += c) {

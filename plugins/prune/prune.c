@@ -52,7 +52,7 @@ struct plinear {
     /* CSR (unstructured) */
     int32_t *rowptr;
     uint16_t *colidx;
-    float *vals; /* CSR values, or 2:4 kept values (OC, C/2) */
+    float *vals;  /* CSR values, or 2:4 kept values (OC, C/2) */
     uint8_t *idx; /* 2:4 positions (OC, C/8) */
     float *bias;
     int64_t nnz;
@@ -68,9 +68,9 @@ struct prune_state {
     struct plinear *pl; /* (n_layers) */
     /* train */
     struct oomb_net net;
-    uint8_t *masks;      /* sum over linear layers of OC*C, tag optimizer */
-    int64_t *mask_off;   /* (n_layers) offset of layer l's mask */
-    int masked;          /* a mask has been computed */
+    uint8_t *masks;    /* sum over linear layers of OC*C, tag optimizer */
+    int64_t *mask_off; /* (n_layers) offset of layer l's mask */
+    int masked;        /* a mask has been computed */
 };
 
 static int is_pruned_layer(const struct oomb_layer *L)
@@ -189,9 +189,9 @@ static int compress_layer(struct prune_state *s, int l, float *stage, uint8_t *m
               (rc = oomb_net_alloc(h, (size_t)p->nnz * 4, OOMB_TAG_WEIGHTS, "csr values",
                                    (void **)&p->vals, msg, msg_len)))))
             return rc;
-        if ((rc = oomb_step_op_error(h, o->dense_to_csr(o->ctx, p->rowptr, p->colidx, p->vals,
-                                                        stage, OC, C),
-                                     "dense_to_csr", msg, msg_len)))
+        if ((rc = oomb_step_op_error(
+                 h, o->dense_to_csr(o->ctx, p->rowptr, p->colidx, p->vals, stage, OC, C),
+                 "dense_to_csr", msg, msg_len)))
             return rc;
     }
     if (L->has_bias) {
@@ -234,8 +234,8 @@ static int create_infer(struct prune_state *s, char *msg, size_t msg_len)
                              (void **)&stage, msg, msg_len)))
         goto done;
     if (s->pattern == PATTERN_UNSTRUCTURED &&
-        (rc = oomb_net_alloc(h, (size_t)max_w, OOMB_TAG_WORKSPACE, "staging mask",
-                             (void **)&mask, msg, msg_len)))
+        (rc = oomb_net_alloc(h, (size_t)max_w, OOMB_TAG_WORKSPACE, "staging mask", (void **)&mask,
+                             msg, msg_len)))
         goto done;
     for (int l = 0; l < m->n_layers; l++) {
         const struct oomb_layer *L = m->layers[l];
@@ -405,12 +405,12 @@ static int prune_2of4_train(struct prune_state *s, char *msg, size_t msg_len)
         float *w = oomb_net_weight(&s->net, l);
         int64_t nw = L->out_features * L->in_features;
         /* compress_2of4 zeroes the dropped weights; the mask is then w != 0 */
-        if ((rc = oomb_step_op_error(h, o->compress_2of4(o->ctx, vals, idx, w, L->out_features,
-                                                         L->in_features),
-                                     "compress_2of4", msg, msg_len)) ||
-            (rc = oomb_step_op_error(h, o->prune_by_threshold(o->ctx, w, s->masks + s->mask_off[l],
-                                                              nw, FLT_TRUE_MIN),
-                                     "prune_by_threshold", msg, msg_len)))
+        if ((rc = oomb_step_op_error(
+                 h, o->compress_2of4(o->ctx, vals, idx, w, L->out_features, L->in_features),
+                 "compress_2of4", msg, msg_len)) ||
+            (rc = oomb_step_op_error(
+                 h, o->prune_by_threshold(o->ctx, w, s->masks + s->mask_off[l], nw, FLT_TRUE_MIN),
+                 "prune_by_threshold", msg, msg_len)))
             goto done;
     }
 done:
@@ -429,8 +429,8 @@ static int update_and_prune(void *user, int64_t step, char *msg, size_t msg_len)
     int rc;
     if ((rc = oomb_net_update(&s->net, msg, msg_len)))
         return rc;
-    int prune_now = s->pattern == PATTERN_2OF4 ? step == s->begin
-                                               : step >= s->begin && step <= s->end;
+    int prune_now =
+        s->pattern == PATTERN_2OF4 ? step == s->begin : step >= s->begin && step <= s->end;
     if (prune_now && s->pattern == PATTERN_2OF4) {
         if ((rc = prune_2of4_train(s, msg, msg_len)))
             return rc;
@@ -473,13 +473,13 @@ static int linear_sparse(void *user, int l, float *out, const float *in, int64_t
     const struct oomb_layer *L = h->info->model->layers[l];
     const struct plinear *p = &s->pl[l];
     if (s->pattern == PATTERN_2OF4)
-        return oomb_step_op_error(h, o->linear_forward_2of4(o->ctx, out, in, p->vals, p->idx,
-                                                            p->bias, B, L->in_features,
-                                                            L->out_features),
+        return oomb_step_op_error(h,
+                                  o->linear_forward_2of4(o->ctx, out, in, p->vals, p->idx, p->bias,
+                                                         B, L->in_features, L->out_features),
                                   "linear_forward_2of4", msg, msg_len);
-    return oomb_step_op_error(h, o->linear_forward_csr(o->ctx, out, in, p->rowptr, p->colidx,
-                                                       p->vals, p->bias, B, L->in_features,
-                                                       L->out_features),
+    return oomb_step_op_error(h,
+                              o->linear_forward_csr(o->ctx, out, in, p->rowptr, p->colidx, p->vals,
+                                                    p->bias, B, L->in_features, L->out_features),
                               "linear_forward_csr", msg, msg_len);
 }
 

@@ -123,9 +123,8 @@ static int create_infer(struct quantize_state *s, char *msg, size_t msg_len)
             (rc = oomb_net_alloc(h, (size_t)OC * 4, OOMB_TAG_WEIGHTS, "weight scales",
                                  (void **)&s->ql[l].ws, msg, msg_len)))
             return rc;
-        if (L->has_bias &&
-            (rc = oomb_net_alloc(h, (size_t)OC * 4, OOMB_TAG_WEIGHTS, "bias",
-                                 (void **)&s->ql[l].bias, msg, msg_len)))
+        if (L->has_bias && (rc = oomb_net_alloc(h, (size_t)OC * 4, OOMB_TAG_WEIGHTS, "bias",
+                                                (void **)&s->ql[l].bias, msg, msg_len)))
             return rc;
     }
     if (max_params == 0)
@@ -142,12 +141,12 @@ static int create_infer(struct quantize_state *s, char *msg, size_t msg_len)
             oomb_msg(msg, msg_len, "layer %d: host init_params failed", l + 1);
             break;
         }
-        rc = oomb_step_op_error(h, o->quantize_rows_i8(o->ctx, s->ql[l].wq, s->ql[l].ws, stage,
-                                                       OC, C),
+        rc = oomb_step_op_error(h,
+                                o->quantize_rows_i8(o->ctx, s->ql[l].wq, s->ql[l].ws, stage, OC, C),
                                 "quantize_rows_i8 (weights)", msg, msg_len);
         if (rc == OOMB_OK && s->ql[l].bias)
-            rc = oomb_step_op_error(h, o->copy(o->ctx, s->ql[l].bias, stage + OC * C,
-                                               (size_t)OC * 4),
+            rc = oomb_step_op_error(h,
+                                    o->copy(o->ctx, s->ql[l].bias, stage + OC * C, (size_t)OC * 4),
                                     "copy bias", msg, msg_len);
     }
     h->free(h->run, stage);
@@ -178,8 +177,7 @@ static int create_train(struct quantize_state *s, char *msg, size_t msg_len)
         const struct oomb_layer *L = m->layers[l];
         if (L->n_params == 0)
             continue;
-        int64_t nw = L->kind == OOMB_LAYER_LINEAR ? L->out_features * L->in_features
-                                                  : L->n_params;
+        int64_t nw = L->kind == OOMB_LAYER_LINEAR ? L->out_features * L->in_features : L->n_params;
         int64_t part[2] = {nw, L->n_params - nw};
         int64_t off = s->net.offset[l];
         for (int i = 0; i < 2; i++) {
@@ -198,10 +196,10 @@ static int create_train(struct quantize_state *s, char *msg, size_t msg_len)
                              msg_len)) ||
         (rc = oomb_net_alloc(h, P, OOMB_TAG_OPTIMIZER, "adam v (uint8)", (void **)&s->v_q, msg,
                              msg_len)) ||
-        (rc = oomb_net_alloc(h, nb * 4, OOMB_TAG_OPTIMIZER, "adam m scales",
-                             (void **)&s->m_scale, msg, msg_len)) ||
-        (rc = oomb_net_alloc(h, nb * 4, OOMB_TAG_OPTIMIZER, "adam v scales",
-                             (void **)&s->v_scale, msg, msg_len)))
+        (rc = oomb_net_alloc(h, nb * 4, OOMB_TAG_OPTIMIZER, "adam m scales", (void **)&s->m_scale,
+                             msg, msg_len)) ||
+        (rc = oomb_net_alloc(h, nb * 4, OOMB_TAG_OPTIMIZER, "adam v scales", (void **)&s->v_scale,
+                             msg, msg_len)))
         return rc;
     if ((rc = oomb_step_op_error(h, o->zero(o->ctx, s->m_q, P), "zero m", msg, msg_len)) ||
         (rc = oomb_step_op_error(h, o->zero(o->ctx, s->v_q, P), "zero v", msg, msg_len)) ||
@@ -249,8 +247,8 @@ static int update8(void *user, int64_t step, char *msg, size_t msg_len)
         const struct qtensor *t = &s->tensors[i];
         int rc = o->adam8_update(o->ctx, n->params + t->off, n->grads + t->off, s->m_q + t->off,
                                  s->v_q + t->off, s->m_scale + t->s_off, s->v_scale + t->s_off,
-                                 t->n, s->block, (float)ri->lr, (float)ri->beta1,
-                                 (float)ri->beta2, (float)ri->eps, (float)ri->weight_decay, n->t);
+                                 t->n, s->block, (float)ri->lr, (float)ri->beta1, (float)ri->beta2,
+                                 (float)ri->eps, (float)ri->weight_decay, n->t);
         if (rc != OOMB_OK)
             return oomb_step_op_error(s->h, rc, "adam8_update", msg, msg_len);
     }
@@ -270,8 +268,8 @@ static int linear_i8(void *user, int l, float *out, const float *in, int64_t B, 
     float *xs = NULL;
     int32_t *acc = NULL;
     int rc;
-    if ((rc = oomb_net_alloc(h, (size_t)(B * C), OOMB_TAG_ACTIVATIONS, "int8 input",
-                             (void **)&xq, msg, msg_len)) ||
+    if ((rc = oomb_net_alloc(h, (size_t)(B * C), OOMB_TAG_ACTIVATIONS, "int8 input", (void **)&xq,
+                             msg, msg_len)) ||
         (rc = oomb_net_alloc(h, (size_t)B * 4, OOMB_TAG_ACTIVATIONS, "input row scales",
                              (void **)&xs, msg, msg_len)) ||
         (rc = oomb_net_alloc(h, (size_t)(B * OC) * 4, OOMB_TAG_WORKSPACE, "int32 accumulator",
@@ -280,8 +278,9 @@ static int linear_i8(void *user, int l, float *out, const float *in, int64_t B, 
     if ((rc = oomb_step_op_error(h, o->quantize_rows_i8(o->ctx, xq, xs, in, B, C),
                                  "quantize_rows_i8 (input)", msg, msg_len)))
         goto done;
-    rc = oomb_step_op_error(h, o->linear_forward_i8(o->ctx, out, xq, xs, s->ql[l].wq, s->ql[l].ws,
-                                                    s->ql[l].bias, acc, B, C, OC),
+    rc = oomb_step_op_error(h,
+                            o->linear_forward_i8(o->ctx, out, xq, xs, s->ql[l].wq, s->ql[l].ws,
+                                                 s->ql[l].bias, acc, B, C, OC),
                             "linear_forward_i8", msg, msg_len);
 done:
     h->free(h->run, acc);

@@ -1,0 +1,238 @@
+/*
+ * Stored baselines (baseline.h): one results file per device class and
+ * scenario, and the report of what a new baseline changes against the one
+ * it replaces, so that a reviewer sees every byte a baseline update moves.
+ */
+#include "baseline.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "table.h"
+#include "util.h"
+
+const char *oomb_baseline_device_class(const struct oomb_results *r, const char *override)
+{
+    if (override && *override)
+        return override;
+    const char *env = getenv("OOMB_DEVICE_CLASS");
+    if (env && *env)
+        return env;
+    if (r && r->device_class && r->device_class[0])
+        return r->device_class;
+    return "unknown";
+}
+
+void oomb_baseline_path(const char *dir, const char *device_class, const char *scenario,
+                        char *buf, size_t len)
+{
+    snprintf(buf, len, "%s/%s/%s.json", dir && *dir ? dir : OOMB_BASELINE_DIR, device_class,
+             scenario);
+}
+
+int oomb_results_scenarios(const struct oomb_results *r, const char ***names, int *n)
+{
+    *names = NULL;
+    *n = 0;
+    if (r->n_runs == 0)
+        return OOMB_OK;
+    const char **v = malloc((size_t)r->n_runs * sizeof *v);
+    if (!v)
+        return OOMB_ERR_OOM;
+    int k = 0;
+    for (int i = 0; i < r->n_runs; i++) {
+        const char *s = r->runs[i].scenario ? r->runs[i].scenario : "";
+        int seen = 0;
+        for (int j = 0; j < k && !seen; j++)
+            seen = strcmp(v[j], s) == 0;
+        if (!seen)
+            v[k++] = s;
+    }
+    *names = v;
+    *n = k;
+    return OOMB_OK;
+}
+
+void oomb_results_keep_scenario(struct oomb_results *r, const char *scenario)
+{
+    int k = 0;
+    for (int i = 0; i < r->n_runs; i++) {
+        if (strcmp(r->runs[i].scenario ? r->runs[i].scenario : "", scenario) == 0)
+            r->runs[k++] = r->runs[i];
+        else
+            oomb_run_result_free(&r->runs[i]);
+    }
+    r->n_runs = k;
+    k = 0;
+    for (int i = 0; i < r->n_checks; i++) {
+        struct oomb_check_record *c = &r->checks[i];
+        if (strcmp(c->scenario ? c->scenario : "", scenario) == 0) {
+            r->checks[k++] = *c;
+        } else {
+            free(c->scenario);
+            free(c->expr);
+            free(c->op);
+            free(c->message);
+        }
+    }
+    r->n_checks = k;
+}
+
+int oomb_results_move_runs(struct oomb_results *dst, struct oomb_results *src)
+{
+    for (int i = 0; i < src->n_runs; i++) {
+        struct oomb_run_result *d = oomb_results_add_run(dst);
+        if (!d)
+            return OOMB_ERR_OOM;
+        *d = src->runs[i];
+        memset(&src->runs[i], 0, sizeof src->runs[i]);
+    }
+    for (int i = 0; i < src->n_runs; i++)
+        oomb_run_result_free(&src->runs[i]);
+    src->n_runs = 0;
+    return OOMB_OK;
+}
+
+int oomb_baseline_load(const char *dir, const char *device_class, const char *scenario,
+                       struct oomb_results *out, int *found, char *err, size_t err_len)
+{
+    char path[4096];
+    struct stat st;
+    memset(out, 0, sizeof *out);
+    *found = 0;
+    oomb_baseline_path(dir, device_class, scenario, path, sizeof path);
+    if (stat(path, &st) != 0 && errno == ENOENT)
+        return OOMB_OK;
+    int rc = oomb_results_read(path, out, err, err_len);
+    if (rc != OOMB_OK)
+        return rc;
+    *found = 1;
+    oomb_results_keep_scenario(out, scenario);
+    return OOMB_OK;
+}
+
+static const char *mode_text(enum oomb_mode m)
+{
+    return m == OOMB_MODE_TRAIN ? "train" : "infer";
+}
+
+static const struct oomb_run_result *find_same(const struct oomb_results *r,
+                                               const struct oomb_run_result *x)
+{
+    for (int i = 0; i < r->n_runs; i++) {
+        const struct oomb_run_result *y = &r->runs[i];
+        if (y->mode == x->mode && y->batch == x->batch && strcmp(y->strategy, x->strategy) == 0)
+            return y;
+    }
+    return NULL;
+}
+
+static void print_mem_change(FILE *f, const char *what, uint64_t a, uint64_t b)
+{
+    if (a == b)
+        return;
+    char hb[32];
+    oomb_format_bytes(a > b ? a - b : b - a, hb, sizeof hb);
+    fprintf(f, "    %-12s %llu -> %llu (%s%lld B, %s%s)\n", what, (unsigned long long)a,
+            (unsigned long long)b, b > a ? "+" : "", (long long)(b - a), b > a ? "+" : "-", hb);
+}
+
+/* What `next` changes against `prev` (the same scenario). */
+static void report_changes(FILE *f, const struct oomb_results *prev,
+                           const struct oomb_results *next)
+{
+    int changes = 0;
+    for (int i = 0; i < next->n_runs; i++) {
+        const struct oomb_run_result *n = &next->runs[i];
+        const struct oomb_run_result *p = find_same(prev, n);
+        if (!p) {
+            fprintf(f, "  added   %s %s batch %lld: %s (%s)\n", n->scenario, mode_text(n->mode),
+                    (long long)n->batch, n->strategy, oomb_outcome_name(n->outcome));
+            changes++;
+            continue;
+        }
+        int differs = p->outcome != n->outcome || p->peak_bytes != n->peak_bytes;
+        for (int t = 0; t < OOMB_TAG_COUNT; t++)
+            differs |= p->peak_by_tag[t] != n->peak_by_tag[t];
+        if (!differs)
+            continue;
+        changes++;
+        fprintf(f, "  changed %s %s batch %lld: %s\n", n->scenario, mode_text(n->mode),
+                (long long)n->batch, n->strategy);
+        if (p->outcome != n->outcome)
+            fprintf(f, "    %-12s %s -> %s\n", "outcome", oomb_outcome_name(p->outcome),
+                    oomb_outcome_name(n->outcome));
+        print_mem_change(f, "total", p->peak_bytes, n->peak_bytes);
+        for (int t = 0; t < OOMB_TAG_COUNT; t++)
+            print_mem_change(f, oomb_tag_name((enum oomb_tag)t), p->peak_by_tag[t],
+                             n->peak_by_tag[t]);
+    }
+    for (int i = 0; i < prev->n_runs; i++) {
+        const struct oomb_run_result *p = &prev->runs[i];
+        if (!find_same(next, p)) {
+            fprintf(f, "  removed %s %s batch %lld: %s\n", p->scenario, mode_text(p->mode),
+                    (long long)p->batch, p->strategy);
+            changes++;
+        }
+    }
+    if (changes == 0)
+        fprintf(f, "  no run added or removed, no memory or outcome change\n");
+}
+
+int oomb_baseline_save(const char *results_path, const char *dir, const char *class_override,
+                       FILE *report, char *err, size_t err_len)
+{
+    struct oomb_results all;
+    int rc = oomb_results_read(results_path, &all, err, err_len);
+    if (rc != OOMB_OK)
+        return rc;
+    const char **names = NULL;
+    int n = 0;
+    if ((rc = oomb_results_scenarios(&all, &names, &n)) != OOMB_OK) {
+        oomb_results_free(&all);
+        return rc;
+    }
+    if (n == 0) {
+        oomb_errf(err, err_len, "%s: field 'runs': no runs to save as a baseline", results_path);
+        free(names);
+        oomb_results_free(&all);
+        return OOMB_ERR_PARSE;
+    }
+    const char *cls = oomb_baseline_device_class(&all, class_override);
+    for (int i = 0; i < n && rc == OOMB_OK; i++) {
+        struct oomb_results one, prev;
+        char path[4096];
+        int found = 0;
+        oomb_baseline_path(dir, cls, names[i], path, sizeof path);
+        if ((rc = oomb_results_read(results_path, &one, err, err_len)) != OOMB_OK)
+            break;
+        oomb_results_keep_scenario(&one, names[i]);
+        if (strcmp(one.device_class ? one.device_class : "", cls) != 0) {
+            free(one.device_class);
+            one.device_class = oomb_strdup(cls);
+        }
+        rc = oomb_baseline_load(dir, cls, names[i], &prev, &found, err, err_len);
+        if (rc != OOMB_OK) {
+            /* An unreadable old baseline is replaced; say so. */
+            fprintf(report, "baseline %s: previous file unreadable (%s), replacing it\n", path,
+                    err);
+            rc = OOMB_OK;
+            found = 0;
+        }
+        if (rc == OOMB_OK)
+            rc = oomb_results_write(&one, path, err, err_len);
+        if (rc == OOMB_OK) {
+            fprintf(report, "baseline %s: %s, %d run(s)\n", path, found ? "updated" : "new",
+                    one.n_runs);
+            if (found)
+                report_changes(report, &prev, &one);
+        }
+        oomb_results_free(&prev);
+        oomb_results_free(&one);
+    }
+    free(names);
+    oomb_results_free(&all);
+    return rc;
+}

@@ -1,0 +1,51 @@
+/*
+ * Stored baselines: baselines/<device-class>/<scenario>.json, each a results
+ * file (same schema, docs/results-format.md) holding one scenario's runs.
+ * `oombench baseline save` writes them (atomically), `oombench compare` and
+ * `oombench run --compare` read them.
+ */
+#ifndef OOMB_BASELINE_H
+#define OOMB_BASELINE_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "results.h"
+
+#define OOMB_BASELINE_DIR "baselines"
+
+/* The device class to file baselines under: `override` when non-empty, else
+ * $OOMB_DEVICE_CLASS when set, else the results' device.class, else
+ * "unknown". The returned pointer is override, getenv's or r's string. */
+const char *oomb_baseline_device_class(const struct oomb_results *r, const char *override);
+
+/* dir/class/scenario.json into buf (always NUL-terminated). */
+void oomb_baseline_path(const char *dir, const char *device_class, const char *scenario,
+                        char *buf, size_t len);
+
+/* The distinct scenario names of r's runs, in order of first appearance.
+ * *names is an array of n pointers into r (caller frees the array only). */
+int oomb_results_scenarios(const struct oomb_results *r, const char ***names, int *n)
+    OOMB_WARN_UNUSED;
+
+/* Drop every run and check of r that is not of `scenario`. */
+void oomb_results_keep_scenario(struct oomb_results *r, const char *scenario);
+
+/* Move every run of src to the end of dst (src keeps no runs). */
+int oomb_results_move_runs(struct oomb_results *dst, struct oomb_results *src) OOMB_WARN_UNUSED;
+
+/* Load the baseline of one scenario. *found = 0 and OOMB_OK when there is
+ * no such file; OOMB_ERR_IO / OOMB_ERR_PARSE (err names the file and field)
+ * when it exists but cannot be read. Caller frees *out. */
+int oomb_baseline_load(const char *dir, const char *device_class, const char *scenario,
+                       struct oomb_results *out, int *found, char *err, size_t err_len)
+    OOMB_WARN_UNUSED;
+
+/* Write one baseline file per scenario of the results file `results_path`
+ * under dir/class/, atomically, and print to `report` what changed against
+ * the previous file (runs added or removed, outcome and memory differences
+ * per tag). Returns OOMB_OK, or OOMB_ERR_IO / OOMB_ERR_PARSE with err. */
+int oomb_baseline_save(const char *results_path, const char *dir, const char *class_override,
+                       FILE *report, char *err, size_t err_len) OOMB_WARN_UNUSED;
+
+#endif

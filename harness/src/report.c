@@ -1,0 +1,1773 @@
+/*
+ * Report data preparation (see report.h): picks the runs each chart needs
+ * from the loaded results, writes gnuplot data files (tab-separated, one
+ * block per series, "?" for a missing value) and the scripts that draw them
+ * to SVG and PNG, and the text of index.html and summary.md. Nothing here
+ * touches the file system or starts a process, so every chart's data can be
+ * checked by a test without gnuplot.
+ */
+#include "report.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "table.h"
+#include "util.h"
+
+#define MAX_TIMELINE_PANELS 6
+#define MAX_HISTORY_SERIES 8
+#define KiB 1024.0
+#define MiB (1024.0 * 1024.0)
+#define GiB (1024.0 * 1024.0 * 1024.0)
+
+static const char *const chart_stems[OOMB_REPORT_CHARTS] = {
+    "chart1-memory", "chart2-time",     "chart3-tradeoff", "chart4-timeline",
+    "chart5-sweep",  "chart6-baseline", "chart7-history"};
+static const char *const chart_titles[OOMB_REPORT_CHARTS] = {
+    "Peak memory per strategy, by allocation tag",
+    "Step time per strategy, by phase",
+    "Memory against time: the trade-off",
+    "Memory in use during one training step",
+    "Batch sweep: peak memory and throughput against batch size",
+    "Baseline against current",
+    "History over successive runs"};
+
+/* Colours: allocation tags and phases keep theirs in every chart; series
+ * (strategies, runs) take the Okabe-Ito palette in order. */
+static const char *const tag_colors[OOMB_TAG_COUNT] = {"#4477AA", "#66CCEE", "#228833",
+                                                        "#CCBB44", "#EE6677", "#AA3377"};
+static const char *const phase_colors[OOMB_PHASE_COUNT] = {"#BBBBBB", "#4477AA", "#EE7733",
+                                                            "#228833"};
+static const char *const series_colors[] = {"#0072B2", "#E69F00", "#009E73", "#CC79A7",
+                                            "#56B4E9", "#D55E00", "#999933", "#000000"};
+#define N_SERIES_COLORS (sizeof series_colors / sizeof series_colors[0])
+#define RED "#CC0000"
+
+/* ------------------------------------------------------------- strings - */
+
+void oomb_sbuf_printf(struct oomb_sbuf *b, const char *fmt, ...)
+{
+    if (b->failed)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    va_list ap2;
+    va_copy(ap2, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        b->failed = 1;
+        va_end(ap2);
+        return;
+    }
+    if (b->len + (size_t)n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->len + (size_t)n + 1)
+            cap *= 2;
+        char *p = realloc(b->data, cap);
+        if (!p) {
+            b->failed = 1;
+            va_end(ap2);
+            return;
+        }
+        b->data = p;
+        b->cap = cap;
+    }
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap2);
+    va_end(ap2);
+    b->len += (size_t)n;
+}
+
+void oomb_sbuf_free(struct oomb_sbuf *b)
+{
+    free(b->data);
+    memset(b, 0, sizeof *b);
+}
+
+#define SB oomb_sbuf_printf
+
+/* A number for a data file: "?" (gnuplot's missing marker here) when not
+ * finite. Returns a static buffer from a small ring, so a few can be used in
+ * one printf. */
+static const char *num(double v)
+{
+    static char ring[8][32];
+    static int at;
+    char *b = ring[at++ % 8];
+    if (!isfinite(v))
+        return "?";
+    snprintf(b, 32, "%.6g", v);
+    return b;
+}
+
+/* Text safe for one tab-separated data field. */
+static void dat_text(const char *s, char *buf, size_t len)
+{
+    size_t j = 0;
+    for (size_t i = 0; s && s[i] && j + 1 < len; i++)
+        buf[j++] = (s[i] == '\t' || s[i] == '\n' || s[i] == '\r' || s[i] == '"') ? ' ' : s[i];
+    buf[j] = '\0';
+}
+
+/* Text safe inside a gnuplot double-quoted string. */
+static const char *gp_text(const char *s)
+{
+    static char ring[4][512];
+    static int at;
+    char *b = ring[at++ % 4];
+    size_t j = 0;
+    for (size_t i = 0; s && s[i] && j + 2 < 512; i++) {
+        char ch = s[i];
+        if (ch == '\n' || ch == '\r' || ch == '\t')
+            ch = ' ';
+        if (ch == '"' || ch == '\\')
+            b[j++] = '\\';
+        b[j++] = ch;
+    }
+    b[j] = '\0';
+    return b;
+}
+
+static void html_text(struct oomb_sbuf *b, const char *s)
+{
+    for (; s && *s; s++) {
+        switch (*s) {
+        case '<': SB(b, "&lt;"); break;
+        case '>': SB(b, "&gt;"); break;
+        case '&': SB(b, "&amp;"); break;
+        case '"': SB(b, "&quot;"); break;
+        default: SB(b, "%c", *s);
+        }
+    }
+}
+
+/* Markdown table cells: no pipes or newlines. */
+static void md_text(struct oomb_sbuf *b, const char *s)
+{
+    for (; s && *s; s++)
+        SB(b, "%c", (*s == '|' || *s == '\n') ? '/' : *s);
+}
+
+static const char *mode_text(enum oomb_mode m)
+{
+    return m == OOMB_MODE_INFER ? "infer" : "train";
+}
+
+/* --------------------------------------------------------------- units - */
+
+struct unit {
+    const char *name;
+    double div;
+};
+
+static struct unit mem_unit(double max_bytes)
+{
+    if (max_bytes < MiB)
+        return (struct unit){"KiB", KiB};
+    if (max_bytes >= 10 * GiB)
+        return (struct unit){"GiB", GiB};
+    return (struct unit){"MiB", MiB};
+}
+
+static struct unit time_unit(double max_ns)
+{
+    if (max_ns < 1e6)
+        return (struct unit){"us", 1e3};
+    if (max_ns < 1e10)
+        return (struct unit){"ms", 1e6};
+    return (struct unit){"s", 1e9};
+}
+
+static double fin(double v)
+{
+    return isfinite(v) ? v : 0.0;
+}
+
+/* ---------------------------------------------------------- run labels - */
+
+static int same_group(const struct oomb_run_result *a, const struct oomb_run_result *b)
+{
+    return a->mode == b->mode && a->batch == b->batch && strcmp(a->scenario, b->scenario) == 0;
+}
+
+static int same_key(const struct oomb_run_result *a, const struct oomb_run_result *b)
+{
+    return same_group(a, b) && strcmp(a->strategy, b->strategy) == 0;
+}
+
+/* What tells the current runs apart, so labels say no more than needed. */
+struct labels {
+    int multi_scenario, multi_mode, multi_batch;
+};
+
+static void labels_init(struct labels *L, const struct oomb_run_result *const *runs, int n)
+{
+    memset(L, 0, sizeof *L);
+    for (int i = 1; i < n; i++) {
+        L->multi_scenario |= strcmp(runs[i]->scenario, runs[0]->scenario) != 0;
+        L->multi_mode |= runs[i]->mode != runs[0]->mode;
+        L->multi_batch |= runs[i]->batch != runs[0]->batch;
+    }
+}
+
+static void run_label(const struct labels *L, const struct oomb_run_result *r, char *buf,
+                      size_t len)
+{
+    char parts[160] = "";
+    size_t at = 0;
+    if (L->multi_scenario)
+        at += (size_t)snprintf(parts + at, sizeof parts - at, "%s", r->scenario);
+    if (L->multi_mode && at < sizeof parts)
+        at += (size_t)snprintf(parts + at, sizeof parts - at, "%s%s", at ? " " : "",
+                               mode_text(r->mode));
+    if (L->multi_batch && at < sizeof parts)
+        snprintf(parts + at, sizeof parts - at, "%sb=%lld", at ? " " : "", (long long)r->batch);
+    if (parts[0])
+        snprintf(buf, len, "%s (%s)", r->strategy, parts);
+    else
+        snprintf(buf, len, "%s", r->strategy);
+}
+
+/* The full name of a run, for comparisons and history. */
+static void run_fullname(const struct oomb_run_result *r, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s/%s %s b=%lld", r->scenario, r->strategy, mode_text(r->mode),
+             (long long)r->batch);
+}
+
+static void group_text(const struct oomb_run_result *r, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s, %s, batch %lld", r->scenario, mode_text(r->mode),
+             (long long)r->batch);
+}
+
+/* The `none` run of r's group among runs, or NULL. */
+static const struct oomb_run_result *reference_of(const struct oomb_run_result *const *runs,
+                                                  int n, const struct oomb_run_result *r)
+{
+    for (int i = 0; i < n; i++)
+        if (same_group(runs[i], r) && strcmp(runs[i]->plugin, "none") == 0 &&
+            runs[i]->outcome == OOMB_OUTCOME_OK)
+            return runs[i];
+    return NULL;
+}
+
+/* ------------------------------------------------------ gnuplot script - */
+
+static void gp_begin(struct oomb_chart *c, const struct oomb_report_input *in, int w, int h)
+{
+    struct oomb_sbuf *g = &c->gp;
+    const char *png = in->png_terminal ? in->png_terminal : "pngcairo";
+    int cairo = strcmp(png, "pngcairo") == 0;
+    SB(g,
+       "# %s\n"
+       "# Written by `oombench report`. Re-plot in this folder with: gnuplot %s.gp\n"
+       "# (reads %s.dat, writes %s.svg and %s.png)\n"
+       "if (!exists(\"suffix\")) suffix = \"\"\n"
+       "do for [fmt in \"svg png\"] {\n"
+       "if (fmt eq \"svg\") {\n"
+       "    set terminal svg size %d,%d noenhanced font \"Sans,12\" background rgb \"white\"\n"
+       "    set output \"%s.svg\".suffix\n"
+       "} else {\n"
+       "    set terminal %s size %d,%d noenhanced font \"%s\"%s\n"
+       "    set output \"%s.png\".suffix\n"
+       "}\n"
+       "reset\n"
+       "set encoding utf8\n"
+       "set datafile separator \"\\t\"\n"
+       "set datafile missing \"?\"\n"
+       "set grid lc rgb \"#dddddd\" lw 1\n"
+       "set border lw 1.2\n"
+       "set key noautotitle\n",
+       c->title, c->stem, c->stem, c->stem, c->stem, w, h, c->stem, png, w, h,
+       cairo ? "Sans,10" : "DejaVuSans,10",
+       cairo ? " background rgb \"white\"" : " background \"#ffffff\"", c->stem);
+}
+
+static void gp_end(struct oomb_chart *c)
+{
+    SB(&c->gp, "unset output\n}\n");
+}
+
+static void note(struct oomb_chart *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void note(struct oomb_chart *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->note, sizeof c->note, fmt, ap);
+    va_end(ap);
+    oomb_sbuf_free(&c->dat);
+    oomb_sbuf_free(&c->gp);
+    c->n_series = 0;
+}
+
+static void caption(struct oomb_chart *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void caption(struct oomb_chart *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->caption, sizeof c->caption, fmt, ap);
+    va_end(ap);
+}
+
+/* x tick labels: rotated when there are many or long ones. */
+static void gp_xtics_for(struct oomb_sbuf *g, const struct oomb_run_result *const *runs, int n,
+                         const struct labels *L)
+{
+    size_t longest = 0;
+    for (int i = 0; i < n; i++) {
+        char lab[256];
+        run_label(L, runs[i], lab, sizeof lab);
+        if (strlen(lab) > longest)
+            longest = strlen(lab);
+    }
+    if (n > 6 || longest * (size_t)n > 90)
+        SB(g, "set xtics rotate by 30 right nomirror\n");
+    else
+        SB(g, "set xtics nomirror\n");
+}
+
+/* ---------------------------------------------- chart 1: peak memory - */
+
+static void chart_memory(struct oomb_report *rep, const struct oomb_report_input *in,
+                         const struct labels *L)
+{
+    struct oomb_chart *c = &rep->charts[0];
+    const struct oomb_run_result *runs[512];
+    int n = 0;
+    for (int i = 0; i < rep->n_cur && n < 512; i++)
+        if (rep->cur[i]->outcome == OOMB_OUTCOME_OK || rep->cur[i]->outcome == OOMB_OUTCOME_OOM)
+            runs[n++] = rep->cur[i];
+    if (n == 0) {
+        note(c, "no run ended ok or oom, so there is no peak memory to show");
+        return;
+    }
+    double top = 0;
+    uint64_t budget = 0;
+    int mixed_budget = 0;
+    for (int i = 0; i < n; i++) {
+        double sum = 0;
+        for (int t = 0; t < OOMB_TAG_COUNT; t++)
+            sum += (double)runs[i]->peak_by_tag[t];
+        if (sum > top)
+            top = sum;
+        if ((double)runs[i]->peak_bytes > top)
+            top = (double)runs[i]->peak_bytes;
+        if (runs[i]->budget_bytes) {
+            if (budget && budget != runs[i]->budget_bytes)
+                mixed_budget = 1;
+            if (runs[i]->budget_bytes > budget)
+                budget = runs[i]->budget_bytes;
+        }
+    }
+    /* A budget far above every bar would flatten them: say it instead. */
+    int budget_on_scale = budget > 0 && (double)budget <= 3.0 * top;
+    struct unit u = mem_unit(budget_on_scale ? fmax(top, (double)budget) : top);
+
+    struct oomb_sbuf *d = &c->dat;
+    SB(d, "# %s\n# memory in %s; peak = total tracked peak; budget '?' when none or off scale\n"
+          "# index\tlabel\tweights\tgrads\toptimizer\tactivations\tworkspace\tother\tpeak\tbudget\n",
+       c->title, u.name);
+    for (int i = 0; i < n; i++) {
+        char lab[256], field[256];
+        run_label(L, runs[i], lab, sizeof lab);
+        if (runs[i]->outcome == OOMB_OUTCOME_OOM)
+            strncat(lab, " [OOM]", sizeof lab - strlen(lab) - 1);
+        dat_text(lab, field, sizeof field);
+        SB(d, "%d\t%s", i, field);
+        for (int t = 0; t < OOMB_TAG_COUNT; t++)
+            SB(d, "\t%s", num((double)runs[i]->peak_by_tag[t] / u.div));
+        SB(d, "\t%s", num((double)runs[i]->peak_bytes / u.div));
+        SB(d, "\t%s\n", budget_on_scale && runs[i]->budget_bytes
+                            ? num((double)runs[i]->budget_bytes / u.div)
+                            : "?");
+    }
+
+    char btxt[64] = "", sub[256] = "";
+    if (budget) {
+        oomb_format_bytes(budget, btxt, sizeof btxt);
+        if (!budget_on_scale)
+            snprintf(sub, sizeof sub, "\\nbudget %s%s is far above the bars (not drawn)", btxt,
+                     mixed_budget ? " (largest)" : "");
+    }
+    if (!L->multi_scenario && !L->multi_mode && !L->multi_batch) {
+        char g[160];
+        group_text(runs[0], g, sizeof g);
+        size_t at = strlen(sub);
+        snprintf(sub + at, sizeof sub - at, "\\n%s", g);
+    }
+    int w = n > 6 ? 180 + 80 * n : 900;
+    if (w > 1800)
+        w = 1800;
+    gp_begin(c, in, w, 600);
+    struct oomb_sbuf *g = &c->gp;
+    SB(g, "set title \"%s%s\"\n", gp_text(c->title), sub);
+    SB(g, "set ylabel \"peak memory (%s)\"\nset xlabel \"strategy\"\n", u.name);
+    SB(g, "set style data histograms\nset style histogram rowstacked\n"
+          "set style fill solid 0.85 border lc rgb \"#333333\"\nset boxwidth 0.65\n"
+          "set key outside right top vertical\nset grid noxtics ytics\nset yrange [0:*]\n"
+          "set offsets 0, 0, graph 0.08, 0\n");
+    gp_xtics_for(g, runs, n, L);
+    SB(g, "plot \"%s.dat\" using 3:xtic(2) title \"%s\" lc rgb \"%s\"", c->stem,
+       oomb_tag_name(0), tag_colors[0]);
+    for (int t = 1; t < OOMB_TAG_COUNT; t++)
+        SB(g, ", \\\n     \"\" using %d title \"%s\" lc rgb \"%s\"", 3 + t, oomb_tag_name(t),
+           tag_colors[t]);
+    SB(g, ", \\\n     \"\" using 0:9 with points pt 9 ps 1.6 lc rgb \"black\" "
+          "title \"peak (total)\"");
+    c->n_series = OOMB_TAG_COUNT + 1;
+    if (budget_on_scale) {
+        SB(g, ", \\\n     \"\" using ($0-0.45):10:(0.9):(0) with vectors nohead lw 2.5 dt 2 "
+              "lc rgb \"%s\" title \"budget %s\"",
+           RED, btxt);
+        c->n_series++;
+    }
+    SB(g, "\n");
+    gp_end(c);
+    caption(c,
+            "Stacked bars: each allocation tag's own peak (weights, gradients, optimizer state, "
+            "activations, workspace, other); the black diamond is the total tracked peak, which "
+            "can be lower than the stack because tags peak at different moments. %s%s"
+            "Runs that ran out of memory are marked [OOM] and show what they held when refused.",
+            budget_on_scale ? "The dashed red line is the memory budget. " : "",
+            budget && !budget_on_scale ? "The budget is far above the bars and is not drawn. "
+                                       : "");
+}
+
+/* ------------------------------------------------- chart 2: step time - */
+
+static void chart_time(struct oomb_report *rep, const struct oomb_report_input *in,
+                       const struct labels *L)
+{
+    struct oomb_chart *c = &rep->charts[1];
+    const struct oomb_run_result *runs[512];
+    int n = 0;
+    double top = 0;
+    for (int i = 0; i < rep->n_cur && n < 512; i++) {
+        const struct oomb_run_result *r = rep->cur[i];
+        if (r->outcome != OOMB_OUTCOME_OK || !isfinite(r->step_stats.median))
+            continue;
+        runs[n++] = r;
+        top = fmax(top, fmax(r->step_stats.median, fin(r->step_stats.ci_high)));
+    }
+    if (n == 0) {
+        note(c, "no run ended ok with timed steps");
+        return;
+    }
+    struct unit u = time_unit(top);
+    struct oomb_sbuf *d = &c->dat;
+    SB(d, "# %s\n# times in %s: per-phase medians; the rest of the step median is 'other'; "
+          "step median with its 95%% interval\n"
+          "# index\tlabel\tforward\tbackward\tupdate\tother\tmedian\tci_low\tci_high\n",
+       c->title, u.name);
+    for (int i = 0; i < n; i++) {
+        const struct oomb_run_result *r = runs[i];
+        char lab[256], field[256];
+        run_label(L, r, lab, sizeof lab);
+        dat_text(lab, field, sizeof field);
+        double f = fin(r->phase_stats[OOMB_PHASE_FORWARD].median);
+        double b = fin(r->phase_stats[OOMB_PHASE_BACKWARD].median);
+        double up = fin(r->phase_stats[OOMB_PHASE_UPDATE].median);
+        double med = r->step_stats.median;
+        double rest = fmax(0.0, med - f - b - up);
+        double lo = isfinite(r->step_stats.ci_low) ? r->step_stats.ci_low : med;
+        double hi = isfinite(r->step_stats.ci_high) ? r->step_stats.ci_high : med;
+        SB(d, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", i, field, num(f / u.div), num(b / u.div),
+           num(up / u.div), num(rest / u.div), num(med / u.div), num(lo / u.div),
+           num(hi / u.div));
+    }
+    char sub[200] = "";
+    if (!L->multi_scenario && !L->multi_mode && !L->multi_batch) {
+        char grp[160];
+        group_text(runs[0], grp, sizeof grp);
+        snprintf(sub, sizeof sub, "\\n%s", grp);
+    }
+    int w = n > 6 ? 180 + 80 * n : 900;
+    if (w > 1800)
+        w = 1800;
+    gp_begin(c, in, w, 600);
+    struct oomb_sbuf *g = &c->gp;
+    SB(g, "set title \"%s%s\"\n", gp_text(c->title), sub);
+    SB(g, "set ylabel \"step time (%s)\"\nset xlabel \"strategy\"\n", u.name);
+    SB(g, "set style data histograms\nset style histogram rowstacked\n"
+          "set style fill solid 0.85 border lc rgb \"#333333\"\nset boxwidth 0.65\n"
+          "set key outside right top vertical\nset grid noxtics ytics\nset yrange [0:*]\n"
+          "set offsets 0, 0, graph 0.08, 0\n");
+    gp_xtics_for(g, runs, n, L);
+    SB(g,
+       "plot \"%s.dat\" using 3:xtic(2) title \"forward\" lc rgb \"%s\", \\\n"
+       "     \"\" using 4 title \"backward\" lc rgb \"%s\", \\\n"
+       "     \"\" using 5 title \"update\" lc rgb \"%s\", \\\n"
+       "     \"\" using 6 title \"other\" lc rgb \"%s\", \\\n"
+       "     \"\" using 0:7:8:9 with yerrorbars pt 7 ps 0.9 lw 1.8 lc rgb \"black\" "
+       "title \"step median, 95%% interval\"\n",
+       c->stem, phase_colors[OOMB_PHASE_FORWARD], phase_colors[OOMB_PHASE_BACKWARD],
+       phase_colors[OOMB_PHASE_UPDATE], phase_colors[OOMB_PHASE_OTHER]);
+    c->n_series = 5;
+    gp_end(c);
+    caption(c,
+            "Bars: the median time of each phase of a training or inference step (forward, "
+            "backward, update; 'other' is the rest of the step median). The black point and "
+            "whiskers: the median step time and its 95%% bootstrap interval. Lower is faster.");
+}
+
+/* ------------------------------------------- chart 3: memory vs time - */
+
+static void chart_tradeoff(struct oomb_report *rep, const struct oomb_report_input *in,
+                           const struct labels *L)
+{
+    struct oomb_chart *c = &rep->charts[2];
+    const struct oomb_run_result *runs[512];
+    int n = 0;
+    double tmax = 0, tmin = INFINITY, mmax = 0, mmin = INFINITY;
+    for (int i = 0; i < rep->n_cur && n < 512; i++) {
+        const struct oomb_run_result *r = rep->cur[i];
+        if (r->outcome != OOMB_OUTCOME_OK || !isfinite(r->step_stats.median) || !r->peak_bytes)
+            continue;
+        runs[n++] = r;
+        tmax = fmax(tmax, r->step_stats.median);
+        tmin = fmin(tmin, r->step_stats.median);
+        mmax = fmax(mmax, (double)r->peak_bytes);
+        mmin = fmin(mmin, (double)r->peak_bytes);
+    }
+    if (n == 0) {
+        note(c, "no run ended ok with a measured step time");
+        return;
+    }
+    struct unit tu = time_unit(tmax), mu = mem_unit(mmax);
+    double qmax = 1.0;
+    double q[512];
+    int pareto[512];
+    for (int i = 0; i < n; i++) {
+        const struct oomb_run_result *ref = reference_of(rep->cur, rep->n_cur, runs[i]);
+        q[i] = 0;
+        if (ref && isfinite(ref->final_loss) && isfinite(runs[i]->final_loss) &&
+            ref->final_loss != 0)
+            q[i] = 100.0 * (runs[i]->final_loss / ref->final_loss - 1.0);
+        qmax = fmax(qmax, fabs(q[i]));
+        pareto[i] = 1;
+        for (int j = 0; j < n; j++) {
+            if (j == i || !same_group(runs[i], runs[j]))
+                continue;
+            double ti = runs[i]->step_stats.median, tj = runs[j]->step_stats.median;
+            uint64_t mi = runs[i]->peak_bytes, mj = runs[j]->peak_bytes;
+            if (tj <= ti && mj <= mi && (tj < ti || mj < mi))
+                pareto[i] = 0;
+        }
+    }
+    struct oomb_sbuf *d = &c->dat;
+    SB(d, "# %s\n# index 0: one point per run: time in %s, memory in %s, quality = final loss "
+          "vs none in %%\n# index\tlabel\ttime\tmemory\tloss_vs_none\ttext\tpareto\n",
+       c->title, tu.name, mu.name);
+    for (int i = 0; i < n; i++) {
+        const struct oomb_run_result *r = runs[i];
+        char lab[256], field[256], text[320];
+        run_label(L, r, lab, sizeof lab);
+        dat_text(lab, field, sizeof field);
+        if (isfinite(r->accuracy_delta) && r->has_accuracy)
+            snprintf(text, sizeof text, "%s, acc %+.2f pp", field, 100.0 * r->accuracy_delta);
+        else if (isfinite(r->final_loss))
+            snprintf(text, sizeof text, "%s, loss %.4g", field, r->final_loss);
+        else
+            snprintf(text, sizeof text, "%s", field);
+        SB(d, "%d\t%s\t%s\t%s\t%s\t%s\t%d\n", i, field, num(r->step_stats.median / tu.div),
+           num((double)r->peak_bytes / mu.div), num(q[i]), text, pareto[i]);
+    }
+    /* index 1: the Pareto front of each group, by time; a blank line between
+     * groups breaks the line. */
+    SB(d, "\n\n# index 1: Pareto front per scenario x mode x batch (time, memory)\n");
+    int done[512] = {0};
+    for (int i = 0; i < n; i++) {
+        if (done[i])
+            continue;
+        int idx[512], k = 0;
+        for (int j = i; j < n; j++)
+            if (same_group(runs[i], runs[j])) {
+                done[j] = 1;
+                if (pareto[j])
+                    idx[k++] = j;
+            }
+        for (int a = 1; a < k; a++)
+            for (int b = a; b > 0 && runs[idx[b]]->step_stats.median <
+                                         runs[idx[b - 1]]->step_stats.median;
+                 b--) {
+                int t = idx[b];
+                idx[b] = idx[b - 1];
+                idx[b - 1] = t;
+            }
+        for (int a = 0; a < k; a++)
+            SB(d, "%s\t%s\n", num(runs[idx[a]]->step_stats.median / tu.div),
+               num((double)runs[idx[a]]->peak_bytes / mu.div));
+        SB(d, "\n");
+    }
+
+    char sub[200] = "\\nlower left is better; ringed points are on the Pareto front";
+    if (!L->multi_scenario && !L->multi_mode && !L->multi_batch) {
+        char grp[160];
+        group_text(runs[0], grp, sizeof grp);
+        size_t at = strlen(sub);
+        snprintf(sub + at, sizeof sub - at, " (%s)", grp);
+    }
+    gp_begin(c, in, 1000, 650);
+    struct oomb_sbuf *g = &c->gp;
+    SB(g, "set title \"%s%s\"\n", gp_text(c->title), sub);
+    SB(g, "set xlabel \"median step time (%s)\"\nset ylabel \"peak memory (%s)\"\n", tu.name,
+       mu.name);
+    if (tmin > 0 && tmax / tmin > 20)
+        SB(g, "set logscale x\n");
+    else
+        SB(g, "set xrange [0:*]\n");
+    if (mmin > 0 && mmax / mmin > 20)
+        SB(g, "set logscale y\n");
+    else
+        SB(g, "set yrange [0:*]\n");
+    SB(g, "set offsets graph 0.05, graph 0.30, graph 0.12, graph 0.05\n"
+          "set key outside bottom center horizontal\n"
+          "set palette defined (-1 \"#1a9850\", 0 \"#c8c8c8\", 1 \"#d73027\")\n"
+          "set cbrange [%g:%g]\nset cblabel \"final loss vs none (%%)\"\n",
+       -qmax, qmax);
+    SB(g,
+       "plot \"%s.dat\" index 1 using 1:2 with lines lw 2 dt 2 lc rgb \"#555555\" "
+       "title \"Pareto front\", \\\n"
+       "     \"\" index 0 using 3:($7==1?$4:NaN) with points pt 6 ps 3.2 lw 2 "
+       "lc rgb \"#333333\" title \"on the front\", \\\n"
+       "     \"\" index 0 using 3:4:5 with points pt 7 ps 2.2 lc palette "
+       "title \"run (colour: final loss vs none)\", \\\n"
+       "     \"\" index 0 using 3:4:6 with labels left offset char 1.6,0.9 notitle\n",
+       c->stem);
+    c->n_series = 4;
+    gp_end(c);
+    caption(c,
+            "One point per run: median step time across, peak memory up. The dashed line joins "
+            "the Pareto front of each scenario and batch (no other strategy is both faster and "
+            "smaller). Colour: final loss relative to the reference strategy none (green "
+            "lower, red higher); the label gives the accuracy change against none (pp) or the "
+            "final loss.");
+}
+
+/* --------------------------------------------- chart 4: the timeline - */
+
+/* Events of the measured step (step >= 0): [first, last). */
+static void step_events(const struct oomb_run_result *r, int *first, int *last)
+{
+    *first = *last = 0;
+    int i = 0;
+    while (i < r->n_events && r->events[i].step < 0)
+        i++;
+    *first = i;
+    while (i < r->n_events && r->events[i].step >= 0)
+        i++;
+    *last = i;
+}
+
+static void chart_timeline(struct oomb_report *rep, const struct oomb_report_input *in)
+{
+    struct oomb_chart *c = &rep->charts[3];
+    /* The group to show: training if any, with the most strategies that have
+     * a timeline; a group with checkpointing first, since that is the
+     * picture this chart is for. */
+    int best = -1, best_score = -1;
+    for (int i = 0; i < rep->n_cur; i++) {
+        const struct oomb_run_result *r = rep->cur[i];
+        int seen = 0;
+        for (int j = 0; j < i; j++)
+            seen |= same_group(rep->cur[j], r);
+        if (seen)
+            continue;
+        int k = 0, ckpt = 0;
+        for (int j = i; j < rep->n_cur; j++) {
+            const struct oomb_run_result *s = rep->cur[j];
+            int a, b;
+            step_events(s, &a, &b);
+            if (same_group(s, r) && s->outcome == OOMB_OUTCOME_OK && b > a) {
+                k++;
+                ckpt |= strcmp(s->plugin, "checkpoint") == 0;
+            }
+        }
+        if (k == 0)
+            continue;
+        int score = (r->mode == OOMB_MODE_TRAIN) * 100000 + ckpt * 50000 + (k > 1) * 20000 +
+                    k * 100 + (int)(r->batch > 99 ? 99 : r->batch);
+        if (score > best_score) {
+            best_score = score;
+            best = i;
+        }
+    }
+    if (best < 0) {
+        note(c, "no run ended ok with an allocation timeline");
+        return;
+    }
+    const struct oomb_run_result *runs[MAX_TIMELINE_PANELS];
+    int n = 0, more = 0;
+    for (int j = best; j < rep->n_cur; j++) {
+        const struct oomb_run_result *s = rep->cur[j];
+        int a, b;
+        step_events(s, &a, &b);
+        if (!same_group(s, rep->cur[best]) || s->outcome != OOMB_OUTCOME_OK || b <= a)
+            continue;
+        if (n < MAX_TIMELINE_PANELS)
+            runs[n++] = s;
+        else
+            more++;
+    }
+    double xmax = 0, ymax = 0;
+    for (int k = 0; k < n; k++) {
+        int a, b;
+        step_events(runs[k], &a, &b);
+        xmax = fmax(xmax, (double)(runs[k]->events[b - 1].t_ns - runs[k]->events[a].t_ns));
+        ymax = fmax(ymax, (double)(runs[k]->events[a].in_use - (uint64_t)runs[k]->events[a].delta));
+        for (int e = a; e < b; e++)
+            ymax = fmax(ymax, (double)runs[k]->events[e].in_use);
+    }
+    if (xmax <= 0)
+        xmax = 1;
+    uint64_t budget = runs[0]->budget_bytes;
+    int budget_on_scale = budget && (double)budget <= 2.0 * ymax;
+    struct unit tu = time_unit(xmax), mu = mem_unit(budget_on_scale ? (double)budget : ymax);
+    double xtop = xmax / tu.div * 1.02;
+    double ytop = fmax(ymax, budget_on_scale ? (double)budget : 0) / mu.div * 1.15;
+
+    struct oomb_sbuf *d = &c->dat;
+    SB(d, "# %s\n# per run two blocks: phase spans (from, to in %s; phase 0 other, 1 forward, "
+          "2 backward, 3 update), then bytes in use (time in %s, memory in %s)\n",
+       c->title, tu.name, tu.name, mu.name);
+    double peaks[MAX_TIMELINE_PANELS];
+    for (int k = 0; k < n; k++) {
+        const struct oomb_run_result *r = runs[k];
+        int a, b;
+        step_events(r, &a, &b);
+        int64_t t0 = r->events[a].t_ns;
+        SB(d, "%s# index %d: %s phases\n", k ? "\n\n" : "", 2 * k, r->strategy);
+        int e = a;
+        while (e < b) {
+            int ph = r->events[e].phase;
+            int f = e;
+            while (f < b && r->events[f].phase == ph)
+                f++;
+            int64_t end = f < b ? r->events[f].t_ns : r->events[b - 1].t_ns;
+            SB(d, "%s\t%s\t%d\n", num((double)(r->events[e].t_ns - t0) / tu.div),
+               num((double)(end - t0) / tu.div), ph);
+            e = f;
+        }
+        SB(d, "\n\n# index %d: %s bytes in use\n", 2 * k + 1, r->strategy);
+        double start = (double)(r->events[a].in_use - (uint64_t)r->events[a].delta);
+        peaks[k] = start;
+        SB(d, "0\t%s\n", num(start / mu.div));
+        for (e = a; e < b; e++) {
+            SB(d, "%s\t%s\n", num((double)(r->events[e].t_ns - t0) / tu.div),
+               num((double)r->events[e].in_use / mu.div));
+            peaks[k] = fmax(peaks[k], (double)r->events[e].in_use);
+        }
+    }
+
+    char grp[160];
+    group_text(runs[0], grp, sizeof grp);
+    gp_begin(c, in, 1000, 110 + 230 * n);
+    struct oomb_sbuf *g = &c->gp;
+    SB(g, "set multiplot layout %d,1 title \"%s (%s)\"\n", n, gp_text(c->title), gp_text(grp));
+    SB(g, "set xrange [0:%g]\nset yrange [0:%g]\nset ylabel \"in use (%s)\"\n"
+          "set lmargin at screen 0.09\nset rmargin at screen 0.80\n"
+          "set style fill transparent solid 0.22 noborder\n",
+       xtop, ytop, mu.name);
+    static const char *const phase_label[OOMB_PHASE_COUNT] = {"other", "forward", "backward",
+                                                               "update"};
+    for (int k = 0; k < n; k++) {
+        const struct oomb_run_result *r = runs[k];
+        char pk[64], act[64];
+        oomb_format_bytes((uint64_t)peaks[k], pk, sizeof pk);
+        oomb_format_bytes(r->peak_by_tag[OOMB_TAG_ACTIVATIONS], act, sizeof act);
+        SB(g, "set title \"%s: peak %s in the step, activations peak %s\"\n",
+           gp_text(r->strategy), pk, act);
+        if (k == n - 1)
+            SB(g, "set xlabel \"time since the step began (%s)\"\n", tu.name);
+        else
+            SB(g, "unset xlabel\n");
+        if (k == 0)
+            SB(g, "set key at screen 0.99, screen %g right top box opaque\n",
+               1.0 - 60.0 / (110.0 + 230.0 * n));
+        else
+            SB(g, "unset key\n");
+        SB(g, "plot ");
+        for (int p = 1; p < OOMB_PHASE_COUNT; p++)
+            SB(g, "\"%s.dat\" index %d using ($3==%d?($1+$2)/2:NaN):(%g):1:2:(0):(%g) "
+                  "with boxxyerror lc rgb \"%s\" title \"%s\", \\\n     ",
+               c->stem, 2 * k, p, ytop / 2, ytop, phase_colors[p], phase_label[p]);
+        SB(g, "\"%s.dat\" index %d using 1:2 with steps lw 2.2 lc rgb \"black\" "
+              "title \"bytes in use\", \\\n     "
+              "%g with lines dt 3 lw 1.5 lc rgb \"#555555\" title \"step peak\"",
+           c->stem, 2 * k + 1, peaks[k] / mu.div);
+        c->n_series += 5;
+        if (budget_on_scale) {
+            char bt[64];
+            oomb_format_bytes(budget, bt, sizeof bt);
+            SB(g, ", \\\n     %g with lines dt 2 lw 2 lc rgb \"%s\" title \"budget %s\"",
+               (double)budget / mu.div, RED, bt);
+            c->n_series++;
+        }
+        SB(g, "\n");
+    }
+    SB(g, "unset multiplot\n");
+    gp_end(c);
+    caption(c,
+            "Bytes in use (tracked) through the first measured step of %s, one panel per "
+            "strategy on the same scales; the shading shows the phase (forward, backward, "
+            "update) the allocations happened in. Without checkpointing the forward pass keeps "
+            "every activation until backward, so memory climbs through forward; with "
+            "checkpointing it stays near the segment boundaries and backward recomputes. %s",
+            grp,
+            more ? "More strategies ran in this group than fit; the first six are shown." : "");
+}
+
+/* -------------------------------------------- chart 5: batch sweep - */
+
+static void chart_sweep(struct oomb_report *rep, const struct oomb_report_input *in)
+{
+    struct oomb_chart *c = &rep->charts[4];
+    /* The scenario x mode with the most batch sizes. */
+    int best = -1, best_n = 1;
+    for (int i = 0; i < rep->n_cur; i++) {
+        int64_t seen[256];
+        int k = 0;
+        for (int j = 0; j < rep->n_cur; j++) {
+            const struct oomb_run_result *s = rep->cur[j];
+            if (s->mode != rep->cur[i]->mode || strcmp(s->scenario, rep->cur[i]->scenario) ||
+                (s->outcome != OOMB_OUTCOME_OK && s->outcome != OOMB_OUTCOME_OOM))
+                continue;
+            int dup = 0;
+            for (int q = 0; q < k; q++)
+                dup |= seen[q] == s->batch;
+            if (!dup && k < 256)
+                seen[k++] = s->batch;
+        }
+        if (k > best_n) {
+            best_n = k;
+            best = i;
+        }
+    }
+    if (best < 0) {
+        note(c, "no scenario in these results sweeps more than one batch size "
+                "(give the scenario a list, e.g. batch: [64, 256, 1024])");
+        return;
+    }
+    const struct oomb_run_result *ref = rep->cur[best];
+    /* Strategies in order of appearance. */
+    const char *strat[N_SERIES_COLORS * 2];
+    int ns = 0;
+    const struct oomb_run_result *rows[512];
+    int nr = 0;
+    double mtop = 0, ttop = 0;
+    uint64_t budget = 0;
+    int any_oom = 0;
+    for (int j = 0; j < rep->n_cur && nr < 512; j++) {
+        const struct oomb_run_result *s = rep->cur[j];
+        if (s->mode != ref->mode || strcmp(s->scenario, ref->scenario) ||
+            (s->outcome != OOMB_OUTCOME_OK && s->outcome != OOMB_OUTCOME_OOM))
+            continue;
+        rows[nr++] = s;
+        int known = 0;
+        for (int q = 0; q < ns; q++)
+            known |= strcmp(strat[q], s->strategy) == 0;
+        if (!known && ns < (int)(N_SERIES_COLORS * 2))
+            strat[ns++] = s->strategy;
+        if (s->outcome == OOMB_OUTCOME_OK) {
+            mtop = fmax(mtop, (double)s->peak_bytes);
+            ttop = fmax(ttop, fin(s->samples_per_s));
+        } else {
+            any_oom = 1;
+        }
+        if (s->budget_bytes > budget)
+            budget = s->budget_bytes;
+    }
+    int budget_on_scale = budget && (mtop == 0 || (double)budget <= 4.0 * mtop);
+    struct unit mu = mem_unit(budget_on_scale ? fmax(mtop, (double)budget) : mtop);
+    double oom_y = budget_on_scale ? (double)budget : mtop;
+
+    struct oomb_sbuf *d = &c->dat;
+    SB(d, "# %s\n# one block per strategy: batch, peak memory (%s), throughput (samples/s), "
+          "oom (1: ran out of memory; the point is drawn at the budget)\n",
+       c->title, mu.name);
+    for (int q = 0; q < ns; q++) {
+        SB(d, "%s# index %d: %s\n# batch\tpeak\tsamples_per_s\toom\toom_at\n", q ? "\n\n" : "", q,
+           strat[q]);
+        const struct oomb_run_result *mine[256];
+        int k = 0;
+        for (int j = 0; j < nr && k < 256; j++)
+            if (strcmp(rows[j]->strategy, strat[q]) == 0)
+                mine[k++] = rows[j];
+        for (int a = 1; a < k; a++)
+            for (int b = a; b > 0 && mine[b]->batch < mine[b - 1]->batch; b--) {
+                const struct oomb_run_result *t = mine[b];
+                mine[b] = mine[b - 1];
+                mine[b - 1] = t;
+            }
+        for (int a = 0; a < k; a++) {
+            int oom = mine[a]->outcome == OOMB_OUTCOME_OOM;
+            SB(d, "%lld\t%s\t%s\t%d\t%s\n", (long long)mine[a]->batch,
+               oom ? "?" : num((double)mine[a]->peak_bytes / mu.div),
+               oom ? "?" : num(mine[a]->samples_per_s), oom, num(oom_y / mu.div));
+        }
+    }
+
+    char title2[300];
+    snprintf(title2, sizeof title2, "%s (%s, %s)", c->title, ref->scenario,
+             mode_text(ref->mode));
+    gp_begin(c, in, 1000, 820);
+    struct oomb_sbuf *g = &c->gp;
+    SB(g, "set multiplot layout 2,1 title \"%s\"\n", gp_text(title2));
+    SB(g, "set logscale x 2\nset xlabel \"batch size (samples)\"\n"
+          "set lmargin at screen 0.10\nset rmargin at screen 0.76\n"
+          "set key outside right top\nset offsets graph 0.05, graph 0.05, graph 0.1, 0\n");
+    /* top: peak memory */
+    SB(g, "set title \"peak memory%s\"\nset ylabel \"peak memory (%s)\"\nset yrange [0:*]\n",
+       any_oom ? "; x: out of memory at that batch" : "", mu.name);
+    SB(g, "plot ");
+    for (int q = 0; q < ns; q++)
+        SB(g, "%s\"%s.dat\" index %d using 1:($4==0?$2:NaN) with linespoints pt 7 ps 1.3 lw 2 "
+              "lc rgb \"%s\" title \"%s\"",
+           q ? ", \\\n     " : "", c->stem, q, series_colors[q % N_SERIES_COLORS],
+           gp_text(strat[q]));
+    c->n_series += ns;
+    if (any_oom) {
+        for (int q = 0; q < ns; q++)
+            SB(g, ", \\\n     \"%s.dat\" index %d using 1:($4==1?$5:NaN) with points pt 2 ps 3 "
+                  "lw 3 lc rgb \"%s\" %s",
+               c->stem, q, series_colors[q % N_SERIES_COLORS],
+               q == 0 ? "title \"OOM (x, strategy colour)\"" : "notitle");
+        c->n_series += ns;
+    }
+    if (budget_on_scale) {
+        char bt[64];
+        oomb_format_bytes(budget, bt, sizeof bt);
+        SB(g, ", \\\n     %g with lines dt 2 lw 2 lc rgb \"%s\" title \"budget %s\"",
+           (double)budget / mu.div, RED, bt);
+        c->n_series++;
+    }
+    SB(g, "\n");
+    /* bottom: throughput */
+    SB(g, "set title \"throughput%s\"\nset ylabel \"throughput (samples/s)\"\nset yrange [0:%g]\n",
+       any_oom ? "; x on the axis: out of memory" : "", ttop > 0 ? ttop * 1.15 : 1.0);
+    SB(g, "plot ");
+    for (int q = 0; q < ns; q++)
+        SB(g, "%s\"%s.dat\" index %d using 1:($4==0?$3:NaN) with linespoints pt 7 ps 1.3 lw 2 "
+              "lc rgb \"%s\" title \"%s\"",
+           q ? ", \\\n     " : "", c->stem, q, series_colors[q % N_SERIES_COLORS],
+           gp_text(strat[q]));
+    c->n_series += ns;
+    if (any_oom) {
+        for (int q = 0; q < ns; q++)
+            SB(g, ", \\\n     \"%s.dat\" index %d using 1:($4==1?0:NaN) with points pt 2 ps 3 "
+                  "lw 3 lc rgb \"%s\" %s",
+               c->stem, q, series_colors[q % N_SERIES_COLORS],
+               q == 0 ? "title \"OOM\"" : "notitle");
+        c->n_series += ns;
+    }
+    SB(g, "\nunset multiplot\n");
+    gp_end(c);
+    caption(c,
+            "Each strategy of %s (%s) across the batch sizes swept. Top: peak tracked memory%s; "
+            "an x marks a batch size at which the strategy ran out of memory (drawn at the "
+            "budget). Bottom: throughput in samples per second; an x on the axis is an "
+            "out-of-memory run.",
+            ref->scenario, mode_text(ref->mode),
+            budget_on_scale ? " against the budget (dashed red)" : "");
+}
+
+/* --------------------------------------- chart 6: baseline vs current - */
+
+static const struct oomb_run_result *find_key(const struct oomb_results *r,
+                                              const struct oomb_run_result *k)
+{
+    for (int i = 0; i < r->n_runs; i++)
+        if (same_key(&r->runs[i], k))
+            return &r->runs[i];
+    return NULL;
+}
+
+static int add_change(struct oomb_report *rep, const struct oomb_run_result *run,
+                      const char *metric, const char *unit, double base, double cur,
+                      int exact, double noise)
+{
+    struct oomb_report_change *p =
+        realloc(rep->changes, (size_t)(rep->n_changes + 1) * sizeof *rep->changes);
+    if (!p)
+        return OOMB_ERR_INTERNAL;
+    rep->changes = p;
+    struct oomb_report_change *ch = &p[rep->n_changes++];
+    memset(ch, 0, sizeof *ch);
+    run_fullname(run, ch->run, sizeof ch->run);
+    ch->metric = metric;
+    ch->unit = unit;
+    ch->base = base;
+    ch->cur = cur;
+    if (!isfinite(base) || !isfinite(cur))
+        ch->change = NAN;
+    else if (base == 0)
+        ch->change = cur == 0 ? 0.0 : (cur > 0 ? 1.0 : -1.0);
+    else
+        ch->change = (cur - base) / fabs(base);
+    ch->verdict = OOMB_CHANGE_SAME;
+    if (strcmp(metric, "outcome") == 0) {
+        ch->verdict = OOMB_CHANGE_REGRESSION;
+    } else if (isfinite(ch->change)) {
+        if (exact ? cur > base : ch->change > noise)
+            ch->verdict = OOMB_CHANGE_REGRESSION;
+        else if (exact ? cur < base : ch->change < -noise)
+            ch->verdict = OOMB_CHANGE_IMPROVEMENT;
+    }
+    if (ch->verdict == OOMB_CHANGE_REGRESSION)
+        rep->n_regressions++;
+    return OOMB_OK;
+}
+
+static int compare_runs(struct oomb_report *rep, const struct oomb_run_result *b,
+                        const struct oomb_run_result *r, double noise)
+{
+    int rc = OOMB_OK;
+    if (b->outcome == OOMB_OUTCOME_OK && r->outcome != OOMB_OUTCOME_OK)
+        return add_change(rep, r, "outcome", "", (double)b->outcome, (double)r->outcome, 1,
+                          noise);
+    if (b->outcome != OOMB_OUTCOME_OK || r->outcome != OOMB_OUTCOME_OK)
+        return OOMB_OK;
+    rc = add_change(rep, r, "peak memory", "bytes", (double)b->peak_bytes, (double)r->peak_bytes,
+                    1, noise);
+    if (rc == OOMB_OK)
+        rc = add_change(rep, r, "step time (median)", "ns", b->step_stats.median,
+                        r->step_stats.median, 0, noise);
+    if (rc == OOMB_OK && isfinite(b->final_loss) && isfinite(r->final_loss))
+        rc = add_change(rep, r, "final loss", "", b->final_loss, r->final_loss, 0, noise);
+    return rc;
+}
+
+static int build_changes(struct oomb_report *rep, const struct oomb_report_input *in)
+{
+    if (in->n_baseline > 0) {
+        snprintf(rep->cmp_what, sizeof rep->cmp_what, "baseline %s against the current results",
+                 in->baseline_label ? in->baseline_label : "(given)");
+        int matched = 0;
+        for (int i = 0; i < rep->n_cur; i++) {
+            const struct oomb_run_result *b = NULL;
+            for (int s = in->n_baseline - 1; s >= 0 && !b; s--)
+                b = find_key(in->baseline[s].res, rep->cur[i]);
+            if (!b)
+                continue;
+            matched++;
+            if (compare_runs(rep, b, rep->cur[i], in->noise) != OOMB_OK)
+                return OOMB_ERR_INTERNAL;
+        }
+        if (!matched) {
+            snprintf(rep->cmp_note, sizeof rep->cmp_note,
+                     "the baseline %s has no run of the same scenario, mode, batch and strategy",
+                     in->baseline_label ? in->baseline_label : "");
+            rep->cmp_what[0] = '\0';
+        }
+        return OOMB_OK;
+    }
+    if (in->n_sets < 2) {
+        snprintf(rep->cmp_note, sizeof rep->cmp_note,
+                 "no baseline given (--baseline) and only one results file: nothing to compare");
+        return OOMB_OK;
+    }
+    const struct oomb_report_set *old = &in->sets[0], *new = &in->sets[in->n_sets - 1];
+    snprintf(rep->cmp_what, sizeof rep->cmp_what,
+             "the oldest results (%s, created %s) against the newest (%s, created %s)", old->path,
+             old->res->created, new->path, new->res->created);
+    int matched = 0;
+    for (int i = 0; i < rep->n_cur; i++) {
+        /* The oldest and the newest file holding this run, when they differ. */
+        const struct oomb_run_result *b = NULL, *r = NULL;
+        int bs = -1, rs = -1;
+        for (int s = 0; s < in->n_sets && !b; s++)
+            if ((b = find_key(in->sets[s].res, rep->cur[i])))
+                bs = s;
+        for (int s = in->n_sets - 1; s >= 0 && !r; s--)
+            if ((r = find_key(in->sets[s].res, rep->cur[i])))
+                rs = s;
+        if (!b || !r || bs == rs)
+            continue;
+        matched++;
+        if (compare_runs(rep, b, r, in->noise) != OOMB_OK)
+            return OOMB_ERR_INTERNAL;
+    }
+    if (!matched) {
+        snprintf(rep->cmp_note, sizeof rep->cmp_note,
+                 "the results files given share no run (same scenario, mode, batch and "
+                 "strategy) to compare");
+        rep->cmp_what[0] = '\0';
+    }
+    return OOMB_OK;
+}
+
+static void chart_baseline(struct oomb_report *rep, const struct oomb_report_input *in)
+{
+    struct oomb_chart *c = &rep->charts[5];
+    if (!rep->cmp_what[0]) {
+        note(c, "%s", rep->cmp_note);
+        return;
+    }
+    int rows[1024], n = 0, count[3] = {0, 0, 0};
+    double lo = -2 * in->noise * 100, hi = 2 * in->noise * 100;
+    for (int i = 0; i < rep->n_changes && n < 1024; i++) {
+        if (!isfinite(rep->changes[i].change))
+            continue;
+        rows[n++] = i;
+        count[rep->changes[i].verdict]++;
+        double pc = 100 * rep->changes[i].change;
+        lo = fmin(lo, pc);
+        hi = fmax(hi, pc);
+    }
+    if (n == 0) {
+        note(c, "no metric could be compared (no run ended ok in both)");
+        return;
+    }
+    /* Room for the value labels right of the bars. */
+    double span = hi - lo;
+    lo -= 0.05 * span;
+    hi += 0.22 * span;
+    struct oomb_sbuf *d = &c->dat;
+    SB(d, "# %s: %s\n# change in %% of the baseline; verdict 0 within noise (%g%%), "
+          "1 regression, 2 improvement\n# row\tlabel\tbaseline\tcurrent\tchange_pct\tverdict\t"
+          "text\n",
+       c->title, rep->cmp_what, in->noise * 100);
+    for (int k = 0; k < n; k++) {
+        const struct oomb_report_change *ch = &rep->changes[rows[k]];
+        char lab[320], field[320], text[64];
+        snprintf(lab, sizeof lab, "%s: %s", ch->run, ch->metric);
+        dat_text(lab, field, sizeof field);
+        snprintf(text, sizeof text, "%+.2f%%%s", 100 * ch->change,
+                 ch->verdict == OOMB_CHANGE_REGRESSION ? " regression" : "");
+        SB(d, "%d\t%s\t%s\t%s\t%s\t%d\t%s\n", k, field, num(ch->base), num(ch->cur),
+           num(100 * ch->change), (int)ch->verdict, text);
+    }
+    int h = 170 + 26 * n;
+    if (h < 420)
+        h = 420;
+    gp_begin(c, in, 1200, h);
+    struct oomb_sbuf *g = &c->gp;
+    SB(g, "set title \"%s: relative change per metric\\n%s\"\n", gp_text(c->title),
+       gp_text(rep->cmp_what));
+    SB(g, "set xlabel \"change against the baseline (%%; positive: more memory, slower, "
+          "higher loss)\"\n"
+          "set xrange [%g:%g]\nset yrange [%g:-0.7]\n"
+          "set ytics nomirror\nset grid xtics noytics\nset key outside bottom center horizontal\n"
+          "set object 1 rect from %g, graph 0 to %g, graph 1 behind fc rgb \"#e4e4e4\" "
+          "fs solid 1.0 noborder\n"
+          "set arrow 1 from 0, graph 0 to 0, graph 1 nohead lc rgb \"#333333\" lw 1.2\n"
+          "set style fill solid 0.85 noborder\n",
+       lo, hi, n - 0.3, -100 * in->noise, 100 * in->noise);
+    static const char *const vname[3] = {"within noise", "regression", "improvement"};
+    static const char *const vcolor[3] = {"#999999", RED, "#228833"};
+    SB(g, "set ytics (");
+    for (int k = 0; k < n; k++) {
+        const struct oomb_report_change *ch = &rep->changes[rows[k]];
+        char lab[320];
+        snprintf(lab, sizeof lab, "%s: %s", ch->run, ch->metric);
+        SB(g, "%s\"%s\" %d", k ? ", " : "", gp_text(lab), k);
+    }
+    SB(g, ")\n");
+    SB(g, "plot NaN with boxes fs solid 1.0 lc rgb \"#e4e4e4\" title \"noise band \u00b1%g%%\"",
+       in->noise * 100);
+    c->n_series = 1;
+    for (int v = 0; v < 3; v++) {
+        if (!count[v])
+            continue;
+        SB(g, ", \\\n     \"%s.dat\" using ($6==%d?$5/2:NaN):1:($5<0?$5:0):($5<0?0:$5):($1-0.35):($1+0.35) "
+              "with boxxyerror lc rgb \"%s\" title \"%s (%d)\"",
+           c->stem, v, vcolor[v], vname[v], count[v]);
+        c->n_series++;
+    }
+    SB(g, ", \\\n     \"%s.dat\" using ($5>0?$5:0):1:7 with labels left offset char 0.6,0 "
+          "notitle\n",
+       c->stem);
+    c->n_series++;
+    gp_end(c);
+    caption(c,
+            "Compared: %s. One bar per metric of each run: the relative change of the current "
+            "value against the baseline. The grey band is the noise threshold (%g%%). Red bars "
+            "are regressions: any increase of peak memory (memory is exact), or a step time or "
+            "final loss worse by more than the threshold; green bars improved by more than it.",
+            rep->cmp_what, in->noise * 100);
+}
+
+/* --------------------------------------------------- chart 7: history - */
+
+static int cmp_set_created(const void *a, const void *b)
+{
+    const struct oomb_report_set *x = a, *y = b;
+    int c = strcmp(x->res->created ? x->res->created : "", y->res->created ? y->res->created : "");
+    return c ? c : strcmp(x->path, y->path);
+}
+
+static int build_history(struct oomb_report *rep, const struct oomb_report_input *in)
+{
+    int cap = in->n_sets + in->n_history;
+    rep->hist = calloc((size_t)(cap ? cap : 1), sizeof *rep->hist);
+    if (!rep->hist)
+        return OOMB_ERR_INTERNAL;
+    for (int pass = 0; pass < 2; pass++) {
+        const struct oomb_report_set *src = pass ? in->history : in->sets;
+        int n = pass ? in->n_history : in->n_sets;
+        for (int i = 0; i < n; i++) {
+            int dup = 0;
+            for (int j = 0; j < rep->n_hist; j++)
+                dup |= strcmp(rep->hist[j].path, src[i].path) == 0;
+            if (!dup)
+                rep->hist[rep->n_hist++] = src[i];
+        }
+    }
+    qsort(rep->hist, (size_t)rep->n_hist, sizeof *rep->hist, cmp_set_created);
+    return OOMB_OK;
+}
+
+static void short_created(const char *created, char *buf, size_t len)
+{
+    /* "2026-11-23T06:27:12Z" -> "11-23 06:27" */
+    if (created && strlen(created) >= 16 && created[10] == 'T')
+        snprintf(buf, len, "%.5s %.5s", created + 5, created + 11);
+    else
+        snprintf(buf, len, "%s", created && created[0] ? created : "?");
+}
+
+static void chart_history(struct oomb_report *rep, const struct oomb_report_input *in)
+{
+    struct oomb_chart *c = &rep->charts[6];
+    if (rep->n_hist < 2) {
+        note(c, "history needs at least two results files (several RESULTS, or --history DIR "
+                "with the files a nightly job keeps); found %d",
+             rep->n_hist);
+        return;
+    }
+    /* Series: the ok runs of the newest set found ok in at least two sets. */
+    const struct oomb_run_result *keys[MAX_HISTORY_SERIES];
+    int nk = 0, more = 0;
+    for (int s = rep->n_hist - 1; s >= 0; s--) {
+        const struct oomb_results *res = rep->hist[s].res;
+        for (int i = 0; i < res->n_runs; i++) {
+            const struct oomb_run_result *r = &res->runs[i];
+            if (r->outcome != OOMB_OUTCOME_OK || (in->scenario && strcmp(r->scenario, in->scenario)))
+                continue;
+            int known = 0;
+            for (int k = 0; k < nk; k++)
+                known |= same_key(keys[k], r);
+            if (known)
+                continue;
+            int found = 0;
+            for (int t = 0; t < rep->n_hist; t++) {
+                const struct oomb_run_result *x = find_key(rep->hist[t].res, r);
+                found += x && x->outcome == OOMB_OUTCOME_OK;
+            }
+            if (found < 2)
+                continue;
+            if (nk < MAX_HISTORY_SERIES)
+                keys[nk++] = r;
+            else
+                more++;
+        }
+    }
+    if (nk == 0) {
+        note(c, "no run (same scenario, mode, batch and strategy) ended ok in two or more of the "
+                "%d results files",
+             rep->n_hist);
+        return;
+    }
+    double mtop = 0, ttop = 0;
+    for (int k = 0; k < nk; k++)
+        for (int s = 0; s < rep->n_hist; s++) {
+            const struct oomb_run_result *x = find_key(rep->hist[s].res, keys[k]);
+            if (x && x->outcome == OOMB_OUTCOME_OK) {
+                mtop = fmax(mtop, (double)x->peak_bytes);
+                ttop = fmax(ttop, fin(x->step_stats.median));
+            }
+        }
+    struct unit mu = mem_unit(mtop), tu = time_unit(ttop);
+    struct oomb_sbuf *d = &c->dat;
+    SB(d, "# %s\n# one block per run: file number (oldest 0), peak memory (%s), step time median "
+          "(%s), memory regression, time regression (1: worse than the previous file)\n",
+       c->title, mu.name, tu.name);
+    int n_reg = 0;
+    for (int k = 0; k < nk; k++) {
+        char name[192];
+        run_fullname(keys[k], name, sizeof name);
+        SB(d, "%s# index %d: %s\n", k ? "\n\n" : "", k, name);
+        double pm = NAN, pt = NAN;
+        for (int s = 0; s < rep->n_hist; s++) {
+            const struct oomb_run_result *x = find_key(rep->hist[s].res, keys[k]);
+            if (!x || x->outcome != OOMB_OUTCOME_OK) {
+                SB(d, "%d\t?\t?\t0\t0\n", s);
+                continue;
+            }
+            double m = (double)x->peak_bytes, t = x->step_stats.median;
+            int rm = isfinite(pm) && m > pm;
+            int rt = isfinite(pt) && isfinite(t) && pt > 0 && (t - pt) / pt > in->noise;
+            n_reg += rm + rt;
+            SB(d, "%d\t%s\t%s\t%d\t%d\n", s, num(m / mu.div), num(t / tu.div), rm, rt);
+            pm = m;
+            if (isfinite(t))
+                pt = t;
+        }
+    }
+    gp_begin(c, in, 1100, 860);
+    struct oomb_sbuf *g = &c->gp;
+    SB(g, "set multiplot layout 2,1 title \"%s (%d results files, oldest left)\"\n",
+       gp_text(c->title), rep->n_hist);
+    SB(g, "set xrange [-0.3:%g]\nset xtics (", rep->n_hist - 1 + 0.3);
+    for (int s = 0; s < rep->n_hist; s++) {
+        char when[64];
+        short_created(rep->hist[s].res->created, when, sizeof when);
+        SB(g, "%s\"%s\" %d", s ? ", " : "", gp_text(when), s);
+    }
+    SB(g, ")%s\n", rep->n_hist > 6 ? " rotate by 30 right" : "");
+    SB(g, "set xlabel \"results file (created, UTC)\"\nset lmargin at screen 0.09\n"
+          "set rmargin at screen 0.66\nset key outside right top\n"
+          "set offsets 0, 0, graph 0.1, graph 0.05\n");
+    for (int panel = 0; panel < 2; panel++) {
+        if (panel == 0)
+            SB(g, "set title \"peak memory (any increase is a regression)\"\n"
+                  "set ylabel \"peak memory (%s)\"\nset yrange [0:*]\n",
+               mu.name);
+        else
+            SB(g, "set title \"median step time (regression: slower by more than %g%%)\"\n"
+                  "set ylabel \"step time (%s)\"\nset yrange [0:*]\n",
+               in->noise * 100, tu.name);
+        SB(g, "plot ");
+        for (int k = 0; k < nk; k++) {
+            char name[192];
+            run_fullname(keys[k], name, sizeof name);
+            SB(g, "%s\"%s.dat\" index %d using 1:%d with linespoints pt 7 ps 1.2 lw 2 "
+                  "lc rgb \"%s\" title \"%s\"",
+               k ? ", \\\n     " : "", c->stem, k, panel ? 3 : 2,
+               series_colors[k % N_SERIES_COLORS], gp_text(name));
+        }
+        c->n_series += nk;
+        for (int k = 0; k < nk; k++) {
+            SB(g, ", \\\n     \"%s.dat\" index %d using 1:($%d==1?$%d:NaN) with points pt 6 "
+                  "ps 3 lw 2.5 lc rgb \"%s\" %s",
+               c->stem, k, panel ? 5 : 4, panel ? 3 : 2, RED,
+               k == 0 ? "title \"regression\"" : "notitle");
+        }
+        c->n_series += nk;
+        SB(g, "\n");
+    }
+    SB(g, "unset multiplot\n");
+    gp_end(c);
+    caption(c,
+            "Peak memory (top) and median step time (bottom) of each run across %d results "
+            "files ordered by their creation time. A red ring marks a regression against the "
+            "previous file: any increase of peak memory, or a step time slower by more than "
+            "%g%%. %d regression(s) in this history.%s",
+            rep->n_hist, in->noise * 100, n_reg,
+            more ? " Only the first eight runs are drawn; use --scenario to focus." : "");
+}
+
+/* ----------------------------------------------------------- building - */
+
+struct cur_item {
+    const struct oomb_run_result *r;
+    int order;
+};
+
+static int cmp_cur(const void *a, const void *b)
+{
+    const struct cur_item *x = a, *y = b;
+    int c = strcmp(x->r->scenario, y->r->scenario);
+    if (c)
+        return c;
+    if (x->r->mode != y->r->mode)
+        return x->r->mode == OOMB_MODE_TRAIN ? -1 : 1;
+    if (x->r->batch != y->r->batch)
+        return x->r->batch < y->r->batch ? -1 : 1;
+    return x->order - y->order;
+}
+
+int oomb_report_build(const struct oomb_report_input *in, struct oomb_report *rep, char *err,
+                      size_t err_len)
+{
+    memset(rep, 0, sizeof *rep);
+    for (int i = 0; i < OOMB_REPORT_CHARTS; i++) {
+        rep->charts[i].stem = chart_stems[i];
+        rep->charts[i].title = chart_titles[i];
+    }
+    int total = 0;
+    for (int s = 0; s < in->n_sets; s++)
+        total += in->sets[s].res->n_runs;
+    struct cur_item *items = calloc((size_t)(total ? total : 1), sizeof *items);
+    rep->cur = calloc((size_t)(total ? total : 1), sizeof *rep->cur);
+    if (!items || !rep->cur) {
+        free(items);
+        oomb_errf(err, err_len, "out of memory");
+        return OOMB_ERR_INTERNAL;
+    }
+    /* The newest run of each key: walk the sets newest first. Within the
+     * newest set the file's order is kept (none first). */
+    int n = 0;
+    for (int s = in->n_sets - 1; s >= 0; s--) {
+        const struct oomb_results *res = in->sets[s].res;
+        for (int i = 0; i < res->n_runs; i++) {
+            const struct oomb_run_result *r = &res->runs[i];
+            if (in->scenario && strcmp(r->scenario, in->scenario) != 0)
+                continue;
+            int dup = 0;
+            for (int j = 0; j < n && !dup; j++)
+                dup = same_key(items[j].r, r);
+            if (!dup) {
+                items[n].r = r;
+                items[n].order = n;
+                n++;
+            }
+        }
+    }
+    if (n == 0) {
+        free(items);
+        if (in->scenario)
+            oomb_errf(err, err_len, "no run of scenario '%s' in the results given", in->scenario);
+        else
+            oomb_errf(err, err_len, "the results given hold no runs");
+        return OOMB_ERR_INVALID;
+    }
+    qsort(items, (size_t)n, sizeof *items, cmp_cur);
+    for (int i = 0; i < n; i++)
+        rep->cur[i] = items[i].r;
+    rep->n_cur = n;
+    free(items);
+
+    /* Labels from the runs the per-strategy charts show. */
+    struct labels L;
+    labels_init(&L, rep->cur, rep->n_cur);
+
+    if (build_changes(rep, in) != OOMB_OK || build_history(rep, in) != OOMB_OK) {
+        oomb_errf(err, err_len, "out of memory");
+        return OOMB_ERR_INTERNAL;
+    }
+    chart_memory(rep, in, &L);
+    chart_time(rep, in, &L);
+    chart_tradeoff(rep, in, &L);
+    chart_timeline(rep, in);
+    chart_sweep(rep, in);
+    chart_baseline(rep, in);
+    chart_history(rep, in);
+    for (int i = 0; i < OOMB_REPORT_CHARTS; i++)
+        if (rep->charts[i].dat.failed || rep->charts[i].gp.failed) {
+            oomb_errf(err, err_len, "out of memory");
+            return OOMB_ERR_INTERNAL;
+        }
+    return OOMB_OK;
+}
+
+void oomb_report_free(struct oomb_report *rep)
+{
+    for (int i = 0; i < OOMB_REPORT_CHARTS; i++) {
+        oomb_sbuf_free(&rep->charts[i].dat);
+        oomb_sbuf_free(&rep->charts[i].gp);
+    }
+    free(rep->cur);
+    free(rep->changes);
+    free(rep->hist);
+    memset(rep, 0, sizeof *rep);
+}
+
+/* ------------------------------------------------------- html and md - */
+
+static void fmt_value(const struct oomb_report_change *ch, double v, char *buf, size_t len)
+{
+    if (strcmp(ch->metric, "outcome") == 0) {
+        const char *o = oomb_outcome_name((enum oomb_outcome)(int)v);
+        snprintf(buf, len, "%s", o ? o : "?");
+    } else if (!isfinite(v)) {
+        snprintf(buf, len, "-");
+    } else if (strcmp(ch->unit, "bytes") == 0) {
+        oomb_format_bytes((uint64_t)v, buf, len);
+    } else if (strcmp(ch->unit, "ns") == 0) {
+        oomb_format_ns(v, buf, len);
+    } else {
+        snprintf(buf, len, "%.5g", v);
+    }
+}
+
+static const char *verdict_text(enum oomb_change_verdict v)
+{
+    return v == OOMB_CHANGE_REGRESSION ? "regression"
+           : v == OOMB_CHANGE_IMPROVEMENT ? "improvement"
+                                          : "within noise";
+}
+
+/* The cells of one run row, formatted. */
+struct run_cells {
+    char peak[32], tags[OOMB_TAG_COUNT][32], step[32], ci[32], fwd[32], bwd[32], upd[32],
+        tput[32], loss[32], acc[32];
+};
+
+static void run_cells(const struct oomb_run_result *r, struct run_cells *c)
+{
+    oomb_format_bytes(r->peak_bytes, c->peak, sizeof c->peak);
+    for (int t = 0; t < OOMB_TAG_COUNT; t++)
+        oomb_format_bytes(r->peak_by_tag[t], c->tags[t], sizeof c->tags[t]);
+    oomb_format_ns(r->step_stats.median, c->step, sizeof c->step);
+    if (isfinite(r->step_stats.ci_low) && isfinite(r->step_stats.ci_high)) {
+        char a[32], b[32];
+        oomb_format_ns(r->step_stats.ci_low, a, sizeof a);
+        oomb_format_ns(r->step_stats.ci_high, b, sizeof b);
+        snprintf(c->ci, sizeof c->ci, "%.14s - %.14s", a, b);
+    } else {
+        snprintf(c->ci, sizeof c->ci, "-");
+    }
+    oomb_format_ns(r->phase_stats[OOMB_PHASE_FORWARD].median, c->fwd, sizeof c->fwd);
+    oomb_format_ns(r->phase_stats[OOMB_PHASE_BACKWARD].median, c->bwd, sizeof c->bwd);
+    oomb_format_ns(r->phase_stats[OOMB_PHASE_UPDATE].median, c->upd, sizeof c->upd);
+    if (isfinite(r->samples_per_s))
+        snprintf(c->tput, sizeof c->tput, "%.4g", r->samples_per_s);
+    else
+        snprintf(c->tput, sizeof c->tput, "-");
+    if (isfinite(r->final_loss))
+        snprintf(c->loss, sizeof c->loss, "%.4g", r->final_loss);
+    else
+        snprintf(c->loss, sizeof c->loss, "-");
+    if (r->has_accuracy && isfinite(r->accuracy_delta))
+        snprintf(c->acc, sizeof c->acc, "%+.2f pp", 100 * r->accuracy_delta);
+    else
+        snprintf(c->acc, sizeof c->acc, "-");
+}
+
+static const char css[] =
+    "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:0 auto;"
+    "max-width:1260px;padding:24px;color:#222;background:#fff;line-height:1.45}"
+    "h1{margin-bottom:4px}h2{margin-top:36px;border-bottom:1px solid #ddd;padding-bottom:4px}"
+    "table{border-collapse:collapse;margin:12px 0;font-size:13px}"
+    "th,td{border:1px solid #ddd;padding:3px 8px;text-align:right;white-space:nowrap}"
+    "th{background:#f3f3f3}td.l,th.l{text-align:left}"
+    ".wide{overflow-x:auto}"
+    "figure{margin:12px 0}figure img{max-width:100%;height:auto;border:1px solid #eee}"
+    ".note{background:#fff7e0;border-left:4px solid #e0a800;padding:8px 12px}"
+    ".files{font-size:13px;color:#555}.meta{color:#555}"
+    ".bad{color:#b00000;font-weight:600}.good{color:#1d7a35}.ok{color:#1d7a35}"
+    ".oom{color:#a06000}.fail{color:#b00000}"
+    "nav a{margin-right:14px}code{background:#f3f3f3;padding:1px 4px}";
+
+static const char *outcome_class(enum oomb_outcome o)
+{
+    switch (o) {
+    case OOMB_OUTCOME_OK: return "ok";
+    case OOMB_OUTCOME_OOM:
+    case OOMB_OUTCOME_SKIPPED:
+    case OOMB_OUTCOME_NOT_APPLICABLE: return "oom";
+    default: return "fail";
+    }
+}
+
+static void html_runs_table(struct oomb_sbuf *b, const struct oomb_report *rep)
+{
+    SB(b, "<div class=\"wide\"><table>\n<tr><th class=\"l\">scenario</th><th class=\"l\">mode"
+          "</th><th>batch</th><th class=\"l\">strategy</th><th class=\"l\">outcome</th>"
+          "<th>peak</th>");
+    for (int t = 0; t < OOMB_TAG_COUNT; t++)
+        SB(b, "<th>%s</th>", oomb_tag_name(t));
+    SB(b, "<th>step median</th><th>95%% interval</th><th>forward</th><th>backward</th>"
+          "<th>update</th><th>samples/s</th><th>final loss</th><th>accuracy vs none</th></tr>\n");
+    for (int i = 0; i < rep->n_cur; i++) {
+        const struct oomb_run_result *r = rep->cur[i];
+        struct run_cells c;
+        run_cells(r, &c);
+        SB(b, "<tr><td class=\"l\">");
+        html_text(b, r->scenario);
+        SB(b, "</td><td class=\"l\">%s</td><td>%lld</td><td class=\"l\">", mode_text(r->mode),
+           (long long)r->batch);
+        html_text(b, r->strategy);
+        SB(b, "</td><td class=\"l %s\" title=\"", outcome_class(r->outcome));
+        html_text(b, r->reason);
+        SB(b, "\">%s</td><td>%s</td>", oomb_outcome_name(r->outcome), c.peak);
+        for (int t = 0; t < OOMB_TAG_COUNT; t++)
+            SB(b, "<td>%s</td>", c.tags[t]);
+        SB(b, "<td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td>"
+              "<td>%s</td></tr>\n",
+           c.step, c.ci, c.fwd, c.bwd, c.upd, c.tput, c.loss, c.acc);
+    }
+    SB(b, "</table></div>\n");
+}
+
+static void html_changes_table(struct oomb_sbuf *b, const struct oomb_report *rep)
+{
+    SB(b, "<div class=\"wide\"><table>\n<tr><th class=\"l\">run</th><th class=\"l\">metric</th>"
+          "<th>baseline</th><th>current</th><th>change</th><th class=\"l\">verdict</th></tr>\n");
+    for (int i = 0; i < rep->n_changes; i++) {
+        const struct oomb_report_change *ch = &rep->changes[i];
+        char bv[48], cv[48], pc[32];
+        fmt_value(ch, ch->base, bv, sizeof bv);
+        fmt_value(ch, ch->cur, cv, sizeof cv);
+        if (isfinite(ch->change))
+            snprintf(pc, sizeof pc, "%+.2f%%", 100 * ch->change);
+        else
+            snprintf(pc, sizeof pc, "-");
+        SB(b, "<tr><td class=\"l\">");
+        html_text(b, ch->run);
+        SB(b, "</td><td class=\"l\">%s</td><td>%s</td><td>%s</td><td>%s</td>"
+              "<td class=\"l %s\">%s</td></tr>\n",
+           ch->metric, bv, cv, pc,
+           ch->verdict == OOMB_CHANGE_REGRESSION    ? "bad"
+           : ch->verdict == OOMB_CHANGE_IMPROVEMENT ? "good"
+                                                    : "",
+           verdict_text(ch->verdict));
+    }
+    SB(b, "</table></div>\n");
+}
+
+static void html_sets_table(struct oomb_sbuf *b, const struct oomb_report_set *sets, int n)
+{
+    SB(b, "<div class=\"wide\"><table>\n<tr><th>#</th><th class=\"l\">file</th>"
+          "<th class=\"l\">created</th><th class=\"l\">device class</th>"
+          "<th class=\"l\">tool version</th><th>runs</th></tr>\n");
+    for (int i = 0; i < n; i++) {
+        SB(b, "<tr><td>%d</td><td class=\"l\">", i);
+        html_text(b, sets[i].path);
+        SB(b, "</td><td class=\"l\">");
+        html_text(b, sets[i].res->created);
+        SB(b, "</td><td class=\"l\">");
+        html_text(b, sets[i].res->device_class);
+        SB(b, "</td><td class=\"l\">");
+        html_text(b, sets[i].res->tool_version);
+        SB(b, "</td><td>%d</td></tr>\n", sets[i].res->n_runs);
+    }
+    SB(b, "</table></div>\n");
+}
+
+int oomb_report_html(const struct oomb_report *rep, const struct oomb_report_input *in,
+                     const char *plot_note, struct oomb_sbuf *b)
+{
+    SB(b, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+          "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+          "<title>oombench report</title>\n<style>%s</style>\n</head>\n<body>\n",
+       css);
+    const struct oomb_results *newest = in->sets[in->n_sets - 1].res;
+    SB(b, "<h1>oombench report</h1>\n<p class=\"meta\">%d results file(s); newest created ",
+       in->n_sets);
+    html_text(b, newest->created);
+    SB(b, " on ");
+    html_text(b, newest->host_name);
+    SB(b, " (device class ");
+    html_text(b, newest->device_class);
+    SB(b, ", %s); oombench ", newest->device_name && newest->device_name[0]
+                                  ? newest->device_name
+                                  : "cpu");
+    html_text(b, newest->tool_version);
+    SB(b, ".%s%s%s</p>\n", in->scenario ? " Scenario: " : "", in->scenario ? in->scenario : "",
+       in->scenario ? "." : "");
+    SB(b, "<nav><a href=\"#runs\">runs</a>");
+    for (int i = 0; i < OOMB_REPORT_CHARTS; i++)
+        SB(b, "<a href=\"#%s\">%d. %s</a>", rep->charts[i].stem, i + 1,
+           strchr(rep->charts[i].stem, '-') + 1);
+    SB(b, "<a href=\"#inputs\">inputs</a><a href=\"summary.md\">summary.md</a></nav>\n");
+    if (plot_note) {
+        SB(b, "<p class=\"note\">");
+        html_text(b, plot_note);
+        SB(b, "</p>\n");
+    }
+    if (rep->cmp_what[0])
+        SB(b, "<p>%s%d regression(s)%s against %s.</p>\n",
+           rep->n_regressions ? "<span class=\"bad\">" : "<span class=\"good\">",
+           rep->n_regressions, "</span>", rep->cmp_what);
+
+    SB(b, "<h2 id=\"runs\">Runs</h2>\n<p>The newest result of each scenario, mode, batch and "
+          "strategy. Memory is exact (tracked bytes); times are medians of the measured "
+          "steps.</p>\n");
+    html_runs_table(b, rep);
+
+    for (int i = 0; i < OOMB_REPORT_CHARTS; i++) {
+        const struct oomb_chart *c = &rep->charts[i];
+        SB(b, "<h2 id=\"%s\">%d. ", c->stem, i + 1);
+        html_text(b, c->title);
+        SB(b, "</h2>\n");
+        if (c->note[0]) {
+            SB(b, "<p class=\"note\">Not drawn: ");
+            html_text(b, c->note);
+            SB(b, ".</p>\n");
+        } else {
+            SB(b, "<p>");
+            html_text(b, c->caption);
+            SB(b, "</p>\n");
+            if (c->drawn)
+                SB(b, "<figure><img src=\"%s.svg\" alt=\"%s\"></figure>\n"
+                      "<p class=\"files\"><a href=\"%s.png\">PNG</a> · <a href=\"%s.svg\">SVG"
+                      "</a> · <a href=\"%s.dat\">data</a> · <a href=\"%s.gp\">gnuplot script</a>"
+                      " (re-plot: <code>gnuplot %s.gp</code> in this folder)</p>\n",
+                   c->stem, c->title, c->stem, c->stem, c->stem, c->stem, c->stem);
+            else
+                SB(b, "<p class=\"note\">Chart not drawn; <a href=\"%s.dat\">data</a> and "
+                      "<a href=\"%s.gp\">gnuplot script</a> are here: run <code>gnuplot %s.gp"
+                      "</code> in this folder.</p>\n",
+                   c->stem, c->stem, c->stem);
+        }
+        if (i == 5 && rep->n_changes > 0)
+            html_changes_table(b, rep);
+        if (i == 6 && rep->n_hist > 0) {
+            SB(b, "<p>Results files in the history, oldest first:</p>\n");
+            html_sets_table(b, rep->hist, rep->n_hist);
+        }
+    }
+    SB(b, "<h2 id=\"inputs\">Inputs</h2>\n");
+    html_sets_table(b, in->sets, in->n_sets);
+    if (in->n_baseline > 0) {
+        SB(b, "<p>Baseline:</p>\n");
+        html_sets_table(b, in->baseline, in->n_baseline);
+    }
+    SB(b, "<p class=\"files\">Written by <code>oombench report</code>. What each chart shows: "
+          "docs/report.md in the oombench sources.</p>\n</body>\n</html>\n");
+    return b->failed ? OOMB_ERR_INTERNAL : OOMB_OK;
+}
+
+int oomb_report_markdown(const struct oomb_report *rep, const struct oomb_report_input *in,
+                         const char *plot_note, struct oomb_sbuf *b)
+{
+    const struct oomb_results *newest = in->sets[in->n_sets - 1].res;
+    SB(b, "# oombench report\n\n%d results file(s); newest created %s (device class %s, "
+          "oombench %s). Full report with tables: [index.html](index.html).\n\n",
+       in->n_sets, newest->created, newest->device_class, newest->tool_version);
+    if (plot_note)
+        SB(b, "> %s\n\n", plot_note);
+    if (rep->cmp_what[0]) {
+        SB(b, "**%d regression(s)** against %s (noise threshold %g%%; any memory increase "
+              "counts).\n\n",
+           rep->n_regressions, rep->cmp_what, in->noise * 100);
+        for (int i = 0; i < rep->n_changes; i++) {
+            const struct oomb_report_change *ch = &rep->changes[i];
+            if (ch->verdict != OOMB_CHANGE_REGRESSION)
+                continue;
+            char bv[48], cv[48];
+            fmt_value(ch, ch->base, bv, sizeof bv);
+            fmt_value(ch, ch->cur, cv, sizeof cv);
+            SB(b, "- %s, %s: %s -> %s", ch->run, ch->metric, bv, cv);
+            if (isfinite(ch->change))
+                SB(b, " (%+.2f%%)", 100 * ch->change);
+            SB(b, "\n");
+        }
+        SB(b, "\n");
+    } else {
+        SB(b, "No comparison: %s.\n\n", rep->cmp_note);
+    }
+    SB(b, "| scenario | mode | batch | strategy | outcome | peak | step median | samples/s | "
+          "final loss | accuracy vs none |\n|---|---|---:|---|---|---:|---:|---:|---:|---:|\n");
+    for (int i = 0; i < rep->n_cur; i++) {
+        const struct oomb_run_result *r = rep->cur[i];
+        struct run_cells c;
+        run_cells(r, &c);
+        SB(b, "| ");
+        md_text(b, r->scenario);
+        SB(b, " | %s | %lld | ", mode_text(r->mode), (long long)r->batch);
+        md_text(b, r->strategy);
+        SB(b, " | %s | %s | %s | %s | %s | %s |\n", oomb_outcome_name(r->outcome), c.peak,
+           c.step, c.tput, c.loss, c.acc);
+    }
+    SB(b, "\n## Charts\n\n");
+    for (int i = 0; i < OOMB_REPORT_CHARTS; i++) {
+        const struct oomb_chart *c = &rep->charts[i];
+        if (c->note[0])
+            SB(b, "%d. %s: not drawn (%s).\n", i + 1, c->title, c->note);
+        else if (c->drawn)
+            SB(b, "%d. [%s](%s.svg) ([PNG](%s.png), [data](%s.dat), [script](%s.gp))\n\n"
+                  "   ![%s](%s.png)\n\n",
+               i + 1, c->title, c->stem, c->stem, c->stem, c->stem, c->title, c->stem);
+        else
+            SB(b, "%d. %s: not drawn; re-plot with `gnuplot %s.gp` ([data](%s.dat)).\n", i + 1,
+               c->title, c->stem, c->stem);
+    }
+    return b->failed ? OOMB_ERR_INTERNAL : OOMB_OK;
+}

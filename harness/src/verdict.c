@@ -1,0 +1,593 @@
+/*
+ * Verdicts of a head results set against a base (verdict.h). Memory and
+ * outcomes are compared exactly; times with a stratified rank-sum test and a
+ * fixed-seed bootstrap interval of the relative change of the median; quality
+ * against tolerances. docs/verdicts.md says why these tests.
+ */
+#include "verdict.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "table.h"
+
+#define BOOT_RESAMPLES 2000
+#define BOOT_SEED 0x5DEECE66Dull
+
+void oomb_verdict_options_init(struct oomb_verdict_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->alpha = 0.05;
+    o->noise_pct = -1;
+    o->loss_rel_tol = 0.02;
+    o->acc_drop_tol = 0.01;
+    o->numerics_tol = 1e-5;
+}
+
+const char *oomb_verdict_kind_name(enum oomb_verdict_kind k)
+{
+    static const char *const names[] = {"same", "regressed", "improved", "new", "missing", "n/a"};
+    return (unsigned)k < sizeof names / sizeof names[0] ? names[k] : "?";
+}
+
+void oomb_verdict_free(struct oomb_verdict *v)
+{
+    free(v->items);
+    memset(v, 0, sizeof *v);
+}
+
+/* ------------------------------------------------------------ statistics - */
+
+static int cmp_double(const void *x, const void *y)
+{
+    double a = *(const double *)x, b = *(const double *)y;
+    return (a > b) - (a < b);
+}
+
+static uint64_t xorshift64s(uint64_t *s)
+{
+    uint64_t x = *s;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *s = x;
+    return x * 0x2545F4914F6CDD1Dull;
+}
+
+static int draw(uint64_t *s, int n)
+{
+    return (int)(((unsigned __int128)xorshift64s(s) * (unsigned)n) >> 64);
+}
+
+static double median_of(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+static double percentile_sorted(const double *v, int n, double p)
+{
+    double h = (n - 1) * p;
+    int lo = (int)floor(h);
+    int hi = lo + 1 < n ? lo + 1 : lo;
+    return v[lo] + (h - lo) * (v[hi] - v[lo]);
+}
+
+/* Median of a bootstrap resample of x (n values) using tmp (n). */
+static double resample_median(const int64_t *x, int n, double *tmp, uint64_t *s)
+{
+    for (int i = 0; i < n; i++)
+        tmp[i] = (double)x[draw(s, n)];
+    return median_of(tmp, n);
+}
+
+/*
+ * Stratified Mann-Whitney (van Elteren with equal weights): the U statistics
+ * of the strata add up, so do their null means and variances (with the tie
+ * correction); normal approximation with continuity correction. Two-sided.
+ */
+static double rank_sum_p(const int64_t *const *a, const int *na, const int64_t *const *b,
+                         const int *nb, int rounds, double *pooled)
+{
+    double U = 0, EU = 0, VU = 0;
+    for (int r = 0; r < rounds; r++) {
+        int n1 = na[r], n2 = nb[r], n = n1 + n2;
+        if (n1 == 0 || n2 == 0)
+            continue;
+        /* U of b over a: pairs (i, j) with b_j > a_i, ties counting half. */
+        double u = 0;
+        for (int i = 0; i < n1; i++)
+            for (int j = 0; j < n2; j++)
+                u += b[r][j] > a[r][i] ? 1.0 : b[r][j] == a[r][i] ? 0.5 : 0.0;
+        for (int i = 0; i < n1; i++)
+            pooled[i] = (double)a[r][i];
+        for (int j = 0; j < n2; j++)
+            pooled[n1 + j] = (double)b[r][j];
+        qsort(pooled, (size_t)n, sizeof *pooled, cmp_double);
+        double ties = 0;
+        for (int i = 0; i < n;) {
+            int j = i;
+            while (j < n && pooled[j] == pooled[i])
+                j++;
+            double t = j - i;
+            ties += t * t * t - t;
+            i = j;
+        }
+        U += u;
+        EU += 0.5 * n1 * n2;
+        if (n > 1)
+            VU += (double)n1 * n2 / 12.0 * ((n + 1) - ties / ((double)n * (n - 1)));
+    }
+    if (VU <= 0)
+        return 1.0;
+    double d = fabs(U - EU) - 0.5;
+    if (d < 0)
+        d = 0;
+    return erfc(d / sqrt(VU) / sqrt(2.0));
+}
+
+int oomb_verdict_time_test(const int64_t *const *a, const int *na, const int64_t *const *b,
+                           const int *nb, int rounds, double alpha, struct oomb_time_test *out)
+{
+    out->change_pct = out->ci_low_pct = out->ci_high_pct = out->p = NAN;
+    int maxn = 0, used = 0;
+    for (int r = 0; r < rounds; r++) {
+        if (na[r] > maxn)
+            maxn = na[r];
+        if (nb[r] > maxn)
+            maxn = nb[r];
+        if (na[r] > 0 && nb[r] > 0)
+            used++;
+    }
+    if (used == 0)
+        return OOMB_OK;
+    double *tmp = malloc((size_t)(2 * maxn) * sizeof *tmp);
+    double *boot = malloc(BOOT_RESAMPLES * sizeof *boot);
+    int *valid = malloc((size_t)rounds * sizeof *valid);
+    if (!tmp || !boot || !valid) {
+        free(tmp);
+        free(boot);
+        free(valid);
+        return OOMB_ERR_OOM;
+    }
+    /* Point estimate: geometric mean over rounds of the median ratios. */
+    double logsum = 0;
+    int k = 0;
+    for (int r = 0; r < rounds; r++) {
+        if (na[r] == 0 || nb[r] == 0)
+            continue;
+        valid[k++] = r;
+        for (int i = 0; i < na[r]; i++)
+            tmp[i] = (double)a[r][i];
+        double ma = median_of(tmp, na[r]);
+        for (int i = 0; i < nb[r]; i++)
+            tmp[i] = (double)b[r][i];
+        double mb = median_of(tmp, nb[r]);
+        logsum += log(mb > 0 ? mb : 1) - log(ma > 0 ? ma : 1);
+    }
+    out->change_pct = (exp(logsum / k) - 1) * 100;
+
+    /* Bootstrap: resample rounds (when there are several), then the samples
+     * of each side within each drawn round. */
+    uint64_t s = BOOT_SEED;
+    for (int it = 0; it < BOOT_RESAMPLES; it++) {
+        double ls = 0;
+        for (int j = 0; j < k; j++) {
+            int r = k > 1 ? valid[draw(&s, k)] : valid[0];
+            double ma = resample_median(a[r], na[r], tmp, &s);
+            double mb = resample_median(b[r], nb[r], tmp, &s);
+            ls += log(mb > 0 ? mb : 1) - log(ma > 0 ? ma : 1);
+        }
+        boot[it] = (exp(ls / k) - 1) * 100;
+    }
+    qsort(boot, BOOT_RESAMPLES, sizeof *boot, cmp_double);
+    out->ci_low_pct = percentile_sorted(boot, BOOT_RESAMPLES, alpha / 2);
+    out->ci_high_pct = percentile_sorted(boot, BOOT_RESAMPLES, 1 - alpha / 2);
+    if (out->ci_low_pct > out->change_pct)
+        out->ci_low_pct = out->change_pct;
+    if (out->ci_high_pct < out->change_pct)
+        out->ci_high_pct = out->change_pct;
+    free(boot);
+    free(valid);
+
+    double *pooled = malloc((size_t)(2 * maxn) * sizeof *pooled);
+    if (!pooled) {
+        free(tmp);
+        return OOMB_ERR_OOM;
+    }
+    out->p = rank_sum_p(a, na, b, nb, rounds, pooled);
+    free(pooled);
+    free(tmp);
+    return OOMB_OK;
+}
+
+/* ------------------------------------------------------------ items ------ */
+
+static struct oomb_verdict_item *add_item(struct oomb_verdict *v,
+                                          const struct oomb_run_result *run,
+                                          enum oomb_verdict_area area, const char *metric)
+{
+    if (v->n == v->cap) {
+        int cap = v->cap ? 2 * v->cap : 64;
+        struct oomb_verdict_item *it = realloc(v->items, (size_t)cap * sizeof *it);
+        if (!it)
+            return NULL;
+        v->items = it;
+        v->cap = cap;
+    }
+    struct oomb_verdict_item *it = &v->items[v->n++];
+    memset(it, 0, sizeof *it);
+    snprintf(it->scenario, sizeof it->scenario, "%s", run->scenario ? run->scenario : "");
+    snprintf(it->strategy, sizeof it->strategy, "%s", run->strategy ? run->strategy : "");
+    snprintf(it->metric, sizeof it->metric, "%s", metric);
+    it->mode = run->mode;
+    it->batch = run->batch;
+    it->backend = run->backend;
+    it->area = area;
+    it->kind = OOMB_VERDICT_SAME;
+    it->base = it->head = it->diff = NAN;
+    it->change_pct = it->ci_low_pct = it->ci_high_pct = it->p = it->threshold_pct = NAN;
+    return it;
+}
+
+static void set_kind(struct oomb_verdict *v, struct oomb_verdict_item *it,
+                     enum oomb_verdict_kind k)
+{
+    it->kind = k;
+    if (k == OOMB_VERDICT_REGRESSED)
+        v->n_regressed++;
+    else if (k == OOMB_VERDICT_IMPROVED)
+        v->n_improved++;
+    else if (k == OOMB_VERDICT_NEW)
+        v->n_new++;
+    else if (k == OOMB_VERDICT_MISSING)
+        v->n_missing++;
+}
+
+static const struct oomb_run_result *find_run(const struct oomb_results *r,
+                                              const struct oomb_run_result *like)
+{
+    for (int i = 0; i < r->n_runs; i++) {
+        const struct oomb_run_result *x = &r->runs[i];
+        if (x->mode == like->mode && x->batch == like->batch &&
+            strcmp(x->scenario ? x->scenario : "", like->scenario ? like->scenario : "") == 0 &&
+            strcmp(x->strategy ? x->strategy : "", like->strategy ? like->strategy : "") == 0)
+            return x;
+    }
+    return NULL;
+}
+
+static int outcome_failed(enum oomb_outcome o)
+{
+    return o == OOMB_OUTCOME_OOM || o == OOMB_OUTCOME_CRASH || o == OOMB_OUTCOME_TIMEOUT ||
+           o == OOMB_OUTCOME_ERROR;
+}
+
+static int compare_memory_value(struct oomb_verdict *v, const struct oomb_run_result *hr,
+                                const char *metric, uint64_t b, uint64_t h, uint64_t tol)
+{
+    struct oomb_verdict_item *it = add_item(v, hr, OOMB_AREA_MEMORY, metric);
+    if (!it)
+        return OOMB_ERR_OOM;
+    it->base = (double)b;
+    it->head = (double)h;
+    int64_t d = (int64_t)(h - b);
+    it->diff = (double)d;
+    uint64_t mag = h >= b ? h - b : b - h;
+    char hb[32];
+    oomb_format_bytes(mag, hb, sizeof hb);
+    if (mag == 0) {
+        snprintf(it->detail, sizeof it->detail, "identical (%llu B)", (unsigned long long)h);
+    } else {
+        snprintf(it->detail, sizeof it->detail, "%s%lld B (%s%s) %llu -> %llu",
+                 d > 0 ? "+" : "", (long long)d, d > 0 ? "+" : "-", hb,
+                 (unsigned long long)b, (unsigned long long)h);
+        if (mag > tol)
+            set_kind(v, it, h > b ? OOMB_VERDICT_REGRESSED : OOMB_VERDICT_IMPROVED);
+    }
+    return OOMB_OK;
+}
+
+static double noise_for(const struct oomb_verdict_options *o, const char *metric,
+                        enum oomb_backend backend)
+{
+    const char *dot = strchr(metric, '.');
+    const char *shortname = dot ? dot + 1 : metric;
+    for (int i = 0; i < o->n_noise; i++)
+        if (strcmp(o->noise_names[i], metric) == 0 || strcmp(o->noise_names[i], shortname) == 0)
+            return o->noise_values[i];
+    if (o->noise_pct >= 0)
+        return o->noise_pct;
+    return backend == OOMB_BACKEND_CUDA ? 2.0 : 5.0;
+}
+
+/* Time metric `phase` (-1: the whole step; -2: throughput). */
+static int compare_time(struct oomb_verdict *v, const struct oomb_run_result *const *br,
+                        const struct oomb_run_result *const *hr, int rounds, int phase,
+                        const struct oomb_verdict_options *o)
+{
+    const int64_t **a = calloc((size_t)rounds, sizeof *a), **b = calloc((size_t)rounds, sizeof *b);
+    int *na = calloc((size_t)rounds, sizeof *na), *nb = calloc((size_t)rounds, sizeof *nb);
+    int rc = OOMB_ERR_OOM, ta = 0, tb = 0;
+    if (!a || !b || !na || !nb)
+        goto done;
+    for (int r = 0; r < rounds; r++) {
+        if (br[r] && br[r]->outcome == OOMB_OUTCOME_OK) {
+            a[r] = phase >= 0 ? br[r]->phase_ns[phase] : br[r]->step_ns;
+            na[r] = a[r] ? br[r]->n_steps : 0;
+        }
+        if (hr[r] && hr[r]->outcome == OOMB_OUTCOME_OK) {
+            b[r] = phase >= 0 ? hr[r]->phase_ns[phase] : hr[r]->step_ns;
+            nb[r] = b[r] ? hr[r]->n_steps : 0;
+        }
+        ta += na[r];
+        tb += nb[r];
+    }
+    rc = OOMB_OK;
+    if (phase >= 0 && (ta == 0 || tb == 0))
+        goto done; /* the phase was not measured: no verdict */
+    char metric[48];
+    snprintf(metric, sizeof metric, "%s%s", phase == -2 ? "" : "time.",
+             phase == -2 ? "throughput" : phase == -1 ? "step" : oomb_phase_name(phase));
+    struct oomb_verdict_item *it = add_item(v, hr[0], OOMB_AREA_TIME, metric);
+    rc = OOMB_ERR_OOM;
+    if (!it)
+        goto done;
+    it->n_base = ta;
+    it->n_head = tb;
+    it->threshold_pct = noise_for(o, metric, hr[0]->backend);
+    if (ta == 0 || tb == 0) {
+        it->kind = OOMB_VERDICT_NA;
+        snprintf(it->detail, sizeof it->detail, "no time samples on the %s side",
+                 ta == 0 ? "base" : "head");
+        rc = OOMB_OK;
+        goto done;
+    }
+    struct oomb_time_test t;
+    if ((rc = oomb_verdict_time_test(a, na, b, nb, rounds, o->alpha, &t)) != OOMB_OK)
+        goto done;
+    /* Medians of the pooled samples, for display. */
+    double *tmp = malloc((size_t)(ta > tb ? ta : tb) * sizeof *tmp);
+    if (!tmp) {
+        rc = OOMB_ERR_OOM;
+        goto done;
+    }
+    int k = 0;
+    for (int r = 0; r < rounds; r++)
+        for (int i = 0; i < na[r]; i++)
+            tmp[k++] = (double)a[r][i];
+    it->base = median_of(tmp, k);
+    k = 0;
+    for (int r = 0; r < rounds; r++)
+        for (int i = 0; i < nb[r]; i++)
+            tmp[k++] = (double)b[r][i];
+    it->head = median_of(tmp, k);
+    free(tmp);
+    it->p = t.p;
+    int significant = t.p < o->alpha;
+    double thr = it->threshold_pct;
+    if (phase == -2) {
+        /* Throughput is batch / step time: a change c of the step time is a
+         * change 1/(1+c) - 1 of the throughput; the interval flips. */
+        double bsz = (double)hr[0]->batch;
+        it->base = it->base > 0 ? bsz * 1e9 / it->base : NAN;
+        it->head = it->head > 0 ? bsz * 1e9 / it->head : NAN;
+        it->change_pct = (1.0 / (1 + t.change_pct / 100) - 1) * 100;
+        it->ci_low_pct = (1.0 / (1 + t.ci_high_pct / 100) - 1) * 100;
+        it->ci_high_pct = (1.0 / (1 + t.ci_low_pct / 100) - 1) * 100;
+        it->diff = it->head - it->base;
+        if (significant && it->ci_high_pct < -thr)
+            set_kind(v, it, OOMB_VERDICT_REGRESSED);
+        else if (significant && it->ci_low_pct > thr)
+            set_kind(v, it, OOMB_VERDICT_IMPROVED);
+    } else {
+        it->change_pct = t.change_pct;
+        it->ci_low_pct = t.ci_low_pct;
+        it->ci_high_pct = t.ci_high_pct;
+        it->diff = it->head - it->base;
+        if (significant && it->ci_low_pct > thr)
+            set_kind(v, it, OOMB_VERDICT_REGRESSED);
+        else if (significant && it->ci_high_pct < -thr)
+            set_kind(v, it, OOMB_VERDICT_IMPROVED);
+    }
+    snprintf(it->detail, sizeof it->detail, "%+.2f%% [%+.2f%%, %+.2f%%] p=%.3g, noise %.3g%%",
+             it->change_pct, it->ci_low_pct, it->ci_high_pct, it->p, thr);
+    rc = OOMB_OK;
+done:
+    free(a);
+    free(b);
+    free(na);
+    free(nb);
+    return rc;
+}
+
+static int compare_quality(struct oomb_verdict *v, const struct oomb_run_result *b,
+                           const struct oomb_run_result *h, const struct oomb_verdict_options *o)
+{
+    struct oomb_verdict_item *it;
+    if (isfinite(b->final_loss) && isfinite(h->final_loss)) {
+        if (!(it = add_item(v, h, OOMB_AREA_QUALITY, "quality.final_loss")))
+            return OOMB_ERR_OOM;
+        it->base = b->final_loss;
+        it->head = h->final_loss;
+        it->diff = h->final_loss - b->final_loss;
+        double rel = b->final_loss != 0 ? it->diff / fabs(b->final_loss)
+                                        : (it->diff != 0 ? INFINITY : 0);
+        snprintf(it->detail, sizeof it->detail, "%.6g -> %.6g (%+.3g%%, limit %.3g%%)",
+                 it->base, it->head, rel * 100, o->loss_rel_tol * 100);
+        if (rel > o->loss_rel_tol)
+            set_kind(v, it, OOMB_VERDICT_REGRESSED);
+        else if (rel < -o->loss_rel_tol)
+            set_kind(v, it, OOMB_VERDICT_IMPROVED);
+    } else if (isfinite(b->final_loss) && !isfinite(h->final_loss) &&
+               h->outcome == OOMB_OUTCOME_OK) {
+        if (!(it = add_item(v, h, OOMB_AREA_QUALITY, "quality.final_loss")))
+            return OOMB_ERR_OOM;
+        it->base = b->final_loss;
+        it->head = h->final_loss;
+        snprintf(it->detail, sizeof it->detail, "%.6g -> not finite", it->base);
+        set_kind(v, it, OOMB_VERDICT_REGRESSED);
+    }
+    if (b->has_accuracy && h->has_accuracy && isfinite(b->accuracy) && isfinite(h->accuracy)) {
+        if (!(it = add_item(v, h, OOMB_AREA_QUALITY, "quality.accuracy")))
+            return OOMB_ERR_OOM;
+        it->base = b->accuracy;
+        it->head = h->accuracy;
+        it->diff = h->accuracy - b->accuracy;
+        snprintf(it->detail, sizeof it->detail, "%.4f -> %.4f (%+.4f, limit -%.4g)", it->base,
+                 it->head, it->diff, o->acc_drop_tol);
+        if (it->diff < -o->acc_drop_tol)
+            set_kind(v, it, OOMB_VERDICT_REGRESSED);
+        else if (it->diff > o->acc_drop_tol)
+            set_kind(v, it, OOMB_VERDICT_IMPROVED);
+    }
+    static const char *const names[] = {"loss_rel_err", "grad_rel_err", "output_rel_err",
+                                        "weight_rel_err"};
+    const double bv[] = {b->loss_rel_err, b->grad_rel_err, b->output_rel_err, b->weight_rel_err};
+    const double hv[] = {h->loss_rel_err, h->grad_rel_err, h->output_rel_err, h->weight_rel_err};
+    for (int i = 0; i < 4; i++) {
+        if (!isfinite(bv[i]) || bv[i] < 0 || isnan(hv[i]) || hv[i] < 0)
+            continue;
+        char metric[48];
+        snprintf(metric, sizeof metric, "numerics.%s", names[i]);
+        if (!(it = add_item(v, h, OOMB_AREA_QUALITY, metric)))
+            return OOMB_ERR_OOM;
+        it->base = bv[i];
+        it->head = hv[i];
+        it->diff = hv[i] - bv[i];
+        snprintf(it->detail, sizeof it->detail, "%.3g -> %.3g (limit %.3g)", bv[i], hv[i],
+                 o->numerics_tol);
+        if (bv[i] <= o->numerics_tol && !(hv[i] <= o->numerics_tol))
+            set_kind(v, it, OOMB_VERDICT_REGRESSED);
+        else if (bv[i] > o->numerics_tol && hv[i] <= o->numerics_tol)
+            set_kind(v, it, OOMB_VERDICT_IMPROVED);
+    }
+    return OOMB_OK;
+}
+
+static int compare_run(struct oomb_verdict *v, const struct oomb_results *base,
+                       const struct oomb_results *head, int rounds,
+                       const struct oomb_run_result *h0, const struct oomb_verdict_options *o)
+{
+    const struct oomb_run_result *b0 = find_run(&base[0], h0);
+    struct oomb_verdict_item *it;
+    if (!b0) {
+        if (!(it = add_item(v, h0, OOMB_AREA_OUTCOME, "run")))
+            return OOMB_ERR_OOM;
+        snprintf(it->detail, sizeof it->detail, "no baseline for this run: not compared");
+        set_kind(v, it, OOMB_VERDICT_NEW);
+        return OOMB_OK;
+    }
+    /* outcome */
+    if (!(it = add_item(v, h0, OOMB_AREA_OUTCOME, "outcome")))
+        return OOMB_ERR_OOM;
+    it->base = b0->outcome;
+    it->head = h0->outcome;
+    snprintf(it->detail, sizeof it->detail, "%s -> %s%s%s", oomb_outcome_name(b0->outcome),
+             oomb_outcome_name(h0->outcome), h0->reason && h0->reason[0] ? ": " : "",
+             h0->reason ? h0->reason : "");
+    if (b0->outcome != h0->outcome) {
+        if (outcome_failed(h0->outcome) && !outcome_failed(b0->outcome))
+            set_kind(v, it, OOMB_VERDICT_REGRESSED);
+        else if (outcome_failed(b0->outcome) && h0->outcome == OOMB_OUTCOME_OK)
+            set_kind(v, it, OOMB_VERDICT_IMPROVED);
+        else if (h0->outcome == OOMB_OUTCOME_CRASH || h0->outcome == OOMB_OUTCOME_TIMEOUT ||
+                 h0->outcome == OOMB_OUTCOME_ERROR)
+            set_kind(v, it, OOMB_VERDICT_REGRESSED); /* oom -> crash */
+        else
+            it->kind = OOMB_VERDICT_NA;
+    }
+    if (b0->outcome != OOMB_OUTCOME_OK || h0->outcome != OOMB_OUTCOME_OK)
+        return OOMB_OK; /* memory, time and quality of a failed run mean nothing */
+
+    /* memory: total and every tag, exact */
+    int rc;
+    if ((rc = compare_memory_value(v, h0, "memory.total", b0->peak_bytes, h0->peak_bytes,
+                                   o->mem_tolerance)))
+        return rc;
+    for (int t = 0; t < OOMB_TAG_COUNT; t++) {
+        char metric[48];
+        snprintf(metric, sizeof metric, "memory.%s", oomb_tag_name((enum oomb_tag)t));
+        if ((rc = compare_memory_value(v, h0, metric, b0->peak_by_tag[t], h0->peak_by_tag[t],
+                                       o->mem_tolerance)))
+            return rc;
+    }
+
+    /* time, stratified by round */
+    const struct oomb_run_result **br = calloc((size_t)rounds, sizeof *br);
+    const struct oomb_run_result **hr = calloc((size_t)rounds, sizeof *hr);
+    if (!br || !hr) {
+        free(br);
+        free(hr);
+        return OOMB_ERR_OOM;
+    }
+    for (int r = 0; r < rounds; r++) {
+        br[r] = find_run(&base[r], h0);
+        hr[r] = r == 0 ? h0 : find_run(&head[r], h0);
+    }
+    rc = compare_time(v, br, hr, rounds, -1, o);
+    for (int p = 0; p < OOMB_PHASE_COUNT && rc == OOMB_OK; p++)
+        rc = compare_time(v, br, hr, rounds, p, o);
+    if (rc == OOMB_OK)
+        rc = compare_time(v, br, hr, rounds, -2, o);
+    free(br);
+    free(hr);
+    if (rc)
+        return rc;
+    return compare_quality(v, b0, h0, o);
+}
+
+int oomb_verdict_compare(const struct oomb_results *base, int n_base,
+                         const struct oomb_results *head, int n_head,
+                         const struct oomb_verdict_options *o, struct oomb_verdict *v)
+{
+    memset(v, 0, sizeof *v);
+    int rounds = n_base < n_head ? n_base : n_head;
+    if (rounds < 1)
+        return OOMB_ERR_INVALID;
+    v->rounds = rounds;
+    int rc;
+    for (int i = 0; i < head[0].n_runs; i++)
+        if ((rc = compare_run(v, base, head, rounds, &head[0].runs[i], o)) != OOMB_OK)
+            return rc;
+    for (int i = 0; i < base[0].n_runs; i++) {
+        const struct oomb_run_result *b = &base[0].runs[i];
+        if (find_run(&head[0], b))
+            continue;
+        struct oomb_verdict_item *it = add_item(v, b, OOMB_AREA_OUTCOME, "run");
+        if (!it)
+            return OOMB_ERR_OOM;
+        snprintf(it->detail, sizeof it->detail, "in the baseline, not in these results");
+        set_kind(v, it, OOMB_VERDICT_MISSING);
+    }
+    return OOMB_OK;
+}
+
+static int kind_rank(enum oomb_verdict_kind k)
+{
+    switch (k) {
+    case OOMB_VERDICT_REGRESSED: return 0;
+    case OOMB_VERDICT_IMPROVED: return 1;
+    case OOMB_VERDICT_NEW: return 2;
+    case OOMB_VERDICT_MISSING: return 3;
+    case OOMB_VERDICT_NA: return 4;
+    default: return 5;
+    }
+}
+
+void oomb_verdict_sort(struct oomb_verdict *v)
+{
+    /* Insertion sort: stable, and verdict lists are short. */
+    for (int i = 1; i < v->n; i++) {
+        struct oomb_verdict_item x = v->items[i];
+        int j = i - 1;
+        while (j >= 0 && kind_rank(v->items[j].kind) > kind_rank(x.kind)) {
+            v->items[j + 1] = v->items[j];
+            j--;
+        }
+        v->items[j + 1] = x;
+    }
+}

@@ -1,0 +1,117 @@
+/*
+ * The comparison engine: verdicts of a "head" results set against a "base"
+ * (a stored baseline, or the other side of an A/B run). Pure functions over
+ * struct oomb_results, no I/O, so that every rule can be unit-tested.
+ *
+ * Memory is exact: any difference of the total peak or of one tag's peak
+ * beyond a byte tolerance (default 0) is a regression (up) or an improvement
+ * (down). Outcomes: ok -> oom/crash/timeout/error is a regression. Time is
+ * statistical: per metric (step, each phase, throughput) a rank test and a
+ * bootstrap interval of the relative change of the median; a regression only
+ * when the change is significant and its whole interval lies beyond the noise
+ * threshold. Quality: final loss, accuracy and numerical deviation against
+ * tolerances. docs/verdicts.md explains the statistics.
+ */
+#ifndef OOMB_VERDICT_H
+#define OOMB_VERDICT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "results.h"
+
+enum oomb_verdict_kind {
+    OOMB_VERDICT_SAME = 0,   /* no change beyond tolerance / not significant */
+    OOMB_VERDICT_REGRESSED,
+    OOMB_VERDICT_IMPROVED,
+    OOMB_VERDICT_NEW,        /* a head run without a base run: not compared */
+    OOMB_VERDICT_MISSING,    /* a base run absent from head: not compared */
+    OOMB_VERDICT_NA          /* not comparable (a side without data) */
+};
+
+enum oomb_verdict_area {
+    OOMB_AREA_OUTCOME = 0,
+    OOMB_AREA_MEMORY,
+    OOMB_AREA_TIME,
+    OOMB_AREA_QUALITY
+};
+
+/* One verdict: one scenario x mode x batch x strategy x metric. */
+struct oomb_verdict_item {
+    char scenario[128];
+    char strategy[128];
+    char metric[48];  /* "outcome", "memory.total", "memory.<tag>", "time.step",
+                       * "time.<phase>", "throughput", "quality.final_loss",
+                       * "quality.accuracy", "numerics.<name>", "run" */
+    enum oomb_mode mode;
+    int64_t batch;
+    enum oomb_backend backend;
+    enum oomb_verdict_area area;
+    enum oomb_verdict_kind kind;
+    double base, head;   /* bytes; median ns; samples/s; loss; ... (NAN: n/a) */
+    double diff;         /* head - base */
+    /* time only (NAN otherwise): relative change of the median, in percent,
+     * its (1 - alpha) interval, the p-value, and the threshold applied. */
+    double change_pct, ci_low_pct, ci_high_pct, p, threshold_pct;
+    int n_base, n_head;  /* time samples on each side (all rounds) */
+    char detail[256];    /* human-readable reason, e.g. "+1 B", "ok -> crash" */
+};
+
+struct oomb_verdict {
+    struct oomb_verdict_item *items; /* owned; free with oomb_verdict_free */
+    int n, cap;
+    int n_regressed, n_improved, n_new, n_missing;
+    int rounds;  /* rounds per side (1: against a baseline) */
+};
+
+struct oomb_verdict_options {
+    uint64_t mem_tolerance;  /* bytes; default 0 */
+    double alpha;            /* significance level; default 0.05 */
+    double noise_pct;        /* < 0: 5 on the CPU, 2 on the GPU (default -1) */
+    /* per-metric noise thresholds ("forward", "step", "throughput", or a
+     * full metric name "time.forward"); lent, valid during the call */
+    const char *const *noise_names;
+    const double *noise_values;
+    int n_noise;
+    double loss_rel_tol;     /* final loss relative change; default 0.02 */
+    double acc_drop_tol;     /* accuracy drop, absolute; default 0.01 */
+    double numerics_tol;     /* numerics rel err limit; default 1e-5 */
+};
+
+/* Defaults as above. */
+void oomb_verdict_options_init(struct oomb_verdict_options *o);
+
+/*
+ * Compare head against base. Each side is `n` results sets (rounds); with
+ * more than one round the time statistics are stratified by round (A/B
+ * mode: round r of base and round r of head ran next to each other), and
+ * memory, outcome and quality are taken from round 0. Runs are matched by
+ * scenario, mode, batch and strategy label. Fills *v (caller frees with
+ * oomb_verdict_free; also on failure). Returns OOMB_OK or OOMB_ERR_OOM.
+ */
+int oomb_verdict_compare(const struct oomb_results *base, int n_base,
+                         const struct oomb_results *head, int n_head,
+                         const struct oomb_verdict_options *o, struct oomb_verdict *v)
+    OOMB_WARN_UNUSED;
+void oomb_verdict_free(struct oomb_verdict *v);
+
+/* Stable order for reports: regressions, improvements, then the rest. */
+void oomb_verdict_sort(struct oomb_verdict *v);
+
+/* "regressed", "improved", "same", "new", "missing", "n/a". */
+const char *oomb_verdict_kind_name(enum oomb_verdict_kind k);
+
+/* The statistical time test on two sets of raw samples split in `rounds`
+ * strata (a[r] has na[r] samples). change: relative change of the median
+ * (geometric mean over rounds of per-round median ratios), in percent;
+ * [ci_low, ci_high]: its (1 - alpha) percentile-bootstrap interval (fixed
+ * seed: the same input always gives the same interval); p: two-sided p of
+ * the stratified Mann-Whitney (van Elteren) rank-sum test. */
+struct oomb_time_test {
+    double change_pct, ci_low_pct, ci_high_pct, p;
+};
+int oomb_verdict_time_test(const int64_t *const *a, const int *na, const int64_t *const *b,
+                           const int *nb, int rounds, double alpha, struct oomb_time_test *out)
+    OOMB_WARN_UNUSED;
+
+#endif

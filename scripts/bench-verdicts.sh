@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# How much the verdicts can be trusted on this machine: over repeated trials,
+# the A/A false-alarm rate (same plugin on both sides), the detection rate of
+# a 5% and a 10% slowdown and of +1 byte of memory, for `oombench compare`
+# against a baseline and for `oombench ab`. Uses the `degrade` fixture plugin
+# (tests/fixtures/degrade.c) built in four variants (base, slow5, slow10,
+# mem1) on a tiny model. Results go to docs/verdicts.md by hand.
+#
+#   scripts/bench-verdicts.sh [BUILD_DIR]     (default: build/release)
+#   TRIALS=200 AB_TRIALS=40 AB_ROUNDS=5 STEPS=20 scripts/bench-verdicts.sh build/x
+set -euo pipefail
+build=${1:-build/release}
+trials=${TRIALS:-200}
+ab_trials=${AB_TRIALS:-40}
+ab_rounds=${AB_ROUNDS:-5}
+steps=${STEPS:-20}
+bin="$build/oombench"
+fx="$build/tests/fixtures/degrade"
+for v in base slow5 slow10 mem1; do
+    test -f "$fx/$v/degrade.so" || { echo "missing $fx/$v/degrade.so: build the tests first"; exit 2; }
+done
+export NO_COLOR=1 OPENBLAS_NUM_THREADS=1
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+cat >"$tmp/bench.yaml" <<YAML
+name: bench
+model:
+  input: 128
+  classes: 10
+  layers: [{linear: 256}, relu, {linear: 10}]
+input: {kind: synthetic, seed: 7}
+mode: train
+batch: 128
+optimizer: {name: sgd, lr: 1e-2}
+steps: {warmup: 2, measured: $steps}
+budget: 256MiB
+backend: cpu
+timeout: 60s
+strategies:
+  - degrade
+YAML
+start=$(date +%s)
+declare -A hit
+variants=(base slow5 slow10 mem1)
+for v in "${variants[@]}"; do hit[cmp_$v]=0; hit[ab_$v]=0; done
+
+# verdict LOG KIND: 1 when the log holds a regression of that kind.
+verdict() {
+    case $2 in
+        any) grep -qE "^REGRESSED" "$1" ;;
+        time) grep -E "^REGRESSED" "$1" | grep -qE " (time\.|throughput)" ;;
+        mem) grep -E "^REGRESSED" "$1" | grep -qE " memory\." ;;
+    esac
+}
+kind_of() { case $1 in base) echo any ;; mem1) echo mem ;; *) echo time ;; esac; }
+
+echo "compare against a baseline: $trials trials"
+for ((t = 0; t < trials; t++)); do
+    rm -rf "$tmp/r" "$tmp/bl"
+    "$bin" run --quiet --out "$tmp/r/base" -P "$fx/base" "$tmp/bench.yaml" >/dev/null
+    "$bin" baseline save --baseline "$tmp/bl" "$tmp"/r/base/*.json >/dev/null
+    for v in "${variants[@]}"; do
+        "$bin" run --quiet --out "$tmp/r/$v" -P "$fx/$v" --compare --baseline "$tmp/bl" \
+            "$tmp/bench.yaml" >"$tmp/log" 2>&1 || true
+        if verdict "$tmp/log" "$(kind_of "$v")"; then hit[cmp_$v]=$((hit[cmp_$v] + 1)); fi
+    done
+done
+echo "A/B: $ab_trials trials of $ab_rounds rounds"
+for ((t = 0; t < ab_trials; t++)); do
+    for v in "${variants[@]}"; do
+        "$bin" ab --quiet --rounds "$ab_rounds" --out "$tmp/ab" --base "$fx/base" \
+            --head "$fx/$v" "$tmp/bench.yaml" >"$tmp/log" 2>&1 || true
+        if verdict "$tmp/log" "$(kind_of "$v")"; then hit[ab_$v]=$((hit[ab_$v] + 1)); fi
+    done
+done
+secs=$(($(date +%s) - start))
+pct() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f%% (%d/%d)", 100 * a / b, a, b }'; }
+echo
+echo "| | compare vs baseline ($trials trials) | A/B, $ab_rounds rounds ($ab_trials trials) |"
+echo "|---|---|---|"
+echo "| A/A false alarms (any regression) | $(pct "${hit[cmp_base]}" "$trials") | $(pct "${hit[ab_base]}" "$ab_trials") |"
+echo "| 5% slowdown detected | $(pct "${hit[cmp_slow5]}" "$trials") | $(pct "${hit[ab_slow5]}" "$ab_trials") |"
+echo "| 10% slowdown detected | $(pct "${hit[cmp_slow10]}" "$trials") | $(pct "${hit[ab_slow10]}" "$ab_trials") |"
+echo "| +1 byte detected | $(pct "${hit[cmp_mem1]}" "$trials") | $(pct "${hit[ab_mem1]}" "$ab_trials") |"
+echo
+echo "$steps measured steps a run; $(nproc) cores; load average $(cut -d' ' -f1-3 /proc/loadavg); ${secs}s"

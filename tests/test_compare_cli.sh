@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# The acceptance of baselines and verdicts through the CLI: `run --compare`
+# against a baseline saved from the same build finds no memory regression
+# and exits 0; with one tag's baseline peak lowered by 1 byte it names
+# exactly that tag and exits 1. JUnit XML parses, the Markdown summary and
+# the Google Benchmark export are written and compare.py reads the export.
+set -euo pipefail
+src=$1
+build=$2
+bin="$build/oombench"
+fixtures="$build/tests/fixtures/degrade/base"
+scenario="$src/tests/data/degrade.yaml"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+export NO_COLOR=1 OPENBLAS_NUM_THREADS=1
+unset OOMB_DEVICE_CLASS
+run() { "$bin" run --quiet --out "$tmp/results" -P "$fixtures" "$@"; }
+
+# No baseline yet: said so, not a failure.
+run --compare --baseline "$tmp/bl" "$scenario" >"$tmp/log0"
+grep -q "no baseline for scenario 'degrade'" "$tmp/log0"
+
+first=$(ls "$tmp"/results/*.json)
+"$bin" baseline save --baseline "$tmp/bl" "$first" | tee "$tmp/save"
+grep -q "new, 2 run(s)" "$tmp/save"
+base="$tmp/bl/$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["device"]["class"])' "$first")/degrade.json"
+test -f "$base"
+
+# Same build: no memory (or outcome, or quality) regression, exit 0. Time
+# is statistical: on a machine shared with other jobs a time verdict may
+# still fire, which is accepted here only when every regression is a time row.
+set +e
+run --compare --baseline "$tmp/bl" "$scenario" >"$tmp/log1" 2>&1
+rc=$?
+set -e
+if [ "$rc" != 0 ]; then
+    if [ "$rc" != 1 ] || grep -E "^REGRESSED" "$tmp/log1" | grep -vqE " (time\.|throughput)"; then
+        cat "$tmp/log1"; echo "FAIL: exit $rc against the same build"; exit 1
+    fi
+    echo "note: time verdicts fired on this loaded machine (memory identical)"
+fi
+grep -q "baseline $base (2 run(s))" "$tmp/log1"
+
+# Lower the baseline's peak of one tag (activations of `none`) by 1 byte.
+python3 - "$base" <<'PY'
+import json, sys
+p = sys.argv[1]
+d = json.load(open(p))
+for r in d["runs"]:
+    if r["strategy"] == "none":
+        r["memory"]["peak_by_tag"]["activations"] -= 1
+json.dump(d, open(p, "w"), indent=1)
+PY
+set +e
+"$bin" run --quiet --out "$tmp/results2" -P "$fixtures" --compare --baseline "$tmp/bl" \
+    "$scenario" >"$tmp/log2" 2>&1
+rc=$?
+set -e
+cat "$tmp/log2"
+test "$rc" = 1 || { echo "FAIL: expected exit 1, got $rc"; exit 1; }
+mem=$(grep -E "^REGRESSED .* memory\." "$tmp/log2")
+test "$(echo "$mem" | wc -l)" = 1 || { echo "FAIL: expected exactly one memory regression"; exit 1; }
+echo "$mem" | grep -qE "degrade train b128 none +memory\.activations .*\+1 B" ||
+    { echo "FAIL: the regression is not none's activations +1 B"; exit 1; }
+
+# Reports: JUnit XML, Markdown, Google Benchmark JSON read by compare.py.
+second=$(ls "$tmp"/results2/*.json)
+set +e
+"$bin" compare --baseline "$tmp/bl" --junit "$tmp/j.xml" --summary "$tmp/s.md" \
+    --gbench "$tmp/head.json" "$second" >/dev/null
+rc=$?
+set -e
+test "$rc" = 1
+python3 - "$tmp/j.xml" <<'PY'
+import sys, xml.etree.ElementTree as ET
+root = ET.parse(sys.argv[1]).getroot()
+assert root.tag == "testsuites", root.tag
+cases = root.findall(".//testcase")
+fails = [c for c in cases if c.find("failure") is not None]
+assert len(cases) > 10, len(cases)
+assert [c.get("name") for c in fails if c.get("name").startswith("memory.")] == ["memory.activations"], \
+    [c.get("name") for c in fails]
+print("junit: %d testcases, %d failures" % (len(cases), len(fails)))
+PY
+grep -q "regression" "$tmp/s.md"
+grep -q "memory.activations" "$tmp/s.md"
+"$bin" compare --baseline "$tmp/bl" --gbench "$tmp/base.json" "$first" >/dev/null || true
+cmp_py=/usr/share/benchmark/compare.py
+if [ ! -f "$cmp_py" ]; then
+    echo "FAIL: $cmp_py missing: install libbenchmark-tools (scripts/setup.sh does)"; exit 1
+fi
+# compare.py needs numpy and scipy: Debian's python3 has them (python3-scipy).
+py=/usr/bin/python3
+"$py" "$cmp_py" --no-color benchmarks "$tmp/base.json" "$tmp/head.json" >"$tmp/cmp"
+grep -q "degrade/train/batch:128/none/step" "$tmp/cmp"
+echo "compare cli: 0 failed"

@@ -1,0 +1,194 @@
+/*
+ * The fp16 (mixed precision) strategy plugin through the real runner: the
+ * exact F16 activation and weight bytes in training and inference, the loss
+ * within 2% of none's, dynamic loss scaling (growth, and skipping steps whose
+ * gradients overflow), and parameter validation.
+ */
+#include "strategy_run.h"
+
+/* f_in + sum of the layer widths, and none's largest linear transient. */
+static void widths(const struct oomb_model *m, int64_t *sum_f, int64_t *transient)
+{
+    *sum_f = m->input_features;
+    *transient = 0;
+    for (int l = 0; l < m->n_layers; l++) {
+        const struct oomb_layer *L = m->layers[l];
+        *sum_f += L->out_features;
+        if (L->kind == OOMB_LAYER_LINEAR) {
+            int64_t t = L->out_features + (l > 0 ? L->in_features : 0);
+            if (t > *transient)
+                *transient = t;
+        }
+    }
+}
+
+/* fp16 training activations (plugins/fp16/fp16.c): everything saved in F16;
+ * the peak is either the end of forward (with the FP32 logits, probs and
+ * losses) or a linear layer's backward (F16 logits dropped, F16 gradients
+ * of its output and input alive). */
+static uint64_t train_activations(const struct oomb_model *m, int64_t B)
+{
+    int64_t sum_f, T, K = m->classes;
+    widths(m, &sum_f, &T);
+    int64_t fwd = 2 * B * sum_f + 4 * B * (2 * K + 1);
+    int64_t bwd = 2 * B * (sum_f - K) + 2 * B * T;
+    return (uint64_t)(fwd > bwd ? fwd : bwd);
+}
+
+Test(fp16, train_halves_activations_and_keeps_the_loss)
+{
+    const char *path = STRAT_SCENARIO("fp16.yaml");
+    struct oomb_scenario *sc = strat_load(path);
+    const struct oomb_model *m = &sc->model;
+    struct strat_run r;
+    strat_run(&r, path);
+    const struct oomb_run_result *none = strat_find(&r, "none", OOMB_MODE_TRAIN, 0);
+    const struct oomb_run_result *fp = strat_find(&r, "fp16", OOMB_MODE_TRAIN, 0);
+    strat_expect_ok(none);
+    strat_expect_ok(fp);
+    const int64_t B = fp->batch, K = m->classes;
+
+    uint64_t act = fp->peak_by_tag[OOMB_TAG_ACTIVATIONS];
+    cr_expect_eq(act, train_activations(m, B), "activations %llu, formula %llu",
+                 (unsigned long long)act, (unsigned long long)train_activations(m, B));
+    cr_expect_leq((double)act, 0.5 * (double)none->peak_by_tag[OOMB_TAG_ACTIVATIONS] +
+                                   (double)(4 * B * (2 * K + 1)));
+    /* FP32 master + F16 copy */
+    cr_expect_eq(2 * fp->peak_by_tag[OOMB_TAG_WEIGHTS], 3 * none->peak_by_tag[OOMB_TAG_WEIGHTS]);
+    cr_expect_eq(fp->peak_by_tag[OOMB_TAG_GRADS], none->peak_by_tag[OOMB_TAG_GRADS]);
+    cr_expect_eq(fp->peak_by_tag[OOMB_TAG_OPTIMIZER], none->peak_by_tag[OOMB_TAG_OPTIMIZER]);
+
+    cr_expect_leq(fabs(fp->final_loss - none->final_loss), 0.02 * none->final_loss,
+                  "final loss %g vs none %g", fp->final_loss, none->final_loss);
+    cr_expect_gt(fp->grad_rel_err, 0.0, "F16 should not be bit-exact");
+    cr_expect_leq(fp->grad_rel_err, 0.05, "grad_rel_err %g", fp->grad_rel_err);
+    cr_expect_eq(strat_metric(fp, "loss_scale"), 65536.0);
+    cr_expect_eq(strat_metric(fp, "skipped_steps"), 0.0);
+    cr_expect_eq(r.sum.n_checks_failed, 0, "%d scenario check(s) failed", r.sum.n_checks_failed);
+    strat_run_free(&r);
+    oomb_scenario_destroy(sc);
+}
+
+Test(fp16, infer_stores_half_the_weights_and_activations)
+{
+    const char *path = STRAT_SCENARIO("fp16-infer.yaml");
+    struct oomb_scenario *sc = strat_load(path);
+    const struct oomb_model *m = &sc->model;
+    struct strat_run r;
+    strat_run(&r, path);
+    const struct oomb_run_result *none = strat_find(&r, "none", OOMB_MODE_INFER, 0);
+    const struct oomb_run_result *fp = strat_find(&r, "fp16", OOMB_MODE_INFER, 0);
+    strat_expect_ok(none);
+    strat_expect_ok(fp);
+    const int64_t B = fp->batch, K = m->classes;
+
+    int64_t P = 0, P_b = 0, widest = 0;
+    for (int l = 0; l < m->n_layers; l++) {
+        const struct oomb_layer *L = m->layers[l];
+        P += L->n_params;
+        if (L->kind == OOMB_LAYER_LINEAR && L->has_bias)
+            P_b += L->out_features;
+        if (L->in_features + L->out_features > widest)
+            widest = L->in_features + L->out_features;
+    }
+    cr_expect_eq(fp->peak_by_tag[OOMB_TAG_WEIGHTS], (uint64_t)(2 * P + 4 * P_b));
+    int64_t loss_stage = 2 * B * K + 4 * B * K * 2 + 4 * B;
+    uint64_t want = (uint64_t)(2 * B * widest > loss_stage ? 2 * B * widest : loss_stage);
+    cr_expect_eq(fp->peak_by_tag[OOMB_TAG_ACTIVATIONS], want, "activations %llu, formula %llu",
+                 (unsigned long long)fp->peak_by_tag[OOMB_TAG_ACTIVATIONS],
+                 (unsigned long long)want);
+    cr_expect_gt(fp->output_rel_err, 0.0);
+    cr_expect_leq(fp->output_rel_err, 1e-2, "output_rel_err %g", fp->output_rel_err);
+    cr_expect_leq(fabs(fp->final_loss - none->final_loss), 0.02 * none->final_loss);
+    cr_expect_eq(r.sum.n_checks_failed, 0, "%d scenario check(s) failed", r.sum.n_checks_failed);
+    strat_run_free(&r);
+    oomb_scenario_destroy(sc);
+}
+
+static const char *variant(char *buf, size_t len, const char *params)
+{
+    char text[2048];
+    snprintf(text, sizeof text,
+             "name: fp16-variant\n"
+             "model:\n"
+             "  input: 32\n"
+             "  classes: 7\n"
+             "  layers: [{linear: 48}, gelu, {linear: 32}, relu, {linear: 7}]\n"
+             "input: {kind: synthetic, seed: 5}\n"
+             "mode: train\n"
+             "batch: 16\n"
+             "optimizer: {name: adam, lr: 1e-3}\n"
+             "steps: {warmup: 1, measured: 5}\n"
+             "strategies:\n"
+             "  - none\n"
+             "  - {plugin: fp16, label: fp, params: %s}\n",
+             params);
+    return strat_write_scenario(buf, len, "fp16-variant.yaml", text);
+}
+
+/* 6 clean steps with growth_interval 2: the scale doubles three times. */
+Test(fp16, loss_scale_grows_after_clean_steps)
+{
+    char path[256];
+    variant(path, sizeof path, "{init_scale: 1024, growth_interval: 2}");
+    struct strat_run r;
+    strat_run(&r, path);
+    const struct oomb_run_result *fp = strat_find(&r, "fp", OOMB_MODE_TRAIN, 0);
+    strat_expect_ok(fp);
+    cr_expect_eq(strat_metric(fp, "skipped_steps"), 0.0);
+    cr_expect_eq(strat_metric(fp, "loss_scale"), 8192.0);
+    strat_run_free(&r);
+    strat_remove_scenario(path);
+}
+
+/* A scale of 2^30 overflows F16 in the loss gradient (2^30/16 >> 65504):
+ * those steps are skipped and the scale halves each time; the run goes on. */
+Test(fp16, overflowing_steps_are_skipped_and_the_scale_backs_off)
+{
+    char path[256];
+    variant(path, sizeof path, "{init_scale: 1073741824, growth_interval: 1000}");
+    struct strat_run r;
+    strat_run(&r, path);
+    const struct oomb_run_result *none = strat_find(&r, "none", OOMB_MODE_TRAIN, 0);
+    const struct oomb_run_result *fp = strat_find(&r, "fp", OOMB_MODE_TRAIN, 0);
+    strat_expect_ok(fp);
+    double skipped = strat_metric(fp, "skipped_steps");
+    cr_expect_eq(skipped, 6.0, "every step overflows at these scales: %g skipped", skipped);
+    cr_expect_eq(strat_metric(fp, "loss_scale"), 1073741824.0 / 64.0);
+    /* nothing was updated: the loss of every step is that of the initial weights on that
+     * step's data, the first one being none's */
+    cr_expect_leq(fabs(fp->losses[0] - none->losses[0]), 1e-2 * none->losses[0]);
+    cr_expect(isfinite(fp->final_loss));
+    cr_expect_gt(fp->weight_rel_err, 0.0);
+    strat_run_free(&r);
+    strat_remove_scenario(path);
+}
+
+static void expect_rejected(const char *params, const char *name)
+{
+    char path[256];
+    variant(path, sizeof path, params);
+    struct strat_run r;
+    strat_run(&r, path);
+    const struct oomb_run_result *fp = strat_find(&r, "fp", OOMB_MODE_TRAIN, 0);
+    cr_expect_eq(fp->outcome, OOMB_OUTCOME_ERROR, "%s: outcome %s", params,
+                 oomb_outcome_name(fp->outcome));
+    cr_expect(strstr(fp->reason, name) != NULL, "reason: %s", fp->reason);
+    strat_run_free(&r);
+    strat_remove_scenario(path);
+}
+
+Test(fp16, rejects_a_zero_initial_scale)
+{
+    expect_rejected("{init_scale: 0}", "init_scale");
+}
+
+Test(fp16, rejects_a_backoff_above_one)
+{
+    expect_rejected("{backoff: 1.5}", "backoff");
+}
+
+Test(fp16, rejects_a_zero_growth_interval)
+{
+    expect_rejected("{growth_interval: 0}", "growth_interval");
+}

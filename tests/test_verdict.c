@@ -1,0 +1,346 @@
+/*
+ * The verdict engine (verdict.c) and its reports (export.c): exact memory
+ * verdicts per tag, outcomes, the statistical time verdict, quality, runs
+ * without a baseline, JUnit XML and the Google Benchmark JSON shape.
+ */
+#include <criterion/criterion.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "export.h"
+#include "results.h"
+#include "verdict.h"
+
+#define N_SAMPLES 30
+
+/* Samples around `center` ns with about 1% multiplicative noise, seeded. */
+static void fill_samples(int64_t *s, int n, double center, unsigned seed)
+{
+    srand(seed);
+    for (int i = 0; i < n; i++) {
+        double u = (double)rand() / RAND_MAX - 0.5;
+        s[i] = (int64_t)(center * (1.0 + 0.02 * u));
+    }
+}
+
+/* One results set with one ok run of scenario "s", strategy "none". */
+static void make_results(struct oomb_results *r, double center, unsigned seed)
+{
+    memset(r, 0, sizeof *r);
+    r->device_class = strdup("cpu-test");
+    struct oomb_run_result *run = oomb_results_add_run(r);
+    cr_assert_not_null(run);
+    run->scenario = strdup("s");
+    run->strategy = strdup("none");
+    run->plugin = strdup("none");
+    run->reason = strdup("");
+    run->mode = OOMB_MODE_TRAIN;
+    run->backend = OOMB_BACKEND_CPU;
+    run->batch = 64;
+    run->outcome = OOMB_OUTCOME_OK;
+    uint64_t tags[OOMB_TAG_COUNT] = {4096, 4096, 8192, 100000, 0, 256};
+    run->peak_bytes = 0;
+    for (int t = 0; t < OOMB_TAG_COUNT; t++) {
+        run->peak_by_tag[t] = tags[t];
+        run->peak_bytes += tags[t];
+    }
+    run->n_steps = N_SAMPLES;
+    run->step_ns = malloc(N_SAMPLES * sizeof *run->step_ns);
+    cr_assert_not_null(run->step_ns);
+    fill_samples(run->step_ns, N_SAMPLES, center, seed);
+    run->final_loss = 2.0;
+    run->has_accuracy = 1;
+    run->accuracy = 0.5;
+}
+
+static const struct oomb_verdict_item *find_item(const struct oomb_verdict *v, const char *m)
+{
+    for (int i = 0; i < v->n; i++)
+        if (strcmp(v->items[i].metric, m) == 0)
+            return &v->items[i];
+    return NULL;
+}
+
+static void compare(const struct oomb_results *a, const struct oomb_results *b,
+                    struct oomb_verdict *v)
+{
+    struct oomb_verdict_options o;
+    oomb_verdict_options_init(&o);
+    cr_assert_eq(oomb_verdict_compare(a, 1, b, 1, &o, v), OOMB_OK);
+}
+
+Test(verdict, identical_results_no_regression)
+{
+    struct oomb_results a, b;
+    struct oomb_verdict v;
+    make_results(&a, 1e6, 1);
+    make_results(&b, 1e6, 1);
+    compare(&a, &b, &v);
+    cr_assert_eq(v.n_regressed, 0);
+    cr_assert_eq(v.n_improved, 0);
+    const struct oomb_verdict_item *t = find_item(&v, "time.step");
+    cr_assert_not_null(t);
+    cr_assert_eq(t->kind, OOMB_VERDICT_SAME);
+    cr_assert_float_eq(t->change_pct, 0.0, 1e-9);
+    cr_assert_gt(t->p, 0.5);
+    oomb_verdict_free(&v);
+    oomb_results_free(&a);
+    oomb_results_free(&b);
+}
+
+Test(verdict, one_byte_in_one_tag_flags_exactly_that_tag)
+{
+    struct oomb_results a, b;
+    struct oomb_verdict v;
+    make_results(&a, 1e6, 1);
+    make_results(&b, 1e6, 2);
+    b.runs[0].peak_by_tag[OOMB_TAG_OPTIMIZER] += 1;
+    compare(&a, &b, &v);
+    int mem_regressions = 0;
+    for (int i = 0; i < v.n; i++)
+        if (v.items[i].area == OOMB_AREA_MEMORY && v.items[i].kind == OOMB_VERDICT_REGRESSED) {
+            mem_regressions++;
+            cr_assert_str_eq(v.items[i].metric, "memory.optimizer");
+            cr_assert_float_eq(v.items[i].diff, 1.0, 1e-12);
+        }
+    cr_assert_eq(mem_regressions, 1);
+    cr_assert_eq(v.n_regressed, 1);
+    oomb_verdict_free(&v);
+
+    /* Within a tolerance it is not a regression; a drop is an improvement. */
+    struct oomb_verdict_options o;
+    oomb_verdict_options_init(&o);
+    o.mem_tolerance = 1;
+    cr_assert_eq(oomb_verdict_compare(&a, 1, &b, 1, &o, &v), OOMB_OK);
+    cr_assert_eq(v.n_regressed, 0);
+    oomb_verdict_free(&v);
+    compare(&b, &a, &v);
+    cr_assert_eq(v.n_regressed, 0);
+    cr_assert_eq(find_item(&v, "memory.optimizer")->kind, OOMB_VERDICT_IMPROVED);
+    oomb_verdict_free(&v);
+    oomb_results_free(&a);
+    oomb_results_free(&b);
+}
+
+Test(verdict, total_change_is_named)
+{
+    struct oomb_results a, b;
+    struct oomb_verdict v;
+    make_results(&a, 1e6, 1);
+    make_results(&b, 1e6, 1);
+    b.runs[0].peak_bytes += 8;
+    compare(&a, &b, &v);
+    cr_assert_eq(v.n_regressed, 1);
+    cr_assert_eq(find_item(&v, "memory.total")->kind, OOMB_VERDICT_REGRESSED);
+    cr_assert(strstr(find_item(&v, "memory.total")->detail, "+8 B"));
+    oomb_verdict_free(&v);
+    oomb_results_free(&a);
+    oomb_results_free(&b);
+}
+
+Test(verdict, no_baseline_is_not_a_failure)
+{
+    struct oomb_results empty = {0}, b;
+    struct oomb_verdict v;
+    make_results(&b, 1e6, 1);
+    compare(&empty, &b, &v);
+    cr_assert_eq(v.n_regressed, 0);
+    cr_assert_eq(v.n_new, 1);
+    cr_assert_eq(v.items[0].kind, OOMB_VERDICT_NEW);
+    oomb_verdict_free(&v);
+    oomb_results_free(&b);
+}
+
+Test(verdict, outcome_ok_to_crash_regresses)
+{
+    struct oomb_results a, b;
+    struct oomb_verdict v;
+    make_results(&a, 1e6, 1);
+    make_results(&b, 1e6, 1);
+    b.runs[0].outcome = OOMB_OUTCOME_CRASH;
+    compare(&a, &b, &v);
+    cr_assert_eq(v.n_regressed, 1);
+    cr_assert_eq(find_item(&v, "outcome")->kind, OOMB_VERDICT_REGRESSED);
+    oomb_verdict_free(&v);
+    b.runs[0].outcome = OOMB_OUTCOME_OOM;
+    compare(&a, &b, &v);
+    cr_assert_eq(find_item(&v, "outcome")->kind, OOMB_VERDICT_REGRESSED);
+    oomb_verdict_free(&v);
+    oomb_results_free(&a);
+    oomb_results_free(&b);
+}
+
+Test(verdict, slowdown_of_20_percent_regresses)
+{
+    struct oomb_results a, b;
+    struct oomb_verdict v;
+    make_results(&a, 1e6, 1);
+    make_results(&b, 1.2e6, 2);
+    compare(&a, &b, &v);
+    const struct oomb_verdict_item *t = find_item(&v, "time.step");
+    cr_assert_eq(t->kind, OOMB_VERDICT_REGRESSED);
+    cr_assert_float_eq(t->change_pct, 20.0, 2.0);
+    cr_assert_gt(t->ci_low_pct, 5.0);
+    cr_assert_lt(t->p, 0.05);
+    cr_assert_eq(find_item(&v, "throughput")->kind, OOMB_VERDICT_REGRESSED);
+    cr_assert_eq(v.n_regressed, 2);
+    oomb_verdict_free(&v);
+    oomb_results_free(&a);
+    oomb_results_free(&b);
+}
+
+Test(verdict, slowdown_below_threshold_is_not_a_regression)
+{
+    struct oomb_results a, b;
+    struct oomb_verdict v;
+    make_results(&a, 1e6, 1);
+    make_results(&b, 1.03e6, 2);
+    compare(&a, &b, &v);
+    const struct oomb_verdict_item *t = find_item(&v, "time.step");
+    cr_assert_lt(t->p, 0.05, "significant, but within the 5%% noise threshold");
+    cr_assert_eq(t->kind, OOMB_VERDICT_SAME);
+    cr_assert_eq(v.n_regressed, 0);
+    oomb_verdict_free(&v);
+
+    /* A 2% threshold (the GPU default, or --noise 2) catches it. */
+    struct oomb_verdict_options o;
+    oomb_verdict_options_init(&o);
+    const char *names[] = {"step"};
+    const double vals[] = {2.0};
+    o.noise_names = names;
+    o.noise_values = vals;
+    o.n_noise = 1;
+    cr_assert_eq(oomb_verdict_compare(&a, 1, &b, 1, &o, &v), OOMB_OK);
+    cr_assert_eq(find_item(&v, "time.step")->kind, OOMB_VERDICT_REGRESSED);
+    cr_assert_eq(find_item(&v, "throughput")->kind, OOMB_VERDICT_SAME);
+    oomb_verdict_free(&v);
+    oomb_results_free(&a);
+    oomb_results_free(&b);
+}
+
+Test(verdict, time_test_is_deterministic_and_paired_by_round)
+{
+    int64_t a0[N_SAMPLES], a1[N_SAMPLES], b0[N_SAMPLES], b1[N_SAMPLES];
+    /* Round 1 runs 30% slower on both sides (machine drift); head is 10%
+     * slower than base within each round. */
+    fill_samples(a0, N_SAMPLES, 1e6, 1);
+    fill_samples(b0, N_SAMPLES, 1.1e6, 2);
+    fill_samples(a1, N_SAMPLES, 1.3e6, 3);
+    fill_samples(b1, N_SAMPLES, 1.43e6, 4);
+    const int64_t *a[2] = {a0, a1}, *b[2] = {b0, b1};
+    int n[2] = {N_SAMPLES, N_SAMPLES};
+    struct oomb_time_test t1, t2;
+    cr_assert_eq(oomb_verdict_time_test(a, n, b, n, 2, 0.05, &t1), OOMB_OK);
+    cr_assert_eq(oomb_verdict_time_test(a, n, b, n, 2, 0.05, &t2), OOMB_OK);
+    cr_assert_eq(memcmp(&t1, &t2, sizeof t1), 0);
+    cr_assert_float_eq(t1.change_pct, 10.0, 1.0);
+    cr_assert_lt(t1.p, 0.001);
+    cr_assert_gt(t1.ci_low_pct, 5.0);
+}
+
+Test(verdict, quality_tolerances)
+{
+    struct oomb_results a, b;
+    struct oomb_verdict v;
+    make_results(&a, 1e6, 1);
+    make_results(&b, 1e6, 1);
+    b.runs[0].final_loss = 2.03; /* +1.5%: within 2% */
+    b.runs[0].accuracy = 0.495; /* -0.005: within 0.01 */
+    a.runs[0].grad_rel_err = 1e-6;
+    b.runs[0].grad_rel_err = 1e-3;
+    compare(&a, &b, &v);
+    cr_assert_eq(find_item(&v, "quality.final_loss")->kind, OOMB_VERDICT_SAME);
+    cr_assert_eq(find_item(&v, "quality.accuracy")->kind, OOMB_VERDICT_SAME);
+    cr_assert_eq(find_item(&v, "numerics.grad_rel_err")->kind, OOMB_VERDICT_REGRESSED);
+    oomb_verdict_free(&v);
+    b.runs[0].final_loss = 2.1;
+    b.runs[0].accuracy = 0.45;
+    compare(&a, &b, &v);
+    cr_assert_eq(find_item(&v, "quality.final_loss")->kind, OOMB_VERDICT_REGRESSED);
+    cr_assert_eq(find_item(&v, "quality.accuracy")->kind, OOMB_VERDICT_REGRESSED);
+    oomb_verdict_free(&v);
+    oomb_results_free(&a);
+    oomb_results_free(&b);
+}
+
+Test(verdict, sort_puts_regressions_first)
+{
+    struct oomb_results a, b;
+    struct oomb_verdict v;
+    make_results(&a, 1e6, 1);
+    make_results(&b, 1e6, 1);
+    b.runs[0].peak_by_tag[OOMB_TAG_OTHER] += 4;
+    compare(&a, &b, &v);
+    oomb_verdict_sort(&v);
+    cr_assert_eq(v.items[0].kind, OOMB_VERDICT_REGRESSED);
+    cr_assert_str_eq(v.items[0].metric, "memory.other");
+    oomb_verdict_free(&v);
+    oomb_results_free(&a);
+    oomb_results_free(&b);
+}
+
+Test(verdict, junit_is_escaped_and_counts_failures)
+{
+    struct oomb_results a, b;
+    struct oomb_verdict v;
+    make_results(&a, 1e6, 1);
+    make_results(&b, 1e6, 1);
+    free(b.runs[0].strategy);
+    free(a.runs[0].strategy);
+    a.runs[0].strategy = strdup("a<b>&\"c'");
+    b.runs[0].strategy = strdup("a<b>&\"c'");
+    b.runs[0].peak_by_tag[OOMB_TAG_WEIGHTS] += 1;
+    compare(&a, &b, &v);
+    char path[] = "/tmp/oombench-junit-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    char err[512];
+    cr_assert_eq(oomb_export_junit(&v, path, err, sizeof err), OOMB_OK, "%s", err);
+    char cmd[512];
+    snprintf(cmd, sizeof cmd,
+             "python3 -c \"import sys,xml.etree.ElementTree as E; r=E.parse(sys.argv[1])"
+             ".getroot(); f=r.findall('.//failure'); c=r.findall('.//testcase');"
+             " assert r.tag=='testsuites' and len(f)==1 and len(c)==%d, (len(f),len(c));"
+             " assert c[0].get('classname').endswith('a<b>&\\\"c\\'')\" %s",
+             v.n, path);
+    cr_assert_eq(system(cmd), 0, "JUnit XML did not parse as expected");
+    unlink(path);
+    oomb_verdict_free(&v);
+    oomb_results_free(&a);
+    oomb_results_free(&b);
+}
+
+Test(verdict, gbench_json_shape)
+{
+    struct oomb_results a;
+    make_results(&a, 1e6, 1);
+    a.host_name = strdup("host");
+    char path[] = "/tmp/oombench-gbench-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    char err[512];
+    cr_assert_eq(oomb_export_gbench(&a, 1, path, err, sizeof err), OOMB_OK, "%s", err);
+    json_error_t je;
+    json_t *root = json_load_file(path, 0, &je);
+    cr_assert_not_null(root, "%s", je.text);
+    cr_assert(json_is_object(json_object_get(root, "context")));
+    json_t *arr = json_object_get(root, "benchmarks");
+    cr_assert_eq(json_array_size(arr), N_SAMPLES);
+    json_t *b = json_array_get(arr, 0);
+    cr_assert_str_eq(json_string_value(json_object_get(b, "name")), "s/train/batch:64/none/step");
+    cr_assert_str_eq(json_string_value(json_object_get(b, "run_type")), "iteration");
+    cr_assert_str_eq(json_string_value(json_object_get(b, "time_unit")), "ns");
+    cr_assert_eq(json_integer_value(json_object_get(b, "iterations")), 1);
+    cr_assert_float_eq(json_real_value(json_object_get(b, "real_time")),
+                       (double)a.runs[0].step_ns[0], 1e-6);
+    cr_assert(json_is_real(json_object_get(b, "cpu_time")));
+    json_decref(root);
+    unlink(path);
+    oomb_results_free(&a);
+}
