@@ -380,6 +380,10 @@ static int write_text(const char *dir, const char *stem, const char *ext,
         fprintf(stderr, "oombench report: %s\n", err);
         return -1;
     }
+    /* The temporary file was private; a report is for reading. */
+    mode_t mask = umask(0);
+    umask(mask);
+    chmod(path, 0666 & ~mask);
     return 0;
 }
 

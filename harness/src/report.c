@@ -567,7 +567,9 @@ static void chart_tradeoff(struct oomb_report *rep, const struct oomb_report_inp
         char lab[256], field[256], text[320];
         run_label(L, r, lab, sizeof lab);
         dat_text(lab, field, sizeof field);
-        if (isfinite(r->accuracy_delta) && r->has_accuracy)
+        if (strcmp(r->plugin, "none") == 0)
+            snprintf(text, sizeof text, "%s", field);
+        else if (isfinite(r->accuracy_delta) && r->has_accuracy)
             snprintf(text, sizeof text, "%s, acc %+.2f pp", field, 100.0 * r->accuracy_delta);
         else if (isfinite(r->final_loss))
             snprintf(text, sizeof text, "%s, loss %.4g", field, r->final_loss);
@@ -636,9 +638,12 @@ static void chart_tradeoff(struct oomb_report *rep, const struct oomb_report_inp
        "lc rgb \"#333333\" title \"on the front\", \\\n"
        "     \"\" index 0 using 3:4:5 with points pt 7 ps 2.2 lc palette "
        "title \"run (colour: final loss vs none)\", \\\n"
-       "     \"\" index 0 using 3:4:6 with labels left offset char 1.6,0.9 notitle\n",
+       "     \"\" index 0 using 3:4:(int($1)%%2==0?stringcolumn(6):\"\") with labels left "
+       "offset char 1.6,0.8 notitle, \\\n"
+       "     \"\" index 0 using 3:4:(int($1)%%2==1?stringcolumn(6):\"\") with labels left "
+       "offset char 1.6,-0.8 notitle\n",
        c->stem);
-    c->n_series = 4;
+    c->n_series = 5;
     gp_end(c);
     caption(c,
             "One point per run: median step time across, peak memory up. The dashed line joins "
@@ -918,7 +923,7 @@ static void chart_sweep(struct oomb_report *rep, const struct oomb_report_input 
     struct oomb_sbuf *g = &c->gp;
     SB(g, "set multiplot layout 2,1 title \"%s\"\n", gp_text(title2));
     SB(g, "set logscale x 2\nset xlabel \"batch size (samples)\"\n"
-          "set lmargin at screen 0.10\nset rmargin at screen 0.76\n"
+          "set lmargin at screen 0.10\nset rmargin at screen 0.80\n"
           "set key outside right top\nset offsets graph 0.05, graph 0.05, graph 0.1, 0\n");
     /* top: peak memory */
     SB(g, "set title \"peak memory%s\"\nset ylabel \"peak memory (%s)\"\nset yrange [0:*]\n",
@@ -1041,11 +1046,17 @@ static int compare_runs(struct oomb_report *rep, const struct oomb_run_result *b
     return rc;
 }
 
+static const char *base_name(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    return slash && slash[1] ? slash + 1 : path;
+}
+
 static int build_changes(struct oomb_report *rep, const struct oomb_report_input *in)
 {
     if (in->n_baseline > 0) {
         snprintf(rep->cmp_what, sizeof rep->cmp_what, "baseline %s against the current results",
-                 in->baseline_label ? in->baseline_label : "(given)");
+                 in->baseline_label ? base_name(in->baseline_label) : "(given)");
         int matched = 0;
         for (int i = 0; i < rep->n_cur; i++) {
             const struct oomb_run_result *b = NULL;
@@ -1072,8 +1083,8 @@ static int build_changes(struct oomb_report *rep, const struct oomb_report_input
     }
     const struct oomb_report_set *old = &in->sets[0], *new = &in->sets[in->n_sets - 1];
     snprintf(rep->cmp_what, sizeof rep->cmp_what,
-             "the oldest results (%s, created %s) against the newest (%s, created %s)", old->path,
-             old->res->created, new->path, new->res->created);
+             "the oldest results (%s, created %s) against the newest (%s, created %s)",
+             base_name(old->path), old->res->created, base_name(new->path), new->res->created);
     int matched = 0;
     for (int i = 0; i < rep->n_cur; i++) {
         /* The oldest and the newest file holding this run, when they differ. */
@@ -1320,8 +1331,8 @@ static void chart_history(struct oomb_report *rep, const struct oomb_report_inpu
     }
     SB(g, ")%s\n", rep->n_hist > 6 ? " rotate by 30 right" : "");
     SB(g, "set xlabel \"results file (created, UTC)\"\nset lmargin at screen 0.09\n"
-          "set rmargin at screen 0.66\nset key outside right top\n"
-          "set offsets 0, 0, graph 0.1, graph 0.05\n");
+          "set rmargin at screen 0.68\nset key outside right top\n"
+          "set offsets 0, 0, graph 0.1, 0\n");
     for (int panel = 0; panel < 2; panel++) {
         if (panel == 0)
             SB(g, "set title \"peak memory (any increase is a regression)\"\n"

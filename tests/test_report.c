@@ -1,0 +1,399 @@
+/*
+ * The report: every chart is drawn (SVG and PNG) and is not trivial (plotted
+ * series, axis labels with units, a PNG of real size and many colours), the
+ * data and scripts sit next to the charts, a missing gnuplot costs the
+ * charts and nothing else, and the data preparation finds regressions and
+ * out-of-memory batches without gnuplot.
+ */
+#include <criterion/criterion.h>
+#include <criterion/redirect.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <zlib.h>
+
+#include "cmd_report.h"
+#include "report.h"
+#include "test_helpers.h"
+#include "util.h"
+
+/* A small MLP swept over three batch sizes; the budget lets the small
+ * batches fit and refuses the largest one. */
+#define SCENARIO                                                                                 \
+    "name: rep\n"                                                                                \
+    "model: {input: 16, classes: 4, layers: [{linear: 64}, relu, {linear: 64}, relu, "           \
+    "{linear: 64}, relu, {linear: 4}]}\n"                                                        \
+    "input: {kind: synthetic, seed: 7}\n"                                                        \
+    "mode: train\nbatch: [8, 32, 512]\noptimizer: {name: adam, lr: 1e-3}\n"                     \
+    "steps: {warmup: 1, measured: 3}\nbudget: 400KiB\ntimeout: 30s\n"                            \
+    "strategies:\n  - none\n  - checkpoint\n"
+
+static const char *const stems[OOMB_REPORT_CHARTS] = {
+    "chart1-memory", "chart2-time",     "chart3-tradeoff", "chart4-timeline",
+    "chart5-sweep",  "chart6-baseline", "chart7-history"};
+
+/* Runs the scenario once; the results file's path goes to path. */
+static void run_once(const char *dir, char *path, size_t len)
+{
+    char scen[PATH_MAX], err[2048] = "";
+    th_write(dir, "rep.yaml", SCENARIO, scen, sizeof scen);
+    struct oomb_results res;
+    struct oomb_run_summary sum;
+    cr_assert_eq(th_run(dir, scen, &res, &sum, err, sizeof err), OOMB_OK, "%s", err);
+    cr_assert_eq(sum.n_failed, 0);
+    cr_assert_eq(sum.n_oom, 2, "batch 512 is over the budget for both strategies");
+    snprintf(path, len, "%s", sum.results_path);
+    oomb_results_free(&res);
+    /* Two files of one invocation second must still sort apart. */
+    sleep(1);
+}
+
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f, "%s is missing", path);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n + 1);
+    cr_assert_not_null(buf);
+    cr_assert_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
+    buf[n] = '\0';
+    fclose(f);
+    if (len)
+        *len = (size_t)n;
+    return buf;
+}
+
+static int count_str(const char *hay, const char *needle)
+{
+    int n = 0;
+    for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle))
+        n++;
+    return n;
+}
+
+static int file_exists(const char *dir, const char *stem, const char *ext)
+{
+    char path[PATH_MAX];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/%s%s", dir, stem, ext);
+    return stat(path, &st) == 0 && st.st_size > 0;
+}
+
+/* ---- PNG: size from IHDR and the number of distinct colours ---- */
+
+static uint32_t be32(const unsigned char *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static int paeth(int a, int b, int c)
+{
+    int p = a + b - c, pa = abs(p - a), pb = abs(p - b), pc = abs(p - c);
+    return pa <= pb && pa <= pc ? a : pb <= pc ? b : c;
+}
+
+/* Decodes an 8-bit RGB, RGBA or palette PNG enough to count colours (up to
+ * 4096). */
+static void png_stats(const char *path, uint32_t *w, uint32_t *h, int *colors)
+{
+    size_t len;
+    unsigned char *d = (unsigned char *)slurp(path, &len);
+    cr_assert(len > 33 && memcmp(d, "\x89PNG\r\n\x1a\n", 8) == 0, "%s: not a PNG", path);
+    cr_assert(memcmp(d + 12, "IHDR", 4) == 0);
+    *w = be32(d + 16);
+    *h = be32(d + 20);
+    int depth = d[24], ctype = d[25], interlace = d[28];
+    cr_assert_eq(depth, 8, "%s: bit depth %d", path, depth);
+    cr_assert_eq(interlace, 0);
+    int bpp = ctype == 6 ? 4 : ctype == 2 ? 3 : ctype == 3 ? 1 : ctype == 4 ? 2 : 1;
+    unsigned char *idat = malloc(len);
+    size_t nidat = 0;
+    for (size_t at = 8; at + 12 <= len;) {
+        uint32_t n = be32(d + at);
+        if (memcmp(d + at + 4, "IDAT", 4) == 0) {
+            memcpy(idat + nidat, d + at + 8, n);
+            nidat += n;
+        }
+        at += 12 + n;
+    }
+    size_t stride = (size_t)*w * (size_t)bpp;
+    uLongf rawlen = (uLongf)((stride + 1) * *h);
+    unsigned char *raw = malloc(rawlen);
+    cr_assert_eq(uncompress(raw, &rawlen, idat, nidat), Z_OK, "%s: bad image data", path);
+    unsigned char *prev = calloc(stride, 1), *cur = malloc(stride);
+    uint32_t seen[8192];
+    memset(seen, 0xff, sizeof seen);
+    int n = 0;
+    for (uint32_t y = 0; y < *h; y++) {
+        const unsigned char *line = raw + y * (stride + 1);
+        int f = line[0];
+        for (size_t x = 0; x < stride; x++) {
+            int a = x >= (size_t)bpp ? cur[x - bpp] : 0, b = prev[x];
+            int c = x >= (size_t)bpp ? prev[x - bpp] : 0, v = line[1 + x];
+            v += f == 1 ? a : f == 2 ? b : f == 3 ? (a + b) / 2 : f == 4 ? paeth(a, b, c) : 0;
+            cur[x] = (unsigned char)v;
+        }
+        for (size_t x = 0; x + (size_t)bpp <= stride && n < 4096; x += (size_t)bpp) {
+            uint32_t col = 0;
+            for (int k = 0; k < bpp && k < 3; k++)
+                col = col << 8 | cur[x + (size_t)k];
+            uint32_t hsh = (col * 2654435761u) & 8191;
+            while (seen[hsh] != 0xffffffffu && seen[hsh] != col)
+                hsh = (hsh + 1) & 8191;
+            if (seen[hsh] != col) {
+                seen[hsh] = col;
+                n++;
+            }
+        }
+        memcpy(prev, cur, stride);
+    }
+    *colors = n;
+    free(prev);
+    free(cur);
+    free(raw);
+    free(idat);
+    free(d);
+}
+
+/* What each chart's SVG must show: plot elements and axis labels. */
+struct expect {
+    int min_plots;
+    const char *labels[4];
+};
+
+static const struct expect expects[OOMB_REPORT_CHARTS] = {
+    {8, {"peak memory (KiB)", "strategy", "budget", "peak (total)"}},
+    {5, {"step time (", "forward", "backward", "update"}},
+    {4, {"median step time (", "peak memory (", "Pareto front", "final loss vs none (%)"}},
+    {10, {"in use (", "time since the step began (", "checkpoint: peak", "none: peak"}},
+    {8, {"batch size (samples)", "throughput (samples/s)", "peak memory (", "OOM"}},
+    {2, {"change against the baseline (%", "noise band", "peak memory", NULL}},
+    {8, {"results file (created, UTC)", "peak memory (", "step time (", "regression"}},
+};
+
+static void check_charts(const char *out)
+{
+    for (int i = 0; i < OOMB_REPORT_CHARTS; i++) {
+        const char *st = stems[i];
+        cr_assert(file_exists(out, st, ".dat"), "%s.dat", st);
+        cr_assert(file_exists(out, st, ".gp"), "%s.gp", st);
+        char path[PATH_MAX];
+        snprintf(path, sizeof path, "%s/%s.svg", out, st);
+        char *svg = slurp(path, NULL);
+        cr_assert(strstr(svg, "<svg") && strstr(svg, "</svg>"), "%s: not a whole SVG", st);
+        int plots = count_str(svg, "id=\"gnuplot_plot_");
+        cr_assert_geq(plots, expects[i].min_plots, "%s: %d plot elements", st, plots);
+        for (int k = 0; k < 4 && expects[i].labels[k]; k++)
+            cr_assert(strstr(svg, expects[i].labels[k]), "%s: no '%s' in the SVG", st,
+                      expects[i].labels[k]);
+        /* Drawn data, not an empty frame: many path points. */
+        cr_assert_gt(count_str(svg, "<path"), 10, "%s: too few paths", st);
+        free(svg);
+
+        snprintf(path, sizeof path, "%s/%s.png", out, st);
+        struct stat sb;
+        cr_assert_eq(stat(path, &sb), 0, "%s.png missing", st);
+        cr_assert_gt(sb.st_size, 8000, "%s.png: %lld bytes", st, (long long)sb.st_size);
+        uint32_t w, h;
+        int colors;
+        png_stats(path, &w, &h, &colors);
+        cr_assert(w >= 600 && h >= 400, "%s.png: %ux%u", st, w, h);
+        cr_assert_gt(colors, 12, "%s.png: %d colours", st, colors);
+        /* No temporary left behind. */
+        char cmd[PATH_MAX + 64];
+        snprintf(cmd, sizeof cmd, "ls '%s' | grep -q '\\.tmp'", out);
+        cr_assert_neq(system(cmd), 0, "a temporary file was left in %s", out);
+    }
+}
+
+Test(report, draws_all_seven_charts, .timeout = 120)
+{
+    char dir[PATH_MAX], r1[PATH_MAX], r2[PATH_MAX], out[PATH_MAX];
+    th_mkdtemp(dir, sizeof dir);
+    run_once(dir, r1, sizeof r1);
+    run_once(dir, r2, sizeof r2);
+    snprintf(out, sizeof out, "%s/report", dir);
+    char *argv[] = {"report", "-q", "--out", out, r1, r2, NULL};
+    cr_assert_eq(oomb_cmd_report(6, argv), 0);
+    check_charts(out);
+
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/index.html", out);
+    char *html = slurp(path, NULL);
+    cr_assert_eq(count_str(html, "<img "), OOMB_REPORT_CHARTS);
+    cr_assert_null(strstr(html, "Not drawn"), "every chart applies");
+    cr_assert_null(strstr(html, "<script"));
+    for (int i = 0; i < OOMB_REPORT_CHARTS; i++) {
+        char ref[128];
+        snprintf(ref, sizeof ref, "src=\"%s.svg\"", stems[i]);
+        cr_assert(strstr(html, ref), "index.html lacks %s", ref);
+    }
+    cr_assert(strstr(html, "<table>"));
+    free(html);
+    snprintf(path, sizeof path, "%s/summary.md", out);
+    char *md = slurp(path, NULL);
+    cr_assert(strstr(md, "(chart1-memory.png)") && strstr(md, "(chart7-history.png)"));
+    cr_assert(strstr(md, "| rep | train | 512 | none | oom |"), "%s", md);
+    free(md);
+    th_rmtree(dir);
+}
+
+Test(report, history_folder_and_baseline_file, .timeout = 120)
+{
+    char dir[PATH_MAX], r1[PATH_MAX], r2[PATH_MAX], out[PATH_MAX], hist[PATH_MAX];
+    th_mkdtemp(dir, sizeof dir);
+    run_once(dir, r1, sizeof r1);
+    run_once(dir, r2, sizeof r2);
+    /* The results folder is the history; the older file is the baseline. */
+    snprintf(hist, sizeof hist, "%s/out", dir);
+    snprintf(out, sizeof out, "%s/report", dir);
+    char *argv[] = {"report", "-q", "-o", out, "--history", hist, "--baseline", r1,
+                    "--noise", "10", r2, NULL};
+    cr_assert_eq(oomb_cmd_report(11, argv), 0);
+    check_charts(out);
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/chart6-baseline.gp", out);
+    char *gp = slurp(path, NULL);
+    cr_assert(strstr(gp, "noise band \xc2\xb1" "10%"), "the --noise threshold is drawn");
+    free(gp);
+    th_rmtree(dir);
+}
+
+Test(report, run_report_flag_reports_the_fresh_results, .timeout = 120)
+{
+    char dir[PATH_MAX], r1[PATH_MAX], out[PATH_MAX];
+    th_mkdtemp(dir, sizeof dir);
+    run_once(dir, r1, sizeof r1);
+    snprintf(out, sizeof out, "%s/report", dir);
+    cr_assert_eq(oomb_report_after_run(r1, out, 1), 0);
+    /* One file: charts 1-5 drawn; no comparison and no history, said so. */
+    for (int i = 0; i < 5; i++)
+        cr_assert(file_exists(out, stems[i], ".svg") && file_exists(out, stems[i], ".png"),
+                  "%s", stems[i]);
+    cr_assert(!file_exists(out, stems[5], ".svg") && !file_exists(out, stems[6], ".svg"));
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/index.html", out);
+    char *html = slurp(path, NULL);
+    cr_assert(strstr(html, "Not drawn: no baseline given"), "chart 6 omitted with a note");
+    cr_assert(strstr(html, "Not drawn: history needs at least two results files"));
+    free(html);
+    th_rmtree(dir);
+}
+
+static void redirect(void)
+{
+    cr_redirect_stderr();
+}
+
+Test(report, missing_gnuplot_keeps_html_and_exit_status, .init = redirect, .timeout = 120)
+{
+    char dir[PATH_MAX], r1[PATH_MAX], out[PATH_MAX];
+    th_mkdtemp(dir, sizeof dir);
+    run_once(dir, r1, sizeof r1);
+    snprintf(out, sizeof out, "%s/report", dir);
+    char *argv[] = {"report", "-q", "--gnuplot", "/nonexistent/gnuplot", "--out", out, r1, NULL};
+    cr_assert_eq(oomb_cmd_report(7, argv), 0);
+    fflush(stderr);
+    char line[2048] = "";
+    FILE *f = cr_get_redirected_stderr();
+    size_t n = fread(line, 1, sizeof line - 1, f);
+    line[n] = '\0';
+    cr_assert_eq(count_str(line, "\n"), 1, "one line on stderr: %s", line);
+    cr_assert(strstr(line, "gnuplot not found"), "%s", line);
+    for (int i = 0; i < 5; i++) {
+        cr_assert(file_exists(out, stems[i], ".dat") && file_exists(out, stems[i], ".gp"));
+        cr_assert(!file_exists(out, stems[i], ".svg") && !file_exists(out, stems[i], ".png"));
+    }
+    cr_assert(file_exists(out, "index", ".html") && file_exists(out, "summary", ".md"));
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/index.html", out);
+    char *html = slurp(path, NULL);
+    cr_assert(strstr(html, "gnuplot was not found"));
+    cr_assert_null(strstr(html, "<img "), "no image points at a chart that is not there");
+    cr_assert(strstr(html, "<table>"), "the tables are written");
+    free(html);
+    th_rmtree(dir);
+}
+
+Test(report, finds_regressions_and_oom_without_gnuplot, .timeout = 120)
+{
+    char dir[PATH_MAX], r1[PATH_MAX], err[1024];
+    th_mkdtemp(dir, sizeof dir);
+    run_once(dir, r1, sizeof r1);
+    struct oomb_results base, cur;
+    cr_assert_eq(oomb_results_read(r1, &base, err, sizeof err), OOMB_OK, "%s", err);
+    cr_assert_eq(oomb_results_read(r1, &cur, err, sizeof err), OOMB_OK, "%s", err);
+    /* One byte more memory is a regression; 3% slower is within 5% noise;
+     * 20% slower is one. */
+    struct oomb_run_result *a = NULL, *b = NULL;
+    for (int i = 0; i < cur.n_runs; i++) {
+        if (cur.runs[i].outcome != OOMB_OUTCOME_OK)
+            continue;
+        if (!a)
+            a = &cur.runs[i];
+        else if (!b)
+            b = &cur.runs[i];
+    }
+    cr_assert(a && b);
+    a->peak_bytes += 1;
+    a->step_stats.median *= 1.03;
+    b->step_stats.median *= 1.20;
+    free(cur.created);
+    cur.created = oomb_strdup("2999-01-01T00:00:00Z");
+    struct oomb_report_set sets[] = {{"cur.json", &cur}};
+    struct oomb_report_set bl[] = {{"base.json", &base}};
+    struct oomb_report_input in = {0};
+    in.sets = sets;
+    in.n_sets = 1;
+    in.baseline = bl;
+    in.n_baseline = 1;
+    in.baseline_label = "base.json";
+    in.noise = 0.05;
+    struct oomb_report rep;
+    cr_assert_eq(oomb_report_build(&in, &rep, err, sizeof err), OOMB_OK, "%s", err);
+    cr_assert_eq(rep.n_regressions, 2, "memory +1 byte and time +20%%");
+    int mem = 0, slow = 0, same = 0;
+    for (int i = 0; i < rep.n_changes; i++) {
+        const struct oomb_report_change *ch = &rep.changes[i];
+        if (ch->verdict == OOMB_CHANGE_REGRESSION && strcmp(ch->metric, "peak memory") == 0)
+            mem++;
+        if (ch->verdict == OOMB_CHANGE_REGRESSION && strncmp(ch->metric, "step time", 9) == 0) {
+            slow++;
+            cr_assert_float_eq(ch->change, 0.20, 1e-9);
+        }
+        if (ch->verdict == OOMB_CHANGE_SAME && strncmp(ch->metric, "step time", 9) == 0 &&
+            fabs(ch->change - 0.03) < 1e-9)
+            same++;
+    }
+    cr_assert_eq(mem, 1);
+    cr_assert_eq(slow, 1);
+    cr_assert_eq(same, 1);
+    /* Chart 5 marks batch 512 as out of memory for both strategies. */
+    const struct oomb_chart *sweep = &rep.charts[4];
+    cr_assert_str_empty(sweep->note);
+    cr_assert_eq(count_str(sweep->dat.data, "512\t?\t?\t1\t"), 2, "%s", sweep->dat.data);
+    cr_assert(strstr(sweep->gp.data, "budget 400.00 KiB"), "%s", sweep->gp.data);
+    /* Chart 1 carries the budget column; chart 7 needs a second file. */
+    cr_assert(strstr(rep.charts[0].gp.data, "title \"budget"));
+    cr_assert(strstr(rep.charts[6].note, "at least two"));
+    cr_assert_eq(rep.charts[3].n_series, 10, "two timeline panels of five elements");
+    oomb_report_free(&rep);
+    oomb_results_free(&base);
+    oomb_results_free(&cur);
+    th_rmtree(dir);
+}
+
+Test(report, rejects_bad_input)
+{
+    char *a1[] = {"report", NULL};
+    cr_assert_eq(oomb_cmd_report(1, a1), 2);
+    char *a2[] = {"report", "-q", "--out", "/tmp/oombench-no-report", "/nonexistent.json", NULL};
+    cr_assert_eq(oomb_cmd_report(5, a2), 2);
+    char *a3[] = {"report", "--noise", "lots", "x.json", NULL};
+    cr_assert_eq(oomb_cmd_report(4, a3), 2);
+    struct stat st;
+    cr_assert_neq(stat("/tmp/oombench-no-report", &st), 0, "nothing written on input error");
+}
