@@ -265,9 +265,15 @@ run_gpu_steps() {
 
     local out="${OUT:-$ROOT/results}"
     mkdir -p "$out"
-    say "oombench run --device cuda scenarios/mlp.yaml --out $out"
-    (cd "$ROOT" && "$BUILD/oombench" run --device cuda scenarios/mlp.yaml --out "$out") 2>&1 |
+    local scenarios=(${OOMB_GPU_SCENARIOS:-scenarios/*.yaml})
+    say "oombench run --device cuda ${scenarios[*]} --out $out"
+    (cd "$ROOT" && "$BUILD/oombench" run --no-color --device cuda "${scenarios[@]}" --out "$out") 2>&1 |
         tee "$LOGDIR/gpu-run.log" || rc_run=$?
+    if [ -x "$BUILD/oombench-roofline" ]; then
+        say "oombench-roofline --device cuda --json $out/roofline.json"
+        "$BUILD/oombench-roofline" --device cuda --json "$out/roofline.json" 2>&1 |
+            tee "$LOGDIR/gpu-roofline.log" || rc_run=$?
+    fi
     SUMMARY_CUDA="usable"
     print_summary "$passed" "$failed" "$skipped" "$total" "exit $rc_run"
     if [ "$rc_tests" -ne 0 ] || [ "$rc_run" -ne 0 ]; then
@@ -280,7 +286,7 @@ print_summary() {
     printf '%-22s %s\n' "NVIDIA driver" "${GPU_DRIVER:-none}"
     printf '%-22s %s\n' "CUDA backend" "${SUMMARY_CUDA:-?}"
     printf '%-22s %s passed, %s failed, %s skipped (of %s)\n' "ctest" "$1" "$2" "$3" "$4"
-    printf '%-22s %s\n' "scenarios/mlp.yaml" "$5"
+    printf '%-22s %s\n' "scenarios (cuda)" "$5"
     printf '%-22s %s\n' "logs" "$LOGDIR"
 }
 

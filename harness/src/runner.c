@@ -343,6 +343,7 @@ static int adopt_child_result(const char *path, struct oomb_results *parent,
     enum oomb_mode mode = dst->mode;
     enum oomb_backend be = dst->backend;
     int64_t batch = dst->batch;
+    uint64_t budget = dst->budget_bytes;
     free(src->scenario);
     free(src->strategy);
     free(src->plugin);
@@ -358,6 +359,7 @@ static int adopt_child_result(const char *path, struct oomb_results *parent,
     tmp.n_runs = 0;
     dst->scenario = scen;
     dst->strategy = strat;
+    dst->budget_bytes = budget;
     dst->plugin = plug;
     dst->plugin_path = ppath;
     dst->param_keys = pk;
