@@ -74,7 +74,7 @@ for ((t = 0; t < ab_trials; t++)); do
     done
 done
 secs=$(($(date +%s) - start))
-pct() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f%% (%d/%d)", 100 * a / b, a, b }'; }
+pct() { awk -v a="$1" -v b="$2" 'BEGIN { if (b) printf "%.1f%% (%d/%d)", 100 * a / b, a, b; else printf "-" }'; }
 echo
 echo "| | compare vs baseline ($trials trials) | A/B, $ab_rounds rounds ($ab_trials trials) |"
 echo "|---|---|---|"

@@ -86,6 +86,11 @@ grep -q "regression" "$tmp/s.md"
 grep -q "memory.activations" "$tmp/s.md"
 "$bin" compare --baseline "$tmp/bl" --gbench "$tmp/base.json" "$first" >/dev/null || true
 cmp_py=/usr/share/benchmark/compare.py
+if [ ! -f "$cmp_py" ] && [ "${OOMB_NO_GBENCH_COMPARE:-0}" = 1 ]; then
+    # Only for machines that cannot install Debian packages (scripts/gpu-check.sh).
+    echo "compare cli: 0 failed (compare.py step not run: $cmp_py absent, OOMB_NO_GBENCH_COMPARE=1)"
+    exit 0
+fi
 if [ ! -f "$cmp_py" ]; then
     echo "FAIL: $cmp_py missing: install libbenchmark-tools (scripts/setup.sh does)"; exit 1
 fi

@@ -29,13 +29,17 @@ static int run_on(const char *device, const char *scenario, const char *dir,
     return oomb_runner_run(paths, 1, &o, res, sum, err, len);
 }
 
-/* FP16 and int8 paths round differently on the two backends. */
+/* The final loss after the scenario's steps. FP32 GEMMs of OpenBLAS and
+ * cuBLAS differ in the last bits, and Adam divides by sqrt(v) + eps, which
+ * turns such differences on near-zero gradients into whole steps (measured:
+ * 2.4e-4 relative after 10 steps on scenarios/mlp.yaml, see
+ * docs/strategies/grad_accum.md); FP16 and int8 paths round differently too. */
 static double loss_tolerance(const char *plugin)
 {
     if (strcmp(plugin, "fp16") == 0 || strcmp(plugin, "quantize") == 0 ||
         strcmp(plugin, "distill") == 0 || strcmp(plugin, "prune") == 0)
-        return 1e-2;
-    return 1e-4;
+        return 2e-2;
+    return 1e-3;
 }
 
 static void compare_scenario(const char *path)

@@ -48,8 +48,10 @@ Test(scenario, loads_default_mlp)
     cr_expect_eq(sc->budget_bytes, 2ull << 30);
     cr_expect_eq(sc->backend, OOMB_BACKEND_CPU);
     cr_expect_eq(sc->timeout_s, 120.0);
-    cr_assert_eq(sc->n_strategies, 1);
+    cr_expect_eq(sc->modes, OOMB_MODE_TRAIN | OOMB_MODE_INFER);
+    cr_assert_geq(sc->n_strategies, 8, "the default scenario runs every strategy");
     cr_expect_str_eq(sc->strategies[0].plugin, "none");
+    cr_expect_gt(sc->n_checks, 0);
     oomb_scenario_destroy(sc);
 }
 

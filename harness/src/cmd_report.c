@@ -521,7 +521,8 @@ int oomb_cmd_report(int argc, char **argv)
             n_omitted++;
             continue;
         }
-        if (write_text(out, ch->stem, ".dat", &ch->dat) || write_text(out, ch->stem, ".gp", &ch->gp)) {
+        if (write_text(out, ch->stem, ".dat", &ch->dat) ||
+            write_text(out, ch->stem, ".gp", &ch->gp)) {
             rc = EXIT_INTERNAL;
             goto done;
         }

@@ -42,7 +42,12 @@ static const char *const tag_colors[OOMB_TAG_COUNT] = {"#4477AA", "#66CCEE", "#2
 static const char *const phase_colors[OOMB_PHASE_COUNT] = {"#BBBBBB", "#4477AA", "#EE7733",
                                                             "#228833"};
 static const char *const series_colors[] = {"#0072B2", "#E69F00", "#009E73", "#CC79A7",
-                                            "#56B4E9", "#D55E00", "#999933", "#000000"};
+                                            "#56B4E9", "#D55E00", "#999933", "#000000",
+                                            "#882255", "#44AA99"};
+/* Point types cycle with a different period, so a colour that comes round
+ * again has another marker. */
+static const int series_points[] = {7, 5, 9, 11, 13, 15, 7};
+#define SERIES_PT(i) series_points[(i) % 7]
 #define N_SERIES_COLORS (sizeof series_colors / sizeof series_colors[0])
 #define RED "#CC0000"
 
@@ -292,7 +297,8 @@ static void gp_end(struct oomb_chart *c)
     SB(&c->gp, "unset output\n}\n");
 }
 
-static void note(struct oomb_chart *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void note(struct oomb_chart *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 static void note(struct oomb_chart *c, const char *fmt, ...)
 {
     va_list ap;
@@ -304,7 +310,8 @@ static void note(struct oomb_chart *c, const char *fmt, ...)
     c->n_series = 0;
 }
 
-static void caption(struct oomb_chart *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void caption(struct oomb_chart *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 static void caption(struct oomb_chart *c, const char *fmt, ...)
 {
     va_list ap;
@@ -325,7 +332,7 @@ static void gp_xtics_for(struct oomb_sbuf *g, const struct oomb_run_result *cons
             longest = strlen(lab);
     }
     if (n > 6 || longest * (size_t)n > 90)
-        SB(g, "set xtics rotate by 30 right nomirror\n");
+        SB(g, "set xtics rotate by 30 right nomirror\nset lmargin 18\nset bmargin 11\n");
     else
         SB(g, "set xtics nomirror\n");
 }
@@ -369,7 +376,8 @@ static void chart_memory(struct oomb_report *rep, const struct oomb_report_input
 
     struct oomb_sbuf *d = &c->dat;
     SB(d, "# %s\n# memory in %s; peak = total tracked peak; budget '?' when none or off scale\n"
-          "# index\tlabel\tweights\tgrads\toptimizer\tactivations\tworkspace\tother\tpeak\tbudget\n",
+          "# index\tlabel\tweights\tgrads\toptimizer\tactivations\tworkspace\tother\tpeak"
+          "\tbudget\n",
        c->title, u.name);
     for (int i = 0; i < n; i++) {
         char lab[256], field[256];
@@ -416,7 +424,7 @@ static void chart_memory(struct oomb_report *rep, const struct oomb_report_input
     for (int t = 1; t < OOMB_TAG_COUNT; t++)
         SB(g, ", \\\n     \"\" using %d title \"%s\" lc rgb \"%s\"", 3 + t, oomb_tag_name(t),
            tag_colors[t]);
-    SB(g, ", \\\n     \"\" using 0:9 with points pt 9 ps 1.6 lc rgb \"black\" "
+    SB(g, ", \\\n     \"\" using 0:9 with points pt 13 ps 1.6 lc rgb \"black\" "
           "title \"peak (total)\"");
     c->n_series = OOMB_TAG_COUNT + 1;
     if (budget_on_scale) {
@@ -516,27 +524,43 @@ static void chart_time(struct oomb_report *rep, const struct oomb_report_input *
 
 /* ------------------------------------------- chart 3: memory vs time - */
 
+#define MAX_TRADEOFF_PANELS 6
+
 static void chart_tradeoff(struct oomb_report *rep, const struct oomb_report_input *in,
                            const struct labels *L)
 {
     struct oomb_chart *c = &rep->charts[2];
     const struct oomb_run_result *runs[512];
-    int n = 0;
-    double tmax = 0, tmin = INFINITY, mmax = 0, mmin = INFINITY;
+    int group[512];
+    const struct oomb_run_result *heads[MAX_TRADEOFF_PANELS];
+    int n = 0, ng = 0, more = 0;
+    double tmax = 0, mmax = 0;
     for (int i = 0; i < rep->n_cur && n < 512; i++) {
         const struct oomb_run_result *r = rep->cur[i];
         if (r->outcome != OOMB_OUTCOME_OK || !isfinite(r->step_stats.median) || !r->peak_bytes)
             continue;
+        int g = -1;
+        for (int k = 0; k < ng && g < 0; k++)
+            if (same_group(heads[k], r))
+                g = k;
+        if (g < 0) {
+            if (ng == MAX_TRADEOFF_PANELS) {
+                more = 1;
+                continue;
+            }
+            heads[ng] = r;
+            g = ng++;
+        }
+        group[n] = g;
         runs[n++] = r;
         tmax = fmax(tmax, r->step_stats.median);
-        tmin = fmin(tmin, r->step_stats.median);
         mmax = fmax(mmax, (double)r->peak_bytes);
-        mmin = fmin(mmin, (double)r->peak_bytes);
     }
     if (n == 0) {
         note(c, "no run ended ok with a measured step time");
         return;
     }
+    (void)L;
     struct unit tu = time_unit(tmax), mu = mem_unit(mmax);
     double qmax = 1.0;
     double q[512];
@@ -550,7 +574,7 @@ static void chart_tradeoff(struct oomb_report *rep, const struct oomb_report_inp
         qmax = fmax(qmax, fabs(q[i]));
         pareto[i] = 1;
         for (int j = 0; j < n; j++) {
-            if (j == i || !same_group(runs[i], runs[j]))
+            if (j == i || group[j] != group[i])
                 continue;
             double ti = runs[i]->step_stats.median, tj = runs[j]->step_stats.median;
             uint64_t mi = runs[i]->peak_bytes, mj = runs[j]->peak_bytes;
@@ -558,40 +582,28 @@ static void chart_tradeoff(struct oomb_report *rep, const struct oomb_report_inp
                 pareto[i] = 0;
         }
     }
+    /* Per group two blocks: the runs, then its Pareto front by time. */
     struct oomb_sbuf *d = &c->dat;
-    SB(d, "# %s\n# index 0: one point per run: time in %s, memory in %s, quality = final loss "
-          "vs none in %%\n# index\tlabel\ttime\tmemory\tloss_vs_none\ttext\tpareto\n",
+    SB(d, "# %s\n# per scenario x mode x batch two blocks: the runs (time in %s, memory in %s, "
+          "final loss vs none in %%, on the Pareto front), then the front by time\n",
        c->title, tu.name, mu.name);
-    for (int i = 0; i < n; i++) {
-        const struct oomb_run_result *r = runs[i];
-        char lab[256], field[256], text[320];
-        run_label(L, r, lab, sizeof lab);
-        dat_text(lab, field, sizeof field);
-        if (strcmp(r->plugin, "none") == 0)
-            snprintf(text, sizeof text, "%s", field);
-        else if (isfinite(r->accuracy_delta) && r->has_accuracy)
-            snprintf(text, sizeof text, "%s, acc %+.2f pp", field, 100.0 * r->accuracy_delta);
-        else if (isfinite(r->final_loss))
-            snprintf(text, sizeof text, "%s, loss %.4g", field, r->final_loss);
-        else
-            snprintf(text, sizeof text, "%s", field);
-        SB(d, "%d\t%s\t%s\t%s\t%s\t%s\t%d\n", i, field, num(r->step_stats.median / tu.div),
-           num((double)r->peak_bytes / mu.div), num(q[i]), text, pareto[i]);
-    }
-    /* index 1: the Pareto front of each group, by time; a blank line between
-     * groups breaks the line. */
-    SB(d, "\n\n# index 1: Pareto front per scenario x mode x batch (time, memory)\n");
-    int done[512] = {0};
-    for (int i = 0; i < n; i++) {
-        if (done[i])
-            continue;
-        int idx[512], k = 0;
-        for (int j = i; j < n; j++)
-            if (same_group(runs[i], runs[j])) {
-                done[j] = 1;
-                if (pareto[j])
-                    idx[k++] = j;
-            }
+    for (int g = 0; g < ng; g++) {
+        char grp[160];
+        group_text(heads[g], grp, sizeof grp);
+        SB(d, "%s# index %d: %s\n# row\tstrategy\ttime\tmemory\tloss_vs_none\tpareto\n",
+           g ? "\n\n" : "", 2 * g, grp);
+        int idx[512], k = 0, row = 0;
+        for (int i = 0; i < n; i++) {
+            if (group[i] != g)
+                continue;
+            char field[256];
+            dat_text(runs[i]->strategy, field, sizeof field);
+            SB(d, "%d\t%s\t%s\t%s\t%s\t%d\n", row++, field,
+               num(runs[i]->step_stats.median / tu.div),
+               num((double)runs[i]->peak_bytes / mu.div), num(q[i]), pareto[i]);
+            if (pareto[i])
+                idx[k++] = i;
+        }
         for (int a = 1; a < k; a++)
             for (int b = a; b > 0 && runs[idx[b]]->step_stats.median <
                                          runs[idx[b - 1]]->step_stats.median;
@@ -600,57 +612,67 @@ static void chart_tradeoff(struct oomb_report *rep, const struct oomb_report_inp
                 idx[b] = idx[b - 1];
                 idx[b - 1] = t;
             }
+        SB(d, "\n\n# index %d: Pareto front of %s (time, memory)\n", 2 * g + 1, grp);
         for (int a = 0; a < k; a++)
             SB(d, "%s\t%s\n", num(runs[idx[a]]->step_stats.median / tu.div),
                num((double)runs[idx[a]]->peak_bytes / mu.div));
-        SB(d, "\n");
     }
 
-    char sub[200] = "\\nlower left is better; ringed points are on the Pareto front";
-    if (!L->multi_scenario && !L->multi_mode && !L->multi_batch) {
-        char grp[160];
-        group_text(runs[0], grp, sizeof grp);
-        size_t at = strlen(sub);
-        snprintf(sub + at, sizeof sub - at, " (%s)", grp);
-    }
-    gp_begin(c, in, 1000, 650);
+    int cols = ng > 1 ? 2 : 1, rows = (ng + cols - 1) / cols;
+    int w = cols == 1 ? 1000 : 1500, h = 90 + 520 * rows;
+    gp_begin(c, in, w, h);
     struct oomb_sbuf *g = &c->gp;
-    SB(g, "set title \"%s%s\"\n", gp_text(c->title), sub);
-    SB(g, "set xlabel \"median step time (%s)\"\nset ylabel \"peak memory (%s)\"\n", tu.name,
-       mu.name);
-    if (tmin > 0 && tmax / tmin > 20)
-        SB(g, "set logscale x\n");
-    else
-        SB(g, "set xrange [0:*]\n");
-    if (mmin > 0 && mmax / mmin > 20)
-        SB(g, "set logscale y\n");
-    else
-        SB(g, "set yrange [0:*]\n");
-    SB(g, "set offsets graph 0.05, graph 0.30, graph 0.12, graph 0.05\n"
-          "set key outside bottom center horizontal\n"
+    SB(g, "set multiplot layout %d,%d title \"%s\\nlower left is better; ringed points are on "
+          "the Pareto front (dashed line); colour: final loss vs none\"\n",
+       rows, cols, gp_text(c->title));
+    SB(g, "unset key\n"
           "set palette defined (-1 \"#1a9850\", 0 \"#c8c8c8\", 1 \"#d73027\")\n"
-          "set cbrange [%g:%g]\nset cblabel \"final loss vs none (%%)\"\n",
-       -qmax, qmax);
-    SB(g,
-       "plot \"%s.dat\" index 1 using 1:2 with lines lw 2 dt 2 lc rgb \"#555555\" "
-       "title \"Pareto front\", \\\n"
-       "     \"\" index 0 using 3:($7==1?$4:NaN) with points pt 6 ps 3.2 lw 2 "
-       "lc rgb \"#333333\" title \"on the front\", \\\n"
-       "     \"\" index 0 using 3:4:5 with points pt 7 ps 2.2 lc palette "
-       "title \"run (colour: final loss vs none)\", \\\n"
-       "     \"\" index 0 using 3:4:(int($1)%%2==0?stringcolumn(6):\"\") with labels left "
-       "offset char 1.6,0.8 notitle, \\\n"
-       "     \"\" index 0 using 3:4:(int($1)%%2==1?stringcolumn(6):\"\") with labels left "
-       "offset char 1.6,-0.8 notitle\n",
-       c->stem);
-    c->n_series = 5;
+          "set cbrange [%g:%g]\nset cblabel \"final loss vs none (%%)\"\n"
+          "set xlabel \"median step time (%s)\"\nset ylabel \"peak memory (%s)\"\n",
+       -qmax, qmax, tu.name, mu.name);
+    for (int p = 0; p < ng; p++) {
+        double t0 = INFINITY, t1 = 0, m0 = INFINITY, m1 = 0;
+        for (int i = 0; i < n; i++)
+            if (group[i] == p) {
+                t0 = fmin(t0, runs[i]->step_stats.median);
+                t1 = fmax(t1, runs[i]->step_stats.median);
+                m0 = fmin(m0, (double)runs[i]->peak_bytes);
+                m1 = fmax(m1, (double)runs[i]->peak_bytes);
+            }
+        char grp[160];
+        group_text(heads[p], grp, sizeof grp);
+        SB(g, "set title \"%s\"\n", gp_text(grp));
+        if (t0 > 0 && t1 / t0 > 20)
+            SB(g, "unset xrange\nset logscale x\n");
+        else
+            SB(g, "unset logscale x\nset xrange [0:*]\n");
+        if (m0 > 0 && m1 / m0 > 20)
+            SB(g, "unset yrange\nset logscale y\n");
+        else
+            SB(g, "unset logscale y\nset yrange [0:*]\n");
+        SB(g, "set offsets 0, graph 0.25, graph 0.12, 0\n");
+        SB(g,
+           "plot \"%s.dat\" index %d using 1:2 with lines lw 2 dt 2 lc rgb \"#555555\", \\\n"
+           "     \"%s.dat\" index %d using 3:($6==1?$4:NaN) with points pt 6 ps 3.2 lw 2 "
+           "lc rgb \"#333333\", \\\n"
+           "     \"%s.dat\" index %d using 3:4:5 with points pt 7 ps 2.2 lc palette, \\\n"
+           "     \"%s.dat\" index %d using 3:4:(int($1)%%2==0?stringcolumn(2):\"\") "
+           "with labels left offset char 1.4,0.7, \\\n"
+           "     \"%s.dat\" index %d using 3:4:(int($1)%%2==1?stringcolumn(2):\"\") "
+           "with labels left offset char 1.4,-0.7\n",
+           c->stem, 2 * p + 1, c->stem, 2 * p, c->stem, 2 * p, c->stem, 2 * p, c->stem, 2 * p);
+        c->n_series += 5;
+    }
+    SB(g, "unset multiplot\n");
     gp_end(c);
     caption(c,
-            "One point per run: median step time across, peak memory up. The dashed line joins "
-            "the Pareto front of each scenario and batch (no other strategy is both faster and "
-            "smaller). Colour: final loss relative to the reference strategy none (green "
-            "lower, red higher); the label gives the accuracy change against none (pp) or the "
-            "final loss.");
+            "One panel per scenario, mode and batch; one point per run: median step time "
+            "across, peak memory up. The dashed line joins the Pareto front (no other strategy "
+            "of the panel is both faster and smaller); ringed points are on it. Colour: final "
+            "loss relative to the reference strategy none of the same panel (green lower, red "
+            "higher); the accuracy change against none is in the runs table. Axes turn "
+            "logarithmic when their values span more than a factor 20.%s",
+            more ? " Only the first six groups are drawn; use --scenario to focus." : "");
 }
 
 /* --------------------------------------------- chart 4: the timeline - */
@@ -757,13 +779,20 @@ static void chart_timeline(struct oomb_report *rep, const struct oomb_report_inp
                num((double)(end - t0) / tu.div), ph);
             e = f;
         }
-        SB(d, "\n\n# index %d: %s bytes in use\n", 2 * k + 1, r->strategy);
+        SB(d, "\n\n# index %d: %s bytes in use (time, all tags, activations)\n", 2 * k + 1,
+           r->strategy);
         double start = (double)(r->events[a].in_use - (uint64_t)r->events[a].delta);
+        double act = 0;
+        for (e = 0; e < a; e++)
+            if (r->events[e].tag == OOMB_TAG_ACTIVATIONS)
+                act += (double)r->events[e].delta;
         peaks[k] = start;
-        SB(d, "0\t%s\n", num(start / mu.div));
+        SB(d, "0\t%s\t%s\n", num(start / mu.div), num(act / mu.div));
         for (e = a; e < b; e++) {
-            SB(d, "%s\t%s\n", num((double)(r->events[e].t_ns - t0) / tu.div),
-               num((double)r->events[e].in_use / mu.div));
+            if (r->events[e].tag == OOMB_TAG_ACTIVATIONS)
+                act += (double)r->events[e].delta;
+            SB(d, "%s\t%s\t%s\n", num((double)(r->events[e].t_ns - t0) / tu.div),
+               num((double)r->events[e].in_use / mu.div), num(act / mu.div));
             peaks[k] = fmax(peaks[k], (double)r->events[e].in_use);
         }
     }
@@ -774,7 +803,7 @@ static void chart_timeline(struct oomb_report *rep, const struct oomb_report_inp
     struct oomb_sbuf *g = &c->gp;
     SB(g, "set multiplot layout %d,1 title \"%s (%s)\"\n", n, gp_text(c->title), gp_text(grp));
     SB(g, "set xrange [0:%g]\nset yrange [0:%g]\nset ylabel \"in use (%s)\"\n"
-          "set lmargin at screen 0.09\nset rmargin at screen 0.80\n"
+          "set lmargin at screen 0.09\nset rmargin at screen 0.76\n"
           "set style fill transparent solid 0.22 noborder\n",
        xtop, ytop, mu.name);
     static const char *const phase_label[OOMB_PHASE_COUNT] = {"other", "forward", "backward",
@@ -802,9 +831,11 @@ static void chart_timeline(struct oomb_report *rep, const struct oomb_report_inp
                c->stem, 2 * k, p, ytop / 2, ytop, phase_colors[p], phase_label[p]);
         SB(g, "\"%s.dat\" index %d using 1:2 with steps lw 2.2 lc rgb \"black\" "
               "title \"bytes in use\", \\\n     "
+              "\"%s.dat\" index %d using 1:3 with steps lw 2.2 lc rgb \"#997700\" "
+              "title \"activations in use\", \\\n     "
               "%g with lines dt 3 lw 1.5 lc rgb \"#555555\" title \"step peak\"",
-           c->stem, 2 * k + 1, peaks[k] / mu.div);
-        c->n_series += 5;
+           c->stem, 2 * k + 1, c->stem, 2 * k + 1, peaks[k] / mu.div);
+        c->n_series += 6;
         if (budget_on_scale) {
             char bt[64];
             oomb_format_bytes(budget, bt, sizeof bt);
@@ -817,8 +848,9 @@ static void chart_timeline(struct oomb_report *rep, const struct oomb_report_inp
     SB(g, "unset multiplot\n");
     gp_end(c);
     caption(c,
-            "Bytes in use (tracked) through the first measured step of %s, one panel per "
-            "strategy on the same scales; the shading shows the phase (forward, backward, "
+            "Bytes in use (tracked; black: all tags, gold: activations) through the first "
+            "measured step of %s, one panel per strategy on the same scales; the shading shows "
+            "the phase (forward, backward, "
             "update) the allocations happened in. Without checkpointing the forward pass keeps "
             "every activation until backward, so memory climbs through forward; with "
             "checkpointing it stays near the segment boundaries and backward recomputes. %s",
@@ -922,17 +954,25 @@ static void chart_sweep(struct oomb_report *rep, const struct oomb_report_input 
     gp_begin(c, in, 1000, 820);
     struct oomb_sbuf *g = &c->gp;
     SB(g, "set multiplot layout 2,1 title \"%s\"\n", gp_text(title2));
-    SB(g, "set logscale x 2\nset xlabel \"batch size (samples)\"\n"
-          "set lmargin at screen 0.10\nset rmargin at screen 0.80\n"
-          "set key outside right top\nset offsets graph 0.05, graph 0.05, graph 0.1, 0\n");
+    int64_t bmin = rows[0]->batch, bmax = rows[0]->batch;
+    for (int j = 1; j < nr; j++) {
+        if (rows[j]->batch < bmin)
+            bmin = rows[j]->batch;
+        if (rows[j]->batch > bmax)
+            bmax = rows[j]->batch;
+    }
+    SB(g, "set logscale x 2\nset xrange [%g:%g]\nset xlabel \"batch size (samples)\"\n"
+          "set lmargin at screen 0.10\nset rmargin at screen 0.76\n"
+          "set key outside right top\nset offsets 0, 0, graph 0.1, 0\n",
+       (double)bmin / 1.3, (double)bmax * 1.3);
     /* top: peak memory */
     SB(g, "set title \"peak memory%s\"\nset ylabel \"peak memory (%s)\"\nset yrange [0:*]\n",
        any_oom ? "; x: out of memory at that batch" : "", mu.name);
     SB(g, "plot ");
     for (int q = 0; q < ns; q++)
-        SB(g, "%s\"%s.dat\" index %d using 1:($4==0?$2:NaN) with linespoints pt 7 ps 1.3 lw 2 "
-              "lc rgb \"%s\" title \"%s\"",
-           q ? ", \\\n     " : "", c->stem, q, series_colors[q % N_SERIES_COLORS],
+        SB(g, "%s\"%s.dat\" index %d using 1:($4==0?$2:NaN) with linespoints pt %d ps 1.3 "
+              "lw 2 lc rgb \"%s\" title \"%s\"",
+           q ? ", \\\n     " : "", c->stem, q, SERIES_PT(q), series_colors[q % N_SERIES_COLORS],
            gp_text(strat[q]));
     c->n_series += ns;
     if (any_oom) {
@@ -956,9 +996,9 @@ static void chart_sweep(struct oomb_report *rep, const struct oomb_report_input 
        any_oom ? "; x on the axis: out of memory" : "", ttop > 0 ? ttop * 1.15 : 1.0);
     SB(g, "plot ");
     for (int q = 0; q < ns; q++)
-        SB(g, "%s\"%s.dat\" index %d using 1:($4==0?$3:NaN) with linespoints pt 7 ps 1.3 lw 2 "
-              "lc rgb \"%s\" title \"%s\"",
-           q ? ", \\\n     " : "", c->stem, q, series_colors[q % N_SERIES_COLORS],
+        SB(g, "%s\"%s.dat\" index %d using 1:($4==0?$3:NaN) with linespoints pt %d ps 1.3 "
+              "lw 2 lc rgb \"%s\" title \"%s\"",
+           q ? ", \\\n     " : "", c->stem, q, SERIES_PT(q), series_colors[q % N_SERIES_COLORS],
            gp_text(strat[q]));
     c->n_series += ns;
     if (any_oom) {
@@ -1057,6 +1097,8 @@ static int build_changes(struct oomb_report *rep, const struct oomb_report_input
     if (in->n_baseline > 0) {
         snprintf(rep->cmp_what, sizeof rep->cmp_what, "baseline %s against the current results",
                  in->baseline_label ? base_name(in->baseline_label) : "(given)");
+        snprintf(rep->cmp_short, sizeof rep->cmp_short, "baseline %s against current",
+                 in->baseline_label ? base_name(in->baseline_label) : "(given)");
         int matched = 0;
         for (int i = 0; i < rep->n_cur; i++) {
             const struct oomb_run_result *b = NULL;
@@ -1085,6 +1127,8 @@ static int build_changes(struct oomb_report *rep, const struct oomb_report_input
     snprintf(rep->cmp_what, sizeof rep->cmp_what,
              "the oldest results (%s, created %s) against the newest (%s, created %s)",
              base_name(old->path), old->res->created, base_name(new->path), new->res->created);
+    snprintf(rep->cmp_short, sizeof rep->cmp_short, "oldest file %s against newest %s",
+             base_name(old->path), base_name(new->path));
     int matched = 0;
     for (int i = 0; i < rep->n_cur; i++) {
         /* The oldest and the newest file holding this run, when they differ. */
@@ -1118,10 +1162,18 @@ static void chart_baseline(struct oomb_report *rep, const struct oomb_report_inp
         note(c, "%s", rep->cmp_note);
         return;
     }
-    int rows[1024], n = 0, count[3] = {0, 0, 0};
+    int rows[1024], n = 0, count[3] = {0, 0, 0}, n_zero = 0, n_finite = 0;
     double lo = -2 * in->noise * 100, hi = 2 * in->noise * 100;
+    for (int i = 0; i < rep->n_changes; i++)
+        if (isfinite(rep->changes[i].change)) {
+            n_finite++;
+            n_zero += rep->changes[i].change == 0;
+        }
+    /* Unchanged metrics (memory is exact, losses often are) are listed in the
+     * table; bars for them would only make the chart long. */
+    int skip_zero = n_zero < n_finite;
     for (int i = 0; i < rep->n_changes && n < 1024; i++) {
-        if (!isfinite(rep->changes[i].change))
+        if (!isfinite(rep->changes[i].change) || (skip_zero && rep->changes[i].change == 0))
             continue;
         rows[n++] = i;
         count[rep->changes[i].verdict]++;
@@ -1157,12 +1209,15 @@ static void chart_baseline(struct oomb_report *rep, const struct oomb_report_inp
         h = 420;
     gp_begin(c, in, 1200, h);
     struct oomb_sbuf *g = &c->gp;
-    SB(g, "set title \"%s: relative change per metric\\n%s\"\n", gp_text(c->title),
-       gp_text(rep->cmp_what));
+    char zero[96] = "";
+    if (skip_zero && n_zero)
+        snprintf(zero, sizeof zero, "\\n%d metric(s) exactly unchanged are not drawn", n_zero);
+    SB(g, "set title \"%s: relative change per metric\\n%s%s\"\n", gp_text(c->title),
+       gp_text(rep->cmp_short), zero);
     SB(g, "set xlabel \"change against the baseline (%%; positive: more memory, slower, "
           "higher loss)\"\n"
           "set xrange [%g:%g]\nset yrange [%g:-0.7]\n"
-          "set ytics nomirror\nset grid xtics noytics\nset key outside bottom center horizontal\n"
+          "set ytics nomirror\nset grid xtics noytics\nset key outside top center horizontal\n"
           "set object 1 rect from %g, graph 0 to %g, graph 1 behind fc rgb \"#e4e4e4\" "
           "fs solid 1.0 noborder\n"
           "set arrow 1 from 0, graph 0 to 0, graph 1 nohead lc rgb \"#333333\" lw 1.2\n"
@@ -1184,7 +1239,8 @@ static void chart_baseline(struct oomb_report *rep, const struct oomb_report_inp
     for (int v = 0; v < 3; v++) {
         if (!count[v])
             continue;
-        SB(g, ", \\\n     \"%s.dat\" using ($6==%d?$5/2:NaN):1:($5<0?$5:0):($5<0?0:$5):($1-0.35):($1+0.35) "
+        SB(g, ", \\\n     \"%s.dat\" using ($6==%d?$5/2:NaN):1:($5<0?$5:0):($5<0?0:$5):"
+              "($1-0.35):($1+0.35) "
               "with boxxyerror lc rgb \"%s\" title \"%s (%d)\"",
            c->stem, v, vcolor[v], vname[v], count[v]);
         c->n_series++;
@@ -1198,8 +1254,9 @@ static void chart_baseline(struct oomb_report *rep, const struct oomb_report_inp
             "Compared: %s. One bar per metric of each run: the relative change of the current "
             "value against the baseline. The grey band is the noise threshold (%g%%). Red bars "
             "are regressions: any increase of peak memory (memory is exact), or a step time or "
-            "final loss worse by more than the threshold; green bars improved by more than it.",
-            rep->cmp_what, in->noise * 100);
+            "final loss worse by more than the threshold; green bars improved by more than it.%s",
+            rep->cmp_what, in->noise * 100,
+            skip_zero && n_zero ? " Metrics exactly unchanged are in the table only." : "");
 }
 
 /* --------------------------------------------------- chart 7: history - */
@@ -1257,7 +1314,8 @@ static void chart_history(struct oomb_report *rep, const struct oomb_report_inpu
         const struct oomb_results *res = rep->hist[s].res;
         for (int i = 0; i < res->n_runs; i++) {
             const struct oomb_run_result *r = &res->runs[i];
-            if (r->outcome != OOMB_OUTCOME_OK || (in->scenario && strcmp(r->scenario, in->scenario)))
+            if (r->outcome != OOMB_OUTCOME_OK ||
+                (in->scenario && strcmp(r->scenario, in->scenario) != 0))
                 continue;
             int known = 0;
             for (int k = 0; k < nk; k++)
@@ -1346,9 +1404,9 @@ static void chart_history(struct oomb_report *rep, const struct oomb_report_inpu
         for (int k = 0; k < nk; k++) {
             char name[192];
             run_fullname(keys[k], name, sizeof name);
-            SB(g, "%s\"%s.dat\" index %d using 1:%d with linespoints pt 7 ps 1.2 lw 2 "
+            SB(g, "%s\"%s.dat\" index %d using 1:%d with linespoints pt %d ps 1.2 lw 2 "
                   "lc rgb \"%s\" title \"%s\"",
-               k ? ", \\\n     " : "", c->stem, k, panel ? 3 : 2,
+               k ? ", \\\n     " : "", c->stem, k, panel ? 3 : 2, SERIES_PT(k),
                series_colors[k % N_SERIES_COLORS], gp_text(name));
         }
         c->n_series += nk;

@@ -89,6 +89,7 @@ struct oomb_report {
     int n_changes;
     int n_regressions;
     char cmp_what[512]; /* "baseline X against current Y"; "" when no comparison */
+    char cmp_short[256]; /* the same, short, for the chart's title */
     char cmp_note[512]; /* why there is no comparison */
     /* History: the merged sets, oldest first. */
     struct oomb_report_set *hist;

@@ -766,7 +766,14 @@ static int cpu_adam8_update(void *k, float *param, const float *grad, int8_t *m_
             float m, v;
             adam8_moments(grad[i], m_q[i], v_q[i], ms, vs, beta1, beta2, &m, &v);
             long qm = lrintf(m * m_inv);
+            /* sqrt(v) is rounded to nearest but never to 0 when v > 0: v is a
+             * denominator, and an element whose small v rounded to 0 next to
+             * its block's large one would next step divide its momentum by
+             * eps alone (a step of m/eps, seen to diverge training). Code 1
+             * can only shorten that element's step. */
             long qv = lrintf(sqrtf(v) * v_inv);
+            if (qv == 0 && v > 0.0f)
+                qv = 1;
             m_q[i] = (int8_t)(qm > 127 ? 127 : qm < -127 ? -127 : qm);
             v_q[i] = (uint8_t)(qv > 255 ? 255 : qv < 0 ? 0 : qv);
         }

@@ -745,6 +745,8 @@ __global__ void adam8_kernel(float *param, const float *grad, int8_t *m_q, uint8
             adam8_moments(grad[i], m_q[i], v_q[i], ms, vs, beta1, beta2, &m, &v);
             float qm = rintf(__fmul_rn(m, m_inv));
             float qv = rintf(__fmul_rn(sqrtf(v), v_inv));
+            if (qv == 0.0f && v > 0.0f)
+                qv = 1.0f; /* never 0 for v > 0: see ops_cpu.c */
             m_q[i] = (int8_t)fminf(fmaxf(qm, -127.0f), 127.0f);
             v_q[i] = (uint8_t)fminf(fmaxf(qv, 0.0f), 255.0f);
         }

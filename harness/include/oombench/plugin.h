@@ -240,8 +240,9 @@ struct oomb_ops {
                        float lr, float beta1, float beta2, float eps, float weight_decay,
                        int64_t t);
     /* Adam with 8-bit block-wise state: m as int8 with a per-block absmax
-     * scale, v as uint8 of sqrt(v) with a per-block max scale; blocks of
-     * `block` elements (the last may be short). Dequantise, update, requantise. */
+     * scale, v as uint8 of sqrt(v) (never code 0 for v > 0) with a per-block
+     * max scale; blocks of `block` elements (the last may be short).
+     * Dequantise, update, requantise. */
     int (*adam8_update)(void *k, float *param, const float *grad, int8_t *m_q, uint8_t *v_q,
                         float *m_scale /* (ceil(n/block)) */, float *v_scale, int64_t n,
                         int64_t block, float lr, float beta1, float beta2, float eps,
