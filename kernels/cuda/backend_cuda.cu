@@ -96,26 +96,32 @@ static int cuda_raw_alloc(void *kv, size_t bytes, void **out)
     *out = NULL;
     if (bytes == 0)
         return OOMB_OK;
-    cudaError_t e = cudaMalloc(out, bytes);
+    const char *call = k->use_pool ? "cudaMallocFromPoolAsync" : "cudaMalloc";
+    cudaError_t e = k->use_pool ? cudaMallocFromPoolAsync(out, bytes, k->pool, k->stream)
+                                : cudaMalloc(out, bytes);
     if (e == cudaErrorMemoryAllocation) {
         (void)cudaGetLastError();
         *out = NULL;
-        return oomb_cuda_errf(k, OOMB_ERR_OOM, "cudaMalloc of %zu bytes: out of device memory",
+        return oomb_cuda_errf(k, OOMB_ERR_OOM, "%s of %zu bytes: out of device memory", call,
                               bytes);
     }
     if (e != cudaSuccess) {
         (void)cudaGetLastError();
         *out = NULL;
-        return oomb_cuda_fail(k, __FILE__, __LINE__, "cudaMalloc", cudaGetErrorString(e));
+        return oomb_cuda_fail(k, __FILE__, __LINE__, call, cudaGetErrorString(e));
     }
-    note_device_use(k);
+    if (!k->use_pool)
+        note_device_use(k);
     return OOMB_OK;
 }
 
 static void cuda_raw_free(void *kv, void *ptr)
 {
-    (void)kv;
-    if (ptr && cudaFree(ptr) != cudaSuccess)
+    struct oomb_cuda_ctx *k = (struct oomb_cuda_ctx *)kv;
+    if (!ptr)
+        return;
+    cudaError_t e = k->use_pool ? cudaFreeAsync(ptr, k->stream) : cudaFree(ptr);
+    if (e != cudaSuccess)
         (void)cudaGetLastError(); /* nothing sensible to do: free must not fail */
 }
 
@@ -219,10 +225,17 @@ static int cuda_set_alloc_hook(void *kv, const struct oomb_backend_alloc_hook *h
 static int cuda_device_mem(void *kv, struct oomb_device_mem *out)
 {
     struct oomb_cuda_ctx *k = (struct oomb_cuda_ctx *)kv;
-    note_device_use(k);
     out->valid = 1;
-    out->peak_bytes = k->peak_delta;
     out->baseline_bytes = k->baseline_used;
+    if (k->use_pool) {
+        uint64_t high = 0; /* the attribute is a cuuint64_t */
+        OOMB_CUDA_CHECK(k, cudaMemPoolGetAttribute(k->pool, cudaMemPoolAttrUsedMemHigh, &high));
+        out->peak_bytes = (uint64_t)high;
+        out->method = "CUDA memory pool used high-water mark";
+        return OOMB_OK;
+    }
+    note_device_use(k);
+    out->peak_bytes = k->peak_delta;
     out->method = "cudaMemGetInfo delta";
     return OOMB_OK;
 }
@@ -320,6 +333,20 @@ static int ctx_setup(struct oomb_cuda_ctx *k, struct oomb_device_info *info)
     OOMB_CUDA_CHECK(k, cudaMemGetInfo(&free_b, &total_b));
     k->baseline_used = (uint64_t)(total_b - free_b);
     k->peak_delta = 0;
+
+    const char *alloc = getenv("OOMB_CUDA_ALLOC");
+    k->use_pool = !(alloc && strcmp(alloc, "malloc") == 0);
+    if (k->use_pool) {
+        /* Keep freed memory in the pool for the run (a run is one process),
+         * and count the high-water mark from here. */
+        OOMB_CUDA_CHECK(k, cudaDeviceGetDefaultMemPool(&k->pool, k->device));
+        uint64_t keep = ~(uint64_t)0, zero = 0;
+        OOMB_CUDA_CHECK(k, cudaMemPoolSetAttribute(k->pool, cudaMemPoolAttrReleaseThreshold,
+                                                   &keep));
+        OOMB_CUDA_CHECK(k, cudaMemPoolSetAttribute(k->pool, cudaMemPoolAttrUsedMemHigh, &zero));
+        OOMB_CUDA_CHECK(k, cudaMemPoolSetAttribute(k->pool, cudaMemPoolAttrReservedMemHigh,
+                                                   &zero));
+    }
     return OOMB_OK;
 }
 

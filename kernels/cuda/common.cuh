@@ -43,7 +43,13 @@ struct oomb_cuda_ctx {
     void *workspace;
     size_t workspace_bytes;
 
-    /* cudaMemGetInfo cross-check */
+    /* Device memory: by default stream-ordered allocation from the device's
+     * pool (cudaMallocAsync, memory kept cached by the pool, no synchronising
+     * cudaFree per tensor); OOMB_CUDA_ALLOC=malloc selects plain cudaMalloc.
+     * The cross-check is the pool's used high-water mark, or the
+     * cudaMemGetInfo delta with plain cudaMalloc. */
+    int use_pool;
+    cudaMemPool_t pool;
     uint64_t baseline_used;
     uint64_t peak_delta;
 
