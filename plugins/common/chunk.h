@@ -3,8 +3,8 @@
  * batch (grad_accum, batch_reduction). One call does for samples
  * [first, first + count) what `none` does for the whole batch: load, forward
  * keeping every activation, softmax cross-entropy, backward; the parameter
- * gradients accumulate into the net's grads. Compiled into the plugins that
- * list it among their sources (it needs only net.h and the host table).
+ * gradients accumulate into the net's grads. Part of the plugins' common
+ * library; oomb_step_train (steps.h), the reference step, is one slice of B.
  *
  * Allocation follows none.c exactly, with the batch B replaced by `count`, so
  * a slice of the whole batch costs the same bytes as none's step (see the

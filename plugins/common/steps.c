@@ -5,6 +5,8 @@
  */
 #include "steps.h"
 
+#include "chunk.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -39,109 +41,26 @@ int oomb_step_train(struct oomb_net *n, int64_t step, oomb_update_fn update, voi
                     size_t msg_len)
 {
     const struct oomb_host *h = n->h;
-    const struct oomb_model *m = n->model;
-    const int L = m->n_layers;
-    const int64_t B = h->info->batch, K = m->classes;
-    int rc = OOMB_OK;
-    float *x = NULL, *probs = NULL, *losses = NULL, *dcur = NULL;
-    int32_t *y = NULL;
-    float **acts = calloc((size_t)L, sizeof *acts);
-    if (!acts) {
-        oomb_msg(msg, msg_len, "out of host memory");
-        return OOMB_ERR_OOM;
-    }
+    const int64_t B = h->info->batch;
+    struct oomb_chunk_stats st = {0, 0};
+    int rc;
 
+    /* The whole batch is one slice: the same allocations as none's step. */
     h->phase(h->run, OOMB_PHASE_OTHER);
-    if ((rc = oomb_net_alloc(h, (size_t)(B * m->input_features) * 4, OOMB_TAG_ACTIVATIONS, "input",
-                             (void **)&x, msg, msg_len)) ||
-        (rc =
-             oomb_net_alloc(h, (size_t)B * 4, OOMB_TAG_OTHER, "labels", (void **)&y, msg, msg_len)))
-        goto done;
-    if ((rc = h->load_batch(h->run, step, 0, B, x, y))) {
-        oomb_msg(msg, msg_len, "load_batch failed");
-        goto done;
-    }
-
-    h->phase(h->run, OOMB_PHASE_FORWARD);
-    const float *in = x;
-    for (int l = 0; l < L; l++) {
-        size_t bytes = (size_t)(B * m->layers[l]->out_features) * 4;
-        if ((rc = oomb_net_alloc(h, bytes, OOMB_TAG_ACTIVATIONS, "activation", (void **)&acts[l],
-                                 msg, msg_len)))
-            goto done;
-        if ((rc = oomb_net_forward(n, l, acts[l], in, B, msg, msg_len)))
-            goto done;
-        in = acts[l];
-    }
-    if ((rc = oomb_net_alloc(h, (size_t)(B * K) * 4, OOMB_TAG_ACTIVATIONS, "probs", (void **)&probs,
-                             msg, msg_len)) ||
-        (rc = oomb_net_alloc(h, (size_t)B * 4, OOMB_TAG_ACTIVATIONS, "losses", (void **)&losses,
-                             msg, msg_len)))
-        goto done;
-    if ((rc = oomb_net_op_error(
-             n, n->ops->softmax_xent_forward(n->k, losses, probs, acts[L - 1], y, B, K),
-             "softmax_xent_forward", msg, msg_len)))
-        goto done;
-    int64_t correct = 0;
-    if ((rc = oomb_net_op_error(n, n->ops->count_correct(n->k, acts[L - 1], y, B, K, &correct),
-                                "count_correct", msg, msg_len)))
-        goto done;
-    double loss;
-    if ((rc = oomb_net_mean_loss(n, losses, B, &loss, msg, msg_len)))
-        goto done;
-    h->report_loss(h->run, step, loss);
-    h->report_accuracy(h->run, correct, B);
-
-    h->phase(h->run, OOMB_PHASE_BACKWARD);
-    if ((rc = oomb_net_zero_grads(n, msg, msg_len)))
-        goto done;
-    if ((rc = oomb_net_alloc(h, (size_t)(B * K) * 4, OOMB_TAG_ACTIVATIONS, "dlogits",
-                             (void **)&dcur, msg, msg_len)))
-        goto done;
-    if ((rc = oomb_net_op_error(
-             n, n->ops->softmax_xent_backward(n->k, dcur, probs, y, B, K, 1.0f / (float)B),
-             "softmax_xent_backward", msg, msg_len)))
-        goto done;
-    for (int l = L - 1; l >= 0; l--) {
-        const float *lin = l > 0 ? acts[l - 1] : x;
-        float *din = NULL;
-        if (oomb_net_is_elementwise(m, l)) {
-            din = dcur; /* in place */
-        } else if (l > 0) {
-            size_t bytes = (size_t)(B * m->layers[l]->in_features) * 4;
-            if ((rc = oomb_net_alloc(h, bytes, OOMB_TAG_ACTIVATIONS, "dinput", (void **)&din, msg,
-                                     msg_len)))
-                goto done;
-        }
-        if ((rc = oomb_net_backward(n, l, din, dcur, lin, B, msg, msg_len))) {
-            if (din != dcur)
-                h->free(h->run, din);
-            goto done;
-        }
-        if (din != dcur) {
-            h->free(h->run, dcur);
-            dcur = din;
-        }
-    }
+    if ((rc = oomb_net_zero_grads(n, msg, msg_len)) ||
+        (rc = oomb_chunk_train(n, step, 0, B, 1.0f / (float)B, &st, msg, msg_len)))
+        return rc;
+    h->report_loss(h->run, step, st.loss_sum / (double)B);
+    h->report_accuracy(h->run, st.correct, B);
     if (step == 0)
         h->report_tensor(h->run, "grads0", n->grads, n->total_params);
 
     h->phase(h->run, OOMB_PHASE_UPDATE);
     rc = update ? update(user, step, msg, msg_len) : oomb_net_update(n, msg, msg_len);
     if (rc)
-        goto done;
+        return rc;
     h->report_tensor(h->run, "weights", n->params, n->total_params);
-
-done:
-    h->free(h->run, dcur);
-    for (int l = 0; l < L; l++)
-        h->free(h->run, acts[l]);
-    free(acts);
-    h->free(h->run, probs);
-    h->free(h->run, losses);
-    h->free(h->run, x);
-    h->free(h->run, y);
-    return rc;
+    return OOMB_OK;
 }
 
 int oomb_step_infer(const struct oomb_host *h, int64_t step, oomb_linear_fn linear, void *user,
