@@ -4,15 +4,17 @@
 # a 5% and a 10% slowdown and of +1 byte of memory, for `oombench compare`
 # against a baseline and for `oombench ab`. Uses the `degrade` fixture plugin
 # (tests/fixtures/degrade.c) built in four variants (base, slow5, slow10,
-# mem1) on a tiny model. Results go to docs/verdicts.md by hand.
+# mem1) on an MLP 512-768-768-10, batch 128, one BLAS thread: about 10 ms a
+# step on one core of the development machine, long enough that a step is
+# rarely cut by preemption. Results go to docs/verdicts.md by hand.
 #
 #   scripts/bench-verdicts.sh [BUILD_DIR]     (default: build/release)
-#   TRIALS=200 AB_TRIALS=40 AB_ROUNDS=5 STEPS=20 scripts/bench-verdicts.sh build/x
+#   TRIALS=100 AB_TRIALS=15 AB_ROUNDS=10 STEPS=20 scripts/bench-verdicts.sh build/x
 set -euo pipefail
 build=${1:-build/release}
-trials=${TRIALS:-200}
-ab_trials=${AB_TRIALS:-40}
-ab_rounds=${AB_ROUNDS:-5}
+trials=${TRIALS:-100}
+ab_trials=${AB_TRIALS:-15}
+ab_rounds=${AB_ROUNDS:-10}
 steps=${STEPS:-20}
 bin="$build/oombench"
 fx="$build/tests/fixtures/degrade"
@@ -25,24 +27,24 @@ trap 'rm -rf "$tmp"' EXIT
 cat >"$tmp/bench.yaml" <<YAML
 name: bench
 model:
-  input: 128
+  input: 512
   classes: 10
-  layers: [{linear: 256}, relu, {linear: 10}]
+  layers: [{linear: 768}, relu, {linear: 768}, relu, {linear: 10}]
 input: {kind: synthetic, seed: 7}
 mode: train
 batch: 128
 optimizer: {name: sgd, lr: 1e-2}
 steps: {warmup: 2, measured: $steps}
-budget: 256MiB
+budget: 1GiB
 backend: cpu
 timeout: 60s
 strategies:
   - degrade
 YAML
 start=$(date +%s)
-declare -A hit
+declare -A hit step
 variants=(base slow5 slow10 mem1)
-for v in "${variants[@]}"; do hit[cmp_$v]=0; hit[ab_$v]=0; done
+for v in "${variants[@]}"; do hit[cmp_$v]=0; hit[ab_$v]=0; step[cmp_$v]=0; step[ab_$v]=0; done
 
 # verdict LOG KIND: 1 when the log holds a regression of that kind.
 verdict() {
@@ -50,6 +52,7 @@ verdict() {
         any) grep -qE "^REGRESSED" "$1" ;;
         time) grep -E "^REGRESSED" "$1" | grep -qE " (time\.|throughput)" ;;
         mem) grep -E "^REGRESSED" "$1" | grep -qE " memory\." ;;
+        step) grep -E "^REGRESSED" "$1" | grep -qE " time\.step " ;;
     esac
 }
 kind_of() { case $1 in base) echo any ;; mem1) echo mem ;; *) echo time ;; esac; }
@@ -63,6 +66,7 @@ for ((t = 0; t < trials; t++)); do
         "$bin" run --quiet --out "$tmp/r/$v" -P "$fx/$v" --compare --baseline "$tmp/bl" \
             "$tmp/bench.yaml" >"$tmp/log" 2>&1 || true
         if verdict "$tmp/log" "$(kind_of "$v")"; then hit[cmp_$v]=$((hit[cmp_$v] + 1)); fi
+        if verdict "$tmp/log" step; then step[cmp_$v]=$((step[cmp_$v] + 1)); fi
     done
 done
 echo "A/B: $ab_trials trials of $ab_rounds rounds"
@@ -71,6 +75,7 @@ for ((t = 0; t < ab_trials; t++)); do
         "$bin" ab --quiet --rounds "$ab_rounds" --out "$tmp/ab" --base "$fx/base" \
             --head "$fx/$v" "$tmp/bench.yaml" >"$tmp/log" 2>&1 || true
         if verdict "$tmp/log" "$(kind_of "$v")"; then hit[ab_$v]=$((hit[ab_$v] + 1)); fi
+        if verdict "$tmp/log" step; then step[ab_$v]=$((step[ab_$v] + 1)); fi
     done
 done
 secs=$(($(date +%s) - start))
@@ -81,6 +86,10 @@ echo "|---|---|---|"
 echo "| A/A false alarms (any regression) | $(pct "${hit[cmp_base]}" "$trials") | $(pct "${hit[ab_base]}" "$ab_trials") |"
 echo "| 5% slowdown detected | $(pct "${hit[cmp_slow5]}" "$trials") | $(pct "${hit[ab_slow5]}" "$ab_trials") |"
 echo "| 10% slowdown detected | $(pct "${hit[cmp_slow10]}" "$trials") | $(pct "${hit[ab_slow10]}" "$ab_trials") |"
+echo "| A/A false alarms on the step time | $(pct "${step[cmp_base]}" "$trials") | $(pct "${step[ab_base]}" "$ab_trials") |"
+echo "| 5% slowdown: step time regressed | $(pct "${step[cmp_slow5]}" "$trials") | $(pct "${step[ab_slow5]}" "$ab_trials") |"
+echo "| 10% slowdown: step time regressed | $(pct "${step[cmp_slow10]}" "$trials") | $(pct "${step[ab_slow10]}" "$ab_trials") |"
 echo "| +1 byte detected | $(pct "${hit[cmp_mem1]}" "$trials") | $(pct "${hit[ab_mem1]}" "$ab_trials") |"
 echo
-echo "$steps measured steps a run; $(nproc) cores; load average $(cut -d' ' -f1-3 /proc/loadavg); ${secs}s"
+med=$(python3 -c 'import json,sys; print("%.2f ms" % (json.load(open(sys.argv[1]))["runs"][0]["time"]["median"] / 1e6))' "$(ls "$tmp"/r/base/*.json | head -1)" 2>/dev/null || echo "?")
+echo "$steps measured steps a run (base step median $med in the last trial); $(nproc) cores; load average $(cut -d' ' -f1-3 /proc/loadavg); ${secs}s"

@@ -63,6 +63,23 @@ test "$(echo "$mem" | wc -l)" = 1 || { echo "FAIL: expected exactly one memory r
 echo "$mem" | grep -qE "degrade train b128 none +memory\.activations .*\+1 B" ||
     { echo "FAIL: the regression is not none's activations +1 B"; exit 1; }
 
+# A/B: two builds of the plugin, one holding 1 byte more (tag workspace):
+# exit 1, that byte named on the tag and the total, nothing else in memory.
+"$bin" ab --help >"$tmp/abhelp"
+grep -q "rounds per side (default: 10)" "$tmp/abhelp"
+set +e
+"$bin" ab --quiet --rounds 2 --out "$tmp/ab" --base "$fixtures" \
+    --head "$build/tests/fixtures/degrade/mem1" "$scenario" >"$tmp/logab" 2>&1
+rc=$?
+set -e
+cat "$tmp/logab"
+test "$rc" = 1 || { echo "FAIL: ab: expected exit 1, got $rc"; exit 1; }
+grep -q "2 rounds per side, paired by round" "$tmp/logab"
+test "$(grep -cE "^REGRESSED .* memory\." "$tmp/logab")" = 2 &&
+    grep -qE "^REGRESSED +degrade train b128 degrade +memory\.total .*\+1 B" "$tmp/logab" &&
+    grep -qE "^REGRESSED +degrade train b128 degrade +memory\.workspace .*\+1 B" "$tmp/logab" ||
+    { echo "FAIL: ab: expected exactly degrade's memory.total and memory.workspace +1 B"; exit 1; }
+
 # Reports: JUnit XML, Markdown, Google Benchmark JSON read by compare.py.
 second=$(ls "$tmp"/results2/*.json)
 set +e

@@ -402,7 +402,7 @@ static void usage_ab(FILE *f)
                "options:\n"
                "  --base DIR             the base build's plugin folder (required)\n"
                "  --head DIR             the head build's plugin folder (required)\n"
-               "  --rounds N             rounds per side (default: 5)\n"
+               "  --rounds N             rounds per side (default: 10)\n"
                "  --out DIR              results files of every round (default: results/ab)\n"
                "  --device DEV           cpu, cuda, cuda:N (default: the scenarios')\n"
                "  --timeout SECONDS      per-run time limit\n"
@@ -431,7 +431,7 @@ int oomb_cmd_ab(int argc, char **argv)
     const char *side_dir[2] = {NULL, NULL};
     const char *out = "results/ab", *device = NULL;
     double timeout = 0, x;
-    int rounds = 5, quiet = 0, opt;
+    int rounds = 10, quiet = 0, opt;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (opt) {

@@ -171,9 +171,16 @@ int oomb_verdict_time_test(const int64_t *const *a, const int *na, const int64_t
     out->change_pct = (exp(logsum / k) - 1) * 100;
 
     /* Bootstrap: resample rounds (when there are several), then the samples
-     * of each side within each drawn round. Keeping every round instead
-     * (a stratified bootstrap) leaves the round-to-round spread of the ratio
-     * out of the interval: 15% A/A false alarms in docs/verdicts.md. */
+     * of each side within each drawn round, independently. With one round
+     * (a comparison against a baseline) this is the percentile bootstrap of
+     * median(head) / median(base) - 1. With several, drawing the rounds
+     * carries the round-to-round spread of the ratio (two processes never
+     * run equally fast) into the interval; keeping every round instead (a
+     * stratified bootstrap) leaves it out and raised false alarms. Drawing
+     * the samples again within a round counts the within-round spread a
+     * second time: the interval errs on the wide side, which with few rounds
+     * makes up for a bootstrap over 5 or 10 values being too narrow.
+     * docs/verdicts.md has the numbers. */
     uint64_t s = BOOT_SEED;
     for (int it = 0; it < BOOT_RESAMPLES; it++) {
         double ls = 0;
