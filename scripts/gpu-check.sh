@@ -251,8 +251,9 @@ run_gpu_steps() {
     OOMB_NO_GBENCH_COMPARE=1 ctest --test-dir "$BUILD" --output-on-failure 2>&1 |
         tee "$ctest_log" || rc_tests=$?
     local total failed skipped passed
-    total=$(grep -Eo 'tests failed out of [0-9]+' "$ctest_log" | grep -Eo '[0-9]+$' || echo 0)
-    failed=$(grep -Eo '[0-9]+ tests failed out of' "$ctest_log" | grep -Eo '^[0-9]+' || echo "?")
+    # "100% tests passed, 0 tests failed out of 23" or (newer ctest) "100% tests passed out of 23"
+    total=$(grep -Eo 'out of [0-9]+' "$ctest_log" | tail -n1 | grep -Eo '[0-9]+$' || echo 0)
+    failed=$(grep -Eo '[0-9]+ tests failed out of' "$ctest_log" | grep -Eo '^[0-9]+' || echo 0)
     skipped=$(grep -Ec '\*\*\*Skipped|Not Run' "$ctest_log" || true)
     passed=$(grep -Ec 'Test +#[0-9]+: .* Passed' "$ctest_log" || true)
 

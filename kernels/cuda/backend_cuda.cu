@@ -2,7 +2,9 @@
  * The CUDA backend's lifecycle: device discovery, the context (one stream, a
  * cuBLAS handle and a cuDNN handle bound to it), raw device allocation, the
  * cuBLAS workspace allocated through the host's tracked allocator, event
- * timing, and the cudaMemGetInfo cross-check of the tracked peak. The kernels
+ * timing, and the device's own figure for the tracked peak (the memory pool's
+ * high-water mark, or the cudaMemGetInfo delta with OOMB_CUDA_ALLOC=malloc).
+ * The kernels
  * themselves are in ops_cuda.cu.
  *
  * CUDA and fork: the harness runs each run in a forked child. Everything here
