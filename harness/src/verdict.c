@@ -213,6 +213,121 @@ int oomb_verdict_time_test(const int64_t *const *a, const int *na, const int64_t
     return OOMB_OK;
 }
 
+/*
+ * Student's t distribution. P(|T| > |t|) = I_x(df/2, 1/2) with x = df /
+ * (df + t^2), I the regularized incomplete beta function, evaluated by its
+ * continued fraction (modified Lentz; Numerical Recipes 6.4), which converges
+ * fast for x < (a + 1) / (a + b + 2) and otherwise through I_x(a, b) = 1 -
+ * I_{1-x}(b, a).
+ */
+static double beta_cf(double a, double b, double x)
+{
+    const double tiny = 1e-300, eps = 1e-15;
+    double qab = a + b, qap = a + 1, qam = a - 1;
+    double c = 1, d = 1 - qab * x / qap;
+    if (fabs(d) < tiny)
+        d = tiny;
+    d = 1 / d;
+    double h = d;
+    for (int m = 1; m <= 300; m++) {
+        int m2 = 2 * m;
+        double aa = m * (b - m) * x / ((qam + m2) * (a + m2));
+        d = 1 + aa * d;
+        if (fabs(d) < tiny)
+            d = tiny;
+        c = 1 + aa / c;
+        if (fabs(c) < tiny)
+            c = tiny;
+        d = 1 / d;
+        h *= d * c;
+        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2));
+        d = 1 + aa * d;
+        if (fabs(d) < tiny)
+            d = tiny;
+        c = 1 + aa / c;
+        if (fabs(c) < tiny)
+            c = tiny;
+        d = 1 / d;
+        double del = d * c;
+        h *= del;
+        if (fabs(del - 1) < eps)
+            break;
+    }
+    return h;
+}
+
+static double beta_reg(double a, double b, double x)
+{
+    if (x <= 0)
+        return 0;
+    if (x >= 1)
+        return 1;
+    double lbt = lgamma(a + b) - lgamma(a) - lgamma(b) + a * log(x) + b * log1p(-x);
+    if (x < (a + 1) / (a + b + 2))
+        return exp(lbt) * beta_cf(a, b, x) / a;
+    return 1 - exp(lbt) * beta_cf(b, a, 1 - x) / b;
+}
+
+double oomb_verdict_t_cdf(double t, double df)
+{
+    if (isnan(t) || !(df > 0))
+        return NAN;
+    if (isinf(t))
+        return t > 0 ? 1 : 0;
+    double tail = 0.5 * beta_reg(0.5 * df, 0.5, df / (df + t * t));
+    return t > 0 ? 1 - tail : tail;
+}
+
+double oomb_verdict_t_quantile(double p, double df)
+{
+    if (!(p > 0 && p < 1) || !(df > 0))
+        return NAN;
+    if (p < 0.5)
+        return -oomb_verdict_t_quantile(1 - p, df);
+    if (p == 0.5)
+        return 0;
+    double lo = 0, hi = 1;
+    while (oomb_verdict_t_cdf(hi, df) < p && hi < 1e300)
+        hi *= 2;
+    for (int i = 0; i < 200 && hi - lo > 1e-12 * (1 + hi); i++) {
+        double mid = 0.5 * (lo + hi);
+        if (oomb_verdict_t_cdf(mid, df) < p)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    return 0.5 * (lo + hi);
+}
+
+void oomb_verdict_runs_test(const double *log_med, int k, double head_log_med, double alpha,
+                            struct oomb_runs_test *out)
+{
+    out->change_pct = out->ci_low_pct = out->ci_high_pct = out->p = NAN;
+    out->mean = out->bound = out->low_bound = NAN;
+    out->k = k;
+    if (k < 2)
+        return;
+    double m = 0, ss = 0;
+    for (int i = 0; i < k; i++)
+        m += log_med[i];
+    m /= k;
+    for (int i = 0; i < k; i++)
+        ss += (log_med[i] - m) * (log_med[i] - m);
+    double se = sqrt(ss / (k - 1)) * sqrt(1 + 1.0 / k); /* of head - m under no change */
+    double margin = oomb_verdict_t_quantile(1 - alpha, k - 1) * se;
+    double d = head_log_med - m;
+    out->mean = exp(m);
+    out->bound = exp(m + margin);
+    out->low_bound = exp(m - margin);
+    out->change_pct = (exp(d) - 1) * 100;
+    out->ci_low_pct = (exp(d - margin) - 1) * 100;
+    out->ci_high_pct = (exp(d + margin) - 1) * 100;
+    if (se > 0)
+        out->p = oomb_verdict_t_cdf(-fabs(d) / se, k - 1);
+    else
+        out->p = d != 0 ? 0 : 1;
+}
+
 /* ------------------------------------------------------------ items ------ */
 
 static struct oomb_verdict_item *add_item(struct oomb_verdict *v,
@@ -413,6 +528,96 @@ done:
     return rc;
 }
 
+/* Time metric `phase` (as compare_time) against k base runs of the same
+ * build: the between-run test (oomb_verdict_runs_test). *done = 0 when fewer
+ * than 3 base runs have samples of that metric (the caller then uses the
+ * one-run test). */
+static int compare_time_runs(struct oomb_verdict *v, const struct oomb_run_result *const *br,
+                             int k, const struct oomb_run_result *h, int phase,
+                             const struct oomb_verdict_options *o, int *done)
+{
+    *done = 0;
+    int maxn = h->n_steps, ta = 0, used = 0;
+    for (int i = 0; i < k; i++)
+        if (br[i]->n_steps > maxn)
+            maxn = br[i]->n_steps;
+    const int64_t *hs = phase >= 0 ? h->phase_ns[phase] : h->step_ns;
+    if (!hs || h->n_steps == 0 || maxn == 0)
+        return OOMB_OK;
+    double *lm = malloc((size_t)k * sizeof *lm), *tmp = malloc((size_t)maxn * sizeof *tmp);
+    if (!lm || !tmp) {
+        free(lm);
+        free(tmp);
+        return OOMB_ERR_OOM;
+    }
+    for (int i = 0; i < k; i++) {
+        const int64_t *x = phase >= 0 ? br[i]->phase_ns[phase] : br[i]->step_ns;
+        if (!x || br[i]->n_steps == 0)
+            continue;
+        for (int j = 0; j < br[i]->n_steps; j++)
+            tmp[j] = (double)x[j];
+        double med = median_of(tmp, br[i]->n_steps);
+        lm[used++] = log(med > 0 ? med : 1);
+        ta += br[i]->n_steps;
+    }
+    if (used < 3) {
+        free(lm);
+        free(tmp);
+        return OOMB_OK;
+    }
+    *done = 1;
+    for (int j = 0; j < h->n_steps; j++)
+        tmp[j] = (double)hs[j];
+    double hm = median_of(tmp, h->n_steps);
+    free(tmp);
+    struct oomb_runs_test t;
+    oomb_verdict_runs_test(lm, used, log(hm > 0 ? hm : 1), o->alpha, &t);
+    free(lm);
+
+    char metric[48];
+    snprintf(metric, sizeof metric, "%s%s", phase == -2 ? "" : "time.",
+             phase == -2 ? "throughput" : phase == -1 ? "step" : oomb_phase_name(phase));
+    struct oomb_verdict_item *it = add_item(v, h, OOMB_AREA_TIME, metric);
+    if (!it)
+        return OOMB_ERR_OOM;
+    it->n_base = ta;
+    it->n_head = h->n_steps;
+    it->threshold_pct = noise_for(o, metric, h->backend);
+    it->p = t.p;
+    double thr = it->threshold_pct;
+    /* Regressed: the head's median is above the prediction bound of a run
+     * of the base build, and beyond the noise threshold from the base mean.
+     * Throughput is batch / step time (as in compare_time). */
+    int up = hm > t.bound, down = hm < t.low_bound;
+    if (phase == -2) {
+        double bsz = (double)h->batch;
+        it->base = bsz * 1e9 / t.mean;
+        it->head = hm > 0 ? bsz * 1e9 / hm : NAN;
+        it->change_pct = (1.0 / (1 + t.change_pct / 100) - 1) * 100;
+        it->ci_low_pct = (1.0 / (1 + t.ci_high_pct / 100) - 1) * 100;
+        it->ci_high_pct = (1.0 / (1 + t.ci_low_pct / 100) - 1) * 100;
+        if (up && it->change_pct < -thr)
+            set_kind(v, it, OOMB_VERDICT_REGRESSED);
+        else if (down && it->change_pct > thr)
+            set_kind(v, it, OOMB_VERDICT_IMPROVED);
+    } else {
+        it->base = t.mean;
+        it->head = hm;
+        it->change_pct = t.change_pct;
+        it->ci_low_pct = t.ci_low_pct;
+        it->ci_high_pct = t.ci_high_pct;
+        if (up && it->change_pct > thr)
+            set_kind(v, it, OOMB_VERDICT_REGRESSED);
+        else if (down && it->change_pct < -thr)
+            set_kind(v, it, OOMB_VERDICT_IMPROVED);
+    }
+    it->diff = it->head - it->base;
+    snprintf(it->detail, sizeof it->detail,
+             "%+.2f%% [%+.2f%%, %+.2f%%] p=%.3g, bound %.4g ns (%d base runs), noise %.3g%%",
+             it->change_pct, it->ci_low_pct, it->ci_high_pct, it->p, t.bound, used, thr);
+    return OOMB_OK;
+}
+
 static int compare_quality(struct oomb_verdict *v, const struct oomb_run_result *b,
                            const struct oomb_run_result *h, const struct oomb_verdict_options *o)
 {
@@ -537,11 +742,36 @@ static int compare_run(struct oomb_verdict *v, const struct oomb_results *base,
         br[r] = find_run(&base[r], h0);
         hr[r] = r == 0 ? h0 : find_run(&head[r], h0);
     }
-    rc = compare_time(v, br, hr, rounds, -1, o);
-    for (int p = 0; p < OOMB_PHASE_COUNT && rc == OOMB_OK; p++)
-        rc = compare_time(v, br, hr, rounds, p, o);
-    if (rc == OOMB_OK)
-        rc = compare_time(v, br, hr, rounds, -2, o);
+    /* Against a baseline (one round): every ok run of the same identity in
+     * it, for the between-run test. */
+    const struct oomb_run_result **many = NULL;
+    int k = 0;
+    if (rounds == 1) {
+        many = malloc((size_t)(base[0].n_runs ? base[0].n_runs : 1) * sizeof *many);
+        if (!many) {
+            free(br);
+            free(hr);
+            return OOMB_ERR_OOM;
+        }
+        for (int i = 0; i < base[0].n_runs; i++) {
+            const struct oomb_run_result *x = &base[0].runs[i];
+            if (x->outcome == OOMB_OUTCOME_OK && x->mode == h0->mode &&
+                x->batch == h0->batch &&
+                strcmp(x->scenario ? x->scenario : "", h0->scenario ? h0->scenario : "") == 0 &&
+                strcmp(x->strategy ? x->strategy : "", h0->strategy ? h0->strategy : "") == 0)
+                many[k++] = x;
+        }
+    }
+    /* The step (-1), each phase, then throughput (-2). */
+    rc = OOMB_OK;
+    for (int i = -1; i <= OOMB_PHASE_COUNT && rc == OOMB_OK; i++) {
+        int phase = i == OOMB_PHASE_COUNT ? -2 : i, done = 0;
+        if (k >= 3)
+            rc = compare_time_runs(v, many, k, h0, phase, o, &done);
+        if (rc == OOMB_OK && !done)
+            rc = compare_time(v, br, hr, rounds, phase, o);
+    }
+    free(many);
     free(br);
     free(hr);
     if (rc)

@@ -86,7 +86,11 @@ void oomb_verdict_options_init(struct oomb_verdict_options *o);
  * more than one round the time statistics are stratified by round (A/B
  * mode: round r of base and round r of head ran next to each other), and
  * memory, outcome and quality are taken from round 0. Runs are matched by
- * scenario, mode, batch and strategy label. Fills *v (caller frees with
+ * scenario, mode, batch and strategy label. With one round, a base that
+ * holds several runs of the same identity (a baseline saved from several
+ * results files) gives, from 3 runs on, the time verdicts of
+ * oomb_verdict_runs_test (the spread between runs); memory, outcome and
+ * quality come from its first run. Fills *v (caller frees with
  * oomb_verdict_free; also on failure). Returns OOMB_OK or OOMB_ERR_OOM.
  */
 int oomb_verdict_compare(const struct oomb_results *base, int n_base,
@@ -113,5 +117,28 @@ struct oomb_time_test {
 int oomb_verdict_time_test(const int64_t *const *a, const int *na, const int64_t *const *b,
                            const int *nb, int rounds, double alpha, struct oomb_time_test *out)
     OOMB_WARN_UNUSED;
+
+/* Student's t distribution with df > 0 degrees of freedom: the lower-tail
+ * probability P(T <= t) (through the regularized incomplete beta function,
+ * accurate to about 1e-12), and its inverse for 0 < p < 1 (bisection on the
+ * CDF, to about 1e-10). */
+double oomb_verdict_t_cdf(double t, double df);
+double oomb_verdict_t_quantile(double p, double df);
+
+/* The time test against a baseline of k >= 3 runs of the same build, which
+ * sees the spread between processes: log_med[i] is the log of run i's
+ * median, head_log_med the log of the head run's median. With m and s the
+ * mean and standard deviation of log_med, the head's log median is predicted
+ * by m +- t_{k-1} s sqrt(1 + 1/k) when nothing changed. change: exp(head - m)
+ * - 1, in percent; bound: exp(m + t_{k-1,1-alpha} s sqrt(1 + 1/k)) (ns, the
+ * one-sided (1 - alpha) prediction bound of a run's median), low_bound its
+ * mirror below; [ci_low, ci_high]: the change +- that margin, in percent;
+ * p: one-sided p-value of the t statistic in the direction of the change. */
+struct oomb_runs_test {
+    double change_pct, ci_low_pct, ci_high_pct, p, mean, bound, low_bound;
+    int k;
+};
+void oomb_verdict_runs_test(const double *log_med, int k, double head_log_med, double alpha,
+                            struct oomb_runs_test *out);
 
 #endif
