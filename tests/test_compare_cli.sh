@@ -2,7 +2,9 @@
 # The acceptance of baselines and verdicts through the CLI: `run --compare`
 # against a baseline saved from the same build finds no memory regression
 # and exits 0; with one tag's baseline peak lowered by 1 byte it names
-# exactly that tag and exits 1. JUnit XML parses, the Markdown summary and
+# exactly that tag and exits 1. A baseline saved from several results files
+# keeps every run and judges time against their spread; one whose memory
+# differs between them is refused. JUnit XML parses, the Markdown summary and
 # the Google Benchmark export are written and compare.py reads the export.
 set -euo pipefail
 src=$1
@@ -62,6 +64,49 @@ mem=$(grep -E "^REGRESSED .* memory\." "$tmp/log2")
 test "$(echo "$mem" | wc -l)" = 1 || { echo "FAIL: expected exactly one memory regression"; exit 1; }
 echo "$mem" | grep -qE "degrade train b128 none +memory\.activations .*\+1 B" ||
     { echo "FAIL: the regression is not none's activations +1 B"; exit 1; }
+
+# A baseline of several runs of one build: every run stored, and the time
+# verdicts use the spread between them (from 3 runs on).
+run --out "$tmp/results3" "$scenario" >/dev/null
+run --out "$tmp/results4" "$scenario" >/dev/null
+third=$(ls "$tmp"/results3/*.json)
+fourth=$(ls "$tmp"/results4/*.json)
+second=$(ls "$tmp"/results2/*.json)
+"$bin" baseline save --baseline "$tmp/bl3" "$first" "$third" "$fourth" | tee "$tmp/save3"
+grep -q "new, 6 run(s), up to 3 per configuration" "$tmp/save3"
+test "$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["runs"]))' \
+    "$tmp/bl3/$(basename "$(dirname "$base")")/degrade.json")" = 6
+set +e
+"$bin" compare --baseline "$tmp/bl3" "$second" >"$tmp/log3" 2>&1
+rc=$?
+set -e
+test "$rc" = 0 || test "$rc" = 1
+grep -qE " time\.step .*\(3 base runs\)" "$tmp/log3" ||
+    { cat "$tmp/log3"; echo "FAIL: the step time was not judged against 3 base runs"; exit 1; }
+# --append adds a run; --keep caps each configuration at the most recent runs.
+"$bin" baseline save --append --keep 3 --baseline "$tmp/bl3" "$second" | tee "$tmp/save4"
+grep -q "updated, 6 run(s), up to 3 per configuration" "$tmp/save4"
+# Memory is deterministic: runs that differ in memory are refused (exit 2),
+# naming the run and the tag, and nothing is written.
+python3 - "$first" "$tmp/odd.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+for r in d["runs"]:
+    if r["strategy"] == "degrade":
+        r["memory"]["peak_by_tag"]["workspace"] += 64
+        r["memory"]["peak_bytes"] += 64
+json.dump(d, open(sys.argv[2], "w"), indent=1)
+PY
+set +e
+"$bin" baseline save --baseline "$tmp/bl5" "$first" "$tmp/odd.json" >"$tmp/save5" 2>&1
+rc=$?
+set -e
+cat "$tmp/save5"
+test "$rc" = 2 || { echo "FAIL: differing memory: expected exit 2, got $rc"; exit 1; }
+grep -qE "odd\.json: run degrade train batch 128 degrade: memory\.total" "$tmp/save5" ||
+    { echo "FAIL: the refusal does not name the run and the tag"; exit 1; }
+test ! -e "$tmp/bl5" || test -z "$(find "$tmp/bl5" -name '*.json')" ||
+    { echo "FAIL: a baseline was written despite differing memory"; exit 1; }
 
 # A/B: two builds of the plugin, one holding 1 byte more (tag workspace):
 # exit 1, that byte named on the tag and the total, nothing else in memory.

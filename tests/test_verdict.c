@@ -27,11 +27,9 @@ static void fill_samples(int64_t *s, int n, double center, unsigned seed)
     }
 }
 
-/* One results set with one ok run of scenario "s", strategy "none". */
-static void make_results(struct oomb_results *r, double center, unsigned seed)
+/* Add one ok run of scenario "s", strategy "none" to r. */
+static void add_run(struct oomb_results *r, double center, unsigned seed)
 {
-    memset(r, 0, sizeof *r);
-    r->device_class = strdup("cpu-test");
     struct oomb_run_result *run = oomb_results_add_run(r);
     cr_assert_not_null(run);
     run->scenario = strdup("s");
@@ -55,6 +53,14 @@ static void make_results(struct oomb_results *r, double center, unsigned seed)
     run->final_loss = 2.0;
     run->has_accuracy = 1;
     run->accuracy = 0.5;
+}
+
+/* One results set with one ok run of scenario "s", strategy "none". */
+static void make_results(struct oomb_results *r, double center, unsigned seed)
+{
+    memset(r, 0, sizeof *r);
+    r->device_class = strdup("cpu-test");
+    add_run(r, center, seed);
 }
 
 static const struct oomb_verdict_item *find_item(const struct oomb_verdict *v, const char *m)
@@ -343,4 +349,116 @@ Test(verdict, gbench_json_shape)
     json_decref(root);
     unlink(path);
     oomb_results_free(&a);
+}
+
+/* ------------------------------------------ baselines of several runs --- */
+
+Test(verdict, t_distribution_known_values)
+{
+    /* Tables of Student's t (e.g. NIST/SEMATECH e-Handbook, table 1.3.6.7.2). */
+    cr_assert_float_eq(oomb_verdict_t_quantile(0.95, 4), 2.1318, 1e-4);
+    cr_assert_float_eq(oomb_verdict_t_quantile(0.95, 9), 1.8331, 1e-4);
+    cr_assert_float_eq(oomb_verdict_t_quantile(0.975, 1), 12.7062, 1e-4);
+    cr_assert_float_eq(oomb_verdict_t_quantile(0.975, 30), 2.0423, 1e-4);
+    cr_assert_float_eq(oomb_verdict_t_quantile(0.99, 2), 6.9646, 1e-4);
+    cr_assert_float_eq(oomb_verdict_t_quantile(0.05, 4), -2.1318, 1e-4);
+    cr_assert_float_eq(oomb_verdict_t_cdf(0, 3), 0.5, 1e-12);
+    cr_assert_float_eq(oomb_verdict_t_cdf(2.1318, 4), 0.95, 1e-5);
+    cr_assert_float_eq(oomb_verdict_t_cdf(-1.8331, 9), 0.05, 1e-5);
+    /* One degree of freedom is the Cauchy distribution: 1/2 + atan(t)/pi. */
+    cr_assert_float_eq(oomb_verdict_t_cdf(3, 1), 0.5 + atan(3.0) / M_PI, 1e-10);
+    /* Large df tends to the normal distribution. */
+    cr_assert_float_eq(oomb_verdict_t_cdf(1.959964, 1e6), 0.975, 1e-5);
+    cr_assert(isnan(oomb_verdict_t_quantile(1, 4)));
+}
+
+Test(verdict, runs_test_bound_and_p)
+{
+    /* log medians m +- s: at the bound the one-sided p is alpha. */
+    double lm[5];
+    const double f[5] = {0.95, 0.975, 1.0, 1.025, 1.05};
+    for (int i = 0; i < 5; i++)
+        lm[i] = log(1e6 * f[i]);
+    struct oomb_runs_test t;
+    oomb_verdict_runs_test(lm, 5, log(1e6), 0.05, &t);
+    cr_assert_eq(t.k, 5);
+    double m = 0;
+    for (int i = 0; i < 5; i++)
+        m += lm[i] / 5;
+    cr_assert_float_eq(t.mean, exp(m), 1e-6 * exp(m));
+    cr_assert(t.bound > 1.05e6 && t.bound < 1.15e6, "bound %g", t.bound);
+    oomb_verdict_runs_test(lm, 5, log(t.bound), 0.05, &t);
+    cr_assert_float_eq(t.p, 0.05, 1e-6);
+    cr_assert_float_eq(t.ci_low_pct, 0, 1e-6);
+}
+
+/* A baseline of the 5 runs at 0.95, 0.975, 1, 1.025 and 1.05 ms (a +-5%
+ * spread between runs), compared with one head run at `head` ms. */
+static void five_run_baseline(double head, struct oomb_verdict *v)
+{
+    struct oomb_results a, b;
+    const double f[5] = {0.95, 0.975, 1.0, 1.025, 1.05};
+    memset(&a, 0, sizeof a);
+    a.device_class = strdup("cpu-test");
+    for (int i = 0; i < 5; i++)
+        add_run(&a, 1e6 * f[i], 10 + (unsigned)i);
+    make_results(&b, 1e6 * head, 99);
+    compare(&a, &b, v);
+    oomb_results_free(&a);
+    oomb_results_free(&b);
+}
+
+Test(verdict, five_run_baseline_plus_3_percent_is_not_a_regression)
+{
+    struct oomb_verdict v;
+    five_run_baseline(1.03, &v);
+    const struct oomb_verdict_item *it = find_item(&v, "time.step");
+    cr_assert_not_null(it);
+    cr_assert_eq(it->kind, OOMB_VERDICT_SAME, "%s", it->detail);
+    cr_assert(strstr(it->detail, "5 base runs"), "%s", it->detail);
+    cr_assert(it->change_pct > 1 && it->change_pct < 5, "%g", it->change_pct);
+    cr_assert_eq(it->n_base, 5 * N_SAMPLES);
+    cr_assert_eq(v.n_regressed, 0);
+    /* Memory of the first run, compared once. */
+    int mem = 0;
+    for (int i = 0; i < v.n; i++)
+        mem += strcmp(v.items[i].metric, "memory.total") == 0;
+    cr_assert_eq(mem, 1);
+    oomb_verdict_free(&v);
+}
+
+Test(verdict, five_run_baseline_plus_25_percent_regresses)
+{
+    struct oomb_verdict v;
+    five_run_baseline(1.25, &v);
+    const struct oomb_verdict_item *it = find_item(&v, "time.step");
+    cr_assert_not_null(it);
+    cr_assert_eq(it->kind, OOMB_VERDICT_REGRESSED, "%s", it->detail);
+    cr_assert(it->p < 0.05, "%g", it->p);
+    cr_assert(it->change_pct > 20 && it->change_pct < 30, "%g", it->change_pct);
+    const struct oomb_verdict_item *tp = find_item(&v, "throughput");
+    cr_assert_not_null(tp);
+    cr_assert_eq(tp->kind, OOMB_VERDICT_REGRESSED, "%s", tp->detail);
+    cr_assert(tp->change_pct < -15, "%g", tp->change_pct);
+    oomb_verdict_free(&v);
+    five_run_baseline(0.75, &v);
+    cr_assert_eq(find_item(&v, "time.step")->kind, OOMB_VERDICT_IMPROVED);
+    oomb_verdict_free(&v);
+}
+
+Test(verdict, two_run_baseline_keeps_the_one_run_test)
+{
+    struct oomb_results a, b;
+    struct oomb_verdict v;
+    make_results(&a, 1e6, 1);
+    add_run(&a, 1.2e6, 2);
+    make_results(&b, 1.25e6, 3);
+    compare(&a, &b, &v);
+    const struct oomb_verdict_item *it = find_item(&v, "time.step");
+    cr_assert_not_null(it);
+    cr_assert_null(strstr(it->detail, "base runs"), "%s", it->detail);
+    cr_assert_eq(it->kind, OOMB_VERDICT_REGRESSED, "%s", it->detail); /* against the first */
+    oomb_verdict_free(&v);
+    oomb_results_free(&a);
+    oomb_results_free(&b);
 }

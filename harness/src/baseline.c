@@ -146,6 +146,8 @@ static void report_changes(FILE *f, const struct oomb_results *prev,
     int changes = 0;
     for (int i = 0; i < next->n_runs; i++) {
         const struct oomb_run_result *n = &next->runs[i];
+        if (find_same(next, n) != n)
+            continue; /* a further run of the same configuration */
         const struct oomb_run_result *p = find_same(prev, n);
         if (!p) {
             fprintf(f, "  added   %s %s batch %lld: %s (%s)\n", n->scenario, mode_text(n->mode),
@@ -171,7 +173,7 @@ static void report_changes(FILE *f, const struct oomb_results *prev,
     }
     for (int i = 0; i < prev->n_runs; i++) {
         const struct oomb_run_result *p = &prev->runs[i];
-        if (!find_same(next, p)) {
+        if (find_same(prev, p) == p && !find_same(next, p)) {
             fprintf(f, "  removed %s %s batch %lld: %s\n", p->scenario, mode_text(p->mode),
                     (long long)p->batch, p->strategy);
             changes++;
@@ -181,58 +183,206 @@ static void report_changes(FILE *f, const struct oomb_results *prev,
         fprintf(f, "  no run added or removed, no memory or outcome change\n");
 }
 
-int oomb_baseline_save(const char *results_path, const char *dir, const char *class_override,
-                       FILE *report, char *err, size_t err_len)
+static int same_run(const struct oomb_run_result *a, const struct oomb_run_result *b)
 {
-    struct oomb_results all;
-    int rc = oomb_results_read(results_path, &all, err, err_len);
-    if (rc != OOMB_OK)
-        return rc;
-    const char **names = NULL;
-    int n = 0;
-    if ((rc = oomb_results_scenarios(&all, &names, &n)) != OOMB_OK) {
-        oomb_results_free(&all);
-        return rc;
+    return a->mode == b->mode && a->batch == b->batch && strcmp(a->strategy, b->strategy) == 0;
+}
+
+/* Refuse a run whose memory differs from the first run of its configuration
+ * in `into`: memory is deterministic, so the two are not runs of one build. */
+static int check_memory(const struct oomb_results *into, const char *into_name,
+                        const struct oomb_run_result *x, const char *x_name, char *err,
+                        size_t err_len)
+{
+    const struct oomb_run_result *y = find_same(into, x);
+    if (!y || y->outcome != OOMB_OUTCOME_OK || x->outcome != OOMB_OUTCOME_OK)
+        return OOMB_OK;
+    const char *tag = NULL;
+    uint64_t a = 0, b = 0;
+    if (y->peak_bytes != x->peak_bytes) {
+        tag = "total";
+        a = y->peak_bytes;
+        b = x->peak_bytes;
     }
-    if (n == 0) {
-        oomb_errf(err, err_len, "%s: field 'runs': no runs to save as a baseline", results_path);
-        free(names);
-        oomb_results_free(&all);
-        return OOMB_ERR_PARSE;
-    }
-    const char *cls = oomb_baseline_device_class(&all, class_override);
-    for (int i = 0; i < n && rc == OOMB_OK; i++) {
-        struct oomb_results one, prev;
-        char path[4096];
-        int found = 0;
-        oomb_baseline_path(dir, cls, names[i], path, sizeof path);
-        if ((rc = oomb_results_read(results_path, &one, err, err_len)) != OOMB_OK)
-            break;
-        oomb_results_keep_scenario(&one, names[i]);
-        if (strcmp(one.device_class ? one.device_class : "", cls) != 0) {
-            free(one.device_class);
-            one.device_class = oomb_strdup(cls);
+    for (int t = 0; t < OOMB_TAG_COUNT && !tag; t++)
+        if (y->peak_by_tag[t] != x->peak_by_tag[t]) {
+            tag = oomb_tag_name((enum oomb_tag)t);
+            a = y->peak_by_tag[t];
+            b = x->peak_by_tag[t];
         }
+    if (!tag)
+        return OOMB_OK;
+    oomb_errf(err, err_len,
+              "%s: run %s %s batch %lld %s: memory.%s is %llu B, but %llu B in %s; memory is "
+              "deterministic, so these are not runs of the same build: not saved",
+              x_name, x->scenario, mode_text(x->mode), (long long)x->batch, x->strategy, tag,
+              (unsigned long long)b, (unsigned long long)a, into_name);
+    return OOMB_ERR_INVALID;
+}
+
+/* Keep the `keep` most recent (last) runs of each configuration of r. */
+static void keep_recent(struct oomb_results *r, int keep)
+{
+    int k = 0;
+    for (int i = 0; i < r->n_runs; i++) {
+        int later = 0;
+        for (int j = i + 1; j < r->n_runs; j++)
+            later += same_run(&r->runs[i], &r->runs[j]);
+        if (later >= keep)
+            oomb_run_result_free(&r->runs[i]);
+        else
+            r->runs[k++] = r->runs[i];
+    }
+    r->n_runs = k;
+}
+
+static int most_per_configuration(const struct oomb_results *r)
+{
+    int most = 0;
+    for (int i = 0; i < r->n_runs; i++) {
+        int c = 0;
+        for (int j = 0; j < r->n_runs; j++)
+            c += same_run(&r->runs[i], &r->runs[j]);
+        if (c > most)
+            most = c;
+    }
+    return most;
+}
+
+int oomb_baseline_save_runs(const char *const *paths, int n_paths, const char *dir,
+                            const char *class_override, int append, int keep, FILE *report,
+                            char *err, size_t err_len)
+{
+    if (n_paths < 1 || keep < 1) {
+        oomb_errf(err, err_len, "no results file to save as a baseline");
+        return OOMB_ERR_INVALID;
+    }
+    struct oomb_results *all = calloc((size_t)n_paths, sizeof *all);
+    const char **names = NULL;
+    int n = 0, rc = OOMB_OK, loaded = 0;
+    if (!all)
+        return OOMB_ERR_OOM;
+    for (; loaded < n_paths && rc == OOMB_OK; loaded++)
+        rc = oomb_results_read(paths[loaded], &all[loaded], err, err_len);
+    if (rc != OOMB_OK) {
+        loaded--; /* the failed read left nothing to free */
+        goto done;
+    }
+    /* The scenarios of every file, in order of first appearance. */
+    for (int f = 0; f < n_paths && rc == OOMB_OK; f++) {
+        const char **fn = NULL;
+        int fk = 0;
+        if ((rc = oomb_results_scenarios(&all[f], &fn, &fk)) != OOMB_OK)
+            break;
+        const char **grown = realloc(names, (size_t)(n + fk + 1) * sizeof *names);
+        if (!grown) {
+            free(fn);
+            rc = OOMB_ERR_OOM;
+            break;
+        }
+        names = grown;
+        for (int j = 0; j < fk; j++) {
+            int seen = 0;
+            for (int i = 0; i < n && !seen; i++)
+                seen = strcmp(names[i], fn[j]) == 0;
+            if (!seen)
+                names[n++] = fn[j];
+        }
+        free(fn);
+    }
+    if (rc != OOMB_OK)
+        goto done;
+    if (n == 0) {
+        oomb_errf(err, err_len, "%s: field 'runs': no runs to save as a baseline", paths[0]);
+        rc = OOMB_ERR_PARSE;
+        goto done;
+    }
+    const char *cls = oomb_baseline_device_class(&all[0], class_override);
+    for (int i = 0; i < n && rc == OOMB_OK; i++) {
+        struct oomb_results one = {0}, prev = {0};
+        char path[4096];
+        int found = 0, from = 0;
+        oomb_baseline_path(dir, cls, names[i], path, sizeof path);
         rc = oomb_baseline_load(dir, cls, names[i], &prev, &found, err, err_len);
         if (rc != OOMB_OK) {
+            if (append) {
+                /* Appending to an unreadable baseline would lose it. */
+                oomb_results_free(&prev);
+                break;
+            }
             /* An unreadable old baseline is replaced; say so. */
             fprintf(report, "baseline %s: previous file unreadable (%s), replacing it\n", path,
                     err);
+            oomb_results_free(&prev);
+            memset(&prev, 0, sizeof prev);
             rc = OOMB_OK;
             found = 0;
         }
-        if (rc == OOMB_OK)
-            rc = oomb_results_write(&one, path, err, err_len);
+        /* The file's header: the previous baseline's when appending to it,
+         * else that of the first results file holding the scenario. */
+        const char *into_name = path;
+        if (append && found) {
+            rc = oomb_baseline_load(dir, cls, names[i], &one, &found, err, err_len);
+        } else {
+            while (from < n_paths) {
+                int has = 0;
+                for (int r = 0; r < all[from].n_runs && !has; r++)
+                    has = strcmp(all[from].runs[r].scenario ? all[from].runs[r].scenario : "",
+                                 names[i]) == 0;
+                if (has)
+                    break;
+                from++;
+            }
+            rc = oomb_results_read(paths[from], &one, err, err_len);
+            if (rc == OOMB_OK) {
+                oomb_results_keep_scenario(&one, names[i]);
+                into_name = paths[from];
+                from++;
+            }
+        }
+        for (int f = from; f < n_paths && rc == OOMB_OK; f++) {
+            struct oomb_results more;
+            if ((rc = oomb_results_read(paths[f], &more, err, err_len)) != OOMB_OK)
+                break;
+            oomb_results_keep_scenario(&more, names[i]);
+            for (int r = 0; r < more.n_runs && rc == OOMB_OK; r++)
+                rc = check_memory(&one, into_name, &more.runs[r], paths[f], err, err_len);
+            if (rc == OOMB_OK)
+                rc = oomb_results_move_runs(&one, &more);
+            oomb_results_free(&more);
+        }
         if (rc == OOMB_OK) {
-            fprintf(report, "baseline %s: %s, %d run(s)\n", path, found ? "updated" : "new",
+            keep_recent(&one, keep);
+            if (strcmp(one.device_class ? one.device_class : "", cls) != 0) {
+                free(one.device_class);
+                one.device_class = oomb_strdup(cls);
+            }
+            rc = oomb_results_write(&one, path, err, err_len);
+        }
+        if (rc == OOMB_OK) {
+            int most = most_per_configuration(&one);
+            fprintf(report, "baseline %s: %s, %d run(s)", path, found ? "updated" : "new",
                     one.n_runs);
+            if (most > 1)
+                fprintf(report, ", up to %d per configuration", most);
+            fprintf(report, "\n");
             if (found)
                 report_changes(report, &prev, &one);
         }
         oomb_results_free(&prev);
         oomb_results_free(&one);
     }
+done:
     free(names);
-    oomb_results_free(&all);
+    for (int f = 0; f < loaded; f++)
+        oomb_results_free(&all[f]);
+    free(all);
     return rc;
+}
+
+int oomb_baseline_save(const char *results_path, const char *dir, const char *class_override,
+                       FILE *report, char *err, size_t err_len)
+{
+    return oomb_baseline_save_runs(&results_path, 1, dir, class_override, 0,
+                                   OOMB_BASELINE_KEEP, report, err, err_len);
 }

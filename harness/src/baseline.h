@@ -1,6 +1,7 @@
 /*
  * Stored baselines: baselines/<device-class>/<scenario>.json, each a results
- * file (same schema, docs/results-format.md) holding one scenario's runs.
+ * file (same schema, docs/results-format.md) holding one scenario's runs,
+ * one or several of each configuration.
  * `oombench baseline save` writes them (atomically), `oombench compare` and
  * `oombench run --compare` read them.
  */
@@ -13,6 +14,8 @@
 #include "results.h"
 
 #define OOMB_BASELINE_DIR "baselines"
+/* Runs of one configuration a baseline keeps by default (the most recent). */
+#define OOMB_BASELINE_KEEP 10
 
 /* The device class to file baselines under: `override` when non-empty, else
  * $OOMB_DEVICE_CLASS when set, else the results' device.class, else
@@ -47,5 +50,19 @@ int oomb_baseline_load(const char *dir, const char *device_class, const char *sc
  * per tag). Returns OOMB_OK, or OOMB_ERR_IO / OOMB_ERR_PARSE with err. */
 int oomb_baseline_save(const char *results_path, const char *dir, const char *class_override,
                        FILE *report, char *err, size_t err_len) OOMB_WARN_UNUSED;
+
+/* The same for several results files of one build (e.g. five invocations of
+ * `oombench run`): each baseline file holds every run of every file, so a
+ * configuration (scenario x mode x batch x strategy) has several runs, and
+ * the time verdicts see the spread between processes (verdict.h). With
+ * `append`, the runs are added to the existing baseline file instead of
+ * replacing it. Of each configuration the `keep` most recent runs are kept.
+ * Memory is deterministic: a run whose peak (total or one tag) differs from
+ * the first run of its configuration is refused with OOMB_ERR_INVALID, err
+ * naming the file, the run and the tag, and nothing of that scenario is
+ * written. paths[0]'s device class files them. */
+int oomb_baseline_save_runs(const char *const *paths, int n_paths, const char *dir,
+                            const char *class_override, int append, int keep, FILE *report,
+                            char *err, size_t err_len) OOMB_WARN_UNUSED;
 
 #endif

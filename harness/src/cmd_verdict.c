@@ -298,8 +298,10 @@ static void usage_compare(FILE *f)
                "Compares a results file with the stored baselines\n"
                "(DIR/<device-class>/<scenario>.json). Memory is compared exactly per tag,\n"
                "outcomes exactly, times with a rank test and a bootstrap interval against a\n"
-               "noise threshold, quality against tolerances (docs/verdicts.md). A run without\n"
-               "a baseline is reported and not a failure.\n"
+               "noise threshold (against a baseline of 3 or more runs: a t prediction bound\n"
+               "from the spread between them, and the noise threshold), quality against\n"
+               "tolerances (docs/verdicts.md). A run without a baseline is reported and not\n"
+               "a failure.\n"
                "\n"
                "options:\n%s"
                "\n"
@@ -338,52 +340,77 @@ int oomb_cmd_compare(int argc, char **argv)
 
 static void usage_baseline(FILE *f)
 {
-    fprintf(f, "usage: oombench baseline save [options] RESULTS.json\n"
+    fprintf(f, "usage: oombench baseline save [options] RESULTS.json...\n"
                "\n"
-               "Stores the runs of a results file as baselines, one file per scenario:\n"
-               "DIR/<device-class>/<scenario>.json (written atomically), and prints what\n"
-               "changed against the previous baseline: runs added or removed, outcome and\n"
-               "memory differences per tag.\n"
+               "Stores the runs of one or several results files as baselines, one file per\n"
+               "scenario: DIR/<device-class>/<scenario>.json (written atomically), and prints\n"
+               "what changed against the previous baseline: runs added or removed, outcome\n"
+               "and memory differences per tag. Several results files of the same build\n"
+               "(e.g. five invocations of `oombench run`) give a baseline with several runs\n"
+               "per configuration, whose time verdicts then see the spread between runs\n"
+               "(from 3 runs on; docs/verdicts.md). Memory must be identical across them.\n"
                "\n"
                "options:\n"
                "  --baseline DIR         baseline folder (default: baselines)\n"
                "  --device-class CLASS   device class (default: $OOMB_DEVICE_CLASS, else the\n"
                "                         results' device.class)\n"
+               "  --append               add the runs to the existing baseline instead of\n"
+               "                         replacing it\n"
+               "  --keep N               runs kept per configuration, the most recent\n"
+               "                         (default: %d)\n"
                "  -h, --help             this help\n"
                "\n"
-               "exit status: 0 saved, 2 usage or input error, 3 cannot write\n");
+               "exit status: 0 saved, 2 usage or input error (also: memory differing\n"
+               "between the runs of one configuration), 3 cannot write\n",
+            OOMB_BASELINE_KEEP);
 }
 
 int oomb_cmd_baseline(int argc, char **argv)
 {
+    enum { OPT_APPEND = 512, OPT_KEEP };
     static const struct option longopts[] = {
         {"baseline", required_argument, NULL, OPT_BASELINE},
         {"device-class", required_argument, NULL, OPT_DEVICE_CLASS},
+        {"append", no_argument, NULL, OPT_APPEND},
+        {"keep", required_argument, NULL, OPT_KEEP},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     const char *dir = OOMB_BASELINE_DIR, *cls = NULL;
-    int opt;
+    int opt, append = 0, keep = OOMB_BASELINE_KEEP;
+    double x;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (opt) {
         case OPT_BASELINE: dir = optarg; break;
         case OPT_DEVICE_CLASS: cls = optarg; break;
+        case OPT_APPEND: append = 1; break;
+        case OPT_KEEP:
+            if (parse_double("baseline", "keep", optarg, 1, &x) || x != (int)x || x > 1000)
+                return EXIT_USAGE;
+            keep = (int)x;
+            break;
         case 'h': usage_baseline(stdout); return EXIT_FINE;
         default: usage_baseline(stderr); return EXIT_USAGE;
         }
     }
-    if (argc - optind != 2 || strcmp(argv[optind], "save") != 0) {
-        fprintf(stderr, "oombench baseline: expected 'save RESULTS.json'\n");
+    if (argc - optind < 2 || strcmp(argv[optind], "save") != 0) {
+        fprintf(stderr, "oombench baseline: expected 'save RESULTS.json...'\n");
         usage_baseline(stderr);
         return EXIT_USAGE;
     }
     char err[2048];
-    int rc = oomb_baseline_save(argv[optind + 1], dir, cls, stdout, err, sizeof err);
+    const char *const *paths = (const char *const *)argv + optind + 1;
+    int n_paths = argc - optind - 1;
+    int rc = oomb_baseline_save_runs(paths, n_paths, dir, cls, append, keep, stdout, err,
+                                     sizeof err);
     if (rc != OOMB_OK) {
+        int unreadable = 0;
+        for (int i = 0; i < n_paths; i++)
+            unreadable |= access(paths[i], R_OK) != 0;
         fprintf(stderr, "oombench baseline: %s\n", err);
         return rc == OOMB_ERR_PARSE || rc == OOMB_ERR_INVALID ? EXIT_USAGE
-               : rc == OOMB_ERR_IO && access(argv[optind + 1], R_OK) != 0 ? EXIT_USAGE
-                                                                          : EXIT_INTERNAL;
+               : rc == OOMB_ERR_IO && unreadable               ? EXIT_USAGE
+                                                               : EXIT_INTERNAL;
     }
     return EXIT_FINE;
 }

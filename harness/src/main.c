@@ -38,7 +38,7 @@ static void usage_main(FILE *f)
             "  run SCENARIO...   run scenarios, print a table, write a results file\n"
             "  list              show the plugins and scenarios found\n"
             "  compare RESULTS   verdicts of a results file against the baselines\n"
-            "  baseline save R   store a results file as the baselines\n"
+            "  baseline save R.. store results files (one run or several) as the baselines\n"
             "  ab                interleaved A/B runs of two plugin builds\n"
             "  report RESULTS... charts (gnuplot), index.html and summary.md\n"
             "\n"

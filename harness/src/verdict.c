@@ -1,8 +1,10 @@
 /*
  * Verdicts of a head results set against a base (verdict.h). Memory and
  * outcomes are compared exactly; times with a stratified rank-sum test and a
- * fixed-seed bootstrap interval of the relative change of the median; quality
- * against tolerances. docs/verdicts.md says why these tests.
+ * fixed-seed bootstrap interval of the relative change of the median, or,
+ * against a baseline of several runs, a t prediction bound from the spread
+ * between them; quality against tolerances. docs/verdicts.md says why these
+ * tests.
  */
 #include "verdict.h"
 
@@ -612,9 +614,15 @@ static int compare_time_runs(struct oomb_verdict *v, const struct oomb_run_resul
             set_kind(v, it, OOMB_VERDICT_IMPROVED);
     }
     it->diff = it->head - it->base;
+    char bound[48];
+    if (phase == -2)
+        snprintf(bound, sizeof bound, "%.4g/s", (double)h->batch * 1e9 / t.bound);
+    else
+        oomb_format_ns(t.bound, bound, sizeof bound);
     snprintf(it->detail, sizeof it->detail,
-             "%+.2f%% [%+.2f%%, %+.2f%%] p=%.3g, bound %.4g ns (%d base runs), noise %.3g%%",
-             it->change_pct, it->ci_low_pct, it->ci_high_pct, it->p, t.bound, used, thr);
+             "%+.2f%% [%+.2f%%, %+.2f%%] p=%.3g, %s bound %s (%d base runs), noise %.3g%%",
+             it->change_pct, it->ci_low_pct, it->ci_high_pct, it->p,
+             phase == -2 ? "lower" : "upper", bound, used, thr);
     return OOMB_OK;
 }
 

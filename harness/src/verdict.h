@@ -9,7 +9,8 @@
  * statistical: per metric (step, each phase, throughput) a rank test and a
  * bootstrap interval of the relative change of the median; a regression only
  * when the change is significant and its whole interval lies beyond the noise
- * threshold. Quality: final loss, accuracy and numerical deviation against
+ * threshold (against a baseline of several runs: above the prediction bound
+ * of their spread and beyond the noise threshold). Quality: final loss, accuracy and numerical deviation against
  * tolerances. docs/verdicts.md explains the statistics.
  */
 #ifndef OOMB_VERDICT_H
