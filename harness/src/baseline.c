@@ -259,7 +259,9 @@ int oomb_baseline_save_runs(const char *const *paths, int n_paths, const char *d
     }
     struct oomb_results *all = calloc((size_t)n_paths, sizeof *all);
     const char **names = NULL;
-    int n = 0, rc = OOMB_OK, loaded = 0;
+    struct oomb_results *outs = NULL, *prevs = NULL;
+    int *founds = NULL;
+    int n = 0, rc = OOMB_OK, loaded = 0, built = 0;
     if (!all)
         return OOMB_ERR_OOM;
     for (; loaded < n_paths && rc == OOMB_OK; loaded++)
@@ -298,6 +300,15 @@ int oomb_baseline_save_runs(const char *const *paths, int n_paths, const char *d
         goto done;
     }
     const char *cls = oomb_baseline_device_class(&all[0], class_override);
+    /* Every scenario's new baseline is built and checked first, and written
+     * only when all of them are good: a refused save changes no file. */
+    outs = calloc((size_t)n, sizeof *outs);
+    prevs = calloc((size_t)n, sizeof *prevs);
+    founds = calloc((size_t)n, sizeof *founds);
+    if (!outs || !prevs || !founds) {
+        rc = OOMB_ERR_OOM;
+        goto done;
+    }
     for (int i = 0; i < n && rc == OOMB_OK; i++) {
         struct oomb_results one = {0}, prev = {0};
         char path[4096];
@@ -357,22 +368,34 @@ int oomb_baseline_save_runs(const char *const *paths, int n_paths, const char *d
                 free(one.device_class);
                 one.device_class = oomb_strdup(cls);
             }
-            rc = oomb_results_write(&one, path, err, err_len);
         }
-        if (rc == OOMB_OK) {
-            int most = most_per_configuration(&one);
-            fprintf(report, "baseline %s: %s, %d run(s)", path, found ? "updated" : "new",
-                    one.n_runs);
-            if (most > 1)
-                fprintf(report, ", up to %d per configuration", most);
-            fprintf(report, "\n");
-            if (found)
-                report_changes(report, &prev, &one);
-        }
-        oomb_results_free(&prev);
-        oomb_results_free(&one);
+        outs[i] = one;
+        prevs[i] = prev;
+        founds[i] = found;
+        built = i + 1;
+    }
+    for (int i = 0; i < n && rc == OOMB_OK; i++) {
+        char path[4096];
+        oomb_baseline_path(dir, cls, names[i], path, sizeof path);
+        if ((rc = oomb_results_write(&outs[i], path, err, err_len)) != OOMB_OK)
+            break;
+        int most = most_per_configuration(&outs[i]);
+        fprintf(report, "baseline %s: %s, %d run(s)", path, founds[i] ? "updated" : "new",
+                outs[i].n_runs);
+        if (most > 1)
+            fprintf(report, ", up to %d per configuration", most);
+        fprintf(report, "\n");
+        if (founds[i])
+            report_changes(report, &prevs[i], &outs[i]);
     }
 done:
+    for (int i = 0; i < built; i++) {
+        oomb_results_free(&outs[i]);
+        oomb_results_free(&prevs[i]);
+    }
+    free(outs);
+    free(prevs);
+    free(founds);
     free(names);
     for (int f = 0; f < loaded; f++)
         oomb_results_free(&all[f]);
