@@ -142,3 +142,32 @@ Test(loader, duplicate_name_from_explicit_file_is_rejected)
     cr_assert_eq(oomb_registry_load(&r, NULL, 0, files, 2, err, sizeof err), OOMB_ERR_ABI);
     cr_assert(strstr(err, "already provided"), "%s", err);
 }
+
+Test(loader, plugin_crashing_while_loading_is_rejected_not_fatal)
+{
+    char err[1024] = "";
+    cr_assert_eq(oomb_plugin_probe(OOMB_FIXTURE_DIR "/fixture_ctorcrash.so", 10.0, err, sizeof err),
+                 OOMB_ERR_ABI);
+    cr_assert(strstr(err, "fixture_ctorcrash.so: plugin crashed (signal 11") ||
+                  strstr(err, "ended the process"),
+              "%s", err);
+    struct oomb_registry r;
+    const char *dirs[] = {OOMB_FIXTURE_DIR};
+    cr_assert_eq(oomb_registry_load(&r, dirs, 1, NULL, 0, err, sizeof err), OOMB_OK, "%s", err);
+    int saw = 0;
+    for (int i = 0; i < r.n_rejected; i++)
+        saw |= strstr(r.rejected[i], "fixture_ctorcrash.so") != NULL;
+    cr_assert(saw, "the crashing plugin is listed as rejected");
+    cr_assert_not_null(oomb_registry_find(&r, "fixture_fail"), "the others still load");
+    oomb_registry_free(&r);
+}
+
+Test(loader, probe_passes_through_the_childs_verdict)
+{
+    char err[1024] = "";
+    cr_assert_eq(oomb_plugin_probe(OOMB_FIXTURE_DIR "/fixture_abi2.so", 10.0, err, sizeof err),
+                 OOMB_ERR_ABI);
+    cr_assert(strstr(err, "incompatible"), "%s", err);
+    cr_assert_eq(oomb_plugin_probe(OOMB_PLUGIN_DIR "/none.so", 10.0, err, sizeof err), OOMB_OK,
+                 "%s", err);
+}

@@ -8,6 +8,11 @@
 
 #include <dirent.h>
 #include <dlfcn.h>
+#include <errno.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -138,6 +143,100 @@ void oomb_plugin_close(struct oomb_loaded_plugin *p)
     free(p);
 }
 
+int oomb_plugin_probe(const char *path, double timeout_s, char *err, size_t err_len)
+{
+    int fds[2];
+    if (pipe(fds) != 0) {
+        oomb_errf(err, err_len, "%s: cannot probe: pipe: %s", path, strerror(errno));
+        return OOMB_ERR_IO;
+    }
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(fds[0]);
+        close(fds[1]);
+        oomb_errf(err, err_len, "%s: cannot probe: fork: %s", path, strerror(errno));
+        return OOMB_ERR_IO;
+    }
+    if (pid == 0) {
+        /* status (int) then the message, through the pipe */
+        char buf[1024 + sizeof(int)] = {0};
+        struct oomb_loaded_plugin *p = NULL;
+        int rc = oomb_plugin_open(path, &p, buf + sizeof(int), sizeof buf - sizeof(int));
+        memcpy(buf, &rc, sizeof rc);
+        ssize_t w = write(fds[1], buf, sizeof buf);
+        _exit(w == (ssize_t)sizeof buf ? 0 : 1); /* no dlclose, no atexit: just go */
+    }
+    close(fds[1]);
+    char buf[1024 + sizeof(int)] = {0};
+    size_t got = 0;
+    int status = 0, done = 0, timed_out = 0;
+    struct timespec start;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (;;) {
+        pid_t w = waitpid(pid, &status, WNOHANG);
+        if (w == pid) {
+            done = 1;
+            break;
+        }
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if ((double)(now.tv_sec - start.tv_sec) + (double)(now.tv_nsec - start.tv_nsec) * 1e-9 >
+            timeout_s) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            timed_out = 1;
+            break;
+        }
+        struct timespec nap = {0, 1000000};
+        nanosleep(&nap, NULL);
+    }
+    if (done && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+        while (got < sizeof buf) {
+            ssize_t n = read(fds[0], buf + got, sizeof buf - got);
+            if (n <= 0) {
+                if (n < 0 && errno == EINTR)
+                    continue;
+                break;
+            }
+            got += (size_t)n;
+        }
+    }
+    close(fds[0]);
+    if (timed_out) {
+        oomb_errf(err, err_len, "%s: plugin did not load within %.0f s (its constructor or "
+                  "entry function hangs)", path, timeout_s);
+        return OOMB_ERR_ABI;
+    }
+    if (got != sizeof buf) {
+        if (WIFSIGNALED(status))
+            oomb_errf(err, err_len, "%s: plugin crashed (signal %d, %s) while loading", path,
+                      WTERMSIG(status), strsignal(WTERMSIG(status)));
+        else
+            oomb_errf(err, err_len, "%s: plugin ended the process (status %d) while loading",
+                      path, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+        return OOMB_ERR_ABI;
+    }
+    int rc;
+    memcpy(&rc, buf, sizeof rc);
+    buf[sizeof buf - 1] = '\0';
+    if (rc != OOMB_OK)
+        oomb_errf(err, err_len, "%s", buf + sizeof(int));
+    return rc;
+}
+
+/* Probe in a child, then load here: the harness survives a plugin that
+ * crashes or hangs while loading. */
+static int open_safely(const char *path, struct oomb_loaded_plugin **out, char *err,
+                       size_t err_len)
+{
+    *out = NULL;
+    int rc = oomb_plugin_probe(path, 10.0, err, err_len);
+    if (rc != OOMB_OK)
+        return rc;
+    return oomb_plugin_open(path, out, err, err_len);
+}
+
 int oomb_plugin_param_index(const struct oomb_plugin *d, const char *name)
 {
     for (int i = 0; i < d->n_params; i++)
@@ -234,7 +333,7 @@ static int load_dir(struct oomb_registry *r, const char *dir, int must_exist, ch
         char msg[1024];
         snprintf(path, sizeof path, "%s/%s", dir, names[i]);
         struct oomb_loaded_plugin *p;
-        if (oomb_plugin_open(path, &p, msg, sizeof msg) != OOMB_OK)
+        if (open_safely(path, &p, msg, sizeof msg) != OOMB_OK)
             rc = push_rejected(r, msg);
         else
             rc = add_plugin(r, p, 0, err, err_len);
@@ -253,7 +352,7 @@ int oomb_registry_load(struct oomb_registry *r, const char *const *dirs, int n_d
     /* Explicit files first: they win over same-named plugins of folders. */
     for (int i = 0; i < n_files; i++) {
         struct oomb_loaded_plugin *p;
-        if ((rc = oomb_plugin_open(files[i], &p, err, err_len)) != OOMB_OK)
+        if ((rc = open_safely(files[i], &p, err, err_len)) != OOMB_OK)
             goto fail;
         if ((rc = add_plugin(r, p, 1, err, err_len)) != OOMB_OK)
             goto fail;

@@ -30,6 +30,15 @@ int oomb_plugin_open(const char *path, struct oomb_loaded_plugin **out, char *er
                      size_t err_len) OOMB_WARN_UNUSED;
 void oomb_plugin_close(struct oomb_loaded_plugin *p);
 
+/* Loads `path` in a throw-away child process first, so that a plugin whose
+ * constructor or entry function crashes or hangs cannot take the harness
+ * down. Returns OOMB_OK when the child loaded it and validated the
+ * descriptor, else the child's status (OOMB_ERR_IO, OOMB_ERR_ABI) with its
+ * message, or OOMB_ERR_ABI with "crashed (signal N) while loading" / "did
+ * not load within N s"; err names the file. */
+int oomb_plugin_probe(const char *path, double timeout_s, char *err, size_t err_len)
+    OOMB_WARN_UNUSED;
+
 /* Index of a parameter in the descriptor, or -1. */
 int oomb_plugin_param_index(const struct oomb_plugin *d, const char *name);
 
