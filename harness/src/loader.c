@@ -9,6 +9,7 @@
 #include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -159,6 +160,15 @@ int oomb_plugin_probe(const char *path, double timeout_s, char *err, size_t err_
         return OOMB_ERR_IO;
     }
     if (pid == 0) {
+        /* Silent: the parent reports what happened (a sanitizer's crash
+         * report from here would land in the middle of the harness's
+         * output). */
+        int devnull = open("/dev/null", O_WRONLY);
+        if (devnull >= 0) {
+            dup2(devnull, STDOUT_FILENO);
+            dup2(devnull, STDERR_FILENO);
+            close(devnull);
+        }
         /* status (int) then the message, through the pipe */
         char buf[1024 + sizeof(int)] = {0};
         struct oomb_loaded_plugin *p = NULL;
