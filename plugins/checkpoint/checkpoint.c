@@ -191,25 +191,9 @@ static int ckpt_step(void *state, int64_t step, char *msg, size_t msg_len)
             h->phase(h->run, OOMB_PHASE_BACKWARD);
         }
         for (int l = b - 1; l >= a; l--) {
-            const float *lin = l > 0 ? acts[l - 1] : x;
-            float *din = NULL;
-            if (oomb_net_is_elementwise(m, l)) {
-                din = dcur; /* in place */
-            } else if (l > 0) {
-                size_t bytes = (size_t)(B * m->layers[l]->in_features) * 4;
-                if ((rc = oomb_net_alloc(h, bytes, OOMB_TAG_ACTIVATIONS, "dinput", (void **)&din,
-                                         msg, msg_len)))
-                    goto done;
-            }
-            if ((rc = oomb_net_backward(n, l, din, dcur, lin, B, msg, msg_len))) {
-                if (din != dcur)
-                    h->free(h->run, din);
+            if ((rc = oomb_net_backward_step(n, l, &dcur, l > 0 ? acts[l - 1] : x, B, msg,
+                                              msg_len)))
                 goto done;
-            }
-            if (din != dcur) {
-                h->free(h->run, dcur);
-                dcur = din;
-            }
             /* Layer l's input (a recomputed activation, or the segment's
              * input boundary once l == a) is needed no more. */
             if (l > 0) {

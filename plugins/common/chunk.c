@@ -33,14 +33,14 @@ int oomb_chunk_train(struct oomb_net *n, int64_t step, int64_t first, int64_t co
     }
 
     h->phase(h->run, OOMB_PHASE_OTHER);
-    if ((rc = oomb_net_alloc(h, (size_t)(B * m->input_features) * 4, OOMB_TAG_ACTIVATIONS,
-                             "input", (void **)&x, msg, msg_len)) ||
-        (rc = oomb_net_alloc(h, (size_t)B * 4, OOMB_TAG_OTHER, "labels", (void **)&y, msg,
-                             msg_len)))
+    if ((rc = oomb_net_alloc(h, (size_t)(B * m->input_features) * 4, OOMB_TAG_ACTIVATIONS, "input",
+                             (void **)&x, msg, msg_len)) ||
+        (rc =
+             oomb_net_alloc(h, (size_t)B * 4, OOMB_TAG_OTHER, "labels", (void **)&y, msg, msg_len)))
         goto done;
     if ((rc = h->load_batch(h->run, step, first, B, x, y))) {
-        oomb_msg(msg, msg_len, "load_batch(step %lld, samples %lld..%lld) failed",
-                 (long long)step, (long long)first, (long long)(first + B - 1));
+        oomb_msg(msg, msg_len, "load_batch(step %lld, samples %lld..%lld) failed", (long long)step,
+                 (long long)first, (long long)(first + B - 1));
         goto done;
     }
 
@@ -55,14 +55,14 @@ int oomb_chunk_train(struct oomb_net *n, int64_t step, int64_t first, int64_t co
             goto done;
         in = acts[l];
     }
-    if ((rc = oomb_net_alloc(h, (size_t)(B * K) * 4, OOMB_TAG_ACTIVATIONS, "probs",
-                             (void **)&probs, msg, msg_len)) ||
+    if ((rc = oomb_net_alloc(h, (size_t)(B * K) * 4, OOMB_TAG_ACTIVATIONS, "probs", (void **)&probs,
+                             msg, msg_len)) ||
         (rc = oomb_net_alloc(h, (size_t)B * 4, OOMB_TAG_ACTIVATIONS, "losses", (void **)&losses,
                              msg, msg_len)))
         goto done;
-    if ((rc = oomb_net_op_error(n, n->ops->softmax_xent_forward(n->k, losses, probs, acts[L - 1],
-                                                                y, B, K),
-                                "softmax_xent_forward", msg, msg_len)))
+    if ((rc = oomb_net_op_error(
+             n, n->ops->softmax_xent_forward(n->k, losses, probs, acts[L - 1], y, B, K),
+             "softmax_xent_forward", msg, msg_len)))
         goto done;
     int64_t correct = 0;
     double loss_sum = 0;
@@ -83,25 +83,9 @@ int oomb_chunk_train(struct oomb_net *n, int64_t step, int64_t first, int64_t co
              "softmax_xent_backward", msg, msg_len)))
         goto done;
     for (int l = L - 1; l >= 0; l--) {
-        const float *lin = l > 0 ? acts[l - 1] : x;
-        float *din = NULL;
-        if (oomb_net_is_elementwise(m, l)) {
-            din = dcur; /* in place */
-        } else if (l > 0) {
-            size_t bytes = (size_t)(B * m->layers[l]->in_features) * 4;
-            if ((rc = oomb_net_alloc(h, bytes, OOMB_TAG_ACTIVATIONS, "dinput", (void **)&din,
-                                     msg, msg_len)))
-                goto done;
-        }
-        if ((rc = oomb_net_backward(n, l, din, dcur, lin, B, msg, msg_len))) {
-            if (din != dcur)
-                h->free(h->run, din);
+        if ((rc = oomb_net_backward_step(n, l, &dcur, l > 0 ? acts[l - 1] : x, B, msg,
+                                          msg_len)))
             goto done;
-        }
-        if (din != dcur) {
-            h->free(h->run, dcur);
-            dcur = din;
-        }
     }
 
 done:

@@ -27,8 +27,7 @@ int oomb_net_alloc(const struct oomb_host *h, size_t bytes, enum oomb_tag tag, c
     return rc;
 }
 
-int oomb_net_op_error(const struct oomb_net *n, int rc, const char *what, char *msg,
-                      size_t msg_len)
+int oomb_net_op_error(const struct oomb_net *n, int rc, const char *what, char *msg, size_t msg_len)
 {
     if (rc != OOMB_OK)
         oomb_msg(msg, msg_len, "%s: %s", what, n->ops->last_error(n->k));
@@ -103,8 +102,8 @@ int oomb_net_init(struct oomb_net *n, const struct oomb_host *h, const struct oo
             if ((rc = oomb_net_alloc(h, bytes, OOMB_TAG_OPTIMIZER, "optimizer v", (void **)&n->v,
                                      msg, msg_len)))
                 goto fail;
-            if ((rc = oomb_net_op_error(n, n->ops->zero(n->k, n->v, bytes), "zero v", msg,
-                                        msg_len)))
+            if ((rc =
+                     oomb_net_op_error(n, n->ops->zero(n->k, n->v, bytes), "zero v", msg, msg_len)))
                 goto fail;
         }
     }
@@ -211,11 +210,37 @@ int oomb_net_backward(struct oomb_net *n, int l, float *din, float *dout, const 
     return OOMB_OK;
 }
 
+int oomb_net_backward_step(struct oomb_net *n, int l, float **dcur, const float *in, int64_t B,
+                           char *msg, size_t msg_len)
+{
+    const struct oomb_host *h = n->h;
+    float *din = NULL;
+    int rc;
+    if (oomb_net_is_elementwise(n->model, l)) {
+        din = *dcur; /* in place */
+    } else if (l > 0) {
+        size_t bytes = (size_t)(B * n->model->layers[l]->in_features) * 4;
+        if ((rc = oomb_net_alloc(h, bytes, OOMB_TAG_ACTIVATIONS, "dinput", (void **)&din, msg,
+                                 msg_len)))
+            return rc;
+    }
+    if ((rc = oomb_net_backward(n, l, din, *dcur, in, B, msg, msg_len))) {
+        if (din != *dcur)
+            h->free(h->run, din);
+        return rc;
+    }
+    if (din != *dcur) {
+        h->free(h->run, *dcur);
+        *dcur = din;
+    }
+    return OOMB_OK;
+}
+
 int oomb_net_zero_grads(struct oomb_net *n, char *msg, size_t msg_len)
 {
-    return oomb_net_op_error(
-        n, n->ops->zero(n->k, n->grads, (size_t)n->total_params * sizeof(float)), "zero grads",
-        msg, msg_len);
+    return oomb_net_op_error(n,
+                             n->ops->zero(n->k, n->grads, (size_t)n->total_params * sizeof(float)),
+                             "zero grads", msg, msg_len);
 }
 
 int oomb_net_update(struct oomb_net *n, char *msg, size_t msg_len)
@@ -225,8 +250,8 @@ int oomb_net_update(struct oomb_net *n, char *msg, size_t msg_len)
     int rc;
     if (ri->optimizer == OOMB_OPT_ADAM)
         rc = n->ops->adam_update(n->k, n->params, n->grads, n->m, n->v, n->total_params,
-                                 (float)ri->lr, (float)ri->beta1, (float)ri->beta2,
-                                 (float)ri->eps, (float)ri->weight_decay, n->t);
+                                 (float)ri->lr, (float)ri->beta1, (float)ri->beta2, (float)ri->eps,
+                                 (float)ri->weight_decay, n->t);
     else
         rc = n->ops->sgd_update(n->k, n->params, n->grads, n->m, n->total_params, (float)ri->lr,
                                 (float)ri->momentum, (float)ri->weight_decay);

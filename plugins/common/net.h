@@ -30,11 +30,11 @@ struct oomb_net {
     const struct oomb_model *model;
     int n_layers;
     int64_t total_params;
-    int64_t *offset;   /* (n_layers) element offset of each layer's params */
-    float *params;     /* (total_params) device, tag weights */
-    float *grads;      /* (total_params) device, tag grads, or NULL */
-    float *m, *v;      /* Adam moments (tag optimizer); SGD uses m for momentum */
-    int64_t t;         /* updates done */
+    int64_t *offset; /* (n_layers) element offset of each layer's params */
+    float *params;   /* (total_params) device, tag weights */
+    float *grads;    /* (total_params) device, tag grads, or NULL */
+    float *m, *v;    /* Adam moments (tag optimizer); SGD uses m for momentum */
+    int64_t t;       /* updates done */
 };
 
 /* Allocate (and unless OOMB_NET_NO_INIT, initialise from the host's seeded
@@ -57,6 +57,16 @@ int oomb_net_forward(struct oomb_net *n, int l, float *out, const float *in, int
  * overwritten (NULL: not needed). For activation layers din may equal dout. */
 int oomb_net_backward(struct oomb_net *n, int l, float *din, float *dout, const float *in,
                       int64_t B, char *msg, size_t msg_len);
+
+/* One layer of a backward pass that keeps only the running activation
+ * gradient. On entry *dcur is the gradient of layer l's output (B, out_l);
+ * on return it is the gradient of its input (B, in_l): computed in place for
+ * activation layers, else into a new buffer (tag activations) after which
+ * the old one is freed; layer 0 computes no input gradient (*dcur becomes
+ * NULL, the old buffer freed). `in` is layer l's input. Parameter gradients
+ * accumulate. On failure *dcur is unchanged and still the caller's. */
+int oomb_net_backward_step(struct oomb_net *n, int l, float **dcur, const float *in, int64_t B,
+                           char *msg, size_t msg_len);
 
 /* Zero all gradients. */
 int oomb_net_zero_grads(struct oomb_net *n, char *msg, size_t msg_len);
@@ -81,6 +91,7 @@ int oomb_net_mean_loss(struct oomb_net *n, const float *losses, int64_t B, doubl
                        size_t msg_len);
 
 /* snprintf into a message buffer (NULL/0 allowed). */
-void oomb_msg(char *msg, size_t msg_len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void oomb_msg(char *msg, size_t msg_len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 #endif
