@@ -36,7 +36,7 @@ extern "C" {
 #endif
 
 #define OOMB_ABI_MAJOR 1
-#define OOMB_ABI_MINOR 0
+#define OOMB_ABI_MINOR 1
 
 /* The one symbol a plugin exports. */
 #define OOMB_PLUGIN_ENTRY oomb_plugin_entry
@@ -111,23 +111,68 @@ enum oomb_param_type { OOMB_PARAM_INT = 0, OOMB_PARAM_FLOAT = 1, OOMB_PARAM_STRI
 enum oomb_layer_kind {
     OOMB_LAYER_LINEAR = 0, /* y = x W^T + b; W (out, in) */
     OOMB_LAYER_RELU = 1,
-    OOMB_LAYER_GELU = 2 /* tanh approximation */
-    /* appended by later minors: conv2d, pooling, norms, attention... */
+    OOMB_LAYER_GELU = 2, /* tanh approximation */
+    /* ABI 1.1 */
+    OOMB_LAYER_CONV2D = 3,    /* 2-D convolution, NCHW per sample, square kernel */
+    OOMB_LAYER_MAXPOOL = 4,   /* 2-D max pooling, no padding */
+    OOMB_LAYER_BATCHNORM = 5, /* batch norm over (batch, spatial) per channel */
+    OOMB_LAYER_LAYERNORM = 6, /* layer norm over the last dimension */
+    OOMB_LAYER_FLATTEN = 7,   /* identity on the flattened sample (a shape change) */
+    OOMB_LAYER_RESIDUAL = 8,  /* out = in + body(in) */
+    OOMB_LAYER_ATTENTION = 9  /* multi-head self-attention with its projections */
 };
 
 /*
  * One layer of a sequential model. Sizes are per sample, flattened:
  * a layer maps (B, in_features) to (B, out_features). The loss (softmax +
  * cross-entropy over `classes`) follows the last layer and is not a layer.
+ *
+ * attrs and parameter layout (F32, in this order) per kind:
+ *   LINEAR     attrs[0] = rows per sample R (0 means 1): the layer applies
+ *              y = x W^T + b to each of the R rows of in_features/R values
+ *              (R > 1: per token). W (out/R, in/R), then b (out/R).
+ *   RELU, GELU, FLATTEN  no attrs, no parameters.
+ *   CONV2D     attrs = C, H, W, OC, K, stride, pad: input (C, H, W), output
+ *              (OC, OH, OW) with OH = (H + 2 pad - K) / stride + 1, likewise
+ *              OW. W (OC, C*K*K) (cross-correlation), then b (OC).
+ *   MAXPOOL    attrs = C, H, W, K, stride: output (C, OH, OW), OH =
+ *              (H - K) / stride + 1. Ties: the first maximum gets the gradient.
+ *   BATCHNORM  attrs = C, S: input (C, S) per sample (S = H*W after a
+ *              convolution, 1 after a linear layer). gamma (C), beta (C);
+ *              buffers running mean (C), running variance (C) (momentum
+ *              0.1, eps 1e-5, unbiased running variance).
+ *   LAYERNORM  attrs = T, C: each of T rows of C values normalised (eps
+ *              1e-5). gamma (C), beta (C).
+ *   RESIDUAL   body: n_body layers applied in sequence, out = in + body(in);
+ *              its parameters (and buffers) are its body's, in body order.
+ *   ATTENTION  attrs = T, C, H, causal: input (T, C) tokens, H heads of
+ *              C/H. Wqkv (3C, C), bqkv (3C), Wo (C, C), bo (C). qkv rows
+ *              are [q | k | v], head h uses columns h*C/H .. (h+1)*C/H - 1.
  */
 struct oomb_layer {
     uint32_t struct_size;
     enum oomb_layer_kind kind;
     int64_t in_features;
     int64_t out_features;
-    int has_bias;       /* linear: 1 if the layer has a bias vector */
-    int64_t n_params;   /* number of weight elements (W then b), 0 for activations */
+    int has_bias;       /* linear, conv2d: 1 if the layer has a bias vector */
+    int64_t n_params;   /* number of trained F32 parameters (layout above), 0 if none */
     int64_t attrs[8];   /* kind-specific attributes, documented per kind */
+    /* ABI 1.1 */
+    int64_t n_buffers;  /* F32 state that is not trained (batch norm statistics) */
+    int n_body;         /* RESIDUAL: number of body layers, else 0 */
+    const struct oomb_layer *const *body; /* RESIDUAL: n_body pointers, owned by the host */
+};
+
+/* Convolution geometry (CONV2D attrs, plus the derived output size). */
+struct oomb_conv2d {
+    uint32_t struct_size;
+    int64_t C, H, W, OC, K, stride, pad, OH, OW;
+};
+
+/* Pooling geometry (MAXPOOL attrs, plus the derived output size). */
+struct oomb_pool2d {
+    uint32_t struct_size;
+    int64_t C, H, W, K, stride, OH, OW;
 };
 
 struct oomb_model {
@@ -156,6 +201,8 @@ struct oomb_run_info {
     double weight_decay;
     const struct oomb_model *model;
     uint64_t budget_bytes; /* 0: unlimited */
+    /* ABI 1.1 */
+    int64_t eval_samples;  /* held-out samples for evaluate() (0: none) */
 };
 
 /* ------------------------------------------------------------ kernels ---- */
@@ -295,6 +342,59 @@ struct oomb_ops {
     int (*linear_forward_2of4)(void *k, float *out /* (B, OC) */, const float *inp /* (B, C) */,
                                const float *vals, const uint8_t *idx, const float *bias,
                                int64_t B, int64_t C, int64_t OC);
+
+    /* ---- ABI 1.1: layers beyond the MLP, F32. Images are NCHW per sample.
+     * Ops that need scratch memory say how much (`*_workspace`, bytes for a
+     * batch of B); the caller allocates it (tag workspace) and passes it. */
+    int (*conv2d_workspace)(void *k, const struct oomb_conv2d *cv, int64_t B, size_t *bytes);
+    /* out (B, OC, OH, OW) = conv(inp (B, C, H, W), weight (OC, C*K*K)) + bias */
+    int (*conv2d_forward)(void *k, float *out, const float *inp, const float *weight,
+                          const float *bias /* (OC) or NULL */, const struct oomb_conv2d *cv,
+                          int64_t B, void *ws, size_t ws_bytes);
+    /* dinp overwritten (NULL: skip); dweight, dbias (NULL: skip) accumulate */
+    int (*conv2d_backward)(void *k, float *dinp, float *dweight, float *dbias,
+                           const float *dout, const float *inp, const float *weight,
+                           const struct oomb_conv2d *cv, int64_t B, void *ws, size_t ws_bytes);
+    int (*maxpool_forward)(void *k, float *out /* (B, C, OH, OW) */,
+                           const float *inp /* (B, C, H, W) */, const struct oomb_pool2d *p,
+                           int64_t B);
+    /* dinp overwritten: dout routed to the first maximum of each window */
+    int (*maxpool_backward)(void *k, float *dinp, const float *dout, const float *inp,
+                            const struct oomb_pool2d *p, int64_t B);
+    /* x (B, C, S). training: normalise with the batch statistics over (B, S),
+     * write them to mean/rstd (C each), and if run_mean/run_var are not NULL
+     * update them (r = (1 - momentum) r + momentum stat, unbiased variance).
+     * Not training: normalise with run_mean/run_var (mean/rstd may be NULL). */
+    int (*batchnorm_forward)(void *k, float *out, float *mean, float *rstd, float *run_mean,
+                             float *run_var, const float *inp, const float *gamma,
+                             const float *beta, int64_t B, int64_t C, int64_t S, int training,
+                             float momentum, float eps);
+    /* training-mode backward; dinp overwritten, dgamma/dbeta accumulate */
+    int (*batchnorm_backward)(void *k, float *dinp, float *dgamma, float *dbeta,
+                              const float *dout, const float *inp, const float *mean,
+                              const float *rstd, const float *gamma, int64_t B, int64_t C,
+                              int64_t S);
+    /* x (N, C) rows; mean, rstd (N) written for backward */
+    int (*layernorm_forward)(void *k, float *out, float *mean, float *rstd, const float *inp,
+                             const float *gamma, const float *beta, int64_t N, int64_t C,
+                             float eps);
+    /* dinp overwritten, dgamma/dbeta accumulate */
+    int (*layernorm_backward)(void *k, float *dinp, float *dgamma, float *dbeta,
+                              const float *dout, const float *inp, const float *mean,
+                              const float *rstd, const float *gamma, int64_t N, int64_t C);
+    int (*attention_workspace)(void *k, int64_t B, int64_t T, int64_t C, int64_t H,
+                               size_t *bytes);
+    /* The core of self-attention: qkv (B, T, 3C) from the input projection;
+     * probs (B, H, T, T) = softmax(q k^T / sqrt(C/H)) per head (masked to
+     * j <= i when causal), out (B, T, C) = probs v, heads concatenated. */
+    int (*attention_forward)(void *k, float *out, float *probs, const float *qkv, int64_t B,
+                             int64_t T, int64_t C, int64_t H, int causal, void *ws,
+                             size_t ws_bytes);
+    /* dqkv (B, T, 3C) overwritten from dout (B, T, C) and the forward's probs */
+    int (*attention_backward)(void *k, float *dqkv, const float *dout, const float *qkv,
+                              const float *probs, int64_t B, int64_t T, int64_t C, int64_t H,
+                              int causal, void *ws, size_t ws_bytes);
+    int (*add)(void *k, float *out, const float *a, const float *b, int64_t n); /* out = a + b */
 };
 
 /* ------------------------------------------------------------ host ------- */
@@ -358,6 +458,16 @@ struct oomb_host {
     /* Reference parameters from the scenario's `none` run (its final
      * weights): OOMB_OK, or OOMB_ERR_NOT_USABLE when not available. */
     int (*reference_params)(struct oomb_run *run, int layer, float *dst);
+
+    /* ABI 1.1: held-out evaluation (info->eval_samples > 0). load_eval_batch
+     * writes held-out samples [first, first+count) like load_batch;
+     * report_eval takes what evaluate() found over all of them: correct
+     * predictions, samples, summed loss. */
+    int (*load_eval_batch)(struct oomb_run *run, int64_t first, int64_t count, float *x,
+                           int32_t *y);
+    int (*report_eval)(struct oomb_run *run, int64_t correct, int64_t total, double loss_sum);
+    /* Initial values of layer `layer`'s buffers (n_buffers F32). */
+    int (*init_buffers)(struct oomb_run *run, int layer, float *dst);
 };
 
 /*
@@ -401,6 +511,11 @@ struct oomb_plugin {
     /* Required. Free everything; called after create succeeded, also after a
      * failed step. Must not fail. */
     void (*destroy)(void *state);
+    /* ABI 1.1. Optional. Train mode, after finish, when info->eval_samples
+     * > 0: classify the held-out set with the trained model as this strategy
+     * keeps it and call host->report_eval once. Memory it allocates counts
+     * like any other. Without it the results say evaluation is unavailable. */
+    int (*evaluate)(void *state, char *msg, size_t msg_len);
 };
 
 typedef const struct oomb_plugin *(*oomb_plugin_entry_fn)(void);
