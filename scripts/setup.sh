@@ -11,13 +11,16 @@ packages=(
     gnuplot-nox
     python3
     libbenchmark-tools python3-scipy
+    dataset-fashion-mnist
 )
-# libbenchmark-tools and python3-scipy: the compare_cli test reads the Google
-# Benchmark export with compare.py, which needs scipy.
-# Optional extras: install with OOMB_SETUP_EXTRAS=1 (report screenshots, the
-# Fashion-MNIST data set).
+# zlib1g-dev: the Fashion-MNIST reader (gzipped IDX files).
+# libbenchmark-tools and python3-scipy: the compare_cli test reads the
+# Google Benchmark export with compare.py, which needs scipy.
+# dataset-fashion-mnist: the real data set (/usr/share/datasets/fashion-mnist)
+# of the Fashion-MNIST scenarios and of the data tests.
+# Optional extras: install with OOMB_SETUP_EXTRAS=1 (report screenshots).
 if [ "${OOMB_SETUP_EXTRAS:-0}" = 1 ]; then
-    packages+=(dataset-fashion-mnist chromium)
+    packages+=(chromium)
 fi
 
 missing=()

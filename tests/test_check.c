@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "results.h"
 
 /* A resolver over a small fixed table; "bad.*" references fail. */
 struct table {
@@ -254,4 +255,187 @@ Test(check, null_arguments)
     cr_expect_eq(oomb_check_ref_count(NULL), 0);
     oomb_check_destroy(c);
     oomb_check_destroy(NULL);
+}
+
+/* ---------------------------------------------- the fields of a run ---- */
+
+/* Resolves label.section.field over the runs of a results set, the way the
+ * runner does, through oomb_check_run_field. */
+static int resolve_runs(void *user, const char *ref, double *out, char *err, size_t err_len)
+{
+    const struct oomb_results *res = user;
+    char label[64], section[64], field[64];
+    const char *d1 = strchr(ref, '.');
+    const char *d2 = d1 ? strchr(d1 + 1, '.') : NULL;
+    cr_assert(d1 && d2 && d1 - ref < 64 && d2 - d1 - 1 < 64 && strlen(d2 + 1) < 64);
+    snprintf(label, sizeof label, "%.*s", (int)(d1 - ref), ref);
+    snprintf(section, sizeof section, "%.*s", (int)(d2 - d1 - 1), d1 + 1);
+    snprintf(field, sizeof field, "%s", d2 + 1);
+    for (int i = 0; i < res->n_runs; i++)
+        if (strcmp(res->runs[i].strategy, label) == 0)
+            return oomb_check_run_field(&res->runs[i], ref, section, field, out, err, err_len);
+    snprintf(err, err_len, "no strategy '%s'", label);
+    return OOMB_ERR_INVALID;
+}
+
+static struct oomb_run_result *eval_run(struct oomb_results *r, const char *label)
+{
+    struct oomb_run_result *run = oomb_results_add_run(r);
+    cr_assert_not_null(run);
+    run->strategy = strdup(label);
+    cr_assert_not_null(run->strategy);
+    run->outcome = OOMB_OUTCOME_OK;
+    return run;
+}
+
+/* Evaluates expr over res; returns the status, fills *out. */
+static int eval_over(const struct oomb_results *res, const char *expr,
+                     struct oomb_check_result *out, char *err, size_t err_len)
+{
+    struct oomb_check *c = NULL;
+    cr_assert_eq(oomb_check_parse(expr, &c, err, err_len), OOMB_OK, "'%s': %s", expr, err);
+    int rc = oomb_check_eval(c, resolve_runs, (void *)res, out, err, err_len);
+    oomb_check_destroy(c);
+    return rc;
+}
+
+Test(check, test_accuracy_fields_resolve)
+{
+    struct oomb_results res = {0};
+    struct oomb_run_result *none = eval_run(&res, "none");
+    none->has_eval = 1;
+    none->eval_samples = 10000;
+    none->test_accuracy = 0.875;
+    none->test_loss = 0.375;
+    none->test_accuracy_delta = 0;
+    struct oomb_run_result *ckpt = eval_run(&res, "ckpt");
+    ckpt->has_eval = 1;
+    ckpt->eval_samples = 10000;
+    ckpt->test_accuracy = 0.8725;
+    ckpt->test_loss = 0.5;
+    ckpt->test_accuracy_delta = -0.0025;
+    struct oomb_run_result *plain = eval_run(&res, "plain"); /* no evaluation */
+    plain->test_accuracy = 0.9; /* stale, not used without has_eval */
+    plain->test_loss = 0.1;
+    plain->test_accuracy_delta = 0.01;
+    plain->eval_note = strdup("plugin 'plain' has no evaluate()");
+
+    struct oomb_check_result r;
+    char err[512] = "";
+    cr_assert_eq(eval_over(&res, "ckpt.quality.test_accuracy >= none.quality.test_accuracy - 0.005",
+                           &r, err, sizeof err),
+                 OOMB_OK, "%s", err);
+    cr_expect(r.pass);
+    cr_expect_eq(r.lhs, 0.8725);
+    cr_expect_float_eq(r.rhs, 0.87, 1e-15);
+    cr_assert_eq(eval_over(&res, "ckpt.quality.test_accuracy_delta >= -0.002", &r, err,
+                           sizeof err),
+                 OOMB_OK, "%s", err);
+    cr_expect_not(r.pass);
+    cr_expect_eq(r.lhs, -0.0025);
+    cr_assert_eq(eval_over(&res, "ckpt.quality.test_loss <= 1.5 * none.quality.test_loss", &r,
+                           err, sizeof err),
+                 OOMB_OK, "%s", err);
+    cr_expect(r.pass);
+    cr_expect_eq(r.lhs, 0.5);
+    cr_expect_eq(r.rhs, 0.5625);
+    cr_assert_eq(eval_over(&res, "none.quality.test_accuracy_delta == 0", &r, err, sizeof err),
+                 OOMB_OK, "%s", err);
+    cr_expect(r.pass);
+
+    /* Without an evaluation every test_* field is NaN: the check fails. */
+    static const char *const nan_exprs[] = {"plain.quality.test_accuracy >= 0",
+                                            "plain.quality.test_accuracy_delta >= -1",
+                                            "plain.quality.test_loss >= 0"};
+    for (size_t i = 0; i < sizeof nan_exprs / sizeof nan_exprs[0]; i++) {
+        cr_assert_eq(eval_over(&res, nan_exprs[i], &r, err, sizeof err), OOMB_OK, "%s", err);
+        cr_expect_not(r.pass, "'%s'", nan_exprs[i]);
+        cr_expect(isnan(r.lhs), "'%s'", nan_exprs[i]);
+    }
+    oomb_results_free(&res);
+}
+
+Test(check, unknown_fields_list_what_exists)
+{
+    struct oomb_results res = {0};
+    struct oomb_run_result *none = eval_run(&res, "none");
+    none->has_eval = 1;
+    none->test_accuracy = 0.5;
+    struct oomb_check_result r;
+    char err[512] = "";
+    cr_expect_eq(eval_over(&res, "none.quality.test_acc > 0", &r, err, sizeof err),
+                 OOMB_ERR_INVALID);
+    cr_expect_str_eq(err, "'none.quality.test_acc': no metric 'quality.test_acc' (quality fields: "
+                          "final_loss, accuracy, accuracy_delta, test_accuracy, "
+                          "test_accuracy_delta, test_loss)");
+    cr_expect_not(r.pass);
+    cr_expect_eq(eval_over(&res, "none.evaluation.test_accuracy > 0", &r, err, sizeof err),
+                 OOMB_ERR_INVALID);
+    cr_expect(strstr(err, "(sections: memory, time, throughput, numerics, quality, metrics)"),
+              "%s", err);
+    cr_expect_eq(eval_over(&res, "none.memory.activ > 0", &r, err, sizeof err),
+                 OOMB_ERR_INVALID);
+    cr_expect(strstr(err, "memory fields: peak, peak_bytes, total, weights, grads, optimizer, "
+                          "activations, workspace, other, host_peak_rss)"),
+              "%s", err);
+    cr_expect_eq(eval_over(&res, "none.metrics.loss_scale > 0", &r, err, sizeof err),
+                 OOMB_ERR_INVALID);
+    cr_expect(strstr(err, "(metrics of this run: none)"), "%s", err);
+    /* a message that does not fit is cut, still terminated */
+    char small[24];
+    double v;
+    cr_expect_eq(oomb_check_run_field(none, NULL, "quality", "nope", &v, small, sizeof small),
+                 OOMB_ERR_INVALID);
+    cr_expect_eq(strlen(small), sizeof small - 1);
+    cr_expect(isnan(v));
+    cr_expect_eq(oomb_check_run_field(NULL, NULL, "quality", "accuracy", &v, small, sizeof small),
+                 OOMB_ERR_INVALID);
+    oomb_results_free(&res);
+}
+
+Test(check, run_fields_of_every_section)
+{
+    struct oomb_results res = {0};
+    struct oomb_run_result *x = eval_run(&res, "x");
+    x->peak_bytes = 1000;
+    x->peak_by_tag[OOMB_TAG_ACTIVATIONS] = 600;
+    x->host_peak_rss_bytes = 5000;
+    x->step_stats.median = 2e6;
+    x->phase_stats[OOMB_PHASE_BACKWARD].median = 1e6;
+    x->samples_per_s = 32000;
+    x->weight_rel_err = 1e-7;
+    x->final_loss = 0.25;
+    x->has_accuracy = 1;
+    x->accuracy = 0.75;
+    x->accuracy_delta = -0.125;
+    x->n_metrics = 1;
+    x->metrics = calloc(1, sizeof *x->metrics);
+    cr_assert_not_null(x->metrics);
+    x->metrics[0].name = strdup("loss_scale");
+    x->metrics[0].value = 1024;
+    static const struct {
+        const char *section, *field;
+        double want;
+    } cases[] = {
+        {"memory", "peak", 1000},           {"memory", "peak_bytes", 1000},
+        {"memory", "total", 1000},          {"memory", "activations", 600},
+        {"memory", "host_peak_rss", 5000},  {"time", "median", 2e6},
+        {"time", "step", 2e6},              {"time", "backward", 1e6},
+        {"throughput", "samples_per_s", 32000}, {"numerics", "weight_rel_err", 1e-7},
+        {"quality", "final_loss", 0.25},    {"quality", "accuracy", 0.75},
+        {"quality", "accuracy_delta", -0.125}, {"metrics", "loss_scale", 1024},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        double v = -1;
+        char err[256] = "";
+        cr_expect_eq(oomb_check_run_field(x, NULL, cases[i].section, cases[i].field, &v, err,
+                                          sizeof err),
+                     OOMB_OK, "%s.%s: %s", cases[i].section, cases[i].field, err);
+        cr_expect_eq(v, cases[i].want, "%s.%s", cases[i].section, cases[i].field);
+    }
+    double v = 0;
+    x->has_accuracy = 0;
+    cr_expect_eq(oomb_check_run_field(x, NULL, "quality", "accuracy", &v, NULL, 0), OOMB_OK);
+    cr_expect(isnan(v), "accuracy without has_accuracy is NaN");
+    oomb_results_free(&res);
 }

@@ -591,6 +591,353 @@ Test(kernels_cuda, two_of_four)
     free(sg);
 }
 
+/* ------------------------------------------------------------ layers ----- */
+
+/* The ABI 1.1 layer ops must be in both tables. */
+static void need_layer_ops(void)
+{
+    const struct oomb_ops *t[2] = {co, go};
+    for (int i = 0; i < 2; i++) {
+        const char *b = i ? "cuda" : "cpu";
+        cr_assert(t[i]->conv2d_workspace && t[i]->conv2d_forward && t[i]->conv2d_backward,
+                  "%s: conv2d ops missing", b);
+        cr_assert(t[i]->maxpool_forward && t[i]->maxpool_backward, "%s: maxpool ops missing", b);
+        cr_assert(t[i]->batchnorm_forward && t[i]->batchnorm_backward,
+                  "%s: batchnorm ops missing", b);
+        cr_assert(t[i]->layernorm_forward && t[i]->layernorm_backward,
+                  "%s: layernorm ops missing", b);
+        cr_assert(t[i]->attention_workspace && t[i]->attention_forward &&
+                      t[i]->attention_backward,
+                  "%s: attention ops missing", b);
+        cr_assert(t[i]->add, "%s: add missing", b);
+    }
+}
+
+/* Tolerance of the ops built on GEMMs (cuDNN, cuBLAS): TF32 rounds the inputs. */
+static double gemm_tol(double fp32)
+{
+    return tol_f32 > 1e-5 ? 1e-2 : fp32;
+}
+
+/* n random F32 with few distinct values (-2 .. 2): many ties. */
+static struct pair *rand_levels(int64_t n)
+{
+    struct pair *p = pair_new((size_t)n * sizeof(float));
+    float *h = malloc((size_t)n * sizeof(float) + 1);
+    cr_assert_not_null(h);
+    for (int64_t i = 0; i < n; i++)
+        h[i] = (float)(int)(next_u64() % 5) - 2.0f;
+    pair_put(p, h);
+    free(h);
+    return p;
+}
+
+/* A workspace both backends accept: the larger of their sizes (at least 4 bytes). */
+static struct pair *ws_pair(size_t wc, size_t wg)
+{
+    size_t b = wc > wg ? wc : wg;
+    return pair_new(b < 4 ? 4 : b);
+}
+
+static void conv_case(int64_t B, int64_t C, int64_t H, int64_t W, int64_t OC, int64_t K,
+                      int64_t stride, int64_t pad, int with_bias)
+{
+    need_layer_ops();
+    const double tol = gemm_tol(1e-3);
+    struct oomb_conv2d cv = {.struct_size = sizeof cv, .C = C, .H = H, .W = W, .OC = OC, .K = K,
+                             .stride = stride, .pad = pad};
+    cv.OH = (H + 2 * pad - K) / stride + 1;
+    cv.OW = (W + 2 * pad - K) / stride + 1;
+    const int64_t n_in = B * C * H * W, n_out = B * OC * cv.OH * cv.OW;
+    size_t wc = 0, wg = 0;
+    OK_BOTH(co->conv2d_workspace(co->ctx, &cv, B, &wc),
+            go->conv2d_workspace(go->ctx, &cv, B, &wg));
+    cr_log_info("conv2d B %lld C %lld %lldx%lld OC %lld K %lld stride %lld pad %lld: workspace "
+                "cpu %zu, cuda %zu bytes",
+                (long long)B, (long long)C, (long long)H, (long long)W, (long long)OC,
+                (long long)K, (long long)stride, (long long)pad, wc, wg);
+    struct pair *ws = ws_pair(wc, wg);
+    struct pair *inp = rand_f32(n_in, -1, 1);
+    struct pair *w = rand_f32(OC * C * K * K, -0.5f, 0.5f);
+    struct pair *bias = rand_f32(OC, -1, 1);
+    struct pair *out = pair_new((size_t)n_out * 4);
+    BOTH(conv2d_forward, A(out), A(inp), A(w), with_bias ? A(bias) : NULL, &cv, B, A(ws),
+         ws->bytes);
+    expect_close(out, OOMB_F32, tol, "conv2d_forward out");
+
+    /* the CUDA op with exactly the workspace it asked for (none: NULL) */
+    struct pair *out2 = pair_new((size_t)n_out * 4);
+    cr_assert_eq(co->copy(co->ctx, out2->c, out->c, out->bytes), OOMB_OK);
+    int rc = go->conv2d_forward(go->ctx, out2->g, inp->g, w->g, with_bias ? bias->g : NULL, &cv,
+                                B, wg ? ws->g : NULL, wg);
+    cr_assert_eq(rc, OOMB_OK, "cuda conv2d_forward with its own workspace size: %s",
+                 go->last_error(go->ctx));
+    expect_close(out2, OOMB_F32, tol, "conv2d_forward out (exact workspace)");
+
+    struct pair *dout = rand_f32(n_out, -1, 1);
+    struct pair *dinp = pair_new((size_t)n_in * 4);
+    BOTH(fill, A(dinp), n_in, 1e6f); /* overwritten */
+    struct pair *dw = rand_f32(OC * C * K * K, -1, 1); /* accumulates onto random values */
+    struct pair *db = rand_f32(OC, -1, 1);
+    BOTH(conv2d_backward, A(dinp), A(dw), with_bias ? A(db) : NULL, A(dout), A(inp), A(w), &cv, B,
+         A(ws), ws->bytes);
+    expect_close(dinp, OOMB_F32, tol, "conv2d_backward dinp");
+    expect_close(dw, OOMB_F32, tol, "conv2d_backward dweight");
+    expect_close(db, OOMB_F32, 1e-5, "conv2d_backward dbias");
+
+    /* dinp NULL: the parameter gradients accumulate once more */
+    BOTH(conv2d_backward, NULL, A(dw), with_bias ? A(db) : NULL, A(dout), A(inp), A(w), &cv, B,
+         A(ws), ws->bytes);
+    expect_close(dw, OOMB_F32, tol, "conv2d_backward dweight (2nd)");
+    expect_close(db, OOMB_F32, 1e-5, "conv2d_backward dbias (2nd)");
+
+    rc = go->conv2d_backward(go->ctx, dinp->g, dw->g, NULL, dout->g, inp->g, w->g, &cv, B,
+                             wg ? ws->g : NULL, wg);
+    cr_assert_eq(rc, OOMB_OK, "cuda conv2d_backward with its own workspace size: %s",
+                 go->last_error(go->ctx));
+}
+
+/* stride 2, pad 1, H != W */
+Test(kernels_cuda, conv2d_stride2_pad1) { conv_case(3, 4, 11, 8, 6, 3, 2, 1, 1); }
+Test(kernels_cuda, conv2d_stride1_no_bias) { conv_case(2, 3, 9, 12, 5, 5, 1, 0, 0); }
+Test(kernels_cuda, conv2d_1x1) { conv_case(4, 16, 7, 7, 8, 1, 1, 0, 1); }
+Test(kernels_cuda, conv2d_larger) { conv_case(16, 32, 32, 32, 64, 3, 1, 1, 1); }
+
+static void pool_case(int64_t B, int64_t C, int64_t H, int64_t W, int64_t K, int64_t stride,
+                      int ties)
+{
+    need_layer_ops();
+    struct oomb_pool2d p = {.struct_size = sizeof p, .C = C, .H = H, .W = W, .K = K,
+                            .stride = stride};
+    p.OH = (H - K) / stride + 1;
+    p.OW = (W - K) / stride + 1;
+    const int64_t n_in = B * C * H * W, n_out = B * C * p.OH * p.OW;
+    struct pair *inp = ties ? rand_levels(n_in) : rand_f32(n_in, -1, 1);
+    struct pair *out = pair_new((size_t)n_out * 4);
+    BOTH(maxpool_forward, A(out), A(inp), &p, B);
+    expect_same_bytes(out, "maxpool_forward out");
+    struct pair *dout = rand_f32(n_out, -1, 1);
+    struct pair *dinp = pair_new((size_t)n_in * 4);
+    BOTH(fill, A(dinp), n_in, 1e6f); /* overwritten */
+    BOTH(maxpool_backward, A(dinp), A(dout), A(inp), &p, B);
+    /* overlapping windows add in another order on the GPU: a few ulps */
+    expect_close(dinp, OOMB_F32, 1e-6, ties ? "maxpool_backward dinp (ties)" : "maxpool_backward dinp");
+}
+
+/* overlapping windows, K 3 stride 2 */
+Test(kernels_cuda, maxpool_overlap) { pool_case(2, 3, 9, 7, 3, 2, 0); }
+Test(kernels_cuda, maxpool_overlap_ties) { pool_case(2, 3, 9, 7, 3, 2, 1); }
+Test(kernels_cuda, maxpool_2x2_ties) { pool_case(3, 4, 8, 10, 2, 2, 1); }
+Test(kernels_cuda, maxpool_stride1_ties) { pool_case(2, 2, 6, 5, 3, 1, 1); }
+
+static void batchnorm_case(int64_t B, int64_t C, int64_t S)
+{
+    need_layer_ops();
+    const int64_t n = B * C * S;
+    const float momentum = 0.1f, eps = 1e-5f;
+    struct pair *inp = rand_f32(n, -2, 3);
+    struct pair *gamma = rand_f32(C, 0.5f, 1.5f), *beta = rand_f32(C, -0.5f, 0.5f);
+    struct pair *rm = rand_f32(C, -0.5f, 0.5f), *rv = rand_f32(C, 0.5f, 1.5f);
+    struct pair *out = pair_new((size_t)n * 4);
+    struct pair *mean = pair_new((size_t)C * 4), *rstd = pair_new((size_t)C * 4);
+    BOTH(batchnorm_forward, A(out), A(mean), A(rstd), A(rm), A(rv), A(inp), A(gamma), A(beta), B,
+         C, S, 1, momentum, eps);
+    expect_close(out, OOMB_F32, 1e-5, "batchnorm_forward out");
+    expect_close(mean, OOMB_F32, 1e-5, "batchnorm_forward mean");
+    expect_close(rstd, OOMB_F32, 1e-5, "batchnorm_forward rstd");
+    expect_close(rm, OOMB_F32, 1e-5, "batchnorm_forward running mean");
+    expect_close(rv, OOMB_F32, 1e-5, "batchnorm_forward running variance");
+
+    /* training without running statistics: the same output */
+    struct pair *out2 = pair_new((size_t)n * 4);
+    BOTH(batchnorm_forward, A(out2), A(mean), A(rstd), NULL, NULL, A(inp), A(gamma), A(beta), B,
+         C, S, 1, momentum, eps);
+    expect_close(out2, OOMB_F32, 1e-5, "batchnorm_forward out (no running stats)");
+
+    struct pair *dout = rand_f32(n, -1, 1);
+    struct pair *dinp = pair_new((size_t)n * 4);
+    struct pair *dg = rand_f32(C, -1, 1), *db = rand_f32(C, -1, 1); /* accumulate */
+    BOTH(batchnorm_backward, A(dinp), A(dg), A(db), A(dout), A(inp), A(mean), A(rstd), A(gamma),
+         B, C, S);
+    expect_close(dinp, OOMB_F32, 1e-4, "batchnorm_backward dinp");
+    expect_close(dg, OOMB_F32, 1e-5, "batchnorm_backward dgamma");
+    expect_close(db, OOMB_F32, 1e-5, "batchnorm_backward dbeta");
+
+    /* inference with the updated running statistics */
+    BOTH(batchnorm_forward, A(out), NULL, NULL, A(rm), A(rv), A(inp), A(gamma), A(beta), B, C, S,
+         0, momentum, eps);
+    expect_close(out, OOMB_F32, 1e-5, "batchnorm_forward out (inference)");
+}
+
+/* S = 1: after a linear layer */
+Test(kernels_cuda, batchnorm_s1) { batchnorm_case(16, 10, 1); }
+Test(kernels_cuda, batchnorm_spatial) { batchnorm_case(4, 6, 35); }
+Test(kernels_cuda, batchnorm_spatial_large) { batchnorm_case(3, 5, 300); }
+
+static void layernorm_case(int64_t N, int64_t C)
+{
+    need_layer_ops();
+    const int64_t n = N * C;
+    struct pair *inp = rand_f32(n, -2, 3);
+    struct pair *gamma = rand_f32(C, 0.5f, 1.5f), *beta = rand_f32(C, -0.5f, 0.5f);
+    struct pair *out = pair_new((size_t)n * 4);
+    struct pair *mean = pair_new((size_t)N * 4), *rstd = pair_new((size_t)N * 4);
+    BOTH(layernorm_forward, A(out), A(mean), A(rstd), A(inp), A(gamma), A(beta), N, C, 1e-5f);
+    expect_close(out, OOMB_F32, 1e-5, "layernorm_forward out");
+    expect_close(mean, OOMB_F32, 1e-5, "layernorm_forward mean");
+    expect_close(rstd, OOMB_F32, 1e-5, "layernorm_forward rstd");
+
+    struct pair *dout = rand_f32(n, -1, 1);
+    struct pair *dinp = pair_new((size_t)n * 4);
+    struct pair *dg = rand_f32(C, -1, 1), *db = rand_f32(C, -1, 1); /* accumulate */
+    BOTH(layernorm_backward, A(dinp), A(dg), A(db), A(dout), A(inp), A(mean), A(rstd), A(gamma),
+         N, C);
+    expect_close(dinp, OOMB_F32, 1e-4, "layernorm_backward dinp");
+    expect_close(dg, OOMB_F32, 1e-5, "layernorm_backward dgamma");
+    expect_close(db, OOMB_F32, 1e-5, "layernorm_backward dbeta");
+}
+
+Test(kernels_cuda, layernorm) { layernorm_case(37, 48); }
+Test(kernels_cuda, layernorm_wide) { layernorm_case(9, 1000); }
+Test(kernels_cuda, layernorm_many_rows) { layernorm_case(4099, 33); }
+
+static void attention_case(int64_t B, int64_t T, int64_t C, int64_t H, int causal)
+{
+    need_layer_ops();
+    const double tol = gemm_tol(1e-4);
+    size_t wc = 0, wg = 0;
+    OK_BOTH(co->attention_workspace(co->ctx, B, T, C, H, &wc),
+            go->attention_workspace(go->ctx, B, T, C, H, &wg));
+    struct pair *ws = ws_pair(wc, wg);
+    const int64_t nq = B * T * 3 * C, no = B * T * C, np = B * H * T * T;
+    struct pair *qkv = rand_f32(nq, -1, 1);
+    struct pair *out = pair_new((size_t)no * 4), *probs = pair_new((size_t)np * 4);
+    BOTH(attention_forward, A(out), A(probs), A(qkv), B, T, C, H, causal, A(ws), ws->bytes);
+    expect_close(out, OOMB_F32, tol, causal ? "attention_forward out (causal)"
+                                            : "attention_forward out");
+    expect_close(probs, OOMB_F32, tol, causal ? "attention_forward probs (causal)"
+                                              : "attention_forward probs");
+
+    /* the CUDA probabilities: rows sum to 1, masked entries exactly 0 */
+    float *hp = malloc((size_t)np * 4);
+    cr_assert_not_null(hp);
+    cr_assert_eq(go->to_host(go->ctx, hp, probs->g, probs->bytes), OOMB_OK);
+    for (int64_t r = 0; r < B * H * T; r++) {
+        int64_t i = r % T;
+        double s = 0.0;
+        for (int64_t j = 0; j < T; j++) {
+            float v = hp[r * T + j];
+            if (causal && j > i)
+                cr_assert(v == 0.0f, "probs row %lld col %lld = %g, masked", (long long)r,
+                          (long long)j, (double)v);
+            s += v;
+        }
+        cr_assert(fabs(s - 1.0) < 1e-5, "probs row %lld sums to %.9g", (long long)r, s);
+    }
+    free(hp);
+
+    struct pair *dout = rand_f32(no, -1, 1);
+    struct pair *dqkv = pair_new((size_t)nq * 4);
+    BOTH(fill, A(dqkv), nq, NAN); /* every element must be written */
+    BOTH(attention_backward, A(dqkv), A(dout), A(qkv), A(probs), B, T, C, H, causal, A(ws),
+         ws->bytes);
+    expect_close(dqkv, OOMB_F32, tol, causal ? "attention_backward dqkv (causal)"
+                                             : "attention_backward dqkv");
+
+    /* the CUDA ops with exactly the workspace they asked for */
+    int rc = go->attention_forward(go->ctx, out->g, probs->g, qkv->g, B, T, C, H, causal, ws->g,
+                                   wg);
+    cr_assert_eq(rc, OOMB_OK, "cuda attention_forward with its own workspace size: %s",
+                 go->last_error(go->ctx));
+    rc = go->attention_backward(go->ctx, dqkv->g, dout->g, qkv->g, probs->g, B, T, C, H, causal,
+                                ws->g, wg);
+    cr_assert_eq(rc, OOMB_OK, "cuda attention_backward with its own workspace size: %s",
+                 go->last_error(go->ctx));
+    expect_close(dqkv, OOMB_F32, tol, "attention_backward dqkv (exact workspace)");
+}
+
+Test(kernels_cuda, attention) { attention_case(2, 16, 32, 4, 0); }
+Test(kernels_cuda, attention_causal) { attention_case(2, 16, 32, 4, 1); }
+Test(kernels_cuda, attention_causal_odd) { attention_case(3, 100, 64, 2, 1); }
+Test(kernels_cuda, attention_long) { attention_case(2, 300, 96, 3, 0); }
+
+Test(kernels_cuda, add)
+{
+    need_layer_ops();
+    const int64_t n = 10007;
+    struct pair *a = rand_f32(n, -1, 1), *b = rand_f32(n, -1, 1);
+    struct pair *out = pair_new((size_t)n * 4);
+    BOTH(add, A(out), A(a), A(b), n);
+    expect_same_bytes(out, "add");
+    BOTH(add, A(a), A(a), A(b), n); /* in place */
+    expect_same_bytes(a, "add in place");
+}
+
+static void expect_invalid(int rc, const char *op)
+{
+    cr_expect_eq(rc, OOMB_ERR_INVALID, "%s: rc %d, expected OOMB_ERR_INVALID", op, rc);
+    cr_expect(strstr(go->last_error(go->ctx), op) != NULL, "%s: message '%s' does not name it",
+              op, go->last_error(go->ctx));
+}
+
+Test(kernels_cuda, layer_ops_reject_bad_arguments)
+{
+    need_layer_ops();
+    void *k = go->ctx;
+    struct pair *x = rand_f32(4096, -1, 1);
+    float *g = x->g;
+    size_t bytes = 0;
+
+    struct oomb_conv2d cv = {.struct_size = sizeof cv, .C = 2, .H = 8, .W = 6, .OC = 3, .K = 3,
+                             .stride = 2, .pad = 1, .OH = 4, .OW = 3};
+    cr_assert_eq(go->conv2d_workspace(k, &cv, 2, &bytes), OOMB_OK, "%s", go->last_error(k));
+    cv.OH = 5; /* does not match the geometry */
+    expect_invalid(go->conv2d_workspace(k, &cv, 2, &bytes), "conv2d_workspace");
+    expect_invalid(go->conv2d_forward(k, g, g, g, NULL, &cv, 2, g, 16384), "conv2d_forward");
+    cv.OH = 4;
+    expect_invalid(go->conv2d_forward(k, g, g, g, NULL, &cv, 0, g, 16384), "conv2d_forward");
+    expect_invalid(go->conv2d_forward(k, NULL, g, g, NULL, &cv, 2, g, 16384), "conv2d_forward");
+    expect_invalid(go->conv2d_backward(k, g, g, g, NULL, g, g, &cv, 2, g, 16384),
+                   "conv2d_backward");
+    cv.struct_size = 0;
+    expect_invalid(go->conv2d_workspace(k, &cv, 2, &bytes), "conv2d_workspace");
+
+    struct oomb_pool2d p = {.struct_size = sizeof p, .C = 2, .H = 4, .W = 4, .K = 5, .stride = 1,
+                            .OH = 0, .OW = 0};
+    expect_invalid(go->maxpool_forward(k, g, g, &p, 2), "maxpool_forward");
+    expect_invalid(go->maxpool_backward(k, NULL, g, g, &p, 2), "maxpool_backward");
+
+    expect_invalid(go->batchnorm_forward(k, g, g, g, g, g, g, NULL, g, 4, 3, 2, 1, 0.1f, 1e-5f),
+                   "batchnorm_forward");
+    expect_invalid(go->batchnorm_forward(k, g, g, g, g, g, g, g, g, 4, 0, 2, 1, 0.1f, 1e-5f),
+                   "batchnorm_forward");
+    expect_invalid(go->batchnorm_forward(k, g, g, g, NULL, NULL, g, g, g, 4, 3, 2, 0, 0.1f, 1e-5f),
+                   "batchnorm_forward"); /* inference without running statistics */
+    expect_invalid(go->batchnorm_backward(k, g, g, g, g, g, NULL, g, g, 4, 3, 2),
+                   "batchnorm_backward");
+    expect_invalid(go->layernorm_forward(k, g, g, g, g, g, g, -1, 8, 1e-5f), "layernorm_forward");
+    expect_invalid(go->layernorm_backward(k, g, g, g, NULL, g, g, g, g, 4, 8),
+                   "layernorm_backward");
+
+    expect_invalid(go->attention_workspace(k, 2, 16, 30, 4, &bytes), "attention_workspace");
+    expect_invalid(go->attention_forward(k, g, g, g, 2, 16, 30, 4, 1, g, 16384),
+                   "attention_forward");
+    cr_assert_eq(go->attention_workspace(k, 2, 16, 32, 4, &bytes), OOMB_OK, "%s",
+                 go->last_error(k));
+    cr_expect_gt(bytes, 16);
+    expect_invalid(go->attention_forward(k, g, g, g, 2, 16, 32, 4, 1, g, 16), "attention_forward");
+    expect_invalid(go->attention_backward(k, g, g, g, g, 2, 16, 32, 4, 1, g, bytes - 4),
+                   "attention_backward");
+    expect_invalid(go->attention_backward(k, g, g, g, g, 2, 16, 32, 4, 1, NULL, bytes),
+                   "attention_backward");
+    expect_invalid(go->add(k, g, g, NULL, 16), "add");
+    expect_invalid(go->add(k, g, g, g, 0), "add");
+
+    /* nothing ran: the backend is still usable */
+    BOTH(scale, A(x), 4096, 2.0f);
+    expect_close(x, OOMB_F32, 1e-6, "scale after rejected layer ops");
+}
+
 /* ------------------------------------------------------------ backend ---- */
 
 Test(kernels_cuda, errors_are_reported)

@@ -189,6 +189,13 @@ static void fill_results(struct oomb_results *r)
     a->has_accuracy = 1;
     a->accuracy = 0.8125;
     a->accuracy_delta = -0.0123;
+    a->has_eval = 1;
+    a->eval_samples = 10000;
+    a->test_accuracy = 0.8734 + rnd_unit() * 1e-4;
+    a->test_loss = 0.35 + rnd_unit();
+    a->test_accuracy_delta = -0.0041 - rnd_unit() * 1e-5;
+    a->eval_note = xstrdup("");
+    a->run_seconds = 12.5 + rnd_unit();
     a->n_metrics = 2;
     a->metrics = calloc(2, sizeof(*a->metrics));
     a->metrics[0].name = xstrdup("loss_scale");
@@ -218,6 +225,7 @@ static void fill_results(struct oomb_results *r)
     b->batch = 1;
     b->outcome = OOMB_OUTCOME_SKIPPED;
     b->reason = xstrdup("needs CUDA");
+    b->eval_note = xstrdup("plugin \"fp16\" has no evaluate(): ünï");
 
     r->n_checks = 2;
     r->checks = calloc(2, sizeof(*r->checks));
@@ -317,6 +325,15 @@ static void assert_same_run(const struct oomb_run_result *a, const struct oomb_r
     cr_assert_eq(a->has_accuracy, b->has_accuracy);
     cr_assert(same_double(a->accuracy, b->accuracy));
     cr_assert(same_double(a->accuracy_delta, b->accuracy_delta));
+    cr_assert_eq(a->has_eval, b->has_eval);
+    if (a->has_eval) {
+        cr_assert_eq(a->eval_samples, b->eval_samples);
+        cr_assert(same_double(a->test_accuracy, b->test_accuracy));
+        cr_assert(same_double(a->test_loss, b->test_loss));
+        cr_assert(same_double(a->test_accuracy_delta, b->test_accuracy_delta));
+    }
+    assert_same_str(a->eval_note, b->eval_note);
+    cr_assert(same_double(a->run_seconds, b->run_seconds));
     cr_assert_eq(a->n_metrics, b->n_metrics);
     for (int i = 0; i < a->n_metrics; i++) {
         cr_assert_str_eq(a->metrics[i].name, b->metrics[i].name);
@@ -425,6 +442,11 @@ Test(results, add_run_initialises_not_available_to_nan)
         cr_assert(isnan(run->output_rel_err) && isnan(run->weight_rel_err));
         cr_assert(isnan(run->final_loss) && isnan(run->accuracy));
         cr_assert(isnan(run->accuracy_delta));
+        cr_assert(isnan(run->test_accuracy) && isnan(run->test_loss));
+        cr_assert(isnan(run->test_accuracy_delta) && isnan(run->run_seconds));
+        cr_assert_eq(run->has_eval, 0);
+        cr_assert_eq(run->eval_samples, 0);
+        cr_assert_null(run->eval_note);
         cr_assert(isnan(run->step_stats.median));
         cr_assert_eq(run->peak_bytes, 0);
         cr_assert_null(run->scenario);
@@ -823,6 +845,134 @@ Test(results, read_tolerates_unknown_fields_and_nulls)
     oomb_results_free(&r);
 }
 
+/* ---------------------------------------------- held-out evaluation ---- */
+
+/* A minimal ok run of scenario "mlp" (owned by r). */
+static struct oomb_run_result *add_eval_run(struct oomb_results *r, const char *strategy)
+{
+    struct oomb_run_result *run = oomb_results_add_run(r);
+    cr_assert_not_null(run);
+    run->scenario = xstrdup("mlp");
+    run->strategy = xstrdup(strategy);
+    run->plugin = xstrdup(strategy);
+    run->plugin_path = xstrdup("");
+    run->reason = xstrdup("");
+    run->mode = OOMB_MODE_TRAIN;
+    run->backend = OOMB_BACKEND_CPU;
+    run->batch = 64;
+    run->outcome = OOMB_OUTCOME_OK;
+    run->final_loss = 0.5;
+    return run;
+}
+
+Test(results, eval_fields_layout_and_round_trip)
+{
+    struct oomb_results r = {0}, back;
+    char err[512] = "";
+    struct oomb_run_result *a = add_eval_run(&r, "none");
+    a->has_eval = 1;
+    a->eval_samples = 10000;
+    a->test_accuracy = 0.8734;
+    a->test_loss = 0.41560000000000002;
+    a->test_accuracy_delta = 0;
+    a->run_seconds = 3.25;
+    struct oomb_run_result *b = add_eval_run(&r, "plain"); /* nothing of it */
+    b->eval_note = xstrdup("");
+    struct oomb_run_result *c = add_eval_run(&r, "noeval"); /* wanted, not possible */
+    c->eval_note = xstrdup("plugin 'noeval' has no evaluate()");
+    c->run_seconds = 1e-3;
+    struct oomb_run_result *d = add_eval_run(&r, "diverged"); /* evaluated, no number */
+    d->has_eval = 1;
+    d->eval_samples = 500;
+    const char *path = path_in("eval.json");
+    cr_assert_eq(oomb_results_write(&r, path, err, sizeof(err)), OOMB_OK, "%s", err);
+
+    json_error_t jerr;
+    json_t *root = json_load_file(path, 0, &jerr);
+    cr_assert_not_null(root, "%s", jerr.text);
+    json_t *runs = json_object_get(root, "runs");
+    json_t *qa = json_object_get(json_array_get(runs, 0), "quality");
+    cr_assert(json_is_real(json_object_get(qa, "test_accuracy")));
+    cr_assert_eq(json_real_value(json_object_get(qa, "test_accuracy")), 0.8734);
+    cr_assert(json_is_real(json_object_get(qa, "test_loss")));
+    cr_assert(json_is_real(json_object_get(qa, "test_accuracy_delta")));
+    cr_assert(json_is_integer(json_object_get(qa, "eval_samples")));
+    cr_assert_eq(json_integer_value(json_object_get(qa, "eval_samples")), 10000);
+    cr_assert_null(json_object_get(qa, "eval_note"), "an empty note is not written");
+    json_t *ta = json_object_get(json_array_get(runs, 0), "time");
+    cr_assert_eq(json_real_value(json_object_get(ta, "run_seconds")), 3.25);
+    cr_assert_str_eq(json_string_value(json_object_get(ta, "unit")), "ns");
+
+    /* has_eval = 0: none of the fields, not even as null */
+    json_t *qb = json_object_get(json_array_get(runs, 1), "quality");
+    const char *eval_keys[] = {"test_accuracy", "test_loss", "test_accuracy_delta",
+                               "eval_samples", "eval_note"};
+    for (size_t i = 0; i < sizeof(eval_keys) / sizeof(eval_keys[0]); i++)
+        cr_assert_null(json_object_get(qb, eval_keys[i]), "%s written", eval_keys[i]);
+    cr_assert_null(json_object_get(json_object_get(json_array_get(runs, 1), "time"),
+                                   "run_seconds"));
+    /* the note alone */
+    json_t *qc = json_object_get(json_array_get(runs, 2), "quality");
+    cr_assert_null(json_object_get(qc, "test_accuracy"));
+    cr_assert_null(json_object_get(qc, "eval_samples"));
+    cr_assert_str_eq(json_string_value(json_object_get(qc, "eval_note")),
+                     "plugin 'noeval' has no evaluate()");
+    /* evaluated without a finite number: null, still present */
+    json_t *qd = json_object_get(json_array_get(runs, 3), "quality");
+    cr_assert(json_is_null(json_object_get(qd, "test_accuracy")));
+    cr_assert(json_is_null(json_object_get(qd, "test_accuracy_delta")));
+    json_decref(root);
+
+    cr_assert_eq(oomb_results_read(path, &back, err, sizeof(err)), OOMB_OK, "%s", err);
+    assert_same_results(&r, &back);
+    cr_assert_eq(back.runs[0].has_eval, 1);
+    cr_assert_eq(back.runs[0].test_accuracy, 0.8734);
+    cr_assert_eq(back.runs[0].test_accuracy_delta, 0.0);
+    cr_assert_eq(back.runs[0].run_seconds, 3.25);
+    cr_assert_eq(back.runs[1].has_eval, 0);
+    cr_assert(isnan(back.runs[1].test_accuracy) && isnan(back.runs[1].run_seconds));
+    cr_assert_str_eq(back.runs[1].eval_note, "", "a read string is never NULL");
+    cr_assert_eq(back.runs[2].has_eval, 0);
+    cr_assert_eq(back.runs[2].eval_samples, 0);
+    cr_assert_eq(back.runs[2].run_seconds, 1e-3);
+    cr_assert_eq(back.runs[3].has_eval, 1);
+    cr_assert_eq(back.runs[3].eval_samples, 500);
+    cr_assert(isnan(back.runs[3].test_accuracy) && isnan(back.runs[3].test_loss));
+
+    /* what was read writes the same file */
+    const char *path2 = path_in("eval-again.json");
+    cr_assert_eq(oomb_results_write(&back, path2, err, sizeof(err)), OOMB_OK, "%s", err);
+    char *t1 = slurp(path), *t2 = slurp(path2);
+    cr_assert_str_eq(t1, t2);
+    free(t1);
+    free(t2);
+    oomb_results_free(&back);
+    oomb_results_free(&r);
+}
+
+Test(results, eval_fields_of_the_wrong_type_are_named)
+{
+    struct oomb_results r;
+    char err[512] = "";
+    const char *path = path_in("bad-eval.json");
+    write_text(path, "{\"schema\": \"oombench-results/1\", \"runs\": [{\"outcome\": \"ok\","
+                     " \"quality\": {\"test_accuracy\": \"high\"}}]}");
+    cr_assert_eq(oomb_results_read(path, &r, err, sizeof(err)), OOMB_ERR_PARSE);
+    cr_assert_not_null(strstr(err, "'runs[0].quality.test_accuracy'"), "%s", err);
+    write_text(path, "{\"schema\": \"oombench-results/1\", \"runs\": [{\"outcome\": \"ok\","
+                     " \"quality\": {\"test_accuracy\": 0.5, \"eval_samples\": -1}}]}");
+    cr_assert_eq(oomb_results_read(path, &r, err, sizeof(err)), OOMB_ERR_PARSE);
+    cr_assert_not_null(strstr(err, "'runs[0].quality.eval_samples'"), "%s", err);
+    write_text(path, "{\"schema\": \"oombench-results/1\", \"runs\": [{\"outcome\": \"ok\","
+                     " \"time\": {\"run_seconds\": \"1 s\"}}]}");
+    cr_assert_eq(oomb_results_read(path, &r, err, sizeof(err)), OOMB_ERR_PARSE);
+    cr_assert_not_null(strstr(err, "'runs[0].time.run_seconds'"), "%s", err);
+    write_text(path, "{\"schema\": \"oombench-results/1\", \"runs\": [{\"outcome\": \"ok\","
+                     " \"quality\": {\"eval_note\": 3}}]}");
+    cr_assert_eq(oomb_results_read(path, &r, err, sizeof(err)), OOMB_ERR_PARSE);
+    cr_assert_not_null(strstr(err, "'runs[0].quality.eval_note'"), "%s", err);
+}
+
 /* -------------------------------------------------------------- stats ---- */
 
 TestSuite(stats, .init = seed_rng);
@@ -1071,4 +1221,160 @@ Test(table, no_runs)
     char *t = table_text(&r, 1);
     cr_assert_str_eq(t, "no runs\n");
     free(t);
+}
+
+/* Display column (in code points) where `needle` ends in the line starting
+ * at `line`; -1 when the line does not contain it. */
+static int end_column(const char *line, const char *needle)
+{
+    const char *end = strchr(line, '\n');
+    const char *m = strstr(line, needle);
+    if (!m || (end && m > end))
+        return -1;
+    int c = 0;
+    for (const char *p = line; p < m + strlen(needle); p++)
+        c += ((unsigned char)*p & 0xC0) != 0x80;
+    return c;
+}
+
+static const char *line_with(const char *t, const char *needle)
+{
+    const char *m = strstr(t, needle);
+    cr_assert_not_null(m, "no '%s' in\n%s", needle, t);
+    while (m > t && m[-1] != '\n')
+        m--;
+    return m;
+}
+
+Test(table, eval_columns_only_in_groups_with_an_evaluation)
+{
+    struct oomb_results r = {0};
+    add_simple_run(&r, "mlp", "none", 64, OOMB_OUTCOME_OK, "");
+    add_simple_run(&r, "mlp", "checkpoint", 64, OOMB_OUTCOME_OK, "");
+    add_simple_run(&r, "mlp", "noeval", 64, OOMB_OUTCOME_OK, "");
+    add_simple_run(&r, "conv", "none", 32, OOMB_OUTCOME_OK, "");
+    r.runs[0].has_eval = 1;
+    r.runs[0].eval_samples = 10000;
+    r.runs[0].test_accuracy = 0.8775;
+    r.runs[0].test_accuracy_delta = 0;
+    r.runs[0].run_seconds = 2.5;
+    r.runs[1].has_eval = 1;
+    r.runs[1].eval_samples = 10000;
+    r.runs[1].test_accuracy = 0.8734;
+    r.runs[1].test_accuracy_delta = -0.0041;
+    r.runs[1].run_seconds = 3.75;
+    r.runs[2].eval_note = xstrdup("plugin 'noeval' has no evaluate()");
+    r.runs[2].run_seconds = 0.25;
+
+    char *t = table_text(&r, 0);
+    cr_log_info("%s", t);
+    const char *mlp = strstr(t, "mlp (train, batch 64)\n"), *conv = strstr(t, "conv (train");
+    cr_assert(mlp && conv && mlp < conv, "%s", t);
+    const char *head = strchr(mlp, '\n') + 1;
+    cr_assert_neq(end_column(head, "run time"), -1, "%s", t);
+    cr_assert_neq(end_column(head, "test acc"), -1, "%s", t);
+    cr_assert_neq(end_column(head, "Î test"), -1, "%s", t);
+    /* the columns come in this order, after samples/s and acc */
+    cr_assert_lt(end_column(head, "samples/s"), end_column(head, "run time"));
+    cr_assert_lt(end_column(head, "run time"), end_column(head, "loss"));
+    cr_assert_lt(end_column(head, "loss"), end_column(head, "test acc"));
+    cr_assert_lt(end_column(head, "test acc"), end_column(head, "Î test"));
+    cr_assert_lt(end_column(head, "Î test"), end_column(head, "dev"));
+    /* right-aligned under their headers */
+    const char *none = line_with(mlp, "0.8775"), *ck = line_with(mlp, "0.8734");
+    cr_assert_eq(end_column(none, "0.8775"), end_column(head, "test acc"), "%s", t);
+    cr_assert_eq(end_column(ck, "0.8734"), end_column(head, "test acc"), "%s", t);
+    cr_assert_eq(end_column(none, "+0.00 pp"), end_column(head, "Î test"), "%s", t);
+    cr_assert_eq(end_column(ck, "-0.41 pp"), end_column(head, "Î test"), "%s", t);
+    cr_assert_eq(end_column(none, "2.50 s"), end_column(head, "run time"), "%s", t);
+    cr_assert_eq(end_column(ck, "3.75 s"), end_column(head, "run time"), "%s", t);
+    const char *ne = line_with(mlp, "noeval");
+    cr_assert_eq(end_column(ne, "250.0 ms"), end_column(head, "run time"), "%s", t);
+    /* the scenario's wall time after its group, none for conv (not measured) */
+    const char *total = strstr(t, "mlp: 3 run(s) took 6.50 s\n");
+    cr_assert(total && total > ne && total < conv, "%s", t);
+    cr_assert_null(strstr(t, "conv: "), "%s", t);
+    /* the group without an evaluation keeps its columns */
+    const char *chead = strchr(conv, '\n') + 1;
+    cr_assert_eq(end_column(chead, "test acc"), -1, "%s", t);
+    cr_assert_eq(end_column(chead, "run time"), -1, "%s", t);
+    cr_assert_eq(end_column(chead, "Î"), -1, "%s", t);
+    cr_assert_null(strstr(t, " \n"), "no trailing blanks");
+    free(t);
+    oomb_results_free(&r);
+}
+
+Test(table, scenario_time_after_its_last_group)
+{
+    struct oomb_results r = {0};
+    add_simple_run(&r, "mlp", "none", 32, OOMB_OUTCOME_OK, "");
+    add_simple_run(&r, "mlp", "none", 64, OOMB_OUTCOME_OK, "");
+    add_simple_run(&r, "mlp", "skippy", 64, OOMB_OUTCOME_SKIPPED, "needs CUDA");
+    add_simple_run(&r, "conv", "none", 64, OOMB_OUTCOME_OK, "");
+    r.runs[0].run_seconds = 1.5;
+    r.runs[1].run_seconds = 90.0;
+    r.runs[3].run_seconds = 0.5e-3;
+    char *t = table_text(&r, 0);
+    cr_log_info("%s", t);
+    const char *g32 = strstr(t, "mlp (train, batch 32)"), *g64 = strstr(t, "mlp (train, batch 64)");
+    const char *total = strstr(t, "mlp: 2 run(s) took 91.50 s\n");
+    cr_assert(g32 && g64 && total && g32 < g64 && g64 < total, "%s", t);
+    cr_assert_not_null(strstr(total, "\nconv (train, batch 64)\n"), "%s", t);
+    cr_assert_not_null(strstr(t, "conv: 1 run(s) took 500 us\n"), "%s", t);
+    /* without evaluation, no run time column */
+    cr_assert_null(strstr(t, "run time"), "%s", t);
+    double sec;
+    cr_assert_eq(oomb_scenario_run_time(&r, "mlp", &sec), 2);
+    cr_assert_float_eq(sec, 91.5, 1e-12);
+    cr_assert_eq(oomb_scenario_run_time(&r, NULL, &sec), 3);
+    cr_assert_float_eq(sec, 91.5005, 1e-12);
+    cr_assert_eq(oomb_scenario_run_time(&r, "other", &sec), 0);
+    cr_assert(isnan(sec));
+    free(t);
+    oomb_results_free(&r);
+}
+
+/* Runs with fixed numbers, none evaluated: the table is exactly what it was
+ * before evaluation columns existed. */
+Test(table, table_without_evaluation_is_unchanged)
+{
+    struct oomb_results r = {0};
+    static const int64_t steps[3] = {12000000, 12500000, 11800000};
+    const char *labels[] = {"none", "checkpoint"};
+    for (int i = 0; i < 2; i++) {
+        struct oomb_run_result *run = oomb_results_add_run(&r);
+        cr_assert_not_null(run);
+        run->scenario = xstrdup("mlp");
+        run->strategy = xstrdup(labels[i]);
+        run->mode = OOMB_MODE_TRAIN;
+        run->batch = 64;
+        run->outcome = OOMB_OUTCOME_OK;
+        run->reason = xstrdup("");
+        run->peak_bytes = (3ull << 20) - (uint64_t)i * (1ull << 20);
+        run->peak_by_tag[OOMB_TAG_WEIGHTS] = 1ull << 20;
+        run->peak_by_tag[OOMB_TAG_ACTIVATIONS] = (2ull << 20) - (uint64_t)i * (1ull << 20);
+        run->n_steps = 3;
+        run->step_ns = malloc(3 * sizeof(int64_t));
+        cr_assert_not_null(run->step_ns);
+        memcpy(run->step_ns, steps, sizeof steps);
+        run->step_stats.median = 12000000 + i * 1000000;
+        run->step_stats.ci_low = run->step_stats.median - 240000;
+        run->step_stats.ci_high = run->step_stats.median + 240000;
+        run->samples_per_s = 5333.3 - 400 * i;
+        run->final_loss = 1.25 + 0.001 * i;
+        run->has_numerics = i;
+        run->grad_rel_err = i ? 3.25e-5 : NAN;
+        run->eval_note = xstrdup(i ? "plugin 'checkpoint' has no evaluate()" : "");
+    }
+    char *t = table_text(&r, 0);
+    cr_assert_str_eq(t,
+                     "mlp (train, batch 64)\n"
+                     "  strategy    outcome      peak   weights  grads  optim     activ  wkspace"
+                     "  other      step   ci95  samples/s   loss       dev\n"
+                     "  none        ok       3.00 MiB  1.00 MiB    0 B    0 B  2.00 MiB      0 B"
+                     "    0 B  12.00 ms  \xc2\xb1" "2.0%       5333   1.25         -\n"
+                     "  checkpoint  ok       2.00 MiB  1.00 MiB    0 B    0 B  1.00 MiB      0 B"
+                     "    0 B  13.00 ms  \xc2\xb1" "1.8%       4933  1.251  3.25e-05\n");
+    free(t);
+    oomb_results_free(&r);
 }

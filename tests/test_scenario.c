@@ -77,6 +77,12 @@ Test(scenario, minimal_file_gets_defaults)
     cr_expect_eq(sc->device, 0);
     cr_expect_eq(sc->timeout_s, 300.0);
     cr_expect_eq(sc->n_checks, 0);
+    cr_expect_eq(sc->eval_samples, 0, "no held-out samples by default on synthetic input");
+    cr_expect_eq(sc->epochs, 0.0);
+    cr_expect_eq(oomb_scenario_measured_steps(sc, 4), 5);
+    cr_expect_eq(sc->input_rank, 1);
+    cr_expect_eq(sc->input_shape[0], 8);
+    cr_expect_eq(sc->n_nested, 0);
     cr_assert_eq(sc->model.n_layers, 1);
     const struct oomb_layer *l = sc->model.layers[0];
     cr_expect_eq(l->struct_size, sizeof(struct oomb_layer));
@@ -112,10 +118,13 @@ Test(scenario, full_file_sets_every_key)
     cr_expect_eq(sc->device, 1);
     cr_expect_eq(sc->timeout_s, 120.0);
 
+    cr_expect_eq(sc->eval_samples, 500);
+    cr_expect_eq(sc->epochs, 0.0);
+
     cr_assert_eq(sc->model.n_layers, 5);
     const struct oomb_layer *const *L = sc->model.layers;
-    cr_expect_eq(L[0]->in_features, 32);
-    cr_expect_eq(L[0]->n_params, 64 * 32 + 64);
+    cr_expect_eq(L[0]->in_features, 784);
+    cr_expect_eq(L[0]->n_params, 64 * 784 + 64);
     cr_expect_eq(L[1]->kind, OOMB_LAYER_GELU);
     cr_expect_eq(L[1]->in_features, 64);
     cr_expect_eq(L[1]->out_features, 64);
@@ -123,7 +132,7 @@ Test(scenario, full_file_sets_every_key)
     cr_expect_eq(L[2]->has_bias, 0);
     cr_expect_eq(L[2]->n_params, 16 * 64);
     cr_expect_eq(L[3]->kind, OOMB_LAYER_RELU);
-    cr_expect_eq(L[4]->out_features, 4);
+    cr_expect_eq(L[4]->out_features, 10);
 
     cr_assert_eq(sc->n_strategies, 3);
     const struct oomb_strategy_spec *ck = &sc->strategies[1];
@@ -189,6 +198,283 @@ Test(scenario, tiny_error_buffer_is_safe)
                  OOMB_ERR_PARSE);
 }
 
+/* ------------------------------------------------------------ layers */
+
+/* Checks every field a layer kind defines; attrs are compared in full. */
+static void expect_layer(const struct oomb_layer *l, const char *what, enum oomb_layer_kind kind,
+                         int64_t in, int64_t out, int64_t n_params, int64_t n_buffers,
+                         const int64_t *attrs, int n_attrs)
+{
+    cr_assert_not_null(l, "%s", what);
+    cr_expect_eq(l->struct_size, sizeof(struct oomb_layer), "%s", what);
+    cr_expect_eq(l->kind, kind, "%s: kind %d", what, (int)l->kind);
+    cr_expect_eq(l->in_features, in, "%s: in %lld", what, (long long)l->in_features);
+    cr_expect_eq(l->out_features, out, "%s: out %lld", what, (long long)l->out_features);
+    cr_expect_eq(l->n_params, n_params, "%s: n_params %lld", what, (long long)l->n_params);
+    cr_expect_eq(l->n_buffers, n_buffers, "%s: n_buffers %lld", what, (long long)l->n_buffers);
+    for (int i = 0; i < 8; i++) {
+        int64_t want = i < n_attrs ? attrs[i] : 0;
+        cr_expect_eq(l->attrs[i], want, "%s: attrs[%d] = %lld, want %lld", what, i,
+                     (long long)l->attrs[i], (long long)want);
+    }
+    if (kind != OOMB_LAYER_RESIDUAL) {
+        cr_expect_eq(l->n_body, 0, "%s", what);
+        cr_expect_null(l->body, "%s", what);
+    }
+}
+
+#define ATTRS(...) ((const int64_t[]){__VA_ARGS__}), (int)(sizeof((int64_t[]){__VA_ARGS__}) / 8)
+#define NO_ATTRS NULL, 0
+
+/* The body pointers of a residual are the scenario's own. */
+static void expect_owned_body(const struct oomb_scenario *sc, const struct oomb_layer *r)
+{
+    cr_assert_gt(r->n_body, 0);
+    cr_assert_not_null(r->body);
+    cr_expect(r->body >= sc->body_ptrs && r->body + r->n_body <= sc->body_ptrs + sc->n_nested,
+              "body pointers outside sc->body_ptrs");
+    for (int i = 0; i < r->n_body; i++)
+        cr_expect(r->body[i] >= sc->nested_storage &&
+                      r->body[i] < sc->nested_storage + sc->n_nested,
+                  "body layer %d outside sc->nested_storage", i);
+    cr_expect_eq(r->has_bias, 0);
+}
+
+Test(scenario, cnn_layers)
+{
+    struct oomb_scenario *sc = load_ok(DATA "/good/cnn.yaml");
+    cr_expect_eq(sc->input_kind, OOMB_INPUT_FASHION_MNIST);
+    cr_expect_eq(sc->eval_samples, 10000, "fashion-mnist evaluates on its whole test set");
+    cr_expect_eq(sc->input_rank, 3);
+    cr_expect_eq(sc->input_shape[0], 1);
+    cr_expect_eq(sc->input_shape[1], 28);
+    cr_expect_eq(sc->input_shape[2], 28);
+    cr_expect_eq(sc->model.input_features, 784);
+    cr_expect_eq(sc->n_nested, 0);
+    cr_assert_eq(sc->model.n_layers, 10);
+    const struct oomb_layer *const *L = sc->model.layers;
+    expect_layer(L[0], "conv 1", OOMB_LAYER_CONV2D, 784, 8 * 28 * 28, 8 * 9 + 8, 0,
+                 ATTRS(1, 28, 28, 8, 3, 1, 1));
+    cr_expect_eq(L[0]->has_bias, 1);
+    expect_layer(L[1], "bn 1", OOMB_LAYER_BATCHNORM, 6272, 6272, 16, 16, ATTRS(8, 784));
+    expect_layer(L[2], "relu 1", OOMB_LAYER_RELU, 6272, 6272, 0, 0, NO_ATTRS);
+    expect_layer(L[3], "pool 1", OOMB_LAYER_MAXPOOL, 6272, 8 * 14 * 14, 0, 0,
+                 ATTRS(8, 28, 28, 2, 2));
+    expect_layer(L[4], "conv 2", OOMB_LAYER_CONV2D, 1568, 16 * 14 * 14, 16 * 8 * 9, 0,
+                 ATTRS(8, 14, 14, 16, 3, 1, 1));
+    cr_expect_eq(L[4]->has_bias, 0);
+    expect_layer(L[5], "bn 2", OOMB_LAYER_BATCHNORM, 3136, 3136, 32, 32, ATTRS(16, 196));
+    expect_layer(L[6], "relu 2", OOMB_LAYER_RELU, 3136, 3136, 0, 0, NO_ATTRS);
+    expect_layer(L[7], "pool 2", OOMB_LAYER_MAXPOOL, 3136, 16 * 6 * 6, 0, 0,
+                 ATTRS(16, 14, 14, 3, 2));
+    expect_layer(L[8], "flatten", OOMB_LAYER_FLATTEN, 576, 576, 0, 0, NO_ATTRS);
+    expect_layer(L[9], "linear", OOMB_LAYER_LINEAR, 576, 10, 5770, 0, ATTRS(0));
+    cr_expect_eq(L[9]->has_bias, 1);
+    oomb_scenario_destroy(sc);
+}
+
+Test(scenario, residual_cnn_block)
+{
+    struct oomb_scenario *sc = load_ok(DATA "/good/resnet.yaml");
+    cr_expect_eq(sc->input_rank, 3);
+    cr_expect_eq(sc->model.input_features, 3 * 16 * 16);
+    cr_assert_eq(sc->model.n_layers, 6);
+    cr_expect_eq(sc->n_nested, 5);
+    const struct oomb_layer *const *L = sc->model.layers;
+    expect_layer(L[0], "stem", OOMB_LAYER_CONV2D, 768, 2048, 8 * 3 * 9 + 8, 0,
+                 ATTRS(3, 16, 16, 8, 3, 1, 1));
+    const struct oomb_layer *r = L[1];
+    expect_layer(r, "residual", OOMB_LAYER_RESIDUAL, 2048, 2048, 584 + 16 + 576 + 16, 32, NO_ATTRS);
+    cr_assert_eq(r->n_body, 5);
+    expect_owned_body(sc, r);
+    expect_layer(r->body[0], "body conv 1", OOMB_LAYER_CONV2D, 2048, 2048, 8 * 8 * 9 + 8, 0,
+                 ATTRS(8, 16, 16, 8, 3, 1, 1));
+    expect_layer(r->body[1], "body bn 1", OOMB_LAYER_BATCHNORM, 2048, 2048, 16, 16, ATTRS(8, 256));
+    expect_layer(r->body[2], "body relu", OOMB_LAYER_RELU, 2048, 2048, 0, 0, NO_ATTRS);
+    expect_layer(r->body[3], "body conv 2", OOMB_LAYER_CONV2D, 2048, 2048, 8 * 8 * 9, 0,
+                 ATTRS(8, 16, 16, 8, 3, 1, 1));
+    cr_expect_eq(r->body[3]->has_bias, 0);
+    expect_layer(r->body[4], "body bn 2", OOMB_LAYER_BATCHNORM, 2048, 2048, 16, 16, ATTRS(8, 256));
+    expect_layer(L[2], "relu", OOMB_LAYER_RELU, 2048, 2048, 0, 0, NO_ATTRS);
+    expect_layer(L[3], "pool", OOMB_LAYER_MAXPOOL, 2048, 512, 0, 0, ATTRS(8, 16, 16, 2, 2));
+    expect_layer(L[4], "flatten", OOMB_LAYER_FLATTEN, 512, 512, 0, 0, NO_ATTRS);
+    expect_layer(L[5], "linear", OOMB_LAYER_LINEAR, 512, 10, 5130, 0, ATTRS(0));
+    oomb_scenario_destroy(sc);
+}
+
+/* A transformer item becomes exactly two residuals:
+ * [layernorm, attention] and [layernorm, linear mlp*C, gelu, linear C]. */
+static void expect_transformer(const struct oomb_scenario *sc, const struct oomb_layer *const *L,
+                               int64_t heads, int64_t mlp, int causal)
+{
+    const int64_t T = 28, C = 28, H = mlp * C;
+    const int64_t attn = 4 * C * C + 4 * C, up = H * C + H, down = C * H + C;
+    expect_layer(L[0], "attention residual", OOMB_LAYER_RESIDUAL, T * C, T * C, 2 * C + attn, 0,
+                 NO_ATTRS);
+    cr_assert_eq(L[0]->n_body, 2);
+    expect_owned_body(sc, L[0]);
+    expect_layer(L[0]->body[0], "ln 1", OOMB_LAYER_LAYERNORM, T * C, T * C, 2 * C, 0, ATTRS(T, C));
+    expect_layer(L[0]->body[1], "attention", OOMB_LAYER_ATTENTION, T * C, T * C, attn, 0,
+                 ATTRS(T, C, heads, causal));
+    expect_layer(L[1], "mlp residual", OOMB_LAYER_RESIDUAL, T * C, T * C, 2 * C + up + down, 0,
+                 NO_ATTRS);
+    cr_assert_eq(L[1]->n_body, 4);
+    expect_owned_body(sc, L[1]);
+    expect_layer(L[1]->body[0], "ln 2", OOMB_LAYER_LAYERNORM, T * C, T * C, 2 * C, 0, ATTRS(T, C));
+    expect_layer(L[1]->body[1], "up", OOMB_LAYER_LINEAR, T * C, T * H, up, 0, ATTRS(T));
+    cr_expect_eq(L[1]->body[1]->has_bias, 1);
+    expect_layer(L[1]->body[2], "gelu", OOMB_LAYER_GELU, T * H, T * H, 0, 0, NO_ATTRS);
+    expect_layer(L[1]->body[3], "down", OOMB_LAYER_LINEAR, T * H, T * C, down, 0, ATTRS(T));
+    cr_expect_eq(L[1]->body[3]->has_bias, 1);
+}
+
+Test(scenario, transformer_expands_into_two_residuals)
+{
+    struct oomb_scenario *sc = load_ok(DATA "/good/transformer.yaml");
+    cr_expect_eq(sc->input_rank, 2);
+    cr_expect_eq(sc->input_shape[0], 28);
+    cr_expect_eq(sc->input_shape[1], 28);
+    cr_expect_eq(sc->seed, 3);
+    cr_expect_eq(sc->eval_samples, 2000);
+    cr_expect_eq(sc->epochs, 2.0);
+    cr_assert_eq(sc->model.n_layers, 7, "two transformers, layernorm, flatten, linear");
+    cr_expect_eq(sc->n_nested, 12);
+    const struct oomb_layer *const *L = sc->model.layers;
+    expect_transformer(sc, &L[0], 4, 2, 1);
+    expect_transformer(sc, &L[2], 7, 4, 0); /* `transformer: 7`: mlp 4, not causal */
+    cr_expect_neq(L[0]->body, L[1]->body);
+    cr_expect_neq(L[2]->body[0], L[0]->body[0]);
+    expect_layer(L[4], "final ln", OOMB_LAYER_LAYERNORM, 784, 784, 56, 0, ATTRS(28, 28));
+    expect_layer(L[5], "flatten", OOMB_LAYER_FLATTEN, 784, 784, 0, 0, NO_ATTRS);
+    expect_layer(L[6], "head", OOMB_LAYER_LINEAR, 784, 10, 7850, 0, ATTRS(0));
+    oomb_scenario_destroy(sc);
+}
+
+Test(scenario, token_layers_and_nested_residual)
+{
+    struct oomb_scenario *sc = load_ok(DATA "/good/tokens.yaml");
+    cr_expect_eq(sc->eval_samples, 256, "eval on synthetic input");
+    cr_expect_eq(sc->model.input_features, 96);
+    cr_assert_eq(sc->model.n_layers, 11);
+    cr_expect_eq(sc->n_nested, 5);
+    const struct oomb_layer *const *L = sc->model.layers;
+    expect_layer(L[0], "linear per token", OOMB_LAYER_LINEAR, 96, 192, 24 * 12 + 24, 0, ATTRS(8));
+    cr_expect_eq(L[0]->has_bias, 1);
+    expect_layer(L[1], "gelu", OOMB_LAYER_GELU, 192, 192, 0, 0, NO_ATTRS);
+    expect_layer(L[2], "linear no bias", OOMB_LAYER_LINEAR, 192, 96, 12 * 24, 0, ATTRS(8));
+    cr_expect_eq(L[2]->has_bias, 0);
+    expect_layer(L[3], "attention", OOMB_LAYER_ATTENTION, 96, 96, 4 * 144 + 48, 0,
+                 ATTRS(8, 12, 3, 1));
+
+    const struct oomb_layer *r = L[4];
+    expect_layer(r, "outer residual", OOMB_LAYER_RESIDUAL, 96, 96, 24 + 624 + 156, 0, NO_ATTRS);
+    cr_assert_eq(r->n_body, 3);
+    expect_owned_body(sc, r);
+    expect_layer(r->body[0], "ln", OOMB_LAYER_LAYERNORM, 96, 96, 24, 0, ATTRS(8, 12));
+    expect_layer(r->body[1], "attention 2", OOMB_LAYER_ATTENTION, 96, 96, 624, 0,
+                 ATTRS(8, 12, 2, 0));
+    const struct oomb_layer *in = r->body[2];
+    expect_layer(in, "inner residual", OOMB_LAYER_RESIDUAL, 96, 96, 156, 0, NO_ATTRS);
+    cr_assert_eq(in->n_body, 2);
+    expect_owned_body(sc, in);
+    expect_layer(in->body[0], "inner linear", OOMB_LAYER_LINEAR, 96, 96, 156, 0, ATTRS(8));
+    expect_layer(in->body[1], "inner relu", OOMB_LAYER_RELU, 96, 96, 0, 0, NO_ATTRS);
+
+    expect_layer(L[5], "ln tokens", OOMB_LAYER_LAYERNORM, 96, 96, 24, 0, ATTRS(8, 12));
+    expect_layer(L[6], "flatten", OOMB_LAYER_FLATTEN, 96, 96, 0, 0, NO_ATTRS);
+    expect_layer(L[7], "flatten on flat", OOMB_LAYER_FLATTEN, 96, 96, 0, 0, NO_ATTRS);
+    expect_layer(L[8], "ln flat", OOMB_LAYER_LAYERNORM, 96, 96, 192, 0, ATTRS(1, 96));
+    expect_layer(L[9], "bn flat", OOMB_LAYER_BATCHNORM, 96, 96, 192, 192, ATTRS(96, 1));
+    expect_layer(L[10], "head", OOMB_LAYER_LINEAR, 96, 10, 970, 0, ATTRS(0));
+    oomb_scenario_destroy(sc);
+}
+
+/* The MLP scenarios (flat input; linear, relu and gelu layers only) load as
+ * under ABI 1.0: no attrs, buffers or bodies, and relu/gelu keep has_bias = 1. */
+Test(scenario, mlp_scenarios_keep_their_layers)
+{
+    DIR *d = opendir(OOMB_SOURCE_DIR "/scenarios");
+    cr_assert_not_null(d);
+    int files = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        size_t len = strlen(e->d_name);
+        if (len < 5 || strcmp(e->d_name + len - 5, ".yaml") != 0)
+            continue;
+        char path[512];
+        snprintf(path, sizeof path, "%s/scenarios/%s", OOMB_SOURCE_DIR, e->d_name);
+        struct oomb_scenario *sc = load_ok(path);
+        int mlp = sc->input_rank == 1;
+        for (int i = 0; i < sc->model.n_layers; i++)
+            mlp &= sc->model.layers[i]->kind <= OOMB_LAYER_GELU;
+        if (!mlp) { /* a model of ABI 1.1 layers */
+            oomb_scenario_destroy(sc);
+            continue;
+        }
+        files++;
+        cr_expect_eq(sc->n_nested, 0, "%s", path);
+        int64_t in = sc->model.input_features;
+        for (int i = 0; i < sc->model.n_layers; i++) {
+            const struct oomb_layer *l = sc->model.layers[i];
+            char what[600];
+            snprintf(what, sizeof what, "%s layer %d", e->d_name, i + 1);
+            int64_t out = l->kind == OOMB_LAYER_LINEAR ? l->out_features : in;
+            int64_t np = l->kind == OOMB_LAYER_LINEAR ? out * in + (l->has_bias ? out : 0) : 0;
+            expect_layer(l, what, l->kind, in, out, np, 0, NO_ATTRS);
+            if (l->kind != OOMB_LAYER_LINEAR)
+                cr_expect_eq(l->has_bias, 1, "%s", what);
+            in = out;
+        }
+        oomb_scenario_destroy(sc);
+    }
+    closedir(d);
+    cr_expect_geq(files, 5);
+}
+
+/* ------------------------------------------------------------ epochs, eval */
+
+Test(scenario, epochs_give_measured_steps_per_batch)
+{
+    struct oomb_scenario *sc = load_ok(DATA "/good/epochs.yaml");
+    cr_expect_eq(sc->epochs, 0.5);
+    cr_expect_eq(sc->eval_samples, 0, "eval: 0 turns evaluation off");
+    cr_expect_eq(sc->warmup_steps, 1);
+    cr_expect_eq(oomb_scenario_measured_steps(sc, 64), 469, "ceil(30000 / 64)");
+    cr_expect_eq(oomb_scenario_measured_steps(sc, 100), 300);
+    cr_expect_eq(oomb_scenario_measured_steps(sc, 30000), 1);
+    cr_expect_eq(oomb_scenario_measured_steps(sc, 60000), 1);
+    cr_expect_eq(oomb_scenario_measured_steps(sc, 0), 0);
+    oomb_scenario_destroy(sc);
+
+    sc = load_ok(DATA "/good/transformer.yaml");
+    cr_expect_eq(oomb_scenario_measured_steps(sc, 128), 938, "ceil(2 * 60000 / 128)");
+    cr_expect_eq(oomb_scenario_measured_steps(sc, 7), 17143);
+    cr_expect_eq(oomb_scenario_measured_steps(sc, 1), 2 * OOMB_SCENARIO_FMNIST_TRAIN_SAMPLES);
+    oomb_scenario_destroy(sc);
+}
+
+Test(scenario, measured_steps_of_fractional_epochs)
+{
+    static const struct {
+        double epochs;
+        int64_t batch, want;
+    } cases[] = {
+        {0.1, 60, 100},  {0.3, 600, 30},  {0.7, 100, 420}, {1.0 / 3.0, 7, 2858},
+        {1, 60000, 1},   {1, 60001, 1},   {1, 59999, 2},   {2.5, 1000, 150},
+        {1e-6, 1000, 1}, {0.001, 256, 1}, {3, 128, 1407},  {1.1, 64, 1032},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct oomb_scenario sc;
+        memset(&sc, 0, sizeof sc);
+        sc.measured_steps = 5;
+        sc.epochs = cases[i].epochs;
+        int64_t got = oomb_scenario_measured_steps(&sc, cases[i].batch);
+        cr_expect_eq(got, cases[i].want, "epochs %g batch %lld: got %lld, want %lld",
+                     cases[i].epochs, (long long)cases[i].batch, (long long)got,
+                     (long long)cases[i].want);
+    }
+    cr_expect_eq(oomb_scenario_measured_steps(NULL, 64), 0);
+}
+
 /* ------------------------------------------------------------ bad files */
 
 struct bad_case {
@@ -229,6 +515,64 @@ static const struct bad_case bad_cases[] = {
     {"two_documents.yaml", "11:1", NULL, "one YAML document"},
     {"not_mapping.yaml", "1:1", "(top level)", "got a sequence"},
     {"empty.yaml", "1:1", NULL, "empty scenario"},
+    /* shapes */
+    {"linear_on_image.yaml", "7:7", "model.layers",
+     "layer 3 (linear): its input is an image 16x14x14; add '- flatten' before it"},
+    {"conv_on_flat.yaml", "5:7", "model.layers",
+     "layer 1 (conv2d): its input is 784 features; conv2d needs an image"},
+    {"conv_kernel_too_big.yaml", "5:7", "model.layers",
+     "layer 1 (conv2d): kernel 7 does not fit its input 4x4 (H x W) with padding 1"},
+    {"conv_missing_kernel.yaml", "5:15", "model.layers.conv2d.kernel",
+     "layer 1 (conv2d): missing required key 'kernel'"},
+    {"conv_bad_stride.yaml", "6:55", "model.layers.conv2d.stride",
+     "layer 2.1 (conv2d): expected a positive integer, got 0"},
+    {"maxpool_on_tokens.yaml", "5:7", "model.layers",
+     "layer 1 (maxpool): its input is tokens 28x28; maxpool needs an image"},
+    {"maxpool_too_big.yaml", "6:7", "model.layers",
+     "layer 2 (maxpool): kernel 4 does not fit its input 3x8"},
+    {"batchnorm_on_tokens.yaml", "6:7", "model.layers",
+     "layer 2 (batchnorm): its input is tokens 28x32; batchnorm normalises the channels of an "
+     "image or flat features: use layernorm on tokens"},
+    {"layernorm_on_image.yaml", "5:7", "model.layers",
+     "layer 1 (layernorm): its input is an image 1x28x28; layernorm normalises tokens or flat "
+     "features"},
+    {"attention_on_flat.yaml", "6:7", "model.layers",
+     "layer 2 (attention): its input is 64 features; attention needs tokens (T, C)"},
+    {"attention_heads.yaml", "5:7", "model.layers",
+     "layer 1 (attention): 28 features per token do not split into 3 heads"},
+    {"residual_shape.yaml", "5:7", "model.layers",
+     "layer 1 (residual): its body maps tokens 28x28 to tokens 28x64 (output of layer 1.2 "
+     "(linear)); a residual's body must keep the shape"},
+    {"residual_empty.yaml", "5:17", "model.layers",
+     "layer 1 (residual): expected its body, a non-empty list of layers, got an empty list"},
+    {"nested_linear_on_image.yaml", "8:24", "model.layers",
+     "layer 4.2 (linear): its input is an image 4x8x8; add '- flatten' before it"},
+    {"nested_deep.yaml", "8:33", "model.layers",
+     "layer 2.2.2 (batchnorm): its input is tokens 8x12"},
+    {"nested_unknown_layer.yaml", "5:18", "model.layers",
+     "layer 1.1: unknown layer kind 'tanh'; expected one of: linear, relu, gelu, conv2d, "
+     "maxpool, batchnorm, layernorm, flatten, attention, residual, transformer"},
+    {"transformer_on_flat.yaml", "5:7", "model.layers",
+     "layer 1 (transformer): its input is 784 features; a transformer block needs tokens"},
+    {"transformer_heads.yaml", "5:7", "model.layers",
+     "layer 1 (transformer): 28 features per token do not split into 5 heads"},
+    {"last_layer_not_flat.yaml", "5:7", "model.layers",
+     "layer 1 (transformer), the last layer, outputs tokens 28x28 but the model must end with "
+     "model.classes (10) flat features"},
+    {"linear_tokens_in.yaml", "5:20", "model.layers.linear.in",
+     "layer 1 (linear): in_features 96 does not match the 12 features per token coming in"},
+    {"flatten_args.yaml", "5:7", "model.layers", "layer 1 (flatten): takes no arguments"},
+    {"model_input_rank.yaml", "2:10", "model.input",
+     "an image [C, H, W] or tokens [T, C], got a list of 4"},
+    /* fashion-mnist, eval, epochs */
+    {"fmnist_input.yaml", "2:10", "model.input", "Fashion-MNIST images are 1x28x28 in 10 classes"},
+    {"fmnist_classes.yaml", "3:12", "model.classes", "model.classes must be 10, got 5"},
+    {"eval_too_many.yaml", "7:7", "eval", "expected at most 10000, got 20000"},
+    {"eval_negative.yaml", "6:7", "eval", "negative"},
+    {"epochs_and_measured.yaml", "7:22", "steps.epochs", "not both"},
+    {"epochs_synthetic.yaml", "7:11", "steps.epochs",
+     "epochs needs a finite data set (input: fashion-mnist)"},
+    {"epochs_zero.yaml", "7:17", "steps.epochs", "got 0"},
 };
 
 /* The parameter is an index into bad_cases: Criterion copies parameters into

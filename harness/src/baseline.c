@@ -6,6 +6,7 @@
 #include "baseline.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -158,6 +159,10 @@ static void report_changes(FILE *f, const struct oomb_results *prev,
         int differs = p->outcome != n->outcome || p->peak_bytes != n->peak_bytes;
         for (int t = 0; t < OOMB_TAG_COUNT; t++)
             differs |= p->peak_by_tag[t] != n->peak_by_tag[t];
+        /* The held-out test accuracy, when both were evaluated. */
+        int acc_moved = p->has_eval && n->has_eval && isfinite(p->test_accuracy) &&
+                        isfinite(n->test_accuracy) && p->test_accuracy != n->test_accuracy;
+        differs |= acc_moved;
         if (!differs)
             continue;
         changes++;
@@ -170,6 +175,9 @@ static void report_changes(FILE *f, const struct oomb_results *prev,
         for (int t = 0; t < OOMB_TAG_COUNT; t++)
             print_mem_change(f, oomb_tag_name((enum oomb_tag)t), p->peak_by_tag[t],
                              n->peak_by_tag[t]);
+        if (acc_moved)
+            fprintf(f, "    %-12s %.4f -> %.4f (%+.2f pp)\n", "test acc", p->test_accuracy,
+                    n->test_accuracy, 100 * (n->test_accuracy - p->test_accuracy));
     }
     for (int i = 0; i < prev->n_runs; i++) {
         const struct oomb_run_result *p = &prev->runs[i];

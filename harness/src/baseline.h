@@ -47,7 +47,8 @@ int oomb_baseline_load(const char *dir, const char *device_class, const char *sc
 /* Write one baseline file per scenario of the results file `results_path`
  * under dir/class/, atomically, and print to `report` what changed against
  * the previous file (runs added or removed, outcome and memory differences
- * per tag). Returns OOMB_OK, or OOMB_ERR_IO / OOMB_ERR_PARSE with err. */
+ * per tag, held-out test accuracy changes). Returns OOMB_OK, or
+ * OOMB_ERR_IO / OOMB_ERR_PARSE with err. */
 int oomb_baseline_save(const char *results_path, const char *dir, const char *class_override,
                        FILE *report, char *err, size_t err_len) OOMB_WARN_UNUSED;
 

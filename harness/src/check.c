@@ -5,6 +5,8 @@
  */
 #include "check.h"
 
+#include "results.h"
+
 #include <ctype.h>
 #include <math.h>
 #include <stdarg.h>
@@ -600,4 +602,147 @@ const char *oomb_check_ref(const struct oomb_check *c, int i)
 const char *oomb_check_expr(const struct oomb_check *c)
 {
     return c != NULL ? c->expr : NULL;
+}
+
+/* ------------------------------------------------------- run fields ---- */
+
+static int run_field(const struct oomb_run_result *r, const char *section, const char *field,
+                     double *out)
+{
+    if (strcmp(section, "memory") == 0) {
+        if (strcmp(field, "peak") == 0 || strcmp(field, "peak_bytes") == 0 ||
+            strcmp(field, "total") == 0) {
+            *out = (double)r->peak_bytes;
+            return 1;
+        }
+        for (int t = 0; t < OOMB_TAG_COUNT; t++)
+            if (strcmp(field, oomb_tag_name((enum oomb_tag)t)) == 0) {
+                *out = (double)r->peak_by_tag[t];
+                return 1;
+            }
+        if (strcmp(field, "host_peak_rss") == 0) {
+            *out = (double)r->host_peak_rss_bytes;
+            return 1;
+        }
+        return 0;
+    }
+    if (strcmp(section, "time") == 0) {
+        if (strcmp(field, "median") == 0 || strcmp(field, "step") == 0) {
+            *out = r->step_stats.median;
+            return 1;
+        }
+        for (int p = 0; p < OOMB_PHASE_COUNT; p++)
+            if (strcmp(field, oomb_phase_name((enum oomb_phase)p)) == 0) {
+                *out = r->phase_stats[p].median;
+                return 1;
+            }
+        return 0;
+    }
+    if (strcmp(section, "throughput") == 0) {
+        if (strcmp(field, "samples_per_s") != 0)
+            return 0;
+        *out = r->samples_per_s;
+        return 1;
+    }
+    if (strcmp(section, "numerics") == 0) {
+        if (strcmp(field, "loss_rel_err") == 0)
+            *out = r->loss_rel_err;
+        else if (strcmp(field, "grad_rel_err") == 0)
+            *out = r->grad_rel_err;
+        else if (strcmp(field, "output_rel_err") == 0)
+            *out = r->output_rel_err;
+        else if (strcmp(field, "weight_rel_err") == 0)
+            *out = r->weight_rel_err;
+        else
+            return 0;
+        return 1;
+    }
+    if (strcmp(section, "quality") == 0) {
+        if (strcmp(field, "final_loss") == 0)
+            *out = r->final_loss;
+        else if (strcmp(field, "accuracy") == 0)
+            *out = r->has_accuracy ? r->accuracy : NAN;
+        else if (strcmp(field, "accuracy_delta") == 0)
+            *out = r->accuracy_delta;
+        else if (strcmp(field, "test_accuracy") == 0)
+            *out = r->has_eval ? r->test_accuracy : NAN;
+        else if (strcmp(field, "test_accuracy_delta") == 0)
+            *out = r->has_eval ? r->test_accuracy_delta : NAN;
+        else if (strcmp(field, "test_loss") == 0)
+            *out = r->has_eval ? r->test_loss : NAN;
+        else
+            return 0;
+        return 1;
+    }
+    if (strcmp(section, "metrics") == 0) {
+        for (int i = 0; r->metrics && i < r->n_metrics; i++)
+            if (r->metrics[i].name && strcmp(r->metrics[i].name, field) == 0) {
+                *out = r->metrics[i].value;
+                return 1;
+            }
+        return 0;
+    }
+    return 0;
+}
+
+int oomb_check_run_field(const struct oomb_run_result *r, const char *ref, const char *section,
+                         const char *field, double *out, char *err, size_t err_len)
+{
+    if (r == NULL || section == NULL || field == NULL || out == NULL) {
+        if (err != NULL && err_len > 0)
+            snprintf(err, err_len, "invalid arguments");
+        return OOMB_ERR_INVALID;
+    }
+    if (run_field(r, section, field, out))
+        return OOMB_OK;
+    *out = NAN;
+    if (err == NULL || err_len == 0)
+        return OOMB_ERR_INVALID;
+    char name[256];
+    if (ref == NULL) {
+        snprintf(name, sizeof name, "%s.%s", section, field);
+        ref = name;
+    }
+    int n = snprintf(err, err_len, "'%s': no metric '%s.%s' (", ref, section, field);
+    if (n < 0 || (size_t)n >= err_len)
+        return OOMB_ERR_INVALID;
+    size_t o = (size_t)n;
+    char list[512] = "";
+    if (strcmp(section, "memory") == 0) {
+        snprintf(list, sizeof list, "memory fields: peak, peak_bytes, total");
+        for (int t = 0; t < OOMB_TAG_COUNT; t++) {
+            size_t l = strlen(list);
+            snprintf(list + l, sizeof list - l, ", %s", oomb_tag_name((enum oomb_tag)t));
+        }
+        size_t l = strlen(list);
+        snprintf(list + l, sizeof list - l, ", host_peak_rss");
+    } else if (strcmp(section, "time") == 0) {
+        snprintf(list, sizeof list, "time fields: median, step");
+        for (int p = 0; p < OOMB_PHASE_COUNT; p++) {
+            size_t l = strlen(list);
+            snprintf(list + l, sizeof list - l, ", %s", oomb_phase_name((enum oomb_phase)p));
+        }
+    } else if (strcmp(section, "throughput") == 0) {
+        snprintf(list, sizeof list, "throughput fields: samples_per_s");
+    } else if (strcmp(section, "numerics") == 0) {
+        snprintf(list, sizeof list,
+                 "numerics fields: loss_rel_err, grad_rel_err, output_rel_err, weight_rel_err");
+    } else if (strcmp(section, "quality") == 0) {
+        snprintf(list, sizeof list, "quality fields: " OOMB_CHECK_QUALITY_FIELDS);
+    } else if (strcmp(section, "metrics") == 0) {
+        snprintf(list, sizeof list, "metrics of this run:");
+        for (int i = 0; r->metrics && i < r->n_metrics; i++) {
+            size_t l = strlen(list);
+            snprintf(list + l, sizeof list - l, "%s %s", i ? "," : "",
+                     r->metrics[i].name ? r->metrics[i].name : "");
+        }
+        if (r->n_metrics <= 0) {
+            size_t l = strlen(list);
+            snprintf(list + l, sizeof list - l, " none");
+        }
+    } else {
+        snprintf(list, sizeof list, "sections: " OOMB_CHECK_SECTIONS);
+    }
+    snprintf(err + o, err_len - o, "%s)", list);
+    return OOMB_ERR_INVALID;
 }

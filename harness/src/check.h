@@ -78,4 +78,32 @@ const char *oomb_check_ref(const struct oomb_check *c, int i);
 /* The expression text as given to oomb_check_parse(), owned by `c`. */
 const char *oomb_check_expr(const struct oomb_check *c);
 
+struct oomb_run_result;
+
+/* The fields a reference may name in each section, as text for messages. */
+#define OOMB_CHECK_SECTIONS "memory, time, throughput, numerics, quality, metrics"
+#define OOMB_CHECK_QUALITY_FIELDS                                                             \
+    "final_loss, accuracy, accuracy_delta, test_accuracy, test_accuracy_delta, test_loss"
+
+/*
+ * The value of `section.field` of one run, with the names scenario checks
+ * use (docs/scenario-format.md):
+ *   memory.{peak, peak_bytes, total, weights, grads, optimizer, activations,
+ *           workspace, other, host_peak_rss}                       bytes
+ *   time.{median, step, forward, backward, update, other}          median ns
+ *   throughput.samples_per_s
+ *   numerics.{loss_rel_err, grad_rel_err, output_rel_err, weight_rel_err}
+ *   quality.{final_loss, accuracy, accuracy_delta, test_accuracy,
+ *            test_accuracy_delta, test_loss}
+ *   metrics.<name>                                                 as reported
+ * accuracy is NaN without has_accuracy, test_accuracy and test_loss NaN
+ * without has_eval (a NaN fails any comparison). Returns OOMB_OK with *out,
+ * or OOMB_ERR_INVALID with "'REF': no metric 'SECTION.FIELD' (...)" in err,
+ * the parenthesis listing the fields of that section (or the sections, for
+ * an unknown one). `ref` is only used in the message (NULL: "SECTION.FIELD").
+ */
+int oomb_check_run_field(const struct oomb_run_result *r, const char *ref, const char *section,
+                         const char *field, double *out, char *err,
+                         size_t err_len) OOMB_WARN_UNUSED;
+
 #endif

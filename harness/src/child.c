@@ -17,6 +17,7 @@
 #include "backend.h"
 #include "data.h"
 #include "loader.h"
+#include "mnist.h"
 #include "runner.h"
 #include "tracker.h"
 #include "util.h"
@@ -153,12 +154,55 @@ static void h_free(struct oomb_run *r, void *ptr)
                 r->job->spec->label, ptr);
 }
 
+/* Copies `count` host samples to the device arrays (either may be NULL). */
+static int put_samples(struct oomb_run *r, const float *xs, const int32_t *ys, int64_t count,
+                       float *x, int32_t *y)
+{
+    const int64_t F = r->info.model->input_features;
+    const struct oomb_ops *o = &r->backend->ops;
+    int rc = OOMB_OK;
+    if (x)
+        rc = o->to_device(o->ctx, x, xs, (size_t)(count * F) * sizeof(float));
+    if (rc == OOMB_OK && y)
+        rc = o->to_device(o->ctx, y, ys, (size_t)count * sizeof(int32_t));
+    return rc;
+}
+
+/* Samples of a data set gathered into host scratch, then copied. */
+static int put_gathered(struct oomb_run *r, const struct oomb_dataset *d, const int64_t *idx,
+                        int64_t count, float *x, int32_t *y)
+{
+    const int64_t F = r->info.model->input_features;
+    float *xs = malloc((size_t)(count * F) * sizeof *xs + 1);
+    int32_t *ys = malloc((size_t)count * sizeof *ys + 1);
+    int rc = OOMB_ERR_OOM;
+    if (xs && ys) {
+        oomb_dataset_copy(d, idx, count, xs, ys);
+        rc = put_samples(r, xs, ys, count, x, y);
+    }
+    free(xs);
+    free(ys);
+    return rc;
+}
+
 static int h_load_batch(struct oomb_run *r, int64_t step, int64_t first, int64_t count,
                         float *x, int32_t *y)
 {
     const int64_t B = r->info.batch, F = r->info.model->input_features;
     if (step < 0 || step >= r->n_steps_total || first < 0 || count < 0 || first + count > B)
         return OOMB_ERR_INVALID;
+    const struct oomb_dataset *d = r->job->train_set;
+    if (d) {
+        /* step after step through seeded epochs of the training set */
+        int64_t *idx = malloc((size_t)count * sizeof *idx + 1);
+        if (!idx)
+            return OOMB_ERR_OOM;
+        for (int64_t i = 0; i < count; i++)
+            idx[i] = oomb_dataset_sample_index(r->info.seed, d->n, step * B + first + i);
+        int rc = put_gathered(r, d, idx, count, x, y);
+        free(idx);
+        return rc;
+    }
     const struct oomb_ops *o = &r->backend->ops;
     const float *xs = r->batch_x + (step * B + first) * F;
     const int32_t *ys = r->batch_y + step * B + first;
@@ -186,6 +230,65 @@ static int h_init_params(struct oomb_run *r, int layer, float *dst)
     int rc = o->to_device(o->ctx, dst, tmp, (size_t)L->n_params * sizeof(float));
     free(tmp);
     return rc;
+}
+
+static int h_init_buffers(struct oomb_run *r, int layer, float *dst)
+{
+    const struct oomb_model *m = r->info.model;
+    if (layer < 0 || layer >= m->n_layers)
+        return OOMB_ERR_INVALID;
+    const struct oomb_layer *L = m->layers[layer];
+    if (L->n_buffers == 0)
+        return OOMB_OK;
+    float *tmp = malloc((size_t)L->n_buffers * sizeof *tmp);
+    if (!tmp)
+        return OOMB_ERR_OOM;
+    oomb_data_init_buffers(L, tmp);
+    const struct oomb_ops *o = &r->backend->ops;
+    int rc = o->to_device(o->ctx, dst, tmp, (size_t)L->n_buffers * sizeof(float));
+    free(tmp);
+    return rc;
+}
+
+static int h_load_eval_batch(struct oomb_run *r, int64_t first, int64_t count, float *x,
+                             int32_t *y)
+{
+    if (first < 0 || count < 0 || first + count > r->info.eval_samples)
+        return OOMB_ERR_INVALID;
+    const struct oomb_dataset *d = r->job->test_set;
+    if (d) {
+        int64_t *idx = malloc((size_t)count * sizeof *idx + 1);
+        if (!idx)
+            return OOMB_ERR_OOM;
+        for (int64_t i = 0; i < count; i++)
+            idx[i] = first + i; /* the test set in its order */
+        int rc = put_gathered(r, d, idx, count, x, y);
+        free(idx);
+        return rc;
+    }
+    const int64_t F = r->info.model->input_features;
+    float *xs = malloc((size_t)(count * F) * sizeof *xs + 1);
+    int32_t *ys = malloc((size_t)count * sizeof *ys + 1);
+    int rc = OOMB_ERR_OOM;
+    if (xs && ys) {
+        oomb_data_eval_samples(&r->data, first, count, xs, ys);
+        rc = put_samples(r, xs, ys, count, x, y);
+    }
+    free(xs);
+    free(ys);
+    return rc;
+}
+
+static int h_report_eval(struct oomb_run *r, int64_t correct, int64_t total, double loss_sum)
+{
+    if (correct < 0 || total <= 0 || correct > total || !isfinite(loss_sum))
+        return OOMB_ERR_INVALID;
+    struct oomb_run_result *res = r->res;
+    res->has_eval = 1;
+    res->eval_samples = total;
+    res->test_accuracy = (double)correct / (double)total;
+    res->test_loss = loss_sum / (double)total;
+    return OOMB_OK;
 }
 
 static void h_phase(struct oomb_run *r, enum oomb_phase phase)
@@ -521,6 +624,8 @@ static int prepare_data(struct oomb_run *r)
     r->n_steps_total = r->info.warmup_steps + r->info.measured_steps;
     if (oomb_data_init(&r->data, r->info.seed, F, r->info.model->classes) != OOMB_OK)
         return OOMB_ERR_OOM;
+    if (r->job->train_set)
+        return OOMB_OK; /* gathered step by step from the data set */
     r->batch_x = malloc((size_t)(r->n_steps_total * B * F) * sizeof(float));
     r->batch_y = malloc((size_t)(r->n_steps_total * B) * sizeof(int32_t));
     if (!r->batch_x || !r->batch_y)
@@ -547,7 +652,7 @@ static void fill_info(struct oomb_run *r)
     i->backend = j->backend;
     i->batch = j->batch;
     i->warmup_steps = sc->warmup_steps;
-    i->measured_steps = sc->measured_steps;
+    i->measured_steps = j->measured_steps;
     i->seed = sc->seed;
     i->optimizer = sc->optimizer;
     i->lr = sc->lr;
@@ -558,6 +663,7 @@ static void fill_info(struct oomb_run *r)
     i->weight_decay = sc->weight_decay;
     i->model = &sc->model;
     i->budget_bytes = sc->budget_bytes;
+    i->eval_samples = sc->eval_samples;
 }
 
 static void fill_host(struct oomb_run *r)
@@ -583,6 +689,9 @@ static void fill_host(struct oomb_run *r)
     h->report_metric = h_report_metric;
     h->report_accuracy = h_report_accuracy;
     h->reference_params = h_reference_params;
+    h->load_eval_batch = h_load_eval_batch;
+    h->report_eval = h_report_eval;
+    h->init_buffers = h_init_buffers;
 }
 
 /* Drives the plugin; fills r->res. Never fails the process: every problem is
@@ -644,6 +753,7 @@ static void drive(struct oomb_run *r)
 
     msg[0] = '\0';
     oomb_tracker_set_phase(&r->tracker, OOMB_PHASE_OTHER);
+    int64_t t_start = oomb_now_ns();
     if ((rc = d->create(&r->host, &state, msg, sizeof msg)) != OOMB_OK) {
         fail_outcome(r, "create", rc, msg);
         goto out;
@@ -693,6 +803,24 @@ static void drive(struct oomb_run *r)
             goto out;
         }
     }
+    if (r->info.mode == OOMB_MODE_TRAIN && r->info.eval_samples > 0) {
+        if (!d->evaluate) {
+            res->eval_note = oomb_strdup("the plugin has no evaluate callback (ABI 1.1)");
+        } else {
+            msg[0] = '\0';
+            oomb_tracker_set_phase(&r->tracker, OOMB_PHASE_OTHER);
+            rc = d->evaluate(state, msg, sizeof msg);
+            if (rc == OOMB_OK)
+                rc = r->backend->sync(r->backend->ops.ctx);
+            if (rc != OOMB_OK) {
+                fail_outcome(r, "evaluate", rc, msg[0] ? msg : oomb_strerror(rc));
+                goto out;
+            }
+            if (!res->has_eval)
+                res->eval_note = oomb_strdup("evaluate returned without reporting");
+        }
+    }
+    res->run_seconds = (double)(oomb_now_ns() - t_start) * 1e-9;
     res->outcome = OOMB_OUTCOME_OK;
 out:
     if (created)
@@ -752,11 +880,11 @@ int oomb_child_main(const struct oomb_job *job, struct oomb_tracker_stats *share
     if (!res)
         return 3;
     r.res = res;
-    res->n_losses = (int)(job->sc->warmup_steps + job->sc->measured_steps);
+    res->n_losses = (int)(job->sc->warmup_steps + job->measured_steps);
     res->losses = malloc((size_t)res->n_losses * sizeof *res->losses);
-    res->step_ns = calloc((size_t)job->sc->measured_steps, sizeof *res->step_ns);
+    res->step_ns = calloc((size_t)job->measured_steps, sizeof *res->step_ns);
     for (int q = 0; q < OOMB_PHASE_COUNT; q++)
-        res->phase_ns[q] = calloc((size_t)job->sc->measured_steps, sizeof(int64_t));
+        res->phase_ns[q] = calloc((size_t)job->measured_steps, sizeof(int64_t));
     if (!res->losses || !res->step_ns)
         return 3;
     for (int i = 0; i < res->n_losses; i++)

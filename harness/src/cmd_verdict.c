@@ -35,6 +35,7 @@ enum {
     OPT_ALPHA,
     OPT_LOSS_TOL,
     OPT_ACC_TOL,
+    OPT_TEST_ACC_TOL,
     OPT_NUM_TOL,
     OPT_JUNIT,
     OPT_SUMMARY,
@@ -72,6 +73,7 @@ struct verdict_cli {
         {"alpha", required_argument, NULL, OPT_ALPHA},                                        \
         {"loss-tolerance", required_argument, NULL, OPT_LOSS_TOL},                            \
         {"accuracy-tolerance", required_argument, NULL, OPT_ACC_TOL},                         \
+        {"test-accuracy-tolerance", required_argument, NULL, OPT_TEST_ACC_TOL},               \
         {"numerics-tolerance", required_argument, NULL, OPT_NUM_TOL},                         \
         {"junit", required_argument, NULL, OPT_JUNIT},                                        \
         {"summary", required_argument, NULL, OPT_SUMMARY},                                    \
@@ -90,6 +92,8 @@ static const char verdict_options_help[] =
     "  --alpha A                 significance level of the time tests (default: 0.05)\n"
     "  --loss-tolerance REL      final loss relative increase allowed (default: 0.02)\n"
     "  --accuracy-tolerance ABS  accuracy drop allowed (default: 0.01)\n"
+    "  --test-accuracy-tolerance ABS\n"
+    "                            held-out test accuracy drop allowed (default: 0.01)\n"
     "  --numerics-tolerance X    numerics rel err limit (default: 1e-5)\n"
     "  --junit FILE              write JUnit XML (one testcase per run x metric)\n"
     "  --summary FILE            write a Markdown summary\n"
@@ -172,6 +176,10 @@ static int verdict_option(struct verdict_cli *c, int opt, const char *arg)
         return 1;
     case OPT_ACC_TOL:
         if (parse_double(c->cmd, "accuracy-tolerance", arg, 0, &c->vo.acc_drop_tol))
+            return -1;
+        return 1;
+    case OPT_TEST_ACC_TOL:
+        if (parse_double(c->cmd, "test-accuracy-tolerance", arg, 0, &c->vo.test_acc_drop_tol))
             return -1;
         return 1;
     case OPT_NUM_TOL:

@@ -4,6 +4,7 @@
 #include "data.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 
 uint64_t oomb_splitmix64(uint64_t x)
@@ -48,8 +49,8 @@ void oomb_data_free(struct oomb_data *d)
     d->teacher = NULL;
 }
 
-void oomb_data_samples(const struct oomb_data *d, int64_t first, int64_t count, float *x,
-                       int32_t *y)
+static void gen_samples(const struct oomb_data *d, int64_t first, int64_t count, float *x,
+                        int32_t *y)
 {
     uint64_t key = oomb_splitmix64(d->seed ^ 0x73616d706c657321ULL);
     for (int64_t s = 0; s < count; s++) {
@@ -73,13 +74,133 @@ void oomb_data_samples(const struct oomb_data *d, int64_t first, int64_t count, 
     }
 }
 
+void oomb_data_samples(const struct oomb_data *d, int64_t first, int64_t count, float *x,
+                       int32_t *y)
+{
+    gen_samples(d, first, count, x, y);
+}
+
+void oomb_data_eval_samples(const struct oomb_data *d, int64_t first, int64_t count, float *x,
+                            int32_t *y)
+{
+    gen_samples(d, OOMB_DATA_EVAL_BASE + first, count, x, y);
+}
+
+/* dst[0..n) ~ U(-bound, bound), value i keyed by (key, i). */
+static void fill_uniform(uint64_t key, int64_t n, double bound, float *dst)
+{
+    for (int64_t i = 0; i < n; i++) {
+        uint64_t r = oomb_splitmix64(key ^ oomb_splitmix64((uint64_t)i));
+        dst[i] = (float)((2.0 * unit(r) - 1.0) * bound);
+    }
+}
+
+static double inv_sqrt_fan_in(int64_t fan_in)
+{
+    return 1.0 / sqrt((double)(fan_in > 0 ? fan_in : 1));
+}
+
+/* The body of a residual layer, or n_body 0 when the struct predates it. */
+static int body_of(const struct oomb_layer *layer, const struct oomb_layer *const **body)
+{
+    if (layer->kind != OOMB_LAYER_RESIDUAL ||
+        layer->struct_size < offsetof(struct oomb_layer, body) + sizeof layer->body ||
+        !layer->body)
+        return 0;
+    *body = layer->body;
+    return layer->n_body;
+}
+
+static int64_t n_buffers_of(const struct oomb_layer *layer)
+{
+    if (layer->struct_size < offsetof(struct oomb_layer, n_buffers) + sizeof layer->n_buffers)
+        return 0;
+    return layer->n_buffers;
+}
+
+static void init_params_keyed(uint64_t key, const struct oomb_layer *layer, float *dst)
+{
+    int64_t n = layer->n_params;
+    switch (layer->kind) {
+    case OOMB_LAYER_LINEAR: {
+        int64_t rows = layer->attrs[0] > 1 ? layer->attrs[0] : 1;
+        fill_uniform(key, n, inv_sqrt_fan_in(layer->in_features / rows), dst);
+        break;
+    }
+    case OOMB_LAYER_CONV2D: {
+        int64_t C = layer->attrs[0], K = layer->attrs[4];
+        fill_uniform(key, n, inv_sqrt_fan_in(C * K * K), dst);
+        break;
+    }
+    case OOMB_LAYER_BATCHNORM:
+    case OOMB_LAYER_LAYERNORM: {
+        int64_t C = layer->kind == OOMB_LAYER_BATCHNORM ? layer->attrs[0] : layer->attrs[1];
+        for (int64_t i = 0; i < n; i++)
+            dst[i] = i < C ? 1.0f : 0.0f; /* gamma (C), then beta (C) */
+        break;
+    }
+    case OOMB_LAYER_ATTENTION:
+        fill_uniform(key, n, inv_sqrt_fan_in(layer->attrs[1]), dst);
+        break;
+    case OOMB_LAYER_RESIDUAL: {
+        const struct oomb_layer *const *body = NULL;
+        int nb = body_of(layer, &body);
+        int64_t off = 0;
+        for (int j = 0; j < nb; j++) {
+            const struct oomb_layer *b = body[j];
+            if (b->n_params < 0 || off + b->n_params > n)
+                break;
+            uint64_t bkey = oomb_splitmix64(key ^ oomb_splitmix64(0x626f6479ULL + (uint64_t)j));
+            init_params_keyed(bkey, b, dst + off);
+            off += b->n_params;
+        }
+        break;
+    }
+    case OOMB_LAYER_RELU:
+    case OOMB_LAYER_GELU:
+    case OOMB_LAYER_MAXPOOL:
+    case OOMB_LAYER_FLATTEN:
+    default:
+        /* No parameters; a kind unknown here that declares some gets the
+         * linear rule on in_features. */
+        fill_uniform(key, n, inv_sqrt_fan_in(layer->in_features), dst);
+        break;
+    }
+}
+
 void oomb_data_init_params(uint64_t seed, int layer_index, const struct oomb_layer *layer,
                            float *dst)
 {
     uint64_t key = oomb_splitmix64(seed ^ oomb_splitmix64(0x706172616d73ULL + (uint64_t)layer_index));
-    double bound = 1.0 / sqrt((double)(layer->in_features > 0 ? layer->in_features : 1));
-    for (int64_t i = 0; i < layer->n_params; i++) {
-        uint64_t r = oomb_splitmix64(key ^ oomb_splitmix64((uint64_t)i));
-        dst[i] = (float)((2.0 * unit(r) - 1.0) * bound);
+    init_params_keyed(key, layer, dst);
+}
+
+void oomb_data_init_buffers(const struct oomb_layer *layer, float *dst)
+{
+    int64_t n = n_buffers_of(layer);
+    switch (layer->kind) {
+    case OOMB_LAYER_BATCHNORM: {
+        int64_t C = layer->attrs[0];
+        for (int64_t i = 0; i < n; i++)
+            dst[i] = i < C ? 0.0f : 1.0f; /* running mean (C), then running variance (C) */
+        break;
+    }
+    case OOMB_LAYER_RESIDUAL: {
+        const struct oomb_layer *const *body = NULL;
+        int nb = body_of(layer, &body);
+        int64_t off = 0;
+        for (int j = 0; j < nb; j++) {
+            int64_t nbj = n_buffers_of(body[j]);
+            if (nbj < 0 || off + nbj > n)
+                break;
+            oomb_data_init_buffers(body[j], dst + off);
+            off += nbj;
+        }
+        break;
+    }
+    default:
+        for (int64_t i = 0; i < n; i++)
+            dst[i] = 0.0f;
+        break;
     }
 }

@@ -25,14 +25,42 @@ int oomb_data_init(struct oomb_data *d, uint64_t seed, int64_t features, int64_t
 void oomb_data_free(struct oomb_data *d);
 
 /* Samples [first, first+count) of the global sample stream into host
- * buffers x (count, features) and y (count). */
+ * buffers x (count, features) and y (count). Training uses sample numbers
+ * below OOMB_DATA_EVAL_BASE. */
 void oomb_data_samples(const struct oomb_data *d, int64_t first, int64_t count, float *x,
                        int32_t *y);
 
-/* Seeded initial parameters of one layer: W ~ U(-1/sqrt(in), 1/sqrt(in))
- * (PyTorch's default for nn.Linear), bias likewise. dst holds n_params. */
+/* Where the held-out samples start in the sample stream (2^40). */
+#define OOMB_DATA_EVAL_BASE ((int64_t)1 << 40)
+
+/* Held-out samples [first, first+count): sample numbers OOMB_DATA_EVAL_BASE
+ * + first, ... of the same stream (same teacher, so the same task), which
+ * training never reaches. Same buffers as oomb_data_samples. */
+void oomb_data_eval_samples(const struct oomb_data *d, int64_t first, int64_t count, float *x,
+                            int32_t *y);
+
+/*
+ * Seeded initial parameters of one layer (dst holds layer->n_params, in the
+ * layout of plugin.h), each value a function of (seed, layer_index, its
+ * position) only:
+ *   LINEAR     W and b ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in =
+ *              in_features / R with R = attrs[0] rows per sample (0: 1)
+ *              (PyTorch's default for nn.Linear);
+ *   CONV2D     W and b ~ U(-1/sqrt(C*K*K), 1/sqrt(C*K*K)) (nn.Conv2d's);
+ *   BATCHNORM, LAYERNORM  gamma = 1, beta = 0;
+ *   ATTENTION  Wqkv, bqkv, Wo, bo ~ U(-1/sqrt(C), 1/sqrt(C));
+ *   RESIDUAL   its body's layers in order, each initialised as that layer
+ *              would be, with a key derived from the residual's key and the
+ *              body position (so equal body layers get different values);
+ *   other kinds have no parameters.
+ */
 void oomb_data_init_params(uint64_t seed, int layer_index, const struct oomb_layer *layer,
                            float *dst);
+
+/* Initial buffers (non-trained state) of one layer; dst holds
+ * layer->n_buffers. BATCHNORM: running mean 0 (C), then running variance 1
+ * (C); RESIDUAL: its body's buffers in body order; other kinds have none. */
+void oomb_data_init_buffers(const struct oomb_layer *layer, float *dst);
 
 /* Deterministic 64-bit mixing (splitmix64), exposed for tests. */
 uint64_t oomb_splitmix64(uint64_t x);

@@ -183,8 +183,16 @@ static int cmd_run(int argc, char **argv)
             printf("  (%s)", cr->message);
         printf("\n");
     }
-    printf("\n%d run(s): %d failed, %d oom; %d check(s): %d failed\nresults: %s\n", sum.n_runs,
-           sum.n_failed, sum.n_oom, sum.n_checks, sum.n_checks_failed, sum.results_path);
+    printf("\n%d run(s): %d failed, %d oom; %d check(s): %d failed\n", sum.n_runs,
+           sum.n_failed, sum.n_oom, sum.n_checks, sum.n_checks_failed);
+    double run_s;
+    int timed = oomb_scenario_run_time(&res, NULL, &run_s);
+    if (timed > 0) {
+        char t[32];
+        oomb_format_ns(run_s * 1e9, t, sizeof t);
+        printf("run time: %s (%d run(s))\n", t, timed);
+    }
+    printf("results: %s\n", sum.results_path);
     oomb_results_free(&res);
     int exit_rc = sum.n_failed || sum.n_checks_failed ? EXIT_FAILED : EXIT_FINE;
     if (compare) {

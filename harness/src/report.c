@@ -1564,8 +1564,18 @@ static const char *verdict_text(enum oomb_change_verdict v)
 /* The cells of one run row, formatted. */
 struct run_cells {
     char peak[32], tags[OOMB_TAG_COUNT][32], step[32], ci[32], fwd[32], bwd[32], upd[32],
-        tput[32], loss[32], acc[32];
+        tput[32], loss[32], acc[32], tacc[32], tdelta[32];
 };
+
+/* Whether any current run has a held-out evaluation: the tables then have
+ * test accuracy columns. */
+static int any_eval(const struct oomb_report *rep)
+{
+    for (int i = 0; i < rep->n_cur; i++)
+        if (rep->cur[i]->has_eval)
+            return 1;
+    return 0;
+}
 
 static void run_cells(const struct oomb_run_result *r, struct run_cells *c)
 {
@@ -1596,6 +1606,14 @@ static void run_cells(const struct oomb_run_result *r, struct run_cells *c)
         snprintf(c->acc, sizeof c->acc, "%+.2f pp", 100 * r->accuracy_delta);
     else
         snprintf(c->acc, sizeof c->acc, "-");
+    if (r->has_eval && isfinite(r->test_accuracy))
+        snprintf(c->tacc, sizeof c->tacc, "%.4f", r->test_accuracy);
+    else
+        snprintf(c->tacc, sizeof c->tacc, "-");
+    if (r->has_eval && isfinite(r->test_accuracy_delta))
+        snprintf(c->tdelta, sizeof c->tdelta, "%+.2f pp", 100 * r->test_accuracy_delta);
+    else
+        snprintf(c->tdelta, sizeof c->tdelta, "-");
 }
 
 static const char css[] =
@@ -1632,7 +1650,11 @@ static void html_runs_table(struct oomb_sbuf *b, const struct oomb_report *rep)
     for (int t = 0; t < OOMB_TAG_COUNT; t++)
         SB(b, "<th>%s</th>", oomb_tag_name(t));
     SB(b, "<th>step median</th><th>95%% interval</th><th>forward</th><th>backward</th>"
-          "<th>update</th><th>samples/s</th><th>final loss</th><th>accuracy vs none</th></tr>\n");
+          "<th>update</th><th>samples/s</th><th>final loss</th><th>accuracy vs none</th>");
+    int ev = any_eval(rep);
+    if (ev)
+        SB(b, "<th>test accuracy</th><th>test accuracy vs none</th>");
+    SB(b, "</tr>\n");
     for (int i = 0; i < rep->n_cur; i++) {
         const struct oomb_run_result *r = rep->cur[i];
         struct run_cells c;
@@ -1648,8 +1670,17 @@ static void html_runs_table(struct oomb_sbuf *b, const struct oomb_report *rep)
         for (int t = 0; t < OOMB_TAG_COUNT; t++)
             SB(b, "<td>%s</td>", c.tags[t]);
         SB(b, "<td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td>"
-              "<td>%s</td></tr>\n",
+              "<td>%s</td>",
            c.step, c.ci, c.fwd, c.bwd, c.upd, c.tput, c.loss, c.acc);
+        if (ev) {
+            SB(b, "<td title=\"");
+            if (r->has_eval)
+                SB(b, "%lld held-out samples", (long long)r->eval_samples);
+            else
+                html_text(b, r->eval_note);
+            SB(b, "\">%s</td><td>%s</td>", c.tacc, c.tdelta);
+        }
+        SB(b, "</tr>\n");
     }
     SB(b, "</table></div>\n");
 }
@@ -1812,8 +1843,10 @@ int oomb_report_markdown(const struct oomb_report *rep, const struct oomb_report
     } else {
         SB(b, "No comparison: %s.\n\n", rep->cmp_note);
     }
+    int ev = any_eval(rep);
     SB(b, "| scenario | mode | batch | strategy | outcome | peak | step median | samples/s | "
-          "final loss | accuracy vs none |\n|---|---|---:|---|---|---:|---:|---:|---:|---:|\n");
+          "final loss | accuracy vs none |%s\n|---|---|---:|---|---|---:|---:|---:|---:|---:|%s\n",
+       ev ? " test accuracy | test accuracy vs none |" : "", ev ? "---:|---:|" : "");
     for (int i = 0; i < rep->n_cur; i++) {
         const struct oomb_run_result *r = rep->cur[i];
         struct run_cells c;
@@ -1822,8 +1855,11 @@ int oomb_report_markdown(const struct oomb_report *rep, const struct oomb_report
         md_text(b, r->scenario);
         SB(b, " | %s | %lld | ", mode_text(r->mode), (long long)r->batch);
         md_text(b, r->strategy);
-        SB(b, " | %s | %s | %s | %s | %s | %s |\n", oomb_outcome_name(r->outcome), c.peak,
+        SB(b, " | %s | %s | %s | %s | %s | %s |", oomb_outcome_name(r->outcome), c.peak,
            c.step, c.tput, c.loss, c.acc);
+        if (ev)
+            SB(b, " %s | %s |", c.tacc, c.tdelta);
+        SB(b, "\n");
     }
     SB(b, "\n## Charts\n\n");
     for (int i = 0; i < OOMB_REPORT_CHARTS; i++) {

@@ -135,6 +135,10 @@ struct oomb_run_result *oomb_results_add_run(struct oomb_results *r)
     run->final_loss = NAN;
     run->accuracy = NAN;
     run->accuracy_delta = NAN;
+    run->test_accuracy = NAN;
+    run->test_loss = NAN;
+    run->test_accuracy_delta = NAN;
+    run->run_seconds = NAN;
     run->samples_per_s = NAN;
     stats_set_nan(&run->step_stats);
     for (int p = 0; p < OOMB_PHASE_COUNT; p++)
@@ -159,6 +163,7 @@ void oomb_run_result_free(struct oomb_run_result *run)
     free(run->param_keys);
     free(run->param_values);
     free(run->reason);
+    free(run->eval_note);
     free(run->device_mem_method);
     free(run->step_ns);
     for (int p = 0; p < OOMB_PHASE_COUNT; p++)
@@ -386,6 +391,9 @@ static json_t *run_to_json(struct jw *w, const struct oomb_run_result *run, int 
         put(w, phases, phase_names[p], ph);
     }
     put(w, time, "phases", phases);
+    /* Wall time of the whole run, seconds; only when it was measured. */
+    if (isfinite(run->run_seconds))
+        put(w, time, "run_seconds", json_real(run->run_seconds));
     put(w, o, "time", time);
 
     json_t *tp = json_object();
@@ -410,6 +418,14 @@ static json_t *run_to_json(struct jw *w, const struct oomb_run_result *run, int 
     if (run->has_accuracy)
         put(w, q, "accuracy", jnum(run->accuracy));
     put(w, q, "accuracy_delta", jnum(run->accuracy_delta));
+    if (run->has_eval) {
+        put(w, q, "test_accuracy", jnum(run->test_accuracy));
+        put(w, q, "test_loss", jnum(run->test_loss));
+        put(w, q, "test_accuracy_delta", jnum(run->test_accuracy_delta));
+        put(w, q, "eval_samples", json_integer(run->eval_samples));
+    }
+    if (run->eval_note && run->eval_note[0])
+        put(w, q, "eval_note", jstr(run->eval_note));
     put(w, o, "quality", q);
 
     json_t *metrics = json_object();
@@ -955,6 +971,7 @@ static void rd_run(struct jr *rd, json_t *o, struct oomb_run_result *run, const 
                 rd_fail(rd, sub2, "samples", "length differs from time.samples");
             rd_stats(rd, ph, sub2, &run->phase_stats[p]);
         }
+        run->run_seconds = rd_num(rd, time, sub, "run_seconds");
     }
 
     json_t *tp = rd_obj(rd, o, where, "throughput");
@@ -998,6 +1015,21 @@ static void rd_run(struct jr *rd, json_t *o, struct oomb_run_result *run, const 
             run->accuracy = rd_num(rd, q, sub, "accuracy");
         }
         run->accuracy_delta = rd_num(rd, q, sub, "accuracy_delta");
+        if (json_object_get(q, "test_accuracy")) {
+            run->has_eval = 1;
+            run->test_accuracy = rd_num(rd, q, sub, "test_accuracy");
+            run->test_loss = rd_num(rd, q, sub, "test_loss");
+            run->test_accuracy_delta = rd_num(rd, q, sub, "test_accuracy_delta");
+            run->eval_samples = rd_int(rd, q, sub, "eval_samples");
+            if (run->eval_samples < 0)
+                rd_fail(rd, sub, "eval_samples", "expected a non-negative integer");
+        }
+        run->eval_note = rd_str(rd, q, sub, "eval_note");
+    }
+    if (!run->eval_note) {
+        run->eval_note = strdup("");
+        if (!run->eval_note)
+            rd_oom(rd);
     }
 
     json_t *metrics = rd_obj(rd, o, where, "metrics");

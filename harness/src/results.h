@@ -98,6 +98,14 @@ struct oomb_run_result {
     int has_accuracy; /* the JSON has quality.accuracy */
     double accuracy;  /* fraction in [0, 1] */
     double accuracy_delta; /* vs none; NAN when n/a */
+    /* held-out evaluation after training (plugin evaluate(), ABI 1.1) */
+    int has_eval;               /* the JSON has quality.test_accuracy */
+    int64_t eval_samples;       /* held-out samples classified */
+    double test_accuracy;       /* fraction in [0, 1]; NAN when n/a */
+    double test_loss;           /* mean cross-entropy over them; NAN when n/a */
+    double test_accuracy_delta; /* vs none's test accuracy; NAN when n/a */
+    char *eval_note;            /* why there is no evaluation ("" or NULL: none wanted) */
+    double run_seconds;         /* wall time of create, all steps, finish and evaluate */
 
     struct oomb_metric *metrics;
     int n_metrics;
@@ -142,7 +150,8 @@ struct oomb_results {
 
 /* Append a zeroed run and return it (owned by r), or NULL when out of memory.
  * The "not available" numbers (rel errs, final_loss, accuracy,
- * accuracy_delta, samples_per_s and every oomb_stats field) start as NAN.
+ * accuracy_delta, test_accuracy, test_loss, test_accuracy_delta,
+ * run_seconds, samples_per_s and every oomb_stats field) start as NAN.
  * The array may move: a pointer from an earlier call is invalid after this. */
 struct oomb_run_result *oomb_results_add_run(struct oomb_results *r);
 /* Free everything a results struct owns (not r itself). */

@@ -5,6 +5,7 @@
  * results file, rewritten atomically after every run.
  */
 #include "runner.h"
+#include "mnist.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -175,6 +176,8 @@ struct plan {
     int n_sc;
     struct oomb_registry reg;
     int have_reg;
+    struct oomb_dataset fmnist_train, fmnist_test; /* loaded once, shared by the runs */
+    int have_fmnist;
 };
 
 static void plan_free(struct plan *p)
@@ -184,6 +187,8 @@ static void plan_free(struct plan *p)
     free(p->sc);
     if (p->have_reg)
         oomb_registry_free(&p->reg);
+    oomb_dataset_free(&p->fmnist_train);
+    oomb_dataset_free(&p->fmnist_test);
 }
 
 static int check_number(const char *text, enum oomb_param_type type)
@@ -488,8 +493,11 @@ static void group_numerics(struct oomb_results *res, int first, int last)
         if (!r->has_numerics) {
             r->loss_rel_err = NAN;
             r->accuracy_delta = NAN;
+            r->test_accuracy_delta = NAN;
             continue;
         }
+        r->test_accuracy_delta =
+            r->has_eval && ref->has_eval ? r->test_accuracy - ref->test_accuracy : NAN;
         r->loss_rel_err = rel(r->final_loss, ref->final_loss);
         r->accuracy_delta = r->has_accuracy && ref->has_accuracy ? r->accuracy - ref->accuracy
                                                                  : NAN;
@@ -565,6 +573,12 @@ static int metric_of(const struct oomb_run_result *r, const char *section, const
             *out = r->has_accuracy ? r->accuracy : NAN;
         else if (strcmp(field, "accuracy_delta") == 0)
             *out = r->accuracy_delta;
+        else if (strcmp(field, "test_accuracy") == 0)
+            *out = r->has_eval ? r->test_accuracy : NAN;
+        else if (strcmp(field, "test_accuracy_delta") == 0)
+            *out = r->test_accuracy_delta;
+        else if (strcmp(field, "test_loss") == 0)
+            *out = r->has_eval ? r->test_loss : NAN;
         else
             return 0;
         return 1;
@@ -752,6 +766,19 @@ int oomb_runner_run(const char *const *scenario_paths, int n_paths,
     if ((rc = validate(&p, err, err_len)) != OOMB_OK)
         goto done;
 
+    for (int i = 0; i < p.n_sc; i++) {
+        if (p.sc[i]->input_kind != OOMB_INPUT_FASHION_MNIST || p.have_fmnist)
+            continue;
+        char why[1024];
+        if (oomb_fashion_mnist_load(NULL, &p.fmnist_train, &p.fmnist_test, why, sizeof why) !=
+            OOMB_OK) {
+            oomb_errf(err, err_len, "%s: input fashion-mnist: %s", p.sc[i]->path, why);
+            rc = OOMB_ERR_INVALID;
+            goto done;
+        }
+        p.have_fmnist = 1;
+    }
+
     enum oomb_backend first_backend = p.n_sc ? p.sc[0]->backend : OOMB_BACKEND_CPU;
     for (int i = 0; i < p.n_sc; i++) {
         if (p.sc[i]->backend != OOMB_BACKEND_CUDA)
@@ -807,6 +834,8 @@ int oomb_runner_run(const char *const *scenario_paths, int n_paths,
     int index = 0;
     for (int i = 0; i < p.n_sc; i++) {
         const struct oomb_scenario *sc = p.sc[i];
+        double sc_t0 = (double)oomb_now_ns() * 1e-9;
+        int sc_first = res->n_runs;
         for (int mi = 0; mi < 2; mi++) {
             enum oomb_mode mode = mi == 0 ? OOMB_MODE_TRAIN : OOMB_MODE_INFER;
             if (!(sc->modes & mode))
@@ -860,6 +889,11 @@ int oomb_runner_run(const char *const *scenario_paths, int n_paths,
                             job.backend = sc->backend;
                             job.device = sc->device;
                             job.batch = sc->batches[b];
+                            job.measured_steps = oomb_scenario_measured_steps(sc, job.batch);
+                            if (sc->input_kind == OOMB_INPUT_FASHION_MNIST) {
+                                job.train_set = &p.fmnist_train;
+                                job.test_set = &p.fmnist_test;
+                            }
                             job.tmpdir = tmpdir;
                             job.is_reference = !have_reference && strcmp(st->plugin, "none") == 0;
                             have_reference |= job.is_reference;
@@ -900,6 +934,9 @@ int oomb_runner_run(const char *const *scenario_paths, int n_paths,
                 sum->n_checks_failed += f;
             }
         }
+        if (!opts->quiet)
+            fprintf(stderr, "%s: %d runs in %.1f s\n", sc->name, res->n_runs - sc_first,
+                    (double)oomb_now_ns() * 1e-9 - sc_t0);
     }
     sum->n_checks = res->n_checks;
     for (int i = 0; i < res->n_runs; i++) {

@@ -57,6 +57,8 @@ int oomb_runner_run(const char *const *scenario_paths, int n_paths,
 
 struct oomb_tracker_stats;
 
+struct oomb_dataset;
+
 struct oomb_job {
     const struct oomb_scenario *sc;
     const struct oomb_strategy_spec *spec;
@@ -65,6 +67,8 @@ struct oomb_job {
     enum oomb_backend backend;
     int device;
     int64_t batch;
+    int64_t measured_steps;    /* for this batch (a scenario in epochs depends on it) */
+    const struct oomb_dataset *train_set, *test_set; /* fashion-mnist, else NULL */
     const char *tmpdir;
     char ref_prefix[PATH_MAX + 96]; /* tmpdir/ref-<scenario>-<mode>-<batch> */
     int is_reference;          /* this is the `none` run: write reference tensors */

@@ -30,6 +30,8 @@
 #define DEF_WARMUP 1
 #define DEF_MEASURED 5
 #define DEF_TIMEOUT_S 300.0
+#define FMNIST_CLASSES 10
+#define MAX_EPOCHS 1e6
 
 struct ctx {
     const char *file; /* sc->path */
@@ -37,7 +39,10 @@ struct ctx {
     struct oomb_scenario *sc;
     char *err;
     size_t err_len;
-    int status; /* first error wins */
+    int status;                               /* first error wins */
+    yaml_node_t *model_input, *model_classes; /* for later checks against the input */
+    int nested_used, nested_cap;              /* of sc->nested_storage */
+    const char *who; /* when set, messages start with it ("layer 3 (conv2d)") */
 };
 
 /* A key a mapping may hold, and what was found for it. */
@@ -55,7 +60,10 @@ static int verr_at(struct ctx *c, int line, int col, const char *key, const char
         c->status = OOMB_ERR_PARSE;
         if (c->err != NULL && c->err_len > 0) {
             int n;
-            if (key != NULL)
+            if (key != NULL && c->who != NULL)
+                n = snprintf(c->err, c->err_len, "%s:%d:%d: key '%s': %s: ", c->file, line, col,
+                             key, c->who);
+            else if (key != NULL)
                 n = snprintf(c->err, c->err_len, "%s:%d:%d: key '%s': ", c->file, line, col, key);
             else
                 n = snprintf(c->err, c->err_len, "%s:%d:%d: ", c->file, line, col);
@@ -484,106 +492,723 @@ int oomb_parse_duration(const char *text_in, double *seconds)
 
 /* ------------------------------------------------------------ model ----- */
 
-static const char *layer_kind_name(enum oomb_layer_kind k)
+/* snprintf for messages and names that may be cut short on purpose. */
+static void textf(char *buf, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void textf(char *buf, size_t len, const char *fmt, ...)
 {
-    switch (k) {
-    case OOMB_LAYER_LINEAR:
-        return "linear";
-    case OOMB_LAYER_RELU:
-        return "relu";
-    case OOMB_LAYER_GELU:
-        return "gelu";
-    }
-    return "?";
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, len, fmt, ap);
+    va_end(ap);
 }
 
-/* One item of model.layers. `in` is the width coming in; `in_from` says from
- * where, for messages. */
-static int read_layer(struct ctx *c, yaml_node_t *item, int idx, int64_t in, const char *in_from,
-                      struct oomb_layer *l)
+#define KEY_LAYERS "model.layers"
+#define MAX_NEST 16 /* residuals inside residuals, at most */
+#define DEF_TRANSFORMER_MLP 4
+
+static const char *const layer_kinds = "linear, relu, gelu, conv2d, maxpool, batchnorm, "
+                                       "layernorm, flatten, attention, residual, transformer";
+
+/* What flows from one layer to the next, per sample. */
+enum shape_kind { SHAPE_FLAT = 1, SHAPE_TOKENS = 2, SHAPE_IMAGE = 3 };
+struct shape {
+    enum shape_kind kind;
+    int64_t d[3]; /* flat: F; tokens: T, C; image: C, H, W */
+};
+
+/* Within limits checked when the shape was made. */
+static int64_t shape_features(const struct shape *s)
 {
-    const char *key = "model.layers";
-    char buf[64];
+    switch (s->kind) {
+    case SHAPE_TOKENS:
+        return s->d[0] * s->d[1];
+    case SHAPE_IMAGE:
+        return s->d[0] * s->d[1] * s->d[2];
+    case SHAPE_FLAT:
+        break;
+    }
+    return s->d[0];
+}
+
+/* "784 features", "tokens 28x64" (T x C), "an image 16x14x14" (C x H x W). */
+static const char *shape_text(const struct shape *s, char *buf, size_t len)
+{
+    switch (s->kind) {
+    case SHAPE_TOKENS:
+        textf(buf, len, "tokens %lldx%lld", (long long)s->d[0], (long long)s->d[1]);
+        break;
+    case SHAPE_IMAGE:
+        textf(buf, len, "an image %lldx%lldx%lld", (long long)s->d[0], (long long)s->d[1],
+              (long long)s->d[2]);
+        break;
+    case SHAPE_FLAT:
+        textf(buf, len, "%lld features", (long long)s->d[0]);
+        break;
+    }
+    return buf;
+}
+
+static int shape_eq(const struct shape *a, const struct shape *b)
+{
+    int rank = a->kind == SHAPE_FLAT ? 1 : a->kind == SHAPE_TOKENS ? 2 : 3;
+    if (a->kind != b->kind)
+        return 0;
+    for (int i = 0; i < rank; i++)
+        if (a->d[i] != b->d[i])
+            return 0;
+    return 1;
+}
+
+/* Sizes whose F32 byte count fits in 64 bits. */
+static int fits(int64_t v)
+{
+    return v >= 0 && v <= INT64_MAX / 4;
+}
+
+static int mul_ok(int64_t a, int64_t b, int64_t *r)
+{
+    return !__builtin_mul_overflow(a, b, r) && fits(*r);
+}
+
+static int add_ok(int64_t a, int64_t b, int64_t *r)
+{
+    return !__builtin_add_overflow(a, b, r) && fits(*r);
+}
+
+static int err_size(struct ctx *c, const yaml_node_t *n, const char *who, const char *what)
+{
+    return err_at(c, n, KEY_LAYERS, "%s: %s overflows a 64-bit byte count", who, what);
+}
+
+/* A layer of `kind` that keeps the shape `sh`, no parameters. */
+static void layer_init(struct oomb_layer *l, enum oomb_layer_kind kind, const struct shape *sh)
+{
     memset(l, 0, sizeof *l);
     l->struct_size = sizeof *l;
-    l->in_features = in;
-    l->out_features = in;
-    l->has_bias = 1;
+    l->kind = kind;
+    l->in_features = shape_features(sh);
+    l->out_features = l->in_features;
+}
+
+/*
+ * The builders below fill `l` for the input shape *sh and set *sh to the
+ * output shape. `who` names the layer in messages ("layer 3 (linear)"); `n`
+ * is the node the errors point at.
+ */
+
+static void build_activation(struct oomb_layer *l, enum oomb_layer_kind kind,
+                             const struct shape *sh)
+{
+    layer_init(l, kind, sh);
+    l->has_bias = 1; /* relu and gelu have always been loaded with has_bias = 1 */
+}
+
+static int build_linear(struct ctx *c, const yaml_node_t *n, const char *who, struct shape *sh,
+                        int64_t out, int bias, struct oomb_layer *l)
+{
+    char buf[96];
+    layer_init(l, OOMB_LAYER_LINEAR, sh);
+    l->has_bias = bias;
+    if (sh->kind == SHAPE_IMAGE)
+        return err_at(c, n, KEY_LAYERS, "%s: its input is %s; add '- flatten' before it", who,
+                      shape_text(sh, buf, sizeof buf));
+    int tokens = sh->kind == SHAPE_TOKENS;
+    int64_t rows = tokens ? sh->d[0] : 1, in = tokens ? sh->d[1] : sh->d[0];
+    int64_t w, np, of;
+    if (!mul_ok(out, in, &w) || !add_ok(w, bias ? out : 0, &np))
+        return err_at(c, n, KEY_LAYERS, "%s: %lld x %lld parameters overflow a 64-bit byte count",
+                      who, (long long)out, (long long)in);
+    if (!mul_ok(rows, out, &of)) {
+        textf(buf, sizeof buf, "its output of %lld tokens x %lld features", (long long)rows,
+              (long long)out);
+        return err_size(c, n, who, buf);
+    }
+    l->n_params = np;
+    l->out_features = of;
+    if (tokens) {
+        l->attrs[0] = rows;
+        sh->d[1] = out;
+    } else {
+        sh->d[0] = out;
+    }
+    return OOMB_OK;
+}
+
+static int build_conv2d(struct ctx *c, const yaml_node_t *n, const char *who, struct shape *sh,
+                        int64_t oc, int64_t k, int64_t stride, int64_t pad, int bias,
+                        struct oomb_layer *l)
+{
+    char buf[96];
+    layer_init(l, OOMB_LAYER_CONV2D, sh);
+    l->has_bias = bias;
+    if (sh->kind != SHAPE_IMAGE)
+        return err_at(c, n, KEY_LAYERS,
+                      "%s: its input is %s; conv2d needs an image (C, H, W) such as "
+                      "model.input: [1, 28, 28]",
+                      who, shape_text(sh, buf, sizeof buf));
+    int64_t C = sh->d[0], H = sh->d[1], W = sh->d[2], hp, wp, pad2;
+    if (!mul_ok(pad, 2, &pad2) || !add_ok(H, pad2, &hp) || !add_ok(W, pad2, &wp))
+        return err_size(c, n, who, "its padded input");
+    if (k > hp || k > wp)
+        return err_at(c, n, KEY_LAYERS,
+                      "%s: kernel %lld does not fit its input %lldx%lld (H x W) with padding %lld",
+                      who, (long long)k, (long long)H, (long long)W, (long long)pad);
+    int64_t oh = (hp - k) / stride + 1, ow = (wp - k) / stride + 1;
+    int64_t ckk, w, np, of;
+    if (!mul_ok(C, k, &ckk) || !mul_ok(ckk, k, &ckk) || !mul_ok(oc, ckk, &w) ||
+        !add_ok(w, bias ? oc : 0, &np))
+        return err_size(c, n, who, "its parameter count");
+    if (!mul_ok(oc, oh, &of) || !mul_ok(of, ow, &of))
+        return err_size(c, n, who, "its output");
+    l->n_params = np;
+    l->out_features = of;
+    int64_t a[] = {C, H, W, oc, k, stride, pad};
+    memcpy(l->attrs, a, sizeof a);
+    *sh = (struct shape){.kind = SHAPE_IMAGE, .d = {oc, oh, ow}};
+    return OOMB_OK;
+}
+
+static int build_maxpool(struct ctx *c, const yaml_node_t *n, const char *who, struct shape *sh,
+                         int64_t k, int64_t stride, struct oomb_layer *l)
+{
+    char buf[96];
+    layer_init(l, OOMB_LAYER_MAXPOOL, sh);
+    if (sh->kind != SHAPE_IMAGE)
+        return err_at(c, n, KEY_LAYERS,
+                      "%s: its input is %s; maxpool needs an image (C, H, W) such as "
+                      "model.input: [1, 28, 28]",
+                      who, shape_text(sh, buf, sizeof buf));
+    int64_t C = sh->d[0], H = sh->d[1], W = sh->d[2];
+    if (k > H || k > W)
+        return err_at(c, n, KEY_LAYERS, "%s: kernel %lld does not fit its input %lldx%lld (H x W)",
+                      who, (long long)k, (long long)H, (long long)W);
+    int64_t oh = (H - k) / stride + 1, ow = (W - k) / stride + 1;
+    l->out_features = C * oh * ow;
+    int64_t a[] = {C, H, W, k, stride};
+    memcpy(l->attrs, a, sizeof a);
+    *sh = (struct shape){.kind = SHAPE_IMAGE, .d = {C, oh, ow}};
+    return OOMB_OK;
+}
+
+static int build_batchnorm(struct ctx *c, const yaml_node_t *n, const char *who,
+                           const struct shape *sh, struct oomb_layer *l)
+{
+    char buf[96];
+    layer_init(l, OOMB_LAYER_BATCHNORM, sh);
+    if (sh->kind == SHAPE_TOKENS)
+        return err_at(c, n, KEY_LAYERS,
+                      "%s: its input is %s; batchnorm normalises the channels of an image or "
+                      "flat features: use layernorm on tokens",
+                      who, shape_text(sh, buf, sizeof buf));
+    int64_t C = sh->d[0], S = sh->kind == SHAPE_IMAGE ? sh->d[1] * sh->d[2] : 1;
+    l->attrs[0] = C;
+    l->attrs[1] = S;
+    if (!mul_ok(C, 2, &l->n_params))
+        return err_size(c, n, who, "its parameter count");
+    l->n_buffers = l->n_params;
+    return OOMB_OK;
+}
+
+static int build_layernorm(struct ctx *c, const yaml_node_t *n, const char *who,
+                           const struct shape *sh, struct oomb_layer *l)
+{
+    char buf[96];
+    layer_init(l, OOMB_LAYER_LAYERNORM, sh);
+    if (sh->kind == SHAPE_IMAGE)
+        return err_at(c, n, KEY_LAYERS,
+                      "%s: its input is %s; layernorm normalises tokens or flat features: use "
+                      "batchnorm on an image, or add '- flatten' before it",
+                      who, shape_text(sh, buf, sizeof buf));
+    int tokens = sh->kind == SHAPE_TOKENS;
+    l->attrs[0] = tokens ? sh->d[0] : 1;
+    l->attrs[1] = tokens ? sh->d[1] : sh->d[0];
+    if (!mul_ok(l->attrs[1], 2, &l->n_params))
+        return err_size(c, n, who, "its parameter count");
+    return OOMB_OK;
+}
+
+static void build_flatten(struct shape *sh, struct oomb_layer *l)
+{
+    layer_init(l, OOMB_LAYER_FLATTEN, sh);
+    *sh = (struct shape){.kind = SHAPE_FLAT, .d = {l->in_features}};
+}
+
+static int need_tokens(struct ctx *c, const yaml_node_t *n, const char *who, const struct shape *sh,
+                       const char *what, int64_t heads)
+{
+    char buf[96];
+    if (sh->kind != SHAPE_TOKENS)
+        return err_at(c, n, KEY_LAYERS,
+                      "%s: its input is %s; %s needs tokens (T, C) such as model.input: [28, 28]",
+                      who, shape_text(sh, buf, sizeof buf), what);
+    if (sh->d[1] % heads != 0)
+        return err_at(c, n, KEY_LAYERS,
+                      "%s: %lld features per token do not split into %lld heads; C must be a "
+                      "multiple of the number of heads",
+                      who, (long long)sh->d[1], (long long)heads);
+    return OOMB_OK;
+}
+
+static int build_attention(struct ctx *c, const yaml_node_t *n, const char *who,
+                           const struct shape *sh, int64_t heads, int causal, struct oomb_layer *l)
+{
+    layer_init(l, OOMB_LAYER_ATTENTION, sh);
+    if (need_tokens(c, n, who, sh, "attention", heads) != OOMB_OK)
+        return c->status;
+    int64_t T = sh->d[0], C = sh->d[1], cc, np, tt, probs, qkv;
+    if (!mul_ok(C, C, &cc) || !mul_ok(cc, 4, &np) || !add_ok(np, 4 * C, &np))
+        return err_size(c, n, who, "its parameter count");
+    if (!mul_ok(T, T, &tt) || !mul_ok(tt, heads, &probs) || !mul_ok(3 * C, T, &qkv))
+        return err_size(c, n, who, "its attention matrix");
+    l->n_params = np;
+    int64_t a[] = {T, C, heads, causal ? 1 : 0};
+    memcpy(l->attrs, a, sizeof a);
+    return OOMB_OK;
+}
+
+/* A residual over the n_body layers at nested_storage[start]. */
+static int build_residual(struct ctx *c, const yaml_node_t *n, const char *who,
+                          const struct shape *sh, int start, int n_body, struct oomb_layer *l)
+{
+    struct oomb_scenario *sc = c->sc;
+    layer_init(l, OOMB_LAYER_RESIDUAL, sh);
+    l->n_body = n_body;
+    l->body = &sc->body_ptrs[start];
+    for (int i = 0; i < n_body; i++) {
+        const struct oomb_layer *b = sc->body_ptrs[start + i];
+        if (!add_ok(l->n_params, b->n_params, &l->n_params) ||
+            !add_ok(l->n_buffers, b->n_buffers, &l->n_buffers))
+            return err_size(c, n, who, "its parameter count");
+    }
+    return OOMB_OK;
+}
+
+/* ---- counting: how many layers a list becomes, before reading it */
+
+static const char *item_kind(struct ctx *c, yaml_node_t *item, yaml_node_t **value)
+{
+    *value = NULL;
+    if (item->type == YAML_SCALAR_NODE)
+        return text(item);
+    if (item->type != YAML_MAPPING_NODE ||
+        item->data.mapping.pairs.top - item->data.mapping.pairs.start != 1)
+        return "";
+    yaml_node_t *k = node(c, item->data.mapping.pairs.start[0].key);
+    *value = node(c, item->data.mapping.pairs.start[0].value);
+    return k->type == YAML_SCALAR_NODE ? text(k) : "";
+}
+
+/* Layers the items of `seq` become (a transformer is two residuals) in *items,
+ * plus the layers of all residual bodies below in *nested. */
+static void count_layers(struct ctx *c, yaml_node_t *seq, int64_t *items, int64_t *nested)
+{
+    *items = *nested = 0;
+    for (yaml_node_item_t *it = seq->data.sequence.items.start; it < seq->data.sequence.items.top;
+         it++) {
+        yaml_node_t *v, *item = node(c, *it);
+        const char *kind = item_kind(c, item, &v);
+        if (v != NULL && strcmp(kind, "transformer") == 0) {
+            *items += 2;
+            *nested += 6; /* [layernorm, attention], [layernorm, linear, gelu, linear] */
+        } else if (v != NULL && strcmp(kind, "residual") == 0 && v->type == YAML_SEQUENCE_NODE) {
+            int64_t bi, bn;
+            count_layers(c, v, &bi, &bn);
+            *items += 1;
+            *nested += bi + bn;
+        } else {
+            *items += 1;
+        }
+    }
+}
+
+/* Reserves n layers of nested_storage for one residual body. */
+static int reserve_body(struct ctx *c, const yaml_node_t *n, int64_t count, int *start)
+{
+    if (count > c->nested_cap - c->nested_used) {
+        err_at(c, n, KEY_LAYERS, "internal error: residual bodies miscounted");
+        c->status = OOMB_ERR_INTERNAL;
+        return c->status;
+    }
+    *start = c->nested_used;
+    c->nested_used += (int)count;
+    c->sc->n_nested = c->nested_used;
+    return OOMB_OK;
+}
+
+/* ---- reading */
+
+static int read_list(struct ctx *c, yaml_node_t *seq, const char *prefix, int depth,
+                     struct shape *sh, const char *from, struct oomb_layer *dst, int64_t room,
+                     yaml_node_t **last, char *last_who, size_t last_who_len);
+
+/* A key of a layer's option mapping, e.g. model.layers.conv2d.kernel. */
+static const char *opt_key(char *buf, size_t len, const char *kind, const char *name)
+{
+    textf(buf, len, "%s.%s.%s", KEY_LAYERS, kind, name);
+    return buf;
+}
+
+/* Reads the options of a mapping-valued layer: f[i].val set or NULL, and
+ * required ones (`required` bits) present. */
+static int read_options(struct ctx *c, yaml_node_t *vn, const char *kind, const char *who,
+                        struct field *f, int nf, unsigned required)
+{
+    char path[64], key[96];
+    textf(path, sizeof path, "%s.%s", KEY_LAYERS, kind);
+    c->who = who;
+    int rc = read_map(c, vn, path, f, nf);
+    c->who = NULL;
+    if (rc != OOMB_OK)
+        return c->status;
+    for (int i = 0; i < nf; i++)
+        if ((required & (1u << i)) && f[i].val == NULL)
+            return err_at(c, vn, opt_key(key, sizeof key, kind, f[i].name),
+                          "%s: missing required key '%s'", who, f[i].name);
+    return OOMB_OK;
+}
+
+/* get_int for a layer's value, the message naming the layer `who`. */
+static int layer_int(struct ctx *c, const yaml_node_t *n, const char *key, const char *who,
+                     int64_t min, int64_t *out)
+{
+    c->who = who;
+    int rc = get_int(c, n, key, min, out);
+    c->who = NULL;
+    return rc;
+}
+
+static int opt_int(struct ctx *c, const struct field *f, const char *kind, const char *who,
+                   int64_t min, int64_t *out)
+{
+    char key[96];
+    if (f->val == NULL)
+        return OOMB_OK;
+    return layer_int(c, f->val, opt_key(key, sizeof key, kind, f->name), who, min, out);
+}
+
+static int opt_bool(struct ctx *c, const struct field *f, const char *kind, const char *who,
+                    int *out)
+{
+    char key[96];
+    if (f->val == NULL)
+        return OOMB_OK;
+    c->who = who;
+    int rc = get_bool(c, f->val, opt_key(key, sizeof key, kind, f->name), out);
+    c->who = NULL;
+    return rc;
+}
+
+static int read_linear(struct ctx *c, yaml_node_t *item, yaml_node_t *vn, const char *who,
+                       struct shape *sh, const char *from, struct oomb_layer *l)
+{
+    int64_t out = 0, in_given = -1;
+    int bias = 1;
+    if (vn->type == YAML_MAPPING_NODE) {
+        struct field f[] = {{.name = "out"}, {.name = "in"}, {.name = "bias"}};
+        if (read_options(c, vn, "linear", who, f, 3, 1u) != OOMB_OK ||
+            opt_int(c, &f[0], "linear", who, 1, &out) != OOMB_OK ||
+            opt_int(c, &f[1], "linear", who, 1, &in_given) != OOMB_OK)
+            return c->status;
+        if (f[1].val != NULL && sh->kind != SHAPE_IMAGE) {
+            int tokens = sh->kind == SHAPE_TOKENS;
+            int64_t in = tokens ? sh->d[1] : sh->d[0];
+            if (in_given != in)
+                return err_at(c, f[1].val, "model.layers.linear.in",
+                              "%s: in_features %lld does not match the %lld features%s coming in "
+                              "(%s)",
+                              who, (long long)in_given, (long long)in, tokens ? " per token" : "",
+                              from);
+        }
+        if (opt_bool(c, &f[2], "linear", who, &bias) != OOMB_OK)
+            return c->status;
+    } else if (layer_int(c, vn, "model.layers.linear", who, 1, &out) != OOMB_OK) {
+        return c->status;
+    }
+    return build_linear(c, item, who, sh, out, bias, l);
+}
+
+static int read_conv2d(struct ctx *c, yaml_node_t *item, yaml_node_t *vn, const char *who,
+                       struct shape *sh, struct oomb_layer *l)
+{
+    char buf[64];
+    if (vn->type != YAML_MAPPING_NODE)
+        return err_at(c, vn, "model.layers.conv2d",
+                      "%s: expected a mapping such as {out: 16, kernel: 3, stride: 1, pad: 1}, "
+                      "got %s",
+                      who, describe(vn, buf, sizeof buf));
+    struct field f[] = {
+        {.name = "out"}, {.name = "kernel"}, {.name = "stride"}, {.name = "pad"}, {.name = "bias"}};
+    int64_t oc = 0, k = 0, stride = 1, pad = 0;
+    int bias = 1;
+    if (read_options(c, vn, "conv2d", who, f, 5, 3u) != OOMB_OK ||
+        opt_int(c, &f[0], "conv2d", who, 1, &oc) != OOMB_OK ||
+        opt_int(c, &f[1], "conv2d", who, 1, &k) != OOMB_OK ||
+        opt_int(c, &f[2], "conv2d", who, 1, &stride) != OOMB_OK ||
+        opt_int(c, &f[3], "conv2d", who, 0, &pad) != OOMB_OK ||
+        opt_bool(c, &f[4], "conv2d", who, &bias) != OOMB_OK)
+        return c->status;
+    return build_conv2d(c, item, who, sh, oc, k, stride, pad, bias, l);
+}
+
+static int read_maxpool(struct ctx *c, yaml_node_t *item, yaml_node_t *vn, const char *who,
+                        struct shape *sh, struct oomb_layer *l)
+{
+    int64_t k = 0, stride = 0;
+    if (vn->type == YAML_MAPPING_NODE) {
+        struct field f[] = {{.name = "kernel"}, {.name = "stride"}};
+        if (read_options(c, vn, "maxpool", who, f, 2, 1u) != OOMB_OK ||
+            opt_int(c, &f[0], "maxpool", who, 1, &k) != OOMB_OK ||
+            opt_int(c, &f[1], "maxpool", who, 1, &stride) != OOMB_OK)
+            return c->status;
+    } else if (layer_int(c, vn, "model.layers.maxpool", who, 1, &k) != OOMB_OK) {
+        return c->status;
+    }
+    return build_maxpool(c, item, who, sh, k, stride > 0 ? stride : k, l);
+}
+
+static int read_attention(struct ctx *c, yaml_node_t *item, yaml_node_t *vn, const char *who,
+                          const struct shape *sh, struct oomb_layer *l)
+{
+    int64_t heads = 0;
+    int causal = 0;
+    if (vn->type == YAML_MAPPING_NODE) {
+        struct field f[] = {{.name = "heads"}, {.name = "causal"}};
+        if (read_options(c, vn, "attention", who, f, 2, 1u) != OOMB_OK ||
+            opt_int(c, &f[0], "attention", who, 1, &heads) != OOMB_OK ||
+            opt_bool(c, &f[1], "attention", who, &causal) != OOMB_OK)
+            return c->status;
+    } else if (layer_int(c, vn, "model.layers.attention", who, 1, &heads) != OOMB_OK) {
+        return c->status;
+    }
+    return build_attention(c, item, who, sh, heads, causal, l);
+}
+
+static int read_residual(struct ctx *c, yaml_node_t *item, yaml_node_t *vn, const char *path,
+                         int depth, const char *who, struct shape *sh, struct oomb_layer *l)
+{
+    char buf[64], from[320], prefix[256], in_text[96], out_text[96];
+    if (vn->type != YAML_SEQUENCE_NODE)
+        return err_at(c, vn, KEY_LAYERS,
+                      "%s: expected its body, a non-empty list of layers, got %s", who,
+                      describe(vn, buf, sizeof buf));
+    if (vn->data.sequence.items.top == vn->data.sequence.items.start)
+        return err_at(c, vn, KEY_LAYERS,
+                      "%s: expected its body, a non-empty list of layers, got an empty list", who);
+    if (depth >= MAX_NEST)
+        return err_at(c, item, KEY_LAYERS, "%s: residuals are nested more than %d deep", who,
+                      MAX_NEST);
+    int64_t n_body, below;
+    count_layers(c, vn, &n_body, &below);
+    int start;
+    if (reserve_body(c, item, n_body, &start) != OOMB_OK)
+        return c->status;
+    struct shape body = *sh;
+    textf(prefix, sizeof prefix, "%s.", path);
+    textf(from, sizeof from, "input of %s", who);
+    yaml_node_t *last = NULL;
+    char last_who[300];
+    if (read_list(c, vn, prefix, depth + 1, &body, from, &c->sc->nested_storage[start], n_body,
+                  &last, last_who, sizeof last_who) != OOMB_OK)
+        return c->status;
+    if (!shape_eq(&body, sh))
+        return err_at(c, item, KEY_LAYERS,
+                      "%s: its body maps %s to %s (output of %s); a residual's body must keep "
+                      "the shape",
+                      who, shape_text(sh, in_text, sizeof in_text),
+                      shape_text(&body, out_text, sizeof out_text), last_who);
+    return build_residual(c, item, who, sh, start, (int)n_body, l);
+}
+
+/* A pre-LN transformer block: two residual layers written to l[0], l[1]. */
+static int read_transformer(struct ctx *c, yaml_node_t *item, yaml_node_t *vn, int depth,
+                            const char *who, struct shape *sh, struct oomb_layer *l)
+{
+    int64_t heads = 0, mlp = DEF_TRANSFORMER_MLP;
+    int causal = 0;
+    if (vn->type == YAML_MAPPING_NODE) {
+        struct field f[] = {{.name = "heads"}, {.name = "mlp"}, {.name = "causal"}};
+        if (read_options(c, vn, "transformer", who, f, 3, 1u) != OOMB_OK ||
+            opt_int(c, &f[0], "transformer", who, 1, &heads) != OOMB_OK ||
+            opt_int(c, &f[1], "transformer", who, 1, &mlp) != OOMB_OK ||
+            opt_bool(c, &f[2], "transformer", who, &causal) != OOMB_OK)
+            return c->status;
+    } else if (layer_int(c, vn, "model.layers.transformer", who, 1, &heads) != OOMB_OK) {
+        return c->status;
+    }
+    if (need_tokens(c, item, who, sh, "a transformer block", heads) != OOMB_OK)
+        return c->status;
+    if (depth >= MAX_NEST)
+        return err_at(c, item, KEY_LAYERS, "%s: residuals are nested more than %d deep", who,
+                      MAX_NEST);
+    int64_t C = sh->d[1], hidden;
+    if (!mul_ok(mlp, C, &hidden))
+        return err_size(c, item, who, "its MLP width");
+    int start;
+    if (reserve_body(c, item, 6, &start) != OOMB_OK)
+        return c->status;
+    struct oomb_layer *b = &c->sc->nested_storage[start];
+    struct shape s = *sh;
+    /* residual: [layernorm, attention: {heads, causal}] */
+    if (build_layernorm(c, item, who, &s, &b[0]) != OOMB_OK ||
+        build_attention(c, item, who, &s, heads, causal, &b[1]) != OOMB_OK ||
+        build_residual(c, item, who, sh, start, 2, &l[0]) != OOMB_OK)
+        return c->status;
+    /* residual: [layernorm, linear: mlp*C, gelu, linear: C] */
+    if (build_layernorm(c, item, who, &s, &b[2]) != OOMB_OK ||
+        build_linear(c, item, who, &s, hidden, 1, &b[3]) != OOMB_OK)
+        return c->status;
+    build_activation(&b[4], OOMB_LAYER_GELU, &s);
+    if (build_linear(c, item, who, &s, C, 1, &b[5]) != OOMB_OK ||
+        build_residual(c, item, who, sh, start + 2, 4, &l[1]) != OOMB_OK)
+        return c->status;
+    return OOMB_OK;
+}
+
+/* One item of a layer list, at position `path` ("3", "4.2"); writes *written
+ * layers (two for a transformer) to l. */
+static int read_layer(struct ctx *c, yaml_node_t *item, const char *path, int depth,
+                      struct shape *sh, const char *from, struct oomb_layer *l, int *written,
+                      char *who, size_t who_len)
+{
+    char buf[64];
+    *written = 1;
+    textf(who, who_len, "layer %s", path);
 
     if (item->type == YAML_SCALAR_NODE && !is_null(item)) {
         const char *k = text(item);
-        if (strcmp(k, "relu") == 0) {
-            l->kind = OOMB_LAYER_RELU;
+        static const struct {
+            const char *kind, *example;
+        } needs[] = {
+            {"linear", "its output size, e.g. '- linear: 256'"},
+            {"conv2d", "its options, e.g. '- conv2d: {out: 16, kernel: 3, pad: 1}'"},
+            {"maxpool", "its kernel size, e.g. '- maxpool: 2'"},
+            {"attention", "its number of heads, e.g. '- attention: 4'"},
+            {"residual", "its body, a list of layers, e.g. '- residual: [relu, linear: 256]'"},
+            {"transformer", "its number of heads, e.g. '- transformer: {heads: 4, mlp: 4}'"},
+        };
+        textf(who, who_len, "layer %s (%s)", path, k);
+        if (strcmp(k, "relu") == 0 || strcmp(k, "gelu") == 0) {
+            build_activation(l, k[0] == 'r' ? OOMB_LAYER_RELU : OOMB_LAYER_GELU, sh);
             return OOMB_OK;
         }
-        if (strcmp(k, "gelu") == 0) {
-            l->kind = OOMB_LAYER_GELU;
+        if (strcmp(k, "flatten") == 0) {
+            build_flatten(sh, l);
             return OOMB_OK;
         }
-        if (strcmp(k, "linear") == 0)
-            return err_at(c, item, key,
-                          "layer %d (linear): needs its output size, e.g. '- linear: 256'", idx);
-        return err_at(c, item, key,
-                      "layer %d: unknown layer kind '%s'; expected one of: linear, relu, gelu", idx,
-                      k);
+        if (strcmp(k, "batchnorm") == 0)
+            return build_batchnorm(c, item, who, sh, l);
+        if (strcmp(k, "layernorm") == 0)
+            return build_layernorm(c, item, who, sh, l);
+        for (size_t i = 0; i < sizeof needs / sizeof needs[0]; i++)
+            if (strcmp(k, needs[i].kind) == 0)
+                return err_at(c, item, KEY_LAYERS, "%s: needs %s", who, needs[i].example);
+        return err_at(c, item, KEY_LAYERS, "layer %s: unknown layer kind '%s'; expected one of: %s",
+                      path, k, layer_kinds);
     }
     if (item->type != YAML_MAPPING_NODE)
-        return err_at(c, item, key,
-                      "layer %d: expected a layer kind (relu, gelu) or a one-key mapping such as "
-                      "'linear: 256', got %s",
-                      idx, describe(item, buf, sizeof buf));
+        return err_at(c, item, KEY_LAYERS,
+                      "layer %s: expected a layer kind (relu, gelu, flatten, batchnorm, "
+                      "layernorm) or a one-key mapping such as 'linear: 256', got %s",
+                      path, describe(item, buf, sizeof buf));
     yaml_node_pair_t *pairs = item->data.mapping.pairs.start;
     int np = (int)(item->data.mapping.pairs.top - pairs);
     if (np != 1)
-        return err_at(c, item, key,
-                      "layer %d: expected a one-key mapping such as 'linear: 256', got %d keys",
-                      idx, np);
+        return err_at(c, item, KEY_LAYERS,
+                      "layer %s: expected a one-key mapping such as 'linear: 256', got %d keys",
+                      path, np);
     yaml_node_t *kn = node(c, pairs[0].key), *vn = node(c, pairs[0].value);
     if (kn->type != YAML_SCALAR_NODE)
-        return err_at(c, kn, key, "layer %d: the layer kind must be a name", idx);
+        return err_at(c, kn, KEY_LAYERS, "layer %s: the layer kind must be a name", path);
     const char *kind = text(kn);
-    if (strcmp(kind, "relu") == 0 || strcmp(kind, "gelu") == 0)
-        return err_at(c, kn, key, "layer %d (%s): takes no arguments; write '- %s'", idx, kind,
-                      kind);
-    if (strcmp(kind, "linear") != 0)
-        return err_at(c, kn, key,
-                      "layer %d: unknown layer kind '%s'; expected one of: linear, relu, gelu", idx,
-                      kind);
-
-    l->kind = OOMB_LAYER_LINEAR;
-    int64_t out = 0, in_given = -1;
-    if (vn->type == YAML_MAPPING_NODE) {
-        struct field f[] = {{.name = "out"}, {.name = "in"}, {.name = "bias"}};
-        if (read_map(c, vn, "model.layers.linear", f, 3) != OOMB_OK)
-            return c->status;
-        if (f[0].val == NULL)
-            return err_at(c, vn, "model.layers.linear.out",
-                          "layer %d (linear): missing required key 'out'", idx);
-        if (get_int(c, f[0].val, "model.layers.linear.out", 1, &out) != OOMB_OK)
-            return c->status;
-        if (f[1].val != NULL) {
-            if (get_int(c, f[1].val, "model.layers.linear.in", 1, &in_given) != OOMB_OK)
-                return c->status;
-            if (in_given != in)
-                return err_at(c, f[1].val, "model.layers.linear.in",
-                              "layer %d (linear): in_features %lld does not match the %lld "
-                              "features coming in (%s)",
-                              idx, (long long)in_given, (long long)in, in_from);
-        }
-        if (f[2].val != NULL && get_bool(c, f[2].val, "model.layers.linear.bias", &l->has_bias))
-            return c->status;
-    } else if (get_int(c, vn, "model.layers.linear", 1, &out) != OOMB_OK) {
-        return c->status;
+    textf(who, who_len, "layer %s (%s)", path, kind);
+    if (strcmp(kind, "relu") == 0 || strcmp(kind, "gelu") == 0 || strcmp(kind, "flatten") == 0 ||
+        strcmp(kind, "batchnorm") == 0 || strcmp(kind, "layernorm") == 0)
+        return err_at(c, kn, KEY_LAYERS, "%s: takes no arguments; write '- %s'", who, kind);
+    if (strcmp(kind, "linear") == 0)
+        return read_linear(c, item, vn, who, sh, from, l);
+    if (strcmp(kind, "conv2d") == 0)
+        return read_conv2d(c, item, vn, who, sh, l);
+    if (strcmp(kind, "maxpool") == 0)
+        return read_maxpool(c, item, vn, who, sh, l);
+    if (strcmp(kind, "attention") == 0)
+        return read_attention(c, item, vn, who, sh, l);
+    if (strcmp(kind, "residual") == 0)
+        return read_residual(c, item, vn, path, depth, who, sh, l);
+    if (strcmp(kind, "transformer") == 0) {
+        *written = 2;
+        return read_transformer(c, item, vn, depth, who, sh, l);
     }
-    l->out_features = out;
+    return err_at(c, kn, KEY_LAYERS, "layer %s: unknown layer kind '%s'; expected one of: %s", path,
+                  kind, layer_kinds);
+}
 
-    int64_t w, n;
-    if (__builtin_mul_overflow(out, in, &w) ||
-        __builtin_add_overflow(w, l->has_bias ? out : 0, &n) || n > INT64_MAX / 4)
-        return err_at(c, item, key,
-                      "layer %d (linear): %lld x %lld parameters overflow a 64-bit byte count", idx,
-                      (long long)out, (long long)in);
-    l->n_params = n;
+/* Reads the items of `seq` into dst (room layers, as counted), positions
+ * named prefix + 1-based index. *sh goes from the list's input shape to its
+ * output shape; *last and last_who tell the last item. */
+static int read_list(struct ctx *c, yaml_node_t *seq, const char *prefix, int depth,
+                     struct shape *sh, const char *from, struct oomb_layer *dst, int64_t room,
+                     yaml_node_t **last, char *last_who, size_t last_who_len)
+{
+    char path[256], prev_from[320];
+    textf(prev_from, sizeof prev_from, "%s", from);
+    int64_t used = 0;
+    int count = (int)(seq->data.sequence.items.top - seq->data.sequence.items.start);
+    for (int i = 0; i < count; i++) {
+        yaml_node_t *item = node(c, seq->data.sequence.items.start[i]);
+        yaml_node_t *v;
+        int64_t need = strcmp(item_kind(c, item, &v), "transformer") == 0 && v != NULL ? 2 : 1;
+        if (need > room - used) {
+            err_at(c, item, KEY_LAYERS, "internal error: layers miscounted");
+            c->status = OOMB_ERR_INTERNAL;
+            return c->status;
+        }
+        textf(path, sizeof path, "%s%d", prefix, i + 1);
+        int written = 0;
+        if (read_layer(c, item, path, depth, sh, prev_from, &dst[used], &written, last_who,
+                       last_who_len) != OOMB_OK)
+            return c->status;
+        used += written;
+        *last = item;
+        textf(prev_from, sizeof prev_from, "output of %s", last_who);
+    }
+    return OOMB_OK;
+}
+
+/* model.input: features, [T, C] tokens or [C, H, W] an image. */
+static int read_model_input(struct ctx *c, yaml_node_t *n, struct shape *sh)
+{
+    struct oomb_scenario *sc = c->sc;
+    const char *key = "model.input";
+    const char *what = "features (784), an image [C, H, W] or tokens [T, C]";
+    char buf[64];
+    if (n->type == YAML_SEQUENCE_NODE) {
+        int len = (int)(n->data.sequence.items.top - n->data.sequence.items.start);
+        if (len != 2 && len != 3)
+            return err_at(c, n, key, "expected %s, got a list of %d", what, len);
+        int64_t f = 1;
+        for (int i = 0; i < len; i++) {
+            if (get_int(c, node(c, n->data.sequence.items.start[i]), key, 1, &sh->d[i]) != OOMB_OK)
+                return c->status;
+            if (!mul_ok(f, sh->d[i], &f))
+                return err_at(c, n, key,
+                              "the product of the dimensions overflows a 64-bit byte count");
+        }
+        sh->kind = len == 2 ? SHAPE_TOKENS : SHAPE_IMAGE;
+        sc->input_rank = len;
+        sc->model.input_features = f;
+    } else {
+        if (n->type != YAML_SCALAR_NODE)
+            return err_at(c, n, key, "expected %s, got %s", what, describe(n, buf, sizeof buf));
+        if (get_int(c, n, key, 1, &sh->d[0]) != OOMB_OK)
+            return c->status;
+        sh->kind = SHAPE_FLAT;
+        sc->input_rank = 1;
+        sc->model.input_features = sh->d[0];
+    }
+    for (int i = 0; i < sc->input_rank; i++)
+        sc->input_shape[i] = sh->d[i];
     return OOMB_OK;
 }
 
@@ -599,8 +1224,11 @@ static int read_model(struct ctx *c, yaml_node_t *mn)
             join(key, sizeof key, "model", f[i].name);
             return err_at(c, mn, key, "missing required key '%s' in 'model'", f[i].name);
         }
+    c->model_input = f[0].val;
+    c->model_classes = f[1].val;
     sc->model.struct_size = sizeof sc->model;
-    if (get_int(c, f[0].val, "model.input", 1, &sc->model.input_features) != OOMB_OK)
+    struct shape sh = {0};
+    if (read_model_input(c, f[0].val, &sh) != OOMB_OK)
         return c->status;
     if (get_int(c, f[1].val, "model.classes", 1, &sc->model.classes) != OOMB_OK)
         return c->status;
@@ -610,35 +1238,81 @@ static int read_model(struct ctx *c, yaml_node_t *mn)
 
     yaml_node_t *ln = f[2].val;
     if (ln->type != YAML_SEQUENCE_NODE)
-        return err_type(c, ln, "model.layers", "a sequence of layers");
-    int n = (int)(ln->data.sequence.items.top - ln->data.sequence.items.start);
-    if (n == 0)
-        return err_at(c, ln, "model.layers", "expected at least one layer, got an empty list");
+        return err_type(c, ln, KEY_LAYERS, "a sequence of layers");
+    if (ln->data.sequence.items.top == ln->data.sequence.items.start)
+        return err_at(c, ln, KEY_LAYERS, "expected at least one layer, got an empty list");
+    int64_t n, nested;
+    count_layers(c, ln, &n, &nested);
+    if (n > INT32_MAX || nested > INT32_MAX)
+        return err_at(c, ln, KEY_LAYERS, "too many layers");
     sc->layer_storage = calloc((size_t)n, sizeof *sc->layer_storage);
     sc->layer_ptrs = calloc((size_t)n, sizeof *sc->layer_ptrs);
     if (sc->layer_storage == NULL || sc->layer_ptrs == NULL)
         return err_oom(c);
-
-    int64_t in = sc->model.input_features;
-    char from[96] = "model.input";
-    yaml_node_t *last = NULL;
-    for (int i = 0; i < n; i++) {
-        last = node(c, ln->data.sequence.items.start[i]);
-        struct oomb_layer *l = &sc->layer_storage[i];
-        if (read_layer(c, last, i + 1, in, from, l) != OOMB_OK)
-            return c->status;
-        sc->layer_ptrs[i] = l;
-        sc->model.n_layers = i + 1;
-        in = l->out_features;
-        snprintf(from, sizeof from, "output of layer %d (%s)", i + 1, layer_kind_name(l->kind));
+    if (nested > 0) {
+        sc->nested_storage = calloc((size_t)nested, sizeof *sc->nested_storage);
+        sc->body_ptrs = calloc((size_t)nested, sizeof *sc->body_ptrs);
+        if (sc->nested_storage == NULL || sc->body_ptrs == NULL)
+            return err_oom(c);
+        for (int64_t i = 0; i < nested; i++)
+            sc->body_ptrs[i] = &sc->nested_storage[i];
     }
+    c->nested_cap = (int)nested;
+    c->nested_used = 0;
+
+    yaml_node_t *last = NULL;
+    char last_who[300];
+    if (read_list(c, ln, "", 0, &sh, "model.input", sc->layer_storage, n, &last, last_who,
+                  sizeof last_who) != OOMB_OK)
+        return c->status;
+    for (int i = 0; i < (int)n; i++)
+        sc->layer_ptrs[i] = &sc->layer_storage[i];
+    sc->model.n_layers = (int)n;
     sc->model.layers = sc->layer_ptrs;
-    const struct oomb_layer *tail = &sc->layer_storage[n - 1];
-    if (tail->out_features != sc->model.classes)
-        return err_at(c, last, "model.layers",
-                      "layer %d (%s), the last layer, outputs %lld features but model.classes "
+    if (sh.kind != SHAPE_FLAT) {
+        char buf[96];
+        return err_at(c, last, KEY_LAYERS,
+                      "%s, the last layer, outputs %s but the model must end with model.classes "
+                      "(%lld) flat features; add '- flatten' and '- linear: %lld'",
+                      last_who, shape_text(&sh, buf, sizeof buf), (long long)sc->model.classes,
+                      (long long)sc->model.classes);
+    }
+    if (sh.d[0] != sc->model.classes)
+        return err_at(c, last, KEY_LAYERS,
+                      "%s, the last layer, outputs %lld features but model.classes "
                       "is %lld; the last layer must output one value per class",
-                      n, layer_kind_name(tail->kind), (long long)tail->out_features,
+                      last_who, (long long)sh.d[0], (long long)sc->model.classes);
+    return OOMB_OK;
+}
+
+/* Fashion-MNIST fixes the model's input and classes. */
+static int check_fashion_mnist(struct ctx *c)
+{
+    struct oomb_scenario *sc = c->sc;
+    const int64_t *d = sc->input_shape;
+    if (sc->input_kind != OOMB_INPUT_FASHION_MNIST)
+        return OOMB_OK;
+    int ok = (sc->input_rank == 1 && d[0] == 784) ||
+             (sc->input_rank == 2 && d[0] == 28 && d[1] == 28) ||
+             (sc->input_rank == 3 && d[0] == 1 && d[1] == 28 && d[2] == 28);
+    if (!ok) {
+        char got[96];
+        if (sc->input_rank == 1)
+            textf(got, sizeof got, "%lld", (long long)d[0]);
+        else if (sc->input_rank == 2)
+            textf(got, sizeof got, "[%lld, %lld]", (long long)d[0], (long long)d[1]);
+        else
+            textf(got, sizeof got, "[%lld, %lld, %lld]", (long long)d[0], (long long)d[1],
+                  (long long)d[2]);
+        return err_at(c, c->model_input, "model.input",
+                      "the input is fashion-mnist, and Fashion-MNIST images are 1x28x28 in 10 "
+                      "classes: model.input must be 784, [1, 28, 28] or [28, 28], got %s",
+                      got);
+    }
+    if (sc->model.classes != FMNIST_CLASSES)
+        return err_at(c, c->model_classes, "model.classes",
+                      "the input is fashion-mnist, and Fashion-MNIST images are 1x28x28 in 10 "
+                      "classes: model.classes must be 10, got %lld",
                       (long long)sc->model.classes);
     return OOMB_OK;
 }
@@ -712,13 +1386,29 @@ static int read_mode(struct ctx *c, yaml_node_t *n)
     return OOMB_OK;
 }
 
+static int64_t widest_of(const struct oomb_layer *l, int64_t w)
+{
+    if (l->out_features > w)
+        w = l->out_features;
+    if (l->kind == OOMB_LAYER_ATTENTION) {
+        /* qkv (T, 3C) and the attention matrix (H, T, T), checked to fit */
+        int64_t T = l->attrs[0], C = l->attrs[1], H = l->attrs[2];
+        if (3 * C * T > w)
+            w = 3 * C * T;
+        if (H * T * T > w)
+            w = H * T * T;
+    }
+    return w;
+}
+
 /* The widest activation of the model, in features per sample. */
 static int64_t widest(const struct oomb_scenario *sc)
 {
     int64_t w = sc->model.input_features;
     for (int i = 0; i < sc->model.n_layers; i++)
-        if (sc->layer_storage[i].out_features > w)
-            w = sc->layer_storage[i].out_features;
+        w = widest_of(&sc->layer_storage[i], w);
+    for (int i = 0; i < sc->n_nested; i++)
+        w = widest_of(&sc->nested_storage[i], w);
     return w;
 }
 
@@ -849,14 +1539,64 @@ static int read_optimizer(struct ctx *c, yaml_node_t *n)
 
 static int read_steps(struct ctx *c, yaml_node_t *n)
 {
-    struct field f[] = {{.name = "warmup"}, {.name = "measured"}};
-    if (read_map(c, n, "steps", f, 2) != OOMB_OK)
+    struct oomb_scenario *sc = c->sc;
+    struct field f[] = {{.name = "warmup"}, {.name = "measured"}, {.name = "epochs"}};
+    if (read_map(c, n, "steps", f, 3) != OOMB_OK)
         return c->status;
-    if (f[0].val != NULL && get_int(c, f[0].val, "steps.warmup", 0, &c->sc->warmup_steps))
+    if (f[0].val != NULL && get_int(c, f[0].val, "steps.warmup", 0, &sc->warmup_steps))
         return c->status;
-    if (f[1].val != NULL && get_int(c, f[1].val, "steps.measured", 1, &c->sc->measured_steps))
+    if (f[1].val != NULL && get_int(c, f[1].val, "steps.measured", 1, &sc->measured_steps))
         return c->status;
+    if (f[2].val == NULL)
+        return OOMB_OK;
+    if (f[1].val != NULL)
+        return err_at(c, f[2].key, "steps.epochs",
+                      "give either 'measured' (line %d) or 'epochs', not both",
+                      (int)f[1].key->start_mark.line + 1);
+    double e;
+    if (get_real(c, f[2].val, "steps.epochs", &e) != OOMB_OK)
+        return c->status;
+    if (!(e > 0) || e > MAX_EPOCHS)
+        return err_at(c, f[2].val, "steps.epochs",
+                      "expected a number of epochs > 0 and at most %g, got %s", MAX_EPOCHS,
+                      text(f[2].val));
+    if (sc->input_kind != OOMB_INPUT_FASHION_MNIST)
+        return err_at(c, f[2].val, "steps.epochs",
+                      "epochs needs a finite data set (input: fashion-mnist); synthetic input "
+                      "has no epochs: give steps.measured instead");
+    sc->epochs = e;
     return OOMB_OK;
+}
+
+static int read_eval(struct ctx *c, yaml_node_t *n)
+{
+    struct oomb_scenario *sc = c->sc;
+    int64_t v;
+    if (get_int(c, n, "eval", 0, &v) != OOMB_OK)
+        return c->status;
+    if (sc->input_kind == OOMB_INPUT_FASHION_MNIST && v > OOMB_SCENARIO_FMNIST_TEST_SAMPLES)
+        return err_at(c, n, "eval",
+                      "the Fashion-MNIST test set holds %d samples; expected at most %d, got %lld",
+                      OOMB_SCENARIO_FMNIST_TEST_SAMPLES, OOMB_SCENARIO_FMNIST_TEST_SAMPLES,
+                      (long long)v);
+    sc->eval_samples = v;
+    return OOMB_OK;
+}
+
+int64_t oomb_scenario_measured_steps(const struct oomb_scenario *sc, int64_t batch)
+{
+    if (sc == NULL || batch < 1)
+        return 0;
+    if (!(sc->epochs > 0))
+        return sc->measured_steps;
+    double samples = sc->epochs * OOMB_SCENARIO_FMNIST_TRAIN_SAMPLES;
+    double whole = nearbyint(samples);
+    /* A whole number of samples (2 epochs, 0.5 epochs) divides exactly. */
+    if (fabs(samples - whole) <= 1e-9 * samples) {
+        int64_t n = (int64_t)whole;
+        return n / batch + (n % batch != 0);
+    }
+    return (int64_t)ceil(samples / (double)batch);
 }
 
 static int read_budget(struct ctx *c, yaml_node_t *n)
@@ -1143,6 +1883,7 @@ static int read_root(struct ctx *c, yaml_node_t *root)
         F_BATCH,
         F_OPT,
         F_STEPS,
+        F_EVAL,
         F_BUDGET,
         F_BACKEND,
         F_TIMEOUT,
@@ -1151,10 +1892,10 @@ static int read_root(struct ctx *c, yaml_node_t *root)
         F_N
     };
     struct field f[F_N] = {
-        {.name = "name"},       {.name = "description"}, {.name = "model"},   {.name = "input"},
-        {.name = "seed"},       {.name = "mode"},        {.name = "batch"},   {.name = "optimizer"},
-        {.name = "steps"},      {.name = "budget"},      {.name = "backend"}, {.name = "timeout"},
-        {.name = "strategies"}, {.name = "checks"},
+        {.name = "name"},    {.name = "description"}, {.name = "model"},  {.name = "input"},
+        {.name = "seed"},    {.name = "mode"},        {.name = "batch"},  {.name = "optimizer"},
+        {.name = "steps"},   {.name = "eval"},        {.name = "budget"}, {.name = "backend"},
+        {.name = "timeout"}, {.name = "strategies"},  {.name = "checks"},
     };
     if (root->type != YAML_MAPPING_NODE)
         return err_type(c, root, "(top level)", "a mapping of scenario keys");
@@ -1203,6 +1944,12 @@ static int read_root(struct ctx *c, yaml_node_t *root)
         sc->seed = (uint64_t)seed;
     }
     if (f[F_INPUT].val != NULL && read_input(c, f[F_INPUT].val, &seed_set) != OOMB_OK)
+        return c->status;
+    if (check_fashion_mnist(c) != OOMB_OK)
+        return c->status;
+    sc->eval_samples =
+        sc->input_kind == OOMB_INPUT_FASHION_MNIST ? OOMB_SCENARIO_FMNIST_TEST_SAMPLES : 0;
+    if (f[F_EVAL].val != NULL && read_eval(c, f[F_EVAL].val) != OOMB_OK)
         return c->status;
     if (f[F_MODE].val != NULL ? read_mode(c, f[F_MODE].val) != OOMB_OK
                               : (sc->modes = OOMB_MODE_TRAIN, 0))
@@ -1348,6 +2095,8 @@ void oomb_scenario_destroy(struct oomb_scenario *sc)
     free(sc->batches);
     free(sc->layer_storage);
     free(sc->layer_ptrs);
+    free(sc->nested_storage);
+    free(sc->body_ptrs);
     free(sc->description);
     free(sc->name);
     free(sc->path);

@@ -44,6 +44,11 @@ struct oomb_check_spec {
 
 enum oomb_input_kind { OOMB_INPUT_SYNTHETIC = 0, OOMB_INPUT_FASHION_MNIST = 1 };
 
+/* Fashion-MNIST: 60000 training samples (one epoch, for `steps.epochs`) and
+ * 10000 test samples (the most `eval` may ask for). */
+#define OOMB_SCENARIO_FMNIST_TRAIN_SAMPLES 60000
+#define OOMB_SCENARIO_FMNIST_TEST_SAMPLES 10000
+
 struct oomb_scenario {
     char *path;        /* as given */
     char *name;        /* `name:` or the file stem */
@@ -51,8 +56,18 @@ struct oomb_scenario {
 
     /* model */
     struct oomb_model model;          /* model.layers points at layer_ptrs */
-    struct oomb_layer *layer_storage; /* n_layers */
+    struct oomb_layer *layer_storage; /* n_layers: the top-level layers */
     const struct oomb_layer **layer_ptrs;
+    /* The layers inside residual bodies, at any depth (n_nested of them), and
+     * body_ptrs[i] = &nested_storage[i]: a residual's body is the run
+     * body_ptrs[k .. k + n_body) of its own, contiguous, body layers. */
+    struct oomb_layer *nested_storage;
+    const struct oomb_layer **body_ptrs;
+    int n_nested;
+    /* The shape of model.input: rank 1 flat (F), 2 tokens (T, C), 3 an image
+     * (C, H, W); model.input_features is the product. */
+    int input_rank;
+    int64_t input_shape[3];
 
     /* input */
     enum oomb_input_kind input_kind;
@@ -65,11 +80,16 @@ struct oomb_scenario {
     enum oomb_optimizer optimizer;
     double lr, momentum, beta1, beta2, eps, weight_decay;
 
-    int64_t warmup_steps, measured_steps;
+    int64_t warmup_steps, measured_steps; /* measured_steps: see epochs */
+    /* steps.epochs, 0 when not given. When set, measured_steps keeps its
+     * default and the step count depends on the batch size: use
+     * oomb_scenario_measured_steps(). */
+    double epochs;
+    int64_t eval_samples;  /* `eval`: held-out samples for test accuracy (0: none) */
     uint64_t budget_bytes; /* 0: unlimited */
     enum oomb_backend backend;
-    int device;            /* CUDA ordinal */
-    double timeout_s;      /* per run */
+    int device;       /* CUDA ordinal */
+    double timeout_s; /* per run */
 
     struct oomb_strategy_spec *strategies;
     int n_strategies;
@@ -86,6 +106,12 @@ struct oomb_scenario {
 int oomb_scenario_load(const char *path, struct oomb_scenario **out, char *err, size_t err_len)
     OOMB_WARN_UNUSED;
 void oomb_scenario_destroy(struct oomb_scenario *sc);
+
+/* Measured steps of a run at batch size `batch` (>= 1; else 0): the
+ * scenario's measured_steps, or, when steps.epochs is set,
+ * ceil(epochs * OOMB_SCENARIO_FMNIST_TRAIN_SAMPLES / batch), the steps that
+ * take `epochs` passes over the Fashion-MNIST training set. */
+int64_t oomb_scenario_measured_steps(const struct oomb_scenario *sc, int64_t batch);
 
 /* Parse a byte size such as "2GiB", "512MiB", "1e9", "100000" (suffixes KiB,
  * MiB, GiB, TiB, KB, MB, GB, TB, B). Returns OOMB_OK or OOMB_ERR_PARSE on

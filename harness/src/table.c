@@ -22,16 +22,21 @@ enum col {
     C_STEP = C_TAG0 + OOMB_TAG_COUNT,
     C_CI,
     C_TPUT,
+    C_RUNTIME, /* with C_TACC and C_TDELTA: only in groups with an evaluation */
     C_LOSS,
     C_ACC,
+    C_TACC,
+    C_TDELTA,
     C_DEV,
     C_REASON,
     C_COUNT
 };
 
 static const char *const col_head[C_COUNT] = {
-    "strategy", "outcome", "peak", "weights",   "grads", "optim", "activ", "wkspace",
-    "other",    "step",    "ci95", "samples/s", "loss",  "acc",   "dev",   "reason",
+    "strategy", "outcome",  "peak",     "weights", "grads",  "optim",
+    "activ",    "wkspace",  "other",    "step",    "ci95",   "samples/s",
+    "run time", "loss",     "acc",      "test acc", "Δ test", "dev",
+    "reason",
 };
 
 static int col_left(int c)
@@ -204,6 +209,18 @@ static void fill_row(char (*cell)[CELL_LEN], const struct oomb_run_result *run)
         snprintf(cell[C_ACC], CELL_LEN, "%.2f%%", 100.0 * run->accuracy);
     else
         snprintf(cell[C_ACC], CELL_LEN, "-");
+    if (isfinite(run->run_seconds) && run->run_seconds >= 0)
+        oomb_format_ns(run->run_seconds * 1e9, cell[C_RUNTIME], CELL_LEN);
+    else
+        snprintf(cell[C_RUNTIME], CELL_LEN, "-");
+    if (run->has_eval && isfinite(run->test_accuracy))
+        snprintf(cell[C_TACC], CELL_LEN, "%.4f", run->test_accuracy);
+    else
+        snprintf(cell[C_TACC], CELL_LEN, "-");
+    if (run->has_eval && isfinite(run->test_accuracy_delta))
+        snprintf(cell[C_TDELTA], CELL_LEN, "%+.2f pp", 100.0 * run->test_accuracy_delta);
+    else
+        snprintf(cell[C_TDELTA], CELL_LEN, "-");
     double dev = max_dev(run);
     if (isfinite(dev))
         snprintf(cell[C_DEV], CELL_LEN, "%.2e", dev);
@@ -271,7 +288,7 @@ static void print_group(FILE *f, const struct oomb_results *r, const int *idx, i
     int show[C_COUNT];
     int width[C_COUNT];
     for (int c = 0; c < C_COUNT; c++) {
-        show[c] = c != C_ACC && c != C_REASON;
+        show[c] = c != C_ACC && c != C_REASON && c != C_RUNTIME && c != C_TACC && c != C_TDELTA;
         width[c] = text_width(col_head[c]);
     }
     for (int i = 0; i < n; i++) {
@@ -279,6 +296,8 @@ static void print_group(FILE *f, const struct oomb_results *r, const int *idx, i
         fill_row(cells[i], run);
         if (run->has_accuracy)
             show[C_ACC] = 1;
+        if (run->has_eval)
+            show[C_RUNTIME] = show[C_TACC] = show[C_TDELTA] = 1;
         if (run->outcome != OOMB_OUTCOME_OK && cells[i][C_REASON][0])
             show[C_REASON] = 1;
         for (int c = 0; c < C_COUNT; c++) {
@@ -317,6 +336,42 @@ static void print_group(FILE *f, const struct oomb_results *r, const int *idx, i
     free(cells);
 }
 
+static int same_scenario(const struct oomb_run_result *a, const struct oomb_run_result *b)
+{
+    return strcmp(a->scenario ? a->scenario : "", b->scenario ? b->scenario : "") == 0;
+}
+
+int oomb_scenario_run_time(const struct oomb_results *r, const char *scenario, double *seconds)
+{
+    int n = 0;
+    double total = 0;
+    for (int i = 0; r && r->runs && i < r->n_runs; i++) {
+        const struct oomb_run_result *run = &r->runs[i];
+        if ((scenario && strcmp(run->scenario ? run->scenario : "", scenario) != 0) ||
+            !isfinite(run->run_seconds) || run->run_seconds < 0)
+            continue;
+        total += run->run_seconds;
+        n++;
+    }
+    *seconds = n > 0 ? total : NAN;
+    return n;
+}
+
+/* After the last group of a scenario: the wall time of its runs, when the
+ * runs measured it. */
+static void print_scenario_time(FILE *f, const struct oomb_results *r,
+                                const struct oomb_run_result *run)
+{
+    double total;
+    int n = oomb_scenario_run_time(r, run->scenario ? run->scenario : "", &total);
+    if (n == 0)
+        return;
+    char scen[CELL_LEN], t[32];
+    clip(scen, sizeof(scen), run->scenario, 64);
+    oomb_format_ns(total * 1e9, t, sizeof t);
+    fprintf(f, "%s: %d run(s) took %s\n", scen, n, t);
+}
+
 void oomb_table_print(FILE *f, const struct oomb_results *r, int color)
 {
     if (!r || r->n_runs <= 0 || !r->runs) {
@@ -345,6 +400,11 @@ void oomb_table_print(FILE *f, const struct oomb_results *r, int color)
         if (groups++ > 0)
             fprintf(f, "\n");
         print_group(f, r, idx, n, color);
+        int more = 0; /* a later group of the same scenario */
+        for (int j = i + 1; j < r->n_runs && !more; j++)
+            more = !done[j] && same_scenario(&r->runs[i], &r->runs[j]);
+        if (!more)
+            print_scenario_time(f, r, &r->runs[i]);
     }
     free(idx);
     free(done);

@@ -26,6 +26,7 @@ void oomb_verdict_options_init(struct oomb_verdict_options *o)
     o->noise_pct = -1;
     o->loss_rel_tol = 0.02;
     o->acc_drop_tol = 0.01;
+    o->test_acc_drop_tol = 0.01;
     o->numerics_tol = 1e-5;
 }
 
@@ -665,6 +666,38 @@ static int compare_quality(struct oomb_verdict *v, const struct oomb_run_result 
             set_kind(v, it, OOMB_VERDICT_REGRESSED);
         else if (it->diff > o->acc_drop_tol)
             set_kind(v, it, OOMB_VERDICT_IMPROVED);
+    }
+    /* Held-out test accuracy: the rule of accuracy (an absolute drop beyond
+     * the tolerance), and an evaluation that stopped giving a number is a
+     * regression as a final loss that did. A head run without an evaluation
+     * the base had is shown, not judged: the scenario no longer asks for one
+     * or the plugin cannot evaluate (eval_note says which). */
+    int b_eval = b->has_eval && isfinite(b->test_accuracy);
+    if (b_eval && h->has_eval && isfinite(h->test_accuracy)) {
+        if (!(it = add_item(v, h, OOMB_AREA_QUALITY, "quality.test_accuracy")))
+            return OOMB_ERR_OOM;
+        it->base = b->test_accuracy;
+        it->head = h->test_accuracy;
+        it->diff = h->test_accuracy - b->test_accuracy;
+        snprintf(it->detail, sizeof it->detail, "%.4f -> %.4f (%+.2f pp, limit -%.4g pp)",
+                 it->base, it->head, 100 * it->diff, 100 * o->test_acc_drop_tol);
+        if (it->diff < -o->test_acc_drop_tol)
+            set_kind(v, it, OOMB_VERDICT_REGRESSED);
+        else if (it->diff > o->test_acc_drop_tol)
+            set_kind(v, it, OOMB_VERDICT_IMPROVED);
+    } else if (b_eval && h->outcome == OOMB_OUTCOME_OK) {
+        if (!(it = add_item(v, h, OOMB_AREA_QUALITY, "quality.test_accuracy")))
+            return OOMB_ERR_OOM;
+        it->base = b->test_accuracy;
+        if (h->has_eval) {
+            snprintf(it->detail, sizeof it->detail, "%.4f -> not finite", it->base);
+            set_kind(v, it, OOMB_VERDICT_REGRESSED);
+        } else {
+            snprintf(it->detail, sizeof it->detail, "%.4f -> not evaluated%s%.180s", it->base,
+                     h->eval_note && h->eval_note[0] ? ": " : "",
+                     h->eval_note ? h->eval_note : "");
+            it->kind = OOMB_VERDICT_NA;
+        }
     }
     static const char *const names[] = {"loss_rel_err", "grad_rel_err", "output_rel_err",
                                         "weight_rel_err"};

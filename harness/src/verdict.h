@@ -10,7 +10,8 @@
  * bootstrap interval of the relative change of the median; a regression only
  * when the change is significant and its whole interval lies beyond the noise
  * threshold (against a baseline of several runs: above the prediction bound
- * of their spread and beyond the noise threshold). Quality: final loss, accuracy and numerical deviation against
+ * of their spread and beyond the noise threshold). Quality: final loss,
+ * accuracy, held-out test accuracy and numerical deviation against
  * tolerances. docs/verdicts.md explains the statistics.
  */
 #ifndef OOMB_VERDICT_H
@@ -43,7 +44,8 @@ struct oomb_verdict_item {
     char strategy[128];
     char metric[48];  /* "outcome", "memory.total", "memory.<tag>", "time.step",
                        * "time.<phase>", "throughput", "quality.final_loss",
-                       * "quality.accuracy", "numerics.<name>", "run" */
+                       * "quality.accuracy", "quality.test_accuracy",
+                       * "numerics.<name>", "run" */
     enum oomb_mode mode;
     int64_t batch;
     enum oomb_backend backend;
@@ -76,6 +78,7 @@ struct oomb_verdict_options {
     int n_noise;
     double loss_rel_tol;     /* final loss relative change; default 0.02 */
     double acc_drop_tol;     /* accuracy drop, absolute; default 0.01 */
+    double test_acc_drop_tol; /* held-out test accuracy drop, absolute; default 0.01 */
     double numerics_tol;     /* numerics rel err limit; default 1e-5 */
 };
 

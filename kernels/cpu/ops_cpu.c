@@ -8,7 +8,9 @@
  * stack. Arguments are validated cheaply (NULL pointers, negative or
  * oversized dimensions, bad dtypes) and failures return OOMB_ERR_INVALID with
  * a message for last_error(). A pointer may be NULL when its element count is
- * zero; parameters documented "or NULL" may always be NULL.
+ * zero; parameters documented "or NULL" may always be NULL. The ABI 1.1
+ * layer ops (convolution, pooling, norms, attention) live in
+ * ops_cpu_layers.c and are only registered here.
  */
 #include <limits.h>
 #include <math.h>
@@ -1233,4 +1235,17 @@ void oomb_cpu_ops_init(struct oomb_ops *ops, struct oomb_cpu_ctx *ctx)
     ops->linear_forward_csr = cpu_linear_forward_csr;
     ops->compress_2of4 = cpu_compress_2of4;
     ops->linear_forward_2of4 = cpu_linear_forward_2of4;
+    ops->conv2d_workspace = oomb_cpu_conv2d_workspace;
+    ops->conv2d_forward = oomb_cpu_conv2d_forward;
+    ops->conv2d_backward = oomb_cpu_conv2d_backward;
+    ops->maxpool_forward = oomb_cpu_maxpool_forward;
+    ops->maxpool_backward = oomb_cpu_maxpool_backward;
+    ops->batchnorm_forward = oomb_cpu_batchnorm_forward;
+    ops->batchnorm_backward = oomb_cpu_batchnorm_backward;
+    ops->layernorm_forward = oomb_cpu_layernorm_forward;
+    ops->layernorm_backward = oomb_cpu_layernorm_backward;
+    ops->attention_workspace = oomb_cpu_attention_workspace;
+    ops->attention_forward = oomb_cpu_attention_forward;
+    ops->attention_backward = oomb_cpu_attention_backward;
+    ops->add = oomb_cpu_add;
 }

@@ -298,7 +298,7 @@ static int ctx_setup(struct oomb_cuda_ctx *k, struct oomb_device_info *info)
                                                               : CUBLAS_DEFAULT_MATH));
     OOMB_CUBLAS_CHECK(k, cublasSetPointerMode(k->cublas, CUBLAS_POINTER_MODE_HOST));
 
-    /* No convolution layers yet; the handle is here for the ones to come. */
+    /* cuDNN: the convolutions of ops_cuda_layers.cu, on the same stream. */
     OOMB_CUDNN_CHECK(k, cudnnCreate(&k->cudnn));
     OOMB_CUDNN_CHECK(k, cudnnSetStream(k->cudnn, k->stream));
 

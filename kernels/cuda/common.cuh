@@ -1,6 +1,6 @@
 /*
- * Shared state and error plumbing of the CUDA backend (backend_cuda.cu and
- * ops_cuda.cu). Internal to kernels/cuda.
+ * Shared state and error plumbing of the CUDA backend (backend_cuda.cu,
+ * ops_cuda.cu and ops_cuda_layers.cu). Internal to kernels/cuda.
  *
  * Every CUDA, cuBLAS and cuDNN call goes through one of the OOMB_CUDA_CHECK /
  * OOMB_CUBLAS_CHECK / OOMB_CUDNN_CHECK macros: a failure becomes
@@ -75,8 +75,10 @@ int oomb_cuda_fail(struct oomb_cuda_ctx *k, const char *file, int line, const ch
 /* Like oomb_cuda_fail with a printf message, returning `status`. */
 int oomb_cuda_errf(struct oomb_cuda_ctx *k, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-/* Fills b->ops with the kernels of ops_cuda.cu. */
+/* Fills b->ops with the kernels of ops_cuda.cu (and ops_cuda_layers.cu). */
 void oomb_cuda_ops_init(struct oomb_ops *ops, struct oomb_cuda_ctx *k);
+/* Fills the ABI 1.1 layer ops (ops_cuda_layers.cu); called by oomb_cuda_ops_init. */
+void oomb_cuda_layer_ops_init(struct oomb_ops *ops);
 #ifdef __cplusplus
 }
 #endif

@@ -1472,4 +1472,5 @@ extern "C" void oomb_cuda_ops_init(struct oomb_ops *ops, struct oomb_cuda_ctx *k
     ops->linear_forward_csr = cuda_linear_forward_csr;
     ops->compress_2of4 = cuda_compress_2of4;
     ops->linear_forward_2of4 = cuda_linear_forward_2of4;
+    oomb_cuda_layer_ops_init(ops);
 }

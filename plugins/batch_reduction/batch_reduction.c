@@ -34,6 +34,7 @@
 
 #include "chunk.h"
 #include "net.h"
+#include "steps.h"
 
 struct br_state {
     const struct oomb_host *h;
@@ -135,13 +136,18 @@ static int infer_chunk(struct br_state *s, int64_t step, int64_t first, int64_t 
     h->phase(h->run, OOMB_PHASE_FORWARD);
     for (int l = 0; l < L; l++) {
         float *out = logits;
-        if (l < L - 1) {
-            size_t bytes = (size_t)(b * m->layers[l]->out_features) * 4;
+        if (l < L - 1 || oomb_layer_saved_floats(m->layers[l], b) > 0) {
+            size_t bytes = oomb_net_act_bytes(n, l, b);
             if ((rc = oomb_net_alloc(h, bytes, OOMB_TAG_ACTIVATIONS, "activation", (void **)&out,
                                      msg, msg_len)))
                 goto done;
         }
-        rc = oomb_net_forward(n, l, out, cur, b, msg, msg_len);
+        rc = oomb_net_forward(n, l, out, cur, b, OOMB_FWD_EVAL, msg, msg_len);
+        if (rc == OOMB_OK && l == L - 1 && out != logits)
+            rc = oomb_net_op_error(n, n->ops->copy(n->k, logits, out, (size_t)(b * K) * 4),
+                                   "copy logits", msg, msg_len);
+        if (l == L - 1 && out != logits)
+            h->free(h->run, out);
         h->free(h->run, cur);
         cur = l < L - 1 ? out : NULL;
         if (rc)
@@ -214,6 +220,13 @@ static void br_destroy(void *state)
     free(s);
 }
 
+static int br_evaluate(void *state, char *msg, size_t msg_len)
+{
+    struct br_state *s = state;
+    /* in micro-batches, as the strategy runs */
+    return oomb_step_evaluate(s->h, &s->net, s->mb, NULL, NULL, msg, msg_len);
+}
+
 static const struct oomb_param_desc params[] = {
     {"micro_batch", OOMB_PARAM_INT, "32", "samples",
      "samples per micro-batch (1..batch); train: one optimizer update per micro-batch"},
@@ -232,6 +245,7 @@ static const struct oomb_plugin descriptor = {
     .create = br_create,
     .step = br_step,
     .destroy = br_destroy,
+    .evaluate = br_evaluate,
 };
 
 OOMB_EXPORT const struct oomb_plugin *OOMB_PLUGIN_ENTRY(void)

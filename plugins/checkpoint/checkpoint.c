@@ -29,6 +29,7 @@
 
 #include "chunk.h"
 #include "net.h"
+#include "steps.h"
 
 struct ckpt_state {
     const struct oomb_host *h;
@@ -85,17 +86,17 @@ static int ckpt_create(const struct oomb_host *h, void **state, char *msg, size_
  * keep_all == 0, only acts[b - 1] survives: each output is freed once the
  * next layer has consumed it. */
 static int run_layers(struct ckpt_state *s, float **acts, const float *in, int a, int b,
-                      int keep_all, int64_t B, char *msg, size_t msg_len)
+                      int keep_all, enum oomb_fwd_mode mode, int64_t B, char *msg,
+                      size_t msg_len)
 {
     const struct oomb_host *h = s->h;
-    const struct oomb_model *m = h->info->model;
     int rc;
     for (int l = a; l < b; l++) {
-        size_t bytes = (size_t)(B * m->layers[l]->out_features) * 4;
+        size_t bytes = oomb_net_act_bytes(&s->net, l, B);
         if ((rc = oomb_net_alloc(h, bytes, OOMB_TAG_ACTIVATIONS, "activation", (void **)&acts[l],
                                  msg, msg_len)))
             return rc;
-        rc = oomb_net_forward(&s->net, l, acts[l], in, B, msg, msg_len);
+        rc = oomb_net_forward(&s->net, l, acts[l], in, B, mode, msg, msg_len);
         if (!keep_all && l > a) {
             h->free(h->run, acts[l - 1]);
             acts[l - 1] = NULL;
@@ -141,7 +142,7 @@ static int ckpt_step(void *state, int64_t step, char *msg, size_t msg_len)
     for (int i = 0; i < S; i++) {
         int a = s->first[i], b = s->first[i + 1];
         const float *in = a > 0 ? acts[a - 1] : x;
-        if ((rc = run_layers(s, acts, in, a, b, i == S - 1, B, msg, msg_len)))
+        if ((rc = run_layers(s, acts, in, a, b, i == S - 1, OOMB_FWD_TRAIN, B, msg, msg_len)))
             goto done;
     }
     if ((rc = oomb_net_alloc(h, (size_t)(B * K) * 4, OOMB_TAG_ACTIVATIONS, "probs",
@@ -162,9 +163,12 @@ static int ckpt_step(void *state, int64_t step, char *msg, size_t msg_len)
         goto done;
     h->report_loss(h->run, step, loss);
     h->report_accuracy(h->run, correct, B);
-    /* The logits are not an input of any backward: only probs are. */
-    h->free(h->run, acts[L - 1]);
-    acts[L - 1] = NULL;
+    /* The logits are not an input of any backward (only probs are), unless
+     * the last layer saved state for its backward next to them. */
+    if (oomb_layer_saved_floats(m->layers[L - 1], B) == 0) {
+        h->free(h->run, acts[L - 1]);
+        acts[L - 1] = NULL;
+    }
     h->free(h->run, losses);
     losses = NULL;
 
@@ -186,17 +190,22 @@ static int ckpt_step(void *state, int64_t step, char *msg, size_t msg_len)
         if (i < S - 1 && b - 1 > a) {
             /* Recompute the inputs of layers a+1 .. b-1. */
             h->phase(h->run, OOMB_PHASE_FORWARD);
-            if ((rc = run_layers(s, acts, seg_in, a, b - 1, 1, B, msg, msg_len)))
+            if ((rc = run_layers(s, acts, seg_in, a, b - 1, 1, OOMB_FWD_RECOMPUTE, B, msg,
+                                 msg_len)))
                 goto done;
             h->phase(h->run, OOMB_PHASE_BACKWARD);
         }
         for (int l = b - 1; l >= a; l--) {
-            if ((rc = oomb_net_backward_step(n, l, &dcur, l > 0 ? acts[l - 1] : x, B, msg,
-                                              msg_len)))
+            if ((rc = oomb_net_backward_step(n, l, &dcur, l > 0 ? acts[l - 1] : x, acts[l], B,
+                                              msg, msg_len)))
                 goto done;
-            /* Layer l's input (a recomputed activation, or the segment's
-             * input boundary once l == a) is needed no more. */
-            if (l > 0) {
+            /* Layer l's own buffer is needed no more; its input (a
+             * recomputed activation, or the segment's input boundary once
+             * l == a) neither, unless layer l - 1 saved state there for its
+             * own backward (then it goes after that). */
+            h->free(h->run, acts[l]);
+            acts[l] = NULL;
+            if (l > 0 && oomb_layer_saved_floats(m->layers[l - 1], B) == 0) {
                 h->free(h->run, acts[l - 1]);
                 acts[l - 1] = NULL;
             }
@@ -232,6 +241,12 @@ static void ckpt_destroy(void *state)
     free(s);
 }
 
+static int ckpt_evaluate(void *state, char *msg, size_t msg_len)
+{
+    struct ckpt_state *s = state;
+    return oomb_step_evaluate(s->h, &s->net, 0, NULL, NULL, msg, msg_len);
+}
+
 static const struct oomb_param_desc params[] = {
     {"segments", OOMB_PARAM_INT, "0", "segments",
      "checkpointed segments (1..layers); 0: ceil(sqrt(layers)), layers counting linear and "
@@ -251,6 +266,7 @@ static const struct oomb_plugin descriptor = {
     .create = ckpt_create,
     .step = ckpt_step,
     .destroy = ckpt_destroy,
+    .evaluate = ckpt_evaluate,
 };
 
 OOMB_EXPORT const struct oomb_plugin *OOMB_PLUGIN_ENTRY(void)

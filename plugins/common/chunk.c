@@ -47,11 +47,11 @@ int oomb_chunk_train(struct oomb_net *n, int64_t step, int64_t first, int64_t co
     h->phase(h->run, OOMB_PHASE_FORWARD);
     const float *in = x;
     for (int l = 0; l < L; l++) {
-        size_t bytes = (size_t)(B * m->layers[l]->out_features) * 4;
+        size_t bytes = oomb_net_act_bytes(n, l, B);
         if ((rc = oomb_net_alloc(h, bytes, OOMB_TAG_ACTIVATIONS, "activation", (void **)&acts[l],
                                  msg, msg_len)))
             goto done;
-        if ((rc = oomb_net_forward(n, l, acts[l], in, B, msg, msg_len)))
+        if ((rc = oomb_net_forward(n, l, acts[l], in, B, OOMB_FWD_TRAIN, msg, msg_len)))
             goto done;
         in = acts[l];
     }
@@ -83,7 +83,7 @@ int oomb_chunk_train(struct oomb_net *n, int64_t step, int64_t first, int64_t co
              "softmax_xent_backward", msg, msg_len)))
         goto done;
     for (int l = L - 1; l >= 0; l--) {
-        if ((rc = oomb_net_backward_step(n, l, &dcur, l > 0 ? acts[l - 1] : x, B, msg,
+        if ((rc = oomb_net_backward_step(n, l, &dcur, l > 0 ? acts[l - 1] : x, acts[l], B, msg,
                                           msg_len)))
             goto done;
     }

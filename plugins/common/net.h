@@ -23,6 +23,11 @@ enum {
     OOMB_NET_NO_INIT = 1u << 2    /* leave parameters uninitialised */
 };
 
+/* How a forward pass treats batch norm: training (batch statistics, running
+ * statistics updated), recomputation for backward (batch statistics, running
+ * statistics untouched) or evaluation (running statistics). */
+enum oomb_fwd_mode { OOMB_FWD_TRAIN = 0, OOMB_FWD_RECOMPUTE = 1, OOMB_FWD_EVAL = 2 };
+
 struct oomb_net {
     const struct oomb_host *h;
     const struct oomb_ops *ops;
@@ -35,6 +40,11 @@ struct oomb_net {
     float *grads;    /* (total_params) device, tag grads, or NULL */
     float *m, *v;    /* Adam moments (tag optimizer); SGD uses m for momentum */
     int64_t t;       /* updates done */
+    int64_t total_buffers;
+    int64_t *buf_offset; /* (n_layers) element offset of each layer's buffers */
+    float *bufs;         /* (total_buffers) device, tag weights ("buffers"), or NULL */
+    void *ws;            /* workspace of conv2d / attention ops (tag workspace), grown on demand */
+    size_t ws_bytes;
 };
 
 /* Allocate (and unless OOMB_NET_NO_INIT, initialise from the host's seeded
@@ -50,13 +60,28 @@ float *oomb_net_bias(const struct oomb_net *n, int l); /* NULL without bias */
 float *oomb_net_dweight(const struct oomb_net *n, int l);
 float *oomb_net_dbias(const struct oomb_net *n, int l);
 
-/* out (B, out_l) = layer l applied to in (B, in_l), F32. */
-int oomb_net_forward(struct oomb_net *n, int l, float *out, const float *in, int64_t B, char *msg,
-                     size_t msg_len);
-/* Backward of layer l: parameter gradients accumulate; din (B, in_l) is
- * overwritten (NULL: not needed). For activation layers din may equal dout. */
+/*
+ * A layer's activation buffer: its output (B, out_l) followed by what its
+ * backward needs besides its input (batch norm and layer norm statistics,
+ * attention's qkv, probabilities and head outputs, a residual body's
+ * intermediate activations). oomb_net_act_bytes is its size for a batch of
+ * B; layers with nothing saved need exactly 4 * B * out_l bytes.
+ */
+size_t oomb_net_act_bytes(const struct oomb_net *n, int l, int64_t B);
+/* The same for any layer (the saved part alone: oomb_layer_saved_floats). */
+int64_t oomb_layer_saved_floats(const struct oomb_layer *L, int64_t B);
+
+/* act (oomb_net_act_bytes) = layer l applied to in (B, in_l), F32. Batch
+ * norm follows `mode`. */
+int oomb_net_forward(struct oomb_net *n, int l, float *act, const float *in, int64_t B,
+                     enum oomb_fwd_mode mode, char *msg, size_t msg_len);
+/* Backward of layer l after a forward in mode TRAIN or RECOMPUTE: parameter
+ * gradients accumulate; din (B, in_l) is overwritten (NULL: not needed);
+ * `act` is what the forward wrote. For element-wise layers (relu, gelu,
+ * flatten) din may equal dout; dout may be overwritten. Temporary buffers
+ * come from host->alloc (tag activations) and are freed before returning. */
 int oomb_net_backward(struct oomb_net *n, int l, float *din, float *dout, const float *in,
-                      int64_t B, char *msg, size_t msg_len);
+                      const float *act, int64_t B, char *msg, size_t msg_len);
 
 /* One layer of a backward pass that keeps only the running activation
  * gradient. On entry *dcur is the gradient of layer l's output (B, out_l);
@@ -65,8 +90,25 @@ int oomb_net_backward(struct oomb_net *n, int l, float *din, float *dout, const 
  * the old one is freed; layer 0 computes no input gradient (*dcur becomes
  * NULL, the old buffer freed). `in` is layer l's input. Parameter gradients
  * accumulate. On failure *dcur is unchanged and still the caller's. */
-int oomb_net_backward_step(struct oomb_net *n, int l, float **dcur, const float *in, int64_t B,
-                           char *msg, size_t msg_len);
+int oomb_net_backward_step(struct oomb_net *n, int l, float **dcur, const float *in,
+                           const float *act, int64_t B, char *msg, size_t msg_len);
+
+/* Layer l without parameters (relu, gelu, flatten, maxpool) for code that
+ * has no net: out (B, out_l) from in. Returns OOMB_ERR_NOT_APPLICABLE for a
+ * layer with parameters or saved state. */
+int oomb_layer_forward_bare(const struct oomb_host *h, int l, float *out, const float *in,
+                            int64_t B, char *msg, size_t msg_len);
+
+/* A linear layer's per-row shape: rows per sample, inputs, outputs. */
+void oomb_linear_dims(const struct oomb_layer *L, int64_t *rows, int64_t *in, int64_t *out);
+/* Elements of a linear layer's weight matrix (out x in per row). */
+int64_t oomb_linear_weights(const struct oomb_layer *L);
+/* Name of a layer kind ("linear", "conv2d", ...). */
+const char *oomb_layer_kind_name(enum oomb_layer_kind kind);
+/* First top-level layer with parameters whose kind is not LINEAR, or -1:
+ * strategies that replace only linear layers use it to say where they do
+ * not apply. */
+int oomb_net_first_nonlinear_param_layer(const struct oomb_model *model);
 
 /* Zero all gradients. */
 int oomb_net_zero_grads(struct oomb_net *n, char *msg, size_t msg_len);
@@ -75,7 +117,7 @@ int oomb_net_update(struct oomb_net *n, char *msg, size_t msg_len);
 
 /* Largest per-sample feature count over the input and all layer outputs. */
 int64_t oomb_net_max_features(const struct oomb_model *model);
-/* Whether layer l is an element-wise activation (may run in place). */
+/* Whether layer l is element-wise (relu, gelu, flatten: backward in place). */
 int oomb_net_is_elementwise(const struct oomb_model *model, int l);
 
 /* Allocation helper: host->alloc with a message on failure. */

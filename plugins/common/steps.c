@@ -18,25 +18,6 @@ int oomb_step_op_error(const struct oomb_host *h, int rc, const char *what, char
     return rc;
 }
 
-int oomb_step_activation(const struct oomb_host *h, int l, float *out, const float *in, int64_t n,
-                         char *msg, size_t msg_len)
-{
-    const struct oomb_ops *o = h->ops;
-    enum oomb_layer_kind kind = h->info->model->layers[l]->kind;
-    int rc;
-    if (kind == OOMB_LAYER_RELU)
-        rc = o->relu_forward(o->ctx, OOMB_F32, out, in, n);
-    else if (kind == OOMB_LAYER_GELU)
-        rc = o->gelu_forward(o->ctx, OOMB_F32, out, in, n);
-    else {
-        oomb_msg(msg, msg_len, "layer %d: kind %d is not an activation", l, (int)kind);
-        return OOMB_ERR_NOT_APPLICABLE;
-    }
-    char what[64];
-    snprintf(what, sizeof what, "layer %d forward", l);
-    return oomb_step_op_error(h, rc, what, msg, msg_len);
-}
-
 int oomb_step_train(struct oomb_net *n, int64_t step, oomb_update_fn update, void *user, char *msg,
                     size_t msg_len)
 {
@@ -63,38 +44,37 @@ int oomb_step_train(struct oomb_net *n, int64_t step, oomb_update_fn update, voi
     return OOMB_OK;
 }
 
-int oomb_step_infer(const struct oomb_host *h, int64_t step, oomb_linear_fn linear, void *user,
-                    char *msg, size_t msg_len)
+/* Forward of the B samples in *xp (taken over and freed) into logits, each
+ * activation freed once the next layer has used it; linear layers through
+ * `linear` when given, others through the net (or without one when they
+ * have no parameters). Adds the loss sum and correct count to *st; the
+ * logits go to *logits_out (the caller frees them) or are freed. */
+static int infer_batch(const struct oomb_host *h, struct oomb_net *n, float **xp, const int32_t *y,
+                       int64_t B, oomb_linear_fn linear, void *user, float **logits_out,
+                       struct oomb_chunk_stats *st, char *msg, size_t msg_len)
 {
-    const struct oomb_model *m = h->info->model;
+    const struct oomb_model *m = n ? n->model : h->info->model;
     const struct oomb_ops *o = h->ops;
-    const int64_t B = h->info->batch, K = m->classes;
-    float *cur = NULL, *probs = NULL, *losses = NULL;
-    int32_t *y = NULL;
-    int rc;
-
-    h->phase(h->run, OOMB_PHASE_OTHER);
-    if ((rc = oomb_net_alloc(h, (size_t)(B * m->input_features) * 4, OOMB_TAG_ACTIVATIONS, "input",
-                             (void **)&cur, msg, msg_len)) ||
-        (rc =
-             oomb_net_alloc(h, (size_t)B * 4, OOMB_TAG_OTHER, "labels", (void **)&y, msg, msg_len)))
-        goto done;
-    if ((rc = h->load_batch(h->run, step, 0, B, cur, y))) {
-        oomb_msg(msg, msg_len, "load_batch failed");
-        goto done;
-    }
-    h->phase(h->run, OOMB_PHASE_FORWARD);
+    const int64_t K = m->classes;
+    float *cur = *xp, *probs = NULL, *losses = NULL;
+    int rc = OOMB_OK;
+    *xp = NULL;
     for (int l = 0; l < m->n_layers; l++) {
         const struct oomb_layer *Ly = m->layers[l];
         float *out;
-        size_t bytes = (size_t)(B * Ly->out_features) * 4;
+        size_t bytes = (size_t)(B * Ly->out_features + oomb_layer_saved_floats(Ly, B)) * 4;
         if ((rc = oomb_net_alloc(h, bytes, OOMB_TAG_ACTIVATIONS, "activation", (void **)&out, msg,
                                  msg_len)))
             goto done;
-        if (Ly->kind == OOMB_LAYER_LINEAR)
-            rc = linear(user, l, out, cur, B, msg, msg_len);
-        else
-            rc = oomb_step_activation(h, l, out, cur, B * Ly->out_features, msg, msg_len);
+        if (Ly->kind == OOMB_LAYER_LINEAR && linear) {
+            int64_t R, C, OC;
+            oomb_linear_dims(Ly, &R, &C, &OC);
+            rc = linear(user, l, out, cur, B * R, msg, msg_len);
+        } else if (n) {
+            rc = oomb_net_forward(n, l, out, cur, B, OOMB_FWD_EVAL, msg, msg_len);
+        } else {
+            rc = oomb_layer_forward_bare(h, l, out, cur, B, msg, msg_len);
+        }
         h->free(h->run, cur);
         cur = out;
         if (rc)
@@ -114,14 +94,85 @@ int oomb_step_infer(const struct oomb_host *h, int64_t step, oomb_linear_fn line
                                  "count_correct", msg, msg_len)) ||
         (rc = oomb_step_op_error(h, o->sum(o->ctx, losses, B, &sum), "loss sum", msg, msg_len)))
         goto done;
-    h->report_loss(h->run, step, sum / (double)B);
-    h->report_accuracy(h->run, correct, B);
-    if (step == 0)
-        h->report_tensor(h->run, "output0", cur, B * K);
+    st->loss_sum += sum;
+    st->correct += correct;
+    if (logits_out) {
+        *logits_out = cur;
+        cur = NULL;
+    }
 done:
     h->free(h->run, cur);
     h->free(h->run, probs);
     h->free(h->run, losses);
+    return rc;
+}
+
+int oomb_step_infer(const struct oomb_host *h, struct oomb_net *n, int64_t step,
+                    oomb_linear_fn linear, void *user, char *msg, size_t msg_len)
+{
+    const struct oomb_model *m = h->info->model;
+    const int64_t B = h->info->batch, K = m->classes;
+    float *x = NULL, *logits = NULL;
+    int32_t *y = NULL;
+    struct oomb_chunk_stats st = {0, 0};
+    int rc;
+
+    h->phase(h->run, OOMB_PHASE_OTHER);
+    if ((rc = oomb_net_alloc(h, (size_t)(B * m->input_features) * 4, OOMB_TAG_ACTIVATIONS, "input",
+                             (void **)&x, msg, msg_len)) ||
+        (rc =
+             oomb_net_alloc(h, (size_t)B * 4, OOMB_TAG_OTHER, "labels", (void **)&y, msg, msg_len)))
+        goto done;
+    if ((rc = h->load_batch(h->run, step, 0, B, x, y))) {
+        oomb_msg(msg, msg_len, "load_batch failed");
+        goto done;
+    }
+    h->phase(h->run, OOMB_PHASE_FORWARD);
+    if ((rc = infer_batch(h, n, &x, y, B, linear, user, &logits, &st, msg, msg_len)))
+        goto done;
+    h->report_loss(h->run, step, st.loss_sum / (double)B);
+    h->report_accuracy(h->run, st.correct, B);
+    if (step == 0)
+        h->report_tensor(h->run, "output0", logits, B * K);
+done:
+    h->free(h->run, x);
+    h->free(h->run, logits);
     h->free(h->run, y);
+    return rc;
+}
+
+int oomb_step_evaluate(const struct oomb_host *h, struct oomb_net *n, int64_t batch,
+                       oomb_linear_fn linear, void *user, char *msg, size_t msg_len)
+{
+    const struct oomb_model *m = n ? n->model : h->info->model;
+    const int64_t N = h->info->eval_samples, B = batch > 0 ? batch : h->info->batch;
+    struct oomb_chunk_stats st = {0, 0};
+    int rc = OOMB_OK;
+    if (N <= 0)
+        return OOMB_OK;
+    h->phase(h->run, OOMB_PHASE_OTHER);
+    for (int64_t first = 0; first < N && rc == OOMB_OK; first += B) {
+        int64_t b = N - first < B ? N - first : B;
+        float *x = NULL;
+        int32_t *y = NULL;
+        if ((rc = oomb_net_alloc(h, (size_t)(b * m->input_features) * 4, OOMB_TAG_ACTIVATIONS,
+                                 "eval input", (void **)&x, msg, msg_len)) ||
+            (rc = oomb_net_alloc(h, (size_t)b * 4, OOMB_TAG_OTHER, "eval labels", (void **)&y, msg,
+                                 msg_len))) {
+            h->free(h->run, x);
+            break;
+        }
+        if (h->load_eval_batch(h->run, first, b, x, y)) {
+            oomb_msg(msg, msg_len, "load_eval_batch(samples %lld..%lld) failed",
+                     (long long)first, (long long)(first + b - 1));
+            rc = OOMB_ERR_IO;
+        } else {
+            rc = infer_batch(h, n, &x, y, b, linear, user, NULL, &st, msg, msg_len);
+        }
+        h->free(h->run, x);
+        h->free(h->run, y);
+    }
+    if (rc == OOMB_OK)
+        h->report_eval(h->run, st.correct, N, st.loss_sum);
     return rc;
 }

@@ -24,23 +24,31 @@ typedef int (*oomb_update_fn)(void *user, int64_t step, char *msg, size_t msg_le
 int oomb_step_train(struct oomb_net *n, int64_t step, oomb_update_fn update, void *user, char *msg,
                     size_t msg_len);
 
-/* Linear layer l of the model: out (B, out_l) from in (B, in_l), F32 device
- * arrays. Whatever it allocates it frees before returning. */
-typedef int (*oomb_linear_fn)(void *user, int l, float *out, const float *in, int64_t B, char *msg,
-                              size_t msg_len);
+/* Linear layer l of the model: out (rows, out) from in (rows, in) per row
+ * (oomb_linear_dims; rows = samples x rows per sample), F32 device arrays.
+ * Whatever it allocates it frees before returning. */
+typedef int (*oomb_linear_fn)(void *user, int l, float *out, const float *in, int64_t rows,
+                              char *msg, size_t msg_len);
 
 /*
  * One inference step of the whole batch of `step`, as the `none` strategy
- * (each activation freed once the next layer has used it), with linear
- * layers computed by `linear` and activation layers by the ops. Reports
+ * (each activation freed once the next layer has used it; batch norm with
+ * its running statistics), with linear layers computed by `linear` (NULL:
+ * the net's) and other layers by the net `n`; with n NULL only layers
+ * without parameters can be run (others: OOMB_ERR_NOT_APPLICABLE). Reports
  * loss, accuracy and "output0" at step 0.
  */
-int oomb_step_infer(const struct oomb_host *h, int64_t step, oomb_linear_fn linear, void *user,
-                    char *msg, size_t msg_len);
+int oomb_step_infer(const struct oomb_host *h, struct oomb_net *n, int64_t step,
+                    oomb_linear_fn linear, void *user, char *msg, size_t msg_len);
 
-/* out = activation layer l applied to in (n elements, F32); out may equal in. */
-int oomb_step_activation(const struct oomb_host *h, int l, float *out, const float *in, int64_t n,
-                         char *msg, size_t msg_len);
+/*
+ * The held-out set (info->eval_samples, in batches of `batch`; 0: the run's
+ * batch) through the same forward as oomb_step_infer, with the net's model
+ * (n->model: a student's, say); reports the total with host->report_eval.
+ * Phase other. OOMB_OK without evaluation samples.
+ */
+int oomb_step_evaluate(const struct oomb_host *h, struct oomb_net *n, int64_t batch,
+                       oomb_linear_fn linear, void *user, char *msg, size_t msg_len);
 
 /* Formats a failed op's message like oomb_net_op_error, without a net. */
 int oomb_step_op_error(const struct oomb_host *h, int rc, const char *what, char *msg,

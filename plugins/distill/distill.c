@@ -46,6 +46,7 @@
 #include <string.h>
 
 #include "net.h"
+#include "steps.h"
 
 #define DISTILL_MAX_HIDDEN 16
 #define DISTILL_SEED_SALT 0x64697374696c6cULL
@@ -251,11 +252,13 @@ static int teacher_forward(struct distill_state *s, const float *x, float **logi
     int rc = OOMB_OK;
     for (int l = 0; l < m->n_layers; l++) {
         float *out;
-        size_t bytes = (size_t)(B * m->layers[l]->out_features) * 4;
+        size_t bytes = oomb_net_act_bytes(&s->teacher, l, B);
         if ((rc = oomb_net_alloc(h, bytes, OOMB_TAG_ACTIVATIONS, "teacher activation",
                                  (void **)&out, msg, msg_len)))
             break;
-        rc = oomb_net_forward(&s->teacher, l, out, in, B, msg, msg_len);
+        /* Batch norm normalises with the batch's statistics: the reference
+         * run's running statistics are not carried over. */
+        rc = oomb_net_forward(&s->teacher, l, out, in, B, OOMB_FWD_RECOMPUTE, msg, msg_len);
         h->free(h->run, cur);
         cur = out;
         in = out;
@@ -308,11 +311,11 @@ static int distill_step(void *state, int64_t step, char *msg, size_t msg_len)
     }
     const float *in = x;
     for (int l = 0; l < L; l++) {
-        size_t bytes = (size_t)(B * m->layers[l]->out_features) * 4;
+        size_t bytes = oomb_net_act_bytes(n, l, B);
         if ((rc = oomb_net_alloc(h, bytes, OOMB_TAG_ACTIVATIONS, "activation", (void **)&acts[l],
                                  msg, msg_len)))
             goto done;
-        if ((rc = oomb_net_forward(n, l, acts[l], in, B, msg, msg_len)))
+        if ((rc = oomb_net_forward(n, l, acts[l], in, B, OOMB_FWD_TRAIN, msg, msg_len)))
             goto done;
         in = acts[l];
     }
@@ -362,7 +365,7 @@ static int distill_step(void *state, int64_t step, char *msg, size_t msg_len)
     h->free(h->run, tlogits);
     tlogits = NULL;
     for (int l = L - 1; l >= 0; l--) {
-        if ((rc = oomb_net_backward_step(n, l, &dcur, l > 0 ? acts[l - 1] : x, B, msg,
+        if ((rc = oomb_net_backward_step(n, l, &dcur, l > 0 ? acts[l - 1] : x, acts[l], B, msg,
                                           msg_len)))
             goto done;
     }
@@ -394,6 +397,13 @@ static int distill_finish(void *state, char *msg, size_t msg_len)
     return OOMB_OK;
 }
 
+static int distill_evaluate(void *state, char *msg, size_t msg_len)
+{
+    struct distill_state *s = state;
+    /* the student is what this strategy deploys */
+    return oomb_step_evaluate(s->h, &s->student, 0, NULL, NULL, msg, msg_len);
+}
+
 static const struct oomb_param_desc params[] = {
     {"student_hidden", OOMB_PARAM_STRING, "256", "features",
      "hidden widths of the student MLP (ReLU between), comma-separated: \"256\" or \"128,64\""},
@@ -418,6 +428,7 @@ static const struct oomb_plugin descriptor = {
     .step = distill_step,
     .finish = distill_finish,
     .destroy = distill_destroy,
+    .evaluate = distill_evaluate,
 };
 
 OOMB_EXPORT const struct oomb_plugin *OOMB_PLUGIN_ENTRY(void)

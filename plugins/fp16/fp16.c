@@ -47,6 +47,7 @@
 #include <stdlib.h>
 
 #include "net.h"
+#include "steps.h"
 
 #define FP16_LOAD_CHUNK 32 /* samples loaded (F32) and cast at a time */
 
@@ -158,6 +159,18 @@ static void fp16_destroy(void *state);
 static int fp16_create(const struct oomb_host *h, void **state, char *msg, size_t msg_len)
 {
     const struct oomb_model *m = h->info->model;
+    for (int l = 0; l < m->n_layers; l++) {
+        const struct oomb_layer *L = m->layers[l];
+        int ok = L->kind == OOMB_LAYER_RELU || L->kind == OOMB_LAYER_GELU ||
+                 (L->kind == OOMB_LAYER_LINEAR && L->attrs[0] <= 1);
+        if (!ok) {
+            oomb_msg(msg, msg_len,
+                     "FP16 kernels exist for linear, relu and gelu layers; layer %d is %s%s", l,
+                     oomb_layer_kind_name(L->kind),
+                     L->kind == OOMB_LAYER_LINEAR ? " applied per token" : "");
+            return OOMB_ERR_NOT_APPLICABLE;
+        }
+    }
     struct fp16_state *s = calloc(1, sizeof *s);
     if (!s || !(s->off = calloc((size_t)m->n_layers + 1, sizeof *s->off)) ||
         !(s->boff = calloc((size_t)m->n_layers + 1, sizeof *s->boff))) {
@@ -524,6 +537,14 @@ static void fp16_destroy(void *state)
     free(s);
 }
 
+/* Train: the held-out set through the FP32 master weights (what an
+ * optimizer checkpoint holds). */
+static int fp16_evaluate(void *state, char *msg, size_t msg_len)
+{
+    struct fp16_state *s = state;
+    return oomb_step_evaluate(s->h, &s->net, 0, NULL, NULL, msg, msg_len);
+}
+
 static const struct oomb_param_desc params[] = {
     {"init_scale", OOMB_PARAM_FLOAT, "65536", "", "initial loss scale S (train)"},
     {"growth_interval", OOMB_PARAM_INT, "2000", "steps",
@@ -548,6 +569,7 @@ static const struct oomb_plugin descriptor = {
     .step = fp16_step,
     .finish = fp16_finish,
     .destroy = fp16_destroy,
+    .evaluate = fp16_evaluate,
 };
 
 OOMB_EXPORT const struct oomb_plugin *OOMB_PLUGIN_ENTRY(void)

@@ -20,6 +20,7 @@
 
 #include "chunk.h"
 #include "net.h"
+#include "steps.h"
 
 struct ga_state {
     const struct oomb_host *h;
@@ -101,6 +102,14 @@ static void ga_destroy(void *state)
     free(s);
 }
 
+static int ga_evaluate(void *state, char *msg, size_t msg_len)
+{
+    struct ga_state *s = state;
+    /* in micro-batches, as the strategy trains */
+    return oomb_step_evaluate(s->h, &s->net, oomb_chunk_size(s->h->info->batch, s->k, 0), NULL,
+                              NULL, msg, msg_len);
+}
+
 static const struct oomb_param_desc params[] = {
     {"steps", OOMB_PARAM_INT, "4", "micro-batches",
      "micro-batches per step (1..batch); gradients summed, one update per step"},
@@ -119,6 +128,7 @@ static const struct oomb_plugin descriptor = {
     .create = ga_create,
     .step = ga_step,
     .destroy = ga_destroy,
+    .evaluate = ga_evaluate,
 };
 
 OOMB_EXPORT const struct oomb_plugin *OOMB_PLUGIN_ENTRY(void)

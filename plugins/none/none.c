@@ -47,14 +47,6 @@ static int none_create(const struct oomb_host *h, void **state, char *msg, size_
     return OOMB_OK;
 }
 
-/* Linear layers of inference, in FP32 (steps.h's linear hook). */
-static int none_linear(void *user, int l, float *out, const float *in, int64_t B, char *msg,
-                       size_t msg_len)
-{
-    struct none_state *s = user;
-    return oomb_net_forward(&s->net, l, out, in, B, msg, msg_len);
-}
-
 static int none_step(void *state, int64_t step, char *msg, size_t msg_len)
 {
     struct none_state *s = state;
@@ -62,7 +54,13 @@ static int none_step(void *state, int64_t step, char *msg, size_t msg_len)
      * other strategies reuse them and differ from `none` only where they say. */
     if (s->train)
         return oomb_step_train(&s->net, step, NULL, NULL, msg, msg_len);
-    return oomb_step_infer(s->h, step, none_linear, s, msg, msg_len);
+    return oomb_step_infer(s->h, &s->net, step, NULL, NULL, msg, msg_len);
+}
+
+static int none_evaluate(void *state, char *msg, size_t msg_len)
+{
+    struct none_state *s = state;
+    return oomb_step_evaluate(s->h, &s->net, 0, NULL, NULL, msg, msg_len);
 }
 
 static void none_destroy(void *state)
@@ -87,6 +85,7 @@ static const struct oomb_plugin descriptor = {
     .create = none_create,
     .step = none_step,
     .destroy = none_destroy,
+    .evaluate = none_evaluate,
 };
 
 OOMB_EXPORT const struct oomb_plugin *OOMB_PLUGIN_ENTRY(void)

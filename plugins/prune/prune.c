@@ -78,6 +78,14 @@ static int is_pruned_layer(const struct oomb_layer *L)
     return L->kind == OOMB_LAYER_LINEAR;
 }
 
+/* Inputs per row of a linear layer. */
+static int64_t lin_in(const struct oomb_layer *L)
+{
+    int64_t R, C, OC;
+    oomb_linear_dims(L, &R, &C, &OC);
+    return C;
+}
+
 static float bits_to_float(uint32_t b)
 {
     float f;
@@ -159,7 +167,9 @@ static int compress_layer(struct prune_state *s, int l, float *stage, uint8_t *m
     const struct oomb_host *h = s->h;
     const struct oomb_ops *o = h->ops;
     const struct oomb_layer *L = h->info->model->layers[l];
-    const int64_t OC = L->out_features, C = L->in_features, nw = OC * C;
+    int64_t R, OC, C;
+    oomb_linear_dims(L, &R, &C, &OC);
+    const int64_t nw = OC * C;
     struct plinear *p = &s->pl[l];
     int rc;
     if (s->pattern == PATTERN_2OF4) {
@@ -207,6 +217,16 @@ static int compress_layer(struct prune_state *s, int l, float *stage, uint8_t *m
 
 static int create_infer(struct prune_state *s, char *msg, size_t msg_len)
 {
+    {
+        const struct oomb_model *mm = s->h->info->model;
+        int bad = oomb_net_first_nonlinear_param_layer(mm);
+        if (bad >= 0) {
+            oomb_msg(msg, msg_len,
+                     "%s; layer %d (%s) has parameters and no such kernel",
+                     "sparse inference replaces linear layers only", bad, oomb_layer_kind_name(mm->layers[bad]->kind));
+            return OOMB_ERR_NOT_APPLICABLE;
+        }
+    }
     const struct oomb_host *h = s->h;
     const struct oomb_model *m = h->info->model;
     float *stage = NULL;
@@ -225,8 +245,8 @@ static int create_infer(struct prune_state *s, char *msg, size_t msg_len)
             continue;
         if (L->n_params > max_params)
             max_params = L->n_params;
-        if (L->out_features * L->in_features > max_w)
-            max_w = L->out_features * L->in_features;
+        if (oomb_linear_weights(L) > max_w)
+            max_w = oomb_linear_weights(L);
     }
     if (max_params == 0)
         return OOMB_OK;
@@ -247,8 +267,8 @@ static int create_infer(struct prune_state *s, char *msg, size_t msg_len)
         }
         if ((rc = compress_layer(s, l, stage, mask, msg, msg_len)))
             goto done;
-        total += L->out_features * L->in_features;
-        zeros += L->out_features * L->in_features - s->pl[l].nnz;
+        total += oomb_linear_weights(L);
+        zeros += oomb_linear_weights(L) - s->pl[l].nnz;
     }
     h->report_metric(h->run, "sparsity", total ? (double)zeros / (double)total : 0.0);
 done:
@@ -274,7 +294,7 @@ static int create_train(struct prune_state *s, char *msg, size_t msg_len)
         const struct oomb_layer *L = m->layers[l];
         s->mask_off[l] = total;
         if (is_pruned_layer(L))
-            total += L->out_features * L->in_features;
+            total += oomb_linear_weights(L);
     }
     if (total > 0 && (rc = oomb_net_alloc(h, (size_t)total, OOMB_TAG_OPTIMIZER, "pruning masks",
                                           (void **)&s->masks, msg, msg_len)))
@@ -316,17 +336,19 @@ static int read_params(struct prune_state *s, char *msg, size_t msg_len)
         const struct oomb_layer *L = m->layers[l];
         if (!is_pruned_layer(L))
             continue;
-        if (s->pattern == PATTERN_2OF4 && L->in_features % 8 != 0) {
+        int64_t R, C, OC;
+        oomb_linear_dims(L, &R, &C, &OC);
+        if (s->pattern == PATTERN_2OF4 && C % 8 != 0) {
             oomb_msg(msg, msg_len,
                      "pattern 2:4 needs in_features divisible by 8; layer %d (linear) has %lld",
-                     l + 1, (long long)L->in_features);
+                     l + 1, (long long)C);
             return OOMB_ERR_INVALID;
         }
-        if (!s->train && s->pattern == PATTERN_UNSTRUCTURED && L->in_features > PRUNE_MAX_C) {
+        if (!s->train && s->pattern == PATTERN_UNSTRUCTURED && C > PRUNE_MAX_C) {
             oomb_msg(msg, msg_len,
                      "layer %d (linear): %lld in_features exceed the %d columns that 16-bit CSR "
                      "column indices address",
-                     l + 1, (long long)L->in_features, PRUNE_MAX_C);
+                     l + 1, (long long)C, PRUNE_MAX_C);
             return OOMB_ERR_NOT_APPLICABLE;
         }
     }
@@ -391,8 +413,8 @@ static int prune_2of4_train(struct prune_state *s, char *msg, size_t msg_len)
     int rc;
     for (int l = 0; l < m->n_layers; l++)
         if (is_pruned_layer(m->layers[l]) &&
-            m->layers[l]->out_features * m->layers[l]->in_features > max_w)
-            max_w = m->layers[l]->out_features * m->layers[l]->in_features;
+            oomb_linear_weights(m->layers[l]) > max_w)
+            max_w = oomb_linear_weights(m->layers[l]);
     if ((rc = oomb_net_alloc(h, (size_t)(max_w / 2) * 4, OOMB_TAG_WORKSPACE, "2:4 values",
                              (void **)&vals, msg, msg_len)) ||
         (rc = oomb_net_alloc(h, (size_t)(max_w / 8), OOMB_TAG_WORKSPACE, "2:4 indices",
@@ -403,10 +425,11 @@ static int prune_2of4_train(struct prune_state *s, char *msg, size_t msg_len)
         if (!is_pruned_layer(L))
             continue;
         float *w = oomb_net_weight(&s->net, l);
-        int64_t nw = L->out_features * L->in_features;
+        int64_t nw = oomb_linear_weights(L);
         /* compress_2of4 zeroes the dropped weights; the mask is then w != 0 */
         if ((rc = oomb_step_op_error(
-                 h, o->compress_2of4(o->ctx, vals, idx, w, L->out_features, L->in_features),
+                 h, o->compress_2of4(o->ctx, vals, idx, w, oomb_linear_weights(L) / lin_in(L),
+                                     lin_in(L)),
                  "compress_2of4", msg, msg_len)) ||
             (rc = oomb_step_op_error(
                  h, o->prune_by_threshold(o->ctx, w, s->masks + s->mask_off[l], nw, FLT_TRUE_MIN),
@@ -446,7 +469,7 @@ static int update_and_prune(void *user, int64_t step, char *msg, size_t msg_len)
             continue;
         float *w = oomb_net_weight(&s->net, l);
         uint8_t *mask = s->masks + s->mask_off[l];
-        int64_t nw = L->out_features * L->in_features;
+        int64_t nw = oomb_linear_weights(L);
         if (prune_now) {
             float thr;
             if ((rc = find_threshold(h, w, nw, llround(sp * (double)nw), &thr, msg, msg_len)) ||
@@ -472,14 +495,15 @@ static int linear_sparse(void *user, int l, float *out, const float *in, int64_t
     const struct oomb_ops *o = h->ops;
     const struct oomb_layer *L = h->info->model->layers[l];
     const struct plinear *p = &s->pl[l];
+    const int64_t C = lin_in(L), OC = oomb_linear_weights(L) / C;
     if (s->pattern == PATTERN_2OF4)
         return oomb_step_op_error(h,
                                   o->linear_forward_2of4(o->ctx, out, in, p->vals, p->idx, p->bias,
-                                                         B, L->in_features, L->out_features),
+                                                         B, C, OC),
                                   "linear_forward_2of4", msg, msg_len);
     return oomb_step_op_error(h,
                               o->linear_forward_csr(o->ctx, out, in, p->rowptr, p->colidx, p->vals,
-                                                    p->bias, B, L->in_features, L->out_features),
+                                                    p->bias, B, C, OC),
                               "linear_forward_csr", msg, msg_len);
 }
 
@@ -488,7 +512,7 @@ static int prune_step(void *state, int64_t step, char *msg, size_t msg_len)
     struct prune_state *s = state;
     if (s->train)
         return oomb_step_train(&s->net, step, update_and_prune, s, msg, msg_len);
-    return oomb_step_infer(s->h, step, linear_sparse, s, msg, msg_len);
+    return oomb_step_infer(s->h, NULL, step, linear_sparse, s, msg, msg_len);
 }
 
 /* train: the sparsity reached, over all pruned matrices. */
@@ -503,7 +527,7 @@ static int prune_finish(void *state, char *msg, size_t msg_len)
         const struct oomb_layer *L = m->layers[l];
         if (!is_pruned_layer(L))
             continue;
-        int64_t z, nw = L->out_features * L->in_features;
+        int64_t z, nw = oomb_linear_weights(L);
         int rc = count_zeros(s->h, oomb_net_weight(&s->net, l), nw, &z, msg, msg_len);
         if (rc)
             return rc;
@@ -512,6 +536,13 @@ static int prune_finish(void *state, char *msg, size_t msg_len)
     }
     s->h->report_metric(s->h->run, "sparsity", total ? (double)zeros / (double)total : 0.0);
     return OOMB_OK;
+}
+
+static int prune_evaluate(void *state, char *msg, size_t msg_len)
+{
+    struct prune_state *s = state;
+    /* train only: the pruned FP32 parameters */
+    return oomb_step_evaluate(s->h, &s->net, 0, NULL, NULL, msg, msg_len);
 }
 
 static const struct oomb_param_desc params[] = {
@@ -541,6 +572,7 @@ static const struct oomb_plugin descriptor = {
     .step = prune_step,
     .finish = prune_finish,
     .destroy = prune_destroy,
+    .evaluate = prune_evaluate,
 };
 
 OOMB_EXPORT const struct oomb_plugin *OOMB_PLUGIN_ENTRY(void)

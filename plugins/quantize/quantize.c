@@ -92,6 +92,16 @@ static void quantize_destroy(void *state)
  * copy lives only in a one-layer staging buffer (tag workspace). */
 static int create_infer(struct quantize_state *s, char *msg, size_t msg_len)
 {
+    {
+        const struct oomb_model *mm = s->h->info->model;
+        int bad = oomb_net_first_nonlinear_param_layer(mm);
+        if (bad >= 0) {
+            oomb_msg(msg, msg_len,
+                     "%s; layer %d (%s) has parameters and no such kernel",
+                     "int8 inference replaces linear layers only", bad, oomb_layer_kind_name(mm->layers[bad]->kind));
+            return OOMB_ERR_NOT_APPLICABLE;
+        }
+    }
     const struct oomb_host *h = s->h;
     const struct oomb_ops *o = h->ops;
     const struct oomb_model *m = h->info->model;
@@ -108,7 +118,8 @@ static int create_infer(struct quantize_state *s, char *msg, size_t msg_len)
         const struct oomb_layer *L = m->layers[l];
         if (L->kind != OOMB_LAYER_LINEAR)
             continue;
-        int64_t OC = L->out_features, C = L->in_features;
+        int64_t R, C, OC;
+        oomb_linear_dims(L, &R, &C, &OC);
         if (C > QUANT_MAX_C) {
             oomb_msg(msg, msg_len,
                      "layer %d: %lld input features overflow the int32 accumulator of the int8 "
@@ -136,7 +147,8 @@ static int create_infer(struct quantize_state *s, char *msg, size_t msg_len)
         const struct oomb_layer *L = m->layers[l];
         if (L->kind != OOMB_LAYER_LINEAR)
             continue;
-        int64_t OC = L->out_features, C = L->in_features;
+        int64_t R, C, OC;
+        oomb_linear_dims(L, &R, &C, &OC);
         if ((rc = h->init_params(h->run, l, stage))) {
             oomb_msg(msg, msg_len, "layer %d: host init_params failed", l + 1);
             break;
@@ -177,7 +189,7 @@ static int create_train(struct quantize_state *s, char *msg, size_t msg_len)
         const struct oomb_layer *L = m->layers[l];
         if (L->n_params == 0)
             continue;
-        int64_t nw = L->kind == OOMB_LAYER_LINEAR ? L->out_features * L->in_features : L->n_params;
+        int64_t nw = L->kind == OOMB_LAYER_LINEAR ? oomb_linear_weights(L) : L->n_params;
         int64_t part[2] = {nw, L->n_params - nw};
         int64_t off = s->net.offset[l];
         for (int i = 0; i < 2; i++) {
@@ -263,7 +275,8 @@ static int linear_i8(void *user, int l, float *out, const float *in, int64_t B, 
     const struct oomb_host *h = s->h;
     const struct oomb_ops *o = h->ops;
     const struct oomb_layer *L = h->info->model->layers[l];
-    const int64_t C = L->in_features, OC = L->out_features;
+    int64_t R, C, OC;
+    oomb_linear_dims(L, &R, &C, &OC);
     int8_t *xq = NULL;
     float *xs = NULL;
     int32_t *acc = NULL;
@@ -294,7 +307,14 @@ static int quantize_step(void *state, int64_t step, char *msg, size_t msg_len)
     struct quantize_state *s = state;
     if (s->train)
         return oomb_step_train(&s->net, step, update8, s, msg, msg_len);
-    return oomb_step_infer(s->h, step, linear_i8, s, msg, msg_len);
+    return oomb_step_infer(s->h, NULL, step, linear_i8, s, msg, msg_len);
+}
+
+static int quantize_evaluate(void *state, char *msg, size_t msg_len)
+{
+    struct quantize_state *s = state;
+    /* train only: the FP32 parameters the 8-bit optimizer updated */
+    return oomb_step_evaluate(s->h, &s->net, 0, NULL, NULL, msg, msg_len);
 }
 
 static const struct oomb_param_desc params[] = {
@@ -316,6 +336,7 @@ static const struct oomb_plugin descriptor = {
     .create = quantize_create,
     .step = quantize_step,
     .destroy = quantize_destroy,
+    .evaluate = quantize_evaluate,
 };
 
 OOMB_EXPORT const struct oomb_plugin *OOMB_PLUGIN_ENTRY(void)
