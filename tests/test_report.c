@@ -397,6 +397,73 @@ Test(report, finds_regressions_and_oom_without_gnuplot, .timeout = 120)
     th_rmtree(dir);
 }
 
+Test(report, test_accuracy_columns_when_evaluated, .timeout = 120)
+{
+    char dir[PATH_MAX], r1[PATH_MAX], err[1024];
+    th_mkdtemp(dir, sizeof dir);
+    run_once(dir, r1, sizeof r1);
+    struct oomb_results cur;
+    cr_assert_eq(oomb_results_read(r1, &cur, err, sizeof err), OOMB_OK, "%s", err);
+    struct oomb_report_set sets[] = {{"cur.json", &cur}};
+    struct oomb_report_input in = {0};
+    in.sets = sets;
+    in.n_sets = 1;
+    in.noise = 0.05;
+
+    /* Without an evaluation the tables keep their columns. */
+    struct oomb_report rep;
+    struct oomb_sbuf html = {0}, md = {0};
+    cr_assert_eq(oomb_report_build(&in, &rep, err, sizeof err), OOMB_OK, "%s", err);
+    cr_assert_eq(oomb_report_html(&rep, &in, NULL, &html), OOMB_OK);
+    cr_assert_eq(oomb_report_markdown(&rep, &in, NULL, &md), OOMB_OK);
+    cr_assert_null(strstr(html.data, "test accuracy"));
+    cr_assert_null(strstr(md.data, "test accuracy"));
+    cr_assert(strstr(md.data, "| final loss | accuracy vs none |\n|---|---|---:|---|---|---:|---:|"
+                              "---:|---:|---:|\n"),
+              "%s", md.data);
+    oomb_sbuf_free(&html);
+    oomb_sbuf_free(&md);
+    oomb_report_free(&rep);
+
+    /* Evaluated runs: the test accuracy and its change against none. */
+    int evaluated = 0;
+    for (int i = 0; i < cur.n_runs; i++) {
+        struct oomb_run_result *r = &cur.runs[i];
+        if (r->outcome != OOMB_OUTCOME_OK || r->batch != 8)
+            continue;
+        r->has_eval = 1;
+        r->eval_samples = 2000;
+        r->test_accuracy = strcmp(r->strategy, "none") == 0 ? 0.8775 : 0.8734;
+        r->test_accuracy_delta = strcmp(r->strategy, "none") == 0 ? 0 : -0.0041;
+        evaluated++;
+    }
+    cr_assert_eq(evaluated, 2);
+    memset(&html, 0, sizeof html);
+    memset(&md, 0, sizeof md);
+    cr_assert_eq(oomb_report_build(&in, &rep, err, sizeof err), OOMB_OK, "%s", err);
+    cr_assert_eq(oomb_report_html(&rep, &in, NULL, &html), OOMB_OK);
+    cr_assert_eq(oomb_report_markdown(&rep, &in, NULL, &md), OOMB_OK);
+    cr_assert(strstr(html.data, "<th>test accuracy</th><th>test accuracy vs none</th></tr>"),
+              "%s", html.data);
+    cr_assert(strstr(html.data, "<td title=\"2000 held-out samples\">0.8734</td><td>-0.41 pp"
+                                "</td></tr>"),
+              "%s", html.data);
+    cr_assert(strstr(html.data, ">0.8775</td><td>+0.00 pp</td></tr>"), "%s", html.data);
+    cr_assert(strstr(html.data, ">-</td><td>-</td></tr>"), "a run without: dashes");
+    cr_assert(strstr(md.data, "| accuracy vs none | test accuracy | test accuracy vs none |\n"
+                              "|---|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|\n"),
+              "%s", md.data);
+    cr_assert(strstr(md.data, "| rep | train | 8 | checkpoint | ok |"), "%s", md.data);
+    cr_assert(strstr(md.data, " | 0.8734 | -0.41 pp |\n"), "%s", md.data);
+    cr_assert(strstr(md.data, "| rep | train | 512 | none | oom |"), "%s", md.data);
+    cr_assert(strstr(md.data, " | - | - |\n"), "%s", md.data);
+    oomb_sbuf_free(&html);
+    oomb_sbuf_free(&md);
+    oomb_report_free(&rep);
+    oomb_results_free(&cur);
+    th_rmtree(dir);
+}
+
 Test(report, rejects_bad_input)
 {
     char *a1[] = {"report", NULL};

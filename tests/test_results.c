@@ -1273,32 +1273,32 @@ Test(table, eval_columns_only_in_groups_with_an_evaluation)
     const char *head = strchr(mlp, '\n') + 1;
     cr_assert_neq(end_column(head, "run time"), -1, "%s", t);
     cr_assert_neq(end_column(head, "test acc"), -1, "%s", t);
-    cr_assert_neq(end_column(head, "Î test"), -1, "%s", t);
+    cr_assert_neq(end_column(head, "Δ test"), -1, "%s", t);
     /* the columns come in this order, after samples/s and acc */
     cr_assert_lt(end_column(head, "samples/s"), end_column(head, "run time"));
     cr_assert_lt(end_column(head, "run time"), end_column(head, "loss"));
     cr_assert_lt(end_column(head, "loss"), end_column(head, "test acc"));
-    cr_assert_lt(end_column(head, "test acc"), end_column(head, "Î test"));
-    cr_assert_lt(end_column(head, "Î test"), end_column(head, "dev"));
+    cr_assert_lt(end_column(head, "test acc"), end_column(head, "Δ test"));
+    cr_assert_lt(end_column(head, "Δ test"), end_column(head, "dev"));
     /* right-aligned under their headers */
     const char *none = line_with(mlp, "0.8775"), *ck = line_with(mlp, "0.8734");
     cr_assert_eq(end_column(none, "0.8775"), end_column(head, "test acc"), "%s", t);
     cr_assert_eq(end_column(ck, "0.8734"), end_column(head, "test acc"), "%s", t);
-    cr_assert_eq(end_column(none, "+0.00 pp"), end_column(head, "Î test"), "%s", t);
-    cr_assert_eq(end_column(ck, "-0.41 pp"), end_column(head, "Î test"), "%s", t);
+    cr_assert_eq(end_column(none, "+0.00 pp"), end_column(head, "Δ test"), "%s", t);
+    cr_assert_eq(end_column(ck, "-0.41 pp"), end_column(head, "Δ test"), "%s", t);
     cr_assert_eq(end_column(none, "2.50 s"), end_column(head, "run time"), "%s", t);
     cr_assert_eq(end_column(ck, "3.75 s"), end_column(head, "run time"), "%s", t);
     const char *ne = line_with(mlp, "noeval");
     cr_assert_eq(end_column(ne, "250.0 ms"), end_column(head, "run time"), "%s", t);
     /* the scenario's wall time after its group, none for conv (not measured) */
-    const char *total = strstr(t, "mlp: 3 run(s) took 6.50 s\n");
+    const char *total = strstr(t, "mlp: total run time 6.50 s (3 run(s))\n");
     cr_assert(total && total > ne && total < conv, "%s", t);
     cr_assert_null(strstr(t, "conv: "), "%s", t);
     /* the group without an evaluation keeps its columns */
     const char *chead = strchr(conv, '\n') + 1;
     cr_assert_eq(end_column(chead, "test acc"), -1, "%s", t);
     cr_assert_eq(end_column(chead, "run time"), -1, "%s", t);
-    cr_assert_eq(end_column(chead, "Î"), -1, "%s", t);
+    cr_assert_eq(end_column(chead, "Δ"), -1, "%s", t);
     cr_assert_null(strstr(t, " \n"), "no trailing blanks");
     free(t);
     oomb_results_free(&r);
@@ -1317,10 +1317,10 @@ Test(table, scenario_time_after_its_last_group)
     char *t = table_text(&r, 0);
     cr_log_info("%s", t);
     const char *g32 = strstr(t, "mlp (train, batch 32)"), *g64 = strstr(t, "mlp (train, batch 64)");
-    const char *total = strstr(t, "mlp: 2 run(s) took 91.50 s\n");
+    const char *total = strstr(t, "mlp: total run time 91.50 s (2 run(s))\n");
     cr_assert(g32 && g64 && total && g32 < g64 && g64 < total, "%s", t);
     cr_assert_not_null(strstr(total, "\nconv (train, batch 64)\n"), "%s", t);
-    cr_assert_not_null(strstr(t, "conv: 1 run(s) took 500 us\n"), "%s", t);
+    cr_assert_not_null(strstr(t, "conv: total run time 500.0 us (1 run(s))\n"), "%s", t);
     /* without evaluation, no run time column */
     cr_assert_null(strstr(t, "run time"), "%s", t);
     double sec;

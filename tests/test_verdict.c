@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "baseline.h"
 #include "export.h"
 #include "results.h"
 #include "verdict.h"
@@ -461,4 +462,178 @@ Test(verdict, two_run_baseline_keeps_the_one_run_test)
     oomb_verdict_free(&v);
     oomb_results_free(&a);
     oomb_results_free(&b);
+}
+
+/* Give the first run of r a held-out evaluation. */
+static void set_eval(struct oomb_results *r, double test_accuracy)
+{
+    struct oomb_run_result *run = &r->runs[0];
+    run->has_eval = 1;
+    run->eval_samples = 10000;
+    run->test_accuracy = test_accuracy;
+    run->test_loss = 0.4;
+    run->test_accuracy_delta = 0;
+}
+
+static int count_metric(const struct oomb_verdict *v, const char *m)
+{
+    int n = 0;
+    for (int i = 0; i < v->n; i++)
+        n += strcmp(v->items[i].metric, m) == 0;
+    return n;
+}
+
+Test(verdict, test_accuracy_drop_beyond_tolerance_regresses)
+{
+    struct oomb_results a, b;
+    struct oomb_verdict v;
+    make_results(&a, 1e6, 1);
+    make_results(&b, 1e6, 1);
+    set_eval(&a, 0.875);
+    set_eval(&b, 0.8675); /* -0.75 pp: within the default 1 pp */
+    compare(&a, &b, &v);
+    const struct oomb_verdict_item *it = find_item(&v, "quality.test_accuracy");
+    cr_assert_not_null(it);
+    cr_assert_eq(it->kind, OOMB_VERDICT_SAME, "%s", it->detail);
+    cr_assert_eq(it->area, OOMB_AREA_QUALITY);
+    cr_assert_eq(it->base, 0.875);
+    cr_assert_eq(it->head, 0.8675);
+    cr_assert_float_eq(it->diff, -0.0075, 1e-15);
+    cr_assert(strstr(it->detail, "0.8750 -> 0.8675 (-0.75 pp, limit -1 pp)"), "%s", it->detail);
+    cr_assert_eq(v.n_regressed, 0);
+    oomb_verdict_free(&v);
+
+    b.runs[0].test_accuracy = 0.86; /* -1.5 pp */
+    compare(&a, &b, &v);
+    it = find_item(&v, "quality.test_accuracy");
+    cr_assert_eq(it->kind, OOMB_VERDICT_REGRESSED, "%s", it->detail);
+    cr_assert_eq(v.n_regressed, 1, "only the test accuracy");
+    oomb_verdict_free(&v);
+
+    /* --test-accuracy-tolerance 0.02 lets it pass; the train accuracy's
+     * tolerance does not apply to it */
+    struct oomb_verdict_options o;
+    oomb_verdict_options_init(&o);
+    cr_assert_eq(o.test_acc_drop_tol, 0.01);
+    o.test_acc_drop_tol = 0.02;
+    o.acc_drop_tol = 0;
+    cr_assert_eq(oomb_verdict_compare(&a, 1, &b, 1, &o, &v), OOMB_OK);
+    cr_assert_eq(find_item(&v, "quality.test_accuracy")->kind, OOMB_VERDICT_SAME);
+    cr_assert_eq(v.n_regressed, 0);
+    oomb_verdict_free(&v);
+
+    /* a rise beyond the tolerance is an improvement */
+    compare(&b, &a, &v);
+    cr_assert_eq(find_item(&v, "quality.test_accuracy")->kind, OOMB_VERDICT_IMPROVED);
+    cr_assert_eq(v.n_regressed, 0);
+    oomb_verdict_free(&v);
+    oomb_results_free(&a);
+    oomb_results_free(&b);
+}
+
+Test(verdict, test_accuracy_only_where_evaluated)
+{
+    struct oomb_results a, b;
+    struct oomb_verdict v;
+    make_results(&a, 1e6, 1);
+    make_results(&b, 1e6, 1);
+    /* neither side evaluated: no item, as before */
+    compare(&a, &b, &v);
+    cr_assert_eq(count_metric(&v, "quality.test_accuracy"), 0);
+    cr_assert_eq(v.n_regressed, 0);
+    oomb_verdict_free(&v);
+
+    /* a new evaluation in head, none in the base: nothing to compare */
+    set_eval(&b, 0.5);
+    compare(&a, &b, &v);
+    cr_assert_eq(count_metric(&v, "quality.test_accuracy"), 0);
+    cr_assert_eq(v.n_regressed, 0);
+    oomb_verdict_free(&v);
+
+    /* the base was evaluated, head not: shown (n/a, with the note), not a
+     * regression */
+    oomb_results_free(&b);
+    make_results(&b, 1e6, 1);
+    b.runs[0].eval_note = strdup("plugin 'none' has no evaluate()");
+    set_eval(&a, 0.875);
+    compare(&a, &b, &v);
+    const struct oomb_verdict_item *it = find_item(&v, "quality.test_accuracy");
+    cr_assert_not_null(it);
+    cr_assert_eq(it->kind, OOMB_VERDICT_NA);
+    cr_assert(strstr(it->detail, "not evaluated: plugin 'none' has no evaluate()"), "%s",
+              it->detail);
+    cr_assert_eq(v.n_regressed, 0);
+    oomb_verdict_free(&v);
+
+    /* evaluated but without a number where the base had one: a regression */
+    set_eval(&b, NAN);
+    compare(&a, &b, &v);
+    it = find_item(&v, "quality.test_accuracy");
+    cr_assert_eq(it->kind, OOMB_VERDICT_REGRESSED, "%s", it->detail);
+    cr_assert(strstr(it->detail, "not finite"), "%s", it->detail);
+    oomb_verdict_free(&v);
+
+    /* a failed head run is judged by its outcome only */
+    b.runs[0].outcome = OOMB_OUTCOME_CRASH;
+    compare(&a, &b, &v);
+    cr_assert_eq(count_metric(&v, "quality.test_accuracy"), 0);
+    cr_assert_eq(find_item(&v, "outcome")->kind, OOMB_VERDICT_REGRESSED);
+    oomb_verdict_free(&v);
+    oomb_results_free(&a);
+    oomb_results_free(&b);
+}
+
+Test(verdict, baseline_keeps_the_test_accuracy)
+{
+    char dir[] = "/tmp/oomb_test_verdict.XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char p1[256], p2[256], bdir[256], err[1024] = "";
+    snprintf(p1, sizeof p1, "%s/r1.json", dir);
+    snprintf(p2, sizeof p2, "%s/r2.json", dir);
+    snprintf(bdir, sizeof bdir, "%s/baselines", dir);
+    struct oomb_results a, b;
+    make_results(&a, 1e6, 1);
+    set_eval(&a, 0.875);
+    a.runs[0].run_seconds = 4.5;
+    cr_assert_eq(oomb_results_write(&a, p1, err, sizeof err), OOMB_OK, "%s", err);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *rep = open_memstream(&text, &len);
+    cr_assert_not_null(rep);
+    cr_assert_eq(oomb_baseline_save(p1, bdir, NULL, rep, err, sizeof err), OOMB_OK, "%s", err);
+
+    struct oomb_results base;
+    int found = 0;
+    cr_assert_eq(oomb_baseline_load(bdir, oomb_baseline_device_class(&a, NULL), "s", &base,
+                                    &found, err, sizeof err),
+                 OOMB_OK, "%s", err);
+    cr_assert_eq(found, 1);
+    cr_assert_eq(base.n_runs, 1);
+    cr_assert_eq(base.runs[0].has_eval, 1);
+    cr_assert_eq(base.runs[0].test_accuracy, 0.875);
+    cr_assert_eq(base.runs[0].test_loss, 0.4);
+    cr_assert_eq(base.runs[0].eval_samples, 10000);
+    cr_assert_eq(base.runs[0].run_seconds, 4.5);
+
+    /* a new baseline says how the test accuracy moved */
+    make_results(&b, 1e6, 1);
+    set_eval(&b, 0.8625);
+    cr_assert_eq(oomb_results_write(&b, p2, err, sizeof err), OOMB_OK, "%s", err);
+    cr_assert_eq(oomb_baseline_save(p2, bdir, NULL, rep, err, sizeof err), OOMB_OK, "%s", err);
+    fclose(rep);
+    cr_assert(strstr(text, "changed s train batch 64: none"), "%s", text);
+    cr_assert(strstr(text, "test acc     0.8750 -> 0.8625 (-1.25 pp)"), "%s", text);
+
+    /* and the comparison against it judges the drop */
+    struct oomb_verdict v;
+    compare(&base, &b, &v);
+    cr_assert_eq(find_item(&v, "quality.test_accuracy")->kind, OOMB_VERDICT_REGRESSED);
+    oomb_verdict_free(&v);
+    free(text);
+    oomb_results_free(&base);
+    oomb_results_free(&a);
+    oomb_results_free(&b);
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    cr_assert_eq(system(cmd), 0);
 }

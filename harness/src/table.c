@@ -369,7 +369,7 @@ static void print_scenario_time(FILE *f, const struct oomb_results *r,
     char scen[CELL_LEN], t[32];
     clip(scen, sizeof(scen), run->scenario, 64);
     oomb_format_ns(total * 1e9, t, sizeof t);
-    fprintf(f, "%s: %d run(s) took %s\n", scen, n, t);
+    fprintf(f, "%s: total run time %s (%d run(s))\n", scen, t, n);
 }
 
 void oomb_table_print(FILE *f, const struct oomb_results *r, int color)

@@ -20,7 +20,7 @@
  * columns "run time" (the run's wall time), "test acc" (0.8734) and "Δ test"
  * (percentage points against none, "-0.41 pp"). After the last group of a
  * scenario whose runs measured their wall time comes the line
- * "SCENARIO: N run(s) took 12.34 s". */
+ * "SCENARIO: total run time 12.34 s (N run(s))". */
 void oomb_table_print(FILE *f, const struct oomb_results *r, int color);
 
 /* The wall time of the runs of `scenario` (NULL: of every run) in r:

@@ -26,10 +26,16 @@
  * The forward uses slots 0..2 only (q, k, v; then the per-head output in
  * slot 0); the backward all of it (see cuda_attention_backward).
  *
+ * Argument checks follow the CPU ops (every size positive, geometry structs
+ * with a struct_size covering their fields, the caller's OH/OW equal to the
+ * formula, the pointers the CPU op requires): OOMB_ERR_INVALID with a message
+ * naming the op. Max pooling's backward adds with atomics where windows
+ * overlap, so its sums may differ from the CPU in the last bits.
+ *
  * Row-major vs cuBLAS column-major, as in ops_cuda.cu: a row-major (R, C)
  * array is a column-major (C, R) one with leading dimension C. Per head, with
  * Q, K, V, O, dO (T, hd) and P, S, dP, dS (T, T) row-major:
- *     S = scale Q K^T   -> S^T (T,T)  = K^T^T Q^T   : A = K  op T, B = Q  op N, m=n=T, k=hd
+ *     S = scale Q K^T   -> S^T (T,T)  = K Q^T       : A = K  op T, B = Q  op N, m=n=T, k=hd
  *     O = P V           -> O^T (hd,T) = V^T P^T     : A = V  op N, B = P  op N, m=hd, n=k=T
  *     dP = dO V^T       -> like S with (K, Q) = (V, dO)
  *     dV = P^T dO       -> dV^T = dO^T P            : A = dO op N, B = P  op T, m=hd, n=k=T
@@ -581,9 +587,9 @@ static __device__ __forceinline__ int64_t bn_at(int64_t e, int64_t c, int64_t C,
 }
 
 /* One block per channel of x (B, C, S), training: batch mean and biased
- * variance over the n = B*S values (in double), written to mean/rstd (C) when
- * given; run_mean/run_var (C) updated when given, with the unbiased variance
- * (n / (n - 1), the biased one when n = 1); out = (x - mean) rstd gamma + beta. */
+ * variance over the n = B*S values (in double), written to mean/rstd (C);
+ * run_mean/run_var (C) updated when given, with the unbiased variance
+ * var n / (n - 1) (the caller checked n >= 2); out = (x - mean) rstd gamma + beta. */
 __global__ void bn_train_forward_kernel(float *out, float *mean, float *rstd, float *run_mean,
                                         float *run_var, const float *inp, const float *gamma,
                                         const float *beta, int64_t B, int64_t C, int64_t S,

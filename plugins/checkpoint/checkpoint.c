@@ -38,6 +38,15 @@ struct ckpt_state {
     int *first; /* (S + 1) first layer of each segment; first[S] = L */
 };
 
+/* Whether a segment boundary at layer l keeps only its output, and the
+ * layer is recomputed in backward: layers that save state for backward next
+ * to their output (norms, attention, residual blocks) would otherwise keep
+ * all of it. */
+static int trims(const struct ckpt_state *s, int l)
+{
+    return oomb_layer_saved_floats(s->h->info->model->layers[l], 1) > 0;
+}
+
 static int ckpt_create(const struct oomb_host *h, void **state, char *msg, size_t msg_len)
 {
     const int L = h->info->model->n_layers;
@@ -75,7 +84,7 @@ static int ckpt_create(const struct oomb_host *h, void **state, char *msg, size_
     }
     int64_t recomputed = 0;
     for (int i = 0; i < s->S - 1; i++)
-        recomputed += s->first[i + 1] - s->first[i] - 1;
+        recomputed += s->first[i + 1] - s->first[i] - (trims(s, s->first[i + 1] - 1) ? 0 : 1);
     h->report_metric(h->run, "segments", (double)s->S);
     h->report_metric(h->run, "recompute_ratio", (double)recomputed / (double)L);
     *state = s;
@@ -144,6 +153,19 @@ static int ckpt_step(void *state, int64_t step, char *msg, size_t msg_len)
         const float *in = a > 0 ? acts[a - 1] : x;
         if ((rc = run_layers(s, acts, in, a, b, i == S - 1, OOMB_FWD_TRAIN, B, msg, msg_len)))
             goto done;
+        if (i < S - 1 && trims(s, b - 1)) { /* keep the boundary's output alone */
+            float *o = NULL;
+            size_t ob = (size_t)(B * m->layers[b - 1]->out_features) * 4;
+            if ((rc = oomb_net_alloc(h, ob, OOMB_TAG_ACTIVATIONS, "boundary", (void **)&o, msg,
+                                     msg_len)) ||
+                (rc = oomb_net_op_error(n, n->ops->copy(n->k, o, acts[b - 1], ob),
+                                        "copy boundary", msg, msg_len))) {
+                h->free(h->run, o);
+                goto done;
+            }
+            h->free(h->run, acts[b - 1]);
+            acts[b - 1] = o;
+        }
     }
     if ((rc = oomb_net_alloc(h, (size_t)(B * K) * 4, OOMB_TAG_ACTIVATIONS, "probs",
                              (void **)&probs, msg, msg_len)) ||
@@ -187,10 +209,16 @@ static int ckpt_step(void *state, int64_t step, char *msg, size_t msg_len)
     for (int i = S - 1; i >= 0; i--) {
         int a = s->first[i], b = s->first[i + 1];
         const float *seg_in = a > 0 ? acts[a - 1] : x;
-        if (i < S - 1 && b - 1 > a) {
-            /* Recompute the inputs of layers a+1 .. b-1. */
+        /* Recompute the inputs of layers a+1 .. b-1, and layer b-1 itself
+         * when its boundary kept only the output. */
+        int upto = i < S - 1 && trims(s, b - 1) ? b : b - 1;
+        if (i < S - 1 && upto > a) {
+            if (upto == b) {
+                h->free(h->run, acts[b - 1]);
+                acts[b - 1] = NULL;
+            }
             h->phase(h->run, OOMB_PHASE_FORWARD);
-            if ((rc = run_layers(s, acts, seg_in, a, b - 1, 1, OOMB_FWD_RECOMPUTE, B, msg,
+            if ((rc = run_layers(s, acts, seg_in, a, upto, 1, OOMB_FWD_RECOMPUTE, B, msg,
                                  msg_len)))
                 goto done;
             h->phase(h->run, OOMB_PHASE_BACKWARD);
