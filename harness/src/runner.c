@@ -517,84 +517,6 @@ struct resolve_ctx {
     int skipped; /* a referenced run was skipped / not applicable */
 };
 
-static int metric_of(const struct oomb_run_result *r, const char *section, const char *field,
-                     double *out)
-{
-    if (strcmp(section, "memory") == 0) {
-        if (strcmp(field, "peak") == 0 || strcmp(field, "peak_bytes") == 0 ||
-            strcmp(field, "total") == 0) {
-            *out = (double)r->peak_bytes;
-            return 1;
-        }
-        for (int t = 0; t < OOMB_TAG_COUNT; t++)
-            if (strcmp(field, oomb_tag_name((enum oomb_tag)t)) == 0) {
-                *out = (double)r->peak_by_tag[t];
-                return 1;
-            }
-        if (strcmp(field, "host_peak_rss") == 0) {
-            *out = (double)r->host_peak_rss_bytes;
-            return 1;
-        }
-        return 0;
-    }
-    if (strcmp(section, "time") == 0) {
-        if (strcmp(field, "median") == 0 || strcmp(field, "step") == 0) {
-            *out = r->step_stats.median;
-            return 1;
-        }
-        for (int p = 0; p < OOMB_PHASE_COUNT; p++)
-            if (strcmp(field, oomb_phase_name((enum oomb_phase)p)) == 0) {
-                *out = r->phase_stats[p].median;
-                return 1;
-            }
-        return 0;
-    }
-    if (strcmp(section, "throughput") == 0 && strcmp(field, "samples_per_s") == 0) {
-        *out = r->samples_per_s;
-        return 1;
-    }
-    if (strcmp(section, "numerics") == 0) {
-        if (strcmp(field, "loss_rel_err") == 0)
-            *out = r->loss_rel_err;
-        else if (strcmp(field, "grad_rel_err") == 0)
-            *out = r->grad_rel_err;
-        else if (strcmp(field, "output_rel_err") == 0)
-            *out = r->output_rel_err;
-        else if (strcmp(field, "weight_rel_err") == 0)
-            *out = r->weight_rel_err;
-        else
-            return 0;
-        return 1;
-    }
-    if (strcmp(section, "quality") == 0) {
-        if (strcmp(field, "final_loss") == 0)
-            *out = r->final_loss;
-        else if (strcmp(field, "accuracy") == 0)
-            *out = r->has_accuracy ? r->accuracy : NAN;
-        else if (strcmp(field, "accuracy_delta") == 0)
-            *out = r->accuracy_delta;
-        else if (strcmp(field, "test_accuracy") == 0)
-            *out = r->has_eval ? r->test_accuracy : NAN;
-        else if (strcmp(field, "test_accuracy_delta") == 0)
-            *out = r->test_accuracy_delta;
-        else if (strcmp(field, "test_loss") == 0)
-            *out = r->has_eval ? r->test_loss : NAN;
-        else
-            return 0;
-        return 1;
-    }
-    if (strcmp(section, "metrics") == 0) {
-        for (int i = 0; i < r->n_metrics; i++)
-            if (strcmp(r->metrics[i].name, field) == 0) {
-                *out = r->metrics[i].value;
-                return 1;
-            }
-        *out = NAN;
-        return 0;
-    }
-    return 0;
-}
-
 static int resolve(void *user, const char *ref, double *out, char *err, size_t err_len)
 {
     struct resolve_ctx *c = user;
@@ -625,12 +547,7 @@ static int resolve(void *user, const char *ref, double *out, char *err, size_t e
                       oomb_outcome_name(r->outcome));
             return OOMB_ERR_INVALID;
         }
-        if (!metric_of(r, section, field, out)) {
-            oomb_errf(err, err_len, "'%s': no metric '%s.%s' (sections: memory, time, "
-                      "throughput, numerics, quality, metrics)", ref, section, field);
-            return OOMB_ERR_INVALID;
-        }
-        return OOMB_OK;
+        return oomb_check_run_field(r, ref, section, field, out, err, err_len);
     }
     oomb_errf(err, err_len, "'%s': no strategy labelled '%s' in this scenario", ref, label);
     return OOMB_ERR_INVALID;
@@ -834,8 +751,6 @@ int oomb_runner_run(const char *const *scenario_paths, int n_paths,
     int index = 0;
     for (int i = 0; i < p.n_sc; i++) {
         const struct oomb_scenario *sc = p.sc[i];
-        double sc_t0 = (double)oomb_now_ns() * 1e-9;
-        int sc_first = res->n_runs;
         for (int mi = 0; mi < 2; mi++) {
             enum oomb_mode mode = mi == 0 ? OOMB_MODE_TRAIN : OOMB_MODE_INFER;
             if (!(sc->modes & mode))
@@ -934,9 +849,6 @@ int oomb_runner_run(const char *const *scenario_paths, int n_paths,
                 sum->n_checks_failed += f;
             }
         }
-        if (!opts->quiet)
-            fprintf(stderr, "%s: %d runs in %.1f s\n", sc->name, res->n_runs - sc_first,
-                    (double)oomb_now_ns() * 1e-9 - sc_t0);
     }
     sum->n_checks = res->n_checks;
     for (int i = 0; i < res->n_runs; i++) {

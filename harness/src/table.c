@@ -33,10 +33,9 @@ enum col {
 };
 
 static const char *const col_head[C_COUNT] = {
-    "strategy", "outcome",  "peak",     "weights", "grads",  "optim",
-    "activ",    "wkspace",  "other",    "step",    "ci95",   "samples/s",
-    "run time", "loss",     "acc",      "test acc", "Δ test", "dev",
-    "reason",
+    "strategy", "outcome",  "peak",   "weights", "grads",     "optim",    "activ",
+    "wkspace",  "other",    "step",   "ci95",    "samples/s", "run time", "loss",
+    "acc",      "test acc", "Δ test", "dev",     "reason",
 };
 
 static int col_left(int c)
