@@ -4,6 +4,7 @@
 #
 #   scripts/gpu-check.sh --fetch   on a Debian 12 machine with network: download
 #                                  the .deb files the build needs into .debs/
+#                                  and the Fashion-MNIST package into .debs-data/
 #   scripts/gpu-check.sh           on the GPU machine: unpack them into
 #                                  .gpu/sysroot, configure, build, run the tests
 #                                  and the default scenario, print a summary
@@ -23,6 +24,8 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 DEBS="$ROOT/.debs"
+DATA_DEBS="$ROOT/.debs-data"
+DATA_DIR="$ROOT/.gpu/data"
 SYSROOT="$ROOT/.gpu/sysroot"
 BUILD="$ROOT/build/gpu"
 ARCH_TRIPLET=x86_64-linux-gnu
@@ -51,7 +54,7 @@ die() {
 }
 
 usage() {
-    sed -n '2,27p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,28p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 # ------------------------------------------------------------------ fetch ----
@@ -69,7 +72,13 @@ fetch() {
     ls -l "$DEBS"/*.deb | awk '{printf "   %8d  %s\n", $5, $NF}' | sed "s|$DEBS/||"
     awk -v t="$total" 'BEGIN { printf "   %8d  total (%.1f MiB)\n", t, t / 1048576 }'
     [ "$total" -le "$MAX_DEB_BYTES" ] || die 3 "the .debs exceed 40 MiB"
-    say "fetched; carry .debs/ to the GPU machine and run scripts/gpu-check.sh there"
+    # The data set of the Fashion-MNIST scenarios (30 MiB), apart from the
+    # build's packages: without it the GPU run leaves those scenarios out.
+    mkdir -p "$DATA_DEBS"
+    rm -f "$DATA_DEBS"/*.deb
+    (cd "$DATA_DEBS" && apt-get download dataset-fashion-mnist) || die 3 "apt-get download dataset-fashion-mnist failed"
+    (cd "$DATA_DEBS" && sha256sum ./*.deb >MANIFEST)
+    say "fetched; carry .debs/ (and .debs-data/ for Fashion-MNIST) to the GPU machine and run scripts/gpu-check.sh there"
 }
 
 # ---------------------------------------------------------------- unpack -----
@@ -268,7 +277,13 @@ run_gpu_steps() {
 
     local out="${OUT:-$ROOT/results}"
     mkdir -p "$out"
-    local scenarios=(${OOMB_GPU_SCENARIOS:-scenarios/*.yaml})
+    local default_scenarios=(scenarios/*.yaml)
+    if [ -z "${OOMB_FASHION_MNIST_DIR:-}" ]; then
+        # no data set carried: only the synthetic scenarios
+        default_scenarios=($(cd "$ROOT" && grep -L 'kind: fashion-mnist' scenarios/*.yaml))
+        say "no Fashion-MNIST data (.debs-data/): its scenarios are left out"
+    fi
+    local scenarios=(${OOMB_GPU_SCENARIOS:-${default_scenarios[@]}})
     say "oombench run --device cuda ${scenarios[*]} --out $out"
     (cd "$ROOT" && "$BUILD/oombench" run --no-color --device cuda "${scenarios[@]}" --out "$out") 2>&1 |
         tee "$LOGDIR/gpu-run.log" || rc_run=$?
@@ -308,6 +323,13 @@ mkdir -p "$LOGDIR" "$BUILD"
 
 verify_debs
 unpack
+if [ -f "$DATA_DEBS/MANIFEST" ] && (cd "$DATA_DEBS" && sha256sum --quiet -c MANIFEST); then
+    rm -rf "$DATA_DIR"
+    mkdir -p "$DATA_DIR"
+    extract_deb "$(ls "$DATA_DEBS"/*.deb | head -1)" "$DATA_DIR"
+    export OOMB_FASHION_MNIST_DIR="$DATA_DIR/usr/share/datasets/fashion-mnist"
+    say "Fashion-MNIST unpacked: $OOMB_FASHION_MNIST_DIR"
+fi
 setup_env
 configure_and_build
 
