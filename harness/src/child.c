@@ -214,40 +214,38 @@ static int h_load_batch(struct oomb_run *r, int64_t step, int64_t first, int64_t
     return rc;
 }
 
-static int h_init_params(struct oomb_run *r, int layer, float *dst)
+/* Initial parameters (or, with `buffers`, buffer values) of layer `layer`
+ * computed on the host and copied to dst. */
+static int put_layer_init(struct oomb_run *r, int layer, float *dst, int buffers)
 {
     const struct oomb_model *m = r->info.model;
     if (layer < 0 || layer >= m->n_layers)
         return OOMB_ERR_INVALID;
     const struct oomb_layer *L = m->layers[layer];
-    if (L->n_params == 0)
+    int64_t n = buffers ? L->n_buffers : L->n_params;
+    if (n == 0)
         return OOMB_OK;
-    float *tmp = malloc((size_t)L->n_params * sizeof *tmp);
+    float *tmp = malloc((size_t)n * sizeof *tmp);
     if (!tmp)
         return OOMB_ERR_OOM;
-    oomb_data_init_params(r->info.seed, layer, L, tmp);
+    if (buffers)
+        oomb_data_init_buffers(L, tmp);
+    else
+        oomb_data_init_params(r->info.seed, layer, L, tmp);
     const struct oomb_ops *o = &r->backend->ops;
-    int rc = o->to_device(o->ctx, dst, tmp, (size_t)L->n_params * sizeof(float));
+    int rc = o->to_device(o->ctx, dst, tmp, (size_t)n * sizeof(float));
     free(tmp);
     return rc;
 }
 
+static int h_init_params(struct oomb_run *r, int layer, float *dst)
+{
+    return put_layer_init(r, layer, dst, 0);
+}
+
 static int h_init_buffers(struct oomb_run *r, int layer, float *dst)
 {
-    const struct oomb_model *m = r->info.model;
-    if (layer < 0 || layer >= m->n_layers)
-        return OOMB_ERR_INVALID;
-    const struct oomb_layer *L = m->layers[layer];
-    if (L->n_buffers == 0)
-        return OOMB_OK;
-    float *tmp = malloc((size_t)L->n_buffers * sizeof *tmp);
-    if (!tmp)
-        return OOMB_ERR_OOM;
-    oomb_data_init_buffers(L, tmp);
-    const struct oomb_ops *o = &r->backend->ops;
-    int rc = o->to_device(o->ctx, dst, tmp, (size_t)L->n_buffers * sizeof(float));
-    free(tmp);
-    return rc;
+    return put_layer_init(r, layer, dst, 1);
 }
 
 static int h_load_eval_batch(struct oomb_run *r, int64_t first, int64_t count, float *x,

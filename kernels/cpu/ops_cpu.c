@@ -24,10 +24,7 @@
 
 /* ------------------------------------------------------------ errors ----- */
 
-static int set_error(void *k, int status, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int set_error(void *k, int status, const char *fmt, ...)
+int oomb_cpu_set_error(void *k, int status, const char *fmt, ...)
 {
     struct oomb_cpu_ctx *ctx = k;
     if (ctx) {
@@ -45,17 +42,6 @@ static const char *cpu_last_error(void *k)
     return ctx ? ctx->err : "cpu ops: NULL context";
 }
 
-/* Argument checks; each returns from the calling op on failure. */
-#define CHECK_CTX()                                                                                \
-    do {                                                                                           \
-        if (!k)                                                                                    \
-            return OOMB_ERR_INVALID;                                                               \
-    } while (0)
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            return set_error(k, OOMB_ERR_INVALID, __VA_ARGS__);                                    \
-    } while (0)
 /* p must be non-NULL when it has elements. */
 #define CHECK_PTR(op, p, count) CHECK((p) != NULL || (count) == 0, "%s: %s is NULL", op, #p)
 #define CHECK_DIM(op, d) CHECK((d) >= 0, "%s: %s = %lld is negative", op, #d, (long long)(d))

@@ -28,6 +28,23 @@ struct oomb_cpu_ctx {
     char runtime[256]; /* BLAS description */
 };
 
+/* Writes the message of a failed op into the context (k may be NULL) and
+ * returns `status`. */
+int oomb_cpu_set_error(void *k, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Argument checks of the ops; each returns from the calling op on failure. */
+#define CHECK_CTX()                                                                                \
+    do {                                                                                           \
+        if (!k)                                                                                    \
+            return OOMB_ERR_INVALID;                                                               \
+    } while (0)
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            return oomb_cpu_set_error(k, OOMB_ERR_INVALID, __VA_ARGS__);                           \
+    } while (0)
+
 /* Fills every op of `ops` (struct_size, ctx, backend_name included). */
 void oomb_cpu_ops_init(struct oomb_ops *ops, struct oomb_cpu_ctx *ctx);
 

@@ -31,34 +31,9 @@
 
 #include "ops_cpu.h"
 
-/* ------------------------------------------------------------ errors ----- */
+/* ------------------------------------------------------------ checks ----- */
 
-static int set_error(void *k, int status, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int set_error(void *k, int status, const char *fmt, ...)
-{
-    struct oomb_cpu_ctx *ctx = k;
-    if (ctx) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(ctx->err, sizeof ctx->err, fmt, ap);
-        va_end(ap);
-    }
-    return status;
-}
-
-/* Argument checks; each returns from the calling op on failure. */
-#define CHECK_CTX()                                                                                \
-    do {                                                                                           \
-        if (!k)                                                                                    \
-            return OOMB_ERR_INVALID;                                                               \
-    } while (0)
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            return set_error(k, OOMB_ERR_INVALID, __VA_ARGS__);                                    \
-    } while (0)
+/* CHECK_CTX and CHECK come from ops_cpu.h. */
 #define CHECK_PTR(op, p) CHECK((p) != NULL, "%s: %s is NULL", op, #p)
 #define CHECK_POS(op, d) CHECK((d) > 0, "%s: %s = %lld is not positive", op, #d, (long long)(d))
 /* Dimensions handed to CBLAS (blasint is int). */

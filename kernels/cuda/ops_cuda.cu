@@ -34,6 +34,7 @@
 #include <cuda_fp16.h>
 
 #include "common.cuh"
+#include "device.cuh"
 
 #define THREADS 256
 #define MAX_GRID (1u << 20)
@@ -57,55 +58,10 @@ static unsigned grid_rows(int64_t rows)
     return rows > (int64_t)MAX_GRID ? MAX_GRID : (unsigned)rows;
 }
 
-#define GRID_STRIDE(i, n)                                                               \
-    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n);          \
-         i += (int64_t)blockDim.x * gridDim.x)
-
-#define ROW_STRIDE(r, rows) for (int64_t r = blockIdx.x; r < (rows); r += gridDim.x)
-
 __device__ __forceinline__ float load_f(const float *p, int64_t i) { return p[i]; }
 __device__ __forceinline__ float load_f(const __half *p, int64_t i) { return __half2float(p[i]); }
 __device__ __forceinline__ void store_f(float *p, int64_t i, float v) { p[i] = v; }
 __device__ __forceinline__ void store_f(__half *p, int64_t i, float v) { p[i] = __float2half_rn(v); }
-
-struct SumOp {
-    template <typename T> __device__ __forceinline__ T operator()(T a, T b) const { return a + b; }
-};
-struct MaxOp {
-    template <typename T> __device__ __forceinline__ T operator()(T a, T b) const
-    {
-        return b > a ? b : a;
-    }
-};
-
-template <typename T, typename Op> __device__ __forceinline__ T warp_reduce(T v, Op op)
-{
-    for (int off = 16; off > 0; off >>= 1)
-        v = op(v, __shfl_xor_sync(0xffffffffu, v, off));
-    return v;
-}
-
-/* Reduces v over the block and returns the result to every thread. blockDim.x
- * must be a multiple of 32. Safe to call repeatedly in one kernel. */
-template <typename T, typename Op> __device__ T block_reduce(T v, Op op, T identity)
-{
-    __shared__ T sh[32];
-    const int lane = threadIdx.x & 31, wid = threadIdx.x >> 5;
-    const int nw = blockDim.x >> 5;
-    v = warp_reduce(v, op);
-    __syncthreads(); /* the previous call's readers are done with sh */
-    if (lane == 0)
-        sh[wid] = v;
-    __syncthreads();
-    if (wid == 0) {
-        T w = lane < nw ? sh[lane] : identity;
-        w = warp_reduce(w, op);
-        if (lane == 0)
-            sh[0] = w;
-    }
-    __syncthreads();
-    return sh[0];
-}
 
 static int check_dt(struct oomb_cuda_ctx *k, const char *op, enum oomb_dtype dt)
 {

@@ -48,6 +48,7 @@
 #include <string.h>
 
 #include "common.cuh"
+#include "device.cuh"
 
 #define L_THREADS 256
 #define L_MAX_GRID (1u << 20)
@@ -86,51 +87,6 @@ static int l_threads_for(int64_t n)
     return 256;
 }
 
-#define L_GRID_STRIDE(i, n)                                                             \
-    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n);          \
-         i += (int64_t)blockDim.x * gridDim.x)
-
-#define L_ROW_STRIDE(r, rows) for (int64_t r = blockIdx.x; r < (rows); r += gridDim.x)
-
-struct LSum {
-    template <typename T> __device__ __forceinline__ T operator()(T a, T b) const { return a + b; }
-};
-struct LMax {
-    template <typename T> __device__ __forceinline__ T operator()(T a, T b) const
-    {
-        return b > a ? b : a;
-    }
-};
-
-template <typename T, typename Op> static __device__ __forceinline__ T l_warp_reduce(T v, Op op)
-{
-    for (int off = 16; off > 0; off >>= 1)
-        v = op(v, __shfl_xor_sync(0xffffffffu, v, off));
-    return v;
-}
-
-/* Reduces v over the block and returns the result to every thread. blockDim.x
- * must be a multiple of 32. Safe to call repeatedly in one kernel. */
-template <typename T, typename Op> static __device__ T l_block_reduce(T v, Op op, T identity)
-{
-    __shared__ T sh[32];
-    const int lane = threadIdx.x & 31, wid = threadIdx.x >> 5;
-    const int nw = blockDim.x >> 5;
-    v = l_warp_reduce(v, op);
-    __syncthreads(); /* the previous call's readers are done with sh */
-    if (lane == 0)
-        sh[wid] = v;
-    __syncthreads();
-    if (wid == 0) {
-        T w = lane < nw ? sh[lane] : identity;
-        w = l_warp_reduce(w, op);
-        if (lane == 0)
-            sh[0] = w;
-    }
-    __syncthreads();
-    return sh[0];
-}
-
 #define L_RETURN_IF(rc_expr)                                                               \
     do {                                                                                   \
         int rc_ = (rc_expr);                                                               \
@@ -149,20 +105,20 @@ static int invalid(struct oomb_cuda_ctx *k, const char *op, const char *what)
 __global__ void conv_bias_add_kernel(float *out, const float *bias, int64_t B, int64_t OC,
                                      int64_t HW)
 {
-    L_GRID_STRIDE(i, B * OC * HW) { out[i] += bias[(i / HW) % OC]; }
+    GRID_STRIDE(i, B * OC * HW) { out[i] += bias[(i / HW) % OC]; }
 }
 
 /* One block per output channel: dbias (OC) += sum over (B, HW) of dout (B, OC, HW). */
 __global__ void conv_bias_backward_kernel(float *dbias, const float *dout, int64_t B, int64_t OC,
                                           int64_t HW)
 {
-    L_ROW_STRIDE(oc, OC)
+    ROW_STRIDE(oc, OC)
     {
         const int64_t n = B * HW;
         double s = 0.0;
         for (int64_t e = threadIdx.x; e < n; e += blockDim.x)
             s += dout[((e / HW) * OC + oc) * HW + e % HW];
-        s = l_block_reduce(s, LSum(), 0.0);
+        s = block_reduce(s, SumOp(), 0.0);
         if (threadIdx.x == 0)
             dbias[oc] += (float)s;
     }
@@ -503,7 +459,7 @@ __global__ void maxpool_forward_kernel(float *out, const float *inp, int64_t BC,
                                        int64_t W, int64_t K, int64_t stride, int64_t OH,
                                        int64_t OW)
 {
-    L_GRID_STRIDE(i, BC * OH * OW)
+    GRID_STRIDE(i, BC * OH * OW)
     {
         int64_t ow = i % OW, oh = (i / OW) % OH, p = i / (OW * OH);
         const float *plane = inp + p * H * W;
@@ -517,7 +473,7 @@ __global__ void maxpool_backward_kernel(float *dinp, const float *dout, const fl
                                         int64_t BC, int64_t H, int64_t W, int64_t K,
                                         int64_t stride, int64_t OH, int64_t OW)
 {
-    L_GRID_STRIDE(i, BC * OH * OW)
+    GRID_STRIDE(i, BC * OH * OW)
     {
         int64_t ow = i % OW, oh = (i / OW) % OH, p = i / (OW * OH);
         const float *plane = inp + p * H * W;
@@ -595,20 +551,20 @@ __global__ void bn_train_forward_kernel(float *out, float *mean, float *rstd, fl
                                         const float *beta, int64_t B, int64_t C, int64_t S,
                                         float momentum, float eps)
 {
-    L_ROW_STRIDE(c, C)
+    ROW_STRIDE(c, C)
     {
         const int64_t n = B * S;
         double s = 0.0;
         for (int64_t e = threadIdx.x; e < n; e += blockDim.x)
             s += (double)inp[bn_at(e, c, C, S)];
-        s = l_block_reduce(s, LSum(), 0.0);
+        s = block_reduce(s, SumOp(), 0.0);
         const double mu = s / (double)n;
         double q = 0.0;
         for (int64_t e = threadIdx.x; e < n; e += blockDim.x) {
             double d = (double)inp[bn_at(e, c, C, S)] - mu;
             q += d * d;
         }
-        q = l_block_reduce(q, LSum(), 0.0);
+        q = block_reduce(q, SumOp(), 0.0);
         const double var = q / (double)n;
         const float m = (float)mu;
         const float r = (float)(1.0 / sqrt(var + (double)eps));
@@ -639,7 +595,7 @@ __global__ void bn_eval_forward_kernel(float *out, float *mean, float *rstd,
                                        const float *inp, const float *gamma, const float *beta,
                                        int64_t B, int64_t C, int64_t S, float eps)
 {
-    L_GRID_STRIDE(i, B * C * S)
+    GRID_STRIDE(i, B * C * S)
     {
         int64_t c = (i / S) % C;
         float m = run_mean[c];
@@ -663,7 +619,7 @@ __global__ void bn_backward_kernel(float *dinp, float *dgamma, float *dbeta, con
                                    const float *inp, const float *mean, const float *rstd,
                                    const float *gamma, int64_t B, int64_t C, int64_t S)
 {
-    L_ROW_STRIDE(c, C)
+    ROW_STRIDE(c, C)
     {
         const int64_t n = B * S;
         const float m = mean[c], r = rstd[c];
@@ -675,8 +631,8 @@ __global__ void bn_backward_kernel(float *dinp, float *dgamma, float *dbeta, con
             sd += (double)d;
             sdx += (double)d * (double)xh;
         }
-        sd = l_block_reduce(sd, LSum(), 0.0);
-        sdx = l_block_reduce(sdx, LSum(), 0.0);
+        sd = block_reduce(sd, SumOp(), 0.0);
+        sdx = block_reduce(sdx, SumOp(), 0.0);
         if (threadIdx.x == 0) {
             if (dbeta)
                 dbeta[c] += (float)sd;
@@ -767,21 +723,21 @@ __global__ void ln_forward_kernel(float *out, float *mean, float *rstd, const fl
                                   const float *gamma, const float *beta, int64_t N, int64_t C,
                                   float eps)
 {
-    L_ROW_STRIDE(r, N)
+    ROW_STRIDE(r, N)
     {
         const float *x = inp + r * C;
         float *y = out + r * C;
         double s = 0.0;
         for (int64_t j = threadIdx.x; j < C; j += blockDim.x)
             s += (double)x[j];
-        s = l_block_reduce(s, LSum(), 0.0);
+        s = block_reduce(s, SumOp(), 0.0);
         const double mu = s / (double)C;
         double q = 0.0;
         for (int64_t j = threadIdx.x; j < C; j += blockDim.x) {
             double d = (double)x[j] - mu;
             q += d * d;
         }
-        q = l_block_reduce(q, LSum(), 0.0);
+        q = block_reduce(q, SumOp(), 0.0);
         const float m = (float)mu;
         const float rs = (float)(1.0 / sqrt(q / (double)C + (double)eps));
         if (threadIdx.x == 0) {
@@ -801,7 +757,7 @@ __global__ void ln_backward_input_kernel(float *dinp, const float *dout, const f
                                          const float *mean, const float *rstd,
                                          const float *gamma, int64_t N, int64_t C)
 {
-    L_ROW_STRIDE(r, N)
+    ROW_STRIDE(r, N)
     {
         const float *x = inp + r * C, *dy = dout + r * C;
         float *dx = dinp + r * C;
@@ -813,8 +769,8 @@ __global__ void ln_backward_input_kernel(float *dinp, const float *dout, const f
             s1 += (double)g;
             s2 += (double)g * (double)xh;
         }
-        s1 = l_block_reduce(s1, LSum(), 0.0);
-        s2 = l_block_reduce(s2, LSum(), 0.0);
+        s1 = block_reduce(s1, SumOp(), 0.0);
+        s2 = block_reduce(s2, SumOp(), 0.0);
         const float mg = (float)(s1 / (double)C), mgx = (float)(s2 / (double)C);
         for (int64_t j = threadIdx.x; j < C; j += blockDim.x) {
             float g = dy[j] * gamma[j];
@@ -912,7 +868,7 @@ __global__ void split_heads_kernel(float *dst, const float *src, int64_t B, int6
                                    int64_t H, int64_t ld, int64_t off)
 {
     const int64_t hd = C / H;
-    L_GRID_STRIDE(i, B * T * C)
+    GRID_STRIDE(i, B * T * C)
     {
         int64_t c = i % C, t = (i / C) % T, b = i / (C * T);
         int64_t h = c / hd, d = c % hd;
@@ -925,7 +881,7 @@ __global__ void merge_heads_kernel(float *dst, const float *src, int64_t B, int6
                                    int64_t H, int64_t ld, int64_t off)
 {
     const int64_t hd = C / H;
-    L_GRID_STRIDE(i, B * T * C)
+    GRID_STRIDE(i, B * T * C)
     {
         int64_t c = i % C, t = (i / C) % T, b = i / (C * T);
         int64_t h = c / hd, d = c % hd;
@@ -938,18 +894,18 @@ __global__ void merge_heads_kernel(float *dst, const float *src, int64_t B, int6
  * rest exactly 0. */
 __global__ void attn_softmax_kernel(float *p, int64_t rows, int64_t T, int causal)
 {
-    L_ROW_STRIDE(r, rows)
+    ROW_STRIDE(r, rows)
     {
         float *row = p + r * T;
         const int64_t lim = causal ? r % T + 1 : T;
         float m = -INFINITY;
         for (int64_t j = threadIdx.x; j < lim; j += blockDim.x)
             m = fmaxf(m, row[j]);
-        m = l_block_reduce(m, LMax(), -INFINITY);
+        m = block_reduce(m, MaxOp(), -INFINITY);
         float s = 0.0f;
         for (int64_t j = threadIdx.x; j < lim; j += blockDim.x)
             s += expf(row[j] - m);
-        s = l_block_reduce(s, LSum(), 0.0f);
+        s = block_reduce(s, SumOp(), 0.0f);
         const float inv = 1.0f / s;
         for (int64_t j = threadIdx.x; j < T; j += blockDim.x)
             row[j] = j < lim ? expf(row[j] - m) * inv : 0.0f;
@@ -961,7 +917,7 @@ __global__ void attn_softmax_kernel(float *p, int64_t rows, int64_t T, int causa
 __global__ void attn_softmax_backward_kernel(float *dp, const float *p, int64_t rows, int64_t T,
                                              int causal)
 {
-    L_ROW_STRIDE(r, rows)
+    ROW_STRIDE(r, rows)
     {
         float *drow = dp + r * T;
         const float *prow = p + r * T;
@@ -969,7 +925,7 @@ __global__ void attn_softmax_backward_kernel(float *dp, const float *p, int64_t 
         float s = 0.0f;
         for (int64_t j = threadIdx.x; j < lim; j += blockDim.x)
             s += prow[j] * drow[j];
-        s = l_block_reduce(s, LSum(), 0.0f);
+        s = block_reduce(s, SumOp(), 0.0f);
         for (int64_t j = threadIdx.x; j < T; j += blockDim.x)
             drow[j] = j < lim ? prow[j] * (drow[j] - s) : 0.0f;
     }
@@ -1137,7 +1093,7 @@ static int cuda_attention_backward(void *kv, float *dqkv, const float *dout, con
 /* out (n) = a (n) + b (n); out may alias a or b */
 __global__ void add_kernel(float *out, const float *a, const float *b, int64_t n)
 {
-    L_GRID_STRIDE(i, n) { out[i] = a[i] + b[i]; }
+    GRID_STRIDE(i, n) { out[i] = a[i] + b[i]; }
 }
 
 static int cuda_add(void *kv, float *out, const float *a, const float *b, int64_t n)

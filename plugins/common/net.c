@@ -222,14 +222,18 @@ const char *oomb_layer_kind_name(enum oomb_layer_kind kind)
     return "unknown";
 }
 
-int oomb_net_first_nonlinear_param_layer(const struct oomb_model *model)
+int oomb_net_require_linear_params(const struct oomb_model *model, const char *what, char *msg,
+                                   size_t msg_len)
 {
     for (int l = 0; l < model->n_layers; l++) {
         const struct oomb_layer *L = model->layers[l];
-        if (L->kind != OOMB_LAYER_LINEAR && (L->n_params > 0 || L->n_buffers > 0))
-            return l;
+        if (L->kind != OOMB_LAYER_LINEAR && (L->n_params > 0 || L->n_buffers > 0)) {
+            oomb_msg(msg, msg_len, "%s; layer %d (%s) has parameters and no such kernel", what, l,
+                     oomb_layer_kind_name(L->kind));
+            return OOMB_ERR_NOT_APPLICABLE;
+        }
     }
-    return -1;
+    return OOMB_OK;
 }
 
 static void conv_geom(const struct oomb_layer *L, struct oomb_conv2d *cv)
@@ -563,6 +567,13 @@ static int lay_backward(struct oomb_net *n, const struct lay *y, float *din, flo
     void *k = n->k;
     int64_t cnt = B * L->out_features;
     int rc = OOMB_OK;
+    float *scratch = NULL; /* the norm ops always write an input gradient */
+    if (!din && (L->kind == OOMB_LAYER_BATCHNORM || L->kind == OOMB_LAYER_LAYERNORM)) {
+        if ((rc = oomb_net_alloc(n->h, (size_t)(B * L->in_features) * sizeof(float),
+                                 OOMB_TAG_ACTIVATIONS, "dinput", (void **)&scratch, msg, msg_len)))
+            return rc;
+        din = scratch;
+    }
     switch (L->kind) {
     case OOMB_LAYER_LINEAR: {
         int64_t R, C, OC;
@@ -604,30 +615,14 @@ static int lay_backward(struct oomb_net *n, const struct lay *y, float *din, flo
     }
     case OOMB_LAYER_BATCHNORM: {
         int64_t C = L->attrs[0], S = L->attrs[1];
-        float *tmp = NULL;
-        if (!din) { /* the op always writes dinp */
-            if ((rc = oomb_net_alloc(n->h, (size_t)(B * L->in_features) * sizeof(float),
-                                     OOMB_TAG_ACTIVATIONS, "dinput", (void **)&tmp, msg,
-                                     msg_len)))
-                return rc;
-        }
-        rc = o->batchnorm_backward(k, din ? din : tmp, y->dw, y->dw ? y->dw + C : NULL, dout, in,
-                                   saved, saved + C, y->w, B, C, S);
-        n->h->free(n->h->run, tmp);
+        rc = o->batchnorm_backward(k, din, y->dw, y->dw ? y->dw + C : NULL, dout, in, saved,
+                                   saved + C, y->w, B, C, S);
         break;
     }
     case OOMB_LAYER_LAYERNORM: {
         int64_t T = L->attrs[0], C = L->attrs[1];
-        float *tmp = NULL;
-        if (!din) {
-            if ((rc = oomb_net_alloc(n->h, (size_t)(B * L->in_features) * sizeof(float),
-                                     OOMB_TAG_ACTIVATIONS, "dinput", (void **)&tmp, msg,
-                                     msg_len)))
-                return rc;
-        }
-        rc = o->layernorm_backward(k, din ? din : tmp, y->dw, y->dw ? y->dw + C : NULL, dout, in,
-                                   saved, saved + B * T, y->w, B * T, C);
-        n->h->free(n->h->run, tmp);
+        rc = o->layernorm_backward(k, din, y->dw, y->dw ? y->dw + C : NULL, dout, in, saved,
+                                   saved + B * T, y->w, B * T, C);
         break;
     }
     case OOMB_LAYER_ATTENTION: {
@@ -670,6 +665,7 @@ static int lay_backward(struct oomb_net *n, const struct lay *y, float *din, flo
         oomb_msg(msg, msg_len, "%s: layer kind %d not supported", y->name, (int)L->kind);
         return OOMB_ERR_NOT_APPLICABLE;
     }
+    n->h->free(n->h->run, scratch);
     return lay_err(n, rc, y, "backward", msg, msg_len);
 }
 

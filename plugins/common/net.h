@@ -105,10 +105,12 @@ void oomb_linear_dims(const struct oomb_layer *L, int64_t *rows, int64_t *in, in
 int64_t oomb_linear_weights(const struct oomb_layer *L);
 /* Name of a layer kind ("linear", "conv2d", ...). */
 const char *oomb_layer_kind_name(enum oomb_layer_kind kind);
-/* First top-level layer with parameters whose kind is not LINEAR, or -1:
- * strategies that replace only linear layers use it to say where they do
- * not apply. */
-int oomb_net_first_nonlinear_param_layer(const struct oomb_model *model);
+/* For strategies that replace only linear layers: OOMB_OK when every
+ * top-level layer with parameters (or buffers) is LINEAR, else
+ * OOMB_ERR_NOT_APPLICABLE with "<what>; layer N (<kind>) has parameters and
+ * no such kernel" in msg. */
+int oomb_net_require_linear_params(const struct oomb_model *model, const char *what, char *msg,
+                                   size_t msg_len);
 
 /* Zero all gradients. */
 int oomb_net_zero_grads(struct oomb_net *n, char *msg, size_t msg_len);

@@ -78,14 +78,6 @@ static int is_pruned_layer(const struct oomb_layer *L)
     return L->kind == OOMB_LAYER_LINEAR;
 }
 
-/* Inputs per row of a linear layer. */
-static int64_t lin_in(const struct oomb_layer *L)
-{
-    int64_t R, C, OC;
-    oomb_linear_dims(L, &R, &C, &OC);
-    return C;
-}
-
 static float bits_to_float(uint32_t b)
 {
     float f;
@@ -217,16 +209,10 @@ static int compress_layer(struct prune_state *s, int l, float *stage, uint8_t *m
 
 static int create_infer(struct prune_state *s, char *msg, size_t msg_len)
 {
-    {
-        const struct oomb_model *mm = s->h->info->model;
-        int bad = oomb_net_first_nonlinear_param_layer(mm);
-        if (bad >= 0) {
-            oomb_msg(msg, msg_len,
-                     "%s; layer %d (%s) has parameters and no such kernel",
-                     "sparse inference replaces linear layers only", bad, oomb_layer_kind_name(mm->layers[bad]->kind));
-            return OOMB_ERR_NOT_APPLICABLE;
-        }
-    }
+    int na = oomb_net_require_linear_params(
+        s->h->info->model, "sparse inference replaces linear layers only", msg, msg_len);
+    if (na != OOMB_OK)
+        return na;
     const struct oomb_host *h = s->h;
     const struct oomb_model *m = h->info->model;
     float *stage = NULL;
@@ -412,8 +398,7 @@ static int prune_2of4_train(struct prune_state *s, char *msg, size_t msg_len)
     uint8_t *idx = NULL;
     int rc;
     for (int l = 0; l < m->n_layers; l++)
-        if (is_pruned_layer(m->layers[l]) &&
-            oomb_linear_weights(m->layers[l]) > max_w)
+        if (is_pruned_layer(m->layers[l]) && oomb_linear_weights(m->layers[l]) > max_w)
             max_w = oomb_linear_weights(m->layers[l]);
     if ((rc = oomb_net_alloc(h, (size_t)(max_w / 2) * 4, OOMB_TAG_WORKSPACE, "2:4 values",
                              (void **)&vals, msg, msg_len)) ||
@@ -425,12 +410,12 @@ static int prune_2of4_train(struct prune_state *s, char *msg, size_t msg_len)
         if (!is_pruned_layer(L))
             continue;
         float *w = oomb_net_weight(&s->net, l);
-        int64_t nw = oomb_linear_weights(L);
+        int64_t R, C, OC;
+        oomb_linear_dims(L, &R, &C, &OC);
+        int64_t nw = OC * C;
         /* compress_2of4 zeroes the dropped weights; the mask is then w != 0 */
-        if ((rc = oomb_step_op_error(
-                 h, o->compress_2of4(o->ctx, vals, idx, w, oomb_linear_weights(L) / lin_in(L),
-                                     lin_in(L)),
-                 "compress_2of4", msg, msg_len)) ||
+        if ((rc = oomb_step_op_error(h, o->compress_2of4(o->ctx, vals, idx, w, OC, C),
+                                     "compress_2of4", msg, msg_len)) ||
             (rc = oomb_step_op_error(
                  h, o->prune_by_threshold(o->ctx, w, s->masks + s->mask_off[l], nw, FLT_TRUE_MIN),
                  "prune_by_threshold", msg, msg_len)))
@@ -495,16 +480,15 @@ static int linear_sparse(void *user, int l, float *out, const float *in, int64_t
     const struct oomb_ops *o = h->ops;
     const struct oomb_layer *L = h->info->model->layers[l];
     const struct plinear *p = &s->pl[l];
-    const int64_t C = lin_in(L), OC = oomb_linear_weights(L) / C;
+    int64_t R, C, OC;
+    oomb_linear_dims(L, &R, &C, &OC);
     if (s->pattern == PATTERN_2OF4)
-        return oomb_step_op_error(h,
-                                  o->linear_forward_2of4(o->ctx, out, in, p->vals, p->idx, p->bias,
-                                                         B, C, OC),
-                                  "linear_forward_2of4", msg, msg_len);
-    return oomb_step_op_error(h,
-                              o->linear_forward_csr(o->ctx, out, in, p->rowptr, p->colidx, p->vals,
-                                                    p->bias, B, C, OC),
-                              "linear_forward_csr", msg, msg_len);
+        return oomb_step_op_error(
+            h, o->linear_forward_2of4(o->ctx, out, in, p->vals, p->idx, p->bias, B, C, OC),
+            "linear_forward_2of4", msg, msg_len);
+    return oomb_step_op_error(
+        h, o->linear_forward_csr(o->ctx, out, in, p->rowptr, p->colidx, p->vals, p->bias, B, C, OC),
+        "linear_forward_csr", msg, msg_len);
 }
 
 static int prune_step(void *state, int64_t step, char *msg, size_t msg_len)

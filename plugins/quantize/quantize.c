@@ -92,16 +92,10 @@ static void quantize_destroy(void *state)
  * copy lives only in a one-layer staging buffer (tag workspace). */
 static int create_infer(struct quantize_state *s, char *msg, size_t msg_len)
 {
-    {
-        const struct oomb_model *mm = s->h->info->model;
-        int bad = oomb_net_first_nonlinear_param_layer(mm);
-        if (bad >= 0) {
-            oomb_msg(msg, msg_len,
-                     "%s; layer %d (%s) has parameters and no such kernel",
-                     "int8 inference replaces linear layers only", bad, oomb_layer_kind_name(mm->layers[bad]->kind));
-            return OOMB_ERR_NOT_APPLICABLE;
-        }
-    }
+    int na = oomb_net_require_linear_params(
+        s->h->info->model, "int8 inference replaces linear layers only", msg, msg_len);
+    if (na != OOMB_OK)
+        return na;
     const struct oomb_host *h = s->h;
     const struct oomb_ops *o = h->ops;
     const struct oomb_model *m = h->info->model;
