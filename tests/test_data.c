@@ -115,8 +115,8 @@ Test(fashion_mnist, loads_the_installed_set)
     skip_without_fashion_mnist();
     struct oomb_dataset train, test;
     char err[1024];
-    int rc = oomb_fashion_mnist_load(OOMB_FASHION_MNIST_DEFAULT_DIR, &train, &test, err,
-                                     sizeof err);
+    int rc =
+        oomb_fashion_mnist_load(OOMB_FASHION_MNIST_DEFAULT_DIR, &train, &test, err, sizeof err);
     cr_assert_eq(rc, OOMB_OK, "%s", err);
     cr_assert_eq(train.n, 60000);
     cr_assert_eq(test.n, 10000);
@@ -177,8 +177,8 @@ Test(fashion_mnist, missing_dir_names_the_package)
 {
     struct oomb_dataset train, test;
     char err[1024];
-    int rc = oomb_fashion_mnist_load("/nonexistent/oombench-fmnist", &train, &test, err,
-                                     sizeof err);
+    int rc =
+        oomb_fashion_mnist_load("/nonexistent/oombench-fmnist", &train, &test, err, sizeof err);
     cr_assert_eq(rc, OOMB_ERR_IO, "%s", err);
     cr_assert_not_null(strstr(err, "Fashion-MNIST not found at /nonexistent/oombench-fmnist: "
                                    "install the Debian package dataset-fashion-mnist "
@@ -203,8 +203,7 @@ Test(fashion_mnist, missing_file_in_dir, .init = setup_tmp, .fini = teardown_tmp
 
     /* With the fourth file in place, a small set in the same layout loads. */
     write_labels(tmp, "t10k-labels-idx1-ubyte.gz", 0x801, 5, good_labels, 5, p, sizeof p);
-    cr_assert_eq(oomb_fashion_mnist_load(tmp, &train, &test, err, sizeof err), OOMB_OK, "%s",
-                 err);
+    cr_assert_eq(oomb_fashion_mnist_load(tmp, &train, &test, err, sizeof err), OOMB_OK, "%s", err);
     cr_assert_eq(train.n, 5);
     cr_assert_eq(test.features, 6);
     oomb_dataset_free(&train);
@@ -427,8 +426,8 @@ static void check_uniform(const float *v, int64_t n, double bound)
 {
     double lo = INFINITY, hi = -INFINITY;
     for (int64_t i = 0; i < n; i++) {
-        cr_assert(fabs(v[i]) <= bound * (1 + 1e-6), "value %lld: %g outside +-%g",
-                  (long long)i, v[i], bound);
+        cr_assert(fabs(v[i]) <= bound * (1 + 1e-6), "value %lld: %g outside +-%g", (long long)i,
+                  v[i], bound);
         lo = fmin(lo, v[i]);
         hi = fmax(hi, v[i]);
     }
@@ -439,18 +438,16 @@ static void check_uniform(const float *v, int64_t n, double bound)
 /* LINEAR 12 -> 5 with bias, seed 42, layer 3: the values the initialisation
  * has always produced (results stay comparable with earlier ones). */
 static const float linear_expected[65] = {
-    -0x1.5da548p-6, -0x1.4bd628p-4, -0x1.060334p-4, 0x1.5446d2p-3,  -0x1.780964p-3,
-    -0x1.d01d08p-3, -0x1.9b1d6p-3,  -0x1.2d93e2p-3, -0x1.e9bdcep-3, -0x1.e4f3e4p-3,
-    0x1.17a9d8p-3,  -0x1.9befeep-7, 0x1.e5fdd4p-3,  0x1.d5c6d6p-3,  -0x1.a7319ep-3,
-    -0x1.2cc4eap-8, -0x1.fe4e7p-9,  0x1.b6fc4ep-5,  0x1.c4780ap-3,  -0x1.07bb0ap-4,
-    0x1.6dddf4p-3,  0x1.041b86p-3,  -0x1.c56d7ep-3, 0x1.a43538p-6,  -0x1.1dfe34p-3,
-    -0x1.0a3e64p-4, 0x1.14e72cp-2,  -0x1.40690ap-3, -0x1.660a6ep-3, -0x1.9ff414p-3,
-    -0x1.0b134ep-4, 0x1.51b24ap-3,  -0x1.8f66b2p-3, 0x1.26c45ap-3,  -0x1.b089bcp-3,
-    0x1.410108p-3,  0x1.6ae56cp-6,  -0x1.084236p-2, 0x1.268ca2p-2,  -0x1.1e83e8p-2,
-    -0x1.1dca24p-3, -0x1.020036p-4, 0x1.14a8e8p-2,  -0x1.b0cb8ep-4, 0x1.191302p-2,
-    -0x1.40d07cp-4, -0x1.1ba9f4p-3, 0x1.20f678p-3,  0x1.0e24c2p-2,  0x1.da4cf8p-3,
-    0x1.1fb4dcp-2,  0x1.96e42ap-4,  0x1.e7facap-4,  0x1.8987d4p-3,  0x1.412f3ep-5,
-    -0x1.cfe784p-6, -0x1.ddddf6p-3, -0x1.386952p-3, -0x1.f5b90ap-3, -0x1.105e1p-2,
+    -0x1.5da548p-6, -0x1.4bd628p-4, -0x1.060334p-4, 0x1.5446d2p-3,  -0x1.780964p-3, -0x1.d01d08p-3,
+    -0x1.9b1d6p-3,  -0x1.2d93e2p-3, -0x1.e9bdcep-3, -0x1.e4f3e4p-3, 0x1.17a9d8p-3,  -0x1.9befeep-7,
+    0x1.e5fdd4p-3,  0x1.d5c6d6p-3,  -0x1.a7319ep-3, -0x1.2cc4eap-8, -0x1.fe4e7p-9,  0x1.b6fc4ep-5,
+    0x1.c4780ap-3,  -0x1.07bb0ap-4, 0x1.6dddf4p-3,  0x1.041b86p-3,  -0x1.c56d7ep-3, 0x1.a43538p-6,
+    -0x1.1dfe34p-3, -0x1.0a3e64p-4, 0x1.14e72cp-2,  -0x1.40690ap-3, -0x1.660a6ep-3, -0x1.9ff414p-3,
+    -0x1.0b134ep-4, 0x1.51b24ap-3,  -0x1.8f66b2p-3, 0x1.26c45ap-3,  -0x1.b089bcp-3, 0x1.410108p-3,
+    0x1.6ae56cp-6,  -0x1.084236p-2, 0x1.268ca2p-2,  -0x1.1e83e8p-2, -0x1.1dca24p-3, -0x1.020036p-4,
+    0x1.14a8e8p-2,  -0x1.b0cb8ep-4, 0x1.191302p-2,  -0x1.40d07cp-4, -0x1.1ba9f4p-3, 0x1.20f678p-3,
+    0x1.0e24c2p-2,  0x1.da4cf8p-3,  0x1.1fb4dcp-2,  0x1.96e42ap-4,  0x1.e7facap-4,  0x1.8987d4p-3,
+    0x1.412f3ep-5,  -0x1.cfe784p-6, -0x1.ddddf6p-3, -0x1.386952p-3, -0x1.f5b90ap-3, -0x1.105e1p-2,
     -0x1.cd8beep-5, 0x1.2fbd24p-3,  -0x1.7b6528p-4, -0x1.4ab7aep-4, -0x1.c2951ep-5,
 };
 
@@ -463,8 +460,8 @@ Test(init, linear_one_row_unchanged)
         L.attrs[0] = rows;
         oomb_data_init_params(42, 3, &L, w);
         for (int i = 0; i < 65; i++)
-            cr_assert_eq(w[i], linear_expected[i], "rows %lld value %d: %a vs %a",
-                         (long long)rows, i, w[i], linear_expected[i]);
+            cr_assert_eq(w[i], linear_expected[i], "rows %lld value %d: %a vs %a", (long long)rows,
+                         i, w[i], linear_expected[i]);
     }
 }
 

@@ -25,11 +25,11 @@
  * with G the largest |fd| over the whole model; the floor only matters for
  * tensors whose exact gradient is zero (a bias feeding batch norm), which
  * must then be numerically zero too; every other tensor must move the
- * loss (max |fd| > 1e-3 G), so a parameter read from the wrong place fails. The finite-difference noise (FP32
- * rounding of the logits, about 1e-7 of the loss, over 2h) is around 5e-5,
- * far below these bounds, while a dropped or mis-indexed term moves a
- * gradient by a sizeable fraction of the tensor's scale. A relative norm
- * error ||grad - fd|| / ||fd|| <= 1e-2 is required per tensor as well.
+ * loss (max |fd| > 1e-3 G), so a parameter read from the wrong place fails. The finite-difference
+ * noise (FP32 rounding of the logits, about 1e-7 of the loss, over 2h) is around 5e-5, far below
+ * these bounds, while a dropped or mis-indexed term moves a gradient by a sizeable fraction of the
+ * tensor's scale. A relative norm error ||grad - fd|| / ||fd|| <= 1e-2 is required per tensor as
+ * well.
  *
  * Also checked: RECOMPUTE reproduces TRAIN bit for bit (outputs and saved
  * state of every layer); TRAIN moves the running statistics away from 0/1
@@ -218,19 +218,16 @@ static int fh_param_str(struct oomb_run *run, const char *name, const char **out
     return OOMB_ERR_INVALID;
 }
 
-static int fh_load_batch(struct oomb_run *run, int64_t step, int64_t first, int64_t count,
-                         float *x, int32_t *y)
+static int fh_load_batch(struct oomb_run *run, int64_t step, int64_t first, int64_t count, float *x,
+                         int32_t *y)
 {
     return OOMB_ERR_INVALID; /* the test makes its own inputs */
 }
 
-static void fh_phase(struct oomb_run *run, enum oomb_phase phase)
-{
-}
+static void fh_phase(struct oomb_run *run, enum oomb_phase phase) {}
 
-__attribute__((format(printf, 3, 4))) static void fh_log(struct oomb_run *run,
-                                                         enum oomb_log_level level,
-                                                         const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static void
+fh_log(struct oomb_run *run, enum oomb_log_level level, const char *fmt, ...)
 {
 }
 
@@ -275,8 +272,8 @@ struct gx {
     struct oomb_host host;
     struct oomb_net net;
     int64_t B, K, F;
-    float *x;   /* (B, F) through the host */
-    int32_t *y; /* (B) through the host */
+    float *x;         /* (B, F) through the host */
+    int32_t *y;       /* (B) through the host */
     size_t base_live; /* after init: the net's state, x and y */
 };
 
@@ -347,9 +344,9 @@ static void gx_open(struct gx *g, const char *file, int64_t B)
     cr_assert_eq(fh_alloc(&g->run, (size_t)(B * g->F) * sizeof(float), OOMB_TAG_ACTIVATIONS,
                           "input", (void **)&g->x),
                  OOMB_OK);
-    cr_assert_eq(fh_alloc(&g->run, (size_t)B * sizeof(int32_t), OOMB_TAG_OTHER, "labels",
-                          (void **)&g->y),
-                 OOMB_OK);
+    cr_assert_eq(
+        fh_alloc(&g->run, (size_t)B * sizeof(int32_t), OOMB_TAG_OTHER, "labels", (void **)&g->y),
+        OOMB_OK);
     uint64_t s = 0xdecafbadull;
     fill_uniform(g->x, B * g->F, 1.0, 0, &s);
     for (int64_t b = 0; b < B; b++)
@@ -463,9 +460,9 @@ static float *backward_chain(struct gx *g, float **acts, int stop, double *loss_
     cr_assert_eq(fh_alloc(&g->run, (size_t)(g->B * g->K) * 4, OOMB_TAG_ACTIVATIONS, "probs",
                           (void **)&probs),
                  OOMB_OK);
-    cr_assert_eq(fh_alloc(&g->run, (size_t)g->B * 4, OOMB_TAG_ACTIVATIONS, "losses",
-                          (void **)&losses),
-                 OOMB_OK);
+    cr_assert_eq(
+        fh_alloc(&g->run, (size_t)g->B * 4, OOMB_TAG_ACTIVATIONS, "losses", (void **)&losses),
+        OOMB_OK);
     cr_assert_eq(o->softmax_xent_forward(k, losses, probs, acts[L - 1], g->y, g->B, g->K), OOMB_OK,
                  "%s", o->last_error(k));
     double s = 0;
@@ -566,15 +563,14 @@ static int64_t layer_segs(const struct oomb_layer *L, const struct oomb_layer *n
         for (int j = 0; j < L->n_body; j++) {
             char sub[32];
             snprintf(sub, sizeof sub, "%s.%d", path, j);
-            o += layer_segs(L->body[j], j + 1 < L->n_body ? L->body[j + 1] : NULL, o, sub, s,
-                            ns);
+            o += layer_segs(L->body[j], j + 1 < L->n_body ? L->body[j + 1] : NULL, o, sub, s, ns);
         }
         break;
     default:
         break;
     }
-    cr_assert_eq(o - off, L->n_params, "layer %s (%s): tensors cover %lld of %lld parameters",
-                 path, kn, (long long)(o - off), (long long)L->n_params);
+    cr_assert_eq(o - off, L->n_params, "layer %s (%s): tensors cover %lld of %lld parameters", path,
+                 kn, (long long)(o - off), (long long)L->n_params);
     return o - off;
 }
 
@@ -693,8 +689,8 @@ static void check_model(const char *name, int64_t B)
     cr_assert_eq(oomb_net_zero_grads(n, msg, sizeof msg), OOMB_OK, "%s", msg);
     d = backward_chain(&g, acts, 1, &loss_ops);
     float *dx = NULL;
-    cr_assert_eq(fh_alloc(&g.run, (size_t)(B * g.F) * sizeof(float), OOMB_TAG_ACTIVATIONS,
-                          "dinput", (void **)&dx),
+    cr_assert_eq(fh_alloc(&g.run, (size_t)(B * g.F) * sizeof(float), OOMB_TAG_ACTIVATIONS, "dinput",
+                          (void **)&dx),
                  OOMB_OK);
     int rc = oomb_net_backward(n, 0, dx, d, g.x, acts[0], B, msg, sizeof msg);
     cr_assert_eq(rc, OOMB_OK, "%s: backward layer 0: %s", name, msg);
@@ -734,9 +730,9 @@ static void check_model(const char *name, int64_t B)
         cr_expect_gt(ediff, 1e-3, "%s: EVAL logits equal TRAIN's (max diff %.3e)", name, ediff);
     else
         for (int l = 0; l < L; l++)
-            cr_expect_eq(memcmp(acts[l], acts2[l],
-                                (size_t)(B * m->layers[l]->out_features) * sizeof(float)),
-                         0, "%s: layer %d: EVAL differs from TRAIN without batch norm", name, l);
+            cr_expect_eq(
+                memcmp(acts[l], acts2[l], (size_t)(B * m->layers[l]->out_features) * sizeof(float)),
+                0, "%s: layer %d: EVAL differs from TRAIN without batch norm", name, l);
 
     /* --- finite differences over every parameter and every input element */
     double *fd = malloc((size_t)P * sizeof(double));
@@ -841,7 +837,8 @@ Test(net_grad, models_cover_every_layer_kind)
         oomb_scenario_destroy(sc);
     }
     for (int k = 0; k <= OOMB_LAYER_ATTENTION; k++)
-        cr_expect(seen[k], "no model has a %s layer", oomb_layer_kind_name((enum oomb_layer_kind)k));
+        cr_expect(seen[k], "no model has a %s layer",
+                  oomb_layer_kind_name((enum oomb_layer_kind)k));
     cr_expect(causal, "no causal attention");
     cr_expect(s1_bn, "no batch norm on flat features");
     cr_expect(nobias, "no linear layer without bias");

@@ -102,8 +102,8 @@ static gzFile open_gz(const char *path, char *err, size_t err_len)
 
 /* Reads an IDX header of `words` big-endian 32-bit words, the first being
  * the magic number, which must be `magic` (`what` names the file type). */
-static int read_header(gzFile f, const char *path, uint32_t magic, const char *what,
-                       uint32_t *h, int words, char *err, size_t err_len)
+static int read_header(gzFile f, const char *path, uint32_t magic, const char *what, uint32_t *h,
+                       int words, char *err, size_t err_len)
 {
     unsigned char raw[16];
     int status = OOMB_OK;
@@ -148,8 +148,8 @@ static int read_pixels(gzFile f, const char *path, float *x, int64_t total, char
             x[done + i] = lut[buf[i]];
         done += got;
         if (got < want) {
-            oomb_errf(err, err_len, "%s: truncated: expected %lld bytes of pixels, got %lld",
-                      path, (long long)total, (long long)done);
+            oomb_errf(err, err_len, "%s: truncated: expected %lld bytes of pixels, got %lld", path,
+                      (long long)total, (long long)done);
             status = OOMB_ERR_PARSE;
             break;
         }
@@ -158,8 +158,7 @@ static int read_pixels(gzFile f, const char *path, float *x, int64_t total, char
     return status;
 }
 
-static int read_labels(gzFile f, const char *path, int32_t *y, int64_t n, char *err,
-                       size_t err_len)
+static int read_labels(gzFile f, const char *path, int32_t *y, int64_t n, char *err, size_t err_len)
 {
     unsigned char *buf = malloc((size_t)n);
     if (!buf) {
@@ -277,8 +276,8 @@ static const char *const fmnist_files[4] = {
     "t10k-labels-idx1-ubyte.gz",
 };
 
-int oomb_fashion_mnist_load(const char *dir, struct oomb_dataset *train,
-                            struct oomb_dataset *test, char *err, size_t err_len)
+int oomb_fashion_mnist_load(const char *dir, struct oomb_dataset *train, struct oomb_dataset *test,
+                            char *err, size_t err_len)
 {
     if (train)
         memset(train, 0, sizeof *train);

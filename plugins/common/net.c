@@ -304,8 +304,7 @@ static int net_ws(struct oomb_net *n, size_t bytes, void **out, char *msg, size_
         n->h->free(n->h->run, n->ws);
         n->ws = NULL;
         n->ws_bytes = 0;
-        int rc = oomb_net_alloc(n->h, bytes, OOMB_TAG_WORKSPACE, "workspace", &n->ws, msg,
-                                msg_len);
+        int rc = oomb_net_alloc(n->h, bytes, OOMB_TAG_WORKSPACE, "workspace", &n->ws, msg, msg_len);
         if (rc)
             return rc;
         n->ws_bytes = bytes;
@@ -410,8 +409,7 @@ static int lay_forward(struct oomb_net *n, const struct lay *y, float *out, floa
         conv_geom(L, &cv);
         size_t need = 0;
         void *ws = NULL;
-        if ((rc = lay_err(n, o->conv2d_workspace(k, &cv, B, &need), y, "workspace", msg,
-                          msg_len)))
+        if ((rc = lay_err(n, o->conv2d_workspace(k, &cv, B, &need), y, "workspace", msg, msg_len)))
             return rc;
         if (need && (rc = net_ws(n, need, &ws, msg, msg_len)))
             return rc;
@@ -429,8 +427,8 @@ static int lay_forward(struct oomb_net *n, const struct lay *y, float *out, floa
     case OOMB_LAYER_BATCHNORM: {
         int64_t C = L->attrs[0], S = L->attrs[1];
         if (mode == OOMB_FWD_EVAL) /* running statistics */
-            rc = o->batchnorm_forward(k, out, NULL, NULL, y->buf, y->buf + C, in, y->w, y->w + C,
-                                      B, C, S, 0, 0.1f, 1e-5f);
+            rc = o->batchnorm_forward(k, out, NULL, NULL, y->buf, y->buf + C, in, y->w, y->w + C, B,
+                                      C, S, 0, 0.1f, 1e-5f);
         else /* batch statistics, saved for backward; running ones updated in training */
             rc = o->batchnorm_forward(k, out, saved, saved + C,
                                       mode == OOMB_FWD_TRAIN ? y->buf : NULL,
@@ -440,8 +438,8 @@ static int lay_forward(struct oomb_net *n, const struct lay *y, float *out, floa
     }
     case OOMB_LAYER_LAYERNORM: {
         int64_t T = L->attrs[0], C = L->attrs[1];
-        rc = o->layernorm_forward(k, out, saved, saved + B * T, in, y->w, y->w + C, B * T, C,
-                                  1e-5f);
+        rc =
+            o->layernorm_forward(k, out, saved, saved + B * T, in, y->w, y->w + C, B * T, C, 1e-5f);
         break;
     }
     case OOMB_LAYER_ATTENTION: {
@@ -458,8 +456,8 @@ static int lay_forward(struct oomb_net *n, const struct lay *y, float *out, floa
             return rc;
         if (need && (rc = net_ws(n, need, &ws, msg, msg_len)))
             return rc;
-        if ((rc = lay_err(n, o->attention_forward(k, heads, probs, qkv, B, T, C, H, causal, ws,
-                                                  need),
+        if ((rc = lay_err(n,
+                          o->attention_forward(k, heads, probs, qkv, B, T, C, H, causal, ws, need),
                           y, "attention", msg, msg_len)))
             return rc;
         rc = o->linear_forward(k, OOMB_F32, out, heads, wo, bo, B * T, C, C);
@@ -480,13 +478,11 @@ static int is_elementwise_kind(enum oomb_layer_kind k)
 }
 
 static int lay_backward(struct oomb_net *n, const struct lay *y, float *din, float *dout,
-                        const float *in, const float *saved, int64_t B, char *msg,
-                        size_t msg_len);
+                        const float *in, const float *saved, int64_t B, char *msg, size_t msg_len);
 
 /* One step of a chain (see oomb_net_backward_step) for any layer. */
-static int lay_backward_step(struct oomb_net *n, const struct lay *y, float **dcur,
-                             const float *in, const float *saved, int64_t B, int need_din,
-                             char *msg, size_t msg_len)
+static int lay_backward_step(struct oomb_net *n, const struct lay *y, float **dcur, const float *in,
+                             const float *saved, int64_t B, int need_din, char *msg, size_t msg_len)
 {
     const struct oomb_host *h = n->h;
     float *din = NULL;
@@ -511,9 +507,9 @@ static int lay_backward_step(struct oomb_net *n, const struct lay *y, float **dc
     return OOMB_OK;
 }
 
-static int residual_backward(struct oomb_net *n, const struct lay *y, float *din,
-                             const float *dout, const float *in, const float *saved, int64_t B,
-                             char *msg, size_t msg_len)
+static int residual_backward(struct oomb_net *n, const struct lay *y, float *din, const float *dout,
+                             const float *in, const float *saved, int64_t B, char *msg,
+                             size_t msg_len)
 {
     const struct oomb_host *h = n->h;
     const struct oomb_layer *L = y->L;
@@ -549,8 +545,8 @@ static int residual_backward(struct oomb_net *n, const struct lay *y, float *din
             goto done;
     }
     if (din)
-        rc = lay_err(n, n->ops->add(n->k, din, g, dout, B * L->in_features), y, "add", msg,
-                     msg_len);
+        rc =
+            lay_err(n, n->ops->add(n->k, din, g, dout, B * L->in_features), y, "add", msg, msg_len);
 done:
     h->free(h->run, g);
     free(outs);
@@ -559,8 +555,7 @@ done:
 }
 
 static int lay_backward(struct oomb_net *n, const struct lay *y, float *din, float *dout,
-                        const float *in, const float *saved, int64_t B, char *msg,
-                        size_t msg_len)
+                        const float *in, const float *saved, int64_t B, char *msg, size_t msg_len)
 {
     const struct oomb_layer *L = y->L;
     const struct oomb_ops *o = n->ops;
@@ -579,8 +574,8 @@ static int lay_backward(struct oomb_net *n, const struct lay *y, float *din, flo
         int64_t R, C, OC;
         oomb_linear_dims(L, &R, &C, &OC);
         rc = o->linear_backward(k, OOMB_F32, din, y->dw,
-                                y->dw && L->has_bias ? y->dw + OC * C : NULL, dout, in, y->w,
-                                B * R, C, OC);
+                                y->dw && L->has_bias ? y->dw + OC * C : NULL, dout, in, y->w, B * R,
+                                C, OC);
         break;
     }
     case OOMB_LAYER_RELU:
@@ -597,8 +592,7 @@ static int lay_backward(struct oomb_net *n, const struct lay *y, float *din, flo
         conv_geom(L, &cv);
         size_t need = 0;
         void *ws = NULL;
-        if ((rc = lay_err(n, o->conv2d_workspace(k, &cv, B, &need), y, "workspace", msg,
-                          msg_len)))
+        if ((rc = lay_err(n, o->conv2d_workspace(k, &cv, B, &need), y, "workspace", msg, msg_len)))
             return rc;
         if (need && (rc = net_ws(n, need, &ws, msg, msg_len)))
             return rc;
@@ -639,17 +633,18 @@ static int lay_backward(struct oomb_net *n, const struct lay *y, float *din, flo
         if ((rc = oomb_net_alloc(h, (size_t)(B * T * C) * sizeof(float), OOMB_TAG_ACTIVATIONS,
                                  "dheads", (void **)&dheads, msg, msg_len)))
             return rc;
-        if ((rc = lay_err(n, o->linear_backward(k, OOMB_F32, dheads, dwo, dbo, dout, heads, wo,
-                                                B * T, C, C),
-                          y, "output projection backward", msg, msg_len)) ||
-            (rc = oomb_net_alloc(h, (size_t)(B * T * 3 * C) * sizeof(float),
-                                 OOMB_TAG_ACTIVATIONS, "dqkv", (void **)&dqkv, msg, msg_len)) ||
+        if ((rc = lay_err(
+                 n, o->linear_backward(k, OOMB_F32, dheads, dwo, dbo, dout, heads, wo, B * T, C, C),
+                 y, "output projection backward", msg, msg_len)) ||
+            (rc = oomb_net_alloc(h, (size_t)(B * T * 3 * C) * sizeof(float), OOMB_TAG_ACTIVATIONS,
+                                 "dqkv", (void **)&dqkv, msg, msg_len)) ||
             (rc = lay_err(n, o->attention_workspace(k, B, T, C, H, &need), y, "workspace", msg,
                           msg_len)) ||
             (need && (rc = net_ws(n, need, &ws, msg, msg_len))) ||
-            (rc = lay_err(n, o->attention_backward(k, dqkv, dheads, qkv, probs, B, T, C, H,
-                                                   causal, ws, need),
-                          y, "attention backward", msg, msg_len))) {
+            (rc = lay_err(
+                 n,
+                 o->attention_backward(k, dqkv, dheads, qkv, probs, B, T, C, H, causal, ws, need),
+                 y, "attention backward", msg, msg_len))) {
             h->free(h->run, dheads);
             h->free(h->run, dqkv);
             return rc;

@@ -163,8 +163,8 @@ int oomb_step_evaluate(const struct oomb_host *h, struct oomb_net *n, int64_t ba
             break;
         }
         if (h->load_eval_batch(h->run, first, b, x, y)) {
-            oomb_msg(msg, msg_len, "load_eval_batch(samples %lld..%lld) failed",
-                     (long long)first, (long long)(first + b - 1));
+            oomb_msg(msg, msg_len, "load_eval_batch(samples %lld..%lld) failed", (long long)first,
+                     (long long)(first + b - 1));
             rc = OOMB_ERR_IO;
         } else {
             rc = infer_batch(h, n, &x, y, b, linear, user, NULL, &st, msg, msg_len);
