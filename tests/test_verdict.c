@@ -256,7 +256,7 @@ Test(verdict, quality_tolerances)
     make_results(&a, 1e6, 1);
     make_results(&b, 1e6, 1);
     b.runs[0].final_loss = 2.03; /* +1.5%: within 2% */
-    b.runs[0].accuracy = 0.495; /* -0.005: within 0.01 */
+    b.runs[0].accuracy = 0.495;  /* -0.005: within 0.01 */
     a.runs[0].grad_rel_err = 1e-6;
     b.runs[0].grad_rel_err = 1e-3;
     compare(&a, &b, &v);
@@ -604,8 +604,8 @@ Test(verdict, baseline_keeps_the_test_accuracy)
 
     struct oomb_results base;
     int found = 0;
-    cr_assert_eq(oomb_baseline_load(bdir, oomb_baseline_device_class(&a, NULL), "s", &base,
-                                    &found, err, sizeof err),
+    cr_assert_eq(oomb_baseline_load(bdir, oomb_baseline_device_class(&a, NULL), "s", &base, &found,
+                                    err, sizeof err),
                  OOMB_OK, "%s", err);
     cr_assert_eq(found, 1);
     cr_assert_eq(base.n_runs, 1);

@@ -64,22 +64,25 @@ struct verdict_cli {
     char noise_buf[MAX_NOISE][64];
 };
 
-#define VERDICT_LONGOPTS                                                                      \
-    {"baseline", required_argument, NULL, OPT_BASELINE},                                      \
-        {"device-class", required_argument, NULL, OPT_DEVICE_CLASS},                          \
-        {"mem-tolerance", required_argument, NULL, OPT_MEM_TOL},                              \
-        {"noise", required_argument, NULL, OPT_NOISE},                                        \
-        {"noise-metric", required_argument, NULL, OPT_NOISE_METRIC},                          \
-        {"alpha", required_argument, NULL, OPT_ALPHA},                                        \
-        {"loss-tolerance", required_argument, NULL, OPT_LOSS_TOL},                            \
-        {"accuracy-tolerance", required_argument, NULL, OPT_ACC_TOL},                         \
-        {"test-accuracy-tolerance", required_argument, NULL, OPT_TEST_ACC_TOL},               \
-        {"numerics-tolerance", required_argument, NULL, OPT_NUM_TOL},                         \
-        {"junit", required_argument, NULL, OPT_JUNIT},                                        \
-        {"summary", required_argument, NULL, OPT_SUMMARY},                                    \
-        {"gbench", required_argument, NULL, OPT_GBENCH},                                      \
-        {"no-color", no_argument, NULL, OPT_NO_COLOR},                                        \
-        {"verbose", no_argument, NULL, OPT_VERBOSE}, {"help", no_argument, NULL, 'h'}
+#define VERDICT_LONGOPTS                                                                           \
+    {"baseline", required_argument, NULL, OPT_BASELINE},                                           \
+        {"device-class", required_argument, NULL, OPT_DEVICE_CLASS},                               \
+        {"mem-tolerance", required_argument, NULL, OPT_MEM_TOL},                                   \
+        {"noise", required_argument, NULL, OPT_NOISE},                                             \
+        {"noise-metric", required_argument, NULL, OPT_NOISE_METRIC},                               \
+        {"alpha", required_argument, NULL, OPT_ALPHA},                                             \
+        {"loss-tolerance", required_argument, NULL, OPT_LOSS_TOL},                                 \
+        {"accuracy-tolerance", required_argument, NULL, OPT_ACC_TOL},                              \
+        {"test-accuracy-tolerance", required_argument, NULL, OPT_TEST_ACC_TOL},                    \
+        {"numerics-tolerance", required_argument, NULL, OPT_NUM_TOL},                              \
+        {"junit", required_argument, NULL, OPT_JUNIT},                                             \
+        {"summary", required_argument, NULL, OPT_SUMMARY},                                         \
+        {"gbench", required_argument, NULL, OPT_GBENCH},                                           \
+        {"no-color", no_argument, NULL, OPT_NO_COLOR},                                             \
+        {"verbose", no_argument, NULL, OPT_VERBOSE},                                               \
+    {                                                                                              \
+        "help", no_argument, NULL, 'h'                                                             \
+    }
 
 static const char verdict_options_help[] =
     "  --baseline DIR            baseline folder (default: baselines)\n"
@@ -128,15 +131,21 @@ static int verdict_option(struct verdict_cli *c, int opt, const char *arg)
 {
     double x;
     switch (opt) {
-    case OPT_BASELINE: c->baseline_dir = arg; return 1;
-    case OPT_DEVICE_CLASS: c->device_class = arg; return 1;
+    case OPT_BASELINE:
+        c->baseline_dir = arg;
+        return 1;
+    case OPT_DEVICE_CLASS:
+        c->device_class = arg;
+        return 1;
     case OPT_MEM_TOL: {
         char *end;
         errno = 0;
         unsigned long long v = strtoull(arg, &end, 10);
         if (errno || end == arg || *end || arg[0] == '-') {
-            fprintf(stderr, "oombench %s: --mem-tolerance '%s': expected bytes (an integer "
-                            ">= 0)\n", c->cmd, arg);
+            fprintf(stderr,
+                    "oombench %s: --mem-tolerance '%s': expected bytes (an integer "
+                    ">= 0)\n",
+                    c->cmd, arg);
             return -1;
         }
         c->vo.mem_tolerance = v;
@@ -151,8 +160,10 @@ static int verdict_option(struct verdict_cli *c, int opt, const char *arg)
         const char *eq = strchr(arg, '=');
         if (!eq || eq == arg || (size_t)(eq - arg) >= sizeof c->noise_buf[0] ||
             c->vo.n_noise == MAX_NOISE) {
-            fprintf(stderr, "oombench %s: --noise-metric '%s': expected METRIC=PCT, e.g. "
-                            "forward=10\n", c->cmd, arg);
+            fprintf(stderr,
+                    "oombench %s: --noise-metric '%s': expected METRIC=PCT, e.g. "
+                    "forward=10\n",
+                    c->cmd, arg);
             return -1;
         }
         if (parse_double(c->cmd, "noise-metric", eq + 1, 0, &x))
@@ -186,12 +197,23 @@ static int verdict_option(struct verdict_cli *c, int opt, const char *arg)
         if (parse_double(c->cmd, "numerics-tolerance", arg, 0, &c->vo.numerics_tol))
             return -1;
         return 1;
-    case OPT_JUNIT: c->junit = arg; return 1;
-    case OPT_SUMMARY: c->summary = arg; return 1;
-    case OPT_GBENCH: c->gbench = arg; return 1;
-    case OPT_NO_COLOR: c->no_color = 1; return 1;
-    case OPT_VERBOSE: c->verbose = 1; return 1;
-    default: return 0;
+    case OPT_JUNIT:
+        c->junit = arg;
+        return 1;
+    case OPT_SUMMARY:
+        c->summary = arg;
+        return 1;
+    case OPT_GBENCH:
+        c->gbench = arg;
+        return 1;
+    case OPT_NO_COLOR:
+        c->no_color = 1;
+        return 1;
+    case OPT_VERBOSE:
+        c->verbose = 1;
+        return 1;
+    default:
+        return 0;
     }
 }
 
@@ -301,20 +323,21 @@ int oomb_compare_after_run(const char *results_path, const char *baseline_dir, i
 
 static void usage_compare(FILE *f)
 {
-    fprintf(f, "usage: oombench compare [options] RESULTS.json\n"
-               "\n"
-               "Compares a results file with the stored baselines\n"
-               "(DIR/<device-class>/<scenario>.json). Memory is compared exactly per tag,\n"
-               "outcomes exactly, times with a rank test and a bootstrap interval against a\n"
-               "noise threshold (against a baseline of 3 or more runs: a t prediction bound\n"
-               "from the spread between them, and the noise threshold), quality against\n"
-               "tolerances (docs/verdicts.md). A run without a baseline is reported and not\n"
-               "a failure.\n"
-               "\n"
-               "options:\n%s"
-               "\n"
-               "exit status: 0 no regression, 1 a regression, 2 usage or input error\n"
-               "(unreadable or malformed file), 3 internal error\n",
+    fprintf(f,
+            "usage: oombench compare [options] RESULTS.json\n"
+            "\n"
+            "Compares a results file with the stored baselines\n"
+            "(DIR/<device-class>/<scenario>.json). Memory is compared exactly per tag,\n"
+            "outcomes exactly, times with a rank test and a bootstrap interval against a\n"
+            "noise threshold (against a baseline of 3 or more runs: a t prediction bound\n"
+            "from the spread between them, and the noise threshold), quality against\n"
+            "tolerances (docs/verdicts.md). A run without a baseline is reported and not\n"
+            "a failure.\n"
+            "\n"
+            "options:\n%s"
+            "\n"
+            "exit status: 0 no regression, 1 a regression, 2 usage or input error\n"
+            "(unreadable or malformed file), 3 internal error\n",
             verdict_options_help);
 }
 
@@ -348,28 +371,29 @@ int oomb_cmd_compare(int argc, char **argv)
 
 static void usage_baseline(FILE *f)
 {
-    fprintf(f, "usage: oombench baseline save [options] RESULTS.json...\n"
-               "\n"
-               "Stores the runs of one or several results files as baselines, one file per\n"
-               "scenario: DIR/<device-class>/<scenario>.json (written atomically), and prints\n"
-               "what changed against the previous baseline: runs added or removed, outcome\n"
-               "and memory differences per tag. Several results files of the same build\n"
-               "(e.g. five invocations of `oombench run`) give a baseline with several runs\n"
-               "per configuration, whose time verdicts then see the spread between runs\n"
-               "(from 3 runs on; docs/verdicts.md). Memory must be identical across them.\n"
-               "\n"
-               "options:\n"
-               "  --baseline DIR         baseline folder (default: baselines)\n"
-               "  --device-class CLASS   device class (default: $OOMB_DEVICE_CLASS, else the\n"
-               "                         results' device.class)\n"
-               "  --append               add the runs to the existing baseline instead of\n"
-               "                         replacing it\n"
-               "  --keep N               runs kept per configuration, the most recent\n"
-               "                         (default: %d)\n"
-               "  -h, --help             this help\n"
-               "\n"
-               "exit status: 0 saved, 2 usage or input error (also: memory differing\n"
-               "between the runs of one configuration), 3 cannot write\n",
+    fprintf(f,
+            "usage: oombench baseline save [options] RESULTS.json...\n"
+            "\n"
+            "Stores the runs of one or several results files as baselines, one file per\n"
+            "scenario: DIR/<device-class>/<scenario>.json (written atomically), and prints\n"
+            "what changed against the previous baseline: runs added or removed, outcome\n"
+            "and memory differences per tag. Several results files of the same build\n"
+            "(e.g. five invocations of `oombench run`) give a baseline with several runs\n"
+            "per configuration, whose time verdicts then see the spread between runs\n"
+            "(from 3 runs on; docs/verdicts.md). Memory must be identical across them.\n"
+            "\n"
+            "options:\n"
+            "  --baseline DIR         baseline folder (default: baselines)\n"
+            "  --device-class CLASS   device class (default: $OOMB_DEVICE_CLASS, else the\n"
+            "                         results' device.class)\n"
+            "  --append               add the runs to the existing baseline instead of\n"
+            "                         replacing it\n"
+            "  --keep N               runs kept per configuration, the most recent\n"
+            "                         (default: %d)\n"
+            "  -h, --help             this help\n"
+            "\n"
+            "exit status: 0 saved, 2 usage or input error (also: memory differing\n"
+            "between the runs of one configuration), 3 cannot write\n",
             OOMB_BASELINE_KEEP);
 }
 
@@ -389,16 +413,26 @@ int oomb_cmd_baseline(int argc, char **argv)
     optind = 1;
     while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (opt) {
-        case OPT_BASELINE: dir = optarg; break;
-        case OPT_DEVICE_CLASS: cls = optarg; break;
-        case OPT_APPEND: append = 1; break;
+        case OPT_BASELINE:
+            dir = optarg;
+            break;
+        case OPT_DEVICE_CLASS:
+            cls = optarg;
+            break;
+        case OPT_APPEND:
+            append = 1;
+            break;
         case OPT_KEEP:
             if (parse_double("baseline", "keep", optarg, 1, &x) || x != (int)x || x > 1000)
                 return EXIT_USAGE;
             keep = (int)x;
             break;
-        case 'h': usage_baseline(stdout); return EXIT_FINE;
-        default: usage_baseline(stderr); return EXIT_USAGE;
+        case 'h':
+            usage_baseline(stdout);
+            return EXIT_FINE;
+        default:
+            usage_baseline(stderr);
+            return EXIT_USAGE;
         }
     }
     if (argc - optind < 2 || strcmp(argv[optind], "save") != 0) {
@@ -409,58 +443,58 @@ int oomb_cmd_baseline(int argc, char **argv)
     char err[2048];
     const char *const *paths = (const char *const *)argv + optind + 1;
     int n_paths = argc - optind - 1;
-    int rc = oomb_baseline_save_runs(paths, n_paths, dir, cls, append, keep, stdout, err,
-                                     sizeof err);
+    int rc =
+        oomb_baseline_save_runs(paths, n_paths, dir, cls, append, keep, stdout, err, sizeof err);
     if (rc != OOMB_OK) {
         int unreadable = 0;
         for (int i = 0; i < n_paths; i++)
             unreadable |= access(paths[i], R_OK) != 0;
         fprintf(stderr, "oombench baseline: %s\n", err);
         return rc == OOMB_ERR_PARSE || rc == OOMB_ERR_INVALID ? EXIT_USAGE
-               : rc == OOMB_ERR_IO && unreadable               ? EXIT_USAGE
-                                                               : EXIT_INTERNAL;
+               : rc == OOMB_ERR_IO && unreadable              ? EXIT_USAGE
+                                                              : EXIT_INTERNAL;
     }
     return EXIT_FINE;
 }
 
 static void usage_ab(FILE *f)
 {
-    fprintf(f, "usage: oombench ab --base DIR --head DIR [options] SCENARIO.yaml...\n"
-               "\n"
-               "Runs two builds' plugins against each other: DIR is a plugin folder (e.g.\n"
-               "build-old/plugins and build/plugins; a plugin found there wins over the\n"
-               "default folder's of the same name). Rounds are interleaved (base then head,\n"
-               "then head then base, ...), each round one run of each side per scenario x\n"
-               "batch x strategy. Times are compared paired by round (stratified rank test,\n"
-               "bootstrap over rounds), memory exactly. docs/verdicts.md.\n"
-               "\n"
-               "options:\n"
-               "  --base DIR             the base build's plugin folder (required)\n"
-               "  --head DIR             the head build's plugin folder (required)\n"
-               "  --rounds N             rounds per side (default: 10)\n"
-               "  --out DIR              results files of every round (default: results/ab)\n"
-               "  --device DEV           cpu, cuda, cuda:N (default: the scenarios')\n"
-               "  --timeout SECONDS      per-run time limit\n"
-               "  --quiet                no progress lines\n"
-               "%s"
-               "\n"
-               "exit status: 0 no regression, 1 a regression, 2 usage or input error,\n"
-               "3 internal error\n",
+    fprintf(f,
+            "usage: oombench ab --base DIR --head DIR [options] SCENARIO.yaml...\n"
+            "\n"
+            "Runs two builds' plugins against each other: DIR is a plugin folder (e.g.\n"
+            "build-old/plugins and build/plugins; a plugin found there wins over the\n"
+            "default folder's of the same name). Rounds are interleaved (base then head,\n"
+            "then head then base, ...), each round one run of each side per scenario x\n"
+            "batch x strategy. Times are compared paired by round (stratified rank test,\n"
+            "bootstrap over rounds), memory exactly. docs/verdicts.md.\n"
+            "\n"
+            "options:\n"
+            "  --base DIR             the base build's plugin folder (required)\n"
+            "  --head DIR             the head build's plugin folder (required)\n"
+            "  --rounds N             rounds per side (default: 10)\n"
+            "  --out DIR              results files of every round (default: results/ab)\n"
+            "  --device DEV           cpu, cuda, cuda:N (default: the scenarios')\n"
+            "  --timeout SECONDS      per-run time limit\n"
+            "  --quiet                no progress lines\n"
+            "%s"
+            "\n"
+            "exit status: 0 no regression, 1 a regression, 2 usage or input error,\n"
+            "3 internal error\n",
             verdict_options_help);
 }
 
 int oomb_cmd_ab(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        VERDICT_LONGOPTS,
-        {"base", required_argument, NULL, OPT_BASE},
-        {"head", required_argument, NULL, OPT_HEAD},
-        {"rounds", required_argument, NULL, OPT_ROUNDS},
-        {"out", required_argument, NULL, OPT_OUT},
-        {"device", required_argument, NULL, OPT_DEVICE},
-        {"timeout", required_argument, NULL, OPT_TIMEOUT},
-        {"quiet", no_argument, NULL, OPT_QUIET},
-        {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {VERDICT_LONGOPTS,
+                                             {"base", required_argument, NULL, OPT_BASE},
+                                             {"head", required_argument, NULL, OPT_HEAD},
+                                             {"rounds", required_argument, NULL, OPT_ROUNDS},
+                                             {"out", required_argument, NULL, OPT_OUT},
+                                             {"device", required_argument, NULL, OPT_DEVICE},
+                                             {"timeout", required_argument, NULL, OPT_TIMEOUT},
+                                             {"quiet", no_argument, NULL, OPT_QUIET},
+                                             {NULL, 0, NULL, 0}};
     struct verdict_cli c;
     verdict_cli_init(&c, "ab");
     const char *side_dir[2] = {NULL, NULL};
@@ -470,16 +504,26 @@ int oomb_cmd_ab(int argc, char **argv)
     optind = 1;
     while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (opt) {
-        case 'h': usage_ab(stdout); return EXIT_FINE;
-        case OPT_BASE: side_dir[0] = optarg; break;
-        case OPT_HEAD: side_dir[1] = optarg; break;
+        case 'h':
+            usage_ab(stdout);
+            return EXIT_FINE;
+        case OPT_BASE:
+            side_dir[0] = optarg;
+            break;
+        case OPT_HEAD:
+            side_dir[1] = optarg;
+            break;
         case OPT_ROUNDS:
             if (parse_double("ab", "rounds", optarg, 1, &x) || x != (int)x || x > 1000)
                 return EXIT_USAGE;
             rounds = (int)x;
             break;
-        case OPT_OUT: out = optarg; break;
-        case OPT_DEVICE: device = optarg; break;
+        case OPT_OUT:
+            out = optarg;
+            break;
+        case OPT_DEVICE:
+            device = optarg;
+            break;
         case OPT_TIMEOUT:
             if (oomb_parse_duration(optarg, &timeout) != OOMB_OK || timeout <= 0) {
                 fprintf(stderr, "oombench ab: --timeout '%s': expected a positive duration\n",
@@ -487,7 +531,9 @@ int oomb_cmd_ab(int argc, char **argv)
                 return EXIT_USAGE;
             }
             break;
-        case OPT_QUIET: quiet = 1; break;
+        case OPT_QUIET:
+            quiet = 1;
+            break;
         default: {
             int r = verdict_option(&c, opt, optarg);
             if (r < 0)

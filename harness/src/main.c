@@ -28,68 +28,65 @@ enum { EXIT_FINE = 0, EXIT_FAILED = 1, EXIT_USAGE = 2, EXIT_INTERNAL = 3 };
 
 static void usage_main(FILE *f)
 {
-    fprintf(f,
-            "usage: oombench <command> [options]\n"
-            "\n"
-            "Measures how memory-saving strategies for neural networks trade memory for\n"
-            "speed and accuracy.\n"
-            "\n"
-            "commands:\n"
-            "  run SCENARIO...   run scenarios, print a table, write a results file\n"
-            "  list              show the plugins and scenarios found\n"
-            "  compare RESULTS   verdicts of a results file against the baselines\n"
-            "  baseline save R.. store results files (one run or several) as the baselines\n"
-            "  ab                interleaved A/B runs of two plugin builds\n"
-            "  report RESULTS... charts (gnuplot), index.html and summary.md\n"
-            "\n"
-            "options:\n"
-            "  -h, --help        this help; `oombench <command> --help` for a command\n"
-            "  -V, --version     print the version\n"
-            "\n"
-            "exit status: 0 fine, 1 a run or check failed, 2 usage or input error,\n"
-            "3 internal error\n");
+    fprintf(f, "usage: oombench <command> [options]\n"
+               "\n"
+               "Measures how memory-saving strategies for neural networks trade memory for\n"
+               "speed and accuracy.\n"
+               "\n"
+               "commands:\n"
+               "  run SCENARIO...   run scenarios, print a table, write a results file\n"
+               "  list              show the plugins and scenarios found\n"
+               "  compare RESULTS   verdicts of a results file against the baselines\n"
+               "  baseline save R.. store results files (one run or several) as the baselines\n"
+               "  ab                interleaved A/B runs of two plugin builds\n"
+               "  report RESULTS... charts (gnuplot), index.html and summary.md\n"
+               "\n"
+               "options:\n"
+               "  -h, --help        this help; `oombench <command> --help` for a command\n"
+               "  -V, --version     print the version\n"
+               "\n"
+               "exit status: 0 fine, 1 a run or check failed, 2 usage or input error,\n"
+               "3 internal error\n");
 }
 
 static void usage_run(FILE *f)
 {
-    fprintf(f,
-            "usage: oombench run [options] SCENARIO.yaml...\n"
-            "\n"
-            "Runs every scenario x mode x batch x strategy in its own child process and\n"
-            "writes one results file (JSON, docs/results-format.md) per invocation.\n"
-            "\n"
-            "options:\n"
-            "  -o, --out DIR          results folder (default: results)\n"
-            "  -d, --device DEV       override the scenarios' backend: cpu, cuda, cuda:N\n"
-            "  -t, --timeout SECONDS  per-run time limit (default: the scenario's)\n"
-            "  -P, --plugin-dir DIR   also load plugins from DIR (repeatable)\n"
-            "  -p, --plugin FILE.so   also load this plugin (repeatable)\n"
-            "  -q, --quiet            no progress lines\n"
-            "      --no-color         no colours in the table (also NO_COLOR=1)\n"
-            "      --compare          then compare the results with the baselines\n"
-            "                         (exit 1 on a regression; see `oombench compare`)\n"
-            "      --baseline DIR     baseline folder for --compare (default: baselines)\n"
-            "      --report DIR       then write the report of the results into DIR\n"
-            "  -h, --help             this help\n"
-            "\n"
-            "exit status: 0 every run ok (or oom/skipped/not_applicable) and every check\n"
-            "passed; 1 a run crashed, timed out or failed, or a check failed; 2 usage or\n"
-            "input error (nothing is run, no file written); 3 internal error\n");
+    fprintf(f, "usage: oombench run [options] SCENARIO.yaml...\n"
+               "\n"
+               "Runs every scenario x mode x batch x strategy in its own child process and\n"
+               "writes one results file (JSON, docs/results-format.md) per invocation.\n"
+               "\n"
+               "options:\n"
+               "  -o, --out DIR          results folder (default: results)\n"
+               "  -d, --device DEV       override the scenarios' backend: cpu, cuda, cuda:N\n"
+               "  -t, --timeout SECONDS  per-run time limit (default: the scenario's)\n"
+               "  -P, --plugin-dir DIR   also load plugins from DIR (repeatable)\n"
+               "  -p, --plugin FILE.so   also load this plugin (repeatable)\n"
+               "  -q, --quiet            no progress lines\n"
+               "      --no-color         no colours in the table (also NO_COLOR=1)\n"
+               "      --compare          then compare the results with the baselines\n"
+               "                         (exit 1 on a regression; see `oombench compare`)\n"
+               "      --baseline DIR     baseline folder for --compare (default: baselines)\n"
+               "      --report DIR       then write the report of the results into DIR\n"
+               "  -h, --help             this help\n"
+               "\n"
+               "exit status: 0 every run ok (or oom/skipped/not_applicable) and every check\n"
+               "passed; 1 a run crashed, timed out or failed, or a check failed; 2 usage or\n"
+               "input error (nothing is run, no file written); 3 internal error\n");
 }
 
 static void usage_list(FILE *f)
 {
-    fprintf(f,
-            "usage: oombench list [options]\n"
-            "\n"
-            "Shows the plugins found (name, description, modes, backends, parameters with\n"
-            "defaults and units) and the scenarios of a folder.\n"
-            "\n"
-            "options:\n"
-            "  -P, --plugin-dir DIR     also load plugins from DIR (repeatable)\n"
-            "  -p, --plugin FILE.so     also load this plugin (repeatable)\n"
-            "  -s, --scenarios DIR      scenario folder (default: scenarios)\n"
-            "  -h, --help               this help\n");
+    fprintf(f, "usage: oombench list [options]\n"
+               "\n"
+               "Shows the plugins found (name, description, modes, backends, parameters with\n"
+               "defaults and units) and the scenarios of a folder.\n"
+               "\n"
+               "options:\n"
+               "  -P, --plugin-dir DIR     also load plugins from DIR (repeatable)\n"
+               "  -p, --plugin FILE.so     also load this plugin (repeatable)\n"
+               "  -s, --scenarios DIR      scenario folder (default: scenarios)\n"
+               "  -h, --help               this help\n");
 }
 
 static int want_color(int no_color_flag)
@@ -108,8 +105,7 @@ static int cmd_run(int argc, char **argv)
         {"plugin", required_argument, NULL, 'p'},  {"quiet", no_argument, NULL, 'q'},
         {"no-color", no_argument, NULL, 'C'},      {"help", no_argument, NULL, 'h'},
         {"compare", no_argument, NULL, 'c'},       {"baseline", required_argument, NULL, 'B'},
-        {"report", required_argument, NULL, 'R'},
-        {NULL, 0, NULL, 0}};
+        {"report", required_argument, NULL, 'R'},  {NULL, 0, NULL, 0}};
     struct oomb_run_options o = {0};
     const char *dirs[MAX_LIST], *files[MAX_LIST];
     int no_color = 0, compare = 0, c;
@@ -117,13 +113,19 @@ static int cmd_run(int argc, char **argv)
     optind = 1;
     while ((c = getopt_long(argc, argv, "o:d:t:P:p:qh", longopts, NULL)) != -1) {
         switch (c) {
-        case 'o': o.out_dir = optarg; break;
-        case 'd': o.device = optarg; break;
+        case 'o':
+            o.out_dir = optarg;
+            break;
+        case 'd':
+            o.device = optarg;
+            break;
         case 't': {
             double s;
             if (oomb_parse_duration(optarg, &s) != OOMB_OK || s <= 0) {
-                fprintf(stderr, "oombench run: --timeout '%s': expected a positive duration "
-                                "such as 30, 30s, 2m\n", optarg);
+                fprintf(stderr,
+                        "oombench run: --timeout '%s': expected a positive duration "
+                        "such as 30, 30s, 2m\n",
+                        optarg);
                 return EXIT_USAGE;
             }
             o.timeout_s = s;
@@ -143,13 +145,27 @@ static int cmd_run(int argc, char **argv)
             }
             files[o.n_plugin_files++] = optarg;
             break;
-        case 'q': o.quiet = 1; break;
-        case 'C': no_color = 1; break;
-        case 'c': compare = 1; break;
-        case 'B': baseline_dir = optarg; break;
-        case 'R': report_dir = optarg; break;
-        case 'h': usage_run(stdout); return EXIT_FINE;
-        default: usage_run(stderr); return EXIT_USAGE;
+        case 'q':
+            o.quiet = 1;
+            break;
+        case 'C':
+            no_color = 1;
+            break;
+        case 'c':
+            compare = 1;
+            break;
+        case 'B':
+            baseline_dir = optarg;
+            break;
+        case 'R':
+            report_dir = optarg;
+            break;
+        case 'h':
+            usage_run(stdout);
+            return EXIT_FINE;
+        default:
+            usage_run(stderr);
+            return EXIT_USAGE;
         }
     }
     if (optind >= argc) {
@@ -163,8 +179,8 @@ static int cmd_run(int argc, char **argv)
     struct oomb_results res;
     struct oomb_run_summary sum;
     char err[2048] = "";
-    int rc = oomb_runner_run((const char *const *)argv + optind, argc - optind, &o, &res, &sum,
-                             err, sizeof err);
+    int rc = oomb_runner_run((const char *const *)argv + optind, argc - optind, &o, &res, &sum, err,
+                             sizeof err);
     if (rc != OOMB_OK) {
         fprintf(stderr, "oombench run: %s\n", err);
         oomb_results_free(&res);
@@ -173,8 +189,9 @@ static int cmd_run(int argc, char **argv)
     oomb_table_print(stdout, &res, want_color(no_color));
     for (int i = 0; i < res.n_checks; i++) {
         const struct oomb_check_record *cr = &res.checks[i];
-        const char *st = cr->status == OOMB_CHECK_PASS ? "PASS"
-                         : cr->status == OOMB_CHECK_SKIPPED ? "SKIP" : "FAIL";
+        const char *st = cr->status == OOMB_CHECK_PASS      ? "PASS"
+                         : cr->status == OOMB_CHECK_SKIPPED ? "SKIP"
+                                                            : "FAIL";
         printf("check %s  %s %s batch %lld: %s", st, cr->scenario,
                cr->mode == OOMB_MODE_TRAIN ? "train" : "infer", (long long)cr->batch, cr->expr);
         if (cr->status == OOMB_CHECK_PASS)
@@ -183,8 +200,8 @@ static int cmd_run(int argc, char **argv)
             printf("  (%s)", cr->message);
         printf("\n");
     }
-    printf("\n%d run(s): %d failed, %d oom; %d check(s): %d failed\n", sum.n_runs,
-           sum.n_failed, sum.n_oom, sum.n_checks, sum.n_checks_failed);
+    printf("\n%d run(s): %d failed, %d oom; %d check(s): %d failed\n", sum.n_runs, sum.n_failed,
+           sum.n_oom, sum.n_checks, sum.n_checks_failed);
     double run_s;
     int timed = oomb_scenario_run_time(&res, NULL, &run_s);
     if (timed > 0) {
@@ -291,9 +308,15 @@ static int cmd_list(int argc, char **argv)
             if (nf < MAX_LIST)
                 files[nf++] = optarg;
             break;
-        case 's': scen_dir = optarg; break;
-        case 'h': usage_list(stdout); return EXIT_FINE;
-        default: usage_list(stderr); return EXIT_USAGE;
+        case 's':
+            scen_dir = optarg;
+            break;
+        case 'h':
+            usage_list(stdout);
+            return EXIT_FINE;
+        default:
+            usage_list(stderr);
+            return EXIT_USAGE;
         }
     }
     if (optind < argc) {

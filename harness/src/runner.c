@@ -162,9 +162,9 @@ static int fill_host_info(struct oomb_results *res, enum oomb_backend backend)
     res->device_name = oomb_strdup(""); /* filled from the first run's child */
     res->device_driver = oomb_strdup("");
     res->device_runtime = oomb_strdup("");
-    if (!res->tool_version || !res->created || !res->host_name || !res->host_os ||
-        !res->host_cpu || !res->device_class || !res->device_backend || !res->device_name ||
-        !res->device_driver || !res->device_runtime)
+    if (!res->tool_version || !res->created || !res->host_name || !res->host_os || !res->host_cpu ||
+        !res->device_class || !res->device_backend || !res->device_name || !res->device_driver ||
+        !res->device_runtime)
         return OOMB_ERR_OOM;
     return OOMB_OK;
 }
@@ -232,16 +232,19 @@ static int validate(struct plan *p, char *err, size_t err_len)
                     }
                     oomb_errf(err, err_len,
                               "%s:%d:%d: key '%s': plugin '%s' has no parameter '%s' (it has: "
-                              "%s)", kv->loc.file, kv->loc.line, kv->loc.col, kv->key,
-                              st->plugin, kv->key, names[0] ? names : "none");
+                              "%s)",
+                              kv->loc.file, kv->loc.line, kv->loc.col, kv->key, st->plugin, kv->key,
+                              names[0] ? names : "none");
                     return OOMB_ERR_INVALID;
                 }
                 enum oomb_param_type t = pl->desc.params[idx].type;
                 if (!check_number(kv->value, t)) {
-                    oomb_errf(err, err_len, "%s:%d:%d: key '%s': expected %s for parameter "
-                              "'%s' of plugin '%s', got '%s'", kv->loc.file, kv->loc.line,
-                              kv->loc.col, kv->key, t == OOMB_PARAM_INT ? "an integer" : "a number",
-                              kv->key, st->plugin, kv->value);
+                    oomb_errf(err, err_len,
+                              "%s:%d:%d: key '%s': expected %s for parameter "
+                              "'%s' of plugin '%s', got '%s'",
+                              kv->loc.file, kv->loc.line, kv->loc.col, kv->key,
+                              t == OOMB_PARAM_INT ? "an integer" : "a number", kv->key, st->plugin,
+                              kv->value);
                     return OOMB_ERR_INVALID;
                 }
             }
@@ -499,8 +502,8 @@ static void group_numerics(struct oomb_results *res, int first, int last)
         r->test_accuracy_delta =
             r->has_eval && ref->has_eval ? r->test_accuracy - ref->test_accuracy : NAN;
         r->loss_rel_err = rel(r->final_loss, ref->final_loss);
-        r->accuracy_delta = r->has_accuracy && ref->has_accuracy ? r->accuracy - ref->accuracy
-                                                                 : NAN;
+        r->accuracy_delta =
+            r->has_accuracy && ref->has_accuracy ? r->accuracy - ref->accuracy : NAN;
         if (r == ref) {
             r->grad_rel_err = r->mode == OOMB_MODE_TRAIN ? 0 : NAN;
             r->weight_rel_err = r->mode == OOMB_MODE_TRAIN ? 0 : NAN;
@@ -560,8 +563,7 @@ static int group_checks(struct oomb_results *res, const struct oomb_scenario *sc
     for (int i = 0; i < sc->n_checks; i++) {
         if (sc->checks[i].modes && !(sc->checks[i].modes & mode))
             continue; /* a check for the other mode */
-        struct oomb_check_record *v =
-            realloc(res->checks, (size_t)(res->n_checks + 1) * sizeof *v);
+        struct oomb_check_record *v = realloc(res->checks, (size_t)(res->n_checks + 1) * sizeof *v);
         if (!v)
             return -1;
         res->checks = v;
@@ -673,9 +675,8 @@ int oomb_runner_run(const char *const *scenario_paths, int n_paths,
             p.sc[i]->device = dev_index;
         }
     }
-    if ((rc = oomb_registry_load(&p.reg, opts->plugin_dirs, opts->n_plugin_dirs,
-                                 opts->plugin_files, opts->n_plugin_files, err, err_len)) !=
-        OOMB_OK) {
+    if ((rc = oomb_registry_load(&p.reg, opts->plugin_dirs, opts->n_plugin_dirs, opts->plugin_files,
+                                 opts->n_plugin_files, err, err_len)) != OOMB_OK) {
         rc = OOMB_ERR_INVALID;
         goto done;
     }
@@ -703,8 +704,10 @@ int oomb_runner_run(const char *const *scenario_paths, int n_paths,
         char why[600];
         int n = probe_cuda(why, sizeof why);
         if (n <= 0) {
-            oomb_errf(err, err_len, "%s: backend cuda requested but no CUDA device can be used: "
-                      "%s", p.sc[i]->path, why);
+            oomb_errf(err, err_len,
+                      "%s: backend cuda requested but no CUDA device can be used: "
+                      "%s",
+                      p.sc[i]->path, why);
             rc = OOMB_ERR_NOT_USABLE;
             goto done;
         }
@@ -764,8 +767,8 @@ int oomb_runner_run(const char *const *scenario_paths, int n_paths,
                         const struct oomb_strategy_spec *st = &sc->strategies[s];
                         if ((strcmp(st->plugin, "none") == 0) != (pass == 0))
                             continue;
-                        const struct oomb_loaded_plugin *pl = oomb_registry_find(&p.reg,
-                                                                                 st->plugin);
+                        const struct oomb_loaded_plugin *pl =
+                            oomb_registry_find(&p.reg, st->plugin);
                         struct oomb_run_result *run = oomb_results_add_run(res);
                         if (!run) {
                             oomb_errf(err, err_len, "out of memory");
@@ -792,8 +795,7 @@ int oomb_runner_run(const char *const *scenario_paths, int n_paths,
                             run->outcome = OOMB_OUTCOME_NOT_APPLICABLE;
                             char buf[256];
                             snprintf(buf, sizeof buf, "plugin '%s' does not support backend %s",
-                                     st->plugin,
-                                     sc->backend == OOMB_BACKEND_CUDA ? "cuda" : "cpu");
+                                     st->plugin, sc->backend == OOMB_BACKEND_CUDA ? "cuda" : "cpu");
                             run->reason = oomb_strdup(buf);
                         } else {
                             struct oomb_job job = {0};
@@ -812,16 +814,15 @@ int oomb_runner_run(const char *const *scenario_paths, int n_paths,
                             job.tmpdir = tmpdir;
                             job.is_reference = !have_reference && strcmp(st->plugin, "none") == 0;
                             have_reference |= job.is_reference;
-                            snprintf(job.ref_prefix, sizeof job.ref_prefix,
-                                     "%s/ref-%d-%s-%lld", tmpdir, i, mode_name(mode),
-                                     (long long)sc->batches[b]);
+                            snprintf(job.ref_prefix, sizeof job.ref_prefix, "%s/ref-%d-%s-%lld",
+                                     tmpdir, i, mode_name(mode), (long long)sc->batches[b]);
                             double limit = opts->timeout_s > 0 ? opts->timeout_s : sc->timeout_s;
                             if (!opts->quiet)
-                                fprintf(stderr, "[%d/%d] %s %s batch %lld %s ...\n", index,
-                                        total, sc->name, mode_name(mode),
-                                        (long long)sc->batches[b], st->label);
-                            if ((rc = run_one(&job, limit, index, shared, res, run, err, err_len)) !=
-                                OOMB_OK)
+                                fprintf(stderr, "[%d/%d] %s %s batch %lld %s ...\n", index, total,
+                                        sc->name, mode_name(mode), (long long)sc->batches[b],
+                                        st->label);
+                            if ((rc = run_one(&job, limit, index, shared, res, run, err,
+                                              err_len)) != OOMB_OK)
                                 goto done;
                         }
                         if (!run->reason)

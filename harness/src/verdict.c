@@ -333,8 +333,7 @@ void oomb_verdict_runs_test(const double *log_med, int k, double head_log_med, d
 
 /* ------------------------------------------------------------ items ------ */
 
-static struct oomb_verdict_item *add_item(struct oomb_verdict *v,
-                                          const struct oomb_run_result *run,
+static struct oomb_verdict_item *add_item(struct oomb_verdict *v, const struct oomb_run_result *run,
                                           enum oomb_verdict_area area, const char *metric)
 {
     if (v->n == v->cap) {
@@ -360,8 +359,7 @@ static struct oomb_verdict_item *add_item(struct oomb_verdict *v,
     return it;
 }
 
-static void set_kind(struct oomb_verdict *v, struct oomb_verdict_item *it,
-                     enum oomb_verdict_kind k)
+static void set_kind(struct oomb_verdict *v, struct oomb_verdict_item *it, enum oomb_verdict_kind k)
 {
     it->kind = k;
     if (k == OOMB_VERDICT_REGRESSED)
@@ -409,9 +407,8 @@ static int compare_memory_value(struct oomb_verdict *v, const struct oomb_run_re
     if (mag == 0) {
         snprintf(it->detail, sizeof it->detail, "identical (%llu B)", (unsigned long long)h);
     } else {
-        snprintf(it->detail, sizeof it->detail, "%s%lld B (%s%s) %llu -> %llu",
-                 d > 0 ? "+" : "", (long long)d, d > 0 ? "+" : "-", hb,
-                 (unsigned long long)b, (unsigned long long)h);
+        snprintf(it->detail, sizeof it->detail, "%s%lld B (%s%s) %llu -> %llu", d > 0 ? "+" : "",
+                 (long long)d, d > 0 ? "+" : "-", hb, (unsigned long long)b, (unsigned long long)h);
         if (mag > tol)
             set_kind(v, it, h > b ? OOMB_VERDICT_REGRESSED : OOMB_VERDICT_IMPROVED);
     }
@@ -458,7 +455,9 @@ static int compare_time(struct oomb_verdict *v, const struct oomb_run_result *co
         goto done; /* the phase was not measured: no verdict */
     char metric[48];
     snprintf(metric, sizeof metric, "%s%s", phase == -2 ? "" : "time.",
-             phase == -2 ? "throughput" : phase == -1 ? "step" : oomb_phase_name(phase));
+             phase == -2   ? "throughput"
+             : phase == -1 ? "step"
+                           : oomb_phase_name(phase));
     struct oomb_verdict_item *it = add_item(v, hr[0], OOMB_AREA_TIME, metric);
     rc = OOMB_ERR_OOM;
     if (!it)
@@ -535,8 +534,8 @@ done:
  * build: the between-run test (oomb_verdict_runs_test). *done = 0 when fewer
  * than 3 base runs have samples of that metric (the caller then uses the
  * one-run test). */
-static int compare_time_runs(struct oomb_verdict *v, const struct oomb_run_result *const *br,
-                             int k, const struct oomb_run_result *h, int phase,
+static int compare_time_runs(struct oomb_verdict *v, const struct oomb_run_result *const *br, int k,
+                             const struct oomb_run_result *h, int phase,
                              const struct oomb_verdict_options *o, int *done)
 {
     *done = 0;
@@ -579,7 +578,9 @@ static int compare_time_runs(struct oomb_verdict *v, const struct oomb_run_resul
 
     char metric[48];
     snprintf(metric, sizeof metric, "%s%s", phase == -2 ? "" : "time.",
-             phase == -2 ? "throughput" : phase == -1 ? "step" : oomb_phase_name(phase));
+             phase == -2   ? "throughput"
+             : phase == -1 ? "step"
+                           : oomb_phase_name(phase));
     struct oomb_verdict_item *it = add_item(v, h, OOMB_AREA_TIME, metric);
     if (!it)
         return OOMB_ERR_OOM;
@@ -637,10 +638,10 @@ static int compare_quality(struct oomb_verdict *v, const struct oomb_run_result 
         it->base = b->final_loss;
         it->head = h->final_loss;
         it->diff = h->final_loss - b->final_loss;
-        double rel = b->final_loss != 0 ? it->diff / fabs(b->final_loss)
-                                        : (it->diff != 0 ? INFINITY : 0);
-        snprintf(it->detail, sizeof it->detail, "%.6g -> %.6g (%+.3g%%, limit %.3g%%)",
-                 it->base, it->head, rel * 100, o->loss_rel_tol * 100);
+        double rel =
+            b->final_loss != 0 ? it->diff / fabs(b->final_loss) : (it->diff != 0 ? INFINITY : 0);
+        snprintf(it->detail, sizeof it->detail, "%.6g -> %.6g (%+.3g%%, limit %.3g%%)", it->base,
+                 it->head, rel * 100, o->loss_rel_tol * 100);
         if (rel > o->loss_rel_tol)
             set_kind(v, it, OOMB_VERDICT_REGRESSED);
         else if (rel < -o->loss_rel_tol)
@@ -679,8 +680,8 @@ static int compare_quality(struct oomb_verdict *v, const struct oomb_run_result 
         it->base = b->test_accuracy;
         it->head = h->test_accuracy;
         it->diff = h->test_accuracy - b->test_accuracy;
-        snprintf(it->detail, sizeof it->detail, "%.4f -> %.4f (%+.2f pp, limit -%.4g pp)",
-                 it->base, it->head, 100 * it->diff, 100 * o->test_acc_drop_tol);
+        snprintf(it->detail, sizeof it->detail, "%.4f -> %.4f (%+.2f pp, limit -%.4g pp)", it->base,
+                 it->head, 100 * it->diff, 100 * o->test_acc_drop_tol);
         if (it->diff < -o->test_acc_drop_tol)
             set_kind(v, it, OOMB_VERDICT_REGRESSED);
         else if (it->diff > o->test_acc_drop_tol)
@@ -694,8 +695,7 @@ static int compare_quality(struct oomb_verdict *v, const struct oomb_run_result 
             set_kind(v, it, OOMB_VERDICT_REGRESSED);
         } else {
             snprintf(it->detail, sizeof it->detail, "%.4f -> not evaluated%s%.180s", it->base,
-                     h->eval_note && h->eval_note[0] ? ": " : "",
-                     h->eval_note ? h->eval_note : "");
+                     h->eval_note && h->eval_note[0] ? ": " : "", h->eval_note ? h->eval_note : "");
             it->kind = OOMB_VERDICT_NA;
         }
     }
@@ -796,8 +796,7 @@ static int compare_run(struct oomb_verdict *v, const struct oomb_results *base,
         }
         for (int i = 0; i < base[0].n_runs; i++) {
             const struct oomb_run_result *x = &base[0].runs[i];
-            if (x->outcome == OOMB_OUTCOME_OK && x->mode == h0->mode &&
-                x->batch == h0->batch &&
+            if (x->outcome == OOMB_OUTCOME_OK && x->mode == h0->mode && x->batch == h0->batch &&
                 strcmp(x->scenario ? x->scenario : "", h0->scenario ? h0->scenario : "") == 0 &&
                 strcmp(x->strategy ? x->strategy : "", h0->strategy ? h0->strategy : "") == 0)
                 many[k++] = x;
@@ -849,12 +848,18 @@ int oomb_verdict_compare(const struct oomb_results *base, int n_base,
 static int kind_rank(enum oomb_verdict_kind k)
 {
     switch (k) {
-    case OOMB_VERDICT_REGRESSED: return 0;
-    case OOMB_VERDICT_IMPROVED: return 1;
-    case OOMB_VERDICT_NEW: return 2;
-    case OOMB_VERDICT_MISSING: return 3;
-    case OOMB_VERDICT_NA: return 4;
-    default: return 5;
+    case OOMB_VERDICT_REGRESSED:
+        return 0;
+    case OOMB_VERDICT_IMPROVED:
+        return 1;
+    case OOMB_VERDICT_NEW:
+        return 2;
+    case OOMB_VERDICT_MISSING:
+        return 3;
+    case OOMB_VERDICT_NA:
+        return 4;
+    default:
+        return 5;
     }
 }
 

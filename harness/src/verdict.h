@@ -23,12 +23,12 @@
 #include "results.h"
 
 enum oomb_verdict_kind {
-    OOMB_VERDICT_SAME = 0,   /* no change beyond tolerance / not significant */
+    OOMB_VERDICT_SAME = 0, /* no change beyond tolerance / not significant */
     OOMB_VERDICT_REGRESSED,
     OOMB_VERDICT_IMPROVED,
-    OOMB_VERDICT_NEW,        /* a head run without a base run: not compared */
-    OOMB_VERDICT_MISSING,    /* a base run absent from head: not compared */
-    OOMB_VERDICT_NA          /* not comparable (a side without data) */
+    OOMB_VERDICT_NEW,     /* a head run without a base run: not compared */
+    OOMB_VERDICT_MISSING, /* a base run absent from head: not compared */
+    OOMB_VERDICT_NA       /* not comparable (a side without data) */
 };
 
 enum oomb_verdict_area {
@@ -42,44 +42,44 @@ enum oomb_verdict_area {
 struct oomb_verdict_item {
     char scenario[128];
     char strategy[128];
-    char metric[48];  /* "outcome", "memory.total", "memory.<tag>", "time.step",
-                       * "time.<phase>", "throughput", "quality.final_loss",
-                       * "quality.accuracy", "quality.test_accuracy",
-                       * "numerics.<name>", "run" */
+    char metric[48]; /* "outcome", "memory.total", "memory.<tag>", "time.step",
+                      * "time.<phase>", "throughput", "quality.final_loss",
+                      * "quality.accuracy", "quality.test_accuracy",
+                      * "numerics.<name>", "run" */
     enum oomb_mode mode;
     int64_t batch;
     enum oomb_backend backend;
     enum oomb_verdict_area area;
     enum oomb_verdict_kind kind;
-    double base, head;   /* bytes; median ns; samples/s; loss; ... (NAN: n/a) */
-    double diff;         /* head - base */
+    double base, head; /* bytes; median ns; samples/s; loss; ... (NAN: n/a) */
+    double diff;       /* head - base */
     /* time only (NAN otherwise): relative change of the median, in percent,
      * its (1 - alpha) interval, the p-value, and the threshold applied. */
     double change_pct, ci_low_pct, ci_high_pct, p, threshold_pct;
-    int n_base, n_head;  /* time samples on each side (all rounds) */
-    char detail[256];    /* human-readable reason, e.g. "+1 B", "ok -> crash" */
+    int n_base, n_head; /* time samples on each side (all rounds) */
+    char detail[256];   /* human-readable reason, e.g. "+1 B", "ok -> crash" */
 };
 
 struct oomb_verdict {
     struct oomb_verdict_item *items; /* owned; free with oomb_verdict_free */
     int n, cap;
     int n_regressed, n_improved, n_new, n_missing;
-    int rounds;  /* rounds per side (1: against a baseline) */
+    int rounds; /* rounds per side (1: against a baseline) */
 };
 
 struct oomb_verdict_options {
-    uint64_t mem_tolerance;  /* bytes; default 0 */
-    double alpha;            /* significance level; default 0.05 */
-    double noise_pct;        /* < 0: 5 on the CPU, 2 on the GPU (default -1) */
+    uint64_t mem_tolerance; /* bytes; default 0 */
+    double alpha;           /* significance level; default 0.05 */
+    double noise_pct;       /* < 0: 5 on the CPU, 2 on the GPU (default -1) */
     /* per-metric noise thresholds ("forward", "step", "throughput", or a
      * full metric name "time.forward"); lent, valid during the call */
     const char *const *noise_names;
     const double *noise_values;
     int n_noise;
-    double loss_rel_tol;     /* final loss relative change; default 0.02 */
-    double acc_drop_tol;     /* accuracy drop, absolute; default 0.01 */
+    double loss_rel_tol;      /* final loss relative change; default 0.02 */
+    double acc_drop_tol;      /* accuracy drop, absolute; default 0.01 */
     double test_acc_drop_tol; /* held-out test accuracy drop, absolute; default 0.01 */
-    double numerics_tol;     /* numerics rel err limit; default 1e-5 */
+    double numerics_tol;      /* numerics rel err limit; default 1e-5 */
 };
 
 /* Defaults as above. */
@@ -99,8 +99,8 @@ void oomb_verdict_options_init(struct oomb_verdict_options *o);
  */
 int oomb_verdict_compare(const struct oomb_results *base, int n_base,
                          const struct oomb_results *head, int n_head,
-                         const struct oomb_verdict_options *o, struct oomb_verdict *v)
-    OOMB_WARN_UNUSED;
+                         const struct oomb_verdict_options *o,
+                         struct oomb_verdict *v) OOMB_WARN_UNUSED;
 void oomb_verdict_free(struct oomb_verdict *v);
 
 /* Stable order for reports: regressions, improvements, then the rest. */
@@ -119,8 +119,8 @@ struct oomb_time_test {
     double change_pct, ci_low_pct, ci_high_pct, p;
 };
 int oomb_verdict_time_test(const int64_t *const *a, const int *na, const int64_t *const *b,
-                           const int *nb, int rounds, double alpha, struct oomb_time_test *out)
-    OOMB_WARN_UNUSED;
+                           const int *nb, int rounds, double alpha,
+                           struct oomb_time_test *out) OOMB_WARN_UNUSED;
 
 /* Student's t distribution with df > 0 degrees of freedom: the lower-tail
  * probability P(T <= t) (through the regularized incomplete beta function,
