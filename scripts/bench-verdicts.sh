@@ -2,26 +2,34 @@
 # How much the verdicts can be trusted on this machine: over repeated trials,
 # the A/A false-alarm rate (same plugin on both sides), the detection rate of
 # a 5% and a 10% slowdown and of +1 byte of memory, for `oombench compare`
-# against a baseline and for `oombench ab`. Uses the `degrade` fixture plugin
-# (tests/fixtures/degrade.c) built in four variants (base, slow5, slow10,
-# mem1) on an MLP 512-768-768-10, batch 128, one BLAS thread: about 10 ms a
-# step on one core of the development machine, long enough that a step is
-# rarely cut by preemption. Each compare trial saves a baseline from
-# BASE_RUNS runs of base (5: the between-run test of docs/verdicts.md; 1: the
-# one-run test); ALPHA2, when set, also judges every compare trial's results
-# with `compare --alpha ALPHA2` (no extra runs). AB_TRIALS=0 skips A/B.
-# Results go to docs/verdicts.md by hand.
+# against a stored baseline and for `oombench ab`. Uses the `degrade` fixture
+# plugin (tests/fixtures/degrade.c) built in four variants (base, slow5,
+# slow10, mem1) on an MLP 512-768-768-10, batch 128, one BLAS thread: about
+# 10 ms a step on one core of the development machine.
+#
+# A compare trial saves a baseline from BASE_RUNS runs of base (`run
+# --repeat`), then runs each variant HEAD_RUNS times with `run --repeat
+# HEAD_RUNS --compare` (the between-run test of docs/verdicts.md). An A/B
+# trial runs `ab --base base --head VARIANT --rounds AB_ROUNDS` for each
+# variant. Compare and A/B trials alternate, so both see the same machine.
+# Memory verdicts are exact and do not depend on how many runs there are:
+# the +1 byte variant (mem1) runs MEM_RUNS times (2) in either mode.
+# Every trial's step-time verdict goes to LOG (CSV) when set. Results go to
+# docs/verdicts.md by hand.
 #
 #   scripts/bench-verdicts.sh [BUILD_DIR]     (default: build/release)
-#   TRIALS=100 BASE_RUNS=5 AB_TRIALS=15 AB_ROUNDS=10 STEPS=20 scripts/bench-verdicts.sh build/x
+#   TRIALS=60 BASE_RUNS=10 HEAD_RUNS=10 AB_TRIALS=60 AB_ROUNDS=15 MEM_RUNS=2 STEPS=20 \
+#       LOG=trials.csv scripts/bench-verdicts.sh build/x
 set -euo pipefail
 build=${1:-build/release}
-trials=${TRIALS:-100}
-base_runs=${BASE_RUNS:-5}
-alpha2=${ALPHA2:-}
-ab_trials=${AB_TRIALS:-15}
-ab_rounds=${AB_ROUNDS:-10}
+trials=${TRIALS:-60}
+base_runs=${BASE_RUNS:-10}
+head_runs=${HEAD_RUNS:-10}
+ab_trials=${AB_TRIALS:-60}
+ab_rounds=${AB_ROUNDS:-15}
+mem_runs=${MEM_RUNS:-2}
 steps=${STEPS:-20}
+log=${LOG:-/dev/null}
 bin="$build/oombench"
 fx="$build/tests/fixtures/degrade"
 for v in base slow5 slow10 mem1; do
@@ -51,8 +59,9 @@ start=$(date +%s)
 declare -A hit step
 variants=(base slow5 slow10 mem1)
 for v in "${variants[@]}"; do
-    for m in cmp cmp2 ab; do hit[${m}_$v]=0; step[${m}_$v]=0; done
+    for m in cmp ab; do hit[${m}_$v]=0; step[${m}_$v]=0; done
 done
+echo "mode,trial,variant,regressed,step_change_pct,step_ci_low_pct,step_ci_high_pct" >"$log"
 
 # verdict LOG KIND: 1 when the log holds a regression of that kind.
 verdict() {
@@ -64,48 +73,58 @@ verdict() {
     esac
 }
 kind_of() { case $1 in base) echo any ;; mem1) echo mem ;; *) echo time ;; esac; }
+# tally MODE TRIAL VARIANT LOGFILE
+tally() {
+    local r=0
+    if verdict "$4" "$(kind_of "$3")"; then hit[$1_$3]=$((hit[$1_$3] + 1)); r=1; fi
+    if verdict "$4" step; then step[$1_$3]=$((step[$1_$3] + 1)); fi
+    # "+8.25% [+5.52%, +11.05%]" of the time.step row
+    local c
+    c=$(grep -E " time\.step " "$4" | head -1 |
+        sed -nE 's/.* ([+-][0-9.]+)% \[([+-][0-9.]+)%, ([+-][0-9.]+)%\].*/\1,\2,\3/p')
+    echo "$1,$2,$3,$r,${c:-,,}" >>"$log"
+}
 
-echo "compare against a baseline of $base_runs run(s): $trials trials"
-for ((t = 0; t < trials; t++)); do
-    rm -rf "$tmp/r" "$tmp/bl"
-    for ((i = 0; i < base_runs; i++)); do
-        "$bin" run --quiet --out "$tmp/r/base$i" -P "$fx/base" "$tmp/bench.yaml" >/dev/null
-    done
-    "$bin" baseline save --baseline "$tmp/bl" "$tmp"/r/base[0-9]*/*.json >/dev/null
-    for v in "${variants[@]}"; do
-        "$bin" run --quiet --out "$tmp/r/$v" -P "$fx/$v" --compare --baseline "$tmp/bl" \
-            "$tmp/bench.yaml" >"$tmp/log" 2>&1 || true
-        if verdict "$tmp/log" "$(kind_of "$v")"; then hit[cmp_$v]=$((hit[cmp_$v] + 1)); fi
-        if verdict "$tmp/log" step; then step[cmp_$v]=$((step[cmp_$v] + 1)); fi
-        if [ -n "$alpha2" ]; then
-            "$bin" compare --alpha "$alpha2" --baseline "$tmp/bl" "$tmp"/r/$v/*.json \
-                >"$tmp/log2" 2>&1 || true
-            if verdict "$tmp/log2" "$(kind_of "$v")"; then hit[cmp2_$v]=$((hit[cmp2_$v] + 1)); fi
-            if verdict "$tmp/log2" step; then step[cmp2_$v]=$((step[cmp2_$v] + 1)); fi
-        fi
-    done
-done
-echo "A/B: $ab_trials trials of $ab_rounds rounds"
-for ((t = 0; t < ab_trials; t++)); do
-    for v in "${variants[@]}"; do
-        "$bin" ab --quiet --rounds "$ab_rounds" --out "$tmp/ab" --base "$fx/base" \
-            --head "$fx/$v" "$tmp/bench.yaml" >"$tmp/log" 2>&1 || true
-        if verdict "$tmp/log" "$(kind_of "$v")"; then hit[ab_$v]=$((hit[ab_$v] + 1)); fi
-        if verdict "$tmp/log" step; then step[ab_$v]=$((step[ab_$v] + 1)); fi
-    done
+echo "compare: $trials trials, baseline of $base_runs runs, heads of $head_runs runs;" \
+    "A/B: $ab_trials trials of $ab_rounds rounds; alternating"
+n=$((trials > ab_trials ? trials : ab_trials))
+for ((t = 0; t < n; t++)); do
+    if ((t < trials)); then
+        rm -rf "$tmp/r" "$tmp/bl"
+        "$bin" run --quiet --repeat "$base_runs" --out "$tmp/r/base" -P "$fx/base" \
+            "$tmp/bench.yaml" >/dev/null
+        "$bin" baseline save --baseline "$tmp/bl" "$tmp"/r/base/*.json >/dev/null
+        for v in "${variants[@]}"; do
+            reps=$head_runs
+            [ "$v" = mem1 ] && reps=$mem_runs
+            "$bin" run --quiet --repeat "$reps" --out "$tmp/r/$v" -P "$fx/$v" --compare \
+                --baseline "$tmp/bl" "$tmp/bench.yaml" >"$tmp/log" 2>&1 || true
+            tally cmp "$t" "$v" "$tmp/log"
+        done
+    fi
+    if ((t < ab_trials)); then
+        for v in "${variants[@]}"; do
+            rm -rf "$tmp/ab"
+            rounds=$ab_rounds
+            [ "$v" = mem1 ] && rounds=$mem_runs
+            "$bin" ab --quiet --rounds "$rounds" --out "$tmp/ab" --base "$fx/base" \
+                --head "$fx/$v" "$tmp/bench.yaml" >"$tmp/log" 2>&1 || true
+            tally ab "$t" "$v" "$tmp/log"
+        done
+    fi
+    echo "trial $((t + 1))/$n ($(($(date +%s) - start)) s): compare A/A ${hit[cmp_base]}," \
+        "slow5 ${hit[cmp_slow5]}, slow10 ${hit[cmp_slow10]}, mem1 ${hit[cmp_mem1]};" \
+        "A/B A/A ${hit[ab_base]}, slow5 ${hit[ab_slow5]}, slow10 ${hit[ab_slow10]}, mem1 ${hit[ab_mem1]}"
 done
 secs=$(($(date +%s) - start))
 pct() { awk -v a="$1" -v b="$2" 'BEGIN { if (b) printf "%.1f%% (%d/%d)", 100 * a / b, a, b; else printf "-" }'; }
-echo
-n2=0; h2=""; s2=""
-if [ -n "$alpha2" ]; then n2=$trials; h2=" --alpha $alpha2 ($trials trials) |"; s2="---|"; fi
-col2() { if [ -n "$alpha2" ]; then echo " $(pct "$1" "$n2") |"; fi; }
 row() { # LABEL ARRAY VARIANT
     local -n a=$2
-    echo "| $1 | $(pct "${a[cmp_$3]}" "$trials") |$(col2 "${a[cmp2_$3]}") $(pct "${a[ab_$3]}" "$ab_trials") |"
+    echo "| $1 | $(pct "${a[cmp_$3]}" "$trials") | $(pct "${a[ab_$3]}" "$ab_trials") |"
 }
-echo "| | compare vs a $base_runs-run baseline ($trials trials) |$h2 A/B, $ab_rounds rounds ($ab_trials trials) |"
-echo "|---|---|$s2---|"
+echo
+echo "| | compare, $base_runs-run baseline, $head_runs head runs ($trials trials) | A/B, $ab_rounds rounds ($ab_trials trials) |"
+echo "|---|---|---|"
 row "A/A false alarms (any regression)" hit base
 row "5% slowdown detected" hit slow5
 row "10% slowdown detected" hit slow10
@@ -114,5 +133,4 @@ row "5% slowdown: step time regressed" step slow5
 row "10% slowdown: step time regressed" step slow10
 row "+1 byte detected" hit mem1
 echo
-med=$(python3 -c 'import json,sys; print("%.2f ms" % (json.load(open(sys.argv[1]))["runs"][0]["time"]["median"] / 1e6))' "$(ls "$tmp"/r/base0/*.json | head -1)" 2>/dev/null || echo "?")
-echo "$steps measured steps a run (base step median $med in the last trial); $(nproc) cores; load average $(cut -d' ' -f1-3 /proc/loadavg); ${secs}s"
+echo "$steps measured steps a run; $(nproc) cores; load average $(cut -d' ' -f1-3 /proc/loadavg); ${secs}s"

@@ -86,6 +86,29 @@ grep -qE " time\.step .*\(3 base runs\)" "$tmp/log3" ||
 # --append adds a run; --keep caps each configuration at the most recent runs.
 "$bin" baseline save --append --keep 3 --baseline "$tmp/bl3" "$second" | tee "$tmp/save4"
 grep -q "updated, 6 run(s), up to 3 per configuration" "$tmp/save4"
+# run --repeat N: N results files, judged together against the baseline
+# (the between-run test with both sides' spread); compare takes several too.
+set +e
+run --repeat 3 --out "$tmp/results6" --compare --baseline "$tmp/bl3" "$scenario" \
+    >"$tmp/log6" 2>&1
+rc=$?
+set -e
+test "$rc" = 0 || test "$rc" = 1 || { cat "$tmp/log6"; echo "FAIL: --repeat: exit $rc"; exit 1; }
+test "$(find "$tmp/results6" -name '*.json' | wc -l)" = 3 ||
+    { echo "FAIL: --repeat 3 did not write 3 results files"; exit 1; }
+grep -q "head: 3 results files" "$tmp/log6"
+grep -qE " time\.step .*\(3 base runs, 3 head runs\)" "$tmp/log6" ||
+    { cat "$tmp/log6"; echo "FAIL: the step time was not judged on 3 + 3 runs"; exit 1; }
+test "$(grep -cE " degrade +time\.step " "$tmp/log6")" = 1 ||
+    { echo "FAIL: one time.step verdict expected for the 3 head runs of degrade"; exit 1; }
+set +e
+"$bin" compare --baseline "$tmp/bl3" "$tmp"/results6/*.json >"$tmp/log7" 2>&1
+rc=$?
+set -e
+test "$rc" = 0 || test "$rc" = 1
+grep -qE " time\.step .*\(3 base runs, 3 head runs\)" "$tmp/log7"
+"$bin" run --repeat 0 "$scenario" 2>"$tmp/rep0" && { echo "FAIL: --repeat 0 accepted"; exit 1; }
+grep -q "\-\-repeat '0': expected a count" "$tmp/rep0"
 # Memory is deterministic: runs that differ in memory are refused (exit 2),
 # naming the run and the tag, and nothing is written.
 python3 - "$first" "$tmp/odd.json" <<'PY'
@@ -111,7 +134,7 @@ test ! -e "$tmp/bl5" || test -z "$(find "$tmp/bl5" -name '*.json')" ||
 # A/B: two builds of the plugin, one holding 1 byte more (tag workspace):
 # exit 1, that byte named on the tag and the total, nothing else in memory.
 "$bin" ab --help >"$tmp/abhelp"
-grep -q "rounds per side (default: 10)" "$tmp/abhelp"
+grep -q "rounds per side (default: 15)" "$tmp/abhelp"
 set +e
 "$bin" ab --quiet --rounds 2 --out "$tmp/ab" --base "$fixtures" \
     --head "$build/tests/fixtures/degrade/mem1" "$scenario" >"$tmp/logab" 2>&1

@@ -64,6 +64,8 @@ static void make_results(struct oomb_results *r, double center, unsigned seed)
     add_run(r, center, seed);
 }
 
+static int count_metric(const struct oomb_verdict *v, const char *m);
+
 static const struct oomb_verdict_item *find_item(const struct oomb_verdict *v, const char *m)
 {
     for (int i = 0; i < v->n; i++)
@@ -381,14 +383,16 @@ Test(verdict, runs_test_bound_and_p)
     for (int i = 0; i < 5; i++)
         lm[i] = log(1e6 * f[i]);
     struct oomb_runs_test t;
-    oomb_verdict_runs_test(lm, 5, log(1e6), 0.05, &t);
+    double h1 = log(1e6);
+    oomb_verdict_runs_test(lm, 5, &h1, 1, 0.05, &t);
     cr_assert_eq(t.k, 5);
     double m = 0;
     for (int i = 0; i < 5; i++)
         m += lm[i] / 5;
     cr_assert_float_eq(t.mean, exp(m), 1e-6 * exp(m));
     cr_assert(t.bound > 1.05e6 && t.bound < 1.15e6, "bound %g", t.bound);
-    oomb_verdict_runs_test(lm, 5, log(t.bound), 0.05, &t);
+    h1 = log(t.bound);
+    oomb_verdict_runs_test(lm, 5, &h1, 1, 0.05, &t);
     cr_assert_float_eq(t.p, 0.05, 1e-6);
     cr_assert_float_eq(t.ci_low_pct, 0, 1e-6);
 }
@@ -459,6 +463,115 @@ Test(verdict, two_run_baseline_keeps_the_one_run_test)
     cr_assert_not_null(it);
     cr_assert_null(strstr(it->detail, "base runs"), "%s", it->detail);
     cr_assert_eq(it->kind, OOMB_VERDICT_REGRESSED, "%s", it->detail); /* against the first */
+    oomb_verdict_free(&v);
+    oomb_results_free(&a);
+    oomb_results_free(&b);
+}
+
+Test(verdict, runs_test_two_samples)
+{
+    /* Base log medians +-2.5% around 1 ms, head the same shifted by +10%:
+     * pooled s over df = k + m - 2, se = s sqrt(1/k + 1/m). */
+    const double f[5] = {0.95, 0.975, 1.0, 1.025, 1.05};
+    double lb[5], lh[5], ss = 0, mb = 0;
+    for (int i = 0; i < 5; i++) {
+        lb[i] = log(1e6 * f[i]);
+        lh[i] = log(1.1e6 * f[i]);
+        mb += lb[i] / 5;
+    }
+    for (int i = 0; i < 5; i++)
+        ss += 2 * (lb[i] - mb) * (lb[i] - mb);
+    struct oomb_runs_test t;
+    oomb_verdict_runs_test(lb, 5, lh, 5, 0.05, &t);
+    cr_assert_eq(t.df, 8);
+    cr_assert_eq(t.m, 5);
+    double se = sqrt(ss / 8) * sqrt(0.4);
+    double margin = oomb_verdict_t_quantile(0.95, 8) * se;
+    cr_assert_float_eq(t.change_pct, 10, 1e-9);
+    cr_assert_float_eq(t.ci_low_pct, (1.1 * exp(-margin) - 1) * 100, 1e-9);
+    cr_assert_float_eq(t.ci_high_pct, (1.1 * exp(margin) - 1) * 100, 1e-9);
+    cr_assert_float_eq(t.head, 1.1 * exp(mb), 1e-6);
+    cr_assert_float_eq(t.p, oomb_verdict_t_cdf(-log(1.1) / se, 8), 1e-12);
+    /* m = 1 is the prediction bound of one more base run: s from the base
+     * alone (df = k - 1), sqrt(1 + 1/k). */
+    double h1 = mb;
+    oomb_verdict_runs_test(lb, 5, &h1, 1, 0.05, &t);
+    cr_assert_eq(t.df, 4);
+    double s1 = sqrt(ss / 2 / 4);
+    cr_assert_float_eq(t.bound, exp(mb + oomb_verdict_t_quantile(0.95, 4) * s1 * sqrt(1.2)), 1e-3);
+    /* Fewer than 3 runs in all: no degrees of freedom, nothing decided. */
+    oomb_verdict_runs_test(lb, 1, &h1, 1, 0.05, &t);
+    cr_assert(isnan(t.change_pct) && isnan(t.p));
+}
+
+/* k base runs at 1 ms x f[i] and m head runs at `head` ms x f[i]. */
+static void runs_vs_runs(int k, int m, double head, struct oomb_verdict *v)
+{
+    struct oomb_results a, b;
+    const double f[5] = {0.95, 0.975, 1.0, 1.025, 1.05};
+    memset(&a, 0, sizeof a);
+    memset(&b, 0, sizeof b);
+    a.device_class = strdup("cpu-test");
+    b.device_class = strdup("cpu-test");
+    for (int i = 0; i < k; i++)
+        add_run(&a, 1e6 * f[i % 5], 10 + (unsigned)i);
+    for (int i = 0; i < m; i++)
+        add_run(&b, 1e6 * head * f[i % 5], 50 + (unsigned)i);
+    compare(&a, &b, v);
+    oomb_results_free(&a);
+    oomb_results_free(&b);
+}
+
+Test(verdict, several_head_runs_are_judged_together)
+{
+    struct oomb_verdict v;
+    /* +12% is inside one head run's prediction bound against 5 base runs
+     * with a +-5% spread, but not for the mean of 5 head runs. */
+    runs_vs_runs(5, 1, 1.12, &v);
+    cr_assert_eq(find_item(&v, "time.step")->kind, OOMB_VERDICT_SAME, "%s",
+                 find_item(&v, "time.step")->detail);
+    oomb_verdict_free(&v);
+    runs_vs_runs(5, 5, 1.12, &v);
+    const struct oomb_verdict_item *it = find_item(&v, "time.step");
+    cr_assert_not_null(it);
+    cr_assert_eq(it->kind, OOMB_VERDICT_REGRESSED, "%s", it->detail);
+    cr_assert(strstr(it->detail, "5 base runs, 5 head runs"), "%s", it->detail);
+    cr_assert_eq(it->n_head, 5 * N_SAMPLES);
+    cr_assert_float_eq(it->change_pct, 12, 0.5);
+    /* One verdict per configuration, not one per head run. */
+    cr_assert_eq(count_metric(&v, "time.step"), 1);
+    cr_assert_eq(count_metric(&v, "memory.total"), 1);
+    cr_assert_eq(count_metric(&v, "memory.repeat"), 0);
+    oomb_verdict_free(&v);
+    /* The same build on both sides: nothing. */
+    runs_vs_runs(5, 5, 1.0, &v);
+    cr_assert_eq(v.n_regressed, 0);
+    cr_assert_eq(v.n_improved, 0);
+    oomb_verdict_free(&v);
+    /* A one-run baseline and 3 head runs: the head's spread alone (df 2). */
+    runs_vs_runs(1, 3, 1.0, &v);
+    cr_assert(strstr(find_item(&v, "time.step")->detail, "1 base runs, 3 head runs"), "%s",
+              find_item(&v, "time.step")->detail);
+    oomb_verdict_free(&v);
+}
+
+Test(verdict, head_runs_differing_in_memory_are_a_regression)
+{
+    struct oomb_results a, b;
+    struct oomb_verdict v;
+    make_results(&a, 1e6, 1);
+    make_results(&b, 1e6, 2);
+    add_run(&b, 1e6, 3);
+    b.runs[1].peak_by_tag[OOMB_TAG_WORKSPACE] += 8;
+    b.runs[1].peak_bytes += 8;
+    compare(&a, &b, &v);
+    const struct oomb_verdict_item *it = find_item(&v, "memory.repeat");
+    cr_assert_not_null(it);
+    cr_assert_eq(it->kind, OOMB_VERDICT_REGRESSED);
+    cr_assert(strstr(it->detail, "memory.total") && strstr(it->detail, "run 2 of 2"), "%s",
+              it->detail);
+    /* The exact comparison itself uses the first head run: unchanged. */
+    cr_assert_eq(find_item(&v, "memory.total")->kind, OOMB_VERDICT_SAME);
     oomb_verdict_free(&v);
     oomb_results_free(&a);
     oomb_results_free(&b);

@@ -251,14 +251,30 @@ static int finish(const struct verdict_cli *c, struct oomb_verdict *v, const cha
     return v->n_regressed ? EXIT_FAILED : EXIT_FINE;
 }
 
-/* Compare one results file against the baselines. */
-static int compare_file(const struct verdict_cli *c, const char *path)
+/* Compare the runs of one or several results files of one build (the head;
+ * several: e.g. the repetitions of `run --repeat`, whose runs of a
+ * configuration are then judged together) against the baselines. */
+static int compare_files(const struct verdict_cli *c, const char *const *paths, int n_paths)
 {
     char err[2048];
     struct oomb_results head, base = {0};
-    if (oomb_results_read(path, &head, err, sizeof err) != OOMB_OK) {
+    if (oomb_results_read(paths[0], &head, err, sizeof err) != OOMB_OK) {
         fprintf(stderr, "oombench %s: %s\n", c->cmd, err);
         return EXIT_USAGE;
+    }
+    for (int i = 1; i < n_paths; i++) {
+        struct oomb_results more;
+        if (oomb_results_read(paths[i], &more, err, sizeof err) != OOMB_OK) {
+            fprintf(stderr, "oombench %s: %s\n", c->cmd, err);
+            oomb_results_free(&head);
+            return EXIT_USAGE;
+        }
+        int mrc = oomb_results_move_runs(&head, &more);
+        oomb_results_free(&more);
+        if (mrc != OOMB_OK) {
+            oomb_results_free(&head);
+            return EXIT_INTERNAL;
+        }
     }
     const char *dir = c->baseline_dir ? c->baseline_dir : OOMB_BASELINE_DIR;
     const char *cls = oomb_baseline_device_class(&head, c->device_class);
@@ -296,7 +312,13 @@ static int compare_file(const struct verdict_cli *c, const char *path)
             rc = EXIT_INTERNAL;
         } else {
             char title[4096];
-            snprintf(title, sizeof title, "%s against %s/%s", path, dir, cls);
+            if (n_paths > 1)
+                snprintf(title, sizeof title, "%s and %d more results file(s) against %s/%s",
+                         paths[0], n_paths - 1, dir, cls);
+            else
+                snprintf(title, sizeof title, "%s against %s/%s", paths[0], dir, cls);
+            if (n_paths > 1)
+                printf("head: %d results files (%d run(s))\n", n_paths, head.n_runs);
             printf("\n");
             rc = finish(c, &v, title, &head, 1);
             if (!found_any)
@@ -311,26 +333,28 @@ static int compare_file(const struct verdict_cli *c, const char *path)
     return rc;
 }
 
-int oomb_compare_after_run(const char *results_path, const char *baseline_dir, int color)
+int oomb_compare_after_run(const char *const *results_paths, int n_paths, const char *baseline_dir,
+                           int color)
 {
     struct verdict_cli c;
     verdict_cli_init(&c, "run --compare");
     c.baseline_dir = baseline_dir;
     c.no_color = !color;
     printf("\n");
-    return compare_file(&c, results_path);
+    return compare_files(&c, results_paths, n_paths);
 }
 
 static void usage_compare(FILE *f)
 {
     fprintf(f,
-            "usage: oombench compare [options] RESULTS.json\n"
+            "usage: oombench compare [options] RESULTS.json...\n"
             "\n"
             "Compares a results file with the stored baselines\n"
-            "(DIR/<device-class>/<scenario>.json). Memory is compared exactly per tag,\n"
-            "outcomes exactly, times with a rank test and a bootstrap interval against a\n"
-            "noise threshold (against a baseline of 3 or more runs: a t prediction bound\n"
-            "from the spread between them, and the noise threshold), quality against\n"
+            "(DIR/<device-class>/<scenario>.json). Several results files of one build\n"
+            "(e.g. from `run --repeat N`) are judged together. Memory is compared exactly\n"
+            "per tag, outcomes exactly, times with a rank test and a bootstrap interval\n"
+            "against a noise threshold (with 4 or more runs on the two sides together: a\n"
+            "t test on the spread between runs, and the noise threshold), quality against\n"
             "tolerances (docs/verdicts.md). A run without a baseline is reported and not\n"
             "a failure.\n"
             "\n"
@@ -361,12 +385,12 @@ int oomb_cmd_compare(int argc, char **argv)
             return EXIT_USAGE;
         }
     }
-    if (argc - optind != 1) {
-        fprintf(stderr, "oombench compare: expected one results file\n");
+    if (argc - optind < 1) {
+        fprintf(stderr, "oombench compare: expected a results file\n");
         usage_compare(stderr);
         return EXIT_USAGE;
     }
-    return compare_file(&c, argv[optind]);
+    return compare_files(&c, (const char *const *)argv + optind, argc - optind);
 }
 
 static void usage_baseline(FILE *f)
@@ -472,7 +496,7 @@ static void usage_ab(FILE *f)
             "options:\n"
             "  --base DIR             the base build's plugin folder (required)\n"
             "  --head DIR             the head build's plugin folder (required)\n"
-            "  --rounds N             rounds per side (default: 10)\n"
+            "  --rounds N             rounds per side (default: 15)\n"
             "  --out DIR              results files of every round (default: results/ab)\n"
             "  --device DEV           cpu, cuda, cuda:N (default: the scenarios')\n"
             "  --timeout SECONDS      per-run time limit\n"
@@ -500,7 +524,7 @@ int oomb_cmd_ab(int argc, char **argv)
     const char *side_dir[2] = {NULL, NULL};
     const char *out = "results/ab", *device = NULL;
     double timeout = 0, x;
-    int rounds = 10, quiet = 0, opt;
+    int rounds = 15, quiet = 0, opt;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (opt) {

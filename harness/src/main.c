@@ -5,6 +5,7 @@
  * 3 internal error.
  */
 #include <dirent.h>
+#include <errno.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
@@ -64,6 +65,10 @@ static void usage_run(FILE *f)
                "  -p, --plugin FILE.so   also load this plugin (repeatable)\n"
                "  -q, --quiet            no progress lines\n"
                "      --no-color         no colours in the table (also NO_COLOR=1)\n"
+               "      --repeat N         run it all N times, one results file each\n"
+               "                         (default: 1); with --compare the N files are\n"
+               "                         judged together: the spread between the runs\n"
+               "                         enters the time verdicts (docs/verdicts.md)\n"
                "      --compare          then compare the results with the baselines\n"
                "                         (exit 1 on a regression; see `oombench compare`)\n"
                "      --baseline DIR     baseline folder for --compare (default: baselines)\n"
@@ -97,18 +102,54 @@ static int want_color(int no_color_flag)
     return isatty(STDOUT_FILENO);
 }
 
+/* The table, the checks and the summary lines of one invocation. */
+static void print_run(const struct oomb_results *res, const struct oomb_run_summary *sum,
+                      int no_color)
+{
+    oomb_table_print(stdout, res, want_color(no_color));
+    for (int i = 0; i < res->n_checks; i++) {
+        const struct oomb_check_record *cr = &res->checks[i];
+        const char *st = cr->status == OOMB_CHECK_PASS      ? "PASS"
+                         : cr->status == OOMB_CHECK_SKIPPED ? "SKIP"
+                                                            : "FAIL";
+        printf("check %s  %s %s batch %lld: %s", st, cr->scenario,
+               cr->mode == OOMB_MODE_TRAIN ? "train" : "infer", (long long)cr->batch, cr->expr);
+        if (cr->status == OOMB_CHECK_PASS)
+            printf("  (%.6g %s %.6g)", cr->lhs, cr->op ? cr->op : "?", cr->rhs);
+        else if (cr->message && cr->message[0])
+            printf("  (%s)", cr->message);
+        printf("\n");
+    }
+    printf("\n%d run(s): %d failed, %d oom; %d check(s): %d failed\n", sum->n_runs, sum->n_failed,
+           sum->n_oom, sum->n_checks, sum->n_checks_failed);
+    double run_s;
+    int timed = oomb_scenario_run_time(res, NULL, &run_s);
+    if (timed > 0) {
+        char t[32];
+        oomb_format_ns(run_s * 1e9, t, sizeof t);
+        printf("run time: %s (%d run(s))\n", t, timed);
+    }
+    printf("results: %s\n", sum->results_path);
+}
+
 static int cmd_run(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"out", required_argument, NULL, 'o'},     {"device", required_argument, NULL, 'd'},
-        {"timeout", required_argument, NULL, 't'}, {"plugin-dir", required_argument, NULL, 'P'},
-        {"plugin", required_argument, NULL, 'p'},  {"quiet", no_argument, NULL, 'q'},
-        {"no-color", no_argument, NULL, 'C'},      {"help", no_argument, NULL, 'h'},
-        {"compare", no_argument, NULL, 'c'},       {"baseline", required_argument, NULL, 'B'},
-        {"report", required_argument, NULL, 'R'},  {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {{"out", required_argument, NULL, 'o'},
+                                             {"device", required_argument, NULL, 'd'},
+                                             {"timeout", required_argument, NULL, 't'},
+                                             {"plugin-dir", required_argument, NULL, 'P'},
+                                             {"plugin", required_argument, NULL, 'p'},
+                                             {"quiet", no_argument, NULL, 'q'},
+                                             {"no-color", no_argument, NULL, 'C'},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {"compare", no_argument, NULL, 'c'},
+                                             {"baseline", required_argument, NULL, 'B'},
+                                             {"report", required_argument, NULL, 'R'},
+                                             {"repeat", required_argument, NULL, 'N'},
+                                             {NULL, 0, NULL, 0}};
     struct oomb_run_options o = {0};
     const char *dirs[MAX_LIST], *files[MAX_LIST];
-    int no_color = 0, compare = 0, c;
+    int no_color = 0, compare = 0, repeat = 1, c;
     const char *baseline_dir = NULL, *report_dir = NULL;
     optind = 1;
     while ((c = getopt_long(argc, argv, "o:d:t:P:p:qh", longopts, NULL)) != -1) {
@@ -160,6 +201,20 @@ static int cmd_run(int argc, char **argv)
         case 'R':
             report_dir = optarg;
             break;
+        case 'N': {
+            char *end;
+            errno = 0;
+            long n = strtol(optarg, &end, 10);
+            if (errno || end == optarg || *end || n < 1 || n > 1000) {
+                fprintf(stderr,
+                        "oombench run: --repeat '%s': expected a count from 1 to "
+                        "1000\n",
+                        optarg);
+                return EXIT_USAGE;
+            }
+            repeat = (int)n;
+            break;
+        }
         case 'h':
             usage_run(stdout);
             return EXIT_FINE;
@@ -176,52 +231,55 @@ static int cmd_run(int argc, char **argv)
     o.plugin_dirs = dirs;
     o.plugin_files = files;
 
-    struct oomb_results res;
-    struct oomb_run_summary sum;
-    char err[2048] = "";
-    int rc = oomb_runner_run((const char *const *)argv + optind, argc - optind, &o, &res, &sum, err,
-                             sizeof err);
-    if (rc != OOMB_OK) {
-        fprintf(stderr, "oombench run: %s\n", err);
+    char(*paths)[PATH_MAX] = calloc((size_t)repeat, sizeof *paths);
+    const char **path_list = calloc((size_t)repeat, sizeof *path_list);
+    if (!paths || !path_list) {
+        free(paths);
+        free(path_list);
+        fprintf(stderr, "oombench run: out of memory\n");
+        return EXIT_INTERNAL;
+    }
+    int exit_rc = EXIT_FINE;
+    for (int rep = 0; rep < repeat; rep++) {
+        struct oomb_results res;
+        struct oomb_run_summary sum;
+        char err[2048] = "";
+        if (repeat > 1 && !o.quiet)
+            fprintf(stderr, "repetition %d/%d\n", rep + 1, repeat);
+        int rc = oomb_runner_run((const char *const *)argv + optind, argc - optind, &o, &res, &sum,
+                                 err, sizeof err);
+        if (rc != OOMB_OK) {
+            fprintf(stderr, "oombench run: %s\n", err);
+            oomb_results_free(&res);
+            free(paths);
+            free(path_list);
+            return rc == OOMB_ERR_IO || rc == OOMB_ERR_INTERNAL ? EXIT_INTERNAL : EXIT_USAGE;
+        }
+        if (rep == repeat - 1)
+            print_run(&res, &sum, no_color);
+        else
+            printf("repetition %d/%d: %d run(s): %d failed, %d oom; %d check(s): %d failed; "
+                   "results: %s\n",
+                   rep + 1, repeat, sum.n_runs, sum.n_failed, sum.n_oom, sum.n_checks,
+                   sum.n_checks_failed, sum.results_path);
         oomb_results_free(&res);
-        return rc == OOMB_ERR_IO || rc == OOMB_ERR_INTERNAL ? EXIT_INTERNAL : EXIT_USAGE;
+        if (sum.n_failed || sum.n_checks_failed)
+            exit_rc = EXIT_FAILED;
+        snprintf(paths[rep], sizeof paths[rep], "%s", sum.results_path);
+        path_list[rep] = paths[rep];
     }
-    oomb_table_print(stdout, &res, want_color(no_color));
-    for (int i = 0; i < res.n_checks; i++) {
-        const struct oomb_check_record *cr = &res.checks[i];
-        const char *st = cr->status == OOMB_CHECK_PASS      ? "PASS"
-                         : cr->status == OOMB_CHECK_SKIPPED ? "SKIP"
-                                                            : "FAIL";
-        printf("check %s  %s %s batch %lld: %s", st, cr->scenario,
-               cr->mode == OOMB_MODE_TRAIN ? "train" : "infer", (long long)cr->batch, cr->expr);
-        if (cr->status == OOMB_CHECK_PASS)
-            printf("  (%.6g %s %.6g)", cr->lhs, cr->op ? cr->op : "?", cr->rhs);
-        else if (cr->message && cr->message[0])
-            printf("  (%s)", cr->message);
-        printf("\n");
-    }
-    printf("\n%d run(s): %d failed, %d oom; %d check(s): %d failed\n", sum.n_runs, sum.n_failed,
-           sum.n_oom, sum.n_checks, sum.n_checks_failed);
-    double run_s;
-    int timed = oomb_scenario_run_time(&res, NULL, &run_s);
-    if (timed > 0) {
-        char t[32];
-        oomb_format_ns(run_s * 1e9, t, sizeof t);
-        printf("run time: %s (%d run(s))\n", t, timed);
-    }
-    printf("results: %s\n", sum.results_path);
-    oomb_results_free(&res);
-    int exit_rc = sum.n_failed || sum.n_checks_failed ? EXIT_FAILED : EXIT_FINE;
     if (compare) {
-        int vrc = oomb_compare_after_run(sum.results_path, baseline_dir, want_color(no_color));
+        int vrc = oomb_compare_after_run(path_list, repeat, baseline_dir, want_color(no_color));
         if (vrc > exit_rc)
             exit_rc = vrc;
     }
     if (report_dir) {
-        int rrc = oomb_report_after_run(sum.results_path, report_dir, o.quiet);
+        int rrc = oomb_report_after_run(paths[repeat - 1], report_dir, o.quiet);
         if (rrc > exit_rc)
             exit_rc = rrc;
     }
+    free(paths);
+    free(path_list);
     return exit_rc;
 }
 

@@ -734,8 +734,14 @@ int oomb_runner_run(const char *const *scenario_paths, int n_paths,
         struct tm tm;
         gmtime_r(&t, &tm);
         strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
-        snprintf(sum->results_path, sizeof sum->results_path, "%s/%s-%s-%d.json", out_dir,
-                 p.n_sc == 1 ? p.sc[0]->name : "run", stamp, (int)getpid());
+        const char *stem = p.n_sc == 1 ? p.sc[0]->name : "run";
+        snprintf(sum->results_path, sizeof sum->results_path, "%s/%s-%s-%d.json", out_dir, stem,
+                 stamp, (int)getpid());
+        /* A second invocation in the same second from this process (run
+         * --repeat, ab rounds) must not replace the first one's file. */
+        for (int n = 2; access(sum->results_path, F_OK) == 0 && n < 10000; n++)
+            snprintf(sum->results_path, sizeof sum->results_path, "%s/%s-%s-%d-%d.json", out_dir,
+                     stem, stamp, (int)getpid(), n);
     }
     if ((rc = make_tmpdir(tmpdir, sizeof tmpdir, err, err_len)) != OOMB_OK)
         goto done;

@@ -302,31 +302,45 @@ double oomb_verdict_t_quantile(double p, double df)
     return 0.5 * (lo + hi);
 }
 
-void oomb_verdict_runs_test(const double *log_med, int k, double head_log_med, double alpha,
-                            struct oomb_runs_test *out)
+static void mean_ss(const double *x, int n, double *mean, double *ss)
+{
+    double m = 0, q = 0;
+    for (int i = 0; i < n; i++)
+        m += x[i];
+    m /= n;
+    for (int i = 0; i < n; i++)
+        q += (x[i] - m) * (x[i] - m);
+    *mean = m;
+    *ss = q;
+}
+
+void oomb_verdict_runs_test(const double *base_log_med, int k, const double *head_log_med, int m,
+                            double alpha, struct oomb_runs_test *out)
 {
     out->change_pct = out->ci_low_pct = out->ci_high_pct = out->p = NAN;
-    out->mean = out->bound = out->low_bound = NAN;
+    out->mean = out->head = out->bound = out->low_bound = NAN;
     out->k = k;
-    if (k < 2)
+    out->m = m;
+    out->df = k + m - 2;
+    if (k < 1 || m < 1 || out->df < 1)
         return;
-    double m = 0, ss = 0;
-    for (int i = 0; i < k; i++)
-        m += log_med[i];
-    m /= k;
-    for (int i = 0; i < k; i++)
-        ss += (log_med[i] - m) * (log_med[i] - m);
-    double se = sqrt(ss / (k - 1)) * sqrt(1 + 1.0 / k); /* of head - m under no change */
-    double margin = oomb_verdict_t_quantile(1 - alpha, k - 1) * se;
-    double d = head_log_med - m;
-    out->mean = exp(m);
-    out->bound = exp(m + margin);
-    out->low_bound = exp(m - margin);
+    double b, ssb, h, ssh;
+    mean_ss(base_log_med, k, &b, &ssb);
+    mean_ss(head_log_med, m, &h, &ssh);
+    /* se of h - b under no change; with m = 1, s sqrt(1 + 1/k): the
+     * prediction bound of one more run. */
+    double se = sqrt((ssb + ssh) / out->df) * sqrt(1.0 / k + 1.0 / m);
+    double margin = oomb_verdict_t_quantile(1 - alpha, out->df) * se;
+    double d = h - b;
+    out->mean = exp(b);
+    out->head = exp(h);
+    out->bound = exp(b + margin);
+    out->low_bound = exp(b - margin);
     out->change_pct = (exp(d) - 1) * 100;
     out->ci_low_pct = (exp(d - margin) - 1) * 100;
     out->ci_high_pct = (exp(d + margin) - 1) * 100;
     if (se > 0)
-        out->p = oomb_verdict_t_cdf(-fabs(d) / se, k - 1);
+        out->p = oomb_verdict_t_cdf(-fabs(d) / se, out->df);
     else
         out->p = d != 0 ? 0 : 1;
 }
@@ -372,16 +386,21 @@ static void set_kind(struct oomb_verdict *v, struct oomb_verdict_item *it, enum 
         v->n_missing++;
 }
 
+static int same_identity(const struct oomb_run_result *x, const struct oomb_run_result *y)
+{
+    return x->mode == y->mode && x->batch == y->batch &&
+           strcmp(x->scenario ? x->scenario : "", y->scenario ? y->scenario : "") == 0 &&
+           strcmp(x->strategy ? x->strategy : "", y->strategy ? y->strategy : "") == 0;
+}
+
+/* The first run of r with like's identity (scenario, mode, batch, strategy
+ * label), or NULL. */
 static const struct oomb_run_result *find_run(const struct oomb_results *r,
                                               const struct oomb_run_result *like)
 {
-    for (int i = 0; i < r->n_runs; i++) {
-        const struct oomb_run_result *x = &r->runs[i];
-        if (x->mode == like->mode && x->batch == like->batch &&
-            strcmp(x->scenario ? x->scenario : "", like->scenario ? like->scenario : "") == 0 &&
-            strcmp(x->strategy ? x->strategy : "", like->strategy ? like->strategy : "") == 0)
-            return x;
-    }
+    for (int i = 0; i < r->n_runs; i++)
+        if (same_identity(&r->runs[i], like))
+            return &r->runs[i];
     return NULL;
 }
 
@@ -530,102 +549,118 @@ done:
     return rc;
 }
 
-/* Time metric `phase` (as compare_time) against k base runs of the same
- * build: the between-run test (oomb_verdict_runs_test). *done = 0 when fewer
- * than 3 base runs have samples of that metric (the caller then uses the
- * one-run test). */
+/* Logs of the medians of metric `phase` (as compare_time) of the runs r[0..n)
+ * that have samples of it, into lm; *used: how many; *samples: their total. */
+static int log_medians(const struct oomb_run_result *const *r, int n, int phase, double *lm,
+                       int *used, int *samples)
+{
+    int maxn = 0;
+    *used = *samples = 0;
+    for (int i = 0; i < n; i++)
+        if (r[i]->n_steps > maxn)
+            maxn = r[i]->n_steps;
+    if (maxn == 0)
+        return OOMB_OK;
+    double *tmp = malloc((size_t)maxn * sizeof *tmp);
+    if (!tmp)
+        return OOMB_ERR_OOM;
+    for (int i = 0; i < n; i++) {
+        const int64_t *x = phase >= 0 ? r[i]->phase_ns[phase] : r[i]->step_ns;
+        if (!x || r[i]->n_steps == 0)
+            continue;
+        for (int j = 0; j < r[i]->n_steps; j++)
+            tmp[j] = (double)x[j];
+        double med = median_of(tmp, r[i]->n_steps);
+        lm[(*used)++] = log(med > 0 ? med : 1);
+        *samples += r[i]->n_steps;
+    }
+    free(tmp);
+    return OOMB_OK;
+}
+
+/* Time metric `phase` (as compare_time) between k base runs and m head runs
+ * of one configuration: the between-run test (oomb_verdict_runs_test).
+ * *done = 0 when the runs with samples of that metric give fewer than 2
+ * degrees of freedom (the caller then uses the one-run test). */
 static int compare_time_runs(struct oomb_verdict *v, const struct oomb_run_result *const *br, int k,
-                             const struct oomb_run_result *h, int phase,
+                             const struct oomb_run_result *const *hr, int m, int phase,
                              const struct oomb_verdict_options *o, int *done)
 {
     *done = 0;
-    int maxn = h->n_steps, ta = 0, used = 0;
-    for (int i = 0; i < k; i++)
-        if (br[i]->n_steps > maxn)
-            maxn = br[i]->n_steps;
-    const int64_t *hs = phase >= 0 ? h->phase_ns[phase] : h->step_ns;
-    if (!hs || h->n_steps == 0 || maxn == 0)
-        return OOMB_OK;
-    double *lm = malloc((size_t)k * sizeof *lm), *tmp = malloc((size_t)maxn * sizeof *tmp);
-    if (!lm || !tmp) {
-        free(lm);
-        free(tmp);
-        return OOMB_ERR_OOM;
-    }
-    for (int i = 0; i < k; i++) {
-        const int64_t *x = phase >= 0 ? br[i]->phase_ns[phase] : br[i]->step_ns;
-        if (!x || br[i]->n_steps == 0)
-            continue;
-        for (int j = 0; j < br[i]->n_steps; j++)
-            tmp[j] = (double)x[j];
-        double med = median_of(tmp, br[i]->n_steps);
-        lm[used++] = log(med > 0 ? med : 1);
-        ta += br[i]->n_steps;
-    }
-    if (used < 3) {
-        free(lm);
-        free(tmp);
-        return OOMB_OK;
-    }
+    double *lb = malloc((size_t)k * sizeof *lb), *lh = malloc((size_t)m * sizeof *lh);
+    int kb = 0, mh = 0, ta = 0, tb = 0, rc = OOMB_ERR_OOM;
+    if (!lb || !lh)
+        goto out;
+    if ((rc = log_medians(br, k, phase, lb, &kb, &ta)) != OOMB_OK ||
+        (rc = log_medians(hr, m, phase, lh, &mh, &tb)) != OOMB_OK)
+        goto out;
+    if (kb < 1 || mh < 1 || kb + mh - 2 < 2)
+        goto out; /* rc is OOMB_OK */
     *done = 1;
-    for (int j = 0; j < h->n_steps; j++)
-        tmp[j] = (double)hs[j];
-    double hm = median_of(tmp, h->n_steps);
-    free(tmp);
     struct oomb_runs_test t;
-    oomb_verdict_runs_test(lm, used, log(hm > 0 ? hm : 1), o->alpha, &t);
-    free(lm);
+    oomb_verdict_runs_test(lb, kb, lh, mh, o->alpha, &t);
 
     char metric[48];
     snprintf(metric, sizeof metric, "%s%s", phase == -2 ? "" : "time.",
              phase == -2   ? "throughput"
              : phase == -1 ? "step"
                            : oomb_phase_name(phase));
+    const struct oomb_run_result *h = hr[0];
     struct oomb_verdict_item *it = add_item(v, h, OOMB_AREA_TIME, metric);
+    rc = OOMB_ERR_OOM;
     if (!it)
-        return OOMB_ERR_OOM;
+        goto out;
+    rc = OOMB_OK;
     it->n_base = ta;
-    it->n_head = h->n_steps;
+    it->n_head = tb;
     it->threshold_pct = noise_for(o, metric, h->backend);
     it->p = t.p;
     double thr = it->threshold_pct;
-    /* Regressed: the head's median is above the prediction bound of a run
-     * of the base build, and beyond the noise threshold from the base mean.
-     * Throughput is batch / step time (as in compare_time). */
-    int up = hm > t.bound, down = hm < t.low_bound;
+    /* Regressed: the head's (mean log) median is above the base's one-sided
+     * bound (significant at alpha) and the whole interval lies beyond the
+     * noise threshold, the rule of the one-run test. Throughput is batch /
+     * step time (as in compare_time). */
+    int up = t.head > t.bound, down = t.head < t.low_bound;
     if (phase == -2) {
         double bsz = (double)h->batch;
         it->base = bsz * 1e9 / t.mean;
-        it->head = hm > 0 ? bsz * 1e9 / hm : NAN;
+        it->head = bsz * 1e9 / t.head;
         it->change_pct = (1.0 / (1 + t.change_pct / 100) - 1) * 100;
         it->ci_low_pct = (1.0 / (1 + t.ci_high_pct / 100) - 1) * 100;
         it->ci_high_pct = (1.0 / (1 + t.ci_low_pct / 100) - 1) * 100;
-        if (up && it->change_pct < -thr)
+        if (up && it->ci_high_pct < -thr)
             set_kind(v, it, OOMB_VERDICT_REGRESSED);
-        else if (down && it->change_pct > thr)
+        else if (down && it->ci_low_pct > thr)
             set_kind(v, it, OOMB_VERDICT_IMPROVED);
     } else {
         it->base = t.mean;
-        it->head = hm;
+        it->head = t.head;
         it->change_pct = t.change_pct;
         it->ci_low_pct = t.ci_low_pct;
         it->ci_high_pct = t.ci_high_pct;
-        if (up && it->change_pct > thr)
+        if (up && it->ci_low_pct > thr)
             set_kind(v, it, OOMB_VERDICT_REGRESSED);
-        else if (down && it->change_pct < -thr)
+        else if (down && it->ci_high_pct < -thr)
             set_kind(v, it, OOMB_VERDICT_IMPROVED);
     }
     it->diff = it->head - it->base;
-    char bound[48];
+    char bound[48], runs[48];
     if (phase == -2)
         snprintf(bound, sizeof bound, "%.4g/s", (double)h->batch * 1e9 / t.bound);
     else
         oomb_format_ns(t.bound, bound, sizeof bound);
+    if (mh > 1)
+        snprintf(runs, sizeof runs, "%d base runs, %d head runs", kb, mh);
+    else
+        snprintf(runs, sizeof runs, "%d base runs", kb);
     snprintf(it->detail, sizeof it->detail,
-             "%+.2f%% [%+.2f%%, %+.2f%%] p=%.3g, %s bound %s (%d base runs), noise %.3g%%",
-             it->change_pct, it->ci_low_pct, it->ci_high_pct, it->p,
-             phase == -2 ? "lower" : "upper", bound, used, thr);
-    return OOMB_OK;
+             "%+.2f%% [%+.2f%%, %+.2f%%] p=%.3g, %s bound %s (%s), noise %.3g%%", it->change_pct,
+             it->ci_low_pct, it->ci_high_pct, it->p, phase == -2 ? "lower" : "upper", bound, runs,
+             thr);
+out:
+    free(lb);
+    free(lh);
+    return rc;
 }
 
 static int compare_quality(struct oomb_verdict *v, const struct oomb_run_result *b,
@@ -723,6 +758,56 @@ static int compare_quality(struct oomb_verdict *v, const struct oomb_run_result 
     return OOMB_OK;
 }
 
+/* The ok runs of r with like's identity into out (room for r->n_runs), in
+ * order; returns how many. */
+static int same_runs(const struct oomb_results *r, const struct oomb_run_result *like,
+                     const struct oomb_run_result **out)
+{
+    int n = 0;
+    for (int i = 0; i < r->n_runs; i++)
+        if (r->runs[i].outcome == OOMB_OUTCOME_OK && same_identity(&r->runs[i], like))
+            out[n++] = &r->runs[i];
+    return n;
+}
+
+/* Memory is deterministic: runs of one build must have the same peaks. A
+ * head run (of several, e.g. from --repeat) whose total or one tag's peak
+ * differs from the first's is a regression ("memory.repeat"): the exact
+ * memory verdict would depend on which run was compared. */
+static int check_repeat_memory(struct oomb_verdict *v, const struct oomb_run_result *const *h,
+                               int m)
+{
+    for (int j = 1; j < m; j++) {
+        const char *what = NULL;
+        uint64_t a = 0, b = 0;
+        if (h[j]->peak_bytes != h[0]->peak_bytes) {
+            what = "total";
+            a = h[0]->peak_bytes;
+            b = h[j]->peak_bytes;
+        }
+        for (int t = 0; t < OOMB_TAG_COUNT && !what; t++)
+            if (h[j]->peak_by_tag[t] != h[0]->peak_by_tag[t]) {
+                what = oomb_tag_name((enum oomb_tag)t);
+                a = h[0]->peak_by_tag[t];
+                b = h[j]->peak_by_tag[t];
+            }
+        if (!what)
+            continue;
+        struct oomb_verdict_item *it = add_item(v, h[0], OOMB_AREA_MEMORY, "memory.repeat");
+        if (!it)
+            return OOMB_ERR_OOM;
+        it->base = (double)a;
+        it->head = (double)b;
+        it->diff = (double)b - (double)a;
+        snprintf(it->detail, sizeof it->detail,
+                 "head runs differ: memory.%s %llu B in run 1, %llu B in run %d of %d", what,
+                 (unsigned long long)a, (unsigned long long)b, j + 1, m);
+        set_kind(v, it, OOMB_VERDICT_REGRESSED);
+        return OOMB_OK;
+    }
+    return OOMB_OK;
+}
+
 static int compare_run(struct oomb_verdict *v, const struct oomb_results *base,
                        const struct oomb_results *head, int rounds,
                        const struct oomb_run_result *h0, const struct oomb_verdict_options *o)
@@ -783,34 +868,33 @@ static int compare_run(struct oomb_verdict *v, const struct oomb_results *base,
         br[r] = find_run(&base[r], h0);
         hr[r] = r == 0 ? h0 : find_run(&head[r], h0);
     }
-    /* Against a baseline (one round): every ok run of the same identity in
-     * it, for the between-run test. */
-    const struct oomb_run_result **many = NULL;
-    int k = 0;
+    /* Against a baseline (one round): every ok run of the same identity on
+     * each side, for the between-run test. */
+    const struct oomb_run_result **many = NULL, **hmany = NULL;
+    int k = 0, m = 0;
     if (rounds == 1) {
         many = malloc((size_t)(base[0].n_runs ? base[0].n_runs : 1) * sizeof *many);
-        if (!many) {
+        hmany = malloc((size_t)(head[0].n_runs ? head[0].n_runs : 1) * sizeof *hmany);
+        if (!many || !hmany) {
+            free(many);
+            free(hmany);
             free(br);
             free(hr);
             return OOMB_ERR_OOM;
         }
-        for (int i = 0; i < base[0].n_runs; i++) {
-            const struct oomb_run_result *x = &base[0].runs[i];
-            if (x->outcome == OOMB_OUTCOME_OK && x->mode == h0->mode && x->batch == h0->batch &&
-                strcmp(x->scenario ? x->scenario : "", h0->scenario ? h0->scenario : "") == 0 &&
-                strcmp(x->strategy ? x->strategy : "", h0->strategy ? h0->strategy : "") == 0)
-                many[k++] = x;
-        }
+        k = same_runs(&base[0], h0, many);
+        m = same_runs(&head[0], h0, hmany);
+        rc = check_repeat_memory(v, hmany, m);
     }
     /* The step (-1), each phase, then throughput (-2). */
-    rc = OOMB_OK;
     for (int i = -1; i <= OOMB_PHASE_COUNT && rc == OOMB_OK; i++) {
         int phase = i == OOMB_PHASE_COUNT ? -2 : i, done = 0;
-        if (k >= 3)
-            rc = compare_time_runs(v, many, k, h0, phase, o, &done);
+        if (k >= 1 && m >= 1 && k + m >= 4)
+            rc = compare_time_runs(v, many, k, hmany, m, phase, o, &done);
         if (rc == OOMB_OK && !done)
             rc = compare_time(v, br, hr, rounds, phase, o);
     }
+    free(hmany);
     free(many);
     free(br);
     free(hr);
@@ -829,12 +913,16 @@ int oomb_verdict_compare(const struct oomb_results *base, int n_base,
         return OOMB_ERR_INVALID;
     v->rounds = rounds;
     int rc;
-    for (int i = 0; i < head[0].n_runs; i++)
-        if ((rc = compare_run(v, base, head, rounds, &head[0].runs[i], o)) != OOMB_OK)
+    for (int i = 0; i < head[0].n_runs; i++) {
+        const struct oomb_run_result *h = &head[0].runs[i];
+        if (find_run(&head[0], h) != h)
+            continue; /* a further run of an identity already compared */
+        if ((rc = compare_run(v, base, head, rounds, h, o)) != OOMB_OK)
             return rc;
+    }
     for (int i = 0; i < base[0].n_runs; i++) {
         const struct oomb_run_result *b = &base[0].runs[i];
-        if (find_run(&head[0], b))
+        if (find_run(&head[0], b) || find_run(&base[0], b) != b)
             continue;
         struct oomb_verdict_item *it = add_item(v, b, OOMB_AREA_OUTCOME, "run");
         if (!it)

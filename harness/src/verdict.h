@@ -90,11 +90,14 @@ void oomb_verdict_options_init(struct oomb_verdict_options *o);
  * more than one round the time statistics are stratified by round (A/B
  * mode: round r of base and round r of head ran next to each other), and
  * memory, outcome and quality are taken from round 0. Runs are matched by
- * scenario, mode, batch and strategy label. With one round, a base that
- * holds several runs of the same identity (a baseline saved from several
- * results files) gives, from 3 runs on, the time verdicts of
- * oomb_verdict_runs_test (the spread between runs); memory, outcome and
- * quality come from its first run. Fills *v (caller frees with
+ * scenario, mode, batch and strategy label. With one round, either side
+ * may hold several runs of the same identity (a baseline saved from several
+ * results files; a head merged from several, as `oombench run --repeat`
+ * writes): when the ok runs of both sides give df = k + m - 2 >= 2, the time
+ * verdicts are those of oomb_verdict_runs_test (the spread between runs);
+ * memory, outcome and quality come from each side's first run, and a head
+ * run whose memory differs from the head's first is reported as a
+ * regression of memory determinism. Fills *v (caller frees with
  * oomb_verdict_free; also on failure). Returns OOMB_OK or OOMB_ERR_OOM.
  */
 int oomb_verdict_compare(const struct oomb_results *base, int n_base,
@@ -129,20 +132,25 @@ int oomb_verdict_time_test(const int64_t *const *a, const int *na, const int64_t
 double oomb_verdict_t_cdf(double t, double df);
 double oomb_verdict_t_quantile(double p, double df);
 
-/* The time test against a baseline of k >= 3 runs of the same build, which
- * sees the spread between processes: log_med[i] is the log of run i's
- * median, head_log_med the log of the head run's median. With m and s the
- * mean and standard deviation of log_med, the head's log median is predicted
- * by m +- t_{k-1} s sqrt(1 + 1/k) when nothing changed. change: exp(head - m)
- * - 1, in percent; bound: exp(m + t_{k-1,1-alpha} s sqrt(1 + 1/k)) (ns, the
- * one-sided (1 - alpha) prediction bound of a run's median), low_bound its
- * mirror below; [ci_low, ci_high]: the change +- that margin, in percent;
- * p: one-sided p-value of the t statistic in the direction of the change. */
+/* The time test on the spread between runs (processes) of each side:
+ * base_log_med[i] is the log of base run i's median (k runs, e.g. a baseline
+ * saved from k results files), head_log_med[j] the log of head run j's
+ * median (m runs, e.g. `oombench run --repeat m`). With b and h the means
+ * of the two sets, s the pooled standard deviation (both sets' squared
+ * deviations over df = k + m - 2 degrees of freedom) and se = s sqrt(1/k +
+ * 1/m), h - b is judged against t_{df, 1-alpha} se: change: exp(h - b) - 1,
+ * in percent; [ci_low, ci_high]: exp(h - b -+ t se) - 1, in percent (the
+ * one-sided (1 - alpha) bounds); p: one-sided p-value of (h - b) / se in the
+ * direction of the change; mean: exp(b), head: exp(h); bound: exp(b + t se)
+ * (ns, what exp(h) must exceed to lie above the base's bound), low_bound its
+ * mirror below. With m = 1 this is the prediction bound of one more run of
+ * the base build, b +- t_{k-1} s sqrt(1 + 1/k). df < 1 (k + m < 3, or k or
+ * m < 1) leaves every field NaN; callers use it from df >= 2. */
 struct oomb_runs_test {
-    double change_pct, ci_low_pct, ci_high_pct, p, mean, bound, low_bound;
-    int k;
+    double change_pct, ci_low_pct, ci_high_pct, p, mean, head, bound, low_bound;
+    int k, m, df;
 };
-void oomb_verdict_runs_test(const double *log_med, int k, double head_log_med, double alpha,
-                            struct oomb_runs_test *out);
+void oomb_verdict_runs_test(const double *base_log_med, int k, const double *head_log_med, int m,
+                            double alpha, struct oomb_runs_test *out);
 
 #endif
