@@ -8,8 +8,10 @@
 # 10 ms a step on one core of the development machine.
 #
 # A compare trial saves a baseline from BASE_RUNS runs of base (`run
-# --repeat`), then runs each variant HEAD_RUNS times with `run --repeat
-# HEAD_RUNS --compare` (the between-run test of docs/verdicts.md). An A/B
+# --calibrate --repeat`), then runs each variant HEAD_RUNS times with `run
+# --calibrate --repeat HEAD_RUNS --compare` (the between-run test of
+# docs/verdicts.md on times divided by the calibration GEMM), and judges the
+# same head files once more with a plain `compare` (raw times). An A/B
 # trial runs `ab --base base --head VARIANT --rounds AB_ROUNDS` for each
 # variant. Compare and A/B trials alternate, so both see the same machine.
 # Memory verdicts are exact and do not depend on how many runs there are:
@@ -59,7 +61,7 @@ start=$(date +%s)
 declare -A hit step
 variants=(base slow5 slow10 mem1)
 for v in "${variants[@]}"; do
-    for m in cmp ab; do hit[${m}_$v]=0; step[${m}_$v]=0; done
+    for m in cmp raw ab; do hit[${m}_$v]=0; step[${m}_$v]=0; done
 done
 echo "mode,trial,variant,regressed,step_change_pct,step_ci_low_pct,step_ci_high_pct" >"$log"
 
@@ -91,15 +93,19 @@ n=$((trials > ab_trials ? trials : ab_trials))
 for ((t = 0; t < n; t++)); do
     if ((t < trials)); then
         rm -rf "$tmp/r" "$tmp/bl"
-        "$bin" run --quiet --repeat "$base_runs" --out "$tmp/r/base" -P "$fx/base" \
+        "$bin" run --quiet --calibrate --repeat "$base_runs" --out "$tmp/r/base" -P "$fx/base" \
             "$tmp/bench.yaml" >/dev/null
         "$bin" baseline save --baseline "$tmp/bl" "$tmp"/r/base/*.json >/dev/null
         for v in "${variants[@]}"; do
             reps=$head_runs
             [ "$v" = mem1 ] && reps=$mem_runs
-            "$bin" run --quiet --repeat "$reps" --out "$tmp/r/$v" -P "$fx/$v" --compare \
-                --baseline "$tmp/bl" "$tmp/bench.yaml" >"$tmp/log" 2>&1 || true
+            "$bin" run --quiet --calibrate --repeat "$reps" --out "$tmp/r/$v" -P "$fx/$v" \
+                --compare --baseline "$tmp/bl" "$tmp/bench.yaml" >"$tmp/log" 2>&1 || true
+            grep -q "times normalised by the calibration GEMM" "$tmp/log" ||
+                { cat "$tmp/log"; echo "not normalised"; exit 1; }
             tally cmp "$t" "$v" "$tmp/log"
+            "$bin" compare --baseline "$tmp/bl" "$tmp/r/$v"/*.json >"$tmp/log" 2>&1 || true
+            tally raw "$t" "$v" "$tmp/log"
         done
     fi
     if ((t < ab_trials)); then
@@ -114,17 +120,18 @@ for ((t = 0; t < n; t++)); do
     fi
     echo "trial $((t + 1))/$n ($(($(date +%s) - start)) s): compare A/A ${hit[cmp_base]}," \
         "slow5 ${hit[cmp_slow5]}, slow10 ${hit[cmp_slow10]}, mem1 ${hit[cmp_mem1]};" \
+        "raw A/A ${hit[raw_base]}, slow5 ${hit[raw_slow5]}, slow10 ${hit[raw_slow10]};" \
         "A/B A/A ${hit[ab_base]}, slow5 ${hit[ab_slow5]}, slow10 ${hit[ab_slow10]}, mem1 ${hit[ab_mem1]}"
 done
 secs=$(($(date +%s) - start))
 pct() { awk -v a="$1" -v b="$2" 'BEGIN { if (b) printf "%.1f%% (%d/%d)", 100 * a / b, a, b; else printf "-" }'; }
 row() { # LABEL ARRAY VARIANT
     local -n a=$2
-    echo "| $1 | $(pct "${a[cmp_$3]}" "$trials") | $(pct "${a[ab_$3]}" "$ab_trials") |"
+    echo "| $1 | $(pct "${a[cmp_$3]}" "$trials") | $(pct "${a[raw_$3]}" "$trials") | $(pct "${a[ab_$3]}" "$ab_trials") |"
 }
 echo
-echo "| | compare, $base_runs-run baseline, $head_runs head runs ($trials trials) | A/B, $ab_rounds rounds ($ab_trials trials) |"
-echo "|---|---|---|"
+echo "| | compare --normalize, $base_runs-run baseline, $head_runs head runs ($trials trials) | the same runs, raw times | A/B, $ab_rounds rounds ($ab_trials trials) |"
+echo "|---|---|---|---|"
 row "A/A false alarms (any regression)" hit base
 row "5% slowdown detected" hit slow5
 row "10% slowdown detected" hit slow10

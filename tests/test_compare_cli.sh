@@ -109,6 +109,32 @@ test "$rc" = 0 || test "$rc" = 1
 grep -qE " time\.step .*\(3 base runs, 3 head runs\)" "$tmp/log7"
 "$bin" run --repeat 0 "$scenario" 2>"$tmp/rep0" && { echo "FAIL: --repeat 0 accepted"; exit 1; }
 grep -q "\-\-repeat '0': expected a count" "$tmp/rep0"
+# --calibrate: the reference GEMM timed after every step (time.calibration,
+# one sample per step); --compare then divides it out and says so. Against a
+# baseline without calibration, --normalize names the run that lacks it and
+# compares the raw times.
+run --calibrate --repeat 2 --out "$tmp/cal" "$scenario" >/dev/null
+python3 - "$tmp"/cal/*.json <<'PY'
+import json, sys
+for path in sys.argv[1:]:
+    for r in json.load(open(path))["runs"]:
+        t = r["time"]
+        assert len(t["calibration"]["samples"]) == len(t["samples"]) > 0, path
+        assert t["calibration"]["median"] > 0, path
+PY
+"$bin" baseline save --baseline "$tmp/blc" "$tmp"/cal/*.json >/dev/null
+set +e
+run --calibrate --compare --baseline "$tmp/blc" "$scenario" >"$tmp/log8" 2>&1
+rc=$?
+"$bin" compare --normalize --baseline "$tmp/bl3" "$second" >"$tmp/log9" 2>&1
+rc9=$?
+set -e
+test "$rc" = 0 || test "$rc" = 1
+test "$rc9" = 0 || test "$rc9" = 1
+grep -q "times normalised by the calibration GEMM timed after each step" "$tmp/log8" ||
+    { cat "$tmp/log8"; echo "FAIL: run --calibrate --compare did not normalise"; exit 1; }
+grep -qE "times not normalised: base run degrade train batch 128 [a-z]+ has no calibration samples" \
+    "$tmp/log9" || { cat "$tmp/log9"; echo "FAIL: --normalize without calibration"; exit 1; }
 # Memory is deterministic: runs that differ in memory are refused (exit 2),
 # naming the run and the tag, and nothing is written.
 python3 - "$first" "$tmp/odd.json" <<'PY'

@@ -174,6 +174,9 @@ static void fill_results(struct oomb_results *r)
     oomb_stats_compute(a->step_ns, 7, &a->step_stats);
     for (int p = 0; p < OOMB_PHASE_COUNT; p++)
         oomb_stats_compute(a->phase_ns[p], 7, &a->phase_stats[p]);
+    a->calib_ns = malloc(7 * sizeof(int64_t));
+    for (int i = 0; i < 7; i++)
+        a->calib_ns[i] = 1500000 + (int64_t)(rnd() % 10000);
     a->samples_per_s = 256.0 / (a->step_stats.median * 1e-9);
     a->has_numerics = 1;
     a->loss_rel_err = 1.25e-7 * (1 + rnd_unit());
@@ -305,6 +308,9 @@ static void assert_same_run(const struct oomb_run_result *a, const struct oomb_r
     cr_assert_eq(a->n_steps, b->n_steps);
     for (int i = 0; i < a->n_steps; i++)
         cr_assert_eq(a->step_ns[i], b->step_ns[i]);
+    cr_assert_eq(!a->calib_ns, !b->calib_ns);
+    for (int i = 0; a->calib_ns && i < a->n_steps; i++)
+        cr_assert_eq(a->calib_ns[i], b->calib_ns[i]);
     for (int p = 0; p < OOMB_PHASE_COUNT; p++) {
         cr_assert_eq(!a->phase_ns[p], !b->phase_ns[p], "phase %d", p);
         for (int i = 0; a->phase_ns[p] && i < a->n_steps; i++)
@@ -905,12 +911,12 @@ Test(results, eval_fields_layout_and_round_trip)
 
     /* has_eval = 0: none of the fields, not even as null */
     json_t *qb = json_object_get(json_array_get(runs, 1), "quality");
-    const char *eval_keys[] = {"test_accuracy", "test_loss", "test_accuracy_delta",
-                               "eval_samples", "eval_note"};
+    const char *eval_keys[] = {"test_accuracy", "test_loss", "test_accuracy_delta", "eval_samples",
+                               "eval_note"};
     for (size_t i = 0; i < sizeof(eval_keys) / sizeof(eval_keys[0]); i++)
         cr_assert_null(json_object_get(qb, eval_keys[i]), "%s written", eval_keys[i]);
-    cr_assert_null(json_object_get(json_object_get(json_array_get(runs, 1), "time"),
-                                   "run_seconds"));
+    cr_assert_null(
+        json_object_get(json_object_get(json_array_get(runs, 1), "time"), "run_seconds"));
     /* the note alone */
     json_t *qc = json_object_get(json_array_get(runs, 2), "quality");
     cr_assert_null(json_object_get(qc, "test_accuracy"));
@@ -1368,14 +1374,15 @@ Test(table, table_without_evaluation_is_unchanged)
         run->eval_note = xstrdup(i ? "plugin 'checkpoint' has no evaluate()" : "");
     }
     char *t = table_text(&r, 0);
-    cr_assert_str_eq(t,
-                     "mlp (train, batch 64)\n"
-                     "  strategy    outcome      peak   weights  grads  optim     activ  wkspace"
-                     "  other      step   ci95  samples/s   loss       dev\n"
-                     "  none        ok       3.00 MiB  1.00 MiB    0 B    0 B  2.00 MiB      0 B"
-                     "    0 B  12.00 ms  \xc2\xb1" "2.0%       5333   1.25         -\n"
-                     "  checkpoint  ok       2.00 MiB  1.00 MiB    0 B    0 B  1.00 MiB      0 B"
-                     "    0 B  13.00 ms  \xc2\xb1" "1.8%       4933  1.251  3.25e-05\n");
+    cr_assert_str_eq(t, "mlp (train, batch 64)\n"
+                        "  strategy    outcome      peak   weights  grads  optim     activ  wkspace"
+                        "  other      step   ci95  samples/s   loss       dev\n"
+                        "  none        ok       3.00 MiB  1.00 MiB    0 B    0 B  2.00 MiB      0 B"
+                        "    0 B  12.00 ms  \xc2\xb1"
+                        "2.0%       5333   1.25         -\n"
+                        "  checkpoint  ok       2.00 MiB  1.00 MiB    0 B    0 B  1.00 MiB      0 B"
+                        "    0 B  13.00 ms  \xc2\xb1"
+                        "1.8%       4933  1.251  3.25e-05\n");
     free(t);
     oomb_results_free(&r);
 }

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "baseline.h"
+#include "calibrate.h"
 #include "export.h"
 #include "results.h"
 #include "verdict.h"
@@ -573,6 +574,78 @@ Test(verdict, head_runs_differing_in_memory_are_a_regression)
     /* The exact comparison itself uses the first head run: unchanged. */
     cr_assert_eq(find_item(&v, "memory.total")->kind, OOMB_VERDICT_SAME);
     oomb_verdict_free(&v);
+    oomb_results_free(&a);
+    oomb_results_free(&b);
+}
+
+/* k runs of a step of `work` ns at machine speed factor speed[i] (1: the
+ * reference), each step followed by a 1.5 ms reference GEMM at that speed,
+ * with independent 1% noise on both. */
+static void calibrated_runs(struct oomb_results *r, const double *speed, int k, double work,
+                            unsigned seed)
+{
+    memset(r, 0, sizeof *r);
+    r->device_class = strdup("cpu-test");
+    for (int i = 0; i < k; i++) {
+        add_run(r, work * speed[i], seed + (unsigned)i);
+        struct oomb_run_result *run = &r->runs[r->n_runs - 1];
+        run->calib_ns = malloc(N_SAMPLES * sizeof *run->calib_ns);
+        cr_assert_not_null(run->calib_ns);
+        fill_samples(run->calib_ns, N_SAMPLES, 1.5e6 * speed[i], seed + 100 + (unsigned)i);
+    }
+}
+
+Test(verdict, normalize_divides_out_machine_speed)
+{
+    /* The base ran on a machine 10% faster than the head: the same code
+     * looks 10% slower raw, and the same once normalised. */
+    const double fast[5] = {0.90, 0.91, 0.90, 0.89, 0.90}, slow[5] = {1.0, 1.01, 0.99, 1.0, 1.0};
+    struct oomb_results a, b;
+    struct oomb_verdict v;
+    calibrated_runs(&a, fast, 5, 1e6, 1);
+    calibrated_runs(&b, slow, 5, 1e6, 50);
+    compare(&a, &b, &v);
+    cr_assert_eq(find_item(&v, "time.step")->kind, OOMB_VERDICT_REGRESSED, "%s",
+                 find_item(&v, "time.step")->detail);
+    oomb_verdict_free(&v);
+    char why[256];
+    cr_assert_eq(oomb_calib_normalize(&a, 1, &b, 1, why, sizeof why), 1, "%s", why);
+    compare(&a, &b, &v);
+    const struct oomb_verdict_item *it = find_item(&v, "time.step");
+    cr_assert_eq(it->kind, OOMB_VERDICT_SAME, "%s", it->detail);
+    cr_assert(fabs(it->change_pct) < 2, "%s", it->detail);
+    /* Displayed in ns at the base's speed: the base's reference median. */
+    cr_assert(it->base > 0.85e6 && it->base < 0.95e6, "%g", it->base);
+    oomb_verdict_free(&v);
+    oomb_results_free(&a);
+    oomb_results_free(&b);
+
+    /* A real 12% slowdown on equal machines stays one after normalising. */
+    calibrated_runs(&a, slow, 5, 1e6, 1);
+    calibrated_runs(&b, slow, 5, 1.12e6, 50);
+    cr_assert_eq(oomb_calib_normalize(&a, 1, &b, 1, why, sizeof why), 1, "%s", why);
+    compare(&a, &b, &v);
+    it = find_item(&v, "time.step");
+    cr_assert_eq(it->kind, OOMB_VERDICT_REGRESSED, "%s", it->detail);
+    cr_assert_float_eq(it->change_pct, 12, 1.5);
+    oomb_verdict_free(&v);
+    oomb_results_free(&a);
+    oomb_results_free(&b);
+}
+
+Test(verdict, normalize_needs_calibration_on_every_run)
+{
+    const double s[3] = {1, 1, 1};
+    struct oomb_results a, b;
+    calibrated_runs(&a, s, 3, 1e6, 1);
+    make_results(&b, 1e6, 9); /* no calibration samples */
+    int64_t before = b.runs[0].step_ns[0], base_before = a.runs[0].step_ns[0];
+    char why[256];
+    cr_assert_eq(oomb_calib_normalize(&a, 1, &b, 1, why, sizeof why), 0);
+    cr_assert(strstr(why, "head run s train batch 64 none has no calibration samples"), "%s", why);
+    /* Nothing was changed on either side. */
+    cr_assert_eq(b.runs[0].step_ns[0], before);
+    cr_assert_eq(a.runs[0].step_ns[0], base_before);
     oomb_results_free(&a);
     oomb_results_free(&b);
 }

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "backend.h"
+#include "calibrate.h"
 #include "data.h"
 #include "loader.h"
 #include "mnist.h"
@@ -185,8 +186,8 @@ static int put_gathered(struct oomb_run *r, const struct oomb_dataset *d, const 
     return rc;
 }
 
-static int h_load_batch(struct oomb_run *r, int64_t step, int64_t first, int64_t count,
-                        float *x, int32_t *y)
+static int h_load_batch(struct oomb_run *r, int64_t step, int64_t first, int64_t count, float *x,
+                        int32_t *y)
 {
     const int64_t B = r->info.batch, F = r->info.model->input_features;
     if (step < 0 || step >= r->n_steps_total || first < 0 || count < 0 || first + count > B)
@@ -248,8 +249,7 @@ static int h_init_buffers(struct oomb_run *r, int layer, float *dst)
     return put_layer_init(r, layer, dst, 1);
 }
 
-static int h_load_eval_batch(struct oomb_run *r, int64_t first, int64_t count, float *x,
-                             int32_t *y)
+static int h_load_eval_batch(struct oomb_run *r, int64_t first, int64_t count, float *x, int32_t *y)
 {
     if (first < 0 || count < 0 || first + count > r->info.eval_samples)
         return OOMB_ERR_INVALID;
@@ -559,9 +559,15 @@ static int64_t resolve_step(struct oomb_run *r, int64_t phase_ns[OOMB_PHASE_COUN
         }
         prev = t;
         switch (r->marks[i].kind) {
-        case MARK_EXCL_BEGIN: excluded = 1; break;
-        case MARK_EXCL_END: excluded = 0; break;
-        default: phase = r->marks[i].kind; break;
+        case MARK_EXCL_BEGIN:
+            excluded = 1;
+            break;
+        case MARK_EXCL_END:
+            excluded = 0;
+            break;
+        default:
+            phase = r->marks[i].kind;
+            break;
         }
     }
     return total;
@@ -589,15 +595,19 @@ static void fail_outcome(struct oomb_run *r, const char *where, int rc, const ch
     case OOMB_ERR_OOM:
         res->outcome = OOMB_OUTCOME_OOM;
         if (s->oom_hit && s->budget)
-            set_reason(res, "%s: request of %llu bytes (%s) refused: %llu bytes in use, "
-                       "budget %llu: %s", where, (unsigned long long)s->oom_request,
-                       oomb_tag_name((enum oomb_tag)s->oom_tag),
-                       (unsigned long long)s->oom_in_use, (unsigned long long)s->budget, msg);
+            set_reason(res,
+                       "%s: request of %llu bytes (%s) refused: %llu bytes in use, "
+                       "budget %llu: %s",
+                       where, (unsigned long long)s->oom_request,
+                       oomb_tag_name((enum oomb_tag)s->oom_tag), (unsigned long long)s->oom_in_use,
+                       (unsigned long long)s->budget, msg);
         else if (s->oom_hit)
-            set_reason(res, "%s: request of %llu bytes (%s) refused by the device with %llu "
-                       "bytes in use: %s", where, (unsigned long long)s->oom_request,
-                       oomb_tag_name((enum oomb_tag)s->oom_tag),
-                       (unsigned long long)s->oom_in_use, msg);
+            set_reason(res,
+                       "%s: request of %llu bytes (%s) refused by the device with %llu "
+                       "bytes in use: %s",
+                       where, (unsigned long long)s->oom_request,
+                       oomb_tag_name((enum oomb_tag)s->oom_tag), (unsigned long long)s->oom_in_use,
+                       msg);
         else
             set_reason(res, "%s: out of memory: %s", where, msg);
         break;
@@ -702,6 +712,7 @@ static void drive(struct oomb_run *r)
     struct oomb_loaded_plugin *p = NULL;
     void *state = NULL;
     int created = 0, rc;
+    struct oomb_calib cal = {0};
 
     /* A fresh dlopen in the child: the plugin's state starts clean. */
     if ((rc = oomb_plugin_open(j->plugin->path, &p, msg, sizeof msg)) != OOMB_OK) {
@@ -729,7 +740,8 @@ static void drive(struct oomb_run *r)
         r->hook.free = hook_free;
         msg[0] = '\0';
         if ((rc = r->backend->set_alloc_hook(r->backend->ops.ctx, &r->hook)) != OOMB_OK) {
-            fail_outcome(r, "backend workspace", rc, r->backend->ops.last_error(r->backend->ops.ctx));
+            fail_outcome(r, "backend workspace", rc,
+                         r->backend->ops.last_error(r->backend->ops.ctx));
             goto out;
         }
     }
@@ -759,6 +771,11 @@ static void drive(struct oomb_run *r)
     created = 1;
 
     const int64_t warm = r->info.warmup_steps, meas = r->info.measured_steps;
+    if (res->calib_ns && oomb_calib_init(&cal) != OOMB_OK) {
+        res->outcome = OOMB_OUTCOME_ERROR;
+        set_reason(res, "out of memory for the calibration buffers");
+        goto out;
+    }
     for (int64_t s = 0; s < warm + meas; s++) {
         r->step = s;
         oomb_tracker_set_step(&r->tracker, (int32_t)s);
@@ -792,6 +809,13 @@ static void drive(struct oomb_run *r)
                 res->phase_ns[q][i] = ph[q];
             res->n_steps = i + 1;
         }
+        /* The reference GEMM right after the step (outside its timing), in
+         * warm-up too, so that both are warm when measuring starts. */
+        if (res->calib_ns) {
+            int64_t c = oomb_calib_measure(&cal);
+            if (s >= warm)
+                res->calib_ns[s - warm] = c;
+        }
     }
     oomb_tracker_set_step(&r->tracker, -1);
     if (d->finish) {
@@ -821,6 +845,7 @@ static void drive(struct oomb_run *r)
     res->run_seconds = (double)(oomb_now_ns() - t_start) * 1e-9;
     res->outcome = OOMB_OUTCOME_OK;
 out:
+    oomb_calib_free(&cal);
     if (created)
         d->destroy(state);
     if (r->backend && r->tracker.slots) {
@@ -881,6 +906,8 @@ int oomb_child_main(const struct oomb_job *job, struct oomb_tracker_stats *share
     res->n_losses = (int)(job->sc->warmup_steps + job->measured_steps);
     res->losses = malloc((size_t)res->n_losses * sizeof *res->losses);
     res->step_ns = calloc((size_t)job->measured_steps, sizeof *res->step_ns);
+    if (job->calibrate && !(res->calib_ns = calloc((size_t)job->measured_steps, sizeof(int64_t))))
+        return 3;
     for (int q = 0; q < OOMB_PHASE_COUNT; q++)
         res->phase_ns[q] = calloc((size_t)job->measured_steps, sizeof(int64_t));
     if (!res->losses || !res->step_ns)

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "baseline.h"
+#include "calibrate.h"
 #include "export.h"
 #include "results.h"
 #include "runner.h"
@@ -48,7 +49,8 @@ enum {
     OPT_OUT,
     OPT_DEVICE,
     OPT_TIMEOUT,
-    OPT_QUIET
+    OPT_QUIET,
+    OPT_NORMALIZE
 };
 
 /* Options shared by compare and ab. */
@@ -57,32 +59,33 @@ struct verdict_cli {
     const char *baseline_dir;
     const char *device_class;
     const char *junit, *summary, *gbench;
-    int no_color, verbose;
+    int no_color, verbose, normalize;
     struct oomb_verdict_options vo;
     const char *noise_names[MAX_NOISE];
     double noise_values[MAX_NOISE];
     char noise_buf[MAX_NOISE][64];
 };
 
-#define VERDICT_LONGOPTS                                                                           \
-    {"baseline", required_argument, NULL, OPT_BASELINE},                                           \
-        {"device-class", required_argument, NULL, OPT_DEVICE_CLASS},                               \
-        {"mem-tolerance", required_argument, NULL, OPT_MEM_TOL},                                   \
-        {"noise", required_argument, NULL, OPT_NOISE},                                             \
-        {"noise-metric", required_argument, NULL, OPT_NOISE_METRIC},                               \
-        {"alpha", required_argument, NULL, OPT_ALPHA},                                             \
-        {"loss-tolerance", required_argument, NULL, OPT_LOSS_TOL},                                 \
-        {"accuracy-tolerance", required_argument, NULL, OPT_ACC_TOL},                              \
-        {"test-accuracy-tolerance", required_argument, NULL, OPT_TEST_ACC_TOL},                    \
-        {"numerics-tolerance", required_argument, NULL, OPT_NUM_TOL},                              \
-        {"junit", required_argument, NULL, OPT_JUNIT},                                             \
-        {"summary", required_argument, NULL, OPT_SUMMARY},                                         \
-        {"gbench", required_argument, NULL, OPT_GBENCH},                                           \
-        {"no-color", no_argument, NULL, OPT_NO_COLOR},                                             \
-        {"verbose", no_argument, NULL, OPT_VERBOSE},                                               \
-    {                                                                                              \
-        "help", no_argument, NULL, 'h'                                                             \
-    }
+/* clang-format off */
+#define VERDICT_LONGOPTS                                                        \
+    {"baseline", required_argument, NULL, OPT_BASELINE},                        \
+    {"device-class", required_argument, NULL, OPT_DEVICE_CLASS},                \
+    {"mem-tolerance", required_argument, NULL, OPT_MEM_TOL},                    \
+    {"noise", required_argument, NULL, OPT_NOISE},                              \
+    {"noise-metric", required_argument, NULL, OPT_NOISE_METRIC},                \
+    {"alpha", required_argument, NULL, OPT_ALPHA},                              \
+    {"loss-tolerance", required_argument, NULL, OPT_LOSS_TOL},                  \
+    {"accuracy-tolerance", required_argument, NULL, OPT_ACC_TOL},               \
+    {"test-accuracy-tolerance", required_argument, NULL, OPT_TEST_ACC_TOL},     \
+    {"numerics-tolerance", required_argument, NULL, OPT_NUM_TOL},               \
+    {"junit", required_argument, NULL, OPT_JUNIT},                              \
+    {"summary", required_argument, NULL, OPT_SUMMARY},                          \
+    {"gbench", required_argument, NULL, OPT_GBENCH},                            \
+    {"no-color", no_argument, NULL, OPT_NO_COLOR},                              \
+    {"verbose", no_argument, NULL, OPT_VERBOSE},                                \
+    {"normalize", no_argument, NULL, OPT_NORMALIZE},                            \
+    {"help", no_argument, NULL, 'h'}
+/* clang-format on */
 
 static const char verdict_options_help[] =
     "  --baseline DIR            baseline folder (default: baselines)\n"
@@ -103,6 +106,9 @@ static const char verdict_options_help[] =
     "  --gbench FILE             write the time samples as Google Benchmark JSON\n"
     "  --no-color                no colours (also NO_COLOR=1)\n"
     "  --verbose                 also list unchanged memory and quality values\n"
+    "  --normalize               divide every time sample by the calibration GEMM\n"
+    "                            timed after its step (runs made with --calibrate;\n"
+    "                            ab: makes its runs so), removing machine speed drift\n"
     "  -h, --help                this help\n";
 
 static int want_color(int no_color_flag)
@@ -212,6 +218,9 @@ static int verdict_option(struct verdict_cli *c, int opt, const char *arg)
     case OPT_VERBOSE:
         c->verbose = 1;
         return 1;
+    case OPT_NORMALIZE:
+        c->normalize = 1;
+        return 1;
     default:
         return 0;
     }
@@ -249,6 +258,17 @@ static int finish(const struct verdict_cli *c, struct oomb_verdict *v, const cha
     if (rc != EXIT_FINE)
         return rc;
     return v->n_regressed ? EXIT_FAILED : EXIT_FINE;
+}
+
+/* --normalize: divide out machine speed, and say whether it was done. */
+static void print_normalize(struct oomb_results *base, int n_base, struct oomb_results *head,
+                            int n_head)
+{
+    char why[512];
+    if (oomb_calib_normalize(base, n_base, head, n_head, why, sizeof why))
+        printf("times normalised by the calibration GEMM timed after each step\n");
+    else
+        printf("times not normalised: %s\n", why);
 }
 
 /* Compare the runs of one or several results files of one build (the head;
@@ -305,6 +325,8 @@ static int compare_files(const struct verdict_cli *c, const char *const *paths, 
             rc = EXIT_INTERNAL;
         oomb_results_free(&one);
     }
+    if (rc == EXIT_FINE && c->normalize && found_any)
+        print_normalize(&base, 1, &head, 1);
     if (rc == EXIT_FINE) {
         struct oomb_verdict v;
         if (oomb_verdict_compare(&base, 1, &head, 1, &c->vo, &v) != OOMB_OK) {
@@ -334,12 +356,13 @@ static int compare_files(const struct verdict_cli *c, const char *const *paths, 
 }
 
 int oomb_compare_after_run(const char *const *results_paths, int n_paths, const char *baseline_dir,
-                           int color)
+                           int color, int normalize)
 {
     struct verdict_cli c;
     verdict_cli_init(&c, "run --compare");
     c.baseline_dir = baseline_dir;
     c.no_color = !color;
+    c.normalize = normalize;
     printf("\n");
     return compare_files(&c, results_paths, n_paths);
 }
@@ -599,6 +622,7 @@ int oomb_cmd_ab(int argc, char **argv)
             o.device = device;
             o.timeout_s = timeout;
             o.quiet = 1;
+            o.calibrate = c.normalize;
             if (!quiet)
                 fprintf(stderr, "ab: round %d/%d %s (%s)\n", r + 1, rounds, side_name[side],
                         side_dir[side]);
@@ -613,6 +637,8 @@ int oomb_cmd_ab(int argc, char **argv)
     }
     if (rc == EXIT_FINE) {
         struct oomb_verdict v;
+        if (c.normalize)
+            print_normalize(res[0], rounds, res[1], rounds);
         if (oomb_verdict_compare(res[0], rounds, res[1], rounds, &c.vo, &v) != OOMB_OK) {
             rc = EXIT_INTERNAL;
         } else {

@@ -14,9 +14,10 @@ int oomb_cmd_ab(int argc, char **argv);
 /* `run --compare`: compare the results file(s) just written (n_paths > 1:
  * the repetitions of `run --repeat`, judged together as the head's runs)
  * against the baselines in baseline_dir (NULL: "baselines") with default
- * tolerances. Returns the exit status of `oombench compare`: 0, 1 (a
- * regression), 2 (unreadable file) or 3. */
+ * tolerances; `normalize` as `compare --normalize` (run --calibrate).
+ * Returns the exit status of `oombench compare`: 0, 1 (a regression), 2
+ * (unreadable file) or 3. */
 int oomb_compare_after_run(const char *const *results_paths, int n_paths, const char *baseline_dir,
-                           int color);
+                           int color, int normalize);
 
 #endif

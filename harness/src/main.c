@@ -69,6 +69,9 @@ static void usage_run(FILE *f)
                "                         (default: 1); with --compare the N files are\n"
                "                         judged together: the spread between the runs\n"
                "                         enters the time verdicts (docs/verdicts.md)\n"
+               "      --calibrate        CPU: time a fixed reference GEMM after every step\n"
+               "                         (results: time.calibration); with --compare, times\n"
+               "                         are divided by it (`compare --normalize`)\n"
                "      --compare          then compare the results with the baselines\n"
                "                         (exit 1 on a regression; see `oombench compare`)\n"
                "      --baseline DIR     baseline folder for --compare (default: baselines)\n"
@@ -134,19 +137,14 @@ static void print_run(const struct oomb_results *res, const struct oomb_run_summ
 
 static int cmd_run(int argc, char **argv)
 {
-    static const struct option longopts[] = {{"out", required_argument, NULL, 'o'},
-                                             {"device", required_argument, NULL, 'd'},
-                                             {"timeout", required_argument, NULL, 't'},
-                                             {"plugin-dir", required_argument, NULL, 'P'},
-                                             {"plugin", required_argument, NULL, 'p'},
-                                             {"quiet", no_argument, NULL, 'q'},
-                                             {"no-color", no_argument, NULL, 'C'},
-                                             {"help", no_argument, NULL, 'h'},
-                                             {"compare", no_argument, NULL, 'c'},
-                                             {"baseline", required_argument, NULL, 'B'},
-                                             {"report", required_argument, NULL, 'R'},
-                                             {"repeat", required_argument, NULL, 'N'},
-                                             {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {
+        {"out", required_argument, NULL, 'o'},     {"device", required_argument, NULL, 'd'},
+        {"timeout", required_argument, NULL, 't'}, {"plugin-dir", required_argument, NULL, 'P'},
+        {"plugin", required_argument, NULL, 'p'},  {"quiet", no_argument, NULL, 'q'},
+        {"no-color", no_argument, NULL, 'C'},      {"help", no_argument, NULL, 'h'},
+        {"compare", no_argument, NULL, 'c'},       {"baseline", required_argument, NULL, 'B'},
+        {"report", required_argument, NULL, 'R'},  {"repeat", required_argument, NULL, 'N'},
+        {"calibrate", no_argument, NULL, 'K'},     {NULL, 0, NULL, 0}};
     struct oomb_run_options o = {0};
     const char *dirs[MAX_LIST], *files[MAX_LIST];
     int no_color = 0, compare = 0, repeat = 1, c;
@@ -200,6 +198,9 @@ static int cmd_run(int argc, char **argv)
             break;
         case 'R':
             report_dir = optarg;
+            break;
+        case 'K':
+            o.calibrate = 1;
             break;
         case 'N': {
             char *end;
@@ -269,7 +270,8 @@ static int cmd_run(int argc, char **argv)
         path_list[rep] = paths[rep];
     }
     if (compare) {
-        int vrc = oomb_compare_after_run(path_list, repeat, baseline_dir, want_color(no_color));
+        int vrc = oomb_compare_after_run(path_list, repeat, baseline_dir, want_color(no_color),
+                                         o.calibrate);
         if (vrc > exit_rc)
             exit_rc = vrc;
     }

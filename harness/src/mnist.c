@@ -193,7 +193,7 @@ int oomb_dataset_load_idx(const char *images_gz, const char *labels_gz, struct o
     float *x = NULL;
     int32_t *y = NULL;
     int rc = OOMB_OK;
-    uint32_t hi[4], hl[2];
+    uint32_t hi[4] = {0}, hl[2] = {0}; /* read_header fills them on success */
 
     fi = open_gz(images_gz, err, err_len);
     if (!fi) {

@@ -166,6 +166,7 @@ void oomb_run_result_free(struct oomb_run_result *run)
     free(run->eval_note);
     free(run->device_mem_method);
     free(run->step_ns);
+    free(run->calib_ns);
     for (int p = 0; p < OOMB_PHASE_COUNT; p++)
         free(run->phase_ns[p]);
     free(run->losses);
@@ -391,6 +392,15 @@ static json_t *run_to_json(struct jw *w, const struct oomb_run_result *run, int 
         put(w, phases, phase_names[p], ph);
     }
     put(w, time, "phases", phases);
+    /* The reference GEMM timed after each step (run --calibrate). */
+    if (run->calib_ns && n_steps > 0) {
+        json_t *cal = json_object();
+        put(w, cal, "samples", samples_array(w, run->calib_ns, n_steps));
+        struct oomb_stats cs;
+        oomb_stats_compute(run->calib_ns, n_steps, &cs);
+        put(w, cal, "median", json_real(cs.median));
+        put(w, time, "calibration", cal);
+    }
     /* Wall time of the whole run, seconds; only when it was measured. */
     if (isfinite(run->run_seconds))
         put(w, time, "run_seconds", json_real(run->run_seconds));
@@ -972,6 +982,19 @@ static void rd_run(struct jr *rd, json_t *o, struct oomb_run_result *run, const 
             rd_stats(rd, ph, sub2, &run->phase_stats[p]);
         }
         run->run_seconds = rd_num(rd, time, sub, "run_seconds");
+        json_t *cal = json_object_get(time, "calibration");
+        if (cal) {
+            char sub2[112];
+            snprintf(sub2, sizeof(sub2), "%s.calibration", sub);
+            int n = 0;
+            if (!json_is_object(cal))
+                rd_fail(rd, sub, "calibration", "expected an object");
+            else
+                run->calib_ns =
+                    rd_samples(rd, rd_arr(rd, cal, sub2, "samples"), sub2, "samples", &n);
+            if (run->calib_ns && n != run->n_steps)
+                rd_fail(rd, sub2, "samples", "length differs from time.samples");
+        }
     }
 
     json_t *tp = rd_obj(rd, o, where, "throughput");

@@ -39,12 +39,12 @@ struct oomb_metric {
 
 /* One allocation event of the timeline. */
 struct oomb_event {
-    int64_t t_ns;      /* since the run started */
-    int64_t delta;     /* +bytes on alloc, -bytes on free */
-    uint64_t in_use;   /* total bytes in use after the event */
-    uint8_t tag;       /* enum oomb_tag */
-    uint8_t phase;     /* enum oomb_phase */
-    int32_t step;      /* -1 during setup */
+    int64_t t_ns;    /* since the run started */
+    int64_t delta;   /* +bytes on alloc, -bytes on free */
+    uint64_t in_use; /* total bytes in use after the event */
+    uint8_t tag;     /* enum oomb_tag */
+    uint8_t phase;   /* enum oomb_phase */
+    int32_t step;    /* -1 during setup */
 };
 
 struct oomb_stats {
@@ -54,8 +54,8 @@ struct oomb_stats {
 
 struct oomb_run_result {
     char *scenario;
-    char *strategy;   /* label */
-    char *plugin;     /* plugin name */
+    char *strategy; /* label */
+    char *plugin;   /* plugin name */
     char *plugin_path;
     char **param_keys, **param_values; /* effective parameters, declared order */
     int n_params;
@@ -82,21 +82,22 @@ struct oomb_run_result {
     int64_t *phase_ns[OOMB_PHASE_COUNT]; /* n_steps each (may be NULL) */
     struct oomb_stats step_stats;
     struct oomb_stats phase_stats[OOMB_PHASE_COUNT];
+    int64_t *calib_ns;    /* n_steps: the reference GEMM after each step (--calibrate), or NULL */
     double samples_per_s; /* batch / median step time */
 
     /* numerics vs the `none` run of the same scenario/mode/batch (-1: n/a) */
-    int has_numerics; /* > 0: the JSON has a "numerics" section */
-    double loss_rel_err;    /* final loss */
-    double grad_rel_err;    /* first-step gradients, ||a-b||/||b|| */
-    double output_rel_err;  /* first-step logits (infer) */
-    double weight_rel_err;  /* max over updates of ||w-w_ref||/||w_ref|| */
+    int has_numerics;      /* > 0: the JSON has a "numerics" section */
+    double loss_rel_err;   /* final loss */
+    double grad_rel_err;   /* first-step gradients, ||a-b||/||b|| */
+    double output_rel_err; /* first-step logits (infer) */
+    double weight_rel_err; /* max over updates of ||w-w_ref||/||w_ref|| */
 
     /* quality */
     double *losses; /* per step, warm-up included */
     int n_losses;
     double final_loss;
-    int has_accuracy; /* the JSON has quality.accuracy */
-    double accuracy;  /* fraction in [0, 1] */
+    int has_accuracy;      /* the JSON has quality.accuracy */
+    double accuracy;       /* fraction in [0, 1] */
     double accuracy_delta; /* vs none; NAN when n/a */
     /* held-out evaluation after training (plugin evaluate(), ABI 1.1) */
     int has_eval;               /* the JSON has quality.test_accuracy */
@@ -129,18 +130,18 @@ struct oomb_check_record {
     enum oomb_mode mode;
     int64_t batch;
     enum oomb_check_status status;
-    double lhs, rhs;  /* NAN when not evaluated */
+    double lhs, rhs; /* NAN when not evaluated */
     char *op;
-    char *message;    /* why it failed or was skipped; "" on pass */
+    char *message; /* why it failed or was skipped; "" on pass */
 };
 
 struct oomb_results {
     char *tool_version;
-    char *created;       /* ISO-8601 UTC */
+    char *created; /* ISO-8601 UTC */
     char *host_name, *host_os, *host_cpu;
     int host_cores;
     uint64_t host_mem_bytes;
-    char *device_class;  /* e.g. "cpu-x86_64" */
+    char *device_class; /* e.g. "cpu-x86_64" */
     char *device_backend, *device_name, *device_driver, *device_runtime;
     struct oomb_run_result *runs;
     int n_runs;
@@ -170,8 +171,8 @@ int oomb_results_write(const struct oomb_results *r, const char *path, char *err
  * Unknown fields are ignored; null and missing numbers read as NAN; every
  * string field of the result is non-NULL ("" where the file has none). On
  * failure *r is left empty (nothing to free). */
-int oomb_results_read(const char *path, struct oomb_results *r, char *err, size_t err_len)
-    OOMB_WARN_UNUSED;
+int oomb_results_read(const char *path, struct oomb_results *r, char *err,
+                      size_t err_len) OOMB_WARN_UNUSED;
 
 /* Robust statistics of n samples (ns); bootstrap CI with a fixed seed, so the
  * same samples always give the same interval. n == 0: all NAN; n == 1: the

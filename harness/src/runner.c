@@ -813,6 +813,7 @@ int oomb_runner_run(const char *const *scenario_paths, int n_paths,
                             job.device = sc->device;
                             job.batch = sc->batches[b];
                             job.measured_steps = oomb_scenario_measured_steps(sc, job.batch);
+                            job.calibrate = opts->calibrate && job.backend == OOMB_BACKEND_CPU;
                             if (sc->input_kind == OOMB_INPUT_FASHION_MNIST) {
                                 job.train_set = &p.fmnist_train;
                                 job.test_set = &p.fmnist_test;

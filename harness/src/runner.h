@@ -19,19 +19,21 @@
 #include "scenario.h"
 
 struct oomb_run_options {
-    const char *out_dir;                /* results folder; default "results" */
-    const char *const *plugin_dirs;     /* extra plugin folders */
+    const char *out_dir;            /* results folder; default "results" */
+    const char *const *plugin_dirs; /* extra plugin folders */
     int n_plugin_dirs;
-    const char *const *plugin_files;    /* extra plugin files */
+    const char *const *plugin_files; /* extra plugin files */
     int n_plugin_files;
-    const char *device;                 /* NULL: scenario's; "cpu", "cuda", "cuda:N" */
-    double timeout_s;                   /* > 0 overrides the scenarios' */
-    int quiet;                          /* no progress lines on stderr */
+    const char *device; /* NULL: scenario's; "cpu", "cuda", "cuda:N" */
+    double timeout_s;   /* > 0 overrides the scenarios' */
+    int quiet;          /* no progress lines on stderr */
+    int calibrate;      /* time the reference GEMM after every step
+                           of a CPU run (calibrate.h) */
 };
 
 struct oomb_run_summary {
     int n_runs;
-    int n_failed;         /* outcome crash, timeout or error */
+    int n_failed; /* outcome crash, timeout or error */
     int n_oom;
     int n_checks;
     int n_checks_failed;
@@ -67,11 +69,12 @@ struct oomb_job {
     enum oomb_backend backend;
     int device;
     int64_t batch;
-    int64_t measured_steps;    /* for this batch (a scenario in epochs depends on it) */
+    int64_t measured_steps; /* for this batch (a scenario in epochs depends on it) */
     const struct oomb_dataset *train_set, *test_set; /* fashion-mnist, else NULL */
     const char *tmpdir;
     char ref_prefix[PATH_MAX + 96]; /* tmpdir/ref-<scenario>-<mode>-<batch> */
-    int is_reference;          /* this is the `none` run: write reference tensors */
+    int is_reference;               /* this is the `none` run: write reference tensors */
+    int calibrate;                  /* CPU: time the reference GEMM after each step */
 };
 
 /* Runs one job in the current (child) process and writes its single-run
