@@ -63,7 +63,7 @@ variants=(base slow5 slow10 mem1)
 for v in "${variants[@]}"; do
     for m in cmp raw ab; do hit[${m}_$v]=0; step[${m}_$v]=0; done
 done
-echo "mode,trial,variant,regressed,step_change_pct,step_ci_low_pct,step_ci_high_pct" >"$log"
+echo "mode,trial,variant,regressed,step_change_pct,step_ci_low_pct,step_ci_high_pct,metrics" >"$log"
 
 # verdict LOG KIND: 1 when the log holds a regression of that kind.
 verdict() {
@@ -84,7 +84,10 @@ tally() {
     local c
     c=$(grep -E " time\.step " "$4" | head -1 |
         sed -nE 's/.* ([+-][0-9.]+)% \[([+-][0-9.]+)%, ([+-][0-9.]+)%\].*/\1,\2,\3/p')
-    echo "$1,$2,$3,$r,${c:-,,}" >>"$log"
+    # the metrics that regressed, e.g. "time.step;throughput"
+    local m
+    m=$(grep -E "^REGRESSED" "$4" | awk '{print $6}' | paste -sd';' -) || true
+    echo "$1,$2,$3,$r,${c:-,,},$m" >>"$log"
 }
 
 echo "compare: $trials trials, baseline of $base_runs runs, heads of $head_runs runs;" \

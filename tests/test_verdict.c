@@ -650,6 +650,59 @@ Test(verdict, normalize_needs_calibration_on_every_run)
     oomb_results_free(&b);
 }
 
+/* Give every run of r an update phase of `update` ns per step. */
+static void set_update_phase(struct oomb_results *r, double update, unsigned seed)
+{
+    for (int i = 0; i < r->n_runs; i++) {
+        struct oomb_run_result *run = &r->runs[i];
+        run->phase_ns[OOMB_PHASE_UPDATE] = malloc(N_SAMPLES * sizeof(int64_t));
+        cr_assert_not_null(run->phase_ns[OOMB_PHASE_UPDATE]);
+        fill_samples(run->phase_ns[OOMB_PHASE_UPDATE], N_SAMPLES, update, seed + (unsigned)i);
+    }
+}
+
+Test(verdict, a_phase_change_below_the_floor_is_not_judged)
+{
+    /* Update is 5% of a 1 ms step; +40% of it is 2% of the step: judged at
+     * the default 1% floor, not at 5%; +10% (0.5% of the step) never at 1%. */
+    struct oomb_results a, b;
+    struct oomb_verdict_options o;
+    struct oomb_verdict v;
+    const struct oomb_verdict_item *it;
+    make_results(&a, 1e6, 1);
+    make_results(&b, 1e6, 2);
+    set_update_phase(&a, 50e3, 3);
+    set_update_phase(&b, 70e3, 4);
+    oomb_verdict_options_init(&o);
+    cr_assert_eq(oomb_verdict_compare(&a, 1, &b, 1, &o, &v), OOMB_OK);
+    it = find_item(&v, "time.update");
+    cr_assert_not_null(it);
+    cr_assert_eq(it->kind, OOMB_VERDICT_REGRESSED, "%s", it->detail);
+    oomb_verdict_free(&v);
+    o.phase_floor_pct = 5;
+    cr_assert_eq(oomb_verdict_compare(&a, 1, &b, 1, &o, &v), OOMB_OK);
+    it = find_item(&v, "time.update");
+    cr_assert_eq(it->kind, OOMB_VERDICT_SAME, "%s", it->detail);
+    cr_assert(strstr(it->detail, "not judged: under 50"), "%s", it->detail);
+    cr_assert_eq(find_item(&v, "time.step")->kind, OOMB_VERDICT_SAME);
+    oomb_verdict_free(&v);
+    oomb_results_free(&b);
+    make_results(&b, 1e6, 2);
+    set_update_phase(&b, 55e3, 4);
+    o.phase_floor_pct = 1;
+    cr_assert_eq(oomb_verdict_compare(&a, 1, &b, 1, &o, &v), OOMB_OK);
+    it = find_item(&v, "time.update");
+    cr_assert_eq(it->kind, OOMB_VERDICT_SAME, "%s", it->detail);
+    cr_assert(strstr(it->detail, "not judged"), "%s", it->detail);
+    oomb_verdict_free(&v);
+    o.phase_floor_pct = 0;
+    cr_assert_eq(oomb_verdict_compare(&a, 1, &b, 1, &o, &v), OOMB_OK);
+    cr_assert_eq(find_item(&v, "time.update")->kind, OOMB_VERDICT_REGRESSED);
+    oomb_verdict_free(&v);
+    oomb_results_free(&a);
+    oomb_results_free(&b);
+}
+
 /* Give the first run of r a held-out evaluation. */
 static void set_eval(struct oomb_results *r, double test_accuracy)
 {

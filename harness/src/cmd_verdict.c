@@ -50,7 +50,8 @@ enum {
     OPT_DEVICE,
     OPT_TIMEOUT,
     OPT_QUIET,
-    OPT_NORMALIZE
+    OPT_NORMALIZE,
+    OPT_PHASE_FLOOR
 };
 
 /* Options shared by compare and ab. */
@@ -84,6 +85,7 @@ struct verdict_cli {
     {"no-color", no_argument, NULL, OPT_NO_COLOR},                              \
     {"verbose", no_argument, NULL, OPT_VERBOSE},                                \
     {"normalize", no_argument, NULL, OPT_NORMALIZE},                            \
+    {"phase-floor", required_argument, NULL, OPT_PHASE_FLOOR},                  \
     {"help", no_argument, NULL, 'h'}
 /* clang-format on */
 
@@ -96,6 +98,8 @@ static const char verdict_options_help[] =
     "  --noise-metric M=PCT      threshold for one metric: step, forward, backward,\n"
     "                            update, other, throughput (repeatable)\n"
     "  --alpha A                 significance level of the time tests (default: 0.05)\n"
+    "  --phase-floor PCT         a phase regresses only when its change is at least PCT%\n"
+    "                            of the step time (default: 1)\n"
     "  --loss-tolerance REL      final loss relative increase allowed (default: 0.02)\n"
     "  --accuracy-tolerance ABS  accuracy drop allowed (default: 0.01)\n"
     "  --test-accuracy-tolerance ABS\n"
@@ -220,6 +224,10 @@ static int verdict_option(struct verdict_cli *c, int opt, const char *arg)
         return 1;
     case OPT_NORMALIZE:
         c->normalize = 1;
+        return 1;
+    case OPT_PHASE_FLOOR:
+        if (parse_double(c->cmd, "phase-floor", arg, 0, &c->vo.phase_floor_pct))
+            return -1;
         return 1;
     default:
         return 0;

@@ -28,6 +28,7 @@ void oomb_verdict_options_init(struct oomb_verdict_options *o)
     o->acc_drop_tol = 0.01;
     o->test_acc_drop_tol = 0.01;
     o->numerics_tol = 1e-5;
+    o->phase_floor_pct = 1;
 }
 
 const char *oomb_verdict_kind_name(enum oomb_verdict_kind k)
@@ -447,11 +448,31 @@ static double noise_for(const struct oomb_verdict_options *o, const char *metric
     return backend == OOMB_BACKEND_CUDA ? 2.0 : 5.0;
 }
 
+/* Whether a phase's change (an item with base, ci_low_pct and ci_high_pct
+ * set; `up`: the regression side) is material: at its end nearest zero, at
+ * least phase_floor_pct of the base's step time. The step and throughput
+ * always are. When not, why (for the detail) says so. */
+static int material(const struct oomb_verdict_item *it, int phase, double step_base_ns, int up,
+                    const struct oomb_verdict_options *o, char *why, size_t why_len)
+{
+    if (phase < 0 || !(step_base_ns > 0) || !(it->base > 0))
+        return 1;
+    double floor_ns = o->phase_floor_pct / 100 * step_base_ns;
+    double least = (up ? it->ci_low_pct : -it->ci_high_pct) / 100 * it->base;
+    if (least >= floor_ns)
+        return 1;
+    char f[32];
+    oomb_format_ns(floor_ns, f, sizeof f);
+    snprintf(why, why_len, ", not judged: under %s (%.3g%% of the step)", f, o->phase_floor_pct);
+    return 0;
+}
+
 /* Time metric `phase` (-1: the whole step; -2: throughput). */
 static int compare_time(struct oomb_verdict *v, const struct oomb_run_result *const *br,
                         const struct oomb_run_result *const *hr, int rounds, int phase,
-                        const struct oomb_verdict_options *o)
+                        double step_base_ns, const struct oomb_verdict_options *o)
 {
+    char why[96] = "";
     const int64_t **a = calloc((size_t)rounds, sizeof *a), **b = calloc((size_t)rounds, sizeof *b);
     int *na = calloc((size_t)rounds, sizeof *na), *nb = calloc((size_t)rounds, sizeof *nb);
     int rc = OOMB_ERR_OOM, ta = 0, tb = 0;
@@ -533,13 +554,15 @@ static int compare_time(struct oomb_verdict *v, const struct oomb_run_result *co
         it->ci_low_pct = t.ci_low_pct;
         it->ci_high_pct = t.ci_high_pct;
         it->diff = it->head - it->base;
-        if (significant && it->ci_low_pct > thr)
+        if (significant && it->ci_low_pct > thr &&
+            material(it, phase, step_base_ns, 1, o, why, sizeof why))
             set_kind(v, it, OOMB_VERDICT_REGRESSED);
-        else if (significant && it->ci_high_pct < -thr)
+        else if (significant && it->ci_high_pct < -thr &&
+                 material(it, phase, step_base_ns, 0, o, why, sizeof why))
             set_kind(v, it, OOMB_VERDICT_IMPROVED);
     }
-    snprintf(it->detail, sizeof it->detail, "%+.2f%% [%+.2f%%, %+.2f%%] p=%.3g, noise %.3g%%",
-             it->change_pct, it->ci_low_pct, it->ci_high_pct, it->p, thr);
+    snprintf(it->detail, sizeof it->detail, "%+.2f%% [%+.2f%%, %+.2f%%] p=%.3g, noise %.3g%%%s",
+             it->change_pct, it->ci_low_pct, it->ci_high_pct, it->p, thr, why);
     rc = OOMB_OK;
 done:
     free(a);
@@ -584,8 +607,9 @@ static int log_medians(const struct oomb_run_result *const *r, int n, int phase,
  * degrees of freedom (the caller then uses the one-run test). */
 static int compare_time_runs(struct oomb_verdict *v, const struct oomb_run_result *const *br, int k,
                              const struct oomb_run_result *const *hr, int m, int phase,
-                             const struct oomb_verdict_options *o, int *done)
+                             double step_base_ns, const struct oomb_verdict_options *o, int *done)
 {
+    char why[96] = "";
     *done = 0;
     double *lb = malloc((size_t)k * sizeof *lb), *lh = malloc((size_t)m * sizeof *lh);
     int kb = 0, mh = 0, ta = 0, tb = 0, rc = OOMB_ERR_OOM;
@@ -638,9 +662,10 @@ static int compare_time_runs(struct oomb_verdict *v, const struct oomb_run_resul
         it->change_pct = t.change_pct;
         it->ci_low_pct = t.ci_low_pct;
         it->ci_high_pct = t.ci_high_pct;
-        if (up && it->ci_low_pct > thr)
+        if (up && it->ci_low_pct > thr && material(it, phase, step_base_ns, 1, o, why, sizeof why))
             set_kind(v, it, OOMB_VERDICT_REGRESSED);
-        else if (down && it->ci_high_pct < -thr)
+        else if (down && it->ci_high_pct < -thr &&
+                 material(it, phase, step_base_ns, 0, o, why, sizeof why))
             set_kind(v, it, OOMB_VERDICT_IMPROVED);
     }
     it->diff = it->head - it->base;
@@ -654,9 +679,9 @@ static int compare_time_runs(struct oomb_verdict *v, const struct oomb_run_resul
     else
         snprintf(runs, sizeof runs, "%d base runs", kb);
     snprintf(it->detail, sizeof it->detail,
-             "%+.2f%% [%+.2f%%, %+.2f%%] p=%.3g, %s bound %s (%s), noise %.3g%%", it->change_pct,
+             "%+.2f%% [%+.2f%%, %+.2f%%] p=%.3g, %s bound %s (%s), noise %.3g%%%s", it->change_pct,
              it->ci_low_pct, it->ci_high_pct, it->p, phase == -2 ? "lower" : "upper", bound, runs,
-             thr);
+             thr, why);
 out:
     free(lb);
     free(lh);
@@ -886,13 +911,25 @@ static int compare_run(struct oomb_verdict *v, const struct oomb_results *base,
         m = same_runs(&head[0], h0, hmany);
         rc = check_repeat_memory(v, hmany, m);
     }
+    /* The base's step time, for the phase floor: the median of its first
+     * run (a floor needs no more precision). */
+    double step_base_ns = 0;
+    if (br[0] && br[0]->step_ns && br[0]->n_steps > 0) {
+        double *tmp = malloc((size_t)br[0]->n_steps * sizeof *tmp);
+        if (tmp) {
+            for (int i = 0; i < br[0]->n_steps; i++)
+                tmp[i] = (double)br[0]->step_ns[i];
+            step_base_ns = median_of(tmp, br[0]->n_steps);
+            free(tmp);
+        }
+    }
     /* The step (-1), each phase, then throughput (-2). */
     for (int i = -1; i <= OOMB_PHASE_COUNT && rc == OOMB_OK; i++) {
         int phase = i == OOMB_PHASE_COUNT ? -2 : i, done = 0;
         if (k >= 1 && m >= 1 && k + m >= 4)
-            rc = compare_time_runs(v, many, k, hmany, m, phase, o, &done);
+            rc = compare_time_runs(v, many, k, hmany, m, phase, step_base_ns, o, &done);
         if (rc == OOMB_OK && !done)
-            rc = compare_time(v, br, hr, rounds, phase, o);
+            rc = compare_time(v, br, hr, rounds, phase, step_base_ns, o);
     }
     free(hmany);
     free(many);

@@ -80,6 +80,11 @@ struct oomb_verdict_options {
     double acc_drop_tol;      /* accuracy drop, absolute; default 0.01 */
     double test_acc_drop_tol; /* held-out test accuracy drop, absolute; default 0.01 */
     double numerics_tol;      /* numerics rel err limit; default 1e-5 */
+    /* A phase (forward, backward, update, other) regresses or improves only
+     * when its change, at the end of its interval nearest zero, is at least
+     * this share of the base's step time (percent; default 1): a slower
+     * phase that costs the step less is shown, not judged. */
+    double phase_floor_pct;
 };
 
 /* Defaults as above. */
