@@ -66,7 +66,7 @@ echo "$mem" | grep -qE "degrade train b128 none +memory\.activations .*\+1 B" ||
     { echo "FAIL: the regression is not none's activations +1 B"; exit 1; }
 
 # A baseline of several runs of one build: every run stored, and the time
-# verdicts use the spread between them (from 3 runs on).
+# verdicts use the spread between them (with the head run, from 4 runs in all).
 run --out "$tmp/results3" "$scenario" >/dev/null
 run --out "$tmp/results4" "$scenario" >/dev/null
 third=$(ls "$tmp"/results3/*.json)
