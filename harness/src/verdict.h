@@ -57,7 +57,7 @@ struct oomb_verdict_item {
      * its (1 - alpha) interval, the p-value, and the threshold applied. */
     double change_pct, ci_low_pct, ci_high_pct, p, threshold_pct;
     int n_base, n_head; /* time samples on each side (all rounds) */
-    char detail[256];   /* human-readable reason, e.g. "+1 B", "ok -> crash" */
+    char detail[384];   /* human-readable reason, e.g. "+1 B", "ok -> crash" */
 };
 
 struct oomb_verdict {
