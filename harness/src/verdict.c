@@ -913,16 +913,10 @@ static int compare_run(struct oomb_verdict *v, const struct oomb_results *base,
     }
     /* The base's step time, for the phase floor: the median of its first
      * run (a floor needs no more precision). */
-    double step_base_ns = 0;
-    if (br[0] && br[0]->step_ns && br[0]->n_steps > 0) {
-        double *tmp = malloc((size_t)br[0]->n_steps * sizeof *tmp);
-        if (tmp) {
-            for (int i = 0; i < br[0]->n_steps; i++)
-                tmp[i] = (double)br[0]->step_ns[i];
-            step_base_ns = median_of(tmp, br[0]->n_steps);
-            free(tmp);
-        }
-    }
+    double step_base_ns = 0, lm0 = 0;
+    int used0 = 0, samples0 = 0;
+    if (br[0] && log_medians(&br[0], 1, -1, &lm0, &used0, &samples0) == OOMB_OK && used0 == 1)
+        step_base_ns = exp(lm0);
     /* The step (-1), each phase, then throughput (-2). */
     for (int i = -1; i <= OOMB_PHASE_COUNT && rc == OOMB_OK; i++) {
         int phase = i == OOMB_PHASE_COUNT ? -2 : i, done = 0;

@@ -330,6 +330,19 @@ static int lay_err(struct oomb_net *n, int rc, const struct lay *y, const char *
     return oomb_net_op_error(n, rc, w, msg, msg_len);
 }
 
+/* A convolution layer's geometry, and the net's workspace grown to what the
+ * backend's convolution needs for batch B (*ws NULL when none). */
+static int conv_prepare(struct oomb_net *n, const struct lay *y, int64_t B, struct oomb_conv2d *cv,
+                        void **ws, size_t *need, char *msg, size_t msg_len)
+{
+    const struct oomb_ops *o = n->ops;
+    conv_geom(y->L, cv);
+    int rc = lay_err(n, o->conv2d_workspace(n->k, cv, B, need), y, "workspace", msg, msg_len);
+    if (rc == OOMB_OK && *need)
+        rc = net_ws(n, *need, ws, msg, msg_len);
+    return rc;
+}
+
 /* The body layer j of residual y, with its parameter pointers. */
 static void body_lay(const struct lay *y, int j, char *name, size_t name_len, struct lay *out)
 {
@@ -406,12 +419,9 @@ static int lay_forward(struct oomb_net *n, const struct lay *y, float *out, floa
         break;
     case OOMB_LAYER_CONV2D: {
         struct oomb_conv2d cv;
-        conv_geom(L, &cv);
         size_t need = 0;
         void *ws = NULL;
-        if ((rc = lay_err(n, o->conv2d_workspace(k, &cv, B, &need), y, "workspace", msg, msg_len)))
-            return rc;
-        if (need && (rc = net_ws(n, need, &ws, msg, msg_len)))
+        if ((rc = conv_prepare(n, y, B, &cv, &ws, &need, msg, msg_len)))
             return rc;
         rc = o->conv2d_forward(k, out, in, y->w,
                                L->has_bias ? y->w + cv.OC * cv.C * cv.K * cv.K : NULL, &cv, B, ws,
@@ -589,12 +599,9 @@ static int lay_backward(struct oomb_net *n, const struct lay *y, float *din, flo
         break;
     case OOMB_LAYER_CONV2D: {
         struct oomb_conv2d cv;
-        conv_geom(L, &cv);
         size_t need = 0;
         void *ws = NULL;
-        if ((rc = lay_err(n, o->conv2d_workspace(k, &cv, B, &need), y, "workspace", msg, msg_len)))
-            return rc;
-        if (need && (rc = net_ws(n, need, &ws, msg, msg_len)))
+        if ((rc = conv_prepare(n, y, B, &cv, &ws, &need, msg, msg_len)))
             return rc;
         rc = o->conv2d_backward(k, din, y->dw,
                                 y->dw && L->has_bias ? y->dw + cv.OC * cv.C * cv.K * cv.K : NULL,
