@@ -11,11 +11,14 @@ packages=(
     gnuplot-nox
     python3
     libbenchmark-tools python3-scipy
+    valgrind
     dataset-fashion-mnist
 )
 # zlib1g-dev: the Fashion-MNIST reader (gzipped IDX files).
 # libbenchmark-tools and python3-scipy: the compare_cli test reads the
 # Google Benchmark export with compare.py, which needs scipy.
+# valgrind: `oombench run --instructions` counts the instructions of the
+# measured steps under callgrind (its client-request headers and the tool).
 # dataset-fashion-mnist: the real data set (/usr/share/datasets/fashion-mnist)
 # of the Fashion-MNIST scenarios and of the data tests.
 # Optional extras: install with OOMB_SETUP_EXTRAS=1 (report screenshots).
