@@ -74,6 +74,25 @@ struct oomb_kernel_backend {
  * b->destroy(b). */
 int oomb_cpu_backend_create(struct oomb_kernel_backend **out, char *msg, size_t msg_len);
 
+/* The BLAS library behind the CPU kernels, as this process sees it now:
+ * what results files record so that two of them can be told apart. The
+ * strings point to static storage of the library or of this module, valid
+ * until the next call; never NULL ("" when unknown). */
+struct oomb_blas_info {
+    const char *library;  /* "OpenBLAS" */
+    const char *version;  /* "0.3.21" */
+    const char *config;   /* the library's build description */
+    const char *kernel;   /* the kernel chosen for this CPU ("Haswell", "Zen") */
+    const char *parallel; /* "pthreads", "openmp" or "sequential" */
+    int threads;          /* threads a BLAS call may use now */
+};
+void oomb_blas_describe(struct oomb_blas_info *out);
+
+/* Sets the thread count of the BLAS (n >= 1) and OMP_NUM_THREADS for an
+ * OpenMP runtime loaded later (a plugin's), in this process only. Returns the
+ * count the BLAS reports afterwards. */
+int oomb_blas_set_threads(int n);
+
 /* CUDA backend (only when built with CUDA). device: ordinal. Returns OOMB_OK,
  * OOMB_ERR_NOT_USABLE when no GPU/driver is present (msg says why), or
  * OOMB_ERR_BACKEND. The caller destroys *out with b->destroy(b). */

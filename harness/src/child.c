@@ -702,6 +702,19 @@ static void fill_host(struct oomb_run *r)
     h->init_buffers = h_init_buffers;
 }
 
+static int cmp_dbl(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Median of v (n > 0), sorting v. */
+static double median_in_place(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_dbl);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
 /* Drives the plugin; fills r->res. Never fails the process: every problem is
  * the run's outcome. */
 static void drive(struct oomb_run *r)
@@ -713,6 +726,7 @@ static void drive(struct oomb_run *r)
     void *state = NULL;
     int created = 0, rc;
     struct oomb_calib cal = {0};
+    double *shares = NULL; /* per measured step: wait / (wall x threads) */
 
     /* A fresh dlopen in the child: the plugin's state starts clean. */
     if ((rc = oomb_plugin_open(j->plugin->path, &p, msg, sizeof msg)) != OOMB_OK) {
@@ -776,9 +790,19 @@ static void drive(struct oomb_run *r)
         set_reason(res, "out of memory for the calibration buffers");
         goto out;
     }
+    int64_t wait0 = 0;
+    if (res->wait_ns)
+        shares = calloc((size_t)(meas > 0 ? meas : 1), sizeof *shares);
+    int wait_ok = shares != NULL;
     for (int64_t s = 0; s < warm + meas; s++) {
         r->step = s;
         oomb_tracker_set_step(&r->tracker, (int32_t)s);
+        /* Outside the step's marks: reading /proc costs tens of us. */
+        int64_t wall0 = 0;
+        if (s >= warm && wait_ok) {
+            wait_ok = (wait0 = oomb_sched_wait_ns()) >= 0;
+            wall0 = oomb_now_ns();
+        }
         r->backend->timer_reset(r->backend->ops.ctx);
         r->n_marks = 0;
         r->in_step = 1;
@@ -789,6 +813,16 @@ static void drive(struct oomb_run *r)
         int src = r->backend->sync(r->backend->ops.ctx);
         add_mark(r, OOMB_PHASE_OTHER);
         r->in_step = 0;
+        if (s >= warm && wait_ok) {
+            int64_t wall = oomb_now_ns() - wall0, wait1 = oomb_sched_wait_ns();
+            if (wait1 >= wait0 && wall > 0) {
+                double share = (double)(wait1 - wait0) / ((double)wall * res->threads);
+                res->wait_ns[s - warm] = wait1 - wait0;
+                shares[s - warm] = share < 1 ? share : 1;
+            } else {
+                wait_ok = 0; /* not measurable: no share at all */
+            }
+        }
         if (rc != OOMB_OK) {
             char where[48];
             snprintf(where, sizeof where, "step %lld", (long long)s);
@@ -818,6 +852,14 @@ static void drive(struct oomb_run *r)
         }
     }
     oomb_tracker_set_step(&r->tracker, -1);
+    if (wait_ok && meas > 0)
+        res->cpu_wait_share = median_in_place(shares, (int)meas);
+    else {
+        free(res->wait_ns);
+        res->wait_ns = NULL;
+    }
+    free(shares);
+    shares = NULL;
     if (d->finish) {
         msg[0] = '\0';
         if ((rc = d->finish(state, msg, sizeof msg)) != OOMB_OK) {
@@ -845,6 +887,7 @@ static void drive(struct oomb_run *r)
     res->run_seconds = (double)(oomb_now_ns() - t_start) * 1e-9;
     res->outcome = OOMB_OUTCOME_OK;
 out:
+    free(shares);
     oomb_calib_free(&cal);
     if (created)
         d->destroy(state);
@@ -898,6 +941,8 @@ int oomb_child_main(const struct oomb_job *job, struct oomb_tracker_stats *share
     r.tracker.stats = shared;
     memset(shared, 0, sizeof *shared);
     fill_info(&r);
+    /* Before the backend and the plugin exist, so that both see it. */
+    int threads = oomb_blas_set_threads(job->threads > 0 ? job->threads : 1);
 
     struct oomb_run_result *res = oomb_results_add_run(&out);
     if (!res)
@@ -914,6 +959,8 @@ int oomb_child_main(const struct oomb_job *job, struct oomb_tracker_stats *share
         return 3;
     for (int i = 0; i < res->n_losses; i++)
         res->losses[i] = NAN;
+    res->threads = threads;
+    res->wait_ns = calloc((size_t)job->measured_steps, sizeof *res->wait_ns);
 
     drive(&r);
 

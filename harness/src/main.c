@@ -64,6 +64,8 @@ static void usage_run(FILE *f)
                "  -P, --plugin-dir DIR   also load plugins from DIR (repeatable)\n"
                "  -p, --plugin FILE.so   also load this plugin (repeatable)\n"
                "  -q, --quiet            no progress lines\n"
+               "      --threads N        BLAS (and OpenMP) threads of every run (default:\n"
+               "                         the scenario's `threads`, else 1); recorded per run\n"
                "      --no-color         no colours in the table (also NO_COLOR=1)\n"
                "      --repeat N         run it all N times, one results file each\n"
                "                         (default: 1); with --compare the N files are\n"
@@ -144,7 +146,8 @@ static int cmd_run(int argc, char **argv)
         {"no-color", no_argument, NULL, 'C'},      {"help", no_argument, NULL, 'h'},
         {"compare", no_argument, NULL, 'c'},       {"baseline", required_argument, NULL, 'B'},
         {"report", required_argument, NULL, 'R'},  {"repeat", required_argument, NULL, 'N'},
-        {"calibrate", no_argument, NULL, 'K'},     {NULL, 0, NULL, 0}};
+        {"calibrate", no_argument, NULL, 'K'},     {"threads", required_argument, NULL, 'T'},
+        {NULL, 0, NULL, 0}};
     struct oomb_run_options o = {0};
     const char *dirs[MAX_LIST], *files[MAX_LIST];
     int no_color = 0, compare = 0, repeat = 1, c;
@@ -202,6 +205,18 @@ static int cmd_run(int argc, char **argv)
         case 'K':
             o.calibrate = 1;
             break;
+        case 'T': {
+            char *end;
+            errno = 0;
+            long n = strtol(optarg, &end, 10);
+            if (errno || end == optarg || *end || n < 1 || n > OOMB_SCENARIO_MAX_THREADS) {
+                fprintf(stderr, "oombench run: --threads '%s': expected a count from 1 to %d\n",
+                        optarg, OOMB_SCENARIO_MAX_THREADS);
+                return EXIT_USAGE;
+            }
+            o.threads = (int)n;
+            break;
+        }
         case 'N': {
             char *end;
             errno = 0;

@@ -140,6 +140,7 @@ struct oomb_run_result *oomb_results_add_run(struct oomb_results *r)
     run->test_accuracy_delta = NAN;
     run->run_seconds = NAN;
     run->samples_per_s = NAN;
+    run->cpu_wait_share = NAN;
     stats_set_nan(&run->step_stats);
     for (int p = 0; p < OOMB_PHASE_COUNT; p++)
         stats_set_nan(&run->phase_stats[p]);
@@ -167,6 +168,7 @@ void oomb_run_result_free(struct oomb_run_result *run)
     free(run->device_mem_method);
     free(run->step_ns);
     free(run->calib_ns);
+    free(run->wait_ns);
     for (int p = 0; p < OOMB_PHASE_COUNT; p++)
         free(run->phase_ns[p]);
     free(run->losses);
@@ -201,6 +203,19 @@ void oomb_results_free(struct oomb_results *r)
     free(r->device_name);
     free(r->device_driver);
     free(r->device_runtime);
+    free(r->blas_library);
+    free(r->blas_version);
+    free(r->blas_config);
+    free(r->blas_kernel);
+    free(r->blas_parallel);
+    for (int i = 0; i < r->n_env; i++) {
+        if (r->env_names)
+            free(r->env_names[i]);
+        if (r->env_values)
+            free(r->env_values[i]);
+    }
+    free(r->env_names);
+    free(r->env_values);
     memset(r, 0, sizeof(*r));
 }
 
@@ -401,10 +416,19 @@ static json_t *run_to_json(struct jw *w, const struct oomb_run_result *run, int 
         put(w, cal, "median", json_real(cs.median));
         put(w, time, "calibration", cal);
     }
+    /* Run-queue wait of the run's threads per step (Linux schedstat). */
+    if (run->wait_ns && n_steps > 0) {
+        json_t *cw = json_object();
+        put(w, cw, "samples", samples_array(w, run->wait_ns, n_steps));
+        put(w, cw, "share", jnum(run->cpu_wait_share));
+        put(w, time, "cpu_wait", cw);
+    }
     /* Wall time of the whole run, seconds; only when it was measured. */
     if (isfinite(run->run_seconds))
         put(w, time, "run_seconds", json_real(run->run_seconds));
     put(w, o, "time", time);
+    if (run->threads > 0)
+        put(w, o, "threads", json_integer(run->threads));
 
     json_t *tp = json_object();
     put(w, tp, "samples_per_s", jnum(run->samples_per_s));
@@ -494,6 +518,18 @@ static json_t *results_to_json(struct jw *w, const struct oomb_results *r)
     put(w, dev, "driver", jstr(r->device_driver));
     put(w, dev, "runtime", jstr(r->device_runtime));
     put(w, root, "device", dev);
+
+    json_t *blas = json_object();
+    put(w, blas, "library", jstr(r->blas_library));
+    put(w, blas, "version", jstr(r->blas_version));
+    put(w, blas, "config", jstr(r->blas_config));
+    put(w, blas, "kernel", jstr(r->blas_kernel));
+    put(w, blas, "parallel", jstr(r->blas_parallel));
+    json_t *env = json_object();
+    for (int i = 0; env && i < r->n_env; i++)
+        put(w, env, r->env_names[i], jstr(r->env_values[i]));
+    put(w, blas, "env", env);
+    put(w, root, "blas", blas);
 
     json_t *runs = json_array();
     for (int i = 0; runs && r->runs && i < r->n_runs; i++)
@@ -995,7 +1031,23 @@ static void rd_run(struct jr *rd, json_t *o, struct oomb_run_result *run, const 
             if (run->calib_ns && n != run->n_steps)
                 rd_fail(rd, sub2, "samples", "length differs from time.samples");
         }
+        json_t *cw = rd_obj(rd, time, sub, "cpu_wait");
+        if (cw) {
+            char sub2[112];
+            snprintf(sub2, sizeof(sub2), "%s.cpu_wait", sub);
+            int n = 0;
+            run->wait_ns = rd_samples(rd, rd_arr(rd, cw, sub2, "samples"), sub2, "samples", &n);
+            if (run->wait_ns && n != run->n_steps)
+                rd_fail(rd, sub2, "samples", "length differs from time.samples");
+            run->cpu_wait_share = rd_num(rd, cw, sub2, "share");
+            if (run->cpu_wait_share < 0 || run->cpu_wait_share > 1)
+                rd_fail(rd, sub2, "share", "expected a fraction between 0 and 1");
+        }
     }
+    int64_t threads = rd_int(rd, o, where, "threads");
+    if (threads < 0 || threads > INT_MAX)
+        rd_fail(rd, where, "threads", "out of range");
+    run->threads = (int)threads;
 
     json_t *tp = rd_obj(rd, o, where, "throughput");
     if (tp) {
@@ -1151,7 +1203,8 @@ int oomb_results_read(const char *path, struct oomb_results *r, char *err, size_
                 OOMB_RESULTS_SCHEMA);
         goto fail;
     }
-    if (!json_is_string(schema) || strcmp(json_string_value(schema), OOMB_RESULTS_SCHEMA) != 0) {
+    if (!json_is_string(schema) || (strcmp(json_string_value(schema), OOMB_RESULTS_SCHEMA) != 0 &&
+                                    strcmp(json_string_value(schema), OOMB_RESULTS_SCHEMA_V1) != 0)) {
         set_err(err, err_len, "%s: field 'schema' is %s%s%s, expected \"%s\"", path,
                 json_is_string(schema) ? "\"" : "",
                 json_is_string(schema) ? json_string_value(schema) : "not a string",
@@ -1176,6 +1229,34 @@ int oomb_results_read(const char *path, struct oomb_results *r, char *err, size_
     r->device_name = rd_str(&rd, dev, "device", "name");
     r->device_driver = rd_str(&rd, dev, "device", "driver");
     r->device_runtime = rd_str(&rd, dev, "device", "runtime");
+    json_t *blas = rd_obj(&rd, root, "", "blas");
+    r->blas_library = rd_str(&rd, blas, "blas", "library");
+    r->blas_version = rd_str(&rd, blas, "blas", "version");
+    r->blas_config = rd_str(&rd, blas, "blas", "config");
+    r->blas_kernel = rd_str(&rd, blas, "blas", "kernel");
+    r->blas_parallel = rd_str(&rd, blas, "blas", "parallel");
+    json_t *env = blas ? rd_obj(&rd, blas, "blas", "env") : NULL;
+    if (env && json_object_size(env) > 0 && json_object_size(env) <= 64) {
+        size_t n = json_object_size(env);
+        r->env_names = calloc(n, sizeof(char *));
+        r->env_values = calloc(n, sizeof(char *));
+        if (!r->env_names || !r->env_values)
+            rd_oom(&rd);
+        const char *k;
+        json_t *v;
+        json_object_foreach(env, k, v)
+        {
+            if (rd.failed)
+                break;
+            r->env_names[r->n_env] = strdup(k);
+            r->env_values[r->n_env] = rd_str(&rd, env, "blas.env", k);
+            if (!r->env_names[r->n_env])
+                rd_oom(&rd);
+            r->n_env++;
+        }
+    } else if (env && json_object_size(env) > 64) {
+        rd_fail(&rd, "blas", "env", "more than 64 variables");
+    }
 
     json_t *runs = rd_arr(&rd, root, "", "runs");
     for (size_t i = 0; runs && !rd.failed && i < json_array_size(runs); i++) {

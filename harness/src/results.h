@@ -12,7 +12,9 @@
 
 #include "oombench/plugin.h"
 
-#define OOMB_RESULTS_SCHEMA "oombench-results/1"
+#define OOMB_RESULTS_SCHEMA "oombench-results/2"
+/* Files of schema 1 (no BLAS record, no CPU wait) are still read. */
+#define OOMB_RESULTS_SCHEMA_V1 "oombench-results/1"
 
 enum oomb_outcome {
     OOMB_OUTCOME_OK = 0,
@@ -84,6 +86,15 @@ struct oomb_run_result {
     struct oomb_stats phase_stats[OOMB_PHASE_COUNT];
     int64_t *calib_ns;    /* n_steps: the reference GEMM after each step (--calibrate), or NULL */
     double samples_per_s; /* batch / median step time */
+    /* Time the run's threads spent runnable but waiting for a CPU during each
+     * measured step (Linux schedstat run delay, summed over the threads), or
+     * NULL where not measured; and its median share of the step's thread time
+     * (wait / (step wall time x threads)), NAN when unknown. A share well
+     * above 0 means the machine was busy: the step's wall time says more
+     * about the other processes than about this code. */
+    int64_t *wait_ns;
+    double cpu_wait_share;
+    int threads; /* BLAS threads the run used (0: not recorded, schema 1) */
 
     /* numerics vs the `none` run of the same scenario/mode/batch (-1: n/a) */
     int has_numerics;      /* > 0: the JSON has a "numerics" section */
@@ -143,6 +154,12 @@ struct oomb_results {
     uint64_t host_mem_bytes;
     char *device_class; /* e.g. "cpu-x86_64" */
     char *device_backend, *device_name, *device_driver, *device_runtime;
+    /* The BLAS the CPU kernels called ("" in a schema-1 file): library,
+     * version, build description, kernel chosen for this CPU, threading; and
+     * the environment variables that steer it (name=value, those set). */
+    char *blas_library, *blas_version, *blas_config, *blas_kernel, *blas_parallel;
+    char **env_names, **env_values;
+    int n_env;
     struct oomb_run_result *runs;
     int n_runs;
     struct oomb_check_record *checks;

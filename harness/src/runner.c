@@ -136,6 +136,46 @@ static char *cpu_model(void)
     return res ? res : oomb_strdup("unknown");
 }
 
+/* The environment variables that change what the BLAS (or an OpenMP
+ * runtime) does: recorded when set, so that two results files of one build
+ * that differ for these reasons show it. */
+static const char *const blas_env_vars[] = {
+    "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "OPENBLAS_VERBOSE",
+    "GOTO_NUM_THREADS",  "OMP_NUM_THREADS",  "OMP_PROC_BIND",        "OMP_PLACES",
+};
+
+/* The kernel is the one OpenBLAS chose in this process, which the children
+ * inherit through fork with the same environment. */
+static int fill_blas_info(struct oomb_results *res)
+{
+    struct oomb_blas_info bi;
+    oomb_blas_describe(&bi);
+    res->blas_library = oomb_strdup(bi.library);
+    res->blas_version = oomb_strdup(bi.version);
+    res->blas_config = oomb_strdup(bi.config);
+    res->blas_kernel = oomb_strdup(bi.kernel);
+    res->blas_parallel = oomb_strdup(bi.parallel);
+    if (!res->blas_library || !res->blas_version || !res->blas_config || !res->blas_kernel ||
+        !res->blas_parallel)
+        return OOMB_ERR_OOM;
+    const int n_vars = (int)(sizeof blas_env_vars / sizeof blas_env_vars[0]);
+    res->env_names = calloc((size_t)n_vars, sizeof *res->env_names);
+    res->env_values = calloc((size_t)n_vars, sizeof *res->env_values);
+    if (!res->env_names || !res->env_values)
+        return OOMB_ERR_OOM;
+    for (int i = 0; i < n_vars; i++) {
+        const char *v = getenv(blas_env_vars[i]);
+        if (!v)
+            continue;
+        res->env_names[res->n_env] = oomb_strdup(blas_env_vars[i]);
+        res->env_values[res->n_env] = oomb_strdup(v);
+        res->n_env++;
+        if (!res->env_names[res->n_env - 1] || !res->env_values[res->n_env - 1])
+            return OOMB_ERR_OOM;
+    }
+    return OOMB_OK;
+}
+
 static int fill_host_info(struct oomb_results *res, enum oomb_backend backend)
 {
     char buf[256];
@@ -166,7 +206,7 @@ static int fill_host_info(struct oomb_results *res, enum oomb_backend backend)
         !res->device_class || !res->device_backend || !res->device_name || !res->device_driver ||
         !res->device_runtime)
         return OOMB_ERR_OOM;
-    return OOMB_OK;
+    return fill_blas_info(res);
 }
 
 /* ------------------------------------------------------------ plan ------ */
@@ -814,6 +854,7 @@ int oomb_runner_run(const char *const *scenario_paths, int n_paths,
                             job.batch = sc->batches[b];
                             job.measured_steps = oomb_scenario_measured_steps(sc, job.batch);
                             job.calibrate = opts->calibrate && job.backend == OOMB_BACKEND_CPU;
+                            job.threads = opts->threads > 0 ? opts->threads : sc->threads;
                             if (sc->input_kind == OOMB_INPUT_FASHION_MNIST) {
                                 job.train_set = &p.fmnist_train;
                                 job.test_set = &p.fmnist_test;

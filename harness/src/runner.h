@@ -29,6 +29,7 @@ struct oomb_run_options {
     int quiet;          /* no progress lines on stderr */
     int calibrate;      /* time the reference GEMM after every step
                            of a CPU run (calibrate.h) */
+    int threads;        /* > 0 overrides the scenarios' `threads` */
 };
 
 struct oomb_run_summary {
@@ -75,6 +76,7 @@ struct oomb_job {
     char ref_prefix[PATH_MAX + 96]; /* tmpdir/ref-<scenario>-<mode>-<batch> */
     int is_reference;               /* this is the `none` run: write reference tensors */
     int calibrate;                  /* CPU: time the reference GEMM after each step */
+    int threads;                    /* BLAS / OpenMP threads of the child */
 };
 
 /* Runs one job in the current (child) process and writes its single-run

@@ -1887,6 +1887,7 @@ static int read_root(struct ctx *c, yaml_node_t *root)
         F_BUDGET,
         F_BACKEND,
         F_TIMEOUT,
+        F_THREADS,
         F_STRATEGIES,
         F_CHECKS,
         F_N
@@ -1895,7 +1896,8 @@ static int read_root(struct ctx *c, yaml_node_t *root)
         {.name = "name"},    {.name = "description"}, {.name = "model"},  {.name = "input"},
         {.name = "seed"},    {.name = "mode"},        {.name = "batch"},  {.name = "optimizer"},
         {.name = "steps"},   {.name = "eval"},        {.name = "budget"}, {.name = "backend"},
-        {.name = "timeout"}, {.name = "strategies"},  {.name = "checks"},
+        {.name = "timeout"}, {.name = "threads"},     {.name = "strategies"},
+        {.name = "checks"},
     };
     if (root->type != YAML_MAPPING_NODE)
         return err_type(c, root, "(top level)", "a mapping of scenario keys");
@@ -1923,6 +1925,7 @@ static int read_root(struct ctx *c, yaml_node_t *root)
     sc->backend = OOMB_BACKEND_CPU;
     sc->device = 0;
     sc->timeout_s = DEF_TIMEOUT_S;
+    sc->threads = OOMB_SCENARIO_DEFAULT_THREADS;
 
     if (f[F_NAME].val != NULL ? read_name(c, f[F_NAME].val) : default_name(c))
         return c->status;
@@ -1966,6 +1969,15 @@ static int read_root(struct ctx *c, yaml_node_t *root)
         return c->status;
     if (f[F_TIMEOUT].val != NULL && read_timeout(c, f[F_TIMEOUT].val) != OOMB_OK)
         return c->status;
+    if (f[F_THREADS].val != NULL) {
+        int64_t t;
+        if (get_int(c, f[F_THREADS].val, "threads", 1, &t) != OOMB_OK)
+            return c->status;
+        if (t > OOMB_SCENARIO_MAX_THREADS)
+            return err_at(c, f[F_THREADS].val, "threads", "expected at most %d threads, got %lld",
+                          OOMB_SCENARIO_MAX_THREADS, (long long)t);
+        sc->threads = (int)t;
+    }
     if (read_strategies(c, f[F_STRATEGIES].val) != OOMB_OK)
         return c->status;
     if (f[F_CHECKS].val != NULL && read_checks(c, f[F_CHECKS].val) != OOMB_OK)

@@ -90,12 +90,22 @@ struct oomb_scenario {
     enum oomb_backend backend;
     int device;       /* CUDA ordinal */
     double timeout_s; /* per run */
+    /* BLAS (and OpenMP) threads of each run's child: `threads`, default
+     * OOMB_SCENARIO_DEFAULT_THREADS; `run --threads N` overrides it. */
+    int threads;
 
     struct oomb_strategy_spec *strategies;
     int n_strategies;
     struct oomb_check_spec *checks;
     int n_checks;
 };
+
+/* One thread unless a scenario or `run --threads` says otherwise: a time
+ * measured at one thread means the same on a laptop and on a 64-core runner,
+ * and the BLAS's choice of thread count (all cores, as OpenBLAS does by
+ * default) is not what a verdict should depend on. */
+#define OOMB_SCENARIO_DEFAULT_THREADS 1
+#define OOMB_SCENARIO_MAX_THREADS 1024
 
 /*
  * Load and validate a scenario. Returns OOMB_OK and a heap scenario the caller

@@ -26,6 +26,13 @@ int oomb_mkdir_p(const char *path, char *err, size_t err_len) OOMB_WARN_UNUSED;
 /* Monotonic clock in nanoseconds. */
 int64_t oomb_now_ns(void);
 
+/* Time the threads of this process have spent runnable but waiting for a
+ * CPU, in ns, summed over them (the second field of Linux's
+ * /proc/self/task/<tid>/schedstat). Differences of two calls measure how
+ * long other processes held the CPUs. Returns -1 when the kernel does not
+ * report it. */
+int64_t oomb_sched_wait_ns(void);
+
 /* Directory holding the running executable (from /proc/self/exe), or "." when
  * unknown. Returns a static buffer. */
 const char *oomb_exe_dir(void);

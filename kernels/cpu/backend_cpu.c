@@ -4,6 +4,7 @@
  * is synchronous (sync is a no-op and a timer mark is simply the current
  * CLOCK_MONOTONIC time), and there is no device-side memory report.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -156,6 +157,48 @@ static void read_cpu_name(char *dst, size_t len)
         break;
     }
     fclose(f);
+}
+
+void oomb_blas_describe(struct oomb_blas_info *out)
+{
+    static char library[32], version[32];
+    const char *config = openblas_get_config();
+    const char *core = openblas_get_corename();
+    if (!config)
+        config = "";
+    /* "OpenBLAS 0.3.21 DYNAMIC_ARCH NO_AFFINITY Zen MAX_THREADS=64" */
+    library[0] = version[0] = '\0';
+    if (sscanf(config, "%31s %31s", library, version) < 2 || !isdigit((unsigned char)version[0]))
+        version[0] = '\0';
+    if (!library[0])
+        snprintf(library, sizeof library, "OpenBLAS");
+    out->library = library;
+    out->version = version;
+    out->config = config;
+    out->kernel = core ? core : "";
+    switch (openblas_get_parallel()) {
+    case 0:
+        out->parallel = "sequential";
+        break;
+    case 2:
+        out->parallel = "openmp";
+        break;
+    default:
+        out->parallel = "pthreads";
+        break;
+    }
+    out->threads = openblas_get_num_threads();
+}
+
+int oomb_blas_set_threads(int n)
+{
+    if (n < 1)
+        n = 1;
+    char buf[16];
+    snprintf(buf, sizeof buf, "%d", n);
+    setenv("OMP_NUM_THREADS", buf, 1);
+    openblas_set_num_threads(n);
+    return openblas_get_num_threads();
 }
 
 int oomb_cpu_backend_create(struct oomb_kernel_backend **out, char *msg, size_t msg_len)
