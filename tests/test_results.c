@@ -130,6 +130,18 @@ static void fill_results(struct oomb_results *r)
     r->device_name = xstrdup("cpu");
     r->device_driver = xstrdup("");
     r->device_runtime = xstrdup("openblas");
+    r->blas_library = xstrdup("OpenBLAS");
+    r->blas_version = xstrdup("0.3.21");
+    r->blas_config = xstrdup("OpenBLAS 0.3.21 DYNAMIC_ARCH NO_AFFINITY Zen MAX_THREADS=64");
+    r->blas_kernel = xstrdup("Zen");
+    r->blas_parallel = xstrdup("pthreads");
+    r->n_env = 2;
+    r->env_names = calloc(2, sizeof(char *));
+    r->env_values = calloc(2, sizeof(char *));
+    r->env_names[0] = xstrdup("OPENBLAS_CORETYPE");
+    r->env_values[0] = xstrdup("Zen");
+    r->env_names[1] = xstrdup("OMP_NUM_THREADS");
+    r->env_values[1] = xstrdup("3");
 
     /* run 0: everything populated, an oom with device memory */
     struct oomb_run_result *a = oomb_results_add_run(r);
@@ -177,6 +189,11 @@ static void fill_results(struct oomb_results *r)
     a->calib_ns = malloc(7 * sizeof(int64_t));
     for (int i = 0; i < 7; i++)
         a->calib_ns[i] = 1500000 + (int64_t)(rnd() % 10000);
+    a->wait_ns = malloc(7 * sizeof(int64_t));
+    for (int i = 0; i < 7; i++)
+        a->wait_ns[i] = (int64_t)(rnd() % 100000);
+    a->cpu_wait_share = 0.01 * rnd_unit();
+    a->threads = 3;
     a->samples_per_s = 256.0 / (a->step_stats.median * 1e-9);
     a->has_numerics = 1;
     a->loss_rel_err = 1.25e-7 * (1 + rnd_unit());
@@ -311,6 +328,12 @@ static void assert_same_run(const struct oomb_run_result *a, const struct oomb_r
     cr_assert_eq(!a->calib_ns, !b->calib_ns);
     for (int i = 0; a->calib_ns && i < a->n_steps; i++)
         cr_assert_eq(a->calib_ns[i], b->calib_ns[i]);
+    cr_assert_eq(!a->wait_ns, !b->wait_ns);
+    for (int i = 0; a->wait_ns && i < a->n_steps; i++)
+        cr_assert_eq(a->wait_ns[i], b->wait_ns[i]);
+    if (a->wait_ns)
+        cr_assert(same_double(a->cpu_wait_share, b->cpu_wait_share));
+    cr_assert_eq(a->threads, b->threads);
     for (int p = 0; p < OOMB_PHASE_COUNT; p++) {
         cr_assert_eq(!a->phase_ns[p], !b->phase_ns[p], "phase %d", p);
         for (int i = 0; a->phase_ns[p] && i < a->n_steps; i++)
@@ -370,6 +393,16 @@ static void assert_same_results(const struct oomb_results *a, const struct oomb_
     assert_same_str(a->device_name, b->device_name);
     assert_same_str(a->device_driver, b->device_driver);
     assert_same_str(a->device_runtime, b->device_runtime);
+    assert_same_str(a->blas_library, b->blas_library);
+    assert_same_str(a->blas_version, b->blas_version);
+    assert_same_str(a->blas_config, b->blas_config);
+    assert_same_str(a->blas_kernel, b->blas_kernel);
+    assert_same_str(a->blas_parallel, b->blas_parallel);
+    cr_assert_eq(a->n_env, b->n_env);
+    for (int i = 0; i < a->n_env; i++) {
+        assert_same_str(a->env_names[i], b->env_names[i]);
+        assert_same_str(a->env_values[i], b->env_values[i]);
+    }
     cr_assert_eq(a->n_runs, b->n_runs);
     for (int i = 0; i < a->n_runs; i++)
         assert_same_run(&a->runs[i], &b->runs[i]);
@@ -562,7 +595,7 @@ Test(results, written_file_is_valid_json_with_schema)
     json_error_t jerr;
     json_t *root = json_load_file(path, 0, &jerr);
     cr_assert_not_null(root, "%s", jerr.text);
-    cr_assert_str_eq(json_string_value(json_object_get(root, "schema")), "oombench-results/1");
+    cr_assert_str_eq(json_string_value(json_object_get(root, "schema")), "oombench-results/2");
     json_t *runs = json_object_get(root, "runs");
     cr_assert_eq(json_array_size(runs), 2);
     json_t *a = json_array_get(runs, 0);
@@ -665,7 +698,7 @@ Test(results, write_leaves_no_temp_file_and_replaces)
     cr_assert_eq(count_temp_files(tmpdir), 0);
     char *text = slurp(path);
     cr_assert(strncmp(text, "{", 1) == 0);
-    cr_assert_not_null(strstr(text, "oombench-results/1"));
+    cr_assert_not_null(strstr(text, "oombench-results/2"));
     free(text);
     struct stat st;
     cr_assert_eq(stat(path, &st), 0);
@@ -739,11 +772,11 @@ Test(results, read_rejects_wrong_schema)
     struct oomb_results r;
     char err[512] = "";
     const char *path = path_in("wrong.json");
-    write_text(path, "{\"schema\": \"oombench-results/2\", \"runs\": []}");
+    write_text(path, "{\"schema\": \"oombench-results/3\", \"runs\": []}");
     cr_assert_eq(oomb_results_read(path, &r, err, sizeof(err)), OOMB_ERR_PARSE);
     cr_assert_not_null(strstr(err, path), "%s", err);
     cr_assert_not_null(strstr(err, "'schema'"), "%s", err);
-    cr_assert_not_null(strstr(err, "oombench-results/2"), "%s", err);
+    cr_assert_not_null(strstr(err, "oombench-results/3"), "%s", err);
     cr_assert_eq(r.n_runs, 0);
     cr_assert_null(r.runs);
 }

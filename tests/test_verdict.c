@@ -420,7 +420,11 @@ Test(verdict, five_run_baseline_plus_3_percent_is_not_a_regression)
     five_run_baseline(1.03, &v);
     const struct oomb_verdict_item *it = find_item(&v, "time.step");
     cr_assert_not_null(it);
-    cr_assert_eq(it->kind, OOMB_VERDICT_SAME, "%s", it->detail);
+    /* One head run against a +-5% spread: the prediction interval is
+     * +-9.6% wide, too wide to tell a 5% change either way. */
+    cr_assert_eq(it->kind, OOMB_VERDICT_INCONCLUSIVE, "%s", it->detail);
+    cr_assert(strstr(it->detail, "inconclusive: noise +-9.6"), "%s", it->detail);
+    cr_assert_eq(v.n_inconclusive, 1 + 1, "step and throughput"); /* phases have no samples */
     cr_assert(strstr(it->detail, "5 base runs"), "%s", it->detail);
     cr_assert(it->change_pct > 1 && it->change_pct < 5, "%g", it->change_pct);
     cr_assert_eq(it->n_base, 5 * N_SAMPLES);
@@ -529,7 +533,7 @@ Test(verdict, several_head_runs_are_judged_together)
     /* +12% is inside one head run's prediction bound against 5 base runs
      * with a +-5% spread, but not for the mean of 5 head runs. */
     runs_vs_runs(5, 1, 1.12, &v);
-    cr_assert_eq(find_item(&v, "time.step")->kind, OOMB_VERDICT_SAME, "%s",
+    cr_assert_eq(find_item(&v, "time.step")->kind, OOMB_VERDICT_INCONCLUSIVE, "%s",
                  find_item(&v, "time.step")->detail);
     oomb_verdict_free(&v);
     runs_vs_runs(5, 5, 1.12, &v);
@@ -875,4 +879,164 @@ Test(verdict, baseline_keeps_the_test_accuracy)
     char cmd[512];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     cr_assert_eq(system(cmd), 0);
+}
+
+/* ----------------------------------------------- noise and BLAS setups -- */
+
+Test(verdict, busy_machine_makes_a_slowdown_inconclusive_not_a_regression)
+{
+    /* A head 30% slower, its runs having waited 20% of each step for a
+     * CPU: 1 / (1 - 0.2) = +25% from the load alone, more than half the 5%
+     * threshold. Not a regression, not unchanged: inconclusive, with the
+     * wait in the detail. The same head on a quiet machine regresses. */
+    struct oomb_results a, b;
+    struct oomb_verdict v;
+    make_results(&a, 1e6, 1);
+    make_results(&b, 1.3e6, 2);
+    a.runs[0].cpu_wait_share = 0.001;
+    b.runs[0].cpu_wait_share = 0.2;
+    compare(&a, &b, &v);
+    const struct oomb_verdict_item *it = find_item(&v, "time.step");
+    cr_assert_eq(it->kind, OOMB_VERDICT_INCONCLUSIVE, "%s", it->detail);
+    cr_assert(strstr(it->detail, "waited for a CPU up to 20.0% of the step"), "%s", it->detail);
+    cr_assert_eq(v.n_regressed, 0);
+    cr_assert_eq(v.n_inconclusive, 2, "step and throughput");
+    oomb_verdict_free(&v);
+
+    b.runs[0].cpu_wait_share = 0.01; /* +1%: under half the threshold */
+    compare(&a, &b, &v);
+    cr_assert_eq(find_item(&v, "time.step")->kind, OOMB_VERDICT_REGRESSED, "%s",
+                 find_item(&v, "time.step")->detail);
+    cr_assert_eq(v.n_inconclusive, 0);
+    oomb_verdict_free(&v);
+    oomb_results_free(&a);
+    oomb_results_free(&b);
+}
+
+Test(verdict, inconclusive_is_skipped_in_junit_and_counted_in_markdown)
+{
+    struct oomb_results a, b;
+    struct oomb_verdict v;
+    make_results(&a, 1e6, 1);
+    make_results(&b, 1e6, 2);
+    b.runs[0].cpu_wait_share = 0.5;
+    compare(&a, &b, &v);
+    cr_assert_eq(v.n_inconclusive, 2);
+    char dir[] = "/tmp/oomb-verdict-XXXXXX", junit[64], md[64], err[512];
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(junit, sizeof junit, "%s/j.xml", dir);
+    snprintf(md, sizeof md, "%s/s.md", dir);
+    cr_assert_eq(oomb_export_junit(&v, junit, err, sizeof err), OOMB_OK, "%s", err);
+    cr_assert_eq(oomb_export_markdown(&v, "t", md, err, sizeof err), OOMB_OK, "%s", err);
+    char buf[65536];
+    FILE *f = fopen(junit, "r");
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    cr_assert(strstr(buf, "failures=\"0\" errors=\"0\" skipped=\"2\""), "%s", buf);
+    cr_assert(strstr(buf, "<skipped message=\"+0.") || strstr(buf, "<skipped message=\"-0."),
+              "%s", buf);
+    f = fopen(md, "r");
+    n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    cr_assert(strstr(buf, "2 inconclusive time(s)"), "%s", buf);
+    cr_assert(strstr(buf, "| INCONCLUSIVE |"), "%s", buf);
+    unlink(junit);
+    unlink(md);
+    rmdir(dir);
+    oomb_verdict_free(&v);
+    oomb_results_free(&a);
+    oomb_results_free(&b);
+}
+
+Test(verdict, different_blas_setups_are_not_time_judged)
+{
+    struct oomb_results a, b;
+    struct oomb_verdict v;
+    make_results(&a, 1e6, 1);
+    make_results(&b, 1.3e6, 2);
+    a.blas_library = strdup("OpenBLAS");
+    b.blas_library = strdup("OpenBLAS");
+    a.blas_kernel = strdup("Haswell");
+    b.blas_kernel = strdup("SkylakeX");
+    a.runs[0].threads = 1;
+    b.runs[0].threads = 2;
+    compare(&a, &b, &v);
+    cr_assert_str_eq(v.blas_note, "kernel Haswell -> SkylakeX");
+    const struct oomb_verdict_item *it = find_item(&v, "time.step");
+    cr_assert_eq(it->kind, OOMB_VERDICT_NA, "%s", it->detail);
+    cr_assert(strstr(it->detail, "kernel Haswell -> SkylakeX, threads 1 -> 2"), "%s", it->detail);
+    cr_assert_null(find_item(&v, "throughput"));
+    cr_assert_eq(v.n_regressed, 0);
+    oomb_verdict_free(&v);
+
+    struct oomb_verdict_options o;
+    oomb_verdict_options_init(&o);
+    o.allow_blas_mismatch = 1;
+    cr_assert_eq(oomb_verdict_compare(&a, 1, &b, 1, &o, &v), OOMB_OK);
+    cr_assert_eq(find_item(&v, "time.step")->kind, OOMB_VERDICT_REGRESSED);
+    oomb_verdict_free(&v);
+    oomb_results_free(&a);
+    oomb_results_free(&b);
+}
+
+Test(verdict, inference_has_no_backward_or_update_metric)
+{
+    struct oomb_results a, b;
+    struct oomb_verdict v;
+    make_results(&a, 1e6, 1);
+    make_results(&b, 1e6, 2);
+    struct oomb_results *sides[2] = {&a, &b};
+    for (int s = 0; s < 2; s++) {
+        struct oomb_run_result *r = &sides[s]->runs[0];
+        r->mode = OOMB_MODE_INFER;
+        for (int p = 0; p < OOMB_PHASE_COUNT; p++) {
+            r->phase_ns[p] = calloc(N_SAMPLES, sizeof(int64_t));
+            if (p == OOMB_PHASE_FORWARD)
+                fill_samples(r->phase_ns[p], N_SAMPLES, 9e5, 7 + (unsigned)s);
+            else if (p != OOMB_PHASE_BACKWARD && p != OOMB_PHASE_UPDATE)
+                fill_samples(r->phase_ns[p], N_SAMPLES, 1e5, 9 + (unsigned)s);
+            else
+                r->phase_ns[p][0] = 1; /* a stray mark: not a phase of inference */
+        }
+    }
+    compare(&a, &b, &v);
+    cr_assert_not_null(find_item(&v, "time.forward"));
+    cr_assert_not_null(find_item(&v, "time.other"));
+    cr_assert_null(find_item(&v, "time.backward"));
+    cr_assert_null(find_item(&v, "time.update"));
+    oomb_verdict_free(&v);
+    oomb_results_free(&a);
+    oomb_results_free(&b);
+}
+
+Test(verdict, ab_prints_the_values_its_change_is_made_of)
+{
+    /* Three rounds whose per-round ratios are 0.9, 0.95 and 1.0 while the
+     * pooled medians say otherwise: base and head shown are the geometric
+     * means of the round medians, whose ratio is the tested change. */
+    struct oomb_results a[3], b[3];
+    const double base_ms[3] = {1.0, 2.0, 4.0}, ratio[3] = {0.9, 0.95, 1.0};
+    for (int r = 0; r < 3; r++) {
+        make_results(&a[r], 1e6 * base_ms[r], 10 + (unsigned)r);
+        make_results(&b[r], 1e6 * base_ms[r] * ratio[r], 20 + (unsigned)r);
+    }
+    struct oomb_verdict_options o;
+    oomb_verdict_options_init(&o);
+    struct oomb_verdict v;
+    cr_assert_eq(oomb_verdict_compare(a, 3, b, 3, &o, &v), OOMB_OK);
+    const struct oomb_verdict_item *it = find_item(&v, "time.step");
+    cr_assert_not_null(it);
+    cr_assert_float_eq((it->head / it->base - 1) * 100, it->change_pct, 1e-9, "%s", it->detail);
+    cr_assert(it->change_pct > -6 && it->change_pct < -4, "%g", it->change_pct);
+    cr_assert(strstr(it->detail, "geometric mean of 3 paired round-median ratios"), "%s",
+              it->detail);
+    const struct oomb_verdict_item *tp = find_item(&v, "throughput");
+    cr_assert_float_eq((tp->head / tp->base - 1) * 100, tp->change_pct, 1e-9, "%s", tp->detail);
+    oomb_verdict_free(&v);
+    for (int r = 0; r < 3; r++) {
+        oomb_results_free(&a[r]);
+        oomb_results_free(&b[r]);
+    }
 }

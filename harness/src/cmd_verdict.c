@@ -51,7 +51,8 @@ enum {
     OPT_TIMEOUT,
     OPT_QUIET,
     OPT_NORMALIZE,
-    OPT_PHASE_FLOOR
+    OPT_PHASE_FLOOR,
+    OPT_ALLOW_BLAS
 };
 
 /* Options shared by compare and ab. */
@@ -86,6 +87,7 @@ struct verdict_cli {
     {"verbose", no_argument, NULL, OPT_VERBOSE},                                \
     {"normalize", no_argument, NULL, OPT_NORMALIZE},                            \
     {"phase-floor", required_argument, NULL, OPT_PHASE_FLOOR},                  \
+    {"allow-blas-mismatch", no_argument, NULL, OPT_ALLOW_BLAS},                 \
     {"help", no_argument, NULL, 'h'}
 /* clang-format on */
 
@@ -113,7 +115,17 @@ static const char verdict_options_help[] =
     "  --normalize               divide every time sample by the calibration GEMM\n"
     "                            timed after its step (runs made with --calibrate;\n"
     "                            ab: makes its runs so), removing machine speed drift\n"
-    "  -h, --help                this help\n";
+    "  --allow-blas-mismatch     judge times even when base and head ran a different\n"
+    "                            BLAS library, version, kernel or thread count (by\n"
+    "                            default such times are n/a, and the difference shown)\n"
+    "  -h, --help                this help\n"
+    "\n"
+    "A time is INCONCLUSIVE, not a regression and not unchanged, when the machine was\n"
+    "too noisy to judge it: the runs waited for a CPU long enough to move it by half\n"
+    "the noise threshold (another process held the CPU), or its interval is wider\n"
+    "than the threshold. It shows the measured noise, counts as skipped in JUnit and\n"
+    "does not fail the command (exit 0); repeat the runs (--repeat) on a quieter\n"
+    "machine, or gate on instruction counts.\n";
 
 static int want_color(int no_color_flag)
 {
@@ -228,6 +240,9 @@ static int verdict_option(struct verdict_cli *c, int opt, const char *arg)
     case OPT_PHASE_FLOOR:
         if (parse_double(c->cmd, "phase-floor", arg, 0, &c->vo.phase_floor_pct))
             return -1;
+        return 1;
+    case OPT_ALLOW_BLAS:
+        c->vo.allow_blas_mismatch = 1;
         return 1;
     default:
         return 0;

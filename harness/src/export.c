@@ -27,6 +27,7 @@ static const char *kind_upper(enum oomb_verdict_kind k)
     case OOMB_VERDICT_NEW: return "NO BASELINE";
     case OOMB_VERDICT_MISSING: return "MISSING";
     case OOMB_VERDICT_NA: return "N/A";
+    case OOMB_VERDICT_INCONCLUSIVE: return "INCONCLUSIVE";
     default: return "same";
     }
 }
@@ -52,7 +53,9 @@ static void value_text(const struct oomb_verdict_item *it, double x, char *buf, 
 void oomb_verdict_print(FILE *f, const struct oomb_verdict *v, int color, int verbose)
 {
     int hidden = 0;
-    fprintf(f, "%-11s %-28s %-22s %14s %14s  %s\n", "verdict", "run", "metric", "base", "head",
+    if (v->blas_note[0])
+        fprintf(f, "base and head ran different BLAS setups: %s\n\n", v->blas_note);
+    fprintf(f, "%-12s %-28s %-22s %14s %14s  %s\n", "verdict", "run", "metric", "base", "head",
             "change");
     for (int i = 0; i < v->n; i++) {
         const struct oomb_verdict_item *it = &v->items[i];
@@ -75,13 +78,16 @@ void oomb_verdict_print(FILE *f, const struct oomb_verdict *v, int color, int ve
             if (!*c0)
                 c1 = "";
         }
-        fprintf(f, "%s%-11s%s %-28s %-22s %14s %14s  %s\n", c0, kind_upper(it->kind), c1, run,
+        fprintf(f, "%s%-12s%s %-28s %-22s %14s %14s  %s\n", c0, kind_upper(it->kind), c1, run,
                 it->metric, b, h, it->detail);
     }
     if (hidden)
         fprintf(f, "(%d memory, outcome and quality value(s) unchanged; --verbose lists them)\n",
                 hidden);
     fprintf(f, "\n%d regression(s), %d improvement(s)", v->n_regressed, v->n_improved);
+    if (v->n_inconclusive)
+        fprintf(f, ", %d inconclusive time(s) (too noisy to judge; not a failure)",
+                v->n_inconclusive);
     if (v->n_new)
         fprintf(f, ", %d run(s) without a baseline (not compared)", v->n_new);
     if (v->n_missing)
@@ -139,6 +145,12 @@ static int write_stream(char *buf, size_t len, const char *path, char *err, size
     return rc;
 }
 
+/* Items a CI shows as skipped: not compared, or too noisy to judge. */
+static int junit_skipped(enum oomb_verdict_kind k)
+{
+    return k == OOMB_VERDICT_NEW || k == OOMB_VERDICT_MISSING || k == OOMB_VERDICT_INCONCLUSIVE;
+}
+
 int oomb_export_junit(const struct oomb_verdict *v, const char *path, char *err, size_t err_len)
 {
     char *buf = NULL;
@@ -149,7 +161,7 @@ int oomb_export_junit(const struct oomb_verdict *v, const char *path, char *err,
     int failures = 0, skipped = 0;
     for (int i = 0; i < v->n; i++) {
         failures += v->items[i].kind == OOMB_VERDICT_REGRESSED;
-        skipped += v->items[i].kind == OOMB_VERDICT_NEW || v->items[i].kind == OOMB_VERDICT_MISSING;
+        skipped += junit_skipped(v->items[i].kind);
     }
     fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     fprintf(f, "<testsuites name=\"oombench\" tests=\"%d\" failures=\"%d\" errors=\"0\" "
@@ -167,7 +179,7 @@ int oomb_export_junit(const struct oomb_verdict *v, const char *path, char *err,
                 continue;
             nt++;
             nf += v->items[j].kind == OOMB_VERDICT_REGRESSED;
-            ns += v->items[j].kind == OOMB_VERDICT_NEW || v->items[j].kind == OOMB_VERDICT_MISSING;
+            ns += junit_skipped(v->items[j].kind);
         }
         fprintf(f, "  <testsuite name=\"");
         xml_text(f, v->items[i].scenario);
@@ -199,7 +211,7 @@ int oomb_export_junit(const struct oomb_verdict *v, const char *path, char *err,
                 fprintf(f, "\n");
                 xml_text(f, it->detail);
                 fprintf(f, "</failure>\n    ");
-            } else if (it->kind == OOMB_VERDICT_NEW || it->kind == OOMB_VERDICT_MISSING) {
+            } else if (junit_skipped(it->kind)) {
                 fprintf(f, "\n      <skipped message=\"");
                 xml_text(f, it->detail);
                 fprintf(f, "\"/>\n    ");
@@ -268,11 +280,18 @@ int oomb_export_markdown(const struct oomb_verdict *v, const char *title, const 
         fprintf(f, "**%d regression(s)**, %d improvement(s)", v->n_regressed, v->n_improved);
     else
         fprintf(f, "No regression; %d improvement(s)", v->n_improved);
+    if (v->n_inconclusive)
+        fprintf(f, "; %d inconclusive time(s) (too noisy to judge)", v->n_inconclusive);
     if (v->n_new)
         fprintf(f, "; %d run(s) without a baseline (not compared)", v->n_new);
     if (v->rounds > 1)
         fprintf(f, "; A/B, %d rounds per side", v->rounds);
     fprintf(f, ".\n\n");
+    if (v->blas_note[0]) {
+        fprintf(f, "Base and head ran different BLAS setups: ");
+        md_text(f, v->blas_note);
+        fprintf(f, ".\n\n");
+    }
     const char *head = "| verdict | run | strategy | metric | base | head | detail |\n"
                        "|---|---|---|---|---|---|---|\n";
     int any = 0;

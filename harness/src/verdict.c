@@ -33,7 +33,8 @@ void oomb_verdict_options_init(struct oomb_verdict_options *o)
 
 const char *oomb_verdict_kind_name(enum oomb_verdict_kind k)
 {
-    static const char *const names[] = {"same", "regressed", "improved", "new", "missing", "n/a"};
+    static const char *const names[] = {"same",    "regressed", "improved",    "new",
+                                        "missing", "n/a",       "inconclusive"};
     return (unsigned)k < sizeof names / sizeof names[0] ? names[k] : "?";
 }
 
@@ -385,6 +386,8 @@ static void set_kind(struct oomb_verdict *v, struct oomb_verdict_item *it, enum 
         v->n_new++;
     else if (k == OOMB_VERDICT_MISSING)
         v->n_missing++;
+    else if (k == OOMB_VERDICT_INCONCLUSIVE)
+        v->n_inconclusive++;
 }
 
 static int same_identity(const struct oomb_run_result *x, const struct oomb_run_result *y)
@@ -467,12 +470,67 @@ static int material(const struct oomb_verdict_item *it, int phase, double step_b
     return 0;
 }
 
+/* The largest CPU-wait share (struct oomb_run_result.cpu_wait_share) among
+ * the runs r[0..n) (NULL entries skipped); NAN when none recorded one. */
+static double max_wait_share(const struct oomb_run_result *const *r, int n)
+{
+    double w = NAN;
+    for (int i = 0; i < n; i++)
+        if (r[i] && isfinite(r[i]->cpu_wait_share) && !(r[i]->cpu_wait_share <= w))
+            w = r[i]->cpu_wait_share;
+    return w;
+}
+
+/*
+ * Whether the machine was too busy to judge a time: a run whose threads
+ * waited a share w of the step for a CPU ran 1 / (1 - w) times slower than
+ * on an idle machine for that reason alone. When that alone could move a
+ * time by half the noise threshold, a difference in load between the two
+ * sides could pass for a change: the item is inconclusive. why says so.
+ */
+static int machine_busy(double wait_share, double thr, char *why, size_t why_len)
+{
+    if (!(wait_share > 0))
+        return 0;
+    double moved = wait_share < 1 ? wait_share / (1 - wait_share) * 100 : INFINITY;
+    if (moved < thr / 2)
+        return 0;
+    snprintf(why, why_len,
+             ", inconclusive: the runs waited for a CPU up to %.1f%% of the step (machine busy), "
+             "which alone moves a time by %.3g%%",
+             100 * wait_share, moved);
+    return 1;
+}
+
+/*
+ * A time item judged "same" whose interval is wider than the noise
+ * threshold could hide a change of that size: inconclusive, with the
+ * measured noise (the interval's half-width). A phase whose whole interval
+ * stays under the phase floor cannot matter and stays "same".
+ */
+static int too_noisy(const struct oomb_verdict_item *it, int phase, double step_base_ns,
+                     const struct oomb_verdict_options *o, char *why, size_t why_len)
+{
+    double half = (it->ci_high_pct - it->ci_low_pct) / 2, thr = it->threshold_pct;
+    if (!(half > thr))
+        return 0;
+    if (phase >= 0 && step_base_ns > 0 && it->base > 0) {
+        double reach = fmax(fabs(it->ci_low_pct), fabs(it->ci_high_pct)) / 100 * it->base;
+        if (reach < o->phase_floor_pct / 100 * step_base_ns)
+            return 0;
+    }
+    snprintf(why, why_len,
+             ", inconclusive: noise +-%.3g%% (half the interval) exceeds the threshold %.3g%%",
+             half, thr);
+    return 1;
+}
+
 /* Time metric `phase` (-1: the whole step; -2: throughput). */
 static int compare_time(struct oomb_verdict *v, const struct oomb_run_result *const *br,
                         const struct oomb_run_result *const *hr, int rounds, int phase,
                         double step_base_ns, const struct oomb_verdict_options *o)
 {
-    char why[96] = "";
+    char why[192] = "";
     const int64_t **a = calloc((size_t)rounds, sizeof *a), **b = calloc((size_t)rounds, sizeof *b);
     int *na = calloc((size_t)rounds, sizeof *na), *nb = calloc((size_t)rounds, sizeof *nb);
     int rc = OOMB_ERR_OOM, ta = 0, tb = 0;
@@ -515,26 +573,38 @@ static int compare_time(struct oomb_verdict *v, const struct oomb_run_result *co
     struct oomb_time_test t;
     if ((rc = oomb_verdict_time_test(a, na, b, nb, rounds, o->alpha, &t)) != OOMB_OK)
         goto done;
-    /* Medians of the pooled samples, for display. */
+    /* For display, the values the test compares: each side's median (one
+     * round), or the geometric means of the per-round medians over the
+     * rounds both sides have (several rounds, A/B), whose ratio is the
+     * tested change. */
     double *tmp = malloc((size_t)(ta > tb ? ta : tb) * sizeof *tmp);
     if (!tmp) {
         rc = OOMB_ERR_OOM;
         goto done;
     }
-    int k = 0;
-    for (int r = 0; r < rounds; r++)
+    double la = 0, lb = 0;
+    int used = 0;
+    for (int r = 0; r < rounds; r++) {
+        if (na[r] == 0 || nb[r] == 0)
+            continue;
         for (int i = 0; i < na[r]; i++)
-            tmp[k++] = (double)a[r][i];
-    it->base = median_of(tmp, k);
-    k = 0;
-    for (int r = 0; r < rounds; r++)
+            tmp[i] = (double)a[r][i];
+        double ma = median_of(tmp, na[r]);
         for (int i = 0; i < nb[r]; i++)
-            tmp[k++] = (double)b[r][i];
-    it->head = median_of(tmp, k);
+            tmp[i] = (double)b[r][i];
+        double mb = median_of(tmp, nb[r]);
+        la += log(ma > 0 ? ma : 1);
+        lb += log(mb > 0 ? mb : 1);
+        used++;
+    }
     free(tmp);
+    it->base = exp(la / used);
+    it->head = exp(lb / used);
     it->p = t.p;
     int significant = t.p < o->alpha;
     double thr = it->threshold_pct;
+    int busy = machine_busy(fmax(max_wait_share(br, rounds), max_wait_share(hr, rounds)), thr,
+                            why, sizeof why);
     if (phase == -2) {
         /* Throughput is batch / step time: a change c of the step time is a
          * change 1/(1+c) - 1 of the throughput; the interval flips. */
@@ -545,7 +615,9 @@ static int compare_time(struct oomb_verdict *v, const struct oomb_run_result *co
         it->ci_low_pct = (1.0 / (1 + t.ci_high_pct / 100) - 1) * 100;
         it->ci_high_pct = (1.0 / (1 + t.ci_low_pct / 100) - 1) * 100;
         it->diff = it->head - it->base;
-        if (significant && it->ci_high_pct < -thr)
+        if (busy)
+            set_kind(v, it, OOMB_VERDICT_INCONCLUSIVE);
+        else if (significant && it->ci_high_pct < -thr)
             set_kind(v, it, OOMB_VERDICT_REGRESSED);
         else if (significant && it->ci_low_pct > thr)
             set_kind(v, it, OOMB_VERDICT_IMPROVED);
@@ -554,15 +626,26 @@ static int compare_time(struct oomb_verdict *v, const struct oomb_run_result *co
         it->ci_low_pct = t.ci_low_pct;
         it->ci_high_pct = t.ci_high_pct;
         it->diff = it->head - it->base;
-        if (significant && it->ci_low_pct > thr &&
-            material(it, phase, step_base_ns, 1, o, why, sizeof why))
+        if (busy)
+            set_kind(v, it, OOMB_VERDICT_INCONCLUSIVE);
+        else if (significant && it->ci_low_pct > thr &&
+                 material(it, phase, step_base_ns, 1, o, why, sizeof why))
             set_kind(v, it, OOMB_VERDICT_REGRESSED);
         else if (significant && it->ci_high_pct < -thr &&
                  material(it, phase, step_base_ns, 0, o, why, sizeof why))
             set_kind(v, it, OOMB_VERDICT_IMPROVED);
     }
-    snprintf(it->detail, sizeof it->detail, "%+.2f%% [%+.2f%%, %+.2f%%] p=%.3g, noise %.3g%%%s",
-             it->change_pct, it->ci_low_pct, it->ci_high_pct, it->p, thr, why);
+    if (it->kind == OOMB_VERDICT_SAME && !why[0] &&
+        too_noisy(it, phase, step_base_ns, o, why, sizeof why))
+        set_kind(v, it, OOMB_VERDICT_INCONCLUSIVE);
+    if (rounds > 1)
+        snprintf(it->detail, sizeof it->detail,
+                 "%+.2f%% [%+.2f%%, %+.2f%%] p=%.3g (geometric mean of %d paired round-median "
+                 "ratios), noise %.3g%%%s",
+                 it->change_pct, it->ci_low_pct, it->ci_high_pct, it->p, used, thr, why);
+    else
+        snprintf(it->detail, sizeof it->detail, "%+.2f%% [%+.2f%%, %+.2f%%] p=%.3g, noise %.3g%%%s",
+                 it->change_pct, it->ci_low_pct, it->ci_high_pct, it->p, thr, why);
     rc = OOMB_OK;
 done:
     free(a);
@@ -609,7 +692,7 @@ static int compare_time_runs(struct oomb_verdict *v, const struct oomb_run_resul
                              const struct oomb_run_result *const *hr, int m, int phase,
                              double step_base_ns, const struct oomb_verdict_options *o, int *done)
 {
-    char why[96] = "";
+    char why[192] = "";
     *done = 0;
     double *lb = malloc((size_t)k * sizeof *lb), *lh = malloc((size_t)m * sizeof *lh);
     int kb = 0, mh = 0, ta = 0, tb = 0, rc = OOMB_ERR_OOM;
@@ -645,6 +728,10 @@ static int compare_time_runs(struct oomb_verdict *v, const struct oomb_run_resul
      * noise threshold, the rule of the one-run test. Throughput is batch /
      * step time (as in compare_time). */
     int up = t.head > t.bound, down = t.head < t.low_bound;
+    int busy = machine_busy(fmax(max_wait_share(br, k), max_wait_share(hr, m)), thr, why,
+                            sizeof why);
+    if (busy)
+        up = down = 0;
     if (phase == -2) {
         double bsz = (double)h->batch;
         it->base = bsz * 1e9 / t.mean;
@@ -669,6 +756,11 @@ static int compare_time_runs(struct oomb_verdict *v, const struct oomb_run_resul
             set_kind(v, it, OOMB_VERDICT_IMPROVED);
     }
     it->diff = it->head - it->base;
+    if (busy)
+        set_kind(v, it, OOMB_VERDICT_INCONCLUSIVE);
+    else if (it->kind == OOMB_VERDICT_SAME && !why[0] &&
+             too_noisy(it, phase, step_base_ns, o, why, sizeof why))
+        set_kind(v, it, OOMB_VERDICT_INCONCLUSIVE);
     char bound[48], runs[48];
     if (phase == -2)
         snprintf(bound, sizeof bound, "%.4g/s", (double)h->batch * 1e9 / t.bound);
@@ -833,6 +925,43 @@ static int check_repeat_memory(struct oomb_verdict *v, const struct oomb_run_res
     return OOMB_OK;
 }
 
+/* Appends "what: b -> h" to buf when both are recorded and differ. */
+static void note_diff(char *buf, size_t len, const char *what, const char *b, const char *h)
+{
+    if (!b || !h || !b[0] || !h[0] || strcmp(b, h) == 0)
+        return;
+    size_t used = strlen(buf);
+    if (used + 1 < len)
+        snprintf(buf + used, len - used, "%s%s %s -> %s", used ? ", " : "", what, b, h);
+}
+
+/* The file-level BLAS differences of base and head into v->blas_note. */
+static void blas_file_note(struct oomb_verdict *v, const struct oomb_results *b,
+                           const struct oomb_results *h)
+{
+    char *n = v->blas_note;
+    size_t len = sizeof v->blas_note;
+    n[0] = '\0';
+    note_diff(n, len, "BLAS", b->blas_library, h->blas_library);
+    note_diff(n, len, "version", b->blas_version, h->blas_version);
+    note_diff(n, len, "kernel", b->blas_kernel, h->blas_kernel);
+    note_diff(n, len, "threading", b->blas_parallel, h->blas_parallel);
+}
+
+/* Whether base run b and head run h ran different BLAS setups: the files'
+ * (v->blas_note) or the runs' thread counts. note receives the difference. */
+static int blas_differs(const struct oomb_verdict *v, const struct oomb_run_result *b,
+                        const struct oomb_run_result *h, char *note, size_t len)
+{
+    snprintf(note, len, "%s", v->blas_note);
+    if (b->threads > 0 && h->threads > 0 && b->threads != h->threads) {
+        size_t used = strlen(note);
+        snprintf(note + used, len - used, "%sthreads %d -> %d", used ? ", " : "", b->threads,
+                 h->threads);
+    }
+    return note[0] != '\0';
+}
+
 static int compare_run(struct oomb_verdict *v, const struct oomb_results *base,
                        const struct oomb_results *head, int rounds,
                        const struct oomb_run_result *h0, const struct oomb_verdict_options *o)
@@ -917,9 +1046,31 @@ static int compare_run(struct oomb_verdict *v, const struct oomb_results *base,
     int used0 = 0, samples0 = 0;
     if (br[0] && log_medians(&br[0], 1, -1, &lm0, &used0, &samples0) == OOMB_OK && used0 == 1)
         step_base_ns = exp(lm0);
-    /* The step (-1), each phase, then throughput (-2). */
+    /* Times of different BLAS setups measure the setups, not the change. */
+    char note[sizeof v->blas_note];
+    if (rc == OOMB_OK && !o->allow_blas_mismatch && blas_differs(v, b0, h0, note, sizeof note)) {
+        if (!(it = add_item(v, h0, OOMB_AREA_TIME, "time.step")))
+            rc = OOMB_ERR_OOM;
+        else {
+            it->kind = OOMB_VERDICT_NA;
+            snprintf(it->detail, sizeof it->detail,
+                     "not judged: base and head ran different BLAS setups (%.250s); "
+                     "--allow-blas-mismatch judges them anyway",
+                     note);
+        }
+        free(hmany);
+        free(many);
+        free(br);
+        free(hr);
+        return rc ? rc : compare_quality(v, b0, h0, o);
+    }
+    /* The step (-1), each phase, then throughput (-2). Inference has no
+     * backward and no update: not metrics of an infer run. */
     for (int i = -1; i <= OOMB_PHASE_COUNT && rc == OOMB_OK; i++) {
         int phase = i == OOMB_PHASE_COUNT ? -2 : i, done = 0;
+        if (h0->mode == OOMB_MODE_INFER &&
+            (phase == OOMB_PHASE_BACKWARD || phase == OOMB_PHASE_UPDATE))
+            continue;
         if (k >= 1 && m >= 1 && k + m >= 4)
             rc = compare_time_runs(v, many, k, hmany, m, phase, step_base_ns, o, &done);
         if (rc == OOMB_OK && !done)
@@ -943,6 +1094,7 @@ int oomb_verdict_compare(const struct oomb_results *base, int n_base,
     if (rounds < 1)
         return OOMB_ERR_INVALID;
     v->rounds = rounds;
+    blas_file_note(v, &base[0], &head[0]);
     int rc;
     for (int i = 0; i < head[0].n_runs; i++) {
         const struct oomb_run_result *h = &head[0].runs[i];
@@ -975,10 +1127,12 @@ static int kind_rank(enum oomb_verdict_kind k)
         return 2;
     case OOMB_VERDICT_MISSING:
         return 3;
-    case OOMB_VERDICT_NA:
+    case OOMB_VERDICT_INCONCLUSIVE:
         return 4;
-    default:
+    case OOMB_VERDICT_NA:
         return 5;
+    default:
+        return 6;
     }
 }
 

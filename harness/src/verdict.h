@@ -28,7 +28,12 @@ enum oomb_verdict_kind {
     OOMB_VERDICT_IMPROVED,
     OOMB_VERDICT_NEW,     /* a head run without a base run: not compared */
     OOMB_VERDICT_MISSING, /* a base run absent from head: not compared */
-    OOMB_VERDICT_NA       /* not comparable (a side without data) */
+    OOMB_VERDICT_NA,      /* not comparable (a side without data) */
+    /* A time metric the machine's noise leaves undecided: the runs waited
+     * for a CPU long enough to move the time by the noise threshold, or the
+     * interval of the change is wider than the threshold. Never a
+     * regression and never "same"; the detail gives the measured noise. */
+    OOMB_VERDICT_INCONCLUSIVE
 };
 
 enum oomb_verdict_area {
@@ -63,8 +68,12 @@ struct oomb_verdict_item {
 struct oomb_verdict {
     struct oomb_verdict_item *items; /* owned; free with oomb_verdict_free */
     int n, cap;
-    int n_regressed, n_improved, n_new, n_missing;
+    int n_regressed, n_improved, n_new, n_missing, n_inconclusive;
     int rounds; /* rounds per side (1: against a baseline) */
+    /* How base and head differ in BLAS library, version, kernel, threading or
+     * thread count ("" when they do not, or a side does not record it); the
+     * time verdicts are then not judged unless allow_blas_mismatch. */
+    char blas_note[512];
 };
 
 struct oomb_verdict_options {
@@ -85,6 +94,9 @@ struct oomb_verdict_options {
      * this share of the base's step time (percent; default 1): a slower
      * phase that costs the step less is shown, not judged. */
     double phase_floor_pct;
+    /* Judge times even when base and head ran different BLAS setups
+     * (blas_note); default 0: such time metrics are n/a. */
+    int allow_blas_mismatch;
 };
 
 /* Defaults as above. */
@@ -114,7 +126,7 @@ void oomb_verdict_free(struct oomb_verdict *v);
 /* Stable order for reports: regressions, improvements, then the rest. */
 void oomb_verdict_sort(struct oomb_verdict *v);
 
-/* "regressed", "improved", "same", "new", "missing", "n/a". */
+/* "regressed", "improved", "same", "new", "missing", "n/a", "inconclusive". */
 const char *oomb_verdict_kind_name(enum oomb_verdict_kind k);
 
 /* The statistical time test on two sets of raw samples split in `rounds`
