@@ -174,6 +174,64 @@ test "$(grep -cE "^REGRESSED .* memory\." "$tmp/logab")" = 2 &&
     grep -qE "^REGRESSED +degrade train b128 degrade +memory\.workspace .*\+1 B" "$tmp/logab" ||
     { echo "FAIL: ab: expected exactly degrade's memory.total and memory.workspace +1 B"; exit 1; }
 
+# One verdict engine: the same two results files through `compare` and
+# through `report` give the same regressions, improvements, inconclusive
+# times and numbers. The head: none's step samples 25% slower, degrade's 20%
+# faster, one byte more activations for none.
+mkdir -p "$tmp/one/cls"
+cp "$first" "$tmp/one/cls/degrade.json"
+python3 - "$first" "$tmp/one-head.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+for r in d["runs"]:
+    if r["outcome"] != "ok":
+        continue
+    f = 1.25 if r["strategy"] == "none" else 0.8
+    r["time"]["samples"] = [int(x * f) for x in r["time"]["samples"]]
+    if r["strategy"] == "none":
+        r["memory"]["peak_by_tag"]["activations"] += 1
+        r["memory"]["peak_bytes"] += 1
+json.dump(d, open(sys.argv[2], "w"))
+PY
+set +e
+"$bin" compare --baseline "$tmp/one" --device-class cls --summary "$tmp/one-cmp.md" \
+    "$tmp/one-head.json" >"$tmp/one-cmp.txt"
+rc=$?
+set -e
+test "$rc" = 1 || { cat "$tmp/one-cmp.txt"; echo "FAIL: compare: expected exit 1, got $rc"; exit 1; }
+"$bin" report --quiet --gnuplot /nonexistent/gnuplot --baseline "$tmp/one/cls/degrade.json" \
+    --out "$tmp/one-rep" "$tmp/one-head.json" 2>/dev/null
+python3 - "$tmp/one-cmp.md" "$tmp/one-rep/summary.md" "$tmp/one-rep/index.html" <<'PY'
+import re, sys, html
+cmp_md, rep_md, rep_html = (open(p).read() for p in sys.argv[1:])
+unesc = lambda t: re.sub(r"\\(.)", r"\1", t)
+kinds = {"REGRESSED": "regression", "IMPROVED": "improvement", "INCONCLUSIVE": "inconclusive"}
+a = set()
+for line in cmp_md.splitlines():
+    cells = [c.strip() for c in re.split(r"(?<!\\)\|", line)[1:-1]]
+    if len(cells) == 7 and cells[0] in kinds:
+        run = unesc(cells[1]).split()  # scenario mode bN
+        a.add((kinds[cells[0]], "%s/%s %s b=%s" % (run[0], unesc(cells[2]), run[1], run[2][1:]),
+               unesc(cells[3]), unesc(cells[6])))
+b = set()
+for line in rep_md.splitlines():
+    m = re.match(r"- (regression|improvement|inconclusive) (.+?), (\S+): [^()]* -> [^()]* \((.*)\)$", line)
+    if m:
+        b.add((m.group(1), m.group(2), m.group(3), m.group(4)))
+assert a and a == b, "compare and report differ:\n only compare: %s\n only report: %s" % (a - b, b - a)
+counts = lambda t: [int(x) for x in re.findall(r"(\d+) (?:regression|improvement|inconclusive time)", t)[:3]]
+m = re.search(r"\*\*(\d+) regression\(s\)\*\*, (\d+) improvement\(s\)", cmp_md)
+n_inc = re.search(r"(\d+) inconclusive time", cmp_md)
+cmp_counts = [int(m.group(1)), int(m.group(2)), int(n_inc.group(1)) if n_inc else 0]
+m = re.search(r"\*\*(\d+) regression\(s\)\*\*, (\d+) improvement\(s\), (\d+) inconclusive", rep_md)
+rep_counts = [int(x) for x in m.groups()]
+assert cmp_counts == rep_counts, (cmp_counts, rep_counts)
+assert ("%d regression(s)</span>, %d improvement(s), %d inconclusive" % tuple(rep_counts)) in rep_html
+assert any(k == "regression" and m == "memory.activations" for k, _, m, _ in a), a
+print("compare = report: %d regression(s), %d improvement(s), %d inconclusive; %d items" %
+      (tuple(cmp_counts) + (len(a),)))
+PY
+
 # Reports: JUnit XML, Markdown, Google Benchmark JSON read by compare.py.
 second=$(ls "$tmp"/results2/*.json)
 set +e

@@ -48,7 +48,8 @@ static void usage_report(FILE *f)
             "                           <device-class>/<scenario>.json (default: compare the\n"
             "                           oldest with the newest RESULTS)\n"
             "  -H, --history DIR        folder of earlier results files for the history chart\n"
-            "  -n, --noise PERCENT      noise threshold for time and loss (default: 5)\n"
+            "  -n, --noise PERCENT      time noise threshold (default: 5 on the CPU, 2 on the\n"
+            "                           GPU); the comparison is `oombench compare`'s\n"
             "  -s, --scenario NAME      only this scenario's runs\n"
             "  -g, --gnuplot PATH       the gnuplot program (default: gnuplot on PATH)\n"
             "  -q, --quiet              no summary line\n"
@@ -410,7 +411,7 @@ static int parse_noise(const char *s, double *out)
         end++;
     if (*end || !isfinite(v) || v < 0 || v >= 1000)
         return -1;
-    *out = v / 100.0;
+    *out = v;
     return 0;
 }
 
@@ -424,7 +425,7 @@ int oomb_cmd_report(int argc, char **argv)
         {NULL, 0, NULL, 0}};
     const char *out = "report", *baseline = NULL, *history = NULL, *scenario = NULL;
     const char *gnuplot = "gnuplot";
-    double noise = 0.05;
+    double noise = -1; /* the verdict engine's default */
     int quiet = 0, c;
     optind = 0; /* full reinitialisation: may run after another command's getopt */
     while ((c = getopt_long(argc, argv, "o:b:H:n:s:g:qh", longopts, NULL)) != -1) {
@@ -498,7 +499,10 @@ int oomb_cmd_report(int argc, char **argv)
     ri.history = hist.sets;
     ri.n_history = hist.n;
     ri.scenario = scenario;
-    ri.noise = noise;
+    struct oomb_verdict_options vo;
+    oomb_verdict_options_init(&vo);
+    vo.noise_pct = noise;
+    ri.verdict = &vo;
     ri.png_terminal = png;
     char err[1024];
     int st = oomb_report_build(&ri, &rep, err, sizeof err);

@@ -1031,59 +1031,114 @@ static const struct oomb_run_result *find_key(const struct oomb_results *r,
     return NULL;
 }
 
-static int add_change(struct oomb_report *rep, const struct oomb_run_result *run,
-                      const char *metric, const char *unit, double base, double cur,
-                      int exact, double noise)
+/* Appends a shallow copy of run to dst, which owns only its array (free it
+ * with free(dst->runs)). */
+static int append_run(struct oomb_results *dst, int *cap, const struct oomb_run_result *run)
 {
-    struct oomb_report_change *p =
-        realloc(rep->changes, (size_t)(rep->n_changes + 1) * sizeof *rep->changes);
-    if (!p)
-        return OOMB_ERR_INTERNAL;
-    rep->changes = p;
-    struct oomb_report_change *ch = &p[rep->n_changes++];
-    memset(ch, 0, sizeof *ch);
-    run_fullname(run, ch->run, sizeof ch->run);
-    ch->metric = metric;
-    ch->unit = unit;
-    ch->base = base;
-    ch->cur = cur;
-    if (!isfinite(base) || !isfinite(cur))
-        ch->change = NAN;
-    else if (base == 0)
-        ch->change = cur == 0 ? 0.0 : (cur > 0 ? 1.0 : -1.0);
-    else
-        ch->change = (cur - base) / fabs(base);
-    ch->verdict = OOMB_CHANGE_SAME;
-    if (strcmp(metric, "outcome") == 0) {
-        ch->verdict = OOMB_CHANGE_REGRESSION;
-    } else if (isfinite(ch->change)) {
-        if (exact ? cur > base : ch->change > noise)
-            ch->verdict = OOMB_CHANGE_REGRESSION;
-        else if (exact ? cur < base : ch->change < -noise)
-            ch->verdict = OOMB_CHANGE_IMPROVEMENT;
+    if (dst->n_runs == *cap) {
+        int nc = *cap ? 2 * *cap : 16;
+        struct oomb_run_result *p = realloc(dst->runs, (size_t)nc * sizeof *p);
+        if (!p)
+            return OOMB_ERR_INTERNAL;
+        dst->runs = p;
+        *cap = nc;
     }
-    if (ch->verdict == OOMB_CHANGE_REGRESSION)
-        rep->n_regressions++;
+    dst->runs[dst->n_runs++] = *run;
     return OOMB_OK;
 }
 
-static int compare_runs(struct oomb_report *rep, const struct oomb_run_result *b,
-                        const struct oomb_run_result *r, double noise)
+/* Appends every run of src with k's identity to dst (as append_run). */
+static int append_same_key(struct oomb_results *dst, int *cap, const struct oomb_results *src,
+                           const struct oomb_run_result *k)
 {
     int rc = OOMB_OK;
-    if (b->outcome == OOMB_OUTCOME_OK && r->outcome != OOMB_OUTCOME_OK)
-        return add_change(rep, r, "outcome", "", (double)b->outcome, (double)r->outcome, 1,
-                          noise);
-    if (b->outcome != OOMB_OUTCOME_OK || r->outcome != OOMB_OUTCOME_OK)
-        return OOMB_OK;
-    rc = add_change(rep, r, "peak memory", "bytes", (double)b->peak_bytes, (double)r->peak_bytes,
-                    1, noise);
-    if (rc == OOMB_OK)
-        rc = add_change(rep, r, "step time (median)", "ns", b->step_stats.median,
-                        r->step_stats.median, 0, noise);
-    if (rc == OOMB_OK && isfinite(b->final_loss) && isfinite(r->final_loss))
-        rc = add_change(rep, r, "final loss", "", b->final_loss, r->final_loss, 0, noise);
+    for (int i = 0; i < src->n_runs && rc == OOMB_OK; i++)
+        if (same_key(&src->runs[i], k))
+            rc = append_run(dst, cap, &src->runs[i]);
     return rc;
+}
+
+/* The file-level fields the engine reads (BLAS setup), lent from src. */
+static void lend_file_fields(struct oomb_results *dst, const struct oomb_results *src)
+{
+    dst->device_class = src->device_class;
+    dst->blas_library = src->blas_library;
+    dst->blas_version = src->blas_version;
+    dst->blas_kernel = src->blas_kernel;
+    dst->blas_parallel = src->blas_parallel;
+}
+
+/* Whether the chart and tables show an item: every verdict but "same", and
+ * the headline metrics of a run also when unchanged. */
+static int shown_item(const struct oomb_verdict_item *it)
+{
+    if (it->kind == OOMB_VERDICT_NEW || it->kind == OOMB_VERDICT_MISSING)
+        return 0;
+    if (it->kind != OOMB_VERDICT_SAME)
+        return 1;
+    return strcmp(it->metric, "memory.total") == 0 || strcmp(it->metric, "time.step") == 0 ||
+           strcmp(it->metric, "quality.final_loss") == 0;
+}
+
+/* Judges head against base with the verdict engine and keeps its items. */
+static int judge(struct oomb_report *rep, const struct oomb_report_input *in,
+                 const struct oomb_results *base, const struct oomb_results *head)
+{
+    struct oomb_verdict_options def;
+    const struct oomb_verdict_options *o = in->verdict;
+    if (!o) {
+        oomb_verdict_options_init(&def);
+        o = &def;
+    }
+    struct oomb_verdict v;
+    if (oomb_verdict_compare(base, 1, head, 1, o, &v) != OOMB_OK) {
+        oomb_verdict_free(&v);
+        return OOMB_ERR_INTERNAL;
+    }
+    oomb_verdict_sort(&v);
+    rep->n_regressions = v.n_regressed;
+    rep->n_improvements = v.n_improved;
+    rep->n_inconclusive = v.n_inconclusive;
+    for (int i = 0; i < v.n; i++) {
+        const struct oomb_verdict_item *it = &v.items[i];
+        if (it->area == OOMB_AREA_TIME && isfinite(it->threshold_pct))
+            rep->noise_pct = it->threshold_pct;
+        if (!shown_item(it))
+            continue;
+        struct oomb_report_change *p =
+            realloc(rep->changes, (size_t)(rep->n_changes + 1) * sizeof *rep->changes);
+        if (!p) {
+            oomb_verdict_free(&v);
+            return OOMB_ERR_INTERNAL;
+        }
+        rep->changes = p;
+        struct oomb_report_change *ch = &p[rep->n_changes++];
+        memset(ch, 0, sizeof *ch);
+        snprintf(ch->run, sizeof ch->run, "%.80s/%.80s %s b=%lld", it->scenario, it->strategy,
+                 mode_text(it->mode), (long long)it->batch);
+        snprintf(ch->metric, sizeof ch->metric, "%s", it->metric);
+        snprintf(ch->detail, sizeof ch->detail, "%s", it->detail);
+        ch->base = it->base;
+        ch->cur = it->head;
+        ch->unit = it->area == OOMB_AREA_MEMORY                   ? "bytes"
+                   : strcmp(it->metric, "throughput") == 0        ? "/s"
+                   : it->area == OOMB_AREA_TIME                   ? "ns"
+                                                                  : "";
+        if (it->area == OOMB_AREA_TIME)
+            ch->change = it->change_pct / 100;
+        else if (!isfinite(it->base) || !isfinite(it->head) || it->area == OOMB_AREA_OUTCOME)
+            ch->change = NAN;
+        else if (it->base == 0)
+            ch->change = it->head == 0 ? 0.0 : (it->head > 0 ? 1.0 : -1.0);
+        else
+            ch->change = (it->head - it->base) / fabs(it->base);
+        ch->verdict = it->kind == OOMB_VERDICT_REGRESSED      ? OOMB_CHANGE_REGRESSION
+                      : it->kind == OOMB_VERDICT_IMPROVED     ? OOMB_CHANGE_IMPROVEMENT
+                      : it->kind == OOMB_VERDICT_INCONCLUSIVE ? OOMB_CHANGE_INCONCLUSIVE
+                                                              : OOMB_CHANGE_SAME;
+    }
+    oomb_verdict_free(&v);
+    return OOMB_OK;
 }
 
 static const char *base_name(const char *path)
@@ -1092,23 +1147,36 @@ static const char *base_name(const char *path)
     return slash && slash[1] ? slash + 1 : path;
 }
 
+/*
+ * The comparison: the current runs against the baseline (or the oldest file
+ * holding each run against the newest, when no baseline is given), judged
+ * by the verdict engine as `compare` judges them: every run of a matched
+ * identity in the baseline file takes part (a baseline of several runs), and
+ * the counts and numbers are the engine's.
+ */
 static int build_changes(struct oomb_report *rep, const struct oomb_report_input *in)
 {
+    struct oomb_results base = {0}, head = {0};
+    int cap_b = 0, cap_h = 0, matched = 0, rc = OOMB_OK;
+    rep->noise_pct = in->verdict && in->verdict->noise_pct >= 0 ? in->verdict->noise_pct : 5;
     if (in->n_baseline > 0) {
         snprintf(rep->cmp_what, sizeof rep->cmp_what, "baseline %s against the current results",
                  in->baseline_label ? base_name(in->baseline_label) : "(given)");
         snprintf(rep->cmp_short, sizeof rep->cmp_short, "baseline %s against current",
                  in->baseline_label ? base_name(in->baseline_label) : "(given)");
-        int matched = 0;
-        for (int i = 0; i < rep->n_cur; i++) {
-            const struct oomb_run_result *b = NULL;
-            for (int s = in->n_baseline - 1; s >= 0 && !b; s--)
-                b = find_key(in->baseline[s].res, rep->cur[i]);
-            if (!b)
+        for (int i = 0; i < rep->n_cur && rc == OOMB_OK; i++) {
+            int s = in->n_baseline - 1;
+            while (s >= 0 && !find_key(in->baseline[s].res, rep->cur[i]))
+                s--;
+            if (s < 0)
                 continue;
-            matched++;
-            if (compare_runs(rep, b, rep->cur[i], in->noise) != OOMB_OK)
-                return OOMB_ERR_INTERNAL;
+            if (!matched++) {
+                lend_file_fields(&base, in->baseline[s].res);
+                lend_file_fields(&head, in->sets[in->n_sets - 1].res);
+            }
+            rc = append_same_key(&base, &cap_b, in->baseline[s].res, rep->cur[i]);
+            if (rc == OOMB_OK)
+                rc = append_run(&head, &cap_h, rep->cur[i]);
         }
         if (!matched) {
             snprintf(rep->cmp_note, sizeof rep->cmp_note,
@@ -1116,43 +1184,45 @@ static int build_changes(struct oomb_report *rep, const struct oomb_report_input
                      in->baseline_label ? in->baseline_label : "");
             rep->cmp_what[0] = '\0';
         }
-        return OOMB_OK;
-    }
-    if (in->n_sets < 2) {
+    } else if (in->n_sets < 2) {
         snprintf(rep->cmp_note, sizeof rep->cmp_note,
                  "no baseline given (--baseline) and only one results file: nothing to compare");
-        return OOMB_OK;
+    } else {
+        const struct oomb_report_set *old = &in->sets[0], *new = &in->sets[in->n_sets - 1];
+        snprintf(rep->cmp_what, sizeof rep->cmp_what,
+                 "the oldest results (%s, created %s) against the newest (%s, created %s)",
+                 base_name(old->path), old->res->created, base_name(new->path), new->res->created);
+        snprintf(rep->cmp_short, sizeof rep->cmp_short, "oldest file %s against newest %s",
+                 base_name(old->path), base_name(new->path));
+        for (int i = 0; i < rep->n_cur && rc == OOMB_OK; i++) {
+            /* The oldest and the newest file holding this run, when they differ. */
+            int bs = 0, rs = in->n_sets - 1;
+            while (bs < in->n_sets && !find_key(in->sets[bs].res, rep->cur[i]))
+                bs++;
+            while (rs >= 0 && !find_key(in->sets[rs].res, rep->cur[i]))
+                rs--;
+            if (bs >= in->n_sets || rs < 0 || bs == rs)
+                continue;
+            if (!matched++) {
+                lend_file_fields(&base, in->sets[bs].res);
+                lend_file_fields(&head, in->sets[rs].res);
+            }
+            rc = append_same_key(&base, &cap_b, in->sets[bs].res, rep->cur[i]);
+            if (rc == OOMB_OK)
+                rc = append_same_key(&head, &cap_h, in->sets[rs].res, rep->cur[i]);
+        }
+        if (!matched) {
+            snprintf(rep->cmp_note, sizeof rep->cmp_note,
+                     "the results files given share no run (same scenario, mode, batch and "
+                     "strategy) to compare");
+            rep->cmp_what[0] = '\0';
+        }
     }
-    const struct oomb_report_set *old = &in->sets[0], *new = &in->sets[in->n_sets - 1];
-    snprintf(rep->cmp_what, sizeof rep->cmp_what,
-             "the oldest results (%s, created %s) against the newest (%s, created %s)",
-             base_name(old->path), old->res->created, base_name(new->path), new->res->created);
-    snprintf(rep->cmp_short, sizeof rep->cmp_short, "oldest file %s against newest %s",
-             base_name(old->path), base_name(new->path));
-    int matched = 0;
-    for (int i = 0; i < rep->n_cur; i++) {
-        /* The oldest and the newest file holding this run, when they differ. */
-        const struct oomb_run_result *b = NULL, *r = NULL;
-        int bs = -1, rs = -1;
-        for (int s = 0; s < in->n_sets && !b; s++)
-            if ((b = find_key(in->sets[s].res, rep->cur[i])))
-                bs = s;
-        for (int s = in->n_sets - 1; s >= 0 && !r; s--)
-            if ((r = find_key(in->sets[s].res, rep->cur[i])))
-                rs = s;
-        if (!b || !r || bs == rs)
-            continue;
-        matched++;
-        if (compare_runs(rep, b, r, in->noise) != OOMB_OK)
-            return OOMB_ERR_INTERNAL;
-    }
-    if (!matched) {
-        snprintf(rep->cmp_note, sizeof rep->cmp_note,
-                 "the results files given share no run (same scenario, mode, batch and "
-                 "strategy) to compare");
-        rep->cmp_what[0] = '\0';
-    }
-    return OOMB_OK;
+    if (rc == OOMB_OK && matched)
+        rc = judge(rep, in, &base, &head);
+    free(base.runs);
+    free(head.runs);
+    return rc;
 }
 
 static void chart_baseline(struct oomb_report *rep, const struct oomb_report_input *in)
@@ -1162,8 +1232,9 @@ static void chart_baseline(struct oomb_report *rep, const struct oomb_report_inp
         note(c, "%s", rep->cmp_note);
         return;
     }
-    int rows[1024], n = 0, count[3] = {0, 0, 0}, n_zero = 0, n_finite = 0;
-    double lo = -2 * in->noise * 100, hi = 2 * in->noise * 100;
+    int rows[1024], n = 0, count[4] = {0, 0, 0, 0}, n_zero = 0, n_finite = 0;
+    const double noise = rep->noise_pct;
+    double lo = -2 * noise, hi = 2 * noise;
     for (int i = 0; i < rep->n_changes; i++)
         if (isfinite(rep->changes[i].change)) {
             n_finite++;
@@ -1190,17 +1261,19 @@ static void chart_baseline(struct oomb_report *rep, const struct oomb_report_inp
     lo -= 0.05 * span;
     hi += 0.22 * span;
     struct oomb_sbuf *d = &c->dat;
-    SB(d, "# %s: %s\n# change in %% of the baseline; verdict 0 within noise (%g%%), "
-          "1 regression, 2 improvement\n# row\tlabel\tbaseline\tcurrent\tchange_pct\tverdict\t"
-          "text\n",
-       c->title, rep->cmp_what, in->noise * 100);
+    SB(d, "# %s: %s\n# change in %% of the baseline; verdict 0 unchanged or within noise "
+          "(%g%%), 1 regression, 2 improvement, 3 inconclusive (too noisy to judge)\n"
+          "# row\tlabel\tbaseline\tcurrent\tchange_pct\tverdict\ttext\n",
+       c->title, rep->cmp_what, noise);
     for (int k = 0; k < n; k++) {
         const struct oomb_report_change *ch = &rep->changes[rows[k]];
         char lab[320], field[320], text[64];
         snprintf(lab, sizeof lab, "%s: %s", ch->run, ch->metric);
         dat_text(lab, field, sizeof field);
         snprintf(text, sizeof text, "%+.2f%%%s", 100 * ch->change,
-                 ch->verdict == OOMB_CHANGE_REGRESSION ? " regression" : "");
+                 ch->verdict == OOMB_CHANGE_REGRESSION      ? " regression"
+                 : ch->verdict == OOMB_CHANGE_INCONCLUSIVE ? " inconclusive"
+                                                            : "");
         SB(d, "%d\t%s\t%s\t%s\t%s\t%d\t%s\n", k, field, num(ch->base), num(ch->cur),
            num(100 * ch->change), (int)ch->verdict, text);
     }
@@ -1222,9 +1295,10 @@ static void chart_baseline(struct oomb_report *rep, const struct oomb_report_inp
           "fs solid 1.0 noborder\n"
           "set arrow 1 from 0, graph 0 to 0, graph 1 nohead lc rgb \"#333333\" lw 1.2\n"
           "set style fill solid 0.85 noborder\n",
-       lo, hi, n - 0.3, -100 * in->noise, 100 * in->noise);
-    static const char *const vname[3] = {"within noise", "regression", "improvement"};
-    static const char *const vcolor[3] = {"#999999", RED, "#228833"};
+       lo, hi, n - 0.3, -noise, noise);
+    static const char *const vname[4] = {"unchanged or within noise", "regression", "improvement",
+                                         "inconclusive"};
+    static const char *const vcolor[4] = {"#999999", RED, "#228833", "#ddaa33"};
     SB(g, "set ytics (");
     for (int k = 0; k < n; k++) {
         const struct oomb_report_change *ch = &rep->changes[rows[k]];
@@ -1234,9 +1308,9 @@ static void chart_baseline(struct oomb_report *rep, const struct oomb_report_inp
     }
     SB(g, ")\n");
     SB(g, "plot NaN with boxes fs solid 1.0 lc rgb \"#e4e4e4\" title \"noise band \u00b1%g%%\"",
-       in->noise * 100);
+       noise);
     c->n_series = 1;
-    for (int v = 0; v < 3; v++) {
+    for (int v = 0; v < 4; v++) {
         if (!count[v])
             continue;
         SB(g, ", \\\n     \"%s.dat\" using ($6==%d?$5/2:NaN):1:($5<0?$5:0):($5<0?0:$5):"
@@ -1251,11 +1325,13 @@ static void chart_baseline(struct oomb_report *rep, const struct oomb_report_inp
     c->n_series++;
     gp_end(c);
     caption(c,
-            "Compared: %s. One bar per metric of each run: the relative change of the current "
-            "value against the baseline. The grey band is the noise threshold (%g%%). Red bars "
-            "are regressions: any increase of peak memory (memory is exact), or a step time or "
-            "final loss worse by more than the threshold; green bars improved by more than it.%s",
-            rep->cmp_what, in->noise * 100,
+            "Compared: %s, by the verdict engine of `oombench compare` (the same verdicts and "
+            "numbers). One bar per metric of each run: the relative change of the current "
+            "value against the baseline. The grey band is the time noise threshold (%g%%). Red "
+            "bars are regressions: any increase of memory (exact), a time whose whole interval "
+            "lies beyond the threshold, a quality beyond its tolerance; green bars improved; "
+            "amber times are inconclusive (the machine too noisy to judge them).%s",
+            rep->cmp_what, noise,
             skip_zero && n_zero ? " Metrics exactly unchanged are in the table only." : "");
 }
 
@@ -1369,7 +1445,7 @@ static void chart_history(struct oomb_report *rep, const struct oomb_report_inpu
             }
             double m = (double)x->peak_bytes, t = x->step_stats.median;
             int rm = isfinite(pm) && m > pm;
-            int rt = isfinite(pt) && isfinite(t) && pt > 0 && (t - pt) / pt > in->noise;
+            int rt = isfinite(pt) && isfinite(t) && pt > 0 && (t - pt) / pt > rep->noise_pct / 100;
             n_reg += rm + rt;
             SB(d, "%d\t%s\t%s\t%d\t%d\n", s, num(m / mu.div), num(t / tu.div), rm, rt);
             pm = m;
@@ -1399,7 +1475,7 @@ static void chart_history(struct oomb_report *rep, const struct oomb_report_inpu
         else
             SB(g, "set title \"median step time (regression: slower by more than %g%%)\"\n"
                   "set ylabel \"step time (%s)\"\nset yrange [0:*]\n",
-               in->noise * 100, tu.name);
+               rep->noise_pct, tu.name);
         SB(g, "plot ");
         for (int k = 0; k < nk; k++) {
             char name[192];
@@ -1426,7 +1502,7 @@ static void chart_history(struct oomb_report *rep, const struct oomb_report_inpu
             "files ordered by their creation time. A red ring marks a regression against the "
             "previous file: any increase of peak memory, or a step time slower by more than "
             "%g%%. %d regression(s) in this history.%s",
-            rep->n_hist, in->noise * 100, n_reg,
+            rep->n_hist, rep->noise_pct, n_reg,
             more ? " Only the first eight runs are drawn; use --scenario to focus." : "");
 }
 
@@ -1541,14 +1617,16 @@ void oomb_report_free(struct oomb_report *rep)
 static void fmt_value(const struct oomb_report_change *ch, double v, char *buf, size_t len)
 {
     if (strcmp(ch->metric, "outcome") == 0) {
-        const char *o = oomb_outcome_name((enum oomb_outcome)(int)v);
-        snprintf(buf, len, "%s", o ? o : "?");
+        const char *o = isfinite(v) ? oomb_outcome_name((enum oomb_outcome)(int)v) : NULL;
+        snprintf(buf, len, "%s", o ? o : "-");
     } else if (!isfinite(v)) {
         snprintf(buf, len, "-");
     } else if (strcmp(ch->unit, "bytes") == 0) {
         oomb_format_bytes((uint64_t)v, buf, len);
     } else if (strcmp(ch->unit, "ns") == 0) {
         oomb_format_ns(v, buf, len);
+    } else if (strcmp(ch->unit, "/s") == 0) {
+        snprintf(buf, len, "%.4g/s", v);
     } else {
         snprintf(buf, len, "%.5g", v);
     }
@@ -1556,9 +1634,10 @@ static void fmt_value(const struct oomb_report_change *ch, double v, char *buf, 
 
 static const char *verdict_text(enum oomb_change_verdict v)
 {
-    return v == OOMB_CHANGE_REGRESSION ? "regression"
-           : v == OOMB_CHANGE_IMPROVEMENT ? "improvement"
-                                          : "within noise";
+    return v == OOMB_CHANGE_REGRESSION     ? "regression"
+           : v == OOMB_CHANGE_IMPROVEMENT  ? "improvement"
+           : v == OOMB_CHANGE_INCONCLUSIVE ? "inconclusive"
+                                           : "unchanged or within noise";
 }
 
 /* The cells of one run row, formatted. */
@@ -1688,7 +1767,8 @@ static void html_runs_table(struct oomb_sbuf *b, const struct oomb_report *rep)
 static void html_changes_table(struct oomb_sbuf *b, const struct oomb_report *rep)
 {
     SB(b, "<div class=\"wide\"><table>\n<tr><th class=\"l\">run</th><th class=\"l\">metric</th>"
-          "<th>baseline</th><th>current</th><th>change</th><th class=\"l\">verdict</th></tr>\n");
+          "<th>baseline</th><th>current</th><th>change</th><th class=\"l\">verdict</th>"
+          "<th class=\"l\">detail</th></tr>\n");
     for (int i = 0; i < rep->n_changes; i++) {
         const struct oomb_report_change *ch = &rep->changes[i];
         char bv[48], cv[48], pc[32];
@@ -1700,13 +1780,16 @@ static void html_changes_table(struct oomb_sbuf *b, const struct oomb_report *re
             snprintf(pc, sizeof pc, "-");
         SB(b, "<tr><td class=\"l\">");
         html_text(b, ch->run);
-        SB(b, "</td><td class=\"l\">%s</td><td>%s</td><td>%s</td><td>%s</td>"
-              "<td class=\"l %s\">%s</td></tr>\n",
-           ch->metric, bv, cv, pc,
+        SB(b, "</td><td class=\"l\">");
+        html_text(b, ch->metric);
+        SB(b, "</td><td>%s</td><td>%s</td><td>%s</td><td class=\"l %s\">%s</td><td class=\"l\">",
+           bv, cv, pc,
            ch->verdict == OOMB_CHANGE_REGRESSION    ? "bad"
            : ch->verdict == OOMB_CHANGE_IMPROVEMENT ? "good"
                                                     : "",
            verdict_text(ch->verdict));
+        html_text(b, ch->detail);
+        SB(b, "</td></tr>\n");
     }
     SB(b, "</table></div>\n");
 }
@@ -1761,10 +1844,13 @@ int oomb_report_html(const struct oomb_report *rep, const struct oomb_report_inp
         html_text(b, plot_note);
         SB(b, "</p>\n");
     }
-    if (rep->cmp_what[0])
-        SB(b, "<p>%s%d regression(s)%s against %s.</p>\n",
+    if (rep->cmp_what[0]) {
+        SB(b, "<p>%s%d regression(s)%s, %d improvement(s), %d inconclusive time(s) against ",
            rep->n_regressions ? "<span class=\"bad\">" : "<span class=\"good\">",
-           rep->n_regressions, "</span>", rep->cmp_what);
+           rep->n_regressions, "</span>", rep->n_improvements, rep->n_inconclusive);
+        html_text(b, rep->cmp_what);
+        SB(b, ".</p>\n");
+    }
 
     SB(b, "<h2 id=\"runs\">Runs</h2>\n<p>The newest result of each scenario, mode, batch and "
           "strategy. Memory is exact (tracked bytes); times are medians of the measured "
@@ -1824,20 +1910,25 @@ int oomb_report_markdown(const struct oomb_report *rep, const struct oomb_report
     if (plot_note)
         SB(b, "> %s\n\n", plot_note);
     if (rep->cmp_what[0]) {
-        SB(b, "**%d regression(s)** against %s (noise threshold %g%%; any memory increase "
-              "counts).\n\n",
-           rep->n_regressions, rep->cmp_what, in->noise * 100);
+        SB(b, "**%d regression(s)**, %d improvement(s), %d inconclusive time(s) against %s "
+              "(the verdicts of `oombench compare`: memory exact, times against a %g%% noise "
+              "threshold).\n\n",
+           rep->n_regressions, rep->n_improvements, rep->n_inconclusive, rep->cmp_what,
+           rep->noise_pct);
         for (int i = 0; i < rep->n_changes; i++) {
             const struct oomb_report_change *ch = &rep->changes[i];
-            if (ch->verdict != OOMB_CHANGE_REGRESSION)
+            if (ch->verdict == OOMB_CHANGE_SAME)
                 continue;
             char bv[48], cv[48];
             fmt_value(ch, ch->base, bv, sizeof bv);
             fmt_value(ch, ch->cur, cv, sizeof cv);
-            SB(b, "- %s, %s: %s -> %s", ch->run, ch->metric, bv, cv);
-            if (isfinite(ch->change))
-                SB(b, " (%+.2f%%)", 100 * ch->change);
-            SB(b, "\n");
+            SB(b, "- %s ", verdict_text(ch->verdict));
+            md_text(b, ch->run);
+            SB(b, ", ");
+            md_text(b, ch->metric);
+            SB(b, ": %s -> %s (", bv, cv);
+            md_text(b, ch->detail);
+            SB(b, ")\n");
         }
         SB(b, "\n");
     } else {

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "results.h"
+#include "verdict.h"
 
 /* A growable string. Zero-initialise; free with oomb_sbuf_free. After an
  * allocation failure `failed` is set and further appends do nothing. */
@@ -49,7 +50,10 @@ struct oomb_report_input {
     const struct oomb_report_set *history;
     int n_history;
     const char *scenario; /* NULL, or only this scenario's runs */
-    double noise;         /* relative noise threshold, e.g. 0.05 */
+    /* The verdict engine's options (verdict.h), so that the report judges
+     * exactly as `compare` does with the same options; NULL: its defaults.
+     * Lent for the duration of oomb_report_build. */
+    const struct oomb_verdict_options *verdict;
     const char *png_terminal; /* "pngcairo" (default when NULL) or "png" */
 };
 
@@ -64,19 +68,23 @@ struct oomb_chart {
 };
 
 enum oomb_change_verdict {
-    OOMB_CHANGE_SAME = 0,      /* within the noise threshold */
+    OOMB_CHANGE_SAME = 0, /* unchanged, or within the noise threshold */
     OOMB_CHANGE_REGRESSION = 1,
-    OOMB_CHANGE_IMPROVEMENT = 2
+    OOMB_CHANGE_IMPROVEMENT = 2,
+    OOMB_CHANGE_INCONCLUSIVE = 3 /* a time too noisy to judge */
 };
 
-/* One metric of one run, baseline against current. */
+/* One metric of one run, baseline against current: one item of the verdict
+ * engine (verdict.h), the same verdict and numbers `compare` prints. */
 struct oomb_report_change {
-    char run[192];      /* "mlp/none train b=256" */
-    const char *metric; /* "peak memory", "step time (median)", "final loss" */
-    const char *unit;   /* "bytes", "ns", "" */
+    char run[192];    /* "mlp/none train b=256" */
+    char metric[48];  /* the engine's metric name: "memory.total", "time.step", ... */
+    const char *unit; /* "bytes", "ns", "/s", "" */
     double base, cur;
-    double change;      /* relative, (cur - base) / base; NAN when undefined */
+    double change; /* relative: the engine's change of the median for times,
+                    * (cur - base) / |base| otherwise; NAN when undefined */
     enum oomb_change_verdict verdict;
+    char detail[384]; /* the engine's detail text */
 };
 
 struct oomb_report {
@@ -87,7 +95,8 @@ struct oomb_report {
     int n_cur;
     struct oomb_report_change *changes;
     int n_changes;
-    int n_regressions;
+    int n_regressions, n_improvements, n_inconclusive; /* the engine's counts */
+    double noise_pct; /* the time noise threshold applied (for the charts) */
     char cmp_what[512]; /* "baseline X against current Y"; "" when no comparison */
     char cmp_short[256]; /* the same, short, for the chart's title */
     char cmp_note[512]; /* why there is no comparison */
