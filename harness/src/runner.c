@@ -23,6 +23,7 @@
 
 #include "backend.h"
 #include "check.h"
+#include "instr.h"
 #include "tracker.h"
 #include "util.h"
 
@@ -824,6 +825,8 @@ int oomb_runner_run(const char *const *scenario_paths, int n_paths,
                             snprintf(job.ref_prefix, sizeof job.ref_prefix, "%s/ref-%d-%s-%lld",
                                      tmpdir, i, mode_name(mode), (long long)sc->batches[b]);
                             double limit = opts->timeout_s > 0 ? opts->timeout_s : sc->timeout_s;
+                            if (opts->instructions)
+                                limit *= OOMB_INSTR_TIMEOUT_FACTOR;
                             if (!opts->quiet)
                                 fprintf(stderr, "[%d/%d] %s %s batch %lld %s ...\n", index, total,
                                         sc->name, mode_name(mode), (long long)sc->batches[b],

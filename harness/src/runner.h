@@ -29,6 +29,8 @@ struct oomb_run_options {
     int quiet;          /* no progress lines on stderr */
     int calibrate;      /* time the reference GEMM after every step
                            of a CPU run (calibrate.h) */
+    int instructions;   /* under the launcher's callgrind (instr.h): time
+                           limits are stretched by OOMB_INSTR_TIMEOUT_FACTOR */
 };
 
 struct oomb_run_summary {
