@@ -626,16 +626,11 @@ int oomb_instr_from_json(struct json_t *v, int n_time_steps, struct oomb_instr *
 
 /* ----------------------------------------------------------- verdict ---- */
 
-int oomb_instr_judge(double base, double head, double tol_pct, double *change_pct)
+int oomb_instr_judge(double base, double head, double ref, double tol_pct, double *change_pct)
 {
-    if (!(base > 0) || !isfinite(head)) {
-        *change_pct = NAN;
-        return head > 0 && base == 0 ? 1 : 0;
-    }
-    *change_pct = (head - base) / base * 100.0;
-    if (*change_pct > tol_pct)
-        return 1;
-    if (*change_pct < -tol_pct)
-        return -1;
-    return 0;
+    *change_pct = base > 0 && isfinite(head) ? (head - base) / base * 100.0 : NAN;
+    if (!(ref > 0) || !isfinite(head) || !isfinite(base))
+        return 0;
+    double share = (head - base) / ref * 100.0;
+    return share > tol_pct ? 1 : share < -tol_pct ? -1 : 0;
 }

@@ -116,9 +116,12 @@ int oomb_instr_from_json(struct json_t *v, int n_time_steps, struct oomb_instr *
 
 /* ---- verdict (verdict.c) ---- */
 
-/* The judgement of one metric: change in percent of the head's median
- * against the base's, and the kind: 1 regressed (head above base by more than
- * tol_pct), -1 improved (below by more than tol_pct), 0 same. */
-int oomb_instr_judge(double base, double head, double tol_pct, double *change_pct);
+/* The judgement of one metric, from the base's and the head's medians:
+ * *change_pct is the change relative to the base (NAN when base is 0); the
+ * return value is 1 regressed (head - base more than tol_pct% of ref),
+ * -1 improved (less than -tol_pct% of ref), 0 same. ref is the base itself
+ * for the step and the base's step for a phase, so that a few hundred
+ * instructions more in a small phase are not a regression. */
+int oomb_instr_judge(double base, double head, double ref, double tol_pct, double *change_pct);
 
 #endif
