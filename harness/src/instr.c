@@ -232,7 +232,6 @@ int oomb_instr_reexec(int argc, char **argv, char *err, size_t err_len)
                            log_opt,
                            out_opt,
                            "--instr-atstart=no",
-                           "--dump-line=no",
                            "--dump-instr=no",
                            exe};
     const int n_fixed = (int)(sizeof fixed / sizeof fixed[0]);

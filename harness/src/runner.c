@@ -698,6 +698,16 @@ int oomb_runner_run(const char *const *scenario_paths, int n_paths,
         p.have_fmnist = 1;
     }
 
+    for (int i = 0; opts->instructions && i < p.n_sc; i++) {
+        if (p.sc[i]->backend == OOMB_BACKEND_CUDA) {
+            oomb_errf(err, err_len,
+                      "%s: --instructions counts CPU instructions under valgrind: not "
+                      "available with backend cuda",
+                      p.sc[i]->path);
+            rc = OOMB_ERR_INVALID;
+            goto done;
+        }
+    }
     enum oomb_backend first_backend = p.n_sc ? p.sc[0]->backend : OOMB_BACKEND_CPU;
     for (int i = 0; i < p.n_sc; i++) {
         if (p.sc[i]->backend != OOMB_BACKEND_CUDA)
