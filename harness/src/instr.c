@@ -226,14 +226,9 @@ int oomb_instr_reexec(int argc, char **argv, char *err, size_t err_len)
     char out_opt[4200], log_opt[4200];
     snprintf(out_opt, sizeof out_opt, "--callgrind-out-file=%s/cg.%%p", dir);
     snprintf(log_opt, sizeof log_opt, "--log-file=%s/vg.%%p.log", dir);
-    const char *fixed[] = {vg,
-                           "--tool=callgrind",
-                           "-q",
-                           log_opt,
-                           out_opt,
-                           "--instr-atstart=no",
-                           "--dump-instr=no",
-                           exe};
+    const char *fixed[] = {
+        vg, "--tool=callgrind", "-q", log_opt, out_opt, "--instr-atstart=no", "--dump-instr=no",
+        exe};
     const int n_fixed = (int)(sizeof fixed / sizeof fixed[0]);
     char **args = calloc((size_t)(n_fixed + argc + 1), sizeof *args);
     if (!args) {
@@ -601,8 +596,10 @@ int oomb_instr_from_json(struct json_t *v, int n_time_steps, struct oomb_instr *
         int n = 0;
         rc = read_counts(ph, &in->phase[p], &n, where, err, err_len);
         if (rc == OOMB_OK && n != in->n_steps) {
-            oomb_errf(err, err_len, "field '%s.samples': length differs from "
-                      "instructions.samples", where);
+            oomb_errf(err, err_len,
+                      "field '%s.samples': length differs from "
+                      "instructions.samples",
+                      where);
             rc = OOMB_ERR_PARSE;
         }
     }

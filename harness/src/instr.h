@@ -47,10 +47,10 @@ enum { OOMB_INSTR_EXCL_BEGIN = -1, OOMB_INSTR_EXCL_END = -2 };
  * oomb_instr_destroy). */
 struct oomb_instr {
     int n_steps;
-    int64_t *samples;                   /* n_steps: Ir of each measured step */
-    int64_t *phase[OOMB_PHASE_COUNT];   /* n_steps each, or NULL */
-    char *blas_core;                    /* OpenBLAS kernel chosen ("" unknown) */
-    char *blas_coretype;                /* OPENBLAS_CORETYPE as the run saw it ("" unset) */
+    int64_t *samples;                 /* n_steps: Ir of each measured step */
+    int64_t *phase[OOMB_PHASE_COUNT]; /* n_steps each, or NULL */
+    char *blas_core;                  /* OpenBLAS kernel chosen ("" unknown) */
+    char *blas_coretype;              /* OPENBLAS_CORETYPE as the run saw it ("" unset) */
 };
 
 void oomb_instr_destroy(struct oomb_instr *in);

@@ -77,7 +77,7 @@ static void usage_run(FILE *f)
                "                         phase under valgrind's callgrind (results:\n"
                "                         instructions; deterministic, compared with\n"
                "                         `compare --instr-tolerance`); BLAS on one thread;\n"
-               "                         runs are 20-100x slower (time limits x50) and\n"
+               "                         runs are 10-100x slower (time limits x50) and\n"
                "                         their times are not judged\n"
                "      --compare          then compare the results with the baselines\n"
                "                         (exit 1 on a regression; see `oombench compare`)\n"

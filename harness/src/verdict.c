@@ -888,8 +888,9 @@ static int compare_instructions(struct oomb_verdict *v, const struct oomb_run_re
         char pct[32] = "base 0";
         if (isfinite(it->change_pct))
             snprintf(pct, sizeof pct, "%+.3f%%", it->change_pct);
-        snprintf(it->detail, sizeof it->detail, "%s (%+.0f Ir = %+.3f%% of the step; tolerance %g%%)",
-                 pct, it->diff, step > 0 ? it->diff / step * 100 : NAN, o->instr_tol_pct);
+        snprintf(it->detail, sizeof it->detail,
+                 "%s (%+.0f Ir = %+.3f%% of the step; tolerance %g%%)", pct, it->diff,
+                 step > 0 ? it->diff / step * 100 : NAN, o->instr_tol_pct);
         if (k)
             set_kind(v, it, k > 0 ? OOMB_VERDICT_REGRESSED : OOMB_VERDICT_IMPROVED);
     }
