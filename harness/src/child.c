@@ -17,6 +17,7 @@
 #include "backend.h"
 #include "calibrate.h"
 #include "data.h"
+#include "instr.h"
 #include "loader.h"
 #include "mnist.h"
 #include "runner.h"
@@ -61,6 +62,7 @@ struct oomb_run {
     int have_weight_err;
     void *hook_ptrs[8]; /* backend library workspaces, freed by the backend */
     int n_hook_ptrs;
+    struct oomb_instr_rec instr; /* run --instructions: a callgrind dump per mark */
 };
 
 /* ----------------------------------------------------------- marks ------ */
@@ -83,6 +85,11 @@ static void add_mark(struct oomb_run *r, int kind)
     r->marks[r->n_marks].id = id;
     r->marks[r->n_marks].kind = kind;
     r->n_marks++;
+    if (r->step >= r->info.warmup_steps)
+        oomb_instr_rec_mark(&r->instr, (int)(r->step - r->info.warmup_steps),
+                            kind == MARK_EXCL_BEGIN ? OOMB_INSTR_EXCL_BEGIN
+                            : kind == MARK_EXCL_END ? OOMB_INSTR_EXCL_END
+                                                    : kind);
 }
 
 /* ----------------------------------------------------------- host API --- */
@@ -852,6 +859,11 @@ static void drive(struct oomb_run *r)
         }
     }
     oomb_tracker_set_step(&r->tracker, -1);
+    if (oomb_instr_rec_collect(&r->instr, (int)meas, &res->instr, msg, sizeof msg) != OOMB_OK) {
+        res->outcome = OOMB_OUTCOME_ERROR;
+        set_reason(res, "instruction counts: %s", msg);
+        goto out;
+    }
     if (wait_ok && meas > 0)
         res->cpu_wait_share = median_in_place(shares, (int)meas);
     else {
@@ -962,7 +974,11 @@ int oomb_child_main(const struct oomb_job *job, struct oomb_tracker_stats *share
     res->threads = threads;
     res->wait_ns = calloc((size_t)job->measured_steps, sizeof *res->wait_ns);
 
+    oomb_instr_rec_init(&r.instr);
+    if (r.instr.active) /* counted on one thread, whatever --threads said */
+        res->threads = oomb_blas_set_threads(1);
     drive(&r);
+    oomb_instr_rec_free(&r.instr);
 
     fill_memory(&r);
     if (r.acc_total > 0) {

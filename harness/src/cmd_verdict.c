@@ -52,7 +52,8 @@ enum {
     OPT_QUIET,
     OPT_NORMALIZE,
     OPT_PHASE_FLOOR,
-    OPT_ALLOW_BLAS
+    OPT_ALLOW_BLAS,
+    OPT_INSTR_TOL
 };
 
 /* Options shared by compare and ab. */
@@ -88,6 +89,7 @@ struct verdict_cli {
     {"normalize", no_argument, NULL, OPT_NORMALIZE},                            \
     {"phase-floor", required_argument, NULL, OPT_PHASE_FLOOR},                  \
     {"allow-blas-mismatch", no_argument, NULL, OPT_ALLOW_BLAS},                 \
+    {"instr-tolerance", required_argument, NULL, OPT_INSTR_TOL},                \
     {"help", no_argument, NULL, 'h'}
 /* clang-format on */
 
@@ -102,6 +104,8 @@ static const char verdict_options_help[] =
     "  --alpha A                 significance level of the time tests (default: 0.05)\n"
     "  --phase-floor PCT         a phase regresses only when its change is at least PCT%\n"
     "                            of the step time (default: 1)\n"
+    "  --instr-tolerance PCT     instruction count change allowed, step and each phase\n"
+    "                            (runs made with --instructions; default: 0.5)\n"
     "  --loss-tolerance REL      final loss relative increase allowed (default: 0.02)\n"
     "  --accuracy-tolerance ABS  accuracy drop allowed (default: 0.01)\n"
     "  --test-accuracy-tolerance ABS\n"
@@ -243,6 +247,10 @@ static int verdict_option(struct verdict_cli *c, int opt, const char *arg)
         return 1;
     case OPT_ALLOW_BLAS:
         c->vo.allow_blas_mismatch = 1;
+        return 1;
+    case OPT_INSTR_TOL:
+        if (parse_double(c->cmd, "instr-tolerance", arg, 0, &c->vo.instr_tol_pct))
+            return -1;
         return 1;
     default:
         return 0;

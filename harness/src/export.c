@@ -42,6 +42,8 @@ static void value_text(const struct oomb_verdict_item *it, double x, char *buf, 
         snprintf(buf, len, "%.4g/s", x);
     } else if (it->area == OOMB_AREA_TIME) {
         oomb_format_ns(x, buf, len);
+    } else if (it->area == OOMB_AREA_INSTRUCTIONS) {
+        snprintf(buf, len, "%.0f", x);
     } else if (it->area == OOMB_AREA_OUTCOME) {
         const char *n = oomb_outcome_name((enum oomb_outcome)(int)x);
         snprintf(buf, len, "%s", n ? n : "-");
@@ -59,7 +61,8 @@ void oomb_verdict_print(FILE *f, const struct oomb_verdict *v, int color, int ve
             "change");
     for (int i = 0; i < v->n; i++) {
         const struct oomb_verdict_item *it = &v->items[i];
-        if (!verbose && it->kind == OOMB_VERDICT_SAME && it->area != OOMB_AREA_TIME) {
+        if (!verbose && it->kind == OOMB_VERDICT_SAME && it->area != OOMB_AREA_TIME &&
+            it->area != OOMB_AREA_INSTRUCTIONS) {
             hidden++;
             continue;
         }

@@ -16,6 +16,7 @@
 #include "backend.h"
 #include "cmd_report.h"
 #include "cmd_verdict.h"
+#include "instr.h"
 #include "loader.h"
 #include "results.h"
 #include "runner.h"
@@ -74,6 +75,12 @@ static void usage_run(FILE *f)
                "      --calibrate        CPU: time a fixed reference GEMM after every step\n"
                "                         (results: time.calibration); with --compare, times\n"
                "                         are divided by it (`compare --normalize`)\n"
+               "      --instructions     count the instructions of every measured step and\n"
+               "                         phase under valgrind's callgrind (results:\n"
+               "                         instructions; deterministic, compared with\n"
+               "                         `compare --instr-tolerance`); BLAS on one thread;\n"
+               "                         runs are 10-100x slower (time limits x50) and\n"
+               "                         their times are not judged\n"
                "      --compare          then compare the results with the baselines\n"
                "                         (exit 1 on a regression; see `oombench compare`)\n"
                "      --baseline DIR     baseline folder for --compare (default: baselines)\n"
@@ -147,6 +154,7 @@ static int cmd_run(int argc, char **argv)
         {"compare", no_argument, NULL, 'c'},       {"baseline", required_argument, NULL, 'B'},
         {"report", required_argument, NULL, 'R'},  {"repeat", required_argument, NULL, 'N'},
         {"calibrate", no_argument, NULL, 'K'},     {"threads", required_argument, NULL, 'T'},
+        {"instructions", no_argument, NULL, 'I'},
         {NULL, 0, NULL, 0}};
     struct oomb_run_options o = {0};
     const char *dirs[MAX_LIST], *files[MAX_LIST];
@@ -217,6 +225,9 @@ static int cmd_run(int argc, char **argv)
             o.threads = (int)n;
             break;
         }
+        case 'I':
+            o.instructions = 1;
+            break;
         case 'N': {
             char *end;
             errno = 0;
@@ -246,6 +257,14 @@ static int cmd_run(int argc, char **argv)
     }
     o.plugin_dirs = dirs;
     o.plugin_files = files;
+    if (o.instructions && !oomb_instr_inside()) {
+        /* The same command again, under callgrind (instr.h). */
+        char err[512] = "";
+        int code = oomb_instr_reexec(argc, argv, err, sizeof err);
+        if (err[0])
+            fprintf(stderr, "oombench run: %s\n", err);
+        return code;
+    }
 
     char(*paths)[PATH_MAX] = calloc((size_t)repeat, sizeof *paths);
     const char **path_list = calloc((size_t)repeat, sizeof *path_list);

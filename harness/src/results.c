@@ -13,6 +13,7 @@
  * count is refused by the writer rather than silently corrupted.
  */
 #include "results.h"
+#include "instr.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -169,6 +170,7 @@ void oomb_run_result_free(struct oomb_run_result *run)
     free(run->step_ns);
     free(run->calib_ns);
     free(run->wait_ns);
+    oomb_instr_destroy(run->instr);
     for (int p = 0; p < OOMB_PHASE_COUNT; p++)
         free(run->phase_ns[p]);
     free(run->losses);
@@ -429,6 +431,13 @@ static json_t *run_to_json(struct jw *w, const struct oomb_run_result *run, int 
     put(w, o, "time", time);
     if (run->threads > 0)
         put(w, o, "threads", json_integer(run->threads));
+
+    if (run->instr) { /* run --instructions */
+        json_t *ins = oomb_instr_to_json(run->instr);
+        if (!ins)
+            w->oom = 1;
+        put(w, o, "instructions", ins);
+    }
 
     json_t *tp = json_object();
     put(w, tp, "samples_per_s", jnum(run->samples_per_s));
@@ -1048,6 +1057,15 @@ static void rd_run(struct jr *rd, json_t *o, struct oomb_run_result *run, const 
     if (threads < 0 || threads > INT_MAX)
         rd_fail(rd, where, "threads", "out of range");
     run->threads = (int)threads;
+
+    if (!rd->failed) { /* run --instructions; absent in other files */
+        char ierr[512];
+        if (oomb_instr_from_json(json_object_get(o, "instructions"), run->n_steps, &run->instr,
+                                 ierr, sizeof ierr) != OOMB_OK) {
+            rd->failed = 1;
+            set_err(rd->err, rd->err_len, "%s: %s: %s", rd->path, where, ierr);
+        }
+    }
 
     json_t *tp = rd_obj(rd, o, where, "throughput");
     if (tp) {

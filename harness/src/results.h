@@ -54,6 +54,8 @@ struct oomb_stats {
     double ci_low, ci_high; /* 95% interval of the median (bootstrap) */
 };
 
+struct oomb_instr; /* instr.h */
+
 struct oomb_run_result {
     char *scenario;
     char *strategy; /* label */
@@ -126,6 +128,8 @@ struct oomb_run_result {
     int n_events;
 
     uint64_t budget_bytes; /* the scenario's memory budget; 0: unlimited */
+
+    struct oomb_instr *instr; /* run --instructions: counts (instr.h), owned; NULL: none */
 };
 
 /* A scenario check evaluated on one scenario x mode x batch group. */

@@ -23,6 +23,7 @@
 
 #include "backend.h"
 #include "check.h"
+#include "instr.h"
 #include "tracker.h"
 #include "util.h"
 
@@ -737,6 +738,16 @@ int oomb_runner_run(const char *const *scenario_paths, int n_paths,
         p.have_fmnist = 1;
     }
 
+    for (int i = 0; opts->instructions && i < p.n_sc; i++) {
+        if (p.sc[i]->backend == OOMB_BACKEND_CUDA) {
+            oomb_errf(err, err_len,
+                      "%s: --instructions counts CPU instructions under valgrind: not "
+                      "available with backend cuda",
+                      p.sc[i]->path);
+            rc = OOMB_ERR_INVALID;
+            goto done;
+        }
+    }
     enum oomb_backend first_backend = p.n_sc ? p.sc[0]->backend : OOMB_BACKEND_CPU;
     for (int i = 0; i < p.n_sc; i++) {
         if (p.sc[i]->backend != OOMB_BACKEND_CUDA)
@@ -865,6 +876,8 @@ int oomb_runner_run(const char *const *scenario_paths, int n_paths,
                             snprintf(job.ref_prefix, sizeof job.ref_prefix, "%s/ref-%d-%s-%lld",
                                      tmpdir, i, mode_name(mode), (long long)sc->batches[b]);
                             double limit = opts->timeout_s > 0 ? opts->timeout_s : sc->timeout_s;
+                            if (opts->instructions)
+                                limit *= OOMB_INSTR_TIMEOUT_FACTOR;
                             if (!opts->quiet)
                                 fprintf(stderr, "[%d/%d] %s %s batch %lld %s ...\n", index, total,
                                         sc->name, mode_name(mode), (long long)sc->batches[b],

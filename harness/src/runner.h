@@ -30,6 +30,8 @@ struct oomb_run_options {
     int calibrate;      /* time the reference GEMM after every step
                            of a CPU run (calibrate.h) */
     int threads;        /* > 0 overrides the scenarios' `threads` */
+    int instructions;   /* under the launcher's callgrind (instr.h): time
+                           limits are stretched by OOMB_INSTR_TIMEOUT_FACTOR */
 };
 
 struct oomb_run_summary {

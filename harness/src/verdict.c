@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "instr.h"
 #include "table.h"
 
 #define BOOT_RESAMPLES 2000
@@ -29,6 +30,7 @@ void oomb_verdict_options_init(struct oomb_verdict_options *o)
     o->test_acc_drop_tol = 0.01;
     o->numerics_tol = 1e-5;
     o->phase_floor_pct = 1;
+    o->instr_tol_pct = OOMB_INSTR_TOL_PCT;
 }
 
 const char *oomb_verdict_kind_name(enum oomb_verdict_kind k)
@@ -962,6 +964,68 @@ static int blas_differs(const struct oomb_verdict *v, const struct oomb_run_resu
     return note[0] != '\0';
 }
 
+/* ------------------------------------------------------ instructions --- */
+
+/* Instruction counts (run --instructions): the step and each phase, the
+ * medians of the first run of each side, only when both sides have them. A
+ * change beyond the tolerance, in percent of the base's step count (for the
+ * step: of itself), is a regression or an improvement. Times measured under callgrind
+ * are not the program's times: when either side ran there, its time is not
+ * judged (one n/a row says so; compare_run skips the time verdicts). */
+static int compare_instructions(struct oomb_verdict *v, const struct oomb_run_result *b,
+                                const struct oomb_run_result *h,
+                                const struct oomb_verdict_options *o)
+{
+    struct oomb_verdict_item *it;
+    if (!b->instr && !h->instr)
+        return OOMB_OK;
+    if (!(it = add_item(v, h, OOMB_AREA_TIME, "time")))
+        return OOMB_ERR_OOM;
+    it->kind = OOMB_VERDICT_NA;
+    snprintf(it->detail, sizeof it->detail,
+             "not judged: %s timed under callgrind (run --instructions)%s",
+             b->instr && h->instr ? "both sides"
+             : b->instr           ? "the base was"
+                                  : "the head was",
+             b->instr && h->instr ? "; instructions.* are the time gate"
+                                  : "; instructions need both sides");
+    if (!b->instr || !h->instr)
+        return OOMB_OK;
+    /* The step (-1), then forward, backward, update, other. */
+    static const int order[] = {-1, OOMB_PHASE_FORWARD, OOMB_PHASE_BACKWARD, OOMB_PHASE_UPDATE,
+                                OOMB_PHASE_OTHER};
+    for (size_t i = 0; i < sizeof order / sizeof order[0]; i++) {
+        int p = order[i];
+        const int64_t *bs = p < 0 ? b->instr->samples : b->instr->phase[p];
+        const int64_t *hs = p < 0 ? h->instr->samples : h->instr->phase[p];
+        if (!bs || !hs || b->instr->n_steps <= 0 || h->instr->n_steps <= 0)
+            continue;
+        char metric[48];
+        snprintf(metric, sizeof metric, "instructions.%s",
+                 p < 0 ? "step" : oomb_phase_name((enum oomb_phase)p));
+        if (!(it = add_item(v, h, OOMB_AREA_INSTRUCTIONS, metric)))
+            return OOMB_ERR_OOM;
+        it->base = oomb_instr_median(bs, b->instr->n_steps);
+        it->head = oomb_instr_median(hs, h->instr->n_steps);
+        it->diff = it->head - it->base;
+        it->n_base = b->instr->n_steps;
+        it->n_head = h->instr->n_steps;
+        it->threshold_pct = o->instr_tol_pct;
+        double step = oomb_instr_median(b->instr->samples, b->instr->n_steps);
+        int k = oomb_instr_judge(it->base, it->head, p < 0 ? it->base : step, o->instr_tol_pct,
+                                 &it->change_pct);
+        char pct[32] = "base 0";
+        if (isfinite(it->change_pct))
+            snprintf(pct, sizeof pct, "%+.3f%%", it->change_pct);
+        snprintf(it->detail, sizeof it->detail,
+                 "%s (%+.0f Ir = %+.3f%% of the step; tolerance %g%%)", pct, it->diff,
+                 step > 0 ? it->diff / step * 100 : NAN, o->instr_tol_pct);
+        if (k)
+            set_kind(v, it, k > 0 ? OOMB_VERDICT_REGRESSED : OOMB_VERDICT_IMPROVED);
+    }
+    return OOMB_OK;
+}
+
 static int compare_run(struct oomb_verdict *v, const struct oomb_results *base,
                        const struct oomb_results *head, int rounds,
                        const struct oomb_run_result *h0, const struct oomb_verdict_options *o)
@@ -1046,9 +1110,15 @@ static int compare_run(struct oomb_verdict *v, const struct oomb_results *base,
     int used0 = 0, samples0 = 0;
     if (br[0] && log_medians(&br[0], 1, -1, &lm0, &used0, &samples0) == OOMB_OK && used0 == 1)
         step_base_ns = exp(lm0);
-    /* Times of different BLAS setups measure the setups, not the change. */
+    /* The step (-1), each phase, then throughput (-2). Inference has no
+     * backward and no update: not metrics of an infer run. Times measured
+     * under callgrind are not judged (compare_instructions says so), nor
+     * times of different BLAS setups: they measure the setups. */
+    int timed_under_callgrind = b0->instr || h0->instr;
     char note[sizeof v->blas_note];
-    if (rc == OOMB_OK && !o->allow_blas_mismatch && blas_differs(v, b0, h0, note, sizeof note)) {
+    int other_blas = rc == OOMB_OK && !timed_under_callgrind && !o->allow_blas_mismatch &&
+                     blas_differs(v, b0, h0, note, sizeof note);
+    if (other_blas) {
         if (!(it = add_item(v, h0, OOMB_AREA_TIME, "time.step")))
             rc = OOMB_ERR_OOM;
         else {
@@ -1058,15 +1128,9 @@ static int compare_run(struct oomb_verdict *v, const struct oomb_results *base,
                      "--allow-blas-mismatch judges them anyway",
                      note);
         }
-        free(hmany);
-        free(many);
-        free(br);
-        free(hr);
-        return rc ? rc : compare_quality(v, b0, h0, o);
     }
-    /* The step (-1), each phase, then throughput (-2). Inference has no
-     * backward and no update: not metrics of an infer run. */
-    for (int i = -1; i <= OOMB_PHASE_COUNT && rc == OOMB_OK; i++) {
+    for (int i = -1; i <= OOMB_PHASE_COUNT && rc == OOMB_OK && !timed_under_callgrind && !other_blas;
+         i++) {
         int phase = i == OOMB_PHASE_COUNT ? -2 : i, done = 0;
         if (h0->mode == OOMB_MODE_INFER &&
             (phase == OOMB_PHASE_BACKWARD || phase == OOMB_PHASE_UPDATE))
@@ -1080,7 +1144,7 @@ static int compare_run(struct oomb_verdict *v, const struct oomb_results *base,
     free(many);
     free(br);
     free(hr);
-    if (rc)
+    if (rc || (rc = compare_instructions(v, b0, h0, o)))
         return rc;
     return compare_quality(v, b0, h0, o);
 }

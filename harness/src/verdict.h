@@ -12,7 +12,9 @@
  * threshold (against a baseline of several runs: above the prediction bound
  * of their spread and beyond the noise threshold). Quality: final loss,
  * accuracy, held-out test accuracy and numerical deviation against
- * tolerances. docs/verdicts.md explains the statistics.
+ * tolerances. Instruction counts (run --instructions) against a relative
+ * tolerance; when a side ran under callgrind its times are not judged.
+ * docs/verdicts.md explains the statistics.
  */
 #ifndef OOMB_VERDICT_H
 #define OOMB_VERDICT_H
@@ -40,7 +42,8 @@ enum oomb_verdict_area {
     OOMB_AREA_OUTCOME = 0,
     OOMB_AREA_MEMORY,
     OOMB_AREA_TIME,
-    OOMB_AREA_QUALITY
+    OOMB_AREA_QUALITY,
+    OOMB_AREA_INSTRUCTIONS /* run --instructions: counts under callgrind */
 };
 
 /* One verdict: one scenario x mode x batch x strategy x metric. */
@@ -97,6 +100,11 @@ struct oomb_verdict_options {
     /* Judge times even when base and head ran different BLAS setups
      * (blas_note); default 0: such time metrics are n/a. */
     int allow_blas_mismatch;
+    /* Instruction counts (run --instructions), deterministic: the step and
+     * each phase regress or improve when the head's median differs from the
+     * base's by more than this percentage of the base's step count (default
+     * OOMB_INSTR_TOL_PCT). */
+    double instr_tol_pct;
 };
 
 /* Defaults as above. */
