@@ -21,7 +21,22 @@
 #
 #   scripts/bench-verdicts.sh [BUILD_DIR]     (default: build/release)
 #   TRIALS=60 BASE_RUNS=10 HEAD_RUNS=10 AB_TRIALS=60 AB_ROUNDS=15 MEM_RUNS=2 STEPS=20 \
-#       LOG=trials.csv scripts/bench-verdicts.sh build/x
+#       VARIANTS="base slow5 slow10 mem1" LOG=trials.csv scripts/bench-verdicts.sh build/x
+#
+# MODE=busy: the same model with BUSY (2) CPU-bound busy processes running
+# the whole time, one per core of the development machine, as on a CI runner
+# shared with other jobs. TRIALS A/A trials of (a) a calibrated wall-time
+# compare (a baseline of BUSY_RUNS (5) `run --calibrate` runs, then `run
+# --calibrate --repeat BUSY_RUNS --compare`), counting false regressions and
+# inconclusive step times; and of (b) `run --instructions` (INSTR_STEPS (3)
+# measured steps; each base run compared with the previous one), counting
+# false regressions, next to a head doing WORK_PCT (degrade's work_pct) more
+# work, counting detections; and the largest difference between the
+# instruction counts of two runs of the same build. Use a build without CUDA
+# (cmake --preset cpu-only): valgrind reads every linked library's symbols
+# at start, and cuBLASLt's take it about 10 s.
+#
+#   MODE=busy TRIALS=100 scripts/bench-verdicts.sh build/cpu-only
 set -euo pipefail
 build=${1:-build/release}
 trials=${TRIALS:-60}
@@ -34,7 +49,8 @@ steps=${STEPS:-20}
 log=${LOG:-/dev/null}
 bin="$build/oombench"
 fx="$build/tests/fixtures/degrade"
-for v in base slow5 slow10 mem1; do
+read -r -a variants <<<"${VARIANTS:-base slow5 slow10 mem1}"
+for v in "${variants[@]}"; do
     test -f "$fx/$v/degrade.so" || { echo "missing $fx/$v/degrade.so: build the tests first"; exit 2; }
 done
 export NO_COLOR=1 OPENBLAS_NUM_THREADS=1
@@ -59,10 +75,91 @@ strategies:
 YAML
 start=$(date +%s)
 declare -A hit step
-variants=(base slow5 slow10 mem1)
-for v in "${variants[@]}"; do
+for v in base slow5 slow10 mem1; do
     for m in cmp raw ab; do hit[${m}_$v]=0; step[${m}_$v]=0; done
 done
+
+if [ "${MODE:-quiet}" = busy ]; then
+    busy=${BUSY:-2}
+    runs=${BUSY_RUNS:-5}
+    isteps=${INSTR_STEPS:-3}
+    work=${WORK_PCT:-2.5}
+    command -v valgrind >/dev/null || { echo "valgrind missing (scripts/setup.sh)"; exit 2; }
+    pids=()
+    for ((i = 0; i < busy; i++)); do
+        (while :; do :; done) &
+        pids+=($!)
+    done
+    trap 'kill "${pids[@]}" 2>/dev/null; rm -rf "$tmp"' EXIT
+    sed -e "s/measured: $steps/measured: $isteps/" "$tmp/bench.yaml" >"$tmp/instr.yaml"
+    sed -e "s/  - degrade/  - {plugin: degrade, params: {work_pct: $work}}/" "$tmp/instr.yaml" \
+        >"$tmp/work.yaml"
+    echo "mode,trial,regressed,inconclusive,step_verdict,step_detail" >"$log"
+    fa=0 inc=0 fb=0 det=0 maxdiff=0 prev=""
+    work_pct_seen=""
+    echo "busy: $busy busy processes; $trials trials; (a) $runs + $runs calibrated runs," \
+        "(b) --instructions, $isteps steps, work_pct $work"
+    for ((t = 0; t < trials; t++)); do
+        # (a) calibrated wall time, baseline and head made under the same load
+        rm -rf "$tmp/r" "$tmp/bl"
+        "$bin" run --quiet --calibrate --repeat "$runs" --out "$tmp/r/base" -P "$fx/base" \
+            "$tmp/bench.yaml" >/dev/null
+        "$bin" baseline save --baseline "$tmp/bl" "$tmp"/r/base/*.json >/dev/null
+        "$bin" run --quiet --calibrate --repeat "$runs" --out "$tmp/r/head" -P "$fx/base" \
+            --compare --baseline "$tmp/bl" "$tmp/bench.yaml" >"$tmp/log" 2>&1 || true
+        r=0 i=0
+        grep -qE "^REGRESSED" "$tmp/log" && { r=1; fa=$((fa + 1)); }
+        grep -qE "^INCONCLUSIVE .* time\.step " "$tmp/log" && { i=1; inc=$((inc + 1)); }
+        line=$(grep -E " time\.step " "$tmp/log" | head -1 | tr ',' ';')
+        echo "a,$t,$r,$i,$(echo "$line" | awk '{print $1}'),${line#* time.step }" >>"$log"
+        # (b) instruction counts: this base run against the previous one
+        # (A/A), and a head doing work_pct more work against this base run
+        rm -rf "$tmp/i" "$tmp/bi"
+        "$bin" run --quiet --instructions --out "$tmp/i/base" -P "$fx/base" "$tmp/instr.yaml" \
+            >/dev/null
+        cur=$(ls "$tmp"/i/base/*.json)
+        "$bin" baseline save --baseline "$tmp/bi" "$cur" >/dev/null
+        "$bin" run --quiet --instructions --out "$tmp/i/work" -P "$fx/base" \
+            --compare --baseline "$tmp/bi" "$tmp/work.yaml" >"$tmp/log" 2>&1 || true
+        grep -qE "^REGRESSED .* instructions\.step " "$tmp/log" && det=$((det + 1))
+        [ -z "$work_pct_seen" ] &&
+            work_pct_seen=$(grep -E " instructions\.step " "$tmp/log" | grep -oE "[+-][0-9.]+%" | head -1)
+        if [ -n "$prev" ]; then
+            rm -rf "$tmp/bp"
+            "$bin" baseline save --baseline "$tmp/bp" "$prev" >/dev/null
+            "$bin" compare --baseline "$tmp/bp" "$cur" >"$tmp/log" 2>&1 || true
+            r=0
+            grep -qE "^REGRESSED" "$tmp/log" && { r=1; fb=$((fb + 1)); }
+            echo "b,$t,$r,0,$(grep -E " instructions\.step " "$tmp/log" | awk '{print $1","$7" -> "$8}')" >>"$log"
+            d=$(python3 - "$prev" "$cur" <<'PY'
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:])
+print(max(abs(x["instructions"]["median"] - y["instructions"]["median"]) / x["instructions"]["median"]
+          for x, y in zip(a["runs"], b["runs"]) if x.get("instructions") and y.get("instructions")))
+PY
+)
+            maxdiff=$(awk -v a="$maxdiff" -v b="$d" 'BEGIN { print (b > a ? b : a) }')
+        fi
+        mkdir -p "$tmp/prev"
+        cp "$cur" "$tmp/prev/base.json"
+        prev="$tmp/prev/base.json"
+        echo "trial $((t + 1))/$trials ($(($(date +%s) - start)) s): (a) false regressions $fa," \
+            "inconclusive $inc; (b) false regressions $fb of $t, work_pct $work caught $det" \
+            "(${work_pct_seen:-?} Ir); max A/A Ir difference $maxdiff; load $(cut -d' ' -f1 /proc/loadavg)"
+    done
+    secs=$(($(date +%s) - start))
+    echo
+    echo "| $trials trials, $busy busy processes | result |"
+    echo "|---|---|"
+    echo "| (a) calibrated wall-time compare, $runs + $runs runs: false regressions | $fa |"
+    echo "| (a) step time inconclusive | $inc |"
+    echo "| (b) --instructions A/A compare: false regressions | $fb of $((trials - 1)) |"
+    echo "| (b) work_pct $work (${work_pct_seen:-?} instructions a step) caught | $det of $trials |"
+    echo "| (b) largest relative difference of two runs' instructions.step | $maxdiff |"
+    echo
+    echo "$(nproc) cores; load average $(cut -d' ' -f1-3 /proc/loadavg); ${secs}s"
+    exit 0
+fi
 echo "mode,trial,variant,regressed,step_change_pct,step_ci_low_pct,step_ci_high_pct,metrics" >"$log"
 
 # verdict LOG KIND: 1 when the log holds a regression of that kind.
