@@ -18,8 +18,21 @@ Test(grad_accum, follows_none_with_a_quarter_of_the_activations)
     const int64_t B = ga->batch;
     cr_assert_eq(B % 4, 0, "the scenario's batch should be a multiple of 4");
 
+    /* The bounds are derived next to the scenario's checks (scenarios/grad_accum.yaml):
+     * only the order of the sums differs from none. grad_rel_err: two orders of every sum
+     * along forward, backward and batch (N = 2954 terms) differ by u sqrt(N/3) = 1.9e-6 in
+     * RMS (u = 2^-24; docs/numerics.md), limit 4e-6; measured <= 3.7e-7 over OpenBLAS core
+     * types and 1-2 threads. weight_rel_err: 10 SGD updates with momentum 0.9 (lr 1.0)
+     * carry the gradient error linearly, plus at most 2u per update of rounding:
+     * <= 4e-6 + 1.2e-6, limit 1e-5; measured <= 7.8e-8. (The scenario uses
+     * SGD: Adam's division by sqrt(v) + eps turned last-bit gradient differences into
+     * whole steps, 4.4e-4 under OPENBLAS_CORETYPE=Haswell with 2 threads.) loss_rel_err:
+     * per-sample losses summed in double, differences from the logits and the weights;
+     * measured <= 2.9e-9. accuracy_delta: a sample's prediction changes only if its top
+     * two logits are within the logit error (~1e-6 relative) of each other; it was 0 for
+     * the 10 x 128 predictions on this seed in every measured combination. */
     cr_expect_leq(ga->weight_rel_err, 1e-5, "weight_rel_err %g", ga->weight_rel_err);
-    cr_expect_leq(ga->grad_rel_err, 1e-6, "grad_rel_err %g", ga->grad_rel_err);
+    cr_expect_leq(ga->grad_rel_err, 4e-6, "grad_rel_err %g", ga->grad_rel_err);
     cr_expect_leq(ga->loss_rel_err, 1e-5, "loss_rel_err %g", ga->loss_rel_err);
     cr_expect_eq(ga->accuracy_delta, 0.0, "accuracy_delta %g", ga->accuracy_delta);
 
@@ -75,6 +88,9 @@ Test(grad_accum, uneven_micro_batches_still_follow_none)
     const struct oomb_run_result *ga = strat_find(&r, "ga", OOMB_MODE_TRAIN, 0);
     strat_expect_ok(none);
     strat_expect_ok(ga);
+    /* As above for this model: N = 48 + 64 + 32 (forward) + 5 + 32 (backward) + 30 (batch)
+     * terms, u sqrt(N/3) = 5.0e-7, limit 1e-6 (2x); 5 SGD updates at lr 0.05, momentum 0.9:
+     * weights <= 1e-6 + 2 x 5u = 1.6e-6, limit 1e-5. */
     cr_expect_leq(ga->weight_rel_err, 1e-5, "weight_rel_err %g", ga->weight_rel_err);
     cr_expect_leq(ga->grad_rel_err, 1e-6, "grad_rel_err %g", ga->grad_rel_err);
     cr_expect_eq(ga->peak_by_tag[OOMB_TAG_ACTIVATIONS],
@@ -94,6 +110,7 @@ Test(grad_accum, one_micro_batch_is_none_exactly)
     const struct oomb_run_result *none = strat_find(&r, "none", OOMB_MODE_TRAIN, 0);
     const struct oomb_run_result *ga = strat_find(&r, "ga", OOMB_MODE_TRAIN, 0);
     strat_expect_ok(ga);
+    /* k = 1: the same calls on the same data as none, so bit-identical. */
     cr_expect_eq(ga->weight_rel_err, 0.0, "weight_rel_err %g", ga->weight_rel_err);
     cr_expect_eq(ga->grad_rel_err, 0.0, "grad_rel_err %g", ga->grad_rel_err);
     cr_expect_eq(ga->peak_bytes, none->peak_bytes);

@@ -41,7 +41,15 @@ static float *fcopy(const float *x, int64_t n)
 
 /* ------------------------------------------------------------ checks ----- */
 
-/* Norm-wise relative error: max |got - ref| / max |ref|. */
+/* Norm-wise relative error: max |got - ref| / max |ref|.
+ *
+ * The forward tolerances follow the rounding model of tests/test_kernels_cpu.c
+ * (docs/numerics.md): a float sum of n products of data on [-1, 1] has a largest
+ * error over the outputs of about 0.45 sqrt(n) u of max |ref| (u = 2^-24), n u
+ * sqrt(n) / 4.8 in the worst case; the norms reduce in double (kernels/cpu), so
+ * their statistics carry only the final float roundings. Each check names its n and
+ * the worst value measured over OPENBLAS_CORETYPE Haswell, Zen, SkylakeX,
+ * Sandybridge and the default with 1, 2 and the default number of threads. */
 static double rel_err(const float *got, const double *ref, int64_t n)
 {
     double num = 0.0, den = 0.0;
@@ -212,6 +220,8 @@ static void check_conv(int64_t B, int64_t C, int64_t H, int64_t W, int64_t OC, i
     double *ref = DALLOC(n_out);
     EXPECT_OK(ops->conv2d_forward(K, c.out, c.inp, c.w, c.bias, cv, B, c.ws, c.ws_bytes));
     ref_conv(ref, c.inp, c.w, c.bias, cv, B);
+    /* im2col GEMM, sums of n = C Kk^2 + 1 <= 28 terms: estimate 1.4e-7, worst case 8e-7;
+     * limit 1e-5, measured 2.4e-7 */
     cr_expect_lt(rel_err(c.out, ref, n_out), 1e-5, "conv forward C%ld %ldx%ld K%ld s%ld p%ld: %g",
                  (long)C, (long)H, (long)W, (long)Kk, (long)stride, (long)pad,
                  rel_err(c.out, ref, n_out));
@@ -279,6 +289,10 @@ Test(layers_cpu, conv2d_backward_skips_null_gradients)
         twice_w[i] = 2.0 * dw[i];
     for (int64_t i = 0; i < OC; i++)
         twice_b[i] = 2.0 * db[i];
+    /* dw2 = fl(fl(x) + x) for the same x: the second call repeats the first call's sums
+     * bit for bit (asserted above) and adds them onto them, one rounding: <= u = 6e-8 of
+     * |2x|; 1e-6 also admits a library whose GEMM accumulates into C in a second order
+     * (a sum of n = B OH OW = 12 terms: 0.45 sqrt(12) u = 9e-8). Measured 5.6e-8 and 0. */
     cr_expect_lt(rel_err(dw2, twice_w, n_w), 1e-6);
     cr_expect_lt(rel_err(db2, twice_b, OC), 1e-6);
 }
@@ -352,7 +366,7 @@ static void check_maxpool(int64_t B, int64_t C, int64_t H, int64_t W, int64_t Kk
     double *ref = DALLOC(n_out);
     EXPECT_OK(ops->maxpool_forward(K, c.out, c.inp, &c.p, B));
     ref_maxpool(ref, c.inp, &c.p, B);
-    cr_expect_lt(rel_err(c.out, ref, n_out), 1e-7); /* a maximum is exact */
+    cr_expect_lt(rel_err(c.out, ref, n_out), 1e-7); /* a maximum is exact; measured 0 */
 
     float *dinp = frand_new(n_in, -9, 9);
     EXPECT_OK(ops->maxpool_backward(K, dinp, c.G, c.inp, &c.p, B));
@@ -468,6 +482,12 @@ static void check_batchnorm(int64_t B, int64_t C, int64_t S)
         rrm[i] = 0.9 * rm0[i] + 0.1 * rmean[i];
         rrv[i] = 0.9 * rv0[i] + 0.1 * rvar[i] * (double)(B * S) / (double)(B * S - 1);
     }
+    /* statistics in double, stored in float: mean, rstd, running mean and variance are
+     * one or two float roundings of double values, <= 2u = 1.2e-7 (limit 1e-6; measured
+     * 2.6e-8, 3.6e-8, 5.0e-8, 3.2e-8). out = gamma (x - mean) rstd + beta in float: about
+     * 5 roundings on values of order |x - mean| rstd gamma, and the cancellation of
+     * (x - mean) turns the mean's one rounding into an error relative to |x| <= 3 here,
+     * about 3 / 0.5 times larger: <= (5 + 6) u = 6.6e-7; limit 1e-5, measured 1.0e-7. */
     cr_expect_lt(rel_err(out, ref, n), 1e-5, "bn out: %g", rel_err(out, ref, n));
     cr_expect_lt(rel_err(mean, rmean, C), 1e-6);
     cr_expect_lt(rel_err(rstd, rrstd, C), 1e-6);
@@ -509,6 +529,8 @@ Test(layers_cpu, batchnorm_running_stats_by_hand)
     float rm[2] = {0.5f, -2.0f}, rv[2] = {2.0f, 1.0f};
     EXPECT_OK(ops->batchnorm_forward(K, out, mean, rstd, rm, rv, x, gamma, beta, 2, 2, 2, 1, 0.1f,
                                      1e-5f));
+    /* values of order 1 computed in double and stored in float, or a few float operations
+     * on them: <= 3 roundings of |v| <= 3.5, 6.3e-7 absolute; 1e-6 */
     cr_expect_float_eq(mean[0], 3.0f, 1e-6);
     cr_expect_float_eq(mean[1], 0.0f, 1e-6);
     cr_expect_float_eq(rstd[0], (float)(1.0 / sqrt(3.5 + 1e-5)), 1e-6);
@@ -548,6 +570,9 @@ Test(layers_cpu, batchnorm_eval_uses_running_stats)
                     (x[at] - (double)rm[c]) / sqrt((double)rv[c] + (double)BN_EPS) * gamma[c] +
                     beta[c];
             }
+    /* (x - rm) rstd gamma + beta in float, rstd from a double sqrt: about 5 roundings on
+     * values of order |x - rm| rstd gamma <= 3 / 0.45 * 1.5 against max |ref| (about as
+     * large), <= 5u x 2 = 6e-7; limit 1e-5, measured 8.9e-8 */
     cr_expect_lt(rel_err(out, ref, n), 1e-5, "eval out: %g", rel_err(out, ref, n));
     cr_expect_eq(memcmp(rm, rm0, (size_t)C * sizeof(float)), 0, "eval changed run_mean");
     cr_expect_eq(memcmp(rv, rv0, (size_t)C * sizeof(float)), 0, "eval changed run_var");
@@ -615,6 +640,9 @@ static void check_layernorm(int64_t N, int64_t C)
         for (int64_t i = 0; i < C; i++)
             ref[r * C + i] = (c.inp[r * C + i] - mu) * rrstd[r] * c.gamma[i] + c.beta[i];
     }
+    /* as batch norm: statistics in double stored in float (<= 2u; measured 4.1e-8 and
+     * 4.4e-8 against 1e-6), the output about 5 float roundings plus the cancellation of
+     * x - mean (<= 11u = 6.6e-7; limit 1e-5, measured 8.3e-8) */
     cr_expect_lt(rel_err(out, ref, N * C), 1e-5, "ln out: %g", rel_err(out, ref, N * C));
     cr_expect_lt(rel_err(mean, rmean, N), 1e-6);
     cr_expect_lt(rel_err(rstd, rrstd, N), 1e-6);
@@ -708,6 +736,11 @@ static void check_attention(int64_t B, int64_t T, int64_t C, int64_t H, int caus
     EXPECT_OK(ops->attention_forward(K, out, probs, c.qkv, B, T, C, H, causal, ws, wsb));
     double *rout = DALLOC(n_out), *rp = DALLOC(n_p);
     ref_attention(rout, rp, c.qkv, B, T, C, H, causal);
+    /* scores: dot products of n = C/H <= 4 terms of |q k| <= 2.25 scaled by 1/sqrt(C/H);
+     * softmax over <= T = 7 (expf, a sum, a division: <= (T + 4) u relative, plus the
+     * scores' 5u |s| with |s| <= 4.5 passed through exp as an absolute error); out: sums
+     * of T products p v. Worst case about (5 x 4.5 + 11 + 7) u = 2.4e-6 relative to
+     * max |ref|; limit 1e-5, measured 1.3e-7 (out) and 7.1e-8 (probs). */
     cr_expect_lt(rel_err(out, rout, n_out), 1e-5, "attn out: %g", rel_err(out, rout, n_out));
     cr_expect_lt(rel_err(probs, rp, n_p), 1e-5, "attn probs: %g", rel_err(probs, rp, n_p));
     if (causal)
@@ -744,6 +777,8 @@ Test(layers_cpu, attention_causal_first_row_copies_v)
     float *qkv = frand_new(B * T * 3 * C, -1, 1), *out = FALLOC(B * T * C);
     float *probs = FALLOC(B * H * T * T);
     EXPECT_OK(ops->attention_forward(K, out, probs, qkv, B, T, C, H, 1, NULL, 0));
+    /* the first causal row has one probability, exactly 1, so out = 1 * v: exact; the 1e-7
+     * admits one rounding of |v| <= 1 (u = 6e-8) */
     for (int64_t e = 0; e < C; e++)
         cr_expect_float_eq(out[e], qkv[2 * C + e], 1e-7, "out[0][%ld]", (long)e);
     cr_expect_eq(probs[0], 1.0f);

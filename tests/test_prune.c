@@ -100,9 +100,9 @@ Test(prune, train_reaches_the_target_sparsity, .init = run_prune_scenario, .fini
     /* masks: one byte per prunable weight, tag optimizer */
     cr_assert_eq(u->peak_by_tag[OOMB_TAG_OPTIMIZER], n->peak_by_tag[OOMB_TAG_OPTIMIZER] + total_w);
     cr_assert_eq(u->peak_by_tag[OOMB_TAG_WEIGHTS], n->peak_by_tag[OOMB_TAG_WEIGHTS]);
-    /* the schedule starts at 0: step 0 is none's step */
-    cr_expect(isfinite(u->grad_rel_err) && u->grad_rel_err < 1e-6, "grad_rel_err %g",
-              u->grad_rel_err);
+    /* the schedule starts at 0 and prunes after the update: step 0 is none's step, the
+     * same kernel calls on the same data, bit-identical (measured 0 everywhere) */
+    cr_expect(u->grad_rel_err == 0.0, "grad_rel_err %g", u->grad_rel_err);
     cr_expect(isfinite(u->loss_rel_err) && isfinite(u->accuracy_delta));
 }
 
@@ -162,9 +162,15 @@ Test(prune, zero_sparsity_matches_none, .timeout = 60)
         run_small(SMALL("16") "strategies:\n  - none\n  - {plugin: prune, params: {sparsity: 0}}\n",
                   "prune", OOMB_MODE_TRAIN, &r);
     cr_assert_eq(x->outcome, OOMB_OUTCOME_OK, "%s", x->reason);
-    cr_expect_lt(fabs(x->loss_rel_err), 1e-6, "loss_rel_err %g", x->loss_rel_err);
+    /* train: sparsity 0 prunes nothing (k = 0 weights), so every step makes none's kernel
+     * calls on the same data: bit-identical, even through Adam (measured 0 everywhere) */
+    cr_expect_eq(x->loss_rel_err, 0.0, "loss_rel_err %g", x->loss_rel_err);
     x = th_find(&r, "prune", OOMB_MODE_INFER, 8);
     cr_assert_eq(x->outcome, OOMB_OUTCOME_OK, "%s", x->reason);
+    /* infer: the CSR kernel sums a row in its own order, BLAS in another: N = 16 + 16 terms
+     * along the forward give u sqrt(N/3) = 2e-7 on the logits (docs/numerics.md), and the
+     * mean loss moves by less (first order, small logits). Measured: logits 1.2e-7, loss 0
+     * over OpenBLAS core types and thread counts; 1e-5 */
     cr_expect_lt(fabs(x->loss_rel_err), 1e-5, "loss_rel_err %g", x->loss_rel_err);
     oomb_results_free(&r);
     th_rmtree(dir);

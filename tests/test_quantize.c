@@ -56,7 +56,12 @@ Test(quantize, infer_stores_int8_weights_with_exact_bytes, .timeout = 120)
     cr_assert_eq(q->peak_by_tag[OOMB_TAG_GRADS], 0);
     cr_assert_eq(q->peak_by_tag[OOMB_TAG_OPTIMIZER], 0);
 
-    /* int8 rounding moves the logits by about 1%, not by 10% */
+    /* int8 rounding moves the logits by about 1%, not by 10%: each operand within half a
+     * code (1/254 of its row's maximum, about 1/254 x sqrt(3) of its RMS for uniform data),
+     * independent errors of the two operands of a dot product add in quadrature, and 3
+     * layers again: about 1e-2. Limits 5% (output), 1% (mean loss: first order in the
+     * logit error times the small logits) and 2 points of accuracy; measured 0.0136,
+     * 3.1e-5 and 0.05 points over OpenBLAS core types and thread counts. */
     cr_expect(isfinite(q->output_rel_err),
               "output_rel_err not reported (is the child's numerics section written?)");
     cr_expect(q->output_rel_err > 0 && q->output_rel_err < 0.05, "output_rel_err %g",
@@ -92,10 +97,15 @@ Test(quantize, train_keeps_adam_state_in_8_bits, .timeout = 120)
     cr_assert_eq(q->peak_by_tag[OOMB_TAG_GRADS], n->peak_by_tag[OOMB_TAG_GRADS]);
     cr_assert_eq(q->peak_by_tag[OOMB_TAG_ACTIVATIONS], n->peak_by_tag[OOMB_TAG_ACTIVATIONS]);
 
+    /* 8-bit Adam: a quality bound, not rounding (scenarios/quantize.yaml); measured
+     * <= 1.8e-4 */
     cr_expect(q->loss_rel_err <= 0.02, "loss_rel_err %g", q->loss_rel_err);
-    /* same weights and data at step 0: the same gradients */
-    cr_expect(isfinite(q->grad_rel_err) && q->grad_rel_err < 1e-6, "grad_rel_err %g",
-              q->grad_rel_err);
+    /* same weights and data at step 0, and the same kernel calls (only the optimizer
+     * state differs, after the gradients): bit-identical */
+    cr_expect(q->grad_rel_err == 0.0, "grad_rel_err %g", q->grad_rel_err);
+    /* the moments' 8-bit codes (steps of 1/127, 1/255 of a block's maximum) change each
+     * update's direction by about 1%, over 32 updates the weights by a few percent of
+     * their movement; measured 0.0154 */
     cr_expect(isfinite(q->weight_rel_err) && q->weight_rel_err < 0.1, "weight_rel_err %g",
               q->weight_rel_err);
     oomb_results_free(&res);
