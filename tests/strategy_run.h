@@ -67,6 +67,11 @@ static inline void strat_run(struct strat_run *r, const char *scenario_path)
     opts.plugin_dirs = dirs;
     opts.n_plugin_dirs = 1;
     opts.quiet = 1;
+    /* Runs use one BLAS thread unless a scenario says otherwise; scripts/test.sh
+     * runs the numeric suites again with OOMB_TEST_THREADS=2, so that the
+     * tolerances are also checked against a threaded BLAS's summation order. */
+    const char *th = getenv("OOMB_TEST_THREADS");
+    opts.threads = th && atoi(th) > 0 ? atoi(th) : 0;
     char err[1024] = "";
     const char *paths[] = {scenario_path};
     int rc = oomb_runner_run(paths, 1, &opts, &r->res, &r->sum, err, sizeof err);
