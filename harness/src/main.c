@@ -141,6 +141,23 @@ static void print_run(const struct oomb_results *res, const struct oomb_run_summ
         oomb_format_ns(run_s * 1e9, t, sizeof t);
         printf("run time: %s (%d run(s))\n", t, timed);
     }
+    if (res->blas_library && res->blas_library[0]) {
+        int lo = 0, hi = 0;
+        for (int i = 0; i < res->n_runs; i++) {
+            int t = res->runs[i].threads;
+            if (t > 0 && (lo == 0 || t < lo))
+                lo = t;
+            if (t > hi)
+                hi = t;
+        }
+        printf("blas: %s %s, kernel %s, %s", res->blas_library, res->blas_version,
+               res->blas_kernel, res->blas_parallel);
+        if (hi > 0 && lo == hi)
+            printf("; %d thread(s) per run", hi);
+        else if (hi > 0)
+            printf("; %d to %d threads per run", lo, hi);
+        printf("\n");
+    }
     printf("results: %s\n", sum->results_path);
 }
 
