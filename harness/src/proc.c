@@ -668,7 +668,7 @@ static long results_name_pid(const char *name)
             continue;
         char *end;
         long pid = strtol(s + 17, &end, 10);
-        if (end != s + 17 || (*end != '-' && *end != '.'))
+        if (end == s + 17 || (*end != '-' && *end != '.'))
             continue;
         return pid;
     }
