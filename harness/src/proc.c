@@ -463,32 +463,42 @@ int oomb_proc_run(const struct oomb_proc_opts *opts, int (*fn)(void *arg), void 
     int draining = opts->drain_fd >= 0;
     if (draining)
         fcntl(opts->drain_fd, F_SETFL, fcntl(opts->drain_fd, F_GETFL) | O_NONBLOCK);
+    /* A pidfd wakes us the moment the supervisor exits; without one (old
+     * kernels) we look with growing naps. */
+    int pidfd = -1;
+#ifdef SYS_pidfd_open
+    pidfd = (int)syscall(SYS_pidfd_open, s, 0);
+#endif
     /* Our own deadline is only a backstop for a supervisor that hangs. */
     int64_t deadline = now_ns() + (int64_t)((opts->timeout_s + 5.0) * 1e9), kill_at = 0;
     int64_t nap = 200000; /* 0.2 ms, growing to 20 ms */
     int status = 0;
     for (;;) {
-        if (draining) {
-            struct pollfd pfd = {opts->drain_fd, POLLIN, 0};
-            poll(&pfd, 1, (int)(nap / 1000000) + 1);
-            for (;;) {
-                char buf[4096];
-                ssize_t n = read(opts->drain_fd, buf, sizeof buf);
-                if (n > 0) {
-                    size_t keep = res->out_len + (size_t)n > opts->drain_max
-                                      ? opts->drain_max - res->out_len
-                                      : (size_t)n;
-                    memcpy(res->out + res->out_len, buf, keep);
-                    res->out_len += keep;
-                    res->out_truncated |= keep < (size_t)n;
-                    continue;
-                }
-                if (n == 0)
-                    draining = 0; /* every writer is gone */
-                break;
-            }
-        } else {
+        struct pollfd pfd[2];
+        int n_pfd = 0;
+        if (pidfd >= 0)
+            pfd[n_pfd++] = (struct pollfd){pidfd, POLLIN, 0};
+        if (draining)
+            pfd[n_pfd++] = (struct pollfd){opts->drain_fd, POLLIN, 0};
+        if (n_pfd > 0)
+            poll(pfd, (nfds_t)n_pfd, pidfd >= 0 ? 100 : (int)(nap / 1000000) + 1);
+        else
             nap_ns(nap);
+        while (draining) {
+            char buf[4096];
+            ssize_t n = read(opts->drain_fd, buf, sizeof buf);
+            if (n > 0) {
+                size_t keep = res->out_len + (size_t)n > opts->drain_max
+                                  ? opts->drain_max - res->out_len
+                                  : (size_t)n;
+                memcpy(res->out + res->out_len, buf, keep);
+                res->out_len += keep;
+                res->out_truncated |= keep < (size_t)n;
+                continue;
+            }
+            if (n == 0)
+                draining = 0; /* every writer is gone */
+            break;
         }
         pid_t w = waitpid(s, &status, WNOHANG);
         if (w == s)
@@ -509,6 +519,8 @@ int oomb_proc_run(const struct oomb_proc_opts *opts, int (*fn)(void *arg), void 
         if (nap < 20000000)
             nap *= 2;
     }
+    if (pidfd >= 0)
+        close(pidfd);
     g.sup = 0;
     g.shared = NULL;
     if (draining) { /* what is left; nothing can block now */
