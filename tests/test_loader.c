@@ -27,8 +27,8 @@ Test(loader, accepts_reference_plugin)
 {
     struct oomb_loaded_plugin *p = NULL;
     char err[1024] = "";
-    cr_assert_eq(oomb_plugin_open(OOMB_PLUGIN_DIR "/none.so", &p, err, sizeof err), OOMB_OK,
-                 "%s", err);
+    cr_assert_eq(oomb_plugin_open(OOMB_PLUGIN_DIR "/none.so", &p, err, sizeof err), OOMB_OK, "%s",
+                 err);
     cr_assert_str_eq(p->desc.name, "none");
     cr_assert_eq(p->desc.abi_major, OOMB_ABI_MAJOR);
     cr_assert(p->desc.modes & OOMB_MODE_TRAIN);
@@ -63,7 +63,8 @@ Test(loader, rejects_missing_entry_symbol)
     struct oomb_loaded_plugin *p = NULL;
     char err[1024] = "";
     cr_assert_eq(open_fixture("fixture_noentry", &p, err, sizeof err), OOMB_ERR_ABI);
-    cr_assert(strstr(err, "fixture_noentry.so") && strstr(err, "entry symbol 'oomb_plugin_entry' missing"),
+    cr_assert(strstr(err, "fixture_noentry.so") &&
+                  strstr(err, "entry symbol 'oomb_plugin_entry' missing"),
               "%s", err);
 }
 
@@ -180,8 +181,7 @@ Test(loader, probe_passes_through_the_childs_verdict)
 
 /* ---- the harness never runs plugin code nor follows a plugin's pointers ---- */
 
-static int describe_fixture(const char *name, struct oomb_loaded_plugin **p, char *err,
-                            size_t len)
+static int describe_fixture(const char *name, struct oomb_loaded_plugin **p, char *err, size_t len)
 {
     char path[1024];
     snprintf(path, sizeof path, "%s/%s.so", OOMB_FIXTURE_DIR, name);
@@ -208,8 +208,7 @@ Test(loader, described_copy_matches_the_plugin_and_owns_its_strings)
     for (int i = 0; i < copy->desc.n_params; i++) {
         cr_assert_str_eq(copy->desc.params[i].name, opened->desc.params[i].name);
         cr_assert_eq(copy->desc.params[i].type, opened->desc.params[i].type);
-        cr_assert_str_eq(copy->desc.params[i].default_value,
-                         opened->desc.params[i].default_value);
+        cr_assert_str_eq(copy->desc.params[i].default_value, opened->desc.params[i].default_value);
         cr_assert_str_eq(copy->desc.params[i].help, opened->desc.params[i].help);
     }
     oomb_plugin_close(copy);
@@ -282,8 +281,7 @@ Test(loader, processes_started_while_probed_do_not_survive_the_probe, .timeout =
 }
 
 /* A folder with a copy of fixture_fail.so; the caller removes both. */
-static void unsafe_copy(char *dir, size_t dlen, char *file, size_t flen, mode_t dmode,
-                        mode_t fmode)
+static void unsafe_copy(char *dir, size_t dlen, char *file, size_t flen, mode_t dmode, mode_t fmode)
 {
     snprintf(dir, dlen, "/tmp/oombench-unsafe-XXXXXX");
     cr_assert_not_null(mkdtemp(dir));
@@ -311,9 +309,9 @@ Test(loader, world_writable_plugin_folder_is_refused_unless_allowed)
     cr_assert(strstr(err, dir) && strstr(err, "world-writable") && strstr(err, "0777") &&
                   strstr(err, "--allow-unsafe-plugins"),
               "%s", err);
-    cr_assert_eq(oomb_registry_load_flags(&r, dirs, 1, NULL, 0, OOMB_LOAD_ALLOW_UNSAFE, err,
-                                          sizeof err),
-                 OOMB_OK, "%s", err);
+    cr_assert_eq(
+        oomb_registry_load_flags(&r, dirs, 1, NULL, 0, OOMB_LOAD_ALLOW_UNSAFE, err, sizeof err),
+        OOMB_OK, "%s", err);
     cr_assert_not_null(oomb_registry_find(&r, "fixture_fail"));
     oomb_registry_free(&r);
     unsafe_remove(dir, file);
@@ -331,9 +329,9 @@ Test(loader, world_writable_plugin_file_is_refused_unless_allowed)
     const char *dirs[] = {dir};
     cr_assert_eq(oomb_registry_load(&r, dirs, 1, NULL, 0, err, sizeof err), OOMB_ERR_INVALID);
     cr_assert(strstr(err, "0666"), "%s", err);
-    cr_assert_eq(oomb_registry_load_flags(&r, NULL, 0, files, 1, OOMB_LOAD_ALLOW_UNSAFE, err,
-                                          sizeof err),
-                 OOMB_OK, "%s", err);
+    cr_assert_eq(
+        oomb_registry_load_flags(&r, NULL, 0, files, 1, OOMB_LOAD_ALLOW_UNSAFE, err, sizeof err),
+        OOMB_OK, "%s", err);
     oomb_registry_free(&r);
     unsafe_remove(dir, file);
 }

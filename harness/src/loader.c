@@ -43,8 +43,8 @@ static unsigned callback_mask(const struct oomb_plugin *c)
 }
 
 /* dlopen and the entry function: where a plugin's own code first runs. */
-static int load_entry(const char *path, void **dl_out, const struct oomb_plugin **d_out,
-                      char *err, size_t err_len)
+static int load_entry(const char *path, void **dl_out, const struct oomb_plugin **d_out, char *err,
+                      size_t err_len)
 {
     *dl_out = NULL;
     *d_out = NULL;
@@ -82,8 +82,8 @@ static int copy_header(const char *path, const struct oomb_plugin *d, struct oom
                        char *err, size_t err_len)
 {
     if (d->struct_size < offsetof(struct oomb_plugin, name)) {
-        oomb_errf(err, err_len, "%s: descriptor too small (%u bytes) to hold an ABI version",
-                  path, (unsigned)d->struct_size);
+        oomb_errf(err, err_len, "%s: descriptor too small (%u bytes) to hold an ABI version", path,
+                  (unsigned)d->struct_size);
         return OOMB_ERR_ABI;
     }
     if (d->abi_major != OOMB_ABI_MAJOR) {
@@ -141,16 +141,17 @@ static int validate(const char *path, const struct oomb_plugin *c, unsigned call
         const struct oomb_param_desc *pd = &c->params[i];
         if (!pd->name || !pd->default_value || pd->type < OOMB_PARAM_INT ||
             pd->type > OOMB_PARAM_STRING) {
-            oomb_errf(err, err_len, "%s: plugin '%s': parameter %d lacks a name, a type or a "
-                      "default", path, c->name, i);
+            oomb_errf(err, err_len,
+                      "%s: plugin '%s': parameter %d lacks a name, a type or a "
+                      "default",
+                      path, c->name, i);
             return OOMB_ERR_ABI;
         }
     }
     return OOMB_OK;
 }
 
-int oomb_plugin_open(const char *path, struct oomb_loaded_plugin **out, char *err,
-                     size_t err_len)
+int oomb_plugin_open(const char *path, struct oomb_loaded_plugin **out, char *err, size_t err_len)
 {
     *out = NULL;
     void *dl;
@@ -287,8 +288,8 @@ static void guard_handler(int sig)
  * ends in guard_jmp. Not instrumented: the sanitizer would report the very
  * read this function is there to survive. */
 __attribute__((no_sanitize_address)) static int put_plugin_str(struct blob *b, const char *field,
-                                                                const char *s, size_t max,
-                                                                char *err, size_t err_len)
+                                                               const char *s, size_t max, char *err,
+                                                               size_t err_len)
 {
     snprintf(guard_field, sizeof guard_field, "%s", field);
     if (!s) {
@@ -318,8 +319,8 @@ __attribute__((no_sanitize_address)) static int put_plugin_str(struct blob *b, c
 
 /* Serialises the descriptor d into b (the probe's side). */
 __attribute__((no_sanitize_address)) static int describe_into(struct blob *b, const char *path,
-                                                               const struct oomb_plugin *d,
-                                                               char *err, size_t err_len)
+                                                              const struct oomb_plugin *d,
+                                                              char *err, size_t err_len)
 {
     struct oomb_plugin c;
     snprintf(guard_field, sizeof guard_field, "struct_size");
@@ -471,8 +472,11 @@ static char *escape_text(const unsigned char *s, size_t n)
         return NULL;
     for (size_t i = 0; i < n;) {
         unsigned c = s[i];
-        size_t k = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3
-                                 : (c & 0xf8) == 0xf0 ? 4 : 0;
+        size_t k = c < 0x80             ? 1
+                   : (c & 0xe0) == 0xc0 ? 2
+                   : (c & 0xf0) == 0xe0 ? 3
+                   : (c & 0xf8) == 0xf0 ? 4
+                                        : 0;
         int ok = k > 0 && i + k <= n;
         uint32_t cp = k == 1 ? c : k == 2 ? c & 0x1f : k == 3 ? c & 0x0f : c & 0x07;
         for (size_t j = 1; ok && j < k; j++) {
@@ -615,8 +619,10 @@ int oomb_plugin_describe(const char *path, double timeout_s, struct oomb_loaded_
     }
     int st = pr.status;
     if (pr.timed_out) {
-        oomb_errf(err, err_len, "%s: plugin did not load within %.0f s (its constructor or "
-                  "entry function hangs)", path, timeout_s);
+        oomb_errf(err, err_len,
+                  "%s: plugin did not load within %.0f s (its constructor or "
+                  "entry function hangs)",
+                  path, timeout_s);
         rc = OOMB_ERR_ABI;
     } else if (pr.no_status || pr.terminated) {
         oomb_errf(err, err_len, "%s: the probe process failed (status 0x%x)", path, (unsigned)st);
@@ -634,8 +640,7 @@ int oomb_plugin_describe(const char *path, double timeout_s, struct oomb_loaded_
         if (!p) {
             oomb_errf(err, err_len, "%s: out of memory", path);
             rc = OOMB_ERR_OOM;
-        } else if ((rc = parse_description(path, pr.out, pr.out_len, p, err, err_len)) !=
-                       OOMB_OK ||
+        } else if ((rc = parse_description(path, pr.out, pr.out_len, p, err, err_len)) != OOMB_OK ||
                    !(p->path = oomb_strdup(path))) {
             rc = rc ? rc : OOMB_ERR_OOM;
             oomb_plugin_close(p);
@@ -705,8 +710,8 @@ int oomb_plugin_check_path(const char *path, int is_dir, char *err, size_t err_l
 
 /* Probe in a contained process, keep the copy: the harness survives a
  * plugin that crashes or hangs while loading and never runs its code. */
-static int open_safely(const char *path, unsigned flags, struct oomb_loaded_plugin **out,
-                       char *err, size_t err_len)
+static int open_safely(const char *path, unsigned flags, struct oomb_loaded_plugin **out, char *err,
+                       size_t err_len)
 {
     *out = NULL;
     if (!(flags & OOMB_LOAD_ALLOW_UNSAFE)) {
@@ -878,8 +883,7 @@ void oomb_registry_free(struct oomb_registry *r)
     memset(r, 0, sizeof *r);
 }
 
-const struct oomb_loaded_plugin *oomb_registry_find(const struct oomb_registry *r,
-                                                    const char *name)
+const struct oomb_loaded_plugin *oomb_registry_find(const struct oomb_registry *r, const char *name)
 {
     for (int i = 0; i < r->n; i++)
         if (strcmp(r->plugins[i]->desc.name, name) == 0)

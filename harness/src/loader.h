@@ -74,16 +74,16 @@ int oomb_plugin_describe(const char *path, double timeout_s, struct oomb_loaded_
                          char *err, size_t err_len) OOMB_WARN_UNUSED;
 
 /* oomb_plugin_describe without keeping the copy. */
-int oomb_plugin_probe(const char *path, double timeout_s, char *err, size_t err_len)
-    OOMB_WARN_UNUSED;
+int oomb_plugin_probe(const char *path, double timeout_s, char *err,
+                      size_t err_len) OOMB_WARN_UNUSED;
 
 /* OOMB_OK when path (a plugin file, or with is_dir a plugin folder) and, for
  * a file, the folder holding it can only be written by this user or root:
  * not world-writable, not group-writable unless owned by this user or root.
  * Else OOMB_ERR_INVALID with err naming the path, its mode and the way out
  * (--allow-unsafe-plugins); OOMB_ERR_IO when it cannot be examined. */
-int oomb_plugin_check_path(const char *path, int is_dir, char *err, size_t err_len)
-    OOMB_WARN_UNUSED;
+int oomb_plugin_check_path(const char *path, int is_dir, char *err,
+                           size_t err_len) OOMB_WARN_UNUSED;
 
 /* Index of a parameter in the descriptor, or -1. */
 int oomb_plugin_param_index(const struct oomb_plugin *d, const char *name);

@@ -527,8 +527,9 @@ int oomb_proc_run(const struct oomb_proc_opts *opts, int (*fn)(void *arg), void 
         char buf[4096];
         ssize_t n;
         while ((n = read(opts->drain_fd, buf, sizeof buf)) > 0) {
-            size_t keep = res->out_len + (size_t)n > opts->drain_max ? opts->drain_max - res->out_len
-                                                                      : (size_t)n;
+            size_t keep = res->out_len + (size_t)n > opts->drain_max
+                              ? opts->drain_max - res->out_len
+                              : (size_t)n;
             memcpy(res->out + res->out_len, buf, keep);
             res->out_len += keep;
             res->out_truncated |= keep < (size_t)n;
