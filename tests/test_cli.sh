@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The command line as a user meets it: exit codes (0 fine, 1 failed run or
-# check, 2 usage/input error), help on every subcommand, and that failing
-# plugins end as outcomes in a complete results file.
+# check, 2 usage/input error), help on every subcommand, that failing
+# plugins end as outcomes in a complete results file, that no process a
+# plugin starts outlives its run or the harness (SIGKILL, SIGTERM, SIGINT),
+# that temporary files are cleaned, and that unsafe plugin paths are refused.
 set -euo pipefail
 bin=$1
 src=$2
@@ -54,6 +56,125 @@ assert got == want, got
 assert runs["over_budget"]["memory"]["oom"]["request_bytes"] == 1 << 62
 PY
 pass=$((pass + 1))
+
+# ---- containment: no process of a run outlives it or the harness ----
+model='model: {input: 16, classes: 4, layers: [{linear: 32}, relu, {linear: 4}]}
+mode: train
+batch: 8
+steps: {warmup: 1, measured: 3}'
+check() { # check DESCRIPTION -- command...: one assertion
+    local what=$1
+    shift 2
+    if "$@"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $what"; fi
+}
+# The fixtures name their processes oomb-fx-* and append their pids to
+# $OOMB_FIXTURE_PIDFILE (tests/fixtures/fixture_hostile.c).
+none_alive() { # none_alive PIDFILE: no recorded process exists any more
+    local p
+    [ -s "$1" ] || { echo "  (no pid recorded in $1)"; return 1; }
+    for p in $(cat "$1"); do
+        if grep -q '^oomb-fx' "/proc/$p/comm" 2>/dev/null; then
+            echo "  pid $p ($(cat /proc/$p/comm)) is still running"
+            return 1
+        fi
+    done
+}
+wait_pids() { # wait_pids PIDFILE N: until N pids are recorded (10 s at most)
+    local i
+    for i in $(seq 100); do
+        [ -s "$1" ] && [ "$(wc -l <"$1")" -ge "$2" ] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+kill_recorded() { # leave nothing behind even when a check failed
+    local p
+    for p in $(cat "$1" 2>/dev/null); do
+        grep -q '^oomb-fx' "/proc/$p/comm" 2>/dev/null && kill -KILL "$p" 2>/dev/null || true
+    done
+}
+
+# A plugin that forks and one that escapes with setsid: the run ends, its
+# output pipe closes (nothing holds it), and no process of theirs is left.
+printf '%s\ntimeout: 10s\nstrategies: [none, fixture_fork, fixture_setsid]\n' "$model" >"$tmp/fork.yaml"
+export OOMB_FIXTURE_PIDFILE=$tmp/fork.pids
+got=0
+timeout 30 bash -c '"$1" run --no-color --out "$2" -p "$3/fixture_fork.so" -p "$3/fixture_setsid.so" "$4" 2>&1 | cat >"$5"' _ \
+    "$bin" "$tmp/fork-out" "$fixtures" "$tmp/fork.yaml" "$tmp/fork.txt" || got=$?
+unset OOMB_FIXTURE_PIDFILE
+check "forking plugins: the piped run ends (exit $got)" -- test "$got" = 0
+check "forking plugins: no process outlives the run" -- none_alive "$tmp/fork.pids"
+kill_recorded "$tmp/fork.pids"
+
+# `list` survives descriptors with wild and unterminated strings, and says why.
+expect 0 "list with hostile descriptors" -- "$bin" list --plugin-dir "$fixtures" --scenarios "$tmp"
+check "list names the wild pointer" -- grep -q "rejected: .*fixture_wild.so: descriptor field 'description' points to memory that cannot be read" "$tmp/out"
+check "list names the unterminated string" -- grep -q "rejected: .*fixture_unterminated.so: descriptor field 'description' is longer than" "$tmp/out"
+check "list shows a plugin whose constructor crashes outside the probe" -- grep -q "^  fixture_ctorparent - " "$tmp/out"
+
+# SIGKILL of `oombench run`: its spinning run and that run's grandchild end
+# within the run's deadline (4 s), and the next run removes the temporary
+# folder the killed one left.
+mkdir -p "$tmp/t"
+printf '%s\ntimeout: 4s\nstrategies: [fixture_spin]\n' "$model" >"$tmp/spin.yaml"
+rm -f "$tmp/spin.pids"
+OOMB_FIXTURE_PIDFILE=$tmp/spin.pids TMPDIR=$tmp/t "$bin" run -q --out "$tmp/spin-out" \
+    --plugin "$fixtures/fixture_spin.so" "$tmp/spin.yaml" >/dev/null 2>&1 &
+victim=$!
+check "SIGKILL: the run started" -- wait_pids "$tmp/spin.pids" 2
+kill -KILL "$victim"
+wait "$victim" 2>/dev/null || true
+gone=1
+for i in $(seq 30); do
+    none_alive "$tmp/spin.pids" >/dev/null && { gone=0; break; }
+    sleep 0.1
+done
+check "SIGKILL: the spinning run and its grandchild end within 3 s" -- test "$gone" = 0
+kill_recorded "$tmp/spin.pids"
+tbase=$tmp/t/oombench-$(id -u)
+check "SIGKILL: the killed run left its folder" -- compgen -G "$tbase/run-$victim.*" >/dev/null
+printf '%s\nstrategies: [none]\n' "$model" >"$tmp/none.yaml"
+expect 0 "a run after the killed one" -- env TMPDIR="$tmp/t" "$bin" run -q --out "$tmp/spin-out" "$tmp/none.yaml"
+check "the next run removed the stale folder" -- test -z "$(ls -A "$tbase")"
+
+# SIGTERM and SIGINT: the harness stops its run, removes its folder and any
+# results temp file, and dies of the signal. (A background job of a script
+# starts with SIGINT ignored, which oombench respects: env restores it.)
+for sig in TERM INT; do
+    rm -f "$tmp/spin.pids"
+    printf '%s\ntimeout: 20s\nstrategies: [fixture_spin]\n' "$model" >"$tmp/spin.yaml"
+    OOMB_FIXTURE_PIDFILE=$tmp/spin.pids TMPDIR=$tmp/t env --default-signal=INT \
+        "$bin" run -q --out "$tmp/sig-out" \
+        --plugin "$fixtures/fixture_spin.so" "$tmp/spin.yaml" >/dev/null 2>&1 &
+    victim=$!
+    check "SIG$sig: the run started" -- wait_pids "$tmp/spin.pids" 2
+    kill -"$sig" "$victim"
+    got=0
+    wait "$victim" 2>/dev/null || got=$?
+    check "SIG$sig: died of the signal (exit $got)" -- test "$got" = $((128 + $(kill -l "$sig")))
+    check "SIG$sig: no process of the run is left" -- none_alive "$tmp/spin.pids"
+    kill_recorded "$tmp/spin.pids"
+    check "SIG$sig: the temporary folder is gone" -- test -z "$(ls -A "$tbase")"
+    check "SIG$sig: no results temp file" -- test -z "$(find "$tmp/sig-out" -name '*.tmp.*')"
+done
+
+# Plugins others may write are refused, with the path and the mode, unless
+# --allow-unsafe-plugins.
+mkdir -p "$tmp/ww"
+cp "$fixtures/fixture_fail.so" "$tmp/ww/"
+chmod 0777 "$tmp/ww"
+expect 2 "list: world-writable plugin folder" -- "$bin" list --plugin-dir "$tmp/ww" --scenarios "$tmp"
+check "the refusal names the folder and its mode" -- grep -q "$tmp/ww.*world-writable (mode 0777" "$tmp/err"
+expect 0 "list --allow-unsafe-plugins" -- "$bin" list --allow-unsafe-plugins --plugin-dir "$tmp/ww" --scenarios "$tmp"
+check "the allowed plugin is listed" -- grep -q "^  fixture_fail - " "$tmp/out"
+chmod 0755 "$tmp/ww"
+chmod 0666 "$tmp/ww/fixture_fail.so"
+printf '%s\nstrategies: [none, fixture_fail]\n' "$model" >"$tmp/ww.yaml"
+expect 2 "run: world-writable plugin file" -- "$bin" run -q --out "$tmp/ww-out" --plugin "$tmp/ww/fixture_fail.so" "$tmp/ww.yaml"
+check "the refusal names the file and its mode" -- grep -q "fixture_fail.so.*plugin file.*world-writable (mode 0666" "$tmp/err"
+expect 1 "run --allow-unsafe-plugins (fixture_fail crashes by default)" -- "$bin" run -q --out "$tmp/ww-out" --allow-unsafe-plugins --plugin "$tmp/ww/fixture_fail.so" "$tmp/ww.yaml"
+expect 2 "ab: world-writable plugin file" -- "$bin" ab --quiet --rounds 1 --out "$tmp/ab" --base "$tmp/ww" --head "$tmp/ww" "$tmp/ww.yaml"
+check "ab says so" -- grep -q "world-writable (mode 0666" "$tmp/err"
 
 echo "cli: $pass passed, $fail failed"
 [ "$fail" = 0 ]

@@ -1,10 +1,16 @@
 /*
  * Plugin loader: each way a plugin is rejected has its own message naming
- * the file; accepted plugins are copied within their struct_size.
+ * the file; accepted plugins are copied within their struct_size. The
+ * registry's plugins are copies sent by a probe process: the harness never
+ * runs plugin code nor reads a plugin's pointers, whatever the plugin
+ * started while probed is gone, and plugins others may write are refused.
  */
 #include <criterion/criterion.h>
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "loader.h"
@@ -21,8 +27,8 @@ Test(loader, accepts_reference_plugin)
 {
     struct oomb_loaded_plugin *p = NULL;
     char err[1024] = "";
-    cr_assert_eq(oomb_plugin_open(OOMB_PLUGIN_DIR "/none.so", &p, err, sizeof err), OOMB_OK,
-                 "%s", err);
+    cr_assert_eq(oomb_plugin_open(OOMB_PLUGIN_DIR "/none.so", &p, err, sizeof err), OOMB_OK, "%s",
+                 err);
     cr_assert_str_eq(p->desc.name, "none");
     cr_assert_eq(p->desc.abi_major, OOMB_ABI_MAJOR);
     cr_assert(p->desc.modes & OOMB_MODE_TRAIN);
@@ -57,7 +63,8 @@ Test(loader, rejects_missing_entry_symbol)
     struct oomb_loaded_plugin *p = NULL;
     char err[1024] = "";
     cr_assert_eq(open_fixture("fixture_noentry", &p, err, sizeof err), OOMB_ERR_ABI);
-    cr_assert(strstr(err, "fixture_noentry.so") && strstr(err, "entry symbol 'oomb_plugin_entry' missing"),
+    cr_assert(strstr(err, "fixture_noentry.so") &&
+                  strstr(err, "entry symbol 'oomb_plugin_entry' missing"),
               "%s", err);
 }
 
@@ -170,4 +177,174 @@ Test(loader, probe_passes_through_the_childs_verdict)
     cr_assert(strstr(err, "incompatible"), "%s", err);
     cr_assert_eq(oomb_plugin_probe(OOMB_PLUGIN_DIR "/none.so", 10.0, err, sizeof err), OOMB_OK,
                  "%s", err);
+}
+
+/* ---- the harness never runs plugin code nor follows a plugin's pointers ---- */
+
+static int describe_fixture(const char *name, struct oomb_loaded_plugin **p, char *err, size_t len)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s.so", OOMB_FIXTURE_DIR, name);
+    return oomb_plugin_describe(path, 10.0, p, err, len);
+}
+
+Test(loader, described_copy_matches_the_plugin_and_owns_its_strings)
+{
+    struct oomb_loaded_plugin *opened = NULL, *copy = NULL;
+    char err[1024] = "";
+    cr_assert_eq(oomb_plugin_open(OOMB_FIXTURE_DIR "/fixture_fail.so", &opened, err, sizeof err),
+                 OOMB_OK, "%s", err);
+    cr_assert_eq(describe_fixture("fixture_fail", &copy, err, sizeof err), OOMB_OK, "%s", err);
+    cr_assert_null(copy->dl, "the harness did not dlopen it");
+    cr_assert_null(copy->desc.create, "no callback pointers in the copy");
+    cr_assert_eq(copy->callbacks, opened->callbacks);
+    cr_assert_str_eq(copy->desc.name, opened->desc.name);
+    cr_assert_str_eq(copy->desc.description, opened->desc.description);
+    cr_assert_neq(copy->desc.name, opened->desc.name, "a copy, not the plugin's pointer");
+    cr_assert_eq(copy->desc.modes, opened->desc.modes);
+    cr_assert_eq(copy->desc.backends, opened->desc.backends);
+    cr_assert_eq(copy->desc.abi_minor, opened->desc.abi_minor);
+    cr_assert_eq(copy->desc.n_params, opened->desc.n_params);
+    for (int i = 0; i < copy->desc.n_params; i++) {
+        cr_assert_str_eq(copy->desc.params[i].name, opened->desc.params[i].name);
+        cr_assert_eq(copy->desc.params[i].type, opened->desc.params[i].type);
+        cr_assert_str_eq(copy->desc.params[i].default_value, opened->desc.params[i].default_value);
+        cr_assert_str_eq(copy->desc.params[i].help, opened->desc.params[i].help);
+    }
+    oomb_plugin_close(copy);
+    oomb_plugin_close(opened);
+}
+
+Test(loader, wild_descriptor_pointer_is_rejected_not_followed)
+{
+    struct oomb_loaded_plugin *p = NULL;
+    char err[1024] = "";
+    cr_assert_eq(describe_fixture("fixture_wild", &p, err, sizeof err), OOMB_ERR_ABI);
+    cr_assert_null(p);
+    cr_assert(strstr(err, "fixture_wild.so: descriptor field 'description' points to memory "
+                          "that cannot be read"),
+              "%s", err);
+}
+
+Test(loader, descriptor_string_without_nul_is_rejected)
+{
+    struct oomb_loaded_plugin *p = NULL;
+    char err[1024] = "";
+    cr_assert_eq(describe_fixture("fixture_unterminated", &p, err, sizeof err), OOMB_ERR_ABI);
+    cr_assert(strstr(err, "descriptor field 'description' is longer than 1024 bytes"), "%s", err);
+}
+
+Test(loader, registry_never_runs_plugin_code_in_the_harness)
+{
+    /* Its constructor crashes in every process but the probe: were the
+     * registry to dlopen it here, this test process would die. */
+    struct oomb_registry r;
+    char err[1024] = "";
+    const char *files[] = {OOMB_FIXTURE_DIR "/fixture_ctorparent.so"};
+    cr_assert_eq(oomb_registry_load(&r, NULL, 0, files, 1, err, sizeof err), OOMB_OK, "%s", err);
+    const struct oomb_loaded_plugin *p = oomb_registry_find(&r, "fixture_ctorparent");
+    cr_assert_not_null(p);
+    cr_assert_null(p->dl);
+    oomb_registry_free(&r);
+}
+
+Test(loader, processes_started_while_probed_do_not_survive_the_probe, .timeout = 30)
+{
+    char pidfile[] = "/tmp/oombench-pids-XXXXXX";
+    int fd = mkstemp(pidfile);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    setenv("OOMB_FIXTURE_PIDFILE", pidfile, 1);
+    struct oomb_loaded_plugin *p = NULL;
+    char err[1024] = "";
+    cr_assert_eq(describe_fixture("fixture_forkctor", &p, err, sizeof err), OOMB_OK, "%s", err);
+    unsetenv("OOMB_FIXTURE_PIDFILE");
+    oomb_plugin_close(p);
+    FILE *f = fopen(pidfile, "r");
+    int pid, n = 0;
+    while (f && fscanf(f, "%d", &pid) == 1) {
+        char path[64], comm[64] = "";
+        snprintf(path, sizeof path, "/proc/%d/comm", pid);
+        FILE *c = fopen(path, "r");
+        if (c) {
+            if (!fgets(comm, sizeof comm, c))
+                comm[0] = '\0';
+            fclose(c);
+        }
+        cr_assert_neq(strncmp(comm, "oomb-fx", 7), 0, "pid %d outlived the probe", pid);
+        n++;
+    }
+    if (f)
+        fclose(f);
+    unlink(pidfile);
+    cr_assert_geq(n, 1, "the constructor forked");
+}
+
+/* A folder with a copy of fixture_fail.so; the caller removes both. */
+static void unsafe_copy(char *dir, size_t dlen, char *file, size_t flen, mode_t dmode, mode_t fmode)
+{
+    snprintf(dir, dlen, "/tmp/oombench-unsafe-XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(file, flen, "%s/fixture_fail.so", dir);
+    char cmd[3 * PATH_MAX];
+    snprintf(cmd, sizeof cmd, "cp '%s/fixture_fail.so' '%s'", OOMB_FIXTURE_DIR, file);
+    cr_assert_eq(system(cmd), 0);
+    cr_assert_eq(chmod(file, fmode), 0);
+    cr_assert_eq(chmod(dir, dmode), 0);
+}
+
+static void unsafe_remove(const char *dir, const char *file)
+{
+    unlink(file);
+    rmdir(dir);
+}
+
+Test(loader, world_writable_plugin_folder_is_refused_unless_allowed)
+{
+    char dir[PATH_MAX], file[PATH_MAX + 32], err[1024] = "";
+    unsafe_copy(dir, sizeof dir, file, sizeof file, 0777, 0755);
+    const char *dirs[] = {dir};
+    struct oomb_registry r;
+    cr_assert_eq(oomb_registry_load(&r, dirs, 1, NULL, 0, err, sizeof err), OOMB_ERR_INVALID);
+    cr_assert(strstr(err, dir) && strstr(err, "world-writable") && strstr(err, "0777") &&
+                  strstr(err, "--allow-unsafe-plugins"),
+              "%s", err);
+    cr_assert_eq(
+        oomb_registry_load_flags(&r, dirs, 1, NULL, 0, OOMB_LOAD_ALLOW_UNSAFE, err, sizeof err),
+        OOMB_OK, "%s", err);
+    cr_assert_not_null(oomb_registry_find(&r, "fixture_fail"));
+    oomb_registry_free(&r);
+    unsafe_remove(dir, file);
+}
+
+Test(loader, world_writable_plugin_file_is_refused_unless_allowed)
+{
+    char dir[PATH_MAX], file[PATH_MAX + 32], err[1024] = "";
+    unsafe_copy(dir, sizeof dir, file, sizeof file, 0755, 0666);
+    const char *files[] = {file};
+    struct oomb_registry r;
+    cr_assert_eq(oomb_registry_load(&r, NULL, 0, files, 1, err, sizeof err), OOMB_ERR_INVALID);
+    cr_assert(strstr(err, file) && strstr(err, "plugin file") && strstr(err, "0666"), "%s", err);
+    /* The same file found in its folder is refused just as loudly. */
+    const char *dirs[] = {dir};
+    cr_assert_eq(oomb_registry_load(&r, dirs, 1, NULL, 0, err, sizeof err), OOMB_ERR_INVALID);
+    cr_assert(strstr(err, "0666"), "%s", err);
+    cr_assert_eq(
+        oomb_registry_load_flags(&r, NULL, 0, files, 1, OOMB_LOAD_ALLOW_UNSAFE, err, sizeof err),
+        OOMB_OK, "%s", err);
+    oomb_registry_free(&r);
+    unsafe_remove(dir, file);
+}
+
+Test(loader, group_writable_plugin_of_another_owner_is_refused)
+{
+    char dir[PATH_MAX], file[PATH_MAX + 32], err[1024] = "";
+    unsafe_copy(dir, sizeof dir, file, sizeof file, 0755, 0664);
+    /* Ours (or root's) and group-writable: accepted. */
+    cr_assert_eq(oomb_plugin_check_path(file, 0, err, sizeof err), OOMB_OK, "%s", err);
+    if (chown(file, 12345, (gid_t)-1) == 0) { /* only where we may give files away */
+        cr_assert_eq(oomb_plugin_check_path(file, 0, err, sizeof err), OOMB_ERR_INVALID);
+        cr_assert(strstr(err, "group-writable") && strstr(err, "0664"), "%s", err);
+    }
+    unsafe_remove(dir, file);
 }

@@ -2,15 +2,22 @@
  * Runner isolation: every failure of a plugin (crash, abort, hang, over
  * budget, error, leak) in every callback is that run's outcome, the other
  * runs go on, and the results file holds them all. Also: input errors write
- * nothing, and strategies start from the same data and weights.
+ * nothing, strategies start from the same data and weights, no process a
+ * plugin starts outlives its run, and the temporary folder is private and
+ * cleaned (stale ones of dead harnesses too).
  */
 #include <criterion/criterion.h>
 #include <dirent.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 
 #include "test_helpers.h"
+#include "util.h"
 
 #define MODEL                                                                                    \
     "model: {input: 16, classes: 4, layers: [{linear: 32}, relu, {linear: 4}]}\n"                \
@@ -231,6 +238,186 @@ Test(runner, checks_run_per_mode_and_fail_the_invocation)
                                  c->lhs == 0.0 && c->rhs == 0.0;
     }
     cr_assert(failed_infer_grads);
+    oomb_results_free(&res);
+    th_rmtree(dir);
+}
+
+/* ---- containment: what a plugin starts ends with its run ---- */
+
+/* The pids a fixture recorded (fixture_hostile.c); returns the count. */
+static int read_pids(const char *file, int *pids, int max)
+{
+    FILE *f = fopen(file, "r");
+    int n = 0;
+    while (f && n < max && fscanf(f, "%d", &pids[n]) == 1)
+        n++;
+    if (f)
+        fclose(f);
+    return n;
+}
+
+/* A fixture process still exists: its pid names a process called oomb-fx-*
+ * (a reused pid has another name). */
+static int fixture_alive(int pid)
+{
+    char path[64], comm[64] = "";
+    snprintf(path, sizeof path, "/proc/%d/comm", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    int ok = fgets(comm, sizeof comm, f) != NULL;
+    fclose(f);
+    return ok && strncmp(comm, "oomb-fx", 7) == 0;
+}
+
+/* Runs `strategy` alone next to none with a pid file; returns the pids the
+ * fixture recorded. */
+static int run_hostile(const char *dir, const char *strategy, const char *timeout,
+                       struct oomb_results *res, int *pids, int max)
+{
+    char path[PATH_MAX], text[2048], pidfile[PATH_MAX], err[2048] = "";
+    snprintf(pidfile, sizeof pidfile, "%s/pids", dir);
+    setenv("OOMB_FIXTURE_PIDFILE", pidfile, 1);
+    snprintf(text, sizeof text, MODEL "timeout: %s\nstrategies:\n  - none\n  - %s\n", timeout,
+             strategy);
+    th_write(dir, "hostile.yaml", text, path, sizeof path);
+    struct oomb_run_summary sum;
+    cr_assert_eq(th_run(dir, path, res, &sum, err, sizeof err), OOMB_OK, "%s", err);
+    unsetenv("OOMB_FIXTURE_PIDFILE");
+    cr_assert_eq(th_find(res, "none", OOMB_MODE_TRAIN, 8)->outcome, OOMB_OUTCOME_OK);
+    return read_pids(pidfile, pids, max);
+}
+
+Test(runner, forked_grandchild_does_not_outlive_its_run, .timeout = 30)
+{
+    char dir[PATH_MAX];
+    th_mkdtemp(dir, sizeof dir);
+    struct oomb_results res;
+    int pids[16];
+    int n = run_hostile(dir, "fixture_fork", "10s", &res, pids, 16);
+    const struct oomb_run_result *r = th_find(&res, "fixture_fork", OOMB_MODE_TRAIN, 8);
+    cr_assert_eq(r->outcome, OOMB_OUTCOME_OK, "%s", r->reason);
+    cr_assert_geq(n, 1, "the fixture forked");
+    for (int i = 0; i < n; i++)
+        cr_assert_not(fixture_alive(pids[i]), "pid %d outlived its run", pids[i]);
+    oomb_results_free(&res);
+    th_rmtree(dir);
+}
+
+Test(runner, setsid_escape_does_not_outlive_its_run, .timeout = 30)
+{
+    char dir[PATH_MAX];
+    th_mkdtemp(dir, sizeof dir);
+    struct oomb_results res;
+    int pids[16];
+    int n = run_hostile(dir, "fixture_setsid", "10s", &res, pids, 16);
+    const struct oomb_run_result *r = th_find(&res, "fixture_setsid", OOMB_MODE_TRAIN, 8);
+    cr_assert_eq(r->outcome, OOMB_OUTCOME_OK, "%s", r->reason);
+    cr_assert_geq(n, 1, "the fixture escaped with setsid");
+    for (int i = 0; i < n; i++)
+        cr_assert_not(fixture_alive(pids[i]), "pid %d (own session) outlived its run", pids[i]);
+    oomb_results_free(&res);
+    th_rmtree(dir);
+}
+
+Test(runner, spinning_run_and_its_grandchild_end_at_the_deadline, .timeout = 30)
+{
+    char dir[PATH_MAX];
+    th_mkdtemp(dir, sizeof dir);
+    struct oomb_results res;
+    int pids[16];
+    int64_t t0 = oomb_now_ns();
+    int n = run_hostile(dir, "fixture_spin", "1s", &res, pids, 16);
+    double took = (double)(oomb_now_ns() - t0) * 1e-9;
+    const struct oomb_run_result *r = th_find(&res, "fixture_spin", OOMB_MODE_TRAIN, 8);
+    cr_assert_eq(r->outcome, OOMB_OUTCOME_TIMEOUT, "%s", r->reason);
+    cr_assert_lt(took, 10.0, "the whole invocation took %.1f s", took);
+    cr_assert_geq(n, 2, "a grandchild and the spinning worker");
+    for (int i = 0; i < n; i++)
+        cr_assert_not(fixture_alive(pids[i]), "pid %d outlived its run", pids[i]);
+    oomb_results_free(&res);
+    th_rmtree(dir);
+}
+
+Test(runner, message_buffer_without_nul_is_cut_at_its_end)
+{
+    char dir[PATH_MAX];
+    th_mkdtemp(dir, sizeof dir);
+    struct oomb_results res;
+    int pids[4];
+    run_hostile(dir, "fixture_nonul", "10s", &res, pids, 4);
+    const struct oomb_run_result *r = th_find(&res, "fixture_nonul", OOMB_MODE_TRAIN, 8);
+    cr_assert_eq(r->outcome, OOMB_OUTCOME_ERROR, "%s", r->reason);
+    const char *a = strchr(r->reason, 'A');
+    cr_assert_not_null(a, "%s", r->reason);
+    size_t n = strspn(a, "A");
+    cr_assert_eq(a[n], '\0', "nothing past the plugin's buffer: '%s'", a + n);
+    cr_assert_gt(n, 100);
+    cr_assert_lt(n, 1024, "%zu bytes of a 1024-byte buffer, the last one the host's NUL", n);
+    oomb_results_free(&res);
+    th_rmtree(dir);
+}
+
+Test(runner, constructor_crashing_outside_the_probe_is_only_its_runs_crash)
+{
+    /* The fixture crashes in any process but the loader's probe: the harness
+     * (this test process) loading it would die here. */
+    char dir[PATH_MAX];
+    th_mkdtemp(dir, sizeof dir);
+    struct oomb_results res;
+    int pids[4];
+    run_hostile(dir, "fixture_ctorparent", "10s", &res, pids, 4);
+    const struct oomb_run_result *r = th_find(&res, "fixture_ctorparent", OOMB_MODE_TRAIN, 8);
+    cr_assert_eq(r->outcome, OOMB_OUTCOME_CRASH, "%s", r->reason);
+    /* A sanitizer catches the signal and exits with a status instead. */
+    cr_assert(strstr(r->reason, "signal 11") || strstr(r->reason, "status"), "%s", r->reason);
+    oomb_results_free(&res);
+    th_rmtree(dir);
+}
+
+Test(runner, temporary_folder_is_private_removed_and_stale_ones_cleaned)
+{
+    char dir[PATH_MAX], base[PATH_MAX + 32], stale[PATH_MAX + 64], path[PATH_MAX + 128];
+    th_mkdtemp(dir, sizeof dir);
+    setenv("TMPDIR", dir, 1);
+    /* A pid that is surely gone: a child we reaped. */
+    pid_t dead = fork();
+    if (dead == 0)
+        _exit(0);
+    waitpid(dead, NULL, 0);
+    snprintf(base, sizeof base, "%s/oombench-%u", dir, (unsigned)getuid());
+    cr_assert_eq(mkdir(base, 0700), 0);
+    snprintf(stale, sizeof stale, "%s/run-%d.AbCdEf", base, (int)dead);
+    cr_assert_eq(mkdir(stale, 0700), 0);
+    th_write(stale, "ref-0-train-8.grads0", "left over", path, sizeof path);
+    th_write(stale, ".lock", "", path, sizeof path);
+    /* A results temp file of the same dead process, an hour old. */
+    char out[PATH_MAX + 8], tmpres[PATH_MAX + 128];
+    snprintf(out, sizeof out, "%s/out", dir);
+    cr_assert_eq(mkdir(out, 0755), 0);
+    snprintf(tmpres, sizeof tmpres, "%s/mlp-20200101T000000Z-%d.json.tmp.XyZ123", out, (int)dead);
+    th_write(out, strrchr(tmpres, '/') + 1, "{", path, sizeof path);
+    struct timespec old[2] = {{time(NULL) - 3600, 0}, {time(NULL) - 3600, 0}};
+    cr_assert_eq(utimensat(AT_FDCWD, tmpres, old, 0), 0);
+
+    char text[1024], err[2048] = "";
+    snprintf(text, sizeof text, MODEL "strategies: [none]\n");
+    th_write(dir, "s.yaml", text, path, sizeof path);
+    struct oomb_results res;
+    struct oomb_run_summary sum;
+    cr_assert_eq(th_run(dir, path, &res, &sum, err, sizeof err), OOMB_OK, "%s", err);
+    unsetenv("TMPDIR");
+    cr_assert_eq(access(stale, F_OK), -1, "the stale run folder is gone");
+    cr_assert_eq(access(tmpres, F_OK), -1, "the stale results temp file is gone");
+    DIR *d = opendir(base);
+    cr_assert_not_null(d);
+    struct dirent *de;
+    while ((de = readdir(d)))
+        cr_assert(de->d_name[0] == '.', "%s left in %s", de->d_name, base);
+    closedir(d);
+    struct stat st;
+    cr_assert_eq(stat(base, &st), 0);
+    cr_assert_eq(st.st_mode & 0777, 0700);
     oomb_results_free(&res);
     th_rmtree(dir);
 }

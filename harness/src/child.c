@@ -742,6 +742,13 @@ static void drive(struct oomb_run *r)
         return;
     }
     const struct oomb_plugin *d = &p->desc;
+    if (strcmp(d->name, j->plugin->desc.name) != 0) {
+        /* The file changed since it was described: its parameters may not match. */
+        res->outcome = OOMB_OUTCOME_ERROR;
+        set_reason(res, "%s: the plugin now calls itself '%s', not '%s' as when it was loaded",
+                   j->plugin->path, d->name, j->plugin->desc.name);
+        goto out;
+    }
 
     if ((rc = create_backend(r, msg, sizeof msg)) != OOMB_OK) {
         res->outcome = rc == OOMB_ERR_NOT_USABLE ? OOMB_OUTCOME_SKIPPED : OOMB_OUTCOME_ERROR;
@@ -775,7 +782,9 @@ static void drive(struct oomb_run *r)
 
     if (d->usable) {
         msg[0] = '\0';
-        if ((rc = d->usable(&r->host, msg, sizeof msg)) != OOMB_OK) {
+        rc = d->usable(&r->host, msg, sizeof msg);
+        msg[sizeof msg - 1] = '\0'; /* a plugin's buffer is read only NUL-terminated */
+        if (rc != OOMB_OK) {
             res->outcome = OOMB_OUTCOME_SKIPPED;
             set_reason(res, "not usable here: %s", msg[0] ? msg : oomb_strerror(rc));
             goto out;
@@ -785,7 +794,9 @@ static void drive(struct oomb_run *r)
     msg[0] = '\0';
     oomb_tracker_set_phase(&r->tracker, OOMB_PHASE_OTHER);
     int64_t t_start = oomb_now_ns();
-    if ((rc = d->create(&r->host, &state, msg, sizeof msg)) != OOMB_OK) {
+    rc = d->create(&r->host, &state, msg, sizeof msg);
+    msg[sizeof msg - 1] = '\0';
+    if (rc != OOMB_OK) {
         fail_outcome(r, "create", rc, msg);
         goto out;
     }
@@ -817,6 +828,7 @@ static void drive(struct oomb_run *r)
         oomb_tracker_set_phase(&r->tracker, OOMB_PHASE_OTHER);
         msg[0] = '\0';
         rc = d->step(state, s, msg, sizeof msg);
+        msg[sizeof msg - 1] = '\0';
         int src = r->backend->sync(r->backend->ops.ctx);
         add_mark(r, OOMB_PHASE_OTHER);
         r->in_step = 0;
@@ -874,7 +886,9 @@ static void drive(struct oomb_run *r)
     shares = NULL;
     if (d->finish) {
         msg[0] = '\0';
-        if ((rc = d->finish(state, msg, sizeof msg)) != OOMB_OK) {
+        rc = d->finish(state, msg, sizeof msg);
+        msg[sizeof msg - 1] = '\0';
+        if (rc != OOMB_OK) {
             fail_outcome(r, "finish", rc, msg);
             goto out;
         }
@@ -886,6 +900,7 @@ static void drive(struct oomb_run *r)
             msg[0] = '\0';
             oomb_tracker_set_phase(&r->tracker, OOMB_PHASE_OTHER);
             rc = d->evaluate(state, msg, sizeof msg);
+            msg[sizeof msg - 1] = '\0';
             if (rc == OOMB_OK)
                 rc = r->backend->sync(r->backend->ops.ctx);
             if (rc != OOMB_OK) {

@@ -53,7 +53,8 @@ enum {
     OPT_NORMALIZE,
     OPT_PHASE_FLOOR,
     OPT_ALLOW_BLAS,
-    OPT_INSTR_TOL
+    OPT_INSTR_TOL,
+    OPT_ALLOW_UNSAFE
 };
 
 /* Options shared by compare and ab. */
@@ -556,6 +557,7 @@ static void usage_ab(FILE *f)
             "  --device DEV           cpu, cuda, cuda:N (default: the scenarios')\n"
             "  --timeout SECONDS      per-run time limit\n"
             "  --quiet                no progress lines\n"
+            "  --allow-unsafe-plugins load plugins from files or folders others may write\n"
             "%s"
             "\n"
             "exit status: 0 no regression, 1 a regression, 2 usage or input error,\n"
@@ -573,13 +575,15 @@ int oomb_cmd_ab(int argc, char **argv)
                                              {"device", required_argument, NULL, OPT_DEVICE},
                                              {"timeout", required_argument, NULL, OPT_TIMEOUT},
                                              {"quiet", no_argument, NULL, OPT_QUIET},
+                                             {"allow-unsafe-plugins", no_argument, NULL,
+                                              OPT_ALLOW_UNSAFE},
                                              {NULL, 0, NULL, 0}};
     struct verdict_cli c;
     verdict_cli_init(&c, "ab");
     const char *side_dir[2] = {NULL, NULL};
     const char *out = "results/ab", *device = NULL;
     double timeout = 0, x;
-    int rounds = 15, quiet = 0, opt;
+    int rounds = 15, quiet = 0, allow_unsafe = 0, opt;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (opt) {
@@ -612,6 +616,9 @@ int oomb_cmd_ab(int argc, char **argv)
             break;
         case OPT_QUIET:
             quiet = 1;
+            break;
+        case OPT_ALLOW_UNSAFE:
+            allow_unsafe = 1;
             break;
         default: {
             int r = verdict_option(&c, opt, optarg);
@@ -654,6 +661,7 @@ int oomb_cmd_ab(int argc, char **argv)
             o.device = device;
             o.timeout_s = timeout;
             o.quiet = 1;
+            o.allow_unsafe_plugins = allow_unsafe;
             o.calibrate = c.normalize;
             if (!quiet)
                 fprintf(stderr, "ab: round %d/%d %s (%s)\n", r + 1, rounds, side_name[side],

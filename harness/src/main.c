@@ -64,6 +64,9 @@ static void usage_run(FILE *f)
                "  -t, --timeout SECONDS  per-run time limit (default: the scenario's)\n"
                "  -P, --plugin-dir DIR   also load plugins from DIR (repeatable)\n"
                "  -p, --plugin FILE.so   also load this plugin (repeatable)\n"
+               "      --allow-unsafe-plugins\n"
+               "                         load plugins from files or folders others may\n"
+               "                         write (world-writable; refused by default)\n"
                "  -q, --quiet            no progress lines\n"
                "      --threads N        BLAS (and OpenMP) threads of every run (default:\n"
                "                         the scenario's `threads`, else 1); recorded per run\n"
@@ -102,6 +105,9 @@ static void usage_list(FILE *f)
                "options:\n"
                "  -P, --plugin-dir DIR     also load plugins from DIR (repeatable)\n"
                "  -p, --plugin FILE.so     also load this plugin (repeatable)\n"
+               "      --allow-unsafe-plugins\n"
+               "                           load plugins from files or folders others may\n"
+               "                           write (world-writable; refused by default)\n"
                "  -s, --scenarios DIR      scenario folder (default: scenarios)\n"
                "  -h, --help               this help\n");
 }
@@ -172,6 +178,7 @@ static int cmd_run(int argc, char **argv)
         {"report", required_argument, NULL, 'R'},  {"repeat", required_argument, NULL, 'N'},
         {"calibrate", no_argument, NULL, 'K'},     {"threads", required_argument, NULL, 'T'},
         {"instructions", no_argument, NULL, 'I'},
+        {"allow-unsafe-plugins", no_argument, NULL, 'U'},
         {NULL, 0, NULL, 0}};
     struct oomb_run_options o = {0};
     const char *dirs[MAX_LIST], *files[MAX_LIST];
@@ -244,6 +251,9 @@ static int cmd_run(int argc, char **argv)
         }
         case 'I':
             o.instructions = 1;
+            break;
+        case 'U':
+            o.allow_unsafe_plugins = 1;
             break;
         case 'N': {
             char *end;
@@ -404,9 +414,11 @@ static int cmd_list(int argc, char **argv)
                                              {"plugin", required_argument, NULL, 'p'},
                                              {"scenarios", required_argument, NULL, 's'},
                                              {"help", no_argument, NULL, 'h'},
+                                             {"allow-unsafe-plugins", no_argument, NULL, 'U'},
                                              {NULL, 0, NULL, 0}};
     const char *dirs[MAX_LIST], *files[MAX_LIST];
     int nd = 0, nf = 0, c;
+    unsigned load_flags = 0;
     const char *scen_dir = "scenarios";
     optind = 1;
     while ((c = getopt_long(argc, argv, "P:p:s:h", longopts, NULL)) != -1) {
@@ -422,6 +434,9 @@ static int cmd_list(int argc, char **argv)
         case 's':
             scen_dir = optarg;
             break;
+        case 'U':
+            load_flags |= OOMB_LOAD_ALLOW_UNSAFE;
+            break;
         case 'h':
             usage_list(stdout);
             return EXIT_FINE;
@@ -436,7 +451,8 @@ static int cmd_list(int argc, char **argv)
     }
     struct oomb_registry reg;
     char err[1024];
-    if (oomb_registry_load(&reg, dirs, nd, files, nf, err, sizeof err) != OOMB_OK) {
+    if (oomb_registry_load_flags(&reg, dirs, nd, files, nf, load_flags, err, sizeof err) !=
+        OOMB_OK) {
         fprintf(stderr, "oombench list: %s\n", err);
         return EXIT_USAGE;
     }

@@ -24,6 +24,7 @@
 #include "backend.h"
 #include "check.h"
 #include "instr.h"
+#include "proc.h"
 #include "tracker.h"
 #include "util.h"
 
@@ -421,8 +422,22 @@ static int adopt_child_result(const char *path, struct oomb_results *parent,
     return OOMB_OK;
 }
 
-/* Runs one job in a child with a deadline; fills run. Returns OOMB_OK unless
- * the harness itself failed (fork, shared memory). */
+struct child_arg {
+    const struct oomb_job *job;
+    struct oomb_tracker_stats *shared;
+    const char *result_path;
+};
+
+/* The worker of one run (proc.h): the only place plugin code runs. */
+static int child_entry(void *arg)
+{
+    const struct child_arg *a = arg;
+    return oomb_child_main(a->job, a->shared, a->result_path);
+}
+
+/* Runs one job in a contained worker with a deadline (proc.h: every process
+ * it starts is gone when this returns); fills run. Returns OOMB_OK unless the
+ * harness itself failed (fork, shared memory). */
 static int run_one(const struct oomb_job *job, double timeout_s, int index,
                    struct oomb_tracker_stats *shared, struct oomb_results *res,
                    struct oomb_run_result *run, char *err, size_t err_len)
@@ -431,49 +446,21 @@ static int run_one(const struct oomb_job *job, double timeout_s, int index,
     snprintf(result_path, sizeof result_path, "%s/run-%d.json", job->tmpdir, index);
     unlink(result_path);
     memset(shared, 0, sizeof *shared);
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid < 0) {
-        oomb_errf(err, err_len, "fork: %s", strerror(errno));
-        return OOMB_ERR_INTERNAL;
-    }
-    if (pid == 0) {
-        signal(SIGINT, SIG_DFL);
-        signal(SIGTERM, SIG_DFL);
-        setpgid(0, 0); /* a hang can be killed with every thread and helper */
-        int code = oomb_child_main(job, shared, result_path);
-        fflush(NULL);
-        _exit(code);
-    }
-    setpgid(pid, pid);
-    int64_t deadline = oomb_now_ns() + (int64_t)(timeout_s * 1e9);
-    int status = 0, timed_out = 0;
-    struct rusage ru;
-    memset(&ru, 0, sizeof ru);
-    int64_t nap = 200000; /* 0.2 ms, growing to 20 ms */
-    for (;;) {
-        pid_t w = wait4(pid, &status, WNOHANG, &ru);
-        if (w == pid)
-            break;
-        if (w < 0 && errno != EINTR) {
-            oomb_errf(err, err_len, "wait: %s", strerror(errno));
-            return OOMB_ERR_INTERNAL;
-        }
-        if (oomb_now_ns() > deadline) {
-            kill(-pid, SIGKILL);
-            kill(pid, SIGKILL);
-            wait4(pid, &status, 0, &ru);
-            timed_out = 1;
-            break;
-        }
-        struct timespec ts = {0, nap};
-        nanosleep(&ts, NULL);
-        if (nap < 20000000)
-            nap *= 2;
-    }
+    struct child_arg arg = {job, shared, result_path};
+    struct oomb_proc_opts po = {0};
+    po.timeout_s = timeout_s;
+    po.drain_fd = -1;
+    po.close_fd = -1;
+    struct oomb_proc_result pr;
+    int rc = oomb_proc_run(&po, child_entry, &arg, &pr, err, err_len);
+    if (rc != OOMB_OK)
+        return rc;
+    free(pr.out);
+    int status = pr.status, timed_out = pr.timed_out;
+    struct rusage ru = pr.ru;
 
     char rerr[512] = "";
-    int have_result = !timed_out && WIFEXITED(status) &&
+    int have_result = !timed_out && !pr.terminated && !pr.no_status && WIFEXITED(status) &&
                       adopt_child_result(result_path, res, run, rerr, sizeof rerr) == OOMB_OK;
     if (!have_result) {
         free(run->reason);
@@ -481,6 +468,13 @@ static int run_one(const struct oomb_job *job, double timeout_s, int index,
         if (timed_out) {
             run->outcome = OOMB_OUTCOME_TIMEOUT;
             snprintf(buf, sizeof buf, "killed after the time limit of %.1f s", timeout_s);
+        } else if (pr.terminated) {
+            run->outcome = OOMB_OUTCOME_ERROR;
+            snprintf(buf, sizeof buf, "stopped: the harness was told to stop");
+        } else if (pr.no_status) {
+            run->outcome = OOMB_OUTCOME_ERROR;
+            snprintf(buf, sizeof buf, "the run's supervisor process failed (status 0x%x)",
+                     (unsigned)status);
         } else if (WIFSIGNALED(status)) {
             run->outcome = OOMB_OUTCOME_CRASH;
             snprintf(buf, sizeof buf, "killed by signal %d (%s)", WTERMSIG(status),
@@ -641,37 +635,6 @@ static int group_checks(struct oomb_results *res, const struct oomb_scenario *sc
 
 /* ------------------------------------------------------------ main ------ */
 
-static int make_tmpdir(char *buf, size_t len, char *err, size_t err_len)
-{
-    const char *base = getenv("TMPDIR");
-    if (!base || !*base)
-        base = "/tmp";
-    snprintf(buf, len, "%s/oombench.XXXXXX", base);
-    if (!mkdtemp(buf)) {
-        oomb_errf(err, err_len, "%s: cannot create a temporary folder: %s", buf, strerror(errno));
-        return OOMB_ERR_IO;
-    }
-    return OOMB_OK;
-}
-
-static void remove_tmpdir(const char *dir)
-{
-    char path[PATH_MAX + 300];
-    /* Only files we wrote, no subfolders: unlink them one by one. */
-    DIR *d = opendir(dir);
-    if (d) {
-        struct dirent *de;
-        while ((de = readdir(d))) {
-            if (de->d_name[0] == '.')
-                continue;
-            snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
-            unlink(path);
-        }
-        closedir(d);
-    }
-    rmdir(dir);
-}
-
 static void finish_stats(struct oomb_run_result *r)
 {
     oomb_stats_compute(r->step_ns, r->n_steps, &r->step_stats);
@@ -716,8 +679,10 @@ int oomb_runner_run(const char *const *scenario_paths, int n_paths,
             p.sc[i]->device = dev_index;
         }
     }
-    if ((rc = oomb_registry_load(&p.reg, opts->plugin_dirs, opts->n_plugin_dirs, opts->plugin_files,
-                                 opts->n_plugin_files, err, err_len)) != OOMB_OK) {
+    if ((rc = oomb_registry_load_flags(&p.reg, opts->plugin_dirs, opts->n_plugin_dirs,
+                                       opts->plugin_files, opts->n_plugin_files,
+                                       opts->allow_unsafe_plugins ? OOMB_LOAD_ALLOW_UNSAFE : 0,
+                                       err, err_len)) != OOMB_OK) {
         rc = OOMB_ERR_INVALID;
         goto done;
     }
@@ -794,8 +759,11 @@ int oomb_runner_run(const char *const *scenario_paths, int n_paths,
             snprintf(sum->results_path, sizeof sum->results_path, "%s/%s-%s-%d-%d.json", out_dir,
                      stem, stamp, (int)getpid(), n);
     }
-    if ((rc = make_tmpdir(tmpdir, sizeof tmpdir, err, err_len)) != OOMB_OK)
+    if ((rc = oomb_proc_tmpdir_create(tmpdir, sizeof tmpdir, err, err_len)) != OOMB_OK)
         goto done;
+    /* Left by an oombench that was killed while writing (proc.h). */
+    oomb_proc_clean_stale_results(out_dir);
+    oomb_proc_guard_results(sum->results_path);
     shared = mmap(NULL, sizeof *shared, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (shared == MAP_FAILED) {
         oomb_errf(err, err_len, "mmap: %s", strerror(errno));
@@ -934,7 +902,7 @@ done:
     if (shared != MAP_FAILED)
         munmap(shared, sizeof *shared);
     if (tmpdir[0])
-        remove_tmpdir(tmpdir);
+        oomb_proc_tmpdir_remove(tmpdir);
     plan_free(&p);
     return rc;
 }

@@ -1,7 +1,11 @@
 /*
  * The runner: every scenario x mode x batch x strategy runs in its own child
  * process (fork) under a time limit, so that a crash, abort, hang or OOM is
- * that run's outcome and the other runs go on. The parent collects each
+ * that run's outcome and the other runs go on. The child is contained
+ * (proc.h): every process it starts ends with the run, and it dies with the
+ * harness; temporary files live in a folder the harness removes even when
+ * interrupted. The parent never runs plugin code (it uses the descriptor
+ * copies of loader.h). The parent collects each
  * child's result, fills in numerics against the `none` run of the same
  * scenario, mode and batch, evaluates the scenario's checks, and rewrites the
  * results file atomically after every run.
@@ -32,6 +36,8 @@ struct oomb_run_options {
     int threads;        /* > 0 overrides the scenarios' `threads` */
     int instructions;   /* under the launcher's callgrind (instr.h): time
                            limits are stretched by OOMB_INSTR_TIMEOUT_FACTOR */
+    int allow_unsafe_plugins; /* load plugins from world-writable places
+                                 (loader.h, OOMB_LOAD_ALLOW_UNSAFE) */
 };
 
 struct oomb_run_summary {
