@@ -217,8 +217,11 @@ static size_t encode_with(char *dst, const char *s, size_t (*ascii)(char *, size
 
 static size_t gp_ascii(char *dst, size_t at, char c)
 {
+    /* Not '' (gnuplot 5.4 misreads two of them in a row): close the
+     * literal, append a double-quoted one holding only the quote (no
+     * backquote, no backslash: nothing to substitute), reopen. */
     if (c == '\'')
-        return put(dst, at, "''", 2);
+        return put(dst, at, "'.\"'\".'", 7);
     if ((unsigned char)c < 0x20 || c == 0x7f)
         return put(dst, at, " ", 1);
     return put(dst, at, &c, 1);

@@ -54,12 +54,15 @@ int oomb_write_file_atomic(const char *path, const void *data, size_t len, char 
  * None of them fails. */
 typedef size_t (*oomb_encoder)(char *dst, const char *s);
 
-/* A complete gnuplot string literal, quotes included: single-quoted (gnuplot
- * does no backquote command substitution, @macro expansion or backslash
- * escape inside single quotes), ' doubled, control characters (newline,
- * carriage return, tab, ...) as a space so that the literal cannot end the
- * command line. Inert wherever gnuplot takes a string constant; the chart
- * terminals are `noenhanced`, so {}, ^ and _ are not markup either. */
+/* A complete gnuplot string constant, quotes included: single-quoted
+ * (gnuplot does no backquote command substitution, @macro expansion or
+ * backslash escape inside single quotes); a ' inside as '."'".' (the
+ * literal closed, a double-quoted quote appended, reopened: a string
+ * expression; gnuplot 5.4 misreads '' twice in a row), control characters
+ * (newline, carriage return, tab, ...) as a space so that nothing can end
+ * the command line. Usable wherever gnuplot takes a string expression
+ * (titles, key entries, tic labels); the chart terminals are `noenhanced`,
+ * so {}, ^ and _ are not markup either. */
 size_t oomb_encode_gnuplot(char *dst, const char *s);
 
 /* HTML text and double- or single-quoted attribute values: & < > " ' as
