@@ -571,7 +571,8 @@ Test(encode, gnuplot_constants_print_back_and_run_nothing, .timeout = 60)
 
 Test(encode, html_escapes_markup_quotes_and_controls)
 {
-    char *e = oomb_encode(oomb_encode_html, "<a href=\"x\" title='y'>&amp;</a>\x01\x1b\t\n\xc3\xa9\xff");
+    char *e =
+        oomb_encode(oomb_encode_html, "<a href=\"x\" title='y'>&amp;</a>\x01\x1b\t\n\xc3\xa9\xff");
     cr_assert_str_eq(e, "&lt;a href=&quot;x&quot; title=&#39;y&#39;&gt;&amp;amp;&lt;/a&gt;??\t\n"
                         "\xc3\xa9?");
     free(e);
@@ -584,8 +585,9 @@ Test(encode, markdown_escapes_markup_and_keeps_one_line)
 {
     char *e = oomb_encode(oomb_encode_markdown,
                           "a|b *c* _d_ `e` [f](g) <h> ~i~ &j; @k $l$ \\m\nn\r\x1b-o. #p");
-    cr_assert_str_eq(e, "a\\|b \\*c\\* \\_d\\_ \\`e\\` \\[f\\](g) \\<h\\> \\~i\\~ \\&j; \\@k \\$l\\$ "
-                        "\\\\m n  -o. #p");
+    cr_assert_str_eq(e,
+                     "a\\|b \\*c\\* \\_d\\_ \\`e\\` \\[f\\](g) \\<h\\> \\~i\\~ \\&j; \\@k \\$l\\$ "
+                     "\\\\m n  -o. #p");
     free(e);
 }
 
@@ -596,7 +598,8 @@ Test(encode, invalid_utf8_becomes_a_question_mark_everywhere)
     char *h = oomb_encode(oomb_encode_html, bad);
     cr_assert_str_eq(h, "??|???|????|??|?");
     char *g = oomb_encode(oomb_encode_gnuplot, "\xe2\x82\xac ok \xe2\x82");
-    cr_assert_str_eq(g, "'\xe2\x82\xac ok ?" "?'");
+    cr_assert_str_eq(g, "'\xe2\x82\xac ok ?"
+                        "?'");
     free(h);
     free(g);
 }
@@ -616,11 +619,16 @@ Test(encode, path_component_refuses_what_could_leave_the_folder)
     long_name[sizeof long_name - 1] = '\0';
     struct {
         const char *name, *why;
-    } bad[] = {{"..", "starts with '.'"},      {"../x", "starts with '.'"},
-               {".hidden", "starts with '.'"}, {"a/b", "'/' at byte 1"},
-               {"", "empty"},                   {NULL, "empty"},
-               {"a b", "' ' at byte 1"},        {"a\nb", "byte 0x0a at byte 1"},
-               {"a\\b", "'\\' at byte 1"},      {"\xc3\xa9", "byte 0xc3 at byte 0"},
+    } bad[] = {{"..", "starts with '.'"},
+               {"../x", "starts with '.'"},
+               {".hidden", "starts with '.'"},
+               {"a/b", "'/' at byte 1"},
+               {"", "empty"},
+               {NULL, "empty"},
+               {"a b", "' ' at byte 1"},
+               {"a\nb", "byte 0x0a at byte 1"},
+               {"a\\b", "'\\' at byte 1"},
+               {"\xc3\xa9", "byte 0xc3 at byte 0"},
                {long_name, "129 bytes long"}};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char why[128] = "";

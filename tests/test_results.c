@@ -424,10 +424,12 @@ static void assert_same_results(const struct oomb_results *a, const struct oomb_
 
 /* The fields every run of a results file must have (docs/results-format.md),
  * and what an ok run must have besides, for hand-written files. */
-#define RUN_ID "\"scenario\": \"s\", \"strategy\": \"x\", \"mode\": \"train\", " \
-               "\"backend\": \"cpu\", \"batch\": 1, "
-#define OK_RUN RUN_ID "\"outcome\": \"ok\", \"memory\": {\"peak_bytes\": 64}, " \
-               "\"time\": {\"samples\": [10, 12]}"
+#define RUN_ID                                                                                     \
+    "\"scenario\": \"s\", \"strategy\": \"x\", \"mode\": \"train\", "                              \
+    "\"backend\": \"cpu\", \"batch\": 1, "
+#define OK_RUN                                                                                     \
+    RUN_ID "\"outcome\": \"ok\", \"memory\": {\"peak_bytes\": 64}, "                               \
+           "\"time\": {\"samples\": [10, 12]}"
 
 /* Gives a run made in memory what the reader requires: scenario, strategy,
  * a batch, and one time sample for an ok run. */
@@ -1031,20 +1033,24 @@ Test(results, eval_fields_of_the_wrong_type_are_named)
     struct oomb_results r;
     char err[512] = "";
     const char *path = path_in("bad-eval.json");
-    write_text(path, "{\"schema\": \"oombench-results/1\", \"runs\": [{" RUN_ID "\"outcome\": \"error\","
-                     " \"quality\": {\"test_accuracy\": \"high\"}}]}");
+    write_text(path,
+               "{\"schema\": \"oombench-results/1\", \"runs\": [{" RUN_ID "\"outcome\": \"error\","
+               " \"quality\": {\"test_accuracy\": \"high\"}}]}");
     cr_assert_eq(oomb_results_read(path, &r, err, sizeof(err)), OOMB_ERR_PARSE);
     cr_assert_not_null(strstr(err, "'runs[0].quality.test_accuracy'"), "%s", err);
-    write_text(path, "{\"schema\": \"oombench-results/1\", \"runs\": [{" RUN_ID "\"outcome\": \"error\","
-                     " \"quality\": {\"test_accuracy\": 0.5, \"eval_samples\": -1}}]}");
+    write_text(path,
+               "{\"schema\": \"oombench-results/1\", \"runs\": [{" RUN_ID "\"outcome\": \"error\","
+               " \"quality\": {\"test_accuracy\": 0.5, \"eval_samples\": -1}}]}");
     cr_assert_eq(oomb_results_read(path, &r, err, sizeof(err)), OOMB_ERR_PARSE);
     cr_assert_not_null(strstr(err, "'runs[0].quality.eval_samples'"), "%s", err);
-    write_text(path, "{\"schema\": \"oombench-results/1\", \"runs\": [{" RUN_ID "\"outcome\": \"error\","
-                     " \"time\": {\"run_seconds\": \"1 s\"}}]}");
+    write_text(path,
+               "{\"schema\": \"oombench-results/1\", \"runs\": [{" RUN_ID "\"outcome\": \"error\","
+               " \"time\": {\"run_seconds\": \"1 s\"}}]}");
     cr_assert_eq(oomb_results_read(path, &r, err, sizeof(err)), OOMB_ERR_PARSE);
     cr_assert_not_null(strstr(err, "'runs[0].time.run_seconds'"), "%s", err);
-    write_text(path, "{\"schema\": \"oombench-results/1\", \"runs\": [{" RUN_ID "\"outcome\": \"error\","
-                     " \"quality\": {\"eval_note\": 3}}]}");
+    write_text(path,
+               "{\"schema\": \"oombench-results/1\", \"runs\": [{" RUN_ID "\"outcome\": \"error\","
+               " \"quality\": {\"eval_note\": 3}}]}");
     cr_assert_eq(oomb_results_read(path, &r, err, sizeof(err)), OOMB_ERR_PARSE);
     cr_assert_not_null(strstr(err, "'runs[0].quality.eval_note'"), "%s", err);
 }
@@ -1074,10 +1080,10 @@ static void expect_parse_error(const char *name, const char *runs, ...)
 
 Test(results, ok_run_without_memory_is_refused)
 {
-    expect_parse_error("nomem.json",
-                       "{" OK_RUN "}, {" RUN_ID "\"outcome\": \"ok\", \"time\": {\"samples\": [1]}}",
-                       "run 1 (scenario 's', strategy 'x')", "'runs[1].memory'",
-                       "missing (required for an ok run)", NULL);
+    expect_parse_error(
+        "nomem.json", "{" OK_RUN "}, {" RUN_ID "\"outcome\": \"ok\", \"time\": {\"samples\": [1]}}",
+        "run 1 (scenario 's', strategy 'x')", "'runs[1].memory'",
+        "missing (required for an ok run)", NULL);
 }
 
 Test(results, ok_run_without_peak_bytes_is_refused)
@@ -1170,8 +1176,7 @@ Test(results, negative_time_sample_is_refused)
     expect_parse_error("negsample.json",
                        "{" RUN_ID "\"outcome\": \"ok\", \"memory\": {\"peak_bytes\": 1},"
                        " \"time\": {\"samples\": [5, -3, 7]}}",
-                       "'runs[0].time.samples'", "sample 1: expected a non-negative integer",
-                       NULL);
+                       "'runs[0].time.samples'", "sample 1: expected a non-negative integer", NULL);
     expect_parse_error("negphase.json",
                        "{" OK_RUN ", \"x\": 1}, {" RUN_ID "\"outcome\": \"ok\", "
                        "\"memory\": {\"peak_bytes\": 1}, \"time\": {\"samples\": [5], "
@@ -1189,20 +1194,19 @@ Test(results, negative_time_statistic_is_refused)
 
 Test(results, accuracy_outside_0_1_is_refused)
 {
-    expect_parse_error("acc.json",
-                       "{" OK_RUN ", \"quality\": {\"accuracy\": 1.5}}",
+    expect_parse_error("acc.json", "{" OK_RUN ", \"quality\": {\"accuracy\": 1.5}}",
                        "'runs[0].quality.accuracy': 1.5 is out of range [0, 1]", NULL);
-    expect_parse_error("tacc.json",
-                       "{" OK_RUN ", \"quality\": {\"test_accuracy\": -0.1}}",
+    expect_parse_error("tacc.json", "{" OK_RUN ", \"quality\": {\"test_accuracy\": -0.1}}",
                        "'runs[0].quality.test_accuracy'", NULL);
 }
 
 Test(results, negative_event_time_is_refused)
 {
-    expect_parse_error("event.json",
-                       "{" OK_RUN ", \"timeline\": {\"events\": "
-                       "[[0, 64, 64, \"weights\", \"other\", -1], [-5, 8, 72, \"other\", \"forward\", 0]]}}",
-                       "'runs[0].timeline.events': event 1", NULL);
+    expect_parse_error(
+        "event.json",
+        "{" OK_RUN ", \"timeline\": {\"events\": "
+        "[[0, 64, 64, \"weights\", \"other\", -1], [-5, 8, 72, \"other\", \"forward\", 0]]}}",
+        "'runs[0].timeline.events': event 1", NULL);
 }
 
 Test(results, threads_out_of_range_is_refused)
@@ -1222,8 +1226,9 @@ Test(results, sample_arrays_are_bounded)
         *at++ = i + 1 < n ? ',' : '\0';
     }
     char *run = NULL;
-    cr_assert_gt(asprintf(&run, "{" RUN_ID "\"outcome\": \"ok\", \"memory\": {\"peak_bytes\": 1},"
-                                " \"time\": {\"samples\": [%s]}}",
+    cr_assert_gt(asprintf(&run,
+                          "{" RUN_ID "\"outcome\": \"ok\", \"memory\": {\"peak_bytes\": 1},"
+                          " \"time\": {\"samples\": [%s]}}",
                           samples),
                  0);
     free(samples);

@@ -1052,8 +1052,8 @@ static int cmp_dbl(const void *x, const void *y)
     return (a > b) - (a < b);
 }
 
-static double quadratic_rank_sum_p(const int64_t *const *a, const int *na,
-                                   const int64_t *const *b, const int *nb, int rounds)
+static double quadratic_rank_sum_p(const int64_t *const *a, const int *na, const int64_t *const *b,
+                                   const int *nb, int rounds)
 {
     double U = 0, EU = 0, VU = 0;
     for (int r = 0; r < rounds; r++) {
@@ -1115,7 +1115,8 @@ Test(verdict, rank_sum_matches_pairwise_counting_with_ties)
             for (int j = 0; j < nb[r]; j++)
                 b[r][j] = trial % 7 == 0 && j < na[r] ? a[r][j] : 1000 + shift + rand() % range;
         }
-        const int64_t *const *ca = (const int64_t *const *)a, *const *cb = (const int64_t *const *)b;
+        const int64_t *const *ca = (const int64_t *const *)a, *const *cb =
+                                                                  (const int64_t *const *)b;
         double fast = oomb_verdict_rank_sum_p(ca, na, cb, nb, rounds);
         double slow = quadratic_rank_sum_p(ca, na, cb, nb, rounds);
         cr_assert(fast == slow || (isnan(fast) && isnan(slow)), "trial %d: p %.17g, pairwise %.17g",

@@ -41,8 +41,7 @@ static const char *shown(const char *s, char *buf, size_t len)
 }
 
 int oomb_baseline_resolve_class(const struct oomb_results *r, const char *results_path,
-                                const char *override, const char **cls, char *err,
-                                size_t err_len)
+                                const char *override, const char **cls, char *err, size_t err_len)
 {
     const char *env = getenv("OOMB_DEVICE_CLASS");
     const char *c = oomb_baseline_device_class(r, override);
@@ -51,7 +50,7 @@ int oomb_baseline_resolve_class(const struct oomb_results *r, const char *result
     if (oomb_check_path_component(c, why, sizeof why) == OOMB_OK)
         return OOMB_OK;
     if (override && *override)
-        oomb_errf(err, err_len, "--device-class '%s': %s; a device class names a folder", 
+        oomb_errf(err, err_len, "--device-class '%s': %s; a device class names a folder",
                   shown(c, name, sizeof name), why);
     else if (env && *env)
         oomb_errf(err, err_len, "$OOMB_DEVICE_CLASS '%s': %s; a device class names a folder",
@@ -64,8 +63,8 @@ int oomb_baseline_resolve_class(const struct oomb_results *r, const char *result
     return OOMB_ERR_INVALID;
 }
 
-int oomb_baseline_check_scenarios(const struct oomb_results *r, const char *results_path,
-                                  char *err, size_t err_len)
+int oomb_baseline_check_scenarios(const struct oomb_results *r, const char *results_path, char *err,
+                                  size_t err_len)
 {
     for (int i = 0; i < r->n_runs; i++) {
         char why[128], name[80], strat[80];
@@ -74,16 +73,16 @@ int oomb_baseline_check_scenarios(const struct oomb_results *r, const char *resu
         oomb_errf(err, err_len,
                   "%s: run %d (scenario '%s', strategy '%s'): field 'runs[%d].scenario': %s; a "
                   "scenario name names its baseline file",
-                  results_path ? results_path : "results",
-                  i, shown(r->runs[i].scenario, name, sizeof name),
+                  results_path ? results_path : "results", i,
+                  shown(r->runs[i].scenario, name, sizeof name),
                   shown(r->runs[i].strategy, strat, sizeof strat), i, why);
         return OOMB_ERR_INVALID;
     }
     return OOMB_OK;
 }
 
-int oomb_baseline_path(const char *dir, const char *device_class, const char *scenario,
-                       char *buf, size_t len, char *err, size_t err_len)
+int oomb_baseline_path(const char *dir, const char *device_class, const char *scenario, char *buf,
+                       size_t len, char *err, size_t err_len)
 {
     char why[128], name[80];
     if (len)
@@ -94,12 +93,11 @@ int oomb_baseline_path(const char *dir, const char *device_class, const char *sc
         return OOMB_ERR_INVALID;
     }
     if (oomb_check_path_component(scenario, why, sizeof why) != OOMB_OK) {
-        oomb_errf(err, err_len, "scenario name '%s': %s", shown(scenario, name, sizeof name),
-                  why);
+        oomb_errf(err, err_len, "scenario name '%s': %s", shown(scenario, name, sizeof name), why);
         return OOMB_ERR_INVALID;
     }
-    int n = snprintf(buf, len, "%s/%s/%s.json", dir && *dir ? dir : OOMB_BASELINE_DIR,
-                     device_class, scenario);
+    int n = snprintf(buf, len, "%s/%s/%s.json", dir && *dir ? dir : OOMB_BASELINE_DIR, device_class,
+                     scenario);
     if (n < 0 || (size_t)n >= len) {
         if (len)
             buf[0] = '\0';
@@ -392,8 +390,8 @@ int oomb_baseline_save_runs(const char *const *paths, int n_paths, const char *d
         goto done;
     }
     const char *cls = NULL;
-    if ((rc = oomb_baseline_resolve_class(&all[0], paths[0], class_override, &cls, err,
-                                          err_len)) != OOMB_OK)
+    if ((rc = oomb_baseline_resolve_class(&all[0], paths[0], class_override, &cls, err, err_len)) !=
+        OOMB_OK)
         goto done;
     /* Every scenario's new baseline is built and checked first, and written
      * only when all of them are good: a refused save changes no file. */

@@ -36,15 +36,15 @@ int oomb_baseline_resolve_class(const struct oomb_results *r, const char *result
 /* Every scenario name of r's runs must be a safe path component (as
  * above), since it names a file under the baseline folder. Returns OOMB_OK,
  * or OOMB_ERR_INVALID with err naming results_path, the run and the field. */
-int oomb_baseline_check_scenarios(const struct oomb_results *r, const char *results_path,
-                                  char *err, size_t err_len) OOMB_WARN_UNUSED;
+int oomb_baseline_check_scenarios(const struct oomb_results *r, const char *results_path, char *err,
+                                  size_t err_len) OOMB_WARN_UNUSED;
 
 /* dir/class/scenario.json into buf (always NUL-terminated), only under dir:
  * class and scenario must be safe path components (as above). Returns
  * OOMB_OK, or OOMB_ERR_INVALID (err says which name and why, buf is "")
  * for an unsafe name or a path longer than len. */
-int oomb_baseline_path(const char *dir, const char *device_class, const char *scenario,
-                       char *buf, size_t len, char *err, size_t err_len) OOMB_WARN_UNUSED;
+int oomb_baseline_path(const char *dir, const char *device_class, const char *scenario, char *buf,
+                       size_t len, char *err, size_t err_len) OOMB_WARN_UNUSED;
 
 /* The distinct scenario names of r's runs, in order of first appearance.
  * *names is an array of n pointers into r (caller frees the array only). */

@@ -670,8 +670,9 @@ static void chart_tradeoff(struct oomb_report *rep, const struct oomb_report_inp
     int w = cols == 1 ? 1000 : 1500, h = 90 + 520 * rows;
     gp_begin(c, in, w, h);
     struct oomb_sbuf *g = &c->gp;
-    SB(g, "set multiplot layout %d,%d title %s.\"\\nlower left is better; ringed points are on "
-          "the Pareto front (dashed line); colour: final loss vs none\"\n",
+    SB(g,
+       "set multiplot layout %d,%d title %s.\"\\nlower left is better; ringed points are on "
+       "the Pareto front (dashed line); colour: final loss vs none\"\n",
        rows, cols, gp_text(c->title));
     SB(g, "unset key\n"
           "set palette defined (-1 \"#1a9850\", 0 \"#c8c8c8\", 1 \"#d73027\")\n"
@@ -861,8 +862,8 @@ static void chart_timeline(struct oomb_report *rep, const struct oomb_report_inp
         char pk[64], act[64];
         oomb_format_bytes((uint64_t)peaks[k], pk, sizeof pk);
         oomb_format_bytes(r->peak_by_tag[OOMB_TAG_ACTIVATIONS], act, sizeof act);
-        SB(g, "set title %s.\": peak %s in the step, activations peak %s\"\n",
-           gp_text(r->strategy), pk, act);
+        SB(g, "set title %s.\": peak %s in the step, activations peak %s\"\n", gp_text(r->strategy),
+           pk, act);
         if (k == n - 1)
             SB(g, "set xlabel \"time since the step began (%s)\"\n", tu.name);
         else
@@ -1018,8 +1019,9 @@ static void chart_sweep(struct oomb_report *rep, const struct oomb_report_input 
        any_oom ? "; x: out of memory at that batch" : "", mu.name);
     SB(g, "plot ");
     for (int q = 0; q < ns; q++)
-        SB(g, "%s\"%s.dat\" index %d using 1:($4==0?$2:NaN) with linespoints pt %d ps 1.3 "
-              "lw 2 lc rgb \"%s\" title %s",
+        SB(g,
+           "%s\"%s.dat\" index %d using 1:($4==0?$2:NaN) with linespoints pt %d ps 1.3 "
+           "lw 2 lc rgb \"%s\" title %s",
            q ? ", \\\n     " : "", c->stem, q, SERIES_PT(q), series_colors[q % N_SERIES_COLORS],
            gp_text(strat[q]));
     c->n_series += ns;
@@ -1044,8 +1046,9 @@ static void chart_sweep(struct oomb_report *rep, const struct oomb_report_input 
        any_oom ? "; x on the axis: out of memory" : "", ttop > 0 ? ttop * 1.15 : 1.0);
     SB(g, "plot ");
     for (int q = 0; q < ns; q++)
-        SB(g, "%s\"%s.dat\" index %d using 1:($4==0?$3:NaN) with linespoints pt %d ps 1.3 "
-              "lw 2 lc rgb \"%s\" title %s",
+        SB(g,
+           "%s\"%s.dat\" index %d using 1:($4==0?$3:NaN) with linespoints pt %d ps 1.3 "
+           "lw 2 lc rgb \"%s\" title %s",
            q ? ", \\\n     " : "", c->stem, q, SERIES_PT(q), series_colors[q % N_SERIES_COLORS],
            gp_text(strat[q]));
     c->n_series += ns;
@@ -1309,9 +1312,10 @@ static void chart_baseline(struct oomb_report *rep, const struct oomb_report_inp
     lo -= 0.05 * span;
     hi += 0.22 * span;
     struct oomb_sbuf *d = &c->dat;
-    SB(d, "# %s: %s\n# change in %% of the baseline; verdict 0 unchanged or within noise "
-          "(%g%%), 1 regression, 2 improvement, 3 inconclusive (too noisy to judge)\n"
-          "# row\tlabel\tbaseline\tcurrent\tchange_pct\tverdict\ttext\n",
+    SB(d,
+       "# %s: %s\n# change in %% of the baseline; verdict 0 unchanged or within noise "
+       "(%g%%), 1 regression, 2 improvement, 3 inconclusive (too noisy to judge)\n"
+       "# row\tlabel\tbaseline\tcurrent\tchange_pct\tverdict\ttext\n",
        c->title, dat_str(rep->cmp_what), noise);
     for (int k = 0; k < n; k++) {
         const struct oomb_report_change *ch = &rep->changes[rows[k]];
@@ -1528,8 +1532,9 @@ static void chart_history(struct oomb_report *rep, const struct oomb_report_inpu
         for (int k = 0; k < nk; k++) {
             char name[192];
             run_fullname(keys[k], name, sizeof name);
-            SB(g, "%s\"%s.dat\" index %d using 1:%d with linespoints pt %d ps 1.2 lw 2 "
-                  "lc rgb \"%s\" title %s",
+            SB(g,
+               "%s\"%s.dat\" index %d using 1:%d with linespoints pt %d ps 1.2 lw 2 "
+               "lc rgb \"%s\" title %s",
                k ? ", \\\n     " : "", c->stem, k, panel ? 3 : 2, SERIES_PT(k),
                series_colors[k % N_SERIES_COLORS], gp_text(name));
         }
@@ -1973,8 +1978,9 @@ int oomb_report_markdown(const struct oomb_report *rep, const struct oomb_report
         SB(b, "**%d regression(s)**, %d improvement(s), %d inconclusive time(s) against ",
            rep->n_regressions, rep->n_improvements, rep->n_inconclusive);
         md_text(b, rep->cmp_what);
-        SB(b, " (the verdicts of `oombench compare`: memory exact, times against a %g%% noise "
-              "threshold).\n\n",
+        SB(b,
+           " (the verdicts of `oombench compare`: memory exact, times against a %g%% noise "
+           "threshold).\n\n",
            rep->noise_pct);
         for (int i = 0; i < rep->n_changes; i++) {
             const struct oomb_report_change *ch = &rep->changes[i];

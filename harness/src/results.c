@@ -950,8 +950,8 @@ static void rd_run(struct jr *rd, json_t *o, struct oomb_run_result *run, const 
         char sc[64], st[64];
         printable(run->scenario, sc, sizeof sc);
         printable(run->strategy, st, sizeof st);
-        snprintf(rd->ident, sizeof rd->ident, "run %zu (scenario '%s', strategy '%s')", index,
-                 sc, st);
+        snprintf(rd->ident, sizeof rd->ident, "run %zu (scenario '%s', strategy '%s')", index, sc,
+                 st);
     }
     /* rd_str() reads a missing name as "": tell the two apart. */
     if (!rd->failed && !rd->child && !run->scenario[0] && rd_need(rd, o, where, "scenario", ""))
@@ -1213,8 +1213,8 @@ static void rd_run(struct jr *rd, json_t *o, struct oomb_run_result *run, const 
                 rd_range(rd, rd_num(rd, q, sub, "test_accuracy"), sub, "test_accuracy", 0, 1);
             run->test_loss =
                 rd_range(rd, rd_num(rd, q, sub, "test_loss"), sub, "test_loss", 0, HUGE_VAL);
-            run->test_accuracy_delta = rd_range(rd, rd_num(rd, q, sub, "test_accuracy_delta"),
-                                                sub, "test_accuracy_delta", -1, 1);
+            run->test_accuracy_delta = rd_range(rd, rd_num(rd, q, sub, "test_accuracy_delta"), sub,
+                                                "test_accuracy_delta", -1, 1);
             run->eval_samples = rd_int(rd, q, sub, "eval_samples");
             if (run->eval_samples < 0)
                 rd_fail(rd, sub, "eval_samples", "expected a non-negative integer");

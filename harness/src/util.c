@@ -169,7 +169,10 @@ static int utf8_len(const unsigned char *u)
     unsigned c = u[0];
     if (c < 0x80)
         return 1;
-    int len = c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+    int len = c >= 0xC2 && c <= 0xDF   ? 2
+              : c >= 0xE0 && c <= 0xEF ? 3
+              : c >= 0xF0 && c <= 0xF4 ? 4
+                                       : 0;
     for (int k = 1; k < len; k++)
         if ((u[k] & 0xC0) != 0x80)
             return 0;
@@ -235,11 +238,16 @@ size_t oomb_encode_gnuplot(char *dst, const char *s)
 static size_t html_ascii(char *dst, size_t at, char c)
 {
     switch (c) {
-    case '&': return put(dst, at, "&amp;", 5);
-    case '<': return put(dst, at, "&lt;", 4);
-    case '>': return put(dst, at, "&gt;", 4);
-    case '"': return put(dst, at, "&quot;", 6);
-    case '\'': return put(dst, at, "&#39;", 5);
+    case '&':
+        return put(dst, at, "&amp;", 5);
+    case '<':
+        return put(dst, at, "&lt;", 4);
+    case '>':
+        return put(dst, at, "&gt;", 4);
+    case '"':
+        return put(dst, at, "&quot;", 6);
+    case '\'':
+        return put(dst, at, "&#39;", 5);
     default:
         if (((unsigned char)c < 0x20 && c != '\t' && c != '\n') || c == 0x7f)
             return put(dst, at, "?", 1);
@@ -308,8 +316,8 @@ int oomb_check_path_component(const char *name, char *why, size_t why_len)
                 oomb_errf(why, why_len, "holds '%c' at byte %zu (allowed: A-Z a-z 0-9 . _ -)", c,
                           i);
             else
-                oomb_errf(why, why_len, "holds byte 0x%02x at byte %zu (allowed: A-Z a-z 0-9 . _ -)",
-                          c, i);
+                oomb_errf(why, why_len,
+                          "holds byte 0x%02x at byte %zu (allowed: A-Z a-z 0-9 . _ -)", c, i);
             return OOMB_ERR_INVALID;
         }
     }

@@ -312,7 +312,8 @@ int oomb_verdict_time_test(const int64_t *const *a, const int *na, const int64_t
      * second time: the interval errs on the wide side, which with few rounds
      * makes up for a bootstrap over 5 or 10 values being too narrow.
      * docs/verdicts.md has the numbers. */
-    struct ranked *ra = calloc((size_t)rounds, sizeof *ra), *rb = calloc((size_t)rounds, sizeof *rb);
+    struct ranked *ra = calloc((size_t)rounds, sizeof *ra),
+                  *rb = calloc((size_t)rounds, sizeof *rb);
     int rc = ra && rb ? OOMB_OK : OOMB_ERR_OOM;
     for (int j = 0; j < k && rc == OOMB_OK; j++) {
         rc = ranked_init(&ra[valid[j]], a[valid[j]], na[valid[j]]);
