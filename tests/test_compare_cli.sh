@@ -217,7 +217,7 @@ b = set()
 for line in rep_md.splitlines():
     m = re.match(r"- (regression|improvement|inconclusive) (.+?), (\S+): [^()]* -> [^()]* \((.*)\)$", line)
     if m:
-        b.add((m.group(1), m.group(2), m.group(3), m.group(4)))
+        b.add((m.group(1), unesc(m.group(2)), unesc(m.group(3)), unesc(m.group(4))))
 assert a and a == b, "compare and report differ:\n only compare: %s\n only report: %s" % (a - b, b - a)
 counts = lambda t: [int(x) for x in re.findall(r"(\d+) (?:regression|improvement|inconclusive time)", t)[:3]]
 m = re.search(r"\*\*(\d+) regression\(s\)\*\*, (\d+) improvement\(s\)", cmp_md)

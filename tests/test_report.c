@@ -499,3 +499,207 @@ Test(report, rejects_bad_input)
     struct stat st;
     cr_assert_neq(stat("/tmp/oombench-no-report", &st), 0, "nothing written on input error");
 }
+
+/* ------------------------------------------------------------ encoders - */
+
+/* Names made of gnuplot, shell, HTML and Markdown syntax ("%s": a marker
+ * file a command would create). */
+static const char *const hostile[] = {
+    "`touch %s`",
+    "system(\"touch %s\")",
+    "\"; ! touch %s; \"",
+    "'.system('touch %s').'",
+    "a\nset output '%s'\nplot 1\n#",
+    "@m @%s ''''' '' \\\\ \\ {/Symbol a}^2_x",
+    "x\r\ty\x1b[31m\x7f",
+    "\xff\xfe invalid \xc3 utf-8 %s",
+    "<script>alert('%s')</script> | *b* [l](javascript:x) &amp; @team $x$",
+    "",
+};
+#define N_HOSTILE (sizeof hostile / sizeof hostile[0])
+
+Test(encode, gnuplot_constants_print_back_and_run_nothing, .timeout = 60)
+{
+    need_gnuplot();
+    char dir[PATH_MAX], mark[PATH_MAX + 16], gp[PATH_MAX + 16], out[PATH_MAX + 16];
+    th_mkdtemp(dir, sizeof dir);
+    snprintf(mark, sizeof mark, "%s/PWNED", dir);
+    snprintf(gp, sizeof gp, "%s/t.gp", dir);
+    snprintf(out, sizeof out, "%s/out.txt", dir);
+    FILE *f = fopen(gp, "w");
+    cr_assert_not_null(f);
+    char want[N_HOSTILE][512];
+    for (size_t i = 0; i < N_HOSTILE; i++) {
+        char s[512];
+        snprintf(s, sizeof s, hostile[i], mark);
+        char *e = oomb_encode(oomb_encode_gnuplot, s);
+        cr_assert_not_null(e);
+        cr_assert_eq(strlen(e), oomb_encode_gnuplot(NULL, s), "measured = written");
+        cr_assert_null(strchr(e, '\n'), "one line: %s", e);
+        /* the text as gnuplot must print it: control characters as spaces,
+         * invalid UTF-8 as '?' */
+        size_t j = 0;
+        for (const unsigned char *u = (const unsigned char *)s; *u; u++) {
+            if (*u < 0x20 || *u == 0x7f)
+                want[i][j++] = ' ';
+            else if (*u == 0xff || *u == 0xfe || (*u == 0xc3 && u[1] == ' '))
+                want[i][j++] = '?';
+            else
+                want[i][j++] = (char)*u;
+        }
+        want[i][j] = '\0';
+        fprintf(f, "set title %s\nset xtics (%s 0)\nprint %s\n", e, e, e);
+        free(e);
+    }
+    fclose(f);
+    char cmd[3 * PATH_MAX];
+    snprintf(cmd, sizeof cmd, "cd '%s' && gnuplot t.gp 2>out.txt", dir);
+    cr_assert_eq(system(cmd), 0, "gnuplot refused a constant");
+    struct stat st;
+    cr_assert_neq(stat(mark, &st), 0, "a name ran a command");
+    char *text = slurp(out, NULL), *line = text;
+    for (size_t i = 0; i < N_HOSTILE; i++) {
+        char *nl = strchr(line, '\n');
+        cr_assert_not_null(nl, "gnuplot printed %zu lines of %zu", i, N_HOSTILE);
+        *nl = '\0';
+        cr_assert_str_eq(line, want[i]);
+        line = nl + 1;
+    }
+    free(text);
+    th_rmtree(dir);
+}
+
+Test(encode, html_escapes_markup_quotes_and_controls)
+{
+    char *e =
+        oomb_encode(oomb_encode_html, "<a href=\"x\" title='y'>&amp;</a>\x01\x1b\t\n\xc3\xa9\xff");
+    cr_assert_str_eq(e, "&lt;a href=&quot;x&quot; title=&#39;y&#39;&gt;&amp;amp;&lt;/a&gt;??\t\n"
+                        "\xc3\xa9?");
+    free(e);
+    e = oomb_encode(oomb_encode_html, NULL);
+    cr_assert_str_eq(e, "");
+    free(e);
+}
+
+Test(encode, markdown_escapes_markup_and_keeps_one_line)
+{
+    char *e = oomb_encode(oomb_encode_markdown,
+                          "a|b *c* _d_ `e` [f](g) <h> ~i~ &j; @k $l$ \\m\nn\r\x1b-o. #p");
+    cr_assert_str_eq(e,
+                     "a\\|b \\*c\\* \\_d\\_ \\`e\\` \\[f\\](g) \\<h\\> \\~i\\~ \\&j; \\@k \\$l\\$ "
+                     "\\\\m n  -o. #p");
+    free(e);
+}
+
+Test(encode, invalid_utf8_becomes_a_question_mark_everywhere)
+{
+    /* overlong, surrogate, above U+10FFFF, truncated, stray continuation */
+    const char *bad = "\xc0\xaf|\xed\xa0\x80|\xf4\x90\x80\x80|\xe2\x82|\x80";
+    char *h = oomb_encode(oomb_encode_html, bad);
+    cr_assert_str_eq(h, "??|???|????|??|?");
+    char *g = oomb_encode(oomb_encode_gnuplot, "\xe2\x82\xac ok \xe2\x82");
+    cr_assert_str_eq(g, "'\xe2\x82\xac ok ?"
+                        "?'");
+    free(h);
+    free(g);
+}
+
+Test(encode, path_component_accepts_safe_names)
+{
+    const char *good[] = {"mlp", "mlp-small", "cpu-x86_64", "cuda-sm90", "a.b", "A_9"};
+    char why[128];
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+        cr_assert_eq(oomb_check_path_component(good[i], why, sizeof why), OOMB_OK, "%s", good[i]);
+}
+
+Test(encode, path_component_refuses_what_could_leave_the_folder)
+{
+    char long_name[OOMB_PATH_COMPONENT_MAX + 2];
+    memset(long_name, 'a', sizeof long_name - 1);
+    long_name[sizeof long_name - 1] = '\0';
+    struct {
+        const char *name, *why;
+    } bad[] = {{"..", "starts with '.'"},
+               {"../x", "starts with '.'"},
+               {".hidden", "starts with '.'"},
+               {"a/b", "'/' at byte 1"},
+               {"", "empty"},
+               {NULL, "empty"},
+               {"a b", "' ' at byte 1"},
+               {"a\nb", "byte 0x0a at byte 1"},
+               {"a\\b", "'\\' at byte 1"},
+               {"\xc3\xa9", "byte 0xc3 at byte 0"},
+               {long_name, "129 bytes long"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char why[128] = "";
+        cr_assert_eq(oomb_check_path_component(bad[i].name, why, sizeof why), OOMB_ERR_INVALID,
+                     "%zu accepted", i);
+        cr_assert_not_null(strstr(why, bad[i].why), "%zu: %s", i, why);
+    }
+}
+
+/* A results file whose names are hostile: the report draws every chart with
+ * the real gnuplot, runs nothing, and index.html carries the names encoded. */
+Test(report, hostile_names_are_inert_in_scripts_and_html, .timeout = 120)
+{
+    need_gnuplot();
+    char dir[PATH_MAX], mark[PATH_MAX + 16], out[PATH_MAX + 16], path[PATH_MAX + 32];
+    th_mkdtemp(dir, sizeof dir);
+    snprintf(mark, sizeof mark, "%s/PWNED", dir);
+    snprintf(out, sizeof out, "%s/report", dir);
+    struct oomb_results r = {0};
+    r.device_class = strdup("cpu-test");
+    r.created = strdup("2024-05-01T12:00:00Z");
+    for (int b = 0; b < 2; b++)
+        for (size_t i = 0; i < N_HOSTILE - 1; i++) {
+            struct oomb_run_result *run = oomb_results_add_run(&r);
+            cr_assert_not_null(run);
+            char s[512];
+            snprintf(s, sizeof s, hostile[i], mark);
+            run->strategy = strdup(i == 0 ? "none" : s);
+            run->plugin = strdup(i == 0 ? "none" : "x");
+            snprintf(s, sizeof s, hostile[(i + 1) % (N_HOSTILE - 1)], mark);
+            run->scenario = strdup(s);
+            run->reason = strdup(s);
+            run->mode = OOMB_MODE_TRAIN;
+            run->backend = OOMB_BACKEND_CPU;
+            run->batch = 32 << b;
+            run->outcome = OOMB_OUTCOME_OK;
+            run->peak_bytes = 4096 * (i + 1) * (size_t)(b + 1);
+            run->peak_by_tag[OOMB_TAG_ACTIVATIONS] = run->peak_bytes / 2;
+            run->n_steps = 3;
+            run->step_ns = malloc(3 * sizeof *run->step_ns);
+            cr_assert_not_null(run->step_ns);
+            for (int k = 0; k < 3; k++)
+                run->step_ns[k] = 1000000 * (int64_t)(i + 1) + 1000 * k;
+            oomb_stats_compute(run->step_ns, 3, &run->step_stats);
+            run->samples_per_s = run->batch * 1e9 / run->step_stats.median;
+            run->final_loss = 0.5;
+            run->n_events = 2;
+            run->events = calloc(2, sizeof *run->events);
+            cr_assert_not_null(run->events);
+            run->events[0] = (struct oomb_event){0, 1024, 1024, OOMB_TAG_WEIGHTS, 0, -1};
+            run->events[1] = (struct oomb_event){10, 2048, 3072, OOMB_TAG_ACTIVATIONS, 1, 0};
+        }
+    char err[512];
+    snprintf(path, sizeof path, "%s/hostile.json", dir);
+    cr_assert_eq(oomb_results_write(&r, path, err, sizeof err), OOMB_OK, "%s", err);
+    oomb_results_free(&r);
+    char *argv[] = {"report", "-q", "--out", out, path, NULL};
+    cr_assert_eq(oomb_cmd_report(5, argv), 0);
+    struct stat st;
+    cr_assert_neq(stat(mark, &st), 0, "a name ran a command");
+    int drawn = 0;
+    for (int i = 0; i < OOMB_REPORT_CHARTS; i++) {
+        char svg[PATH_MAX + 64];
+        snprintf(svg, sizeof svg, "%s/%s.svg", out, stems[i]);
+        drawn += stat(svg, &st) == 0 && st.st_size > 0;
+    }
+    cr_assert_geq(drawn, 4, "only %d charts drawn", drawn);
+    snprintf(path, sizeof path, "%s/index.html", out);
+    char *html = slurp(path, NULL);
+    cr_assert_null(strstr(html, "<script>"));
+    cr_assert_not_null(strstr(html, "&lt;script&gt;alert(&#39;"));
+    free(html);
+    th_rmtree(dir);
+}

@@ -11,6 +11,7 @@
 #include <jansson.h>
 #include <limits.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -421,6 +422,39 @@ static void assert_same_results(const struct oomb_results *a, const struct oomb_
     }
 }
 
+/* The fields every run of a results file must have (docs/results-format.md),
+ * and what an ok run must have besides, for hand-written files. */
+#define RUN_ID                                                                                     \
+    "\"scenario\": \"s\", \"strategy\": \"x\", \"mode\": \"train\", "                              \
+    "\"backend\": \"cpu\", \"batch\": 1, "
+#define OK_RUN                                                                                     \
+    RUN_ID "\"outcome\": \"ok\", \"memory\": {\"peak_bytes\": 64}, "                               \
+           "\"time\": {\"samples\": [10, 12]}"
+
+/* Gives a run made in memory what the reader requires: scenario, strategy,
+ * a batch, and one time sample for an ok run. */
+static void make_readable(struct oomb_run_result *run, int i)
+{
+    char name[32];
+    snprintf(name, sizeof name, "run%d", i);
+    if (!run->scenario)
+        run->scenario = xstrdup("s");
+    if (!run->strategy)
+        run->strategy = xstrdup(name);
+    if (run->batch == 0)
+        run->batch = 1;
+    if (run->mode != OOMB_MODE_TRAIN && run->mode != OOMB_MODE_INFER)
+        run->mode = OOMB_MODE_TRAIN;
+    if (run->backend != OOMB_BACKEND_CPU && run->backend != OOMB_BACKEND_CUDA)
+        run->backend = OOMB_BACKEND_CPU;
+    if (run->outcome == OOMB_OUTCOME_OK && run->n_steps == 0) {
+        run->step_ns = calloc(1, sizeof *run->step_ns);
+        cr_assert_not_null(run->step_ns);
+        run->step_ns[0] = 1000;
+        run->n_steps = 1;
+    }
+}
+
 static void write_text(const char *path, const char *text)
 {
     FILE *f = fopen(path, "w");
@@ -555,6 +589,7 @@ Test(results, byte_counts_round_trip_exactly)
         run->outcome = OOMB_OUTCOME_OK;
         run->peak_bytes = values[i];
         run->peak_by_tag[OOMB_TAG_ACTIVATIONS] = values[n - 1 - i];
+        make_readable(run, i);
     }
     const char *path = path_in("bytes.json");
     cr_assert_eq(oomb_results_write(&r, path, err, sizeof(err)), OOMB_OK, "%s", err);
@@ -661,6 +696,7 @@ Test(results, invalid_utf8_is_replaced_not_fatal)
     struct oomb_run_result *run = oomb_results_add_run(&r);
     run->outcome = OOMB_OUTCOME_CRASH;
     run->reason = xstrdup("signal 11 \xff\xfe in \xc3\xa9t\xc3 end");
+    make_readable(run, 0);
     const char *path = path_in("utf8.json");
     cr_assert_eq(oomb_results_write(&r, path, err, sizeof(err)), OOMB_OK, "%s", err);
     cr_assert_eq(oomb_results_read(path, &back, err, sizeof(err)), OOMB_OK, "%s", err);
@@ -676,6 +712,7 @@ Test(results, infinity_is_written_as_null)
     struct oomb_run_result *run = oomb_results_add_run(&r);
     run->final_loss = INFINITY;
     run->samples_per_s = -INFINITY;
+    make_readable(run, 0);
     const char *path = path_in("inf.json");
     cr_assert_eq(oomb_results_write(&r, path, err, sizeof(err)), OOMB_OK, "%s", err);
     cr_assert_eq(oomb_results_read(path, &back, err, sizeof(err)), OOMB_OK, "%s", err);
@@ -827,9 +864,8 @@ Test(results, read_names_a_field_of_the_wrong_type)
     struct oomb_results r;
     char err[512] = "";
     const char *path = path_in("badtype.json");
-    write_text(path, "{\"schema\": \"oombench-results/1\", \"runs\": ["
-                     "{\"outcome\": \"ok\"},"
-                     "{\"outcome\": \"ok\", \"memory\": {\"peak_bytes\": -5}}]}");
+    write_text(path, "{\"schema\": \"oombench-results/1\", \"runs\": [{" OK_RUN "},"
+                     "{" RUN_ID "\"outcome\": \"oom\", \"memory\": {\"peak_bytes\": -5}}]}");
     cr_assert_eq(oomb_results_read(path, &r, err, sizeof(err)), OOMB_ERR_PARSE);
     cr_assert_not_null(strstr(err, "runs[1].memory.peak_bytes"), "%s", err);
     cr_assert_null(r.runs);
@@ -840,7 +876,8 @@ Test(results, read_rejects_unknown_outcome)
     struct oomb_results r;
     char err[512] = "";
     const char *path = path_in("outcome.json");
-    write_text(path, "{\"schema\": \"oombench-results/1\", \"runs\": [{\"outcome\": \"meh\"}]}");
+    write_text(path, "{\"schema\": \"oombench-results/1\", \"runs\": [{" RUN_ID
+                     "\"outcome\": \"meh\"}]}");
     cr_assert_eq(oomb_results_read(path, &r, err, sizeof(err)), OOMB_ERR_PARSE);
     cr_assert_not_null(strstr(err, "runs[0].outcome"), "%s", err);
 }
@@ -855,6 +892,7 @@ Test(results, read_tolerates_unknown_fields_and_nulls)
                " \"host\": {\"name\": \"h\", \"gpu_count\": 3},"
                " \"runs\": [{\"scenario\": \"s\", \"strategy\": \"none\", \"outcome\": \"ok\","
                "   \"mode\": \"infer\", \"backend\": \"cpu\", \"batch\": 8, \"extra\": true,"
+               "   \"time\": {\"samples\": [5], \"p42\": 1},"
                "   \"memory\": {\"peak_bytes\": 4096, \"new_counter\": 1,"
                "                \"peak_by_tag\": {\"weights\": 1024, \"scratchpad\": 9}},"
                "   \"numerics\": {\"loss_rel_err\": null, \"grad_rel_err\": 0.5},"
@@ -875,7 +913,7 @@ Test(results, read_tolerates_unknown_fields_and_nulls)
     cr_assert_eq(run->has_accuracy, 1);
     cr_assert_eq(run->accuracy, 0.5);
     cr_assert(isnan(run->accuracy_delta));
-    cr_assert_eq(run->n_steps, 0);
+    cr_assert_eq(run->n_steps, 1);
     cr_assert_str_eq(run->reason, "");
     cr_assert_str_eq(run->device_mem_method, "");
     cr_assert_eq(run->n_events, 1);
@@ -901,6 +939,7 @@ static struct oomb_run_result *add_eval_run(struct oomb_results *r, const char *
     run->batch = 64;
     run->outcome = OOMB_OUTCOME_OK;
     run->final_loss = 0.5;
+    make_readable(run, 0);
     return run;
 }
 
@@ -994,22 +1033,272 @@ Test(results, eval_fields_of_the_wrong_type_are_named)
     struct oomb_results r;
     char err[512] = "";
     const char *path = path_in("bad-eval.json");
-    write_text(path, "{\"schema\": \"oombench-results/1\", \"runs\": [{\"outcome\": \"ok\","
-                     " \"quality\": {\"test_accuracy\": \"high\"}}]}");
+    write_text(path,
+               "{\"schema\": \"oombench-results/1\", \"runs\": [{" RUN_ID "\"outcome\": \"error\","
+               " \"quality\": {\"test_accuracy\": \"high\"}}]}");
     cr_assert_eq(oomb_results_read(path, &r, err, sizeof(err)), OOMB_ERR_PARSE);
     cr_assert_not_null(strstr(err, "'runs[0].quality.test_accuracy'"), "%s", err);
-    write_text(path, "{\"schema\": \"oombench-results/1\", \"runs\": [{\"outcome\": \"ok\","
-                     " \"quality\": {\"test_accuracy\": 0.5, \"eval_samples\": -1}}]}");
+    write_text(path,
+               "{\"schema\": \"oombench-results/1\", \"runs\": [{" RUN_ID "\"outcome\": \"error\","
+               " \"quality\": {\"test_accuracy\": 0.5, \"eval_samples\": -1}}]}");
     cr_assert_eq(oomb_results_read(path, &r, err, sizeof(err)), OOMB_ERR_PARSE);
     cr_assert_not_null(strstr(err, "'runs[0].quality.eval_samples'"), "%s", err);
-    write_text(path, "{\"schema\": \"oombench-results/1\", \"runs\": [{\"outcome\": \"ok\","
-                     " \"time\": {\"run_seconds\": \"1 s\"}}]}");
+    write_text(path,
+               "{\"schema\": \"oombench-results/1\", \"runs\": [{" RUN_ID "\"outcome\": \"error\","
+               " \"time\": {\"run_seconds\": \"1 s\"}}]}");
     cr_assert_eq(oomb_results_read(path, &r, err, sizeof(err)), OOMB_ERR_PARSE);
     cr_assert_not_null(strstr(err, "'runs[0].time.run_seconds'"), "%s", err);
-    write_text(path, "{\"schema\": \"oombench-results/1\", \"runs\": [{\"outcome\": \"ok\","
-                     " \"quality\": {\"eval_note\": 3}}]}");
+    write_text(path,
+               "{\"schema\": \"oombench-results/1\", \"runs\": [{" RUN_ID "\"outcome\": \"error\","
+               " \"quality\": {\"eval_note\": 3}}]}");
     cr_assert_eq(oomb_results_read(path, &r, err, sizeof(err)), OOMB_ERR_PARSE);
     cr_assert_not_null(strstr(err, "'runs[0].quality.eval_note'"), "%s", err);
+}
+
+/* ------------------------------------------------ schema validation ---- */
+
+/* Reads `json` (a results file's runs array) and expects a parse error whose
+ * message holds each of the NULL-terminated strings. */
+static void expect_parse_error(const char *name, const char *runs, ...)
+{
+    struct oomb_results r;
+    char err[1024] = "";
+    const char *path = path_in(name);
+    char *text = NULL;
+    cr_assert_gt(asprintf(&text, "{\"schema\": \"oombench-results/2\", \"runs\": [%s]}", runs), 0);
+    write_text(path, text);
+    free(text);
+    cr_assert_eq(oomb_results_read(path, &r, err, sizeof(err)), OOMB_ERR_PARSE, "%s", err);
+    cr_assert_null(r.runs, "nothing is kept of a bad file");
+    cr_assert_not_null(strstr(err, path), "%s", err);
+    va_list ap;
+    va_start(ap, runs);
+    for (const char *want; (want = va_arg(ap, const char *)) != NULL;)
+        cr_assert_not_null(strstr(err, want), "'%s' not in: %s", want, err);
+    va_end(ap);
+}
+
+Test(results, ok_run_without_memory_is_refused)
+{
+    expect_parse_error(
+        "nomem.json", "{" OK_RUN "}, {" RUN_ID "\"outcome\": \"ok\", \"time\": {\"samples\": [1]}}",
+        "run 1 (scenario 's', strategy 'x')", "'runs[1].memory'",
+        "missing (required for an ok run)", NULL);
+}
+
+Test(results, ok_run_without_peak_bytes_is_refused)
+{
+    expect_parse_error("nopeak.json",
+                       "{" RUN_ID "\"outcome\": \"ok\", \"memory\": {\"peak_by_tag\": {}},"
+                       " \"time\": {\"samples\": [1]}}",
+                       "'runs[0].memory.peak_bytes'", "missing (required for an ok run)", NULL);
+}
+
+Test(results, ok_run_without_time_samples_is_refused)
+{
+    expect_parse_error("notime.json",
+                       "{" RUN_ID "\"outcome\": \"ok\", \"memory\": {\"peak_bytes\": 1}}",
+                       "'runs[0].time'", "missing (required for an ok run)", NULL);
+    expect_parse_error("nosamples.json",
+                       "{" RUN_ID "\"outcome\": \"ok\", \"memory\": {\"peak_bytes\": 1},"
+                       " \"time\": {\"unit\": \"ns\"}}",
+                       "'runs[0].time.samples'", "missing (required for an ok run)", NULL);
+}
+
+Test(results, ok_run_with_empty_samples_is_refused)
+{
+    expect_parse_error("emptysamples.json",
+                       "{" RUN_ID "\"outcome\": \"ok\", \"memory\": {\"peak_bytes\": 1},"
+                       " \"time\": {\"samples\": []}}",
+                       "'runs[0].time.samples'", "empty", NULL);
+}
+
+Test(results, failed_run_needs_no_memory_or_time)
+{
+    struct oomb_results r;
+    char err[512] = "";
+    const char *path = path_in("crash.json");
+    write_text(path, "{\"schema\": \"oombench-results/2\", \"runs\": [{" RUN_ID
+                     "\"outcome\": \"crash\", \"reason\": \"signal 11\"}]}");
+    cr_assert_eq(oomb_results_read(path, &r, err, sizeof(err)), OOMB_OK, "%s", err);
+    cr_assert_eq(r.runs[0].outcome, OOMB_OUTCOME_CRASH);
+    oomb_results_free(&r);
+}
+
+Test(results, every_identity_field_is_required)
+{
+    const char *fields[] = {"scenario", "strategy", "mode", "backend", "batch"};
+    const char *full = "\"scenario\": \"s\", \"strategy\": \"x\", \"mode\": \"train\", "
+                       "\"backend\": \"cpu\", \"batch\": 1, ";
+    for (size_t f = 0; f < sizeof fields / sizeof fields[0]; f++) {
+        /* the run without that one field */
+        char run[512] = "", want[64];
+        char *copy = xstrdup(full);
+        for (char *part = strtok(copy, ","); part; part = strtok(NULL, ",")) {
+            if (strstr(part, fields[f]) || strspn(part, " ") == strlen(part))
+                continue;
+            strcat(run, part);
+            strcat(run, ",");
+        }
+        free(copy);
+        strcat(run, " \"outcome\": \"error\"");
+        char json[600];
+        snprintf(json, sizeof json, "{%s}", run);
+        snprintf(want, sizeof want, "'runs[0].%s': missing (required)", fields[f]);
+        expect_parse_error("noid.json", json, want, NULL);
+    }
+    expect_parse_error("nooutcome.json", "{" RUN_ID "\"reason\": \"\"}",
+                       "'runs[0].outcome': missing (required)", NULL);
+}
+
+Test(results, empty_names_are_refused)
+{
+    expect_parse_error("emptyname.json",
+                       "{\"scenario\": \"\", \"strategy\": \"x\", \"mode\": \"train\", "
+                       "\"backend\": \"cpu\", \"batch\": 1, \"outcome\": \"skipped\"}",
+                       "'runs[0].scenario': empty", NULL);
+}
+
+Test(results, negative_or_zero_batch_is_refused)
+{
+    expect_parse_error("negbatch.json",
+                       "{\"scenario\": \"s\", \"strategy\": \"x\", \"mode\": \"train\", "
+                       "\"backend\": \"cpu\", \"batch\": -64, \"outcome\": \"skipped\"}",
+                       "'runs[0].batch': -64 is out of range", NULL);
+    expect_parse_error("zerobatch.json",
+                       "{\"scenario\": \"s\", \"strategy\": \"x\", \"mode\": \"train\", "
+                       "\"backend\": \"cpu\", \"batch\": 0, \"outcome\": \"skipped\"}",
+                       "'runs[0].batch': 0 is out of range", NULL);
+}
+
+Test(results, negative_time_sample_is_refused)
+{
+    expect_parse_error("negsample.json",
+                       "{" RUN_ID "\"outcome\": \"ok\", \"memory\": {\"peak_bytes\": 1},"
+                       " \"time\": {\"samples\": [5, -3, 7]}}",
+                       "'runs[0].time.samples'", "sample 1: expected a non-negative integer", NULL);
+    expect_parse_error("negphase.json",
+                       "{" OK_RUN ", \"x\": 1}, {" RUN_ID "\"outcome\": \"ok\", "
+                       "\"memory\": {\"peak_bytes\": 1}, \"time\": {\"samples\": [5], "
+                       "\"phases\": {\"forward\": {\"samples\": [-1]}}}}",
+                       "'runs[1].time.phases.forward.samples'", NULL);
+}
+
+Test(results, negative_time_statistic_is_refused)
+{
+    expect_parse_error("negmedian.json",
+                       "{" RUN_ID "\"outcome\": \"ok\", \"memory\": {\"peak_bytes\": 1},"
+                       " \"time\": {\"samples\": [5], \"median\": -5.0}}",
+                       "'runs[0].time.median': -5 is out of range", NULL);
+}
+
+Test(results, accuracy_outside_0_1_is_refused)
+{
+    expect_parse_error("acc.json", "{" OK_RUN ", \"quality\": {\"accuracy\": 1.5}}",
+                       "'runs[0].quality.accuracy': 1.5 is out of range [0, 1]", NULL);
+    expect_parse_error("tacc.json", "{" OK_RUN ", \"quality\": {\"test_accuracy\": -0.1}}",
+                       "'runs[0].quality.test_accuracy'", NULL);
+}
+
+Test(results, negative_event_time_is_refused)
+{
+    expect_parse_error(
+        "event.json",
+        "{" OK_RUN ", \"timeline\": {\"events\": "
+        "[[0, 64, 64, \"weights\", \"other\", -1], [-5, 8, 72, \"other\", \"forward\", 0]]}}",
+        "'runs[0].timeline.events': event 1", NULL);
+}
+
+Test(results, threads_out_of_range_is_refused)
+{
+    expect_parse_error("threads.json", "{" OK_RUN ", \"threads\": 1000000}",
+                       "'runs[0].threads': 1000000 is out of range", NULL);
+}
+
+Test(results, sample_arrays_are_bounded)
+{
+    /* One sample over the bound: refused with the bound, quickly. */
+    size_t n = (size_t)OOMB_RESULTS_MAX_SAMPLES + 1;
+    char *samples = malloc(2 * n + 1), *at = samples;
+    cr_assert_not_null(samples);
+    for (size_t i = 0; i < n; i++) {
+        *at++ = '1';
+        *at++ = i + 1 < n ? ',' : '\0';
+    }
+    char *run = NULL;
+    cr_assert_gt(asprintf(&run,
+                          "{" RUN_ID "\"outcome\": \"ok\", \"memory\": {\"peak_bytes\": 1},"
+                          " \"time\": {\"samples\": [%s]}}",
+                          samples),
+                 0);
+    free(samples);
+    char want[64];
+    snprintf(want, sizeof want, "%zu samples, at most %d allowed", n, OOMB_RESULTS_MAX_SAMPLES);
+    expect_parse_error("many.json", run, "'runs[0].time.samples'", want, NULL);
+    free(run);
+}
+
+Test(results, run_count_is_bounded)
+{
+    size_t n = (size_t)OOMB_RESULTS_MAX_RUNS + 1;
+    char *runs = malloc(3 * n + 1), *at = runs;
+    cr_assert_not_null(runs);
+    for (size_t i = 0; i < n; i++) {
+        memcpy(at, "{},", 3);
+        at += 3;
+    }
+    at[-1] = '\0';
+    expect_parse_error("manyruns.json", runs, "field 'runs'", "at most", NULL);
+    free(runs);
+}
+
+Test(results, missing_runs_is_refused)
+{
+    struct oomb_results r;
+    char err[512] = "";
+    const char *path = path_in("noruns.json");
+    write_text(path, "{\"schema\": \"oombench-results/2\"}");
+    cr_assert_eq(oomb_results_read(path, &r, err, sizeof(err)), OOMB_ERR_PARSE);
+    cr_assert_not_null(strstr(err, "'runs': missing (required)"), "%s", err);
+}
+
+Test(results, names_in_errors_are_printable)
+{
+    /* A name with a terminal escape and a newline: shown with '?'. */
+    expect_parse_error("esc.json",
+                       "{\"scenario\": \"a\\u001b[31mred\\nx\", \"strategy\": \"s\", "
+                       "\"mode\": \"train\", \"backend\": \"cpu\", \"batch\": -1, "
+                       "\"outcome\": \"skipped\"}",
+                       "scenario 'a?[31mred?x'", NULL);
+}
+
+Test(results, directory_is_io_error_naming_it)
+{
+    struct oomb_results r;
+    char err[512] = "";
+    const char *dir = path_in("adir.json");
+    cr_assert_eq(mkdir(dir, 0700), 0);
+    cr_assert_eq(oomb_results_read(dir, &r, err, sizeof(err)), OOMB_ERR_IO);
+    cr_assert_not_null(strstr(err, dir), "%s", err);
+    cr_assert_not_null(strstr(err, "is a directory"), "%s", err);
+}
+
+Test(results, child_file_may_leave_identity_to_the_parent)
+{
+    struct oomb_results r;
+    char err[512] = "";
+    const char *path = path_in("child.json");
+    write_text(path, "{\"schema\": \"oombench-results/2\", \"runs\": [{\"outcome\": \"ok\", "
+                     "\"memory\": {\"peak_bytes\": 1}, \"time\": {\"samples\": [3]}}]}");
+    cr_assert_eq(oomb_results_read(path, &r, err, sizeof(err)), OOMB_ERR_PARSE);
+    cr_assert_eq(oomb_results_read_child(path, &r, err, sizeof(err)), OOMB_OK, "%s", err);
+    cr_assert_eq(r.runs[0].n_steps, 1);
+    oomb_results_free(&r);
+    /* ... but not what was measured */
+    write_text(path, "{\"schema\": \"oombench-results/2\", \"runs\": [{\"outcome\": \"ok\", "
+                     "\"time\": {\"samples\": [3]}}]}");
+    cr_assert_eq(oomb_results_read_child(path, &r, err, sizeof(err)), OOMB_ERR_PARSE);
+    cr_assert_not_null(strstr(err, "'runs[0].memory'"), "%s", err);
 }
 
 /* -------------------------------------------------------------- stats ---- */

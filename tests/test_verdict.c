@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "baseline.h"
@@ -1039,4 +1040,114 @@ Test(verdict, ab_prints_the_values_its_change_is_made_of)
         oomb_results_free(&a[r]);
         oomb_results_free(&b[r]);
     }
+}
+
+/* ----------------------------------------------------- rank-sum test ---- */
+
+/* The rank-sum p as it was computed before: every pair compared, O(n1 n2).
+ * The reference the sorting version must match bit for bit. */
+static int cmp_dbl(const void *x, const void *y)
+{
+    double a = *(const double *)x, b = *(const double *)y;
+    return (a > b) - (a < b);
+}
+
+static double quadratic_rank_sum_p(const int64_t *const *a, const int *na, const int64_t *const *b,
+                                   const int *nb, int rounds)
+{
+    double U = 0, EU = 0, VU = 0;
+    for (int r = 0; r < rounds; r++) {
+        int n1 = na[r], n2 = nb[r], n = n1 + n2;
+        if (n1 == 0 || n2 == 0)
+            continue;
+        double u = 0;
+        for (int i = 0; i < n1; i++)
+            for (int j = 0; j < n2; j++)
+                u += b[r][j] > a[r][i] ? 1.0 : b[r][j] == a[r][i] ? 0.5 : 0.0;
+        double *pooled = malloc((size_t)n * sizeof *pooled);
+        cr_assert_not_null(pooled);
+        for (int i = 0; i < n1; i++)
+            pooled[i] = (double)a[r][i];
+        for (int j = 0; j < n2; j++)
+            pooled[n1 + j] = (double)b[r][j];
+        qsort(pooled, (size_t)n, sizeof *pooled, cmp_dbl);
+        double ties = 0;
+        for (int i = 0; i < n;) {
+            int j = i;
+            while (j < n && pooled[j] == pooled[i])
+                j++;
+            double t = j - i;
+            ties += t * t * t - t;
+            i = j;
+        }
+        free(pooled);
+        U += u;
+        EU += 0.5 * n1 * n2;
+        if (n > 1)
+            VU += (double)n1 * n2 / 12.0 * ((n + 1) - ties / ((double)n * (n - 1)));
+    }
+    if (VU <= 0)
+        return 1.0;
+    double d = fabs(U - EU) - 0.5;
+    if (d < 0)
+        d = 0;
+    return erfc(d / sqrt(VU) / sqrt(2.0));
+}
+
+Test(verdict, rank_sum_matches_pairwise_counting_with_ties)
+{
+    /* Random strata of random sizes; values from a small range (many ties,
+     * within and across the sides), a wide one (few), or both sides equal. */
+    for (int trial = 0; trial < 300; trial++) {
+        int rounds = 1 + rand() % 4;
+        int64_t *a[4], *b[4];
+        int na[4], nb[4];
+        int range = trial % 3 == 0 ? 5 : trial % 3 == 1 ? 1000000 : 40;
+        for (int r = 0; r < rounds; r++) {
+            na[r] = rand() % 60;
+            nb[r] = rand() % 60;
+            a[r] = malloc((size_t)(na[r] + 1) * sizeof(int64_t));
+            b[r] = malloc((size_t)(nb[r] + 1) * sizeof(int64_t));
+            cr_assert(a[r] && b[r]);
+            int64_t shift = rand() % 3; /* b a little slower, sometimes */
+            for (int i = 0; i < na[r]; i++)
+                a[r][i] = 1000 + rand() % range;
+            for (int j = 0; j < nb[r]; j++)
+                b[r][j] = trial % 7 == 0 && j < na[r] ? a[r][j] : 1000 + shift + rand() % range;
+        }
+        const int64_t *const *ca = (const int64_t *const *)a, *const *cb =
+                                                                  (const int64_t *const *)b;
+        double fast = oomb_verdict_rank_sum_p(ca, na, cb, nb, rounds);
+        double slow = quadratic_rank_sum_p(ca, na, cb, nb, rounds);
+        cr_assert(fast == slow || (isnan(fast) && isnan(slow)), "trial %d: p %.17g, pairwise %.17g",
+                  trial, fast, slow);
+        for (int r = 0; r < rounds; r++) {
+            free(a[r]);
+            free(b[r]);
+        }
+    }
+}
+
+Test(verdict, rank_sum_of_a_million_samples_is_fast)
+{
+    /* 10^6 samples a side: pairwise counting would compare 10^12 pairs. */
+    int n = 1000000;
+    int64_t *a = malloc((size_t)n * sizeof *a), *b = malloc((size_t)n * sizeof *b);
+    cr_assert(a && b);
+    for (int i = 0; i < n; i++) {
+        a[i] = 1000000 + rand() % 50000;
+        b[i] = 1001000 + rand() % 50000;
+    }
+    const int64_t *pa = a, *pb = b;
+    int64_t t0 = 0;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    t0 = ts.tv_sec * 1000000000LL + ts.tv_nsec;
+    double p = oomb_verdict_rank_sum_p(&pa, &n, &pb, &n, 1);
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    double s = (ts.tv_sec * 1000000000LL + ts.tv_nsec - t0) / 1e9;
+    cr_assert_lt(p, 1e-6, "b is slower: p %g", p);
+    cr_assert_lt(s, 10.0, "took %.2f s", s);
+    free(a);
+    free(b);
 }

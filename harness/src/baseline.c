@@ -26,11 +26,85 @@ const char *oomb_baseline_device_class(const struct oomb_results *r, const char 
     return "unknown";
 }
 
-void oomb_baseline_path(const char *dir, const char *device_class, const char *scenario,
-                        char *buf, size_t len)
+/* A name for an error message: control characters as '?', at most 64 bytes. */
+static const char *shown(const char *s, char *buf, size_t len)
 {
-    snprintf(buf, len, "%s/%s/%s.json", dir && *dir ? dir : OOMB_BASELINE_DIR, device_class,
-             scenario);
+    size_t j = 0, i = 0;
+    for (; s && s[i] && j + 4 < len && i < 64; i++)
+        buf[j++] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
+    if (s && s[i] && j + 4 < len) {
+        memcpy(buf + j, "...", 3);
+        j += 3;
+    }
+    buf[j] = '\0';
+    return buf;
+}
+
+int oomb_baseline_resolve_class(const struct oomb_results *r, const char *results_path,
+                                const char *override, const char **cls, char *err, size_t err_len)
+{
+    const char *env = getenv("OOMB_DEVICE_CLASS");
+    const char *c = oomb_baseline_device_class(r, override);
+    char why[128], name[80];
+    *cls = c;
+    if (oomb_check_path_component(c, why, sizeof why) == OOMB_OK)
+        return OOMB_OK;
+    if (override && *override)
+        oomb_errf(err, err_len, "--device-class '%s': %s; a device class names a folder",
+                  shown(c, name, sizeof name), why);
+    else if (env && *env)
+        oomb_errf(err, err_len, "$OOMB_DEVICE_CLASS '%s': %s; a device class names a folder",
+                  shown(c, name, sizeof name), why);
+    else
+        oomb_errf(err, err_len,
+                  "%s: field 'device.class': '%s' %s; a device class names a folder (or give "
+                  "--device-class)",
+                  results_path ? results_path : "results", shown(c, name, sizeof name), why);
+    return OOMB_ERR_INVALID;
+}
+
+int oomb_baseline_check_scenarios(const struct oomb_results *r, const char *results_path, char *err,
+                                  size_t err_len)
+{
+    for (int i = 0; i < r->n_runs; i++) {
+        char why[128], name[80], strat[80];
+        if (oomb_check_path_component(r->runs[i].scenario, why, sizeof why) == OOMB_OK)
+            continue;
+        oomb_errf(err, err_len,
+                  "%s: run %d (scenario '%s', strategy '%s'): field 'runs[%d].scenario': %s; a "
+                  "scenario name names its baseline file",
+                  results_path ? results_path : "results", i,
+                  shown(r->runs[i].scenario, name, sizeof name),
+                  shown(r->runs[i].strategy, strat, sizeof strat), i, why);
+        return OOMB_ERR_INVALID;
+    }
+    return OOMB_OK;
+}
+
+int oomb_baseline_path(const char *dir, const char *device_class, const char *scenario, char *buf,
+                       size_t len, char *err, size_t err_len)
+{
+    char why[128], name[80];
+    if (len)
+        buf[0] = '\0';
+    if (oomb_check_path_component(device_class, why, sizeof why) != OOMB_OK) {
+        oomb_errf(err, err_len, "device class '%s': %s", shown(device_class, name, sizeof name),
+                  why);
+        return OOMB_ERR_INVALID;
+    }
+    if (oomb_check_path_component(scenario, why, sizeof why) != OOMB_OK) {
+        oomb_errf(err, err_len, "scenario name '%s': %s", shown(scenario, name, sizeof name), why);
+        return OOMB_ERR_INVALID;
+    }
+    int n = snprintf(buf, len, "%s/%s/%s.json", dir && *dir ? dir : OOMB_BASELINE_DIR, device_class,
+                     scenario);
+    if (n < 0 || (size_t)n >= len) {
+        if (len)
+            buf[0] = '\0';
+        oomb_errf(err, err_len, "baseline path under '%s' is too long", dir);
+        return OOMB_ERR_INVALID;
+    }
+    return OOMB_OK;
 }
 
 int oomb_results_scenarios(const struct oomb_results *r, const char ***names, int *n)
@@ -103,7 +177,9 @@ int oomb_baseline_load(const char *dir, const char *device_class, const char *sc
     struct stat st;
     memset(out, 0, sizeof *out);
     *found = 0;
-    oomb_baseline_path(dir, device_class, scenario, path, sizeof path);
+    int prc = oomb_baseline_path(dir, device_class, scenario, path, sizeof path, err, err_len);
+    if (prc != OOMB_OK)
+        return prc;
     if (stat(path, &st) != 0 && errno == ENOENT)
         return OOMB_OK;
     int rc = oomb_results_read(path, out, err, err_len);
@@ -278,6 +354,12 @@ int oomb_baseline_save_runs(const char *const *paths, int n_paths, const char *d
         loaded--; /* the failed read left nothing to free */
         goto done;
     }
+    /* Names become paths: every one is checked before anything is read or
+     * written under dir. */
+    for (int f = 0; f < n_paths && rc == OOMB_OK; f++)
+        rc = oomb_baseline_check_scenarios(&all[f], paths[f], err, err_len);
+    if (rc != OOMB_OK)
+        goto done;
     /* The scenarios of every file, in order of first appearance. */
     for (int f = 0; f < n_paths && rc == OOMB_OK; f++) {
         const char **fn = NULL;
@@ -307,7 +389,10 @@ int oomb_baseline_save_runs(const char *const *paths, int n_paths, const char *d
         rc = OOMB_ERR_PARSE;
         goto done;
     }
-    const char *cls = oomb_baseline_device_class(&all[0], class_override);
+    const char *cls = NULL;
+    if ((rc = oomb_baseline_resolve_class(&all[0], paths[0], class_override, &cls, err, err_len)) !=
+        OOMB_OK)
+        goto done;
     /* Every scenario's new baseline is built and checked first, and written
      * only when all of them are good: a refused save changes no file. */
     outs = calloc((size_t)n, sizeof *outs);
@@ -321,7 +406,9 @@ int oomb_baseline_save_runs(const char *const *paths, int n_paths, const char *d
         struct oomb_results one = {0}, prev = {0};
         char path[4096];
         int found = 0, from = 0;
-        oomb_baseline_path(dir, cls, names[i], path, sizeof path);
+        if ((rc = oomb_baseline_path(dir, cls, names[i], path, sizeof path, err, err_len)) !=
+            OOMB_OK)
+            break;
         rc = oomb_baseline_load(dir, cls, names[i], &prev, &found, err, err_len);
         if (rc != OOMB_OK) {
             if (append) {
@@ -384,7 +471,9 @@ int oomb_baseline_save_runs(const char *const *paths, int n_paths, const char *d
     }
     for (int i = 0; i < n && rc == OOMB_OK; i++) {
         char path[4096];
-        oomb_baseline_path(dir, cls, names[i], path, sizeof path);
+        if ((rc = oomb_baseline_path(dir, cls, names[i], path, sizeof path, err, err_len)) !=
+            OOMB_OK)
+            break;
         if ((rc = oomb_results_write(&outs[i], path, err, err_len)) != OOMB_OK)
             break;
         int most = most_per_configuration(&outs[i]);

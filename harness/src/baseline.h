@@ -22,9 +22,29 @@
  * "unknown". The returned pointer is override, getenv's or r's string. */
 const char *oomb_baseline_device_class(const struct oomb_results *r, const char *override);
 
-/* dir/class/scenario.json into buf (always NUL-terminated). */
-void oomb_baseline_path(const char *dir, const char *device_class, const char *scenario,
-                        char *buf, size_t len);
+/* The same, checked: the class must be a safe path component
+ * (oomb_check_path_component: A-Z a-z 0-9 . _ -, not starting with '.', at
+ * most OOMB_PATH_COMPONENT_MAX bytes), since it names a folder under the
+ * baseline folder. Returns OOMB_OK and *cls (valid as long as r, override
+ * and the environment), or OOMB_ERR_INVALID with err naming where the class
+ * came from (--device-class, $OOMB_DEVICE_CLASS, or results_path's field
+ * 'device.class') and what is wrong with it. */
+int oomb_baseline_resolve_class(const struct oomb_results *r, const char *results_path,
+                                const char *override, const char **cls, char *err,
+                                size_t err_len) OOMB_WARN_UNUSED;
+
+/* Every scenario name of r's runs must be a safe path component (as
+ * above), since it names a file under the baseline folder. Returns OOMB_OK,
+ * or OOMB_ERR_INVALID with err naming results_path, the run and the field. */
+int oomb_baseline_check_scenarios(const struct oomb_results *r, const char *results_path, char *err,
+                                  size_t err_len) OOMB_WARN_UNUSED;
+
+/* dir/class/scenario.json into buf (always NUL-terminated), only under dir:
+ * class and scenario must be safe path components (as above). Returns
+ * OOMB_OK, or OOMB_ERR_INVALID (err says which name and why, buf is "")
+ * for an unsafe name or a path longer than len. */
+int oomb_baseline_path(const char *dir, const char *device_class, const char *scenario, char *buf,
+                       size_t len, char *err, size_t err_len) OOMB_WARN_UNUSED;
 
 /* The distinct scenario names of r's runs, in order of first appearance.
  * *names is an array of n pointers into r (caller frees the array only). */
@@ -39,7 +59,8 @@ int oomb_results_move_runs(struct oomb_results *dst, struct oomb_results *src) O
 
 /* Load the baseline of one scenario. *found = 0 and OOMB_OK when there is
  * no such file; OOMB_ERR_IO / OOMB_ERR_PARSE (err names the file and field)
- * when it exists but cannot be read. Caller frees *out. */
+ * when it exists but cannot be read; OOMB_ERR_INVALID when a name is not a
+ * safe path component (oomb_baseline_path). Caller frees *out. */
 int oomb_baseline_load(const char *dir, const char *device_class, const char *scenario,
                        struct oomb_results *out, int *found, char *err, size_t err_len)
     OOMB_WARN_UNUSED;
@@ -48,7 +69,9 @@ int oomb_baseline_load(const char *dir, const char *device_class, const char *sc
  * under dir/class/, atomically, and print to `report` what changed against
  * the previous file (runs added or removed, outcome and memory differences
  * per tag, held-out test accuracy changes). Returns OOMB_OK, or
- * OOMB_ERR_IO / OOMB_ERR_PARSE with err. */
+ * OOMB_ERR_IO / OOMB_ERR_PARSE / OOMB_ERR_INVALID (a device class or
+ * scenario name that is not a safe path component) with err; on an error
+ * no file is written. */
 int oomb_baseline_save(const char *results_path, const char *dir, const char *class_override,
                        FILE *report, char *err, size_t err_len) OOMB_WARN_UNUSED;
 

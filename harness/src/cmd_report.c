@@ -24,6 +24,7 @@
 
 #include "report.h"
 #include "results.h"
+#include "baseline.h"
 #include "util.h"
 
 enum { EXIT_FINE = 0, EXIT_USAGE = 2, EXIT_INTERNAL = 3 };
@@ -190,9 +191,25 @@ static int load_baseline_dir(struct loaded *b, const char *dir, const struct loa
 {
     for (int s = 0; s < in->n; s++) {
         const struct oomb_results *r = in->sets[s].res;
+        /* The names become paths: only safe path components, so that
+         * nothing outside dir is read. */
+        char err[2048], why[128];
+        const char *cls = r->device_class && r->device_class[0] ? r->device_class : NULL;
+        if (cls && oomb_check_path_component(cls, why, sizeof why) != OOMB_OK) {
+            fprintf(stderr,
+                    "oombench report: %s: field 'device.class': %s; it cannot name a folder "
+                    "under --baseline %s\n",
+                    in->sets[s].path, why, dir);
+            return EXIT_USAGE;
+        }
+        if (oomb_baseline_check_scenarios(r, in->sets[s].path, err, sizeof err) != OOMB_OK) {
+            fprintf(stderr, "oombench report: --baseline %s: %s\n", dir, err);
+            return EXIT_USAGE;
+        }
         for (int i = 0; i < r->n_runs; i++) {
-            char path[PATH_MAX];
-            snprintf(path, sizeof path, "%s/%s/%s.json", dir, r->device_class, r->runs[i].scenario);
+            char path[PATH_MAX] = "";
+            if (cls)
+                snprintf(path, sizeof path, "%s/%s/%s.json", dir, cls, r->runs[i].scenario);
             if (!is_file(path))
                 snprintf(path, sizeof path, "%s/%s.json", dir, r->runs[i].scenario);
             if (is_file(path)) {

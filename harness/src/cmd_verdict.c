@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "baseline.h"
@@ -314,10 +315,23 @@ static int compare_files(const struct verdict_cli *c, const char *const *paths, 
         fprintf(stderr, "oombench %s: %s\n", c->cmd, err);
         return EXIT_USAGE;
     }
+    /* Scenario names become paths under the baseline folder: refuse what
+     * could leave it. */
+    if (oomb_baseline_check_scenarios(&head, paths[0], err, sizeof err) != OOMB_OK) {
+        fprintf(stderr, "oombench %s: %s\n", c->cmd, err);
+        oomb_results_free(&head);
+        return EXIT_USAGE;
+    }
     for (int i = 1; i < n_paths; i++) {
         struct oomb_results more;
         if (oomb_results_read(paths[i], &more, err, sizeof err) != OOMB_OK) {
             fprintf(stderr, "oombench %s: %s\n", c->cmd, err);
+            oomb_results_free(&head);
+            return EXIT_USAGE;
+        }
+        if (oomb_baseline_check_scenarios(&more, paths[i], err, sizeof err) != OOMB_OK) {
+            fprintf(stderr, "oombench %s: %s\n", c->cmd, err);
+            oomb_results_free(&more);
             oomb_results_free(&head);
             return EXIT_USAGE;
         }
@@ -329,9 +343,15 @@ static int compare_files(const struct verdict_cli *c, const char *const *paths, 
         }
     }
     const char *dir = c->baseline_dir ? c->baseline_dir : OOMB_BASELINE_DIR;
-    const char *cls = oomb_baseline_device_class(&head, c->device_class);
+    const char *cls = NULL;
     const char **names = NULL;
     int n = 0, rc = EXIT_FINE, found_any = 0;
+    if (oomb_baseline_resolve_class(&head, paths[0], c->device_class, &cls, err, sizeof err) !=
+        OOMB_OK) {
+        fprintf(stderr, "oombench %s: %s\n", c->cmd, err);
+        oomb_results_free(&head);
+        return EXIT_USAGE;
+    }
     if (oomb_results_scenarios(&head, &names, &n) != OOMB_OK) {
         oomb_results_free(&head);
         return EXIT_INTERNAL;
@@ -340,7 +360,12 @@ static int compare_files(const struct verdict_cli *c, const char *const *paths, 
         struct oomb_results one;
         int found = 0;
         char bpath[4096];
-        oomb_baseline_path(dir, cls, names[i], bpath, sizeof bpath);
+        if (oomb_baseline_path(dir, cls, names[i], bpath, sizeof bpath, err, sizeof err) !=
+            OOMB_OK) {
+            fprintf(stderr, "oombench %s: %s\n", c->cmd, err);
+            rc = EXIT_USAGE;
+            break;
+        }
         if (oomb_baseline_load(dir, cls, names[i], &one, &found, err, sizeof err) != OOMB_OK) {
             fprintf(stderr, "oombench %s: baseline %s\n", c->cmd, err);
             rc = EXIT_USAGE;
@@ -523,13 +548,29 @@ int oomb_cmd_baseline(int argc, char **argv)
     char err[2048];
     const char *const *paths = (const char *const *)argv + optind + 1;
     int n_paths = argc - optind - 1;
+    /* An input that is no readable file is the caller's mistake (exit 2),
+     * told before anything is read or written. */
+    for (int i = 0; i < n_paths; i++) {
+        struct stat st;
+        if (stat(paths[i], &st) != 0 || access(paths[i], R_OK) != 0) {
+            fprintf(stderr, "oombench baseline: %s: %s\n", paths[i], strerror(errno));
+            return EXIT_USAGE;
+        }
+        if (S_ISDIR(st.st_mode)) {
+            fprintf(stderr, "oombench baseline: %s: is a directory, not a results file\n",
+                    paths[i]);
+            return EXIT_USAGE;
+        }
+    }
     int rc =
         oomb_baseline_save_runs(paths, n_paths, dir, cls, append, keep, stdout, err, sizeof err);
     if (rc != OOMB_OK) {
+        fprintf(stderr, "oombench baseline: %s\n", err);
+        /* Input errors: a bad results file, a name that cannot be a path, a
+         * file that became unreadable meanwhile. Else writing failed. */
         int unreadable = 0;
         for (int i = 0; i < n_paths; i++)
             unreadable |= access(paths[i], R_OK) != 0;
-        fprintf(stderr, "oombench baseline: %s\n", err);
         return rc == OOMB_ERR_PARSE || rc == OOMB_ERR_INVALID ? EXIT_USAGE
                : rc == OOMB_ERR_IO && unreadable              ? EXIT_USAGE
                                                               : EXIT_INTERNAL;

@@ -102,43 +102,12 @@ void oomb_verdict_print(FILE *f, const struct oomb_verdict *v, int color, int ve
 
 /* ------------------------------------------------------------ JUnit ------ */
 
-/* XML 1.0 text: escapes markup characters, drops what XML cannot hold
- * (control characters, invalid UTF-8) as '?'. */
+/* XML 1.0 text and attribute values: the HTML encoder's output (markup
+ * characters as entities, control characters and invalid UTF-8 as '?') is
+ * also valid XML. */
 static void xml_text(FILE *f, const char *s)
 {
-    const unsigned char *u = (const unsigned char *)(s ? s : "");
-    while (*u) {
-        unsigned c = *u;
-        if (c < 0x80) {
-            switch (c) {
-            case '&': fputs("&amp;", f); break;
-            case '<': fputs("&lt;", f); break;
-            case '>': fputs("&gt;", f); break;
-            case '"': fputs("&quot;", f); break;
-            case '\'': fputs("&apos;", f); break;
-            default:
-                if (c < 0x20 && c != '\t' && c != '\n' && c != '\r')
-                    fputc('?', f);
-                else
-                    fputc((int)c, f);
-            }
-            u++;
-            continue;
-        }
-        int len = c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3
-                  : c >= 0xF0 && c <= 0xF4                          ? 4
-                                                                    : 0;
-        int ok = len > 0;
-        for (int k = 1; ok && k < len; k++)
-            ok = (u[k] & 0xC0) == 0x80;
-        if (ok) {
-            fwrite(u, 1, (size_t)len, f);
-            u += len;
-        } else {
-            fputc('?', f);
-            u++;
-        }
-    }
+    (void)oomb_fput_encoded(f, oomb_encode_html, s); /* a failure shows in fclose */
 }
 
 static int write_stream(char *buf, size_t len, const char *path, char *err, size_t err_len)
@@ -243,13 +212,10 @@ int oomb_export_junit(const struct oomb_verdict *v, const char *path, char *err,
 
 /* ------------------------------------------------------------ Markdown --- */
 
+/* Markdown text and table cells (oomb_encode_markdown). */
 static void md_text(FILE *f, const char *s)
 {
-    for (; s && *s; s++) {
-        if (*s == '|' || *s == '\\' || *s == '*' || *s == '_' || *s == '`' || *s == '<')
-            fputc('\\', f);
-        fputc(*s == '\n' ? ' ' : *s, f);
-    }
+    (void)oomb_fput_encoded(f, oomb_encode_markdown, s); /* a failure shows in fclose */
 }
 
 static void md_row(FILE *f, const struct oomb_verdict_item *it)

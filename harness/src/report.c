@@ -108,52 +108,96 @@ static const char *num(double v)
     return b;
 }
 
-/* Text safe for one tab-separated data field. */
+/* Text safe for one tab-separated data field, or a '#' comment line of a
+ * data file: no tab, control character (a newline would start a data row)
+ * or double quote (gnuplot reads "..." in a data file as one quoted
+ * field). gnuplot never evaluates data-file text: labels drawn from a data
+ * column are plain text (the terminals are noenhanced). */
 static void dat_text(const char *s, char *buf, size_t len)
 {
     size_t j = 0;
-    for (size_t i = 0; s && s[i] && j + 1 < len; i++)
-        buf[j++] = (s[i] == '\t' || s[i] == '\n' || s[i] == '\r' || s[i] == '"') ? ' ' : s[i];
+    for (size_t i = 0; s && s[i] && j + 1 < len; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        buf[j++] = ch < 0x20 || ch == 0x7f || ch == '"' ? ' ' : (char)ch;
+    }
     buf[j] = '\0';
 }
 
-/* Text safe inside a gnuplot double-quoted string. */
+/* A small ring of growable buffers, so that a few encoded strings can be
+ * used in one printf (report building is single-threaded). The buffers
+ * stay allocated for the process's life. */
+static const char *ring_encode(oomb_encoder enc, const char *s)
+{
+    static char *ring[8];
+    static size_t cap[8];
+    static int at;
+    int k = at++ % 8;
+    size_t n = enc(NULL, s);
+    if (n + 1 > cap[k]) {
+        char *p = realloc(ring[k], n + 1);
+        if (!p)
+            return NULL;
+        ring[k] = p;
+        cap[k] = n + 1;
+    }
+    enc(ring[k], s);
+    return ring[k];
+}
+
+/* s as one gnuplot string literal, quotes included (oomb_encode_gnuplot):
+ * every name written into a .gp script goes through here or gp_lines(). */
 static const char *gp_text(const char *s)
+{
+    const char *e = ring_encode(oomb_encode_gnuplot, s);
+    return e ? e : "''";
+}
+
+/* A data-file field or comment text (dat_text) from a ring buffer. */
+static const char *dat_str(const char *s)
 {
     static char ring[4][512];
     static int at;
     char *b = ring[at++ % 4];
-    size_t j = 0;
-    for (size_t i = 0; s && s[i] && j + 2 < 512; i++) {
-        char ch = s[i];
-        if (ch == '\n' || ch == '\r' || ch == '\t')
-            ch = ' ';
-        if (ch == '"' || ch == '\\')
-            b[j++] = '\\';
-        b[j++] = ch;
-    }
-    b[j] = '\0';
+    dat_text(s, b, sizeof ring[0]);
     return b;
 }
 
-static void html_text(struct oomb_sbuf *b, const char *s)
+/* A multi-line title as a gnuplot string expression: each line of s
+ * encoded by gp_text(), joined with "\n" ('x'."\n".'y'). */
+static void gp_lines(struct oomb_sbuf *g, const char *s)
 {
-    for (; s && *s; s++) {
-        switch (*s) {
-        case '<': SB(b, "&lt;"); break;
-        case '>': SB(b, "&gt;"); break;
-        case '&': SB(b, "&amp;"); break;
-        case '"': SB(b, "&quot;"); break;
-        default: SB(b, "%c", *s);
+    const char *nl;
+    while ((nl = strchr(s, '\n')) != NULL) {
+        char *line = strndup(s, (size_t)(nl - s));
+        if (!line) {
+            g->failed = 1;
+            return;
         }
+        SB(g, "%s.\"\\n\".", gp_text(line));
+        free(line);
+        s = nl + 1;
     }
+    SB(g, "%s", gp_text(s));
 }
 
-/* Markdown table cells: no pipes or newlines. */
+/* HTML text or attribute value (oomb_encode_html). */
+static void html_text(struct oomb_sbuf *b, const char *s)
+{
+    const char *e = ring_encode(oomb_encode_html, s);
+    if (!e)
+        b->failed = 1;
+    else
+        SB(b, "%s", e);
+}
+
+/* Markdown text or table cell (oomb_encode_markdown). */
 static void md_text(struct oomb_sbuf *b, const char *s)
 {
-    for (; s && *s; s++)
-        SB(b, "%c", (*s == '|' || *s == '\n') ? '/' : *s);
+    const char *e = ring_encode(oomb_encode_markdown, s);
+    if (!e)
+        b->failed = 1;
+    else
+        SB(b, "%s", e);
 }
 
 static const char *mode_text(enum oomb_mode m)
@@ -398,21 +442,23 @@ static void chart_memory(struct oomb_report *rep, const struct oomb_report_input
     if (budget) {
         oomb_format_bytes(budget, btxt, sizeof btxt);
         if (!budget_on_scale)
-            snprintf(sub, sizeof sub, "\\nbudget %s%s is far above the bars (not drawn)", btxt,
+            snprintf(sub, sizeof sub, "\nbudget %s%s is far above the bars (not drawn)", btxt,
                      mixed_budget ? " (largest)" : "");
     }
     if (!L->multi_scenario && !L->multi_mode && !L->multi_batch) {
         char g[160];
         group_text(runs[0], g, sizeof g);
         size_t at = strlen(sub);
-        snprintf(sub + at, sizeof sub - at, "\\n%s", g);
+        snprintf(sub + at, sizeof sub - at, "\n%s", g);
     }
     int w = n > 6 ? 180 + 80 * n : 900;
     if (w > 1800)
         w = 1800;
     gp_begin(c, in, w, 600);
     struct oomb_sbuf *g = &c->gp;
-    SB(g, "set title \"%s%s\"\n", gp_text(c->title), sub);
+    SB(g, "set title %s.", gp_text(c->title));
+    gp_lines(g, sub);
+    SB(g, "\n");
     SB(g, "set ylabel \"peak memory (%s)\"\nset xlabel \"strategy\"\n", u.name);
     SB(g, "set style data histograms\nset style histogram rowstacked\n"
           "set style fill solid 0.85 border lc rgb \"#333333\"\nset boxwidth 0.65\n"
@@ -491,14 +537,16 @@ static void chart_time(struct oomb_report *rep, const struct oomb_report_input *
     if (!L->multi_scenario && !L->multi_mode && !L->multi_batch) {
         char grp[160];
         group_text(runs[0], grp, sizeof grp);
-        snprintf(sub, sizeof sub, "\\n%s", grp);
+        snprintf(sub, sizeof sub, "\n%s", grp);
     }
     int w = n > 6 ? 180 + 80 * n : 900;
     if (w > 1800)
         w = 1800;
     gp_begin(c, in, w, 600);
     struct oomb_sbuf *g = &c->gp;
-    SB(g, "set title \"%s%s\"\n", gp_text(c->title), sub);
+    SB(g, "set title %s.", gp_text(c->title));
+    gp_lines(g, sub);
+    SB(g, "\n");
     SB(g, "set ylabel \"step time (%s)\"\nset xlabel \"strategy\"\n", u.name);
     SB(g, "set style data histograms\nset style histogram rowstacked\n"
           "set style fill solid 0.85 border lc rgb \"#333333\"\nset boxwidth 0.65\n"
@@ -591,7 +639,7 @@ static void chart_tradeoff(struct oomb_report *rep, const struct oomb_report_inp
         char grp[160];
         group_text(heads[g], grp, sizeof grp);
         SB(d, "%s# index %d: %s\n# row\tstrategy\ttime\tmemory\tloss_vs_none\tpareto\n",
-           g ? "\n\n" : "", 2 * g, grp);
+           g ? "\n\n" : "", 2 * g, dat_str(grp));
         int idx[512], k = 0, row = 0;
         for (int i = 0; i < n; i++) {
             if (group[i] != g)
@@ -612,7 +660,7 @@ static void chart_tradeoff(struct oomb_report *rep, const struct oomb_report_inp
                 idx[b] = idx[b - 1];
                 idx[b - 1] = t;
             }
-        SB(d, "\n\n# index %d: Pareto front of %s (time, memory)\n", 2 * g + 1, grp);
+        SB(d, "\n\n# index %d: Pareto front of %s (time, memory)\n", 2 * g + 1, dat_str(grp));
         for (int a = 0; a < k; a++)
             SB(d, "%s\t%s\n", num(runs[idx[a]]->step_stats.median / tu.div),
                num((double)runs[idx[a]]->peak_bytes / mu.div));
@@ -622,8 +670,9 @@ static void chart_tradeoff(struct oomb_report *rep, const struct oomb_report_inp
     int w = cols == 1 ? 1000 : 1500, h = 90 + 520 * rows;
     gp_begin(c, in, w, h);
     struct oomb_sbuf *g = &c->gp;
-    SB(g, "set multiplot layout %d,%d title \"%s\\nlower left is better; ringed points are on "
-          "the Pareto front (dashed line); colour: final loss vs none\"\n",
+    SB(g,
+       "set multiplot layout %d,%d title %s.\"\\nlower left is better; ringed points are on "
+       "the Pareto front (dashed line); colour: final loss vs none\"\n",
        rows, cols, gp_text(c->title));
     SB(g, "unset key\n"
           "set palette defined (-1 \"#1a9850\", 0 \"#c8c8c8\", 1 \"#d73027\")\n"
@@ -641,7 +690,7 @@ static void chart_tradeoff(struct oomb_report *rep, const struct oomb_report_inp
             }
         char grp[160];
         group_text(heads[p], grp, sizeof grp);
-        SB(g, "set title \"%s\"\n", gp_text(grp));
+        SB(g, "set title %s\n", gp_text(grp));
         if (t0 > 0 && t1 / t0 > 20)
             SB(g, "unset xrange\nset logscale x\n");
         else
@@ -767,7 +816,7 @@ static void chart_timeline(struct oomb_report *rep, const struct oomb_report_inp
         int a, b;
         step_events(r, &a, &b);
         int64_t t0 = r->events[a].t_ns;
-        SB(d, "%s# index %d: %s phases\n", k ? "\n\n" : "", 2 * k, r->strategy);
+        SB(d, "%s# index %d: %s phases\n", k ? "\n\n" : "", 2 * k, dat_str(r->strategy));
         int e = a;
         while (e < b) {
             int ph = r->events[e].phase;
@@ -780,7 +829,7 @@ static void chart_timeline(struct oomb_report *rep, const struct oomb_report_inp
             e = f;
         }
         SB(d, "\n\n# index %d: %s bytes in use (time, all tags, activations)\n", 2 * k + 1,
-           r->strategy);
+           dat_str(r->strategy));
         double start = (double)(r->events[a].in_use - (uint64_t)r->events[a].delta);
         double act = 0;
         for (e = 0; e < a; e++)
@@ -801,7 +850,7 @@ static void chart_timeline(struct oomb_report *rep, const struct oomb_report_inp
     group_text(runs[0], grp, sizeof grp);
     gp_begin(c, in, 1000, 110 + 230 * n);
     struct oomb_sbuf *g = &c->gp;
-    SB(g, "set multiplot layout %d,1 title \"%s (%s)\"\n", n, gp_text(c->title), gp_text(grp));
+    SB(g, "set multiplot layout %d,1 title %s.' ('.%s.')'\n", n, gp_text(c->title), gp_text(grp));
     SB(g, "set xrange [0:%g]\nset yrange [0:%g]\nset ylabel \"in use (%s)\"\n"
           "set lmargin at screen 0.09\nset rmargin at screen 0.76\n"
           "set style fill transparent solid 0.22 noborder\n",
@@ -813,8 +862,8 @@ static void chart_timeline(struct oomb_report *rep, const struct oomb_report_inp
         char pk[64], act[64];
         oomb_format_bytes((uint64_t)peaks[k], pk, sizeof pk);
         oomb_format_bytes(r->peak_by_tag[OOMB_TAG_ACTIVATIONS], act, sizeof act);
-        SB(g, "set title \"%s: peak %s in the step, activations peak %s\"\n",
-           gp_text(r->strategy), pk, act);
+        SB(g, "set title %s.\": peak %s in the step, activations peak %s\"\n", gp_text(r->strategy),
+           pk, act);
         if (k == n - 1)
             SB(g, "set xlabel \"time since the step began (%s)\"\n", tu.name);
         else
@@ -928,7 +977,7 @@ static void chart_sweep(struct oomb_report *rep, const struct oomb_report_input 
        c->title, mu.name);
     for (int q = 0; q < ns; q++) {
         SB(d, "%s# index %d: %s\n# batch\tpeak\tsamples_per_s\toom\toom_at\n", q ? "\n\n" : "", q,
-           strat[q]);
+           dat_str(strat[q]));
         const struct oomb_run_result *mine[256];
         int k = 0;
         for (int j = 0; j < nr && k < 256; j++)
@@ -953,7 +1002,7 @@ static void chart_sweep(struct oomb_report *rep, const struct oomb_report_input 
              mode_text(ref->mode));
     gp_begin(c, in, 1000, 820);
     struct oomb_sbuf *g = &c->gp;
-    SB(g, "set multiplot layout 2,1 title \"%s\"\n", gp_text(title2));
+    SB(g, "set multiplot layout 2,1 title %s\n", gp_text(title2));
     int64_t bmin = rows[0]->batch, bmax = rows[0]->batch;
     for (int j = 1; j < nr; j++) {
         if (rows[j]->batch < bmin)
@@ -970,8 +1019,9 @@ static void chart_sweep(struct oomb_report *rep, const struct oomb_report_input 
        any_oom ? "; x: out of memory at that batch" : "", mu.name);
     SB(g, "plot ");
     for (int q = 0; q < ns; q++)
-        SB(g, "%s\"%s.dat\" index %d using 1:($4==0?$2:NaN) with linespoints pt %d ps 1.3 "
-              "lw 2 lc rgb \"%s\" title \"%s\"",
+        SB(g,
+           "%s\"%s.dat\" index %d using 1:($4==0?$2:NaN) with linespoints pt %d ps 1.3 "
+           "lw 2 lc rgb \"%s\" title %s",
            q ? ", \\\n     " : "", c->stem, q, SERIES_PT(q), series_colors[q % N_SERIES_COLORS],
            gp_text(strat[q]));
     c->n_series += ns;
@@ -996,8 +1046,9 @@ static void chart_sweep(struct oomb_report *rep, const struct oomb_report_input 
        any_oom ? "; x on the axis: out of memory" : "", ttop > 0 ? ttop * 1.15 : 1.0);
     SB(g, "plot ");
     for (int q = 0; q < ns; q++)
-        SB(g, "%s\"%s.dat\" index %d using 1:($4==0?$3:NaN) with linespoints pt %d ps 1.3 "
-              "lw 2 lc rgb \"%s\" title \"%s\"",
+        SB(g,
+           "%s\"%s.dat\" index %d using 1:($4==0?$3:NaN) with linespoints pt %d ps 1.3 "
+           "lw 2 lc rgb \"%s\" title %s",
            q ? ", \\\n     " : "", c->stem, q, SERIES_PT(q), series_colors[q % N_SERIES_COLORS],
            gp_text(strat[q]));
     c->n_series += ns;
@@ -1261,10 +1312,11 @@ static void chart_baseline(struct oomb_report *rep, const struct oomb_report_inp
     lo -= 0.05 * span;
     hi += 0.22 * span;
     struct oomb_sbuf *d = &c->dat;
-    SB(d, "# %s: %s\n# change in %% of the baseline; verdict 0 unchanged or within noise "
-          "(%g%%), 1 regression, 2 improvement, 3 inconclusive (too noisy to judge)\n"
-          "# row\tlabel\tbaseline\tcurrent\tchange_pct\tverdict\ttext\n",
-       c->title, rep->cmp_what, noise);
+    SB(d,
+       "# %s: %s\n# change in %% of the baseline; verdict 0 unchanged or within noise "
+       "(%g%%), 1 regression, 2 improvement, 3 inconclusive (too noisy to judge)\n"
+       "# row\tlabel\tbaseline\tcurrent\tchange_pct\tverdict\ttext\n",
+       c->title, dat_str(rep->cmp_what), noise);
     for (int k = 0; k < n; k++) {
         const struct oomb_report_change *ch = &rep->changes[rows[k]];
         char lab[320], field[320], text[64];
@@ -1285,7 +1337,7 @@ static void chart_baseline(struct oomb_report *rep, const struct oomb_report_inp
     char zero[96] = "";
     if (skip_zero && n_zero)
         snprintf(zero, sizeof zero, "\\n%d metric(s) exactly unchanged are not drawn", n_zero);
-    SB(g, "set title \"%s: relative change per metric\\n%s%s\"\n", gp_text(c->title),
+    SB(g, "set title %s.\": relative change per metric\\n\".%s.\"%s\"\n", gp_text(c->title),
        gp_text(rep->cmp_short), zero);
     SB(g, "set xlabel \"change against the baseline (%%; positive: more memory, slower, "
           "higher loss)\"\n"
@@ -1304,7 +1356,7 @@ static void chart_baseline(struct oomb_report *rep, const struct oomb_report_inp
         const struct oomb_report_change *ch = &rep->changes[rows[k]];
         char lab[320];
         snprintf(lab, sizeof lab, "%s: %s", ch->run, ch->metric);
-        SB(g, "%s\"%s\" %d", k ? ", " : "", gp_text(lab), k);
+        SB(g, "%s%s %d", k ? ", " : "", gp_text(lab), k);
     }
     SB(g, ")\n");
     SB(g, "plot NaN with boxes fs solid 1.0 lc rgb \"#e4e4e4\" title \"noise band \u00b1%g%%\"",
@@ -1435,7 +1487,7 @@ static void chart_history(struct oomb_report *rep, const struct oomb_report_inpu
     for (int k = 0; k < nk; k++) {
         char name[192];
         run_fullname(keys[k], name, sizeof name);
-        SB(d, "%s# index %d: %s\n", k ? "\n\n" : "", k, name);
+        SB(d, "%s# index %d: %s\n", k ? "\n\n" : "", k, dat_str(name));
         double pm = NAN, pt = NAN;
         for (int s = 0; s < rep->n_hist; s++) {
             const struct oomb_run_result *x = find_key(rep->hist[s].res, keys[k]);
@@ -1455,13 +1507,13 @@ static void chart_history(struct oomb_report *rep, const struct oomb_report_inpu
     }
     gp_begin(c, in, 1100, 860);
     struct oomb_sbuf *g = &c->gp;
-    SB(g, "set multiplot layout 2,1 title \"%s (%d results files, oldest left)\"\n",
+    SB(g, "set multiplot layout 2,1 title %s.\" (%d results files, oldest left)\"\n",
        gp_text(c->title), rep->n_hist);
     SB(g, "set xrange [-0.3:%g]\nset xtics (", rep->n_hist - 1 + 0.3);
     for (int s = 0; s < rep->n_hist; s++) {
         char when[64];
         short_created(rep->hist[s].res->created, when, sizeof when);
-        SB(g, "%s\"%s\" %d", s ? ", " : "", gp_text(when), s);
+        SB(g, "%s%s %d", s ? ", " : "", gp_text(when), s);
     }
     SB(g, ")%s\n", rep->n_hist > 6 ? " rotate by 30 right" : "");
     SB(g, "set xlabel \"results file (created, UTC)\"\nset lmargin at screen 0.09\n"
@@ -1480,8 +1532,9 @@ static void chart_history(struct oomb_report *rep, const struct oomb_report_inpu
         for (int k = 0; k < nk; k++) {
             char name[192];
             run_fullname(keys[k], name, sizeof name);
-            SB(g, "%s\"%s.dat\" index %d using 1:%d with linespoints pt %d ps 1.2 lw 2 "
-                  "lc rgb \"%s\" title \"%s\"",
+            SB(g,
+               "%s\"%s.dat\" index %d using 1:%d with linespoints pt %d ps 1.2 lw 2 "
+               "lc rgb \"%s\" title %s",
                k ? ", \\\n     " : "", c->stem, k, panel ? 3 : 2, SERIES_PT(k),
                series_colors[k % N_SERIES_COLORS], gp_text(name));
         }
@@ -1828,12 +1881,17 @@ int oomb_report_html(const struct oomb_report *rep, const struct oomb_report_inp
     html_text(b, newest->host_name);
     SB(b, " (device class ");
     html_text(b, newest->device_class);
-    SB(b, ", %s); oombench ", newest->device_name && newest->device_name[0]
-                                  ? newest->device_name
-                                  : "cpu");
+    SB(b, ", ");
+    html_text(b, newest->device_name && newest->device_name[0] ? newest->device_name : "cpu");
+    SB(b, "); oombench ");
     html_text(b, newest->tool_version);
-    SB(b, ".%s%s%s</p>\n", in->scenario ? " Scenario: " : "", in->scenario ? in->scenario : "",
-       in->scenario ? "." : "");
+    SB(b, ".");
+    if (in->scenario) {
+        SB(b, " Scenario: ");
+        html_text(b, in->scenario);
+        SB(b, ".");
+    }
+    SB(b, "</p>\n");
     SB(b, "<nav><a href=\"#runs\">runs</a>");
     for (int i = 0; i < OOMB_REPORT_CHARTS; i++)
         SB(b, "<a href=\"#%s\">%d. %s</a>", rep->charts[i].stem, i + 1,
@@ -1904,16 +1962,25 @@ int oomb_report_markdown(const struct oomb_report *rep, const struct oomb_report
                          const char *plot_note, struct oomb_sbuf *b)
 {
     const struct oomb_results *newest = in->sets[in->n_sets - 1].res;
-    SB(b, "# oombench report\n\n%d results file(s); newest created %s (device class %s, "
-          "oombench %s). Full report with tables: [index.html](index.html).\n\n",
-       in->n_sets, newest->created, newest->device_class, newest->tool_version);
-    if (plot_note)
-        SB(b, "> %s\n\n", plot_note);
+    SB(b, "# oombench report\n\n%d results file(s); newest created ", in->n_sets);
+    md_text(b, newest->created);
+    SB(b, " (device class ");
+    md_text(b, newest->device_class);
+    SB(b, ", oombench ");
+    md_text(b, newest->tool_version);
+    SB(b, "). Full report with tables: [index.html](index.html).\n\n");
+    if (plot_note) {
+        SB(b, "> ");
+        md_text(b, plot_note);
+        SB(b, "\n\n");
+    }
     if (rep->cmp_what[0]) {
-        SB(b, "**%d regression(s)**, %d improvement(s), %d inconclusive time(s) against %s "
-              "(the verdicts of `oombench compare`: memory exact, times against a %g%% noise "
-              "threshold).\n\n",
-           rep->n_regressions, rep->n_improvements, rep->n_inconclusive, rep->cmp_what,
+        SB(b, "**%d regression(s)**, %d improvement(s), %d inconclusive time(s) against ",
+           rep->n_regressions, rep->n_improvements, rep->n_inconclusive);
+        md_text(b, rep->cmp_what);
+        SB(b,
+           " (the verdicts of `oombench compare`: memory exact, times against a %g%% noise "
+           "threshold).\n\n",
            rep->noise_pct);
         for (int i = 0; i < rep->n_changes; i++) {
             const struct oomb_report_change *ch = &rep->changes[i];
@@ -1932,7 +1999,9 @@ int oomb_report_markdown(const struct oomb_report *rep, const struct oomb_report
         }
         SB(b, "\n");
     } else {
-        SB(b, "No comparison: %s.\n\n", rep->cmp_note);
+        SB(b, "No comparison: ");
+        md_text(b, rep->cmp_note);
+        SB(b, ".\n\n");
     }
     int ev = any_eval(rep);
     SB(b, "| scenario | mode | batch | strategy | outcome | peak | step median | samples/s | "
@@ -1955,9 +2024,11 @@ int oomb_report_markdown(const struct oomb_report *rep, const struct oomb_report
     SB(b, "\n## Charts\n\n");
     for (int i = 0; i < OOMB_REPORT_CHARTS; i++) {
         const struct oomb_chart *c = &rep->charts[i];
-        if (c->note[0])
-            SB(b, "%d. %s: not drawn (%s).\n", i + 1, c->title, c->note);
-        else if (c->drawn)
+        if (c->note[0]) {
+            SB(b, "%d. %s: not drawn (", i + 1, c->title);
+            md_text(b, c->note);
+            SB(b, ").\n");
+        } else if (c->drawn)
             SB(b, "%d. [%s](%s.svg) ([PNG](%s.png), [data](%s.dat), [script](%s.gp))\n\n"
                   "   ![%s](%s.png)\n\n",
                i + 1, c->title, c->stem, c->stem, c->stem, c->stem, c->title, c->stem);

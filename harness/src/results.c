@@ -731,7 +731,9 @@ struct jr {
     const char *path;
     char *err;
     size_t err_len;
-    int failed; /* first error wins; later ones are not reported */
+    int failed;      /* first error wins; later ones are not reported */
+    char ident[224]; /* the run being read ("run 3 (scenario 'x', strategy 'y')"), or "" */
+    int child;       /* a child's one-run file: the run's identity is the parent's */
 };
 
 static void rd_fail(struct jr *rd, const char *where, const char *key, const char *what)
@@ -739,8 +741,50 @@ static void rd_fail(struct jr *rd, const char *where, const char *key, const cha
     if (rd->failed)
         return;
     rd->failed = 1;
-    set_err(rd->err, rd->err_len, "%s: field '%s%s%s': %s", rd->path, where ? where : "",
-            where && *where ? "." : "", key, what);
+    set_err(rd->err, rd->err_len, "%s: %s%sfield '%s%s%s': %s", rd->path, rd->ident,
+            rd->ident[0] ? ": " : "", where ? where : "", where && *where ? "." : "", key, what);
+}
+
+/* A name for an error message: at most 48 bytes, control characters as
+ * '?' (a name must not move the terminal's cursor or colour it). */
+static void printable(const char *s, char *buf, size_t len)
+{
+    size_t j = 0, i = 0;
+    for (; s && s[i] && j + 4 < len && i < 48; i++)
+        buf[j++] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
+    if (s && s[i] && j + 4 < len) {
+        memcpy(buf + j, "...", 3);
+        j += 3;
+    }
+    buf[j] = '\0';
+}
+
+/* A required member: the value, or NULL (and the error) when it is
+ * missing or null. `why` says when it is required ("" for always). */
+static json_t *rd_need(struct jr *rd, json_t *obj, const char *where, const char *key,
+                       const char *why)
+{
+    json_t *v = obj ? json_object_get(obj, key) : NULL;
+    if (!v || json_is_null(v)) {
+        char what[96];
+        snprintf(what, sizeof what, "missing (required%s%s)", why && *why ? " " : "",
+                 why ? why : "");
+        rd_fail(rd, where, key, what);
+        return NULL;
+    }
+    return v;
+}
+
+/* A finite number outside [lo, hi] is an error; NaN (null, missing) passes. */
+static double rd_range(struct jr *rd, double x, const char *where, const char *key, double lo,
+                       double hi)
+{
+    if (!isnan(x) && (x < lo || x > hi)) {
+        char what[96];
+        snprintf(what, sizeof what, "%g is out of range [%g, %g]", x, lo, hi);
+        rd_fail(rd, where, key, what);
+    }
+    return x;
 }
 
 static void rd_oom(struct jr *rd)
@@ -836,15 +880,18 @@ static json_t *rd_arr(struct jr *rd, json_t *obj, const char *where, const char 
     return v;
 }
 
+/* Statistics of times in ns: each one null or a number >= 0. */
 static void rd_stats(struct jr *rd, json_t *obj, const char *where, struct oomb_stats *s)
 {
-    s->median = rd_num(rd, obj, where, "median");
-    s->mean = rd_num(rd, obj, where, "mean");
-    s->stddev = rd_num(rd, obj, where, "stddev");
-    s->min = rd_num(rd, obj, where, "min");
-    s->max = rd_num(rd, obj, where, "max");
-    s->p05 = rd_num(rd, obj, where, "p05");
-    s->p95 = rd_num(rd, obj, where, "p95");
+#define STAT(f) (s->f = rd_range(rd, rd_num(rd, obj, where, #f), where, #f, 0, HUGE_VAL))
+    STAT(median);
+    STAT(mean);
+    STAT(stddev);
+    STAT(min);
+    STAT(max);
+    STAT(p05);
+    STAT(p95);
+#undef STAT
     s->ci_low = s->ci_high = NAN;
     json_t *ci = rd_arr(rd, obj, where, "ci95");
     if (ci) {
@@ -857,15 +904,19 @@ static void rd_stats(struct jr *rd, json_t *obj, const char *where, struct oomb_
     }
 }
 
-/* An array of integers; *n receives its length. NULL (and *n = 0) when absent. */
+/* An array of at most OOMB_RESULTS_MAX_SAMPLES non-negative integers (times
+ * in ns); *n receives its length. NULL (and *n = 0) when absent. */
 static int64_t *rd_samples(struct jr *rd, json_t *arr, const char *where, const char *key, int *n)
 {
     *n = 0;
     if (!arr)
         return NULL;
     size_t len = json_array_size(arr);
-    if (len > INT_MAX) {
-        rd_fail(rd, where, key, "too many samples");
+    if (len > OOMB_RESULTS_MAX_SAMPLES) {
+        char what[96];
+        snprintf(what, sizeof what, "%zu samples, at most %d allowed", len,
+                 OOMB_RESULTS_MAX_SAMPLES);
+        rd_fail(rd, where, key, what);
         return NULL;
     }
     int64_t *v = malloc((len ? len : 1) * sizeof(*v));
@@ -875,8 +926,10 @@ static int64_t *rd_samples(struct jr *rd, json_t *arr, const char *where, const 
     }
     for (size_t i = 0; i < len; i++) {
         json_t *x = json_array_get(arr, i);
-        if (!json_is_integer(x)) {
-            rd_fail(rd, where, key, "expected integer samples");
+        if (!json_is_integer(x) || json_integer_value(x) < 0) {
+            char what[96];
+            snprintf(what, sizeof what, "sample %zu: expected a non-negative integer (ns)", i);
+            rd_fail(rd, where, key, what);
             free(v);
             return NULL;
         }
@@ -886,12 +939,25 @@ static int64_t *rd_samples(struct jr *rd, json_t *arr, const char *where, const 
     return v;
 }
 
-static void rd_run(struct jr *rd, json_t *o, struct oomb_run_result *run, const char *where)
+static void rd_run(struct jr *rd, json_t *o, struct oomb_run_result *run, const char *where,
+                   size_t index)
 {
     char sub[96];
 
     run->scenario = rd_str(rd, o, where, "scenario");
     run->strategy = rd_str(rd, o, where, "strategy");
+    if (!rd->failed) {
+        char sc[64], st[64];
+        printable(run->scenario, sc, sizeof sc);
+        printable(run->strategy, st, sizeof st);
+        snprintf(rd->ident, sizeof rd->ident, "run %zu (scenario '%s', strategy '%s')", index, sc,
+                 st);
+    }
+    /* rd_str() reads a missing name as "": tell the two apart. */
+    if (!rd->failed && !rd->child && !run->scenario[0] && rd_need(rd, o, where, "scenario", ""))
+        rd_fail(rd, where, "scenario", "empty");
+    if (!rd->failed && !rd->child && !run->strategy[0] && rd_need(rd, o, where, "strategy", ""))
+        rd_fail(rd, where, "strategy", "empty");
     run->plugin = rd_str(rd, o, where, "plugin");
     run->plugin_path = rd_str(rd, o, where, "plugin_path");
 
@@ -933,42 +999,54 @@ static void rd_run(struct jr *rd, json_t *o, struct oomb_run_result *run, const 
         }
     }
 
-    json_t *v = json_object_get(o, "mode");
-    if (v && json_is_string(v)) {
-        if (strcmp(json_string_value(v), "train") == 0)
-            run->mode = OOMB_MODE_TRAIN;
-        else if (strcmp(json_string_value(v), "infer") == 0)
-            run->mode = OOMB_MODE_INFER;
-        else
-            rd_fail(rd, where, "mode", "expected \"train\" or \"infer\"");
-    } else if (v && !json_is_null(v)) {
-        rd_fail(rd, where, "mode", "expected \"train\" or \"infer\"");
-    }
-    v = json_object_get(o, "backend");
-    if (v && json_is_string(v)) {
-        if (strcmp(json_string_value(v), "cpu") == 0)
-            run->backend = OOMB_BACKEND_CPU;
-        else if (strcmp(json_string_value(v), "cuda") == 0)
-            run->backend = OOMB_BACKEND_CUDA;
-        else
-            rd_fail(rd, where, "backend", "expected \"cpu\" or \"cuda\"");
-    } else if (v && !json_is_null(v)) {
-        rd_fail(rd, where, "backend", "expected \"cpu\" or \"cuda\"");
-    }
-    run->batch = rd_int(rd, o, where, "batch");
-
-    v = json_object_get(o, "outcome");
+    json_t *v = json_object_get(o, "outcome");
     int oc = v && json_is_string(v) ? oomb_outcome_parse(json_string_value(v)) : -1;
     if (oc < 0) {
-        rd_fail(rd, where, "outcome", "missing or not a known outcome");
+        rd_fail(rd, where, "outcome",
+                v && !json_is_null(v) ? "not a known outcome (ok, oom, crash, timeout, error, "
+                                        "skipped, not_applicable)"
+                                      : "missing (required)");
         return;
     }
     run->outcome = (enum oomb_outcome)oc;
+    int ok = run->outcome == OOMB_OUTCOME_OK;
+
+    v = rd->child ? json_object_get(o, "mode") : rd_need(rd, o, where, "mode", "");
+    if (v && json_is_null(v))
+        v = NULL;
+    if (v && json_is_string(v) && strcmp(json_string_value(v), "train") == 0)
+        run->mode = OOMB_MODE_TRAIN;
+    else if (v && json_is_string(v) && strcmp(json_string_value(v), "infer") == 0)
+        run->mode = OOMB_MODE_INFER;
+    else if (v)
+        rd_fail(rd, where, "mode", "expected \"train\" or \"infer\"");
+    v = rd->child ? json_object_get(o, "backend") : rd_need(rd, o, where, "backend", "");
+    if (v && json_is_null(v))
+        v = NULL;
+    if (v && json_is_string(v) && strcmp(json_string_value(v), "cpu") == 0)
+        run->backend = OOMB_BACKEND_CPU;
+    else if (v && json_is_string(v) && strcmp(json_string_value(v), "cuda") == 0)
+        run->backend = OOMB_BACKEND_CUDA;
+    else if (v)
+        rd_fail(rd, where, "backend", "expected \"cpu\" or \"cuda\"");
+    if (!rd->child && rd_need(rd, o, where, "batch", "")) {
+        run->batch = rd_int(rd, o, where, "batch");
+        if (!rd->failed && (run->batch < 1 || run->batch > OOMB_RESULTS_MAX_BATCH)) {
+            char what[96];
+            snprintf(what, sizeof what, "%lld is out of range [1, %d]", (long long)run->batch,
+                     OOMB_RESULTS_MAX_BATCH);
+            rd_fail(rd, where, "batch", what);
+        }
+    }
     run->reason = rd_str(rd, o, where, "reason");
 
     /* memory */
     snprintf(sub, sizeof(sub), "%s.memory", where);
     json_t *mem = rd_obj(rd, o, where, "memory");
+    if (ok && !mem)
+        rd_need(rd, o, where, "memory", "for an ok run");
+    if (ok && mem)
+        rd_need(rd, mem, sub, "peak_bytes", "for an ok run");
     if (mem) {
         run->peak_bytes = rd_bytes(rd, mem, sub, "peak_bytes");
         run->host_peak_rss_bytes = rd_bytes(rd, mem, sub, "host_peak_rss_bytes");
@@ -1005,6 +1083,13 @@ static void rd_run(struct jr *rd, json_t *o, struct oomb_run_result *run, const 
     /* time */
     snprintf(sub, sizeof(sub), "%s.time", where);
     json_t *time = rd_obj(rd, o, where, "time");
+    if (ok && !time)
+        rd_need(rd, o, where, "time", "for an ok run");
+    if (ok && time && rd_need(rd, time, sub, "samples", "for an ok run")) {
+        json_t *smp = json_object_get(time, "samples");
+        if (json_is_array(smp) && json_array_size(smp) == 0)
+            rd_fail(rd, sub, "samples", "empty (an ok run has at least one measured step)");
+    }
     if (time) {
         v = json_object_get(time, "unit");
         if (v && (!json_is_string(v) || strcmp(json_string_value(v), "ns") != 0))
@@ -1052,10 +1137,17 @@ static void rd_run(struct jr *rd, json_t *o, struct oomb_run_result *run, const 
             if (run->cpu_wait_share < 0 || run->cpu_wait_share > 1)
                 rd_fail(rd, sub2, "share", "expected a fraction between 0 and 1");
         }
+        run->run_seconds = rd_range(rd, run->run_seconds, sub, "run_seconds", 0, HUGE_VAL);
+        if (run->step_stats.min > run->step_stats.max)
+            rd_fail(rd, sub, "min", "greater than max");
     }
     int64_t threads = rd_int(rd, o, where, "threads");
-    if (threads < 0 || threads > INT_MAX)
-        rd_fail(rd, where, "threads", "out of range");
+    if (threads < 0 || threads > OOMB_RESULTS_MAX_THREADS) {
+        char what[96];
+        snprintf(what, sizeof what, "%lld is out of range [0, %d]", (long long)threads,
+                 OOMB_RESULTS_MAX_THREADS);
+        rd_fail(rd, where, "threads", what);
+    }
     run->threads = (int)threads;
 
     if (!rd->failed) { /* run --instructions; absent in other files */
@@ -1070,17 +1162,20 @@ static void rd_run(struct jr *rd, json_t *o, struct oomb_run_result *run, const 
     json_t *tp = rd_obj(rd, o, where, "throughput");
     if (tp) {
         snprintf(sub, sizeof(sub), "%s.throughput", where);
-        run->samples_per_s = rd_num(rd, tp, sub, "samples_per_s");
+        run->samples_per_s =
+            rd_range(rd, rd_num(rd, tp, sub, "samples_per_s"), sub, "samples_per_s", 0, HUGE_VAL);
     }
 
     json_t *num = rd_obj(rd, o, where, "numerics");
     if (num) {
         snprintf(sub, sizeof(sub), "%s.numerics", where);
         run->has_numerics = 1;
-        run->loss_rel_err = rd_num(rd, num, sub, "loss_rel_err");
-        run->grad_rel_err = rd_num(rd, num, sub, "grad_rel_err");
-        run->output_rel_err = rd_num(rd, num, sub, "output_rel_err");
-        run->weight_rel_err = rd_num(rd, num, sub, "weight_rel_err");
+#define REL(f) (run->f = rd_range(rd, rd_num(rd, num, sub, #f), sub, #f, 0, HUGE_VAL))
+        REL(loss_rel_err);
+        REL(grad_rel_err);
+        REL(output_rel_err);
+        REL(weight_rel_err);
+#undef REL
     }
 
     json_t *q = rd_obj(rd, o, where, "quality");
@@ -1089,8 +1184,11 @@ static void rd_run(struct jr *rd, json_t *o, struct oomb_run_result *run, const 
         run->final_loss = rd_num(rd, q, sub, "final_loss");
         json_t *losses = rd_arr(rd, q, sub, "losses");
         size_t n = losses ? json_array_size(losses) : 0;
-        if (n > INT_MAX) {
-            rd_fail(rd, sub, "losses", "too many values");
+        if (n > OOMB_RESULTS_MAX_SAMPLES) {
+            char what[96];
+            snprintf(what, sizeof what, "%zu values, at most %d allowed", n,
+                     OOMB_RESULTS_MAX_SAMPLES);
+            rd_fail(rd, sub, "losses", what);
             return;
         }
         if (n > 0) {
@@ -1105,14 +1203,18 @@ static void rd_run(struct jr *rd, json_t *o, struct oomb_run_result *run, const 
         }
         if (json_object_get(q, "accuracy")) {
             run->has_accuracy = 1;
-            run->accuracy = rd_num(rd, q, sub, "accuracy");
+            run->accuracy = rd_range(rd, rd_num(rd, q, sub, "accuracy"), sub, "accuracy", 0, 1);
         }
-        run->accuracy_delta = rd_num(rd, q, sub, "accuracy_delta");
+        run->accuracy_delta =
+            rd_range(rd, rd_num(rd, q, sub, "accuracy_delta"), sub, "accuracy_delta", -1, 1);
         if (json_object_get(q, "test_accuracy")) {
             run->has_eval = 1;
-            run->test_accuracy = rd_num(rd, q, sub, "test_accuracy");
-            run->test_loss = rd_num(rd, q, sub, "test_loss");
-            run->test_accuracy_delta = rd_num(rd, q, sub, "test_accuracy_delta");
+            run->test_accuracy =
+                rd_range(rd, rd_num(rd, q, sub, "test_accuracy"), sub, "test_accuracy", 0, 1);
+            run->test_loss =
+                rd_range(rd, rd_num(rd, q, sub, "test_loss"), sub, "test_loss", 0, HUGE_VAL);
+            run->test_accuracy_delta = rd_range(rd, rd_num(rd, q, sub, "test_accuracy_delta"), sub,
+                                                "test_accuracy_delta", -1, 1);
             run->eval_samples = rd_int(rd, q, sub, "eval_samples");
             if (run->eval_samples < 0)
                 rd_fail(rd, sub, "eval_samples", "expected a non-negative integer");
@@ -1151,8 +1253,11 @@ static void rd_run(struct jr *rd, json_t *o, struct oomb_run_result *run, const 
     json_t *tl = rd_obj(rd, o, where, "timeline");
     json_t *events = tl ? rd_arr(rd, tl, sub, "events") : NULL;
     size_t n_ev = events ? json_array_size(events) : 0;
-    if (n_ev > INT_MAX) {
-        rd_fail(rd, sub, "events", "too many events");
+    if (n_ev > OOMB_RESULTS_MAX_EVENTS) {
+        char what[96];
+        snprintf(what, sizeof what, "%zu events, at most %d allowed", n_ev,
+                 OOMB_RESULTS_MAX_EVENTS);
+        rd_fail(rd, sub, "events", what);
         return;
     }
     if (n_ev > 0) {
@@ -1168,9 +1273,14 @@ static void rd_run(struct jr *rd, json_t *o, struct oomb_run_result *run, const 
                    *ph = json_array_get(ev, 4), *st = json_array_get(ev, 5);
             if (!json_is_array(ev) || !json_is_integer(t) || !json_is_integer(d) ||
                 !json_is_integer(u) || json_integer_value(u) < 0 || !json_is_string(tg) ||
-                !json_is_string(ph) || !json_is_integer(st)) {
-                rd_fail(rd, sub, "events",
-                        "expected [t_ns, delta, in_use, tag, phase, step] entries");
+                !json_is_string(ph) || !json_is_integer(st) || json_integer_value(t) < 0 ||
+                json_integer_value(st) < -1 || json_integer_value(st) > INT32_MAX) {
+                char what[128];
+                snprintf(what, sizeof what,
+                         "event %zu: expected [t_ns >= 0, delta, in_use >= 0, tag, phase, "
+                         "step >= -1]",
+                         i);
+                rd_fail(rd, sub, "events", what);
                 return;
             }
             struct oomb_event *e = &run->events[i];
@@ -1188,15 +1298,22 @@ static void rd_run(struct jr *rd, json_t *o, struct oomb_run_result *run, const 
     }
 }
 
-int oomb_results_read(const char *path, struct oomb_results *r, char *err, size_t err_len)
+static int results_read(const char *path, int child, struct oomb_results *r, char *err,
+                        size_t err_len)
 {
-    struct jr rd = {path, err, err_len, 0};
+    struct jr rd = {.path = path, .err = err, .err_len = err_len, .child = child};
     json_t *root = NULL;
 
     memset(r, 0, sizeof(*r));
     FILE *f = fopen(path, "rb");
     if (!f) {
         set_err(err, err_len, "%s: %s", path, strerror(errno));
+        return OOMB_ERR_IO;
+    }
+    struct stat fst;
+    if (fstat(fileno(f), &fst) == 0 && S_ISDIR(fst.st_mode)) {
+        set_err(err, err_len, "%s: is a directory, not a results file", path);
+        fclose(f);
         return OOMB_ERR_IO;
     }
     json_error_t jerr;
@@ -1237,7 +1354,7 @@ int oomb_results_read(const char *path, struct oomb_results *r, char *err, size_
     r->host_os = rd_str(&rd, host, "host", "os");
     r->host_cpu = rd_str(&rd, host, "host", "cpu");
     int64_t cores = rd_int(&rd, host, "host", "cores");
-    if (cores < 0 || cores > INT_MAX)
+    if (cores < 0 || cores > OOMB_RESULTS_MAX_THREADS)
         rd_fail(&rd, "host", "cores", "out of range");
     r->host_cores = (int)cores;
     r->host_mem_bytes = rd_bytes(&rd, host, "host", "mem_bytes");
@@ -1277,6 +1394,14 @@ int oomb_results_read(const char *path, struct oomb_results *r, char *err, size_
     }
 
     json_t *runs = rd_arr(&rd, root, "", "runs");
+    if (!runs)
+        rd_need(&rd, root, "", "runs", "");
+    if (runs && json_array_size(runs) > OOMB_RESULTS_MAX_RUNS) {
+        char what[96];
+        snprintf(what, sizeof what, "%zu runs, at most %d allowed", json_array_size(runs),
+                 OOMB_RESULTS_MAX_RUNS);
+        rd_fail(&rd, "", "runs", what);
+    }
     for (size_t i = 0; runs && !rd.failed && i < json_array_size(runs); i++) {
         char where[32];
         snprintf(where, sizeof(where), "runs[%zu]", i);
@@ -1290,7 +1415,9 @@ int oomb_results_read(const char *path, struct oomb_results *r, char *err, size_
             rd_oom(&rd);
             break;
         }
-        rd_run(&rd, o, run, where);
+        rd_run(&rd, o, run, where, i);
+        if (!rd.failed)
+            rd.ident[0] = '\0';
     }
     json_t *checks = rd_arr(&rd, root, "", "checks");
     size_t n_checks = checks ? json_array_size(checks) : 0;
@@ -1323,6 +1450,8 @@ int oomb_results_read(const char *path, struct oomb_results *r, char *err, size_
         else if (v && !json_is_null(v))
             rd_fail(&rd, where, "mode", "expected \"train\" or \"infer\"");
         c->batch = rd_int(&rd, o, where, "batch");
+        if (c->batch < 0 || c->batch > OOMB_RESULTS_MAX_BATCH)
+            rd_fail(&rd, where, "batch", "out of range");
         v = json_object_get(o, "status");
         int st = v && json_is_string(v)
                      ? name_index(check_status_names, CHECK_STATUS_COUNT, json_string_value(v))
@@ -1342,4 +1471,14 @@ fail:
     json_decref(root);
     oomb_results_free(r);
     return OOMB_ERR_PARSE;
+}
+
+int oomb_results_read(const char *path, struct oomb_results *r, char *err, size_t err_len)
+{
+    return results_read(path, 0, r, err, err_len);
+}
+
+int oomb_results_read_child(const char *path, struct oomb_results *r, char *err, size_t err_len)
+{
+    return results_read(path, 1, r, err, err_len);
 }

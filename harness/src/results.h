@@ -16,6 +16,15 @@
 /* Files of schema 1 (no BLAS record, no CPU wait) are still read. */
 #define OOMB_RESULTS_SCHEMA_V1 "oombench-results/1"
 
+/* Bounds a reader enforces (results files are untrusted input): samples in
+ * one array (time, phase, calibration, cpu wait, losses), timeline events of
+ * a run, runs of a file, a run's batch and thread counts. */
+#define OOMB_RESULTS_MAX_SAMPLES 1000000
+#define OOMB_RESULTS_MAX_EVENTS 10000000
+#define OOMB_RESULTS_MAX_RUNS 100000
+#define OOMB_RESULTS_MAX_BATCH 2147483647
+#define OOMB_RESULTS_MAX_THREADS 65536
+
 enum oomb_outcome {
     OOMB_OUTCOME_OK = 0,
     OOMB_OUTCOME_OOM,
@@ -188,12 +197,27 @@ void oomb_run_result_free(struct oomb_run_result *run);
 int oomb_results_write(const struct oomb_results *r, const char *path, char *err,
                        size_t err_len) OOMB_WARN_UNUSED;
 /* Read a results file; fills *r (caller frees with oomb_results_free).
- * Returns OOMB_OK, OOMB_ERR_IO or OOMB_ERR_PARSE (wrong schema, bad field).
- * Unknown fields are ignored; null and missing numbers read as NAN; every
- * string field of the result is non-NULL ("" where the file has none). On
- * failure *r is left empty (nothing to free). */
+ * The file is untrusted: it is checked against docs/results-format.md.
+ * Returns OOMB_OK, OOMB_ERR_IO (cannot be opened or read, a folder) or
+ * OOMB_ERR_PARSE: not JSON, wrong schema, a field of the wrong type, a
+ * required field missing (every run: scenario, strategy, mode, backend,
+ * batch, outcome; an ok run also memory.peak_bytes and a non-empty
+ * time.samples), a number out of range (negative byte counts, times or
+ * batch; accuracies outside [0, 1]) or an array over its bound
+ * (OOMB_RESULTS_MAX_*). err then names the file, the run (index, scenario
+ * and strategy) and the field with its path:
+ * "x.json: run 3 (scenario 'mlp', strategy 'none'): field
+ * 'runs[3].memory.peak_bytes': missing (required for an ok run)".
+ * Unknown fields are ignored; null and missing optional numbers read as
+ * NAN; every string field of the result is non-NULL ("" where the file has
+ * none). On failure *r is left empty (nothing to free). */
 int oomb_results_read(const char *path, struct oomb_results *r, char *err,
                       size_t err_len) OOMB_WARN_UNUSED;
+/* The same for the one-run file a run's child process hands its parent
+ * (runner.c): the run's identity (scenario, strategy, mode, backend, batch)
+ * is the parent's and may be absent there; all else is checked as above. */
+int oomb_results_read_child(const char *path, struct oomb_results *r, char *err,
+                            size_t err_len) OOMB_WARN_UNUSED;
 
 /* Robust statistics of n samples (ns); bootstrap CI with a fixed seed, so the
  * same samples always give the same interval. n == 0: all NAN; n == 1: the

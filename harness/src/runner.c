@@ -373,7 +373,7 @@ static int adopt_child_result(const char *path, struct oomb_results *parent,
                               struct oomb_run_result *dst, char *err, size_t err_len)
 {
     struct oomb_results tmp = {0};
-    int rc = oomb_results_read(path, &tmp, err, err_len);
+    int rc = oomb_results_read_child(path, &tmp, err, err_len);
     if (rc != OOMB_OK) {
         oomb_results_free(&tmp);
         return rc;

@@ -158,3 +158,168 @@ int64_t oomb_sched_wait_ns(void)
     closedir(d);
     return seen ? total : -1;
 }
+
+/* ------------------------------------------------------------ encoders - */
+
+/* Length of the valid UTF-8 sequence at u (1 to 4), or 0 when the bytes
+ * there are not one (overlong forms, surrogates and code points above
+ * U+10FFFF included). */
+static int utf8_len(const unsigned char *u)
+{
+    unsigned c = u[0];
+    if (c < 0x80)
+        return 1;
+    int len = c >= 0xC2 && c <= 0xDF   ? 2
+              : c >= 0xE0 && c <= 0xEF ? 3
+              : c >= 0xF0 && c <= 0xF4 ? 4
+                                       : 0;
+    for (int k = 1; k < len; k++)
+        if ((u[k] & 0xC0) != 0x80)
+            return 0;
+    if ((c == 0xE0 && u[1] < 0xA0) || (c == 0xED && u[1] >= 0xA0) || (c == 0xF0 && u[1] < 0x90) ||
+        (c == 0xF4 && u[1] >= 0x90))
+        return 0;
+    return len;
+}
+
+/* Appends n bytes of p at dst + at (when dst is not NULL); returns at + n. */
+static size_t put(char *dst, size_t at, const char *p, size_t n)
+{
+    if (dst)
+        memcpy(dst + at, p, n);
+    return at + n;
+}
+
+/* The loop shared by the encoders: `ascii` encodes one ASCII byte; valid
+ * multi-byte UTF-8 is copied and invalid bytes become '?'. */
+static size_t encode_with(char *dst, const char *s, size_t (*ascii)(char *, size_t, char),
+                          const char *open, const char *close)
+{
+    const unsigned char *u = (const unsigned char *)(s ? s : "");
+    size_t at = put(dst, 0, open, strlen(open));
+    while (*u) {
+        if (*u < 0x80) {
+            at = ascii(dst, at, (char)*u);
+            u++;
+            continue;
+        }
+        int len = utf8_len(u);
+        if (len > 0) {
+            at = put(dst, at, (const char *)u, (size_t)len);
+            u += len;
+        } else {
+            at = put(dst, at, "?", 1);
+            u++;
+        }
+    }
+    at = put(dst, at, close, strlen(close));
+    if (dst)
+        dst[at] = '\0';
+    return at;
+}
+
+static size_t gp_ascii(char *dst, size_t at, char c)
+{
+    /* Not '' (gnuplot 5.4 misreads two of them in a row): close the
+     * literal, append a double-quoted one holding only the quote (no
+     * backquote, no backslash: nothing to substitute), reopen. */
+    if (c == '\'')
+        return put(dst, at, "'.\"'\".'", 7);
+    if ((unsigned char)c < 0x20 || c == 0x7f)
+        return put(dst, at, " ", 1);
+    return put(dst, at, &c, 1);
+}
+
+size_t oomb_encode_gnuplot(char *dst, const char *s)
+{
+    return encode_with(dst, s, gp_ascii, "'", "'");
+}
+
+static size_t html_ascii(char *dst, size_t at, char c)
+{
+    switch (c) {
+    case '&':
+        return put(dst, at, "&amp;", 5);
+    case '<':
+        return put(dst, at, "&lt;", 4);
+    case '>':
+        return put(dst, at, "&gt;", 4);
+    case '"':
+        return put(dst, at, "&quot;", 6);
+    case '\'':
+        return put(dst, at, "&#39;", 5);
+    default:
+        if (((unsigned char)c < 0x20 && c != '\t' && c != '\n') || c == 0x7f)
+            return put(dst, at, "?", 1);
+        return put(dst, at, &c, 1);
+    }
+}
+
+size_t oomb_encode_html(char *dst, const char *s)
+{
+    return encode_with(dst, s, html_ascii, "", "");
+}
+
+static size_t md_ascii(char *dst, size_t at, char c)
+{
+    if ((unsigned char)c < 0x20 || c == 0x7f)
+        return put(dst, at, " ", 1);
+    if (strchr("\\`*_[]<>|~&@$", c))
+        at = put(dst, at, "\\", 1);
+    return put(dst, at, &c, 1);
+}
+
+size_t oomb_encode_markdown(char *dst, const char *s)
+{
+    return encode_with(dst, s, md_ascii, "", "");
+}
+
+char *oomb_encode(oomb_encoder enc, const char *s)
+{
+    size_t n = enc(NULL, s);
+    char *out = malloc(n + 1);
+    if (out)
+        enc(out, s);
+    return out;
+}
+
+int oomb_fput_encoded(FILE *f, oomb_encoder enc, const char *s)
+{
+    char *e = oomb_encode(enc, s);
+    if (!e)
+        return -1;
+    int rc = fputs(e, f) < 0 ? -1 : 0;
+    free(e);
+    return rc;
+}
+
+int oomb_check_path_component(const char *name, char *why, size_t why_len)
+{
+    size_t n = name ? strlen(name) : 0;
+    if (n == 0) {
+        oomb_errf(why, why_len, "empty");
+        return OOMB_ERR_INVALID;
+    }
+    if (n > OOMB_PATH_COMPONENT_MAX) {
+        oomb_errf(why, why_len, "%zu bytes long, at most %d allowed", n, OOMB_PATH_COMPONENT_MAX);
+        return OOMB_ERR_INVALID;
+    }
+    if (name[0] == '.') {
+        oomb_errf(why, why_len, "starts with '.'");
+        return OOMB_ERR_INVALID;
+    }
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)name[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-')) {
+            if (c >= 0x20 && c < 0x7f)
+                oomb_errf(why, why_len, "holds '%c' at byte %zu (allowed: A-Z a-z 0-9 . _ -)", c,
+                          i);
+            else
+                oomb_errf(why, why_len,
+                          "holds byte 0x%02x at byte %zu (allowed: A-Z a-z 0-9 . _ -)", c, i);
+            return OOMB_ERR_INVALID;
+        }
+    }
+    return OOMB_OK;
+}

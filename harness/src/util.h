@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "oombench/plugin.h"
 
@@ -40,5 +41,58 @@ const char *oomb_exe_dir(void);
 /* Write `len` bytes to `path` atomically (temp file + fsync + rename). */
 int oomb_write_file_atomic(const char *path, const void *data, size_t len, char *err,
                            size_t err_len) OOMB_WARN_UNUSED;
+
+/* ------------------------------------------------------------ encoders - */
+
+/* One encoder per output format that strings from results files, scenario
+ * files or the command line (all untrusted: they arrive with pull requests)
+ * are written into. Each writes the encoding of s (NULL reads as "") to dst
+ * followed by a NUL and returns its length without the NUL; with dst NULL
+ * it only measures, so `oomb_encode()` can size the buffer. dst must hold
+ * the returned length + 1 bytes. Bytes that are not valid UTF-8 come out as
+ * '?', so that every output is valid UTF-8 (SVG, HTML and Markdown need it).
+ * None of them fails. */
+typedef size_t (*oomb_encoder)(char *dst, const char *s);
+
+/* A complete gnuplot string constant, quotes included: single-quoted
+ * (gnuplot does no backquote command substitution, @macro expansion or
+ * backslash escape inside single quotes); a ' inside as '."'".' (the
+ * literal closed, a double-quoted quote appended, reopened: a string
+ * expression; gnuplot 5.4 misreads '' twice in a row), control characters
+ * (newline, carriage return, tab, ...) as a space so that nothing can end
+ * the command line. Usable wherever gnuplot takes a string expression
+ * (titles, key entries, tic labels); the chart terminals are `noenhanced`,
+ * so {}, ^ and _ are not markup either. */
+size_t oomb_encode_gnuplot(char *dst, const char *s);
+
+/* HTML text and double- or single-quoted attribute values: & < > " ' as
+ * entities, control characters other than tab and newline as '?'. */
+size_t oomb_encode_html(char *dst, const char *s);
+
+/* Markdown (CommonMark / GitHub) inline text and table cells, not code
+ * spans: the ASCII punctuation that can start emphasis, code, a link, raw
+ * HTML, an entity, a mention, math or a table cell (\ ` * _ [ ] < > | ~ &
+ * @ $) is backslash-escaped; newline, carriage return and other control
+ * characters become a space, so that the text stays on its line (and in
+ * its cell). The text must not start a line (# - + 1. would then count). */
+size_t oomb_encode_markdown(char *dst, const char *s);
+
+/* The encoding as a new string (caller frees), or NULL when out of memory. */
+char *oomb_encode(oomb_encoder enc, const char *s);
+
+/* Write the encoding of s to f. Returns 0, or -1 when out of memory or on a
+ * write error. */
+int oomb_fput_encoded(FILE *f, oomb_encoder enc, const char *s);
+
+/* Longest name oomb_check_path_component() accepts, in bytes. */
+#define OOMB_PATH_COMPONENT_MAX 128
+
+/* Whether `name` (a scenario name, a device class) may become one path
+ * component of a file oombench writes or reads, such as
+ * baselines/<device-class>/<scenario>.json: 1 to OOMB_PATH_COMPONENT_MAX
+ * bytes of A-Z a-z 0-9 . _ -, not starting with '.' (so no "..", no hidden
+ * file, no '/'). Returns OOMB_OK, or OOMB_ERR_INVALID with the reason in
+ * `why` (the name itself is not quoted there: the caller names the field). */
+int oomb_check_path_component(const char *name, char *why, size_t why_len) OOMB_WARN_UNUSED;
 
 #endif

@@ -150,6 +150,15 @@ int oomb_verdict_time_test(const int64_t *const *a, const int *na, const int64_t
                            const int *nb, int rounds, double alpha,
                            struct oomb_time_test *out) OOMB_WARN_UNUSED;
 
+/* Its p alone: two-sided p of the stratified Mann-Whitney (van Elteren,
+ * equal weights) rank-sum test of b against a, with the tie correction and
+ * the normal approximation with continuity correction; strata with an
+ * empty side are left out (1 when none is left). O(n log n) per stratum
+ * (sorting and counting, not comparing every pair). NAN when out of
+ * memory. */
+double oomb_verdict_rank_sum_p(const int64_t *const *a, const int *na, const int64_t *const *b,
+                               const int *nb, int rounds);
+
 /* Student's t distribution with df > 0 degrees of freedom: the lower-tail
  * probability P(T <= t) (through the regularized incomplete beta function,
  * accurate to about 1e-12), and its inverse for 0 < p < 1 (bisection on the
