@@ -47,7 +47,7 @@ struct ctx {
     yaml_node_t *model_input, *model_classes; /* for later checks against the input */
     int nested_used, nested_cap;              /* of sc->nested_storage */
     const char *who; /* when set, messages start with it ("layer 3 (conv2d)") */
-    yaml_node_t *batch, *steps_key, *eval; /* for check_run_sizes() */
+    yaml_node_t *batch, *steps_key, *eval, *layers; /* for check_run_sizes() */
 };
 
 /* A key a mapping may hold, and what was found for it. */
@@ -1249,6 +1249,7 @@ static int read_model(struct ctx *c, yaml_node_t *mn)
                       (long long)sc->model.classes);
 
     yaml_node_t *ln = f[2].val;
+    c->layers = ln;
     if (ln->type != YAML_SEQUENCE_NODE)
         return err_type(c, ln, KEY_LAYERS, "a sequence of layers");
     if (ln->data.sequence.items.top == ln->data.sequence.items.start)
@@ -1976,11 +1977,11 @@ static int check_run_sizes(struct ctx *c)
         if (!add_ok(params, sc->layer_storage[i].n_params, &params))
             params = -1;
     if (params < 0 || !mul_ok(params, 4, &x))
-        return err_at(c, c->batch, "model.layers",
+        return err_at(c, c->layers, "model.layers",
                       "the model's parameters, with their gradients and optimizer state, "
                       "overflow a 64-bit byte count");
     if (!total_features(sc, &acts))
-        return err_at(c, c->batch, "model.layers",
+        return err_at(c, c->layers, "model.layers",
                       "the model's activations per sample overflow a 64-bit byte count");
     if (sc->eval_samples > 0 && !mul_ok(sc->eval_samples, F, &x))
         return err_at(c, c->eval, "eval",
@@ -2184,22 +2185,53 @@ struct bounds {
     struct ctx *c;
     struct expanded open[OOMB_SCENARIO_MAX_DEPTH]; /* of each open collection */
     int anchor_of[OOMB_SCENARIO_MAX_DEPTH];        /* its anchor, or -1 */
+    /* For messages: whether each open collection is a mapping, whether its
+     * next node is a key, and its current key (cut to fit). */
+    char is_map[OOMB_SCENARIO_MAX_DEPTH], want_key[OOMB_SCENARIO_MAX_DEPTH];
+    char key[OOMB_SCENARIO_MAX_DEPTH][40];
     int depth;
     struct expanded total;
     struct anchor anchors[OOMB_SCENARIO_MAX_ANCHORS];
     int n_anchors;
 };
 
-static int err_mark(struct ctx *c, const yaml_mark_t *m, const char *fmt, ...)
+/* The keys of the open mappings joined with '.', "model.layers", for the
+ * node being read (at a key position, the keys above it). */
+static const char *bounds_key(const struct bounds *b, char *buf, size_t len)
+{
+    size_t off = 0;
+    buf[0] = '\0';
+    for (int d = 0; d < b->depth; d++) {
+        if (!b->is_map[d] || (b->want_key[d] && d == b->depth - 1) || b->key[d][0] == '\0')
+            continue;
+        int n = snprintf(buf + off, len - off, "%s%s", off ? "." : "", b->key[d]);
+        if (n < 0 || (size_t)n >= len - off)
+            break;
+        off += (size_t)n;
+    }
+    return buf[0] != '\0' ? buf : NULL;
+}
+
+static int err_mark(struct bounds *b, const yaml_mark_t *m, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-static int err_mark(struct ctx *c, const yaml_mark_t *m, const char *fmt, ...)
+static int err_mark(struct bounds *b, const yaml_mark_t *m, const char *fmt, ...)
 {
+    char key[256];
     va_list ap;
     va_start(ap, fmt);
-    int rc = verr_at(c, (int)m->line + 1, (int)m->column + 1, NULL, fmt, ap);
+    int rc = verr_at(b->c, (int)m->line + 1, (int)m->column + 1,
+                     bounds_key(b, key, sizeof key), fmt, ap);
     va_end(ap);
     return rc;
+}
+
+/* A node of the innermost open collection is complete: a mapping's key is
+ * followed by its value and a value by the next key. */
+static void bounds_next(struct bounds *b)
+{
+    if (b->depth > 0 && b->is_map[b->depth - 1])
+        b->want_key[b->depth - 1] = !b->want_key[b->depth - 1];
 }
 
 /* Adds a finished node of size `sz` to its parent (or the document). */
@@ -2210,12 +2242,12 @@ static int bounds_add(struct bounds *b, struct expanded sz, const yaml_mark_t *m
     to->nodes += sz.nodes;
     to->bytes += sz.bytes;
     if (to->nodes > OOMB_SCENARIO_MAX_NODES || b->total.nodes > OOMB_SCENARIO_MAX_NODES)
-        return err_mark(b->c, m,
+        return err_mark(b, m,
                         "the document holds more than %d nodes once its aliases are expanded; "
                         "a scenario is limited to %d",
                         OOMB_SCENARIO_MAX_NODES, OOMB_SCENARIO_MAX_NODES);
     if (to->bytes > OOMB_SCENARIO_MAX_TEXT || b->total.bytes > OOMB_SCENARIO_MAX_TEXT)
-        return err_mark(b->c, m,
+        return err_mark(b, m,
                         "the document holds more than %d bytes of scalars once its aliases are "
                         "expanded; a scenario is limited to %d",
                         OOMB_SCENARIO_MAX_TEXT, OOMB_SCENARIO_MAX_TEXT);
@@ -2229,7 +2261,7 @@ static int bounds_anchor(struct bounds *b, const yaml_char_t *name, const yaml_m
     if (name == NULL)
         return -1;
     if (b->n_anchors == OOMB_SCENARIO_MAX_ANCHORS) {
-        err_mark(b->c, m, "more than %d anchors ('&name'); a scenario is limited to %d",
+        err_mark(b, m, "more than %d anchors ('&name'); a scenario is limited to %d",
                  OOMB_SCENARIO_MAX_ANCHORS, OOMB_SCENARIO_MAX_ANCHORS);
         return -2;
     }
@@ -2251,6 +2283,9 @@ static int bounds_event(struct bounds *b, const yaml_event_t *e)
     switch (e->type) {
     case YAML_SCALAR_EVENT: {
         struct expanded sz = {1, e->data.scalar.length};
+        if (b->depth > 0 && b->is_map[b->depth - 1] && b->want_key[b->depth - 1])
+            snprintf(b->key[b->depth - 1], sizeof b->key[0], "%s",
+                     (const char *)e->data.scalar.value);
         int a = bounds_anchor(b, e->data.scalar.anchor, m);
         if (a == -2)
             return b->c->status;
@@ -2258,7 +2293,9 @@ static int bounds_event(struct bounds *b, const yaml_event_t *e)
             b->anchors[a].size = sz;
             b->anchors[a].open = 0;
         }
-        return bounds_add(b, sz, m);
+        int rc = bounds_add(b, sz, m);
+        bounds_next(b);
+        return rc;
     }
     case YAML_ALIAS_EVENT: {
         const char *name = (const char *)e->data.alias.anchor;
@@ -2268,18 +2305,20 @@ static int bounds_event(struct bounds *b, const yaml_event_t *e)
             if (strcmp(a->name, name) != 0)
                 continue;
             if (a->open)
-                return err_mark(b->c, m,
+                return err_mark(b, m,
                                 "alias '*%.64s' is inside the node it names (anchor '&%.64s' at "
                                 "line %d): aliases must not form a cycle",
                                 name, name, a->line);
-            return bounds_add(b, a->size, m);
+            int rc = bounds_add(b, a->size, m);
+            bounds_next(b);
+            return rc;
         }
-        return err_mark(b->c, m, "alias '*%.64s' names no anchor defined before it", name);
+        return err_mark(b, m, "alias '*%.64s' names no anchor defined before it", name);
     }
     case YAML_SEQUENCE_START_EVENT:
     case YAML_MAPPING_START_EVENT: {
         if (b->depth == OOMB_SCENARIO_MAX_DEPTH)
-            return err_mark(b->c, m,
+            return err_mark(b, m,
                             "sequences and mappings are nested more than %d deep; a scenario "
                             "is limited to %d",
                             OOMB_SCENARIO_MAX_DEPTH, OOMB_SCENARIO_MAX_DEPTH);
@@ -2291,6 +2330,9 @@ static int bounds_event(struct bounds *b, const yaml_event_t *e)
             return b->c->status;
         b->open[b->depth] = (struct expanded){1, 0};
         b->anchor_of[b->depth] = a;
+        b->is_map[b->depth] = e->type == YAML_MAPPING_START_EVENT;
+        b->want_key[b->depth] = 1;
+        b->key[b->depth][0] = '\0';
         b->depth++;
         return OOMB_OK;
     }
@@ -2305,7 +2347,9 @@ static int bounds_event(struct bounds *b, const yaml_event_t *e)
             b->anchors[a].size = sz;
             b->anchors[a].open = 0;
         }
-        return bounds_add(b, sz, m);
+        int rc = bounds_add(b, sz, m);
+        bounds_next(b);
+        return rc;
     }
     default:
         return OOMB_OK;
