@@ -35,6 +35,7 @@ done
 expect 2 "run without scenario" -- "$bin" run
 expect 2 "run with a bad option" -- "$bin" run --bogus x.yaml
 expect 2 "run with a bad --device" -- "$bin" run --device tpu "$src/scenarios/mlp.yaml"
+expect 2 "run with --timeout beyond a week" -- "$bin" run --timeout 1e10 "$src/scenarios/mlp.yaml"
 
 # A malformed scenario: exit 2, file:line:col in the message, nothing written.
 expect 2 "malformed scenario" -- "$bin" run --out "$tmp/bad-out" "$src/tests/data/scenarios/bad/negative_batch.yaml"
