@@ -582,8 +582,7 @@ static const struct bad_case bad_cases[] = {
     {"alias_cycle.yaml", "6:17", "model.layers.residual",
      "alias '*l' is inside the node it names (anchor '&l' at line 5): aliases must not form a "
      "cycle"},
-    {"alias_bomb.yaml", "6:55", "a4",
-     "more than 100000 nodes once its aliases are expanded"},
+    {"alias_bomb.yaml", "6:55", "a4", "more than 100000 nodes once its aliases are expanded"},
     {"alias_undefined.yaml", "5:8", "batch", "alias '*sizes' names no anchor defined before it"},
     {"name_too_long.yaml", "1:7", "name", "1 to 64 letters"},
     {"name_unsafe.yaml", "1:7", "name", "is not a scenario name"},
@@ -955,7 +954,8 @@ static void expect_mem_fail(const char *text, const char *where, const char *als
 Test(scenario, too_many_batch_sizes_are_refused)
 {
     char text[8192];
-    size_t n = (size_t)sprintf(text, "model: {input: 8, classes: 2, layers: [linear: 2]}\nbatch: [");
+    size_t n =
+        (size_t)sprintf(text, "model: {input: 8, classes: 2, layers: [linear: 2]}\nbatch: [");
     for (int i = 1; i <= OOMB_SCENARIO_MAX_LIST + 1; i++)
         n += (size_t)sprintf(text + n, "%s%d", i > 1 ? ", " : "", i);
     sprintf(text + n, "]\nstrategies: [none]\n");

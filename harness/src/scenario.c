@@ -1758,8 +1758,7 @@ static int read_strategy(struct ctx *c, yaml_node_t *n, int idx, struct oomb_str
                               "strategy %d: label '%.80s%s' must be a name "
                               "([A-Za-z_][A-Za-z0-9_]*, at most %d characters) so that checks "
                               "can refer to it",
-                              idx, label, strlen(label) > 80 ? "..." : "",
-                              OOMB_SCENARIO_MAX_NAME);
+                              idx, label, strlen(label) > 80 ? "..." : "", OOMB_SCENARIO_MAX_NAME);
         }
         if (f[2].val != NULL && read_params(c, f[2].val, st) != OOMB_OK)
             return c->status;
@@ -1919,8 +1918,8 @@ static int read_name(struct ctx *c, yaml_node_t *n)
     if (s[0] == '\0')
         return err_at(c, n, "name", "expected a non-empty name");
     if (!oomb_scenario_name_ok(s))
-        return err_at(c, n, "name", "name '%.80s%s' is not a scenario name: expected " NAME_RULE,
-                      s, strlen(s) > 80 ? "..." : "");
+        return err_at(c, n, "name", "name '%.80s%s' is not a scenario name: expected " NAME_RULE, s,
+                      strlen(s) > 80 ? "..." : "");
     return dup_str(c, s, &c->sc->name);
 }
 
@@ -1950,8 +1949,9 @@ static int total_features(const struct oomb_scenario *sc, int64_t *sum)
 {
     int64_t s = sc->model.input_features;
     for (int i = 0; i < sc->model.n_layers + sc->n_nested; i++) {
-        const struct oomb_layer *l =
-            i < sc->model.n_layers ? &sc->layer_storage[i] : &sc->nested_storage[i - sc->model.n_layers];
+        const struct oomb_layer *l = i < sc->model.n_layers
+                                         ? &sc->layer_storage[i]
+                                         : &sc->nested_storage[i - sc->model.n_layers];
         if (!add_ok(s, widest_of(l, 0), &s))
             return 0;
     }
@@ -2220,8 +2220,8 @@ static int err_mark(struct bounds *b, const yaml_mark_t *m, const char *fmt, ...
     char key[256];
     va_list ap;
     va_start(ap, fmt);
-    int rc = verr_at(b->c, (int)m->line + 1, (int)m->column + 1,
-                     bounds_key(b, key, sizeof key), fmt, ap);
+    int rc = verr_at(b->c, (int)m->line + 1, (int)m->column + 1, bounds_key(b, key, sizeof key),
+                     fmt, ap);
     va_end(ap);
     return rc;
 }
