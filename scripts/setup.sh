@@ -13,12 +13,15 @@ packages=(
     libbenchmark-tools python3-scipy
     valgrind
     dataset-fashion-mnist
+    clang
 )
 # zlib1g-dev: the Fashion-MNIST reader (gzipped IDX files).
 # libbenchmark-tools and python3-scipy: the compare_cli test reads the
 # Google Benchmark export with compare.py, which needs scipy.
 # valgrind: `oombench run --instructions` counts the instructions of the
 # measured steps under callgrind (its client-request headers and the tool).
+# clang: the libFuzzer targets (tests/fuzz, docs/fuzzing.md), built by the
+# fuzz preset and run by scripts/test.sh.
 # dataset-fashion-mnist: the real data set (/usr/share/datasets/fashion-mnist)
 # of the Fashion-MNIST scenarios and of the data tests.
 # Optional extras: install with OOMB_SETUP_EXTRAS=1 (report screenshots).

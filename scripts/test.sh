@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Builds and runs the whole test suite: warnings as errors (with the CUDA
 # backend compiled and linked when the toolkit is present), then the numeric
-# suites again under a second OpenBLAS core type, then again under
-# AddressSanitizer + UndefinedBehaviorSanitizer, then a CPU-only configure.
+# suites again under a second OpenBLAS core type and two BLAS threads, then
+# again under AddressSanitizer + UndefinedBehaviorSanitizer, then a CPU-only
+# configure, then a bounded run of the libFuzzer targets (OOMB_FUZZ_SECONDS
+# each).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -31,4 +33,12 @@ ctest --preset asan -j "$jobs"
 echo "== cpu-only configure + build (CUDA disabled)"
 cmake --preset cpu-only >/dev/null
 cmake --build --preset cpu-only -j "$jobs" --target oombench none
+
+# Bounded fuzzing (docs/fuzzing.md): each libFuzzer target for
+# OOMB_FUZZ_SECONDS (default 20); a crash, leak or hang fails the script.
+echo "== fuzz build + ${OOMB_FUZZ_SECONDS:-20}s per target"
+cmake --preset fuzz >/dev/null
+cmake --build --preset fuzz -j "$jobs"
+ctest --preset fuzz -j "$jobs"
+bash tests/fuzz/run.sh build/fuzz "${OOMB_FUZZ_SECONDS:-20}"
 echo "== all test suites passed"

@@ -6,6 +6,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
@@ -221,12 +222,12 @@ Test(check, parse_error_columns)
 
 Test(check, deep_nesting_is_rejected_not_crashed)
 {
-    char expr[2100];
+    char expr[300];
     size_t n = 0;
-    for (int i = 0; i < 1000; i++)
+    for (int i = 0; i < 100; i++)
         expr[n++] = '(';
     expr[n++] = '1';
-    for (int i = 0; i < 1000; i++)
+    for (int i = 0; i < 100; i++)
         expr[n++] = ')';
     memcpy(expr + n, " < 2", 5);
     struct oomb_check *c = NULL;
@@ -236,6 +237,53 @@ Test(check, deep_nesting_is_rejected_not_crashed)
 
     /* Moderate nesting is fine. */
     cr_assert_eq(oomb_check_parse("((((((1)))))) < 2", &c, err, sizeof err), OOMB_OK, "%s", err);
+    oomb_check_destroy(c);
+}
+
+Test(check, deep_unary_signs_are_rejected)
+{
+    char expr[OOMB_CHECK_MAX_LEN];
+    memset(expr, '-', 200);
+    memcpy(expr + 200, "1 < 2", 6);
+    struct oomb_check *c = NULL;
+    char err[256];
+    cr_expect_eq(oomb_check_parse(expr, &c, err, sizeof err), OOMB_ERR_PARSE);
+    cr_expect_null(c);
+    cr_expect(strstr(err, "nested too deeply") != NULL, "%s", err);
+}
+
+Test(check, long_expression_is_rejected)
+{
+    /* 1+1+1+...: a left-deep tree as deep as it is long, so the length
+     * bound is what keeps free and eval from recursing without end. */
+    size_t len = 100000;
+    char *expr = malloc(len + 8);
+    cr_assert_not_null(expr);
+    for (size_t i = 0; i < len; i += 2)
+        memcpy(expr + i, "1+", 2);
+    memcpy(expr + len, "1 < 2", 6);
+    struct oomb_check *c = NULL;
+    char err[256];
+    cr_expect_eq(oomb_check_parse(expr, &c, err, sizeof err), OOMB_ERR_PARSE);
+    cr_expect_null(c);
+    cr_expect(strstr(err, "column 1025: expression longer than 1024 bytes") != NULL, "%s", err);
+    free(expr);
+}
+
+Test(check, longest_flat_expression_parses_and_evaluates)
+{
+    /* As long as allowed and as deep as that makes it: no stack trouble. */
+    char expr[OOMB_CHECK_MAX_LEN + 1];
+    size_t n = 0;
+    while (n + 2 <= OOMB_CHECK_MAX_LEN - 5)
+        n += (size_t)snprintf(expr + n, sizeof expr - n, "1+");
+    n += (size_t)snprintf(expr + n, sizeof expr - n, "1>0");
+    struct oomb_check *c = NULL;
+    char err[256];
+    cr_assert_eq(oomb_check_parse(expr, &c, err, sizeof err), OOMB_OK, "%s", err);
+    struct oomb_check_result r;
+    cr_assert_eq(oomb_check_eval(c, NULL, NULL, &r, err, sizeof err), OOMB_OK, "%s", err);
+    cr_expect(r.pass);
     oomb_check_destroy(c);
 }
 

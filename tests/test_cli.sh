@@ -37,11 +37,26 @@ done
 expect 2 "run without scenario" -- "$bin" run
 expect 2 "run with a bad option" -- "$bin" run --bogus x.yaml
 expect 2 "run with a bad --device" -- "$bin" run --device tpu "$src/scenarios/mlp.yaml"
+expect 2 "run with --timeout beyond a week" -- "$bin" run --timeout 1e10 "$src/scenarios/mlp.yaml"
 
 # A malformed scenario: exit 2, file:line:col in the message, nothing written.
 expect 2 "malformed scenario" -- "$bin" run --out "$tmp/bad-out" "$src/tests/data/scenarios/bad/negative_batch.yaml"
 grep -q "negative_batch.yaml:[0-9]*:[0-9]*: key 'batch'" "$tmp/err" || { echo "FAIL: error lacks file:line:col and key"; cat "$tmp/err"; fail=$((fail + 1)); }
 [ ! -e "$tmp/bad-out" ] || [ -z "$(ls -A "$tmp/bad-out")" ] || { echo "FAIL: a results file was written"; fail=$((fail + 1)); }
+
+# Not a scenario file: a FIFO is refused without blocking on it, a directory
+# is not a YAML syntax error; exit 2 and nothing written.
+mkfifo "$tmp/pipe.yaml"
+expect 2 "FIFO as the scenario" -- timeout 10 "$bin" run --out "$tmp/fifo-out" "$tmp/pipe.yaml"
+grep -q "pipe.yaml: cannot read: a FIFO" "$tmp/err" || { echo "FAIL: FIFO message"; cat "$tmp/err"; fail=$((fail + 1)); }
+mkdir "$tmp/dir.yaml"
+expect 2 "directory as the scenario" -- "$bin" run --out "$tmp/dir-out" "$tmp/dir.yaml"
+grep -q "dir.yaml: cannot read: a directory" "$tmp/err" || { echo "FAIL: directory message"; cat "$tmp/err"; fail=$((fail + 1)); }
+[ ! -e "$tmp/fifo-out" ] && [ ! -e "$tmp/dir-out" ] || { echo "FAIL: output written for a non-file"; fail=$((fail + 1)); }
+# A hostile file name with no name: key: exit 2 asking for one, not a scenario named after it.
+cp "$src/tests/data/scenarios/good/minimal.yaml" "$tmp/set title 'x'.yaml"
+expect 2 "unsafe file name" -- "$bin" run --out "$tmp/name-out" "$tmp/set title 'x'.yaml"
+grep -q "key 'name': .*add a 'name:' key" "$tmp/err" || { echo "FAIL: unsafe file name message"; cat "$tmp/err"; fail=$((fail + 1)); }
 
 # Crash, abort, hang, over budget: outcomes, exit 1, every run in the file.
 expect 1 "failing fixtures" -- "$bin" run --no-color --out "$tmp/fx" --plugin-dir "$fixtures" "$src/tests/data/cli/fixtures-fail.yaml"

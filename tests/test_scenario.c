@@ -7,9 +7,14 @@
 #include <criterion/parameterized.h>
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "scenario.h"
 
@@ -573,6 +578,25 @@ static const struct bad_case bad_cases[] = {
     {"epochs_synthetic.yaml", "7:11", "steps.epochs",
      "epochs needs a finite data set (input: fashion-mnist)"},
     {"epochs_zero.yaml", "7:17", "steps.epochs", "got 0"},
+    /* hostile input: aliases, sizes, names, durations */
+    {"alias_cycle.yaml", "6:17", "model.layers.residual",
+     "alias '*l' is inside the node it names (anchor '&l' at line 5): aliases must not form a "
+     "cycle"},
+    {"alias_bomb.yaml", "6:55", "a4", "more than 100000 nodes once its aliases are expanded"},
+    {"alias_undefined.yaml", "5:8", "batch", "alias '*sizes' names no anchor defined before it"},
+    {"name_too_long.yaml", "1:7", "name", "1 to 64 letters"},
+    {"name_unsafe.yaml", "1:7", "name", "is not a scenario name"},
+    {"label_too_long.yaml", "4:27", "strategies.label", "at most 64 characters"},
+    {"plugin_name_long.yaml", "6:14", "strategies", "at most 64 characters"},
+    {"timeout_huge.yaml", "6:10", "timeout", "at most 604800 s (one week), got '1e10'"},
+    {"input_overflow.yaml", "7:12", "batch",
+     "batch 4194304 x 1048576 steps (warm-up and measured) x 1048576 features x 4 bytes of "
+     "input data overflow a 64-bit byte count"},
+    {"epochs_steps.yaml", "7:17", "steps.epochs",
+     "at batch 1 a run takes 1 warm-up and 60000000 measured steps; a run is limited to "
+     "10000000 steps"},
+    {"steps_too_many.yaml", "6:30", "steps.measured", "at most 10000000 steps"},
+    {"eval_overflow.yaml", "6:7", "eval", "overflow a 64-bit byte count"},
 };
 
 /* The parameter is an index into bad_cases: Criterion copies parameters into
@@ -717,4 +741,290 @@ Test(scenario, parse_duration_rejects_bad_input)
         cr_expect_eq(oomb_parse_duration(bad[i], &v), OOMB_ERR_PARSE, "'%s' accepted as %g", bad[i],
                      v);
     }
+}
+
+/* ------------------------------------------------------------ hostile input
+ * Large or special files are made here, at test time, in a fresh directory. */
+
+static char tmpdir[256];
+
+static void make_tmpdir(void)
+{
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/oomb-scenario-XXXXXX");
+    cr_assert_not_null(mkdtemp(tmpdir));
+}
+
+static void remove_tmpdir(void)
+{
+    DIR *d = opendir(tmpdir);
+    if (d == NULL)
+        return;
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        char p[1024];
+        snprintf(p, sizeof p, "%s/%s", tmpdir, e->d_name);
+        if (remove(p) != 0)
+            rmdir(p);
+    }
+    closedir(d);
+    rmdir(tmpdir);
+}
+
+static void write_file(const char *path, const char *text, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    cr_assert_not_null(f, "%s", path);
+    cr_assert_eq(fwrite(text, 1, len, f), len);
+    cr_assert_eq(fclose(f), 0);
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* Loads `path`, which must fail with `want` and a message that starts with
+ * "path:" + `where` (NULL: no line) and holds `also`; in under 2 s. */
+static void expect_fail(const char *path, int want, const char *where, const char *also)
+{
+    struct oomb_scenario *sc = (void *)1;
+    char err[1024] = "", prefix[600];
+    double t0 = now_s();
+    int rc = oomb_scenario_load(path, &sc, err, sizeof err);
+    double dt = now_s() - t0;
+    cr_assert_eq(rc, want, "%s: status %d: %s", path, rc, err);
+    cr_expect_null(sc);
+    snprintf(prefix, sizeof prefix, "%s:%s", path, where != NULL ? where : " ");
+    cr_expect(strncmp(err, prefix, strlen(prefix)) == 0, "want prefix '%s', got '%s'", prefix, err);
+    cr_expect(strstr(err, also) != NULL, "want '%s' in '%s'", also, err);
+    cr_expect_lt(dt, 2.0, "%s took %.2f s", path, dt);
+}
+
+#define MINIMAL "model: {input: 8, classes: 2, layers: [linear: 2]}\nbatch: 4\nstrategies: [none]\n"
+
+Test(scenario, deep_flow_nesting_is_refused_fast, .init = make_tmpdir, .fini = remove_tmpdir,
+     .timeout = 10)
+{
+    /* 40000 levels of '[': libyaml alone takes a minute on this. */
+    size_t depth = 40000, n = 0;
+    char *text = malloc(2 * depth + 16);
+    cr_assert_not_null(text);
+    n += (size_t)sprintf(text, "model: ");
+    memset(text + n, '[', depth);
+    n += depth;
+    memset(text + n, ']', depth);
+    n += depth;
+    text[n++] = '\n';
+    char path[512];
+    snprintf(path, sizeof path, "%s/deep.yaml", tmpdir);
+    write_file(path, text, n);
+    free(text);
+    expect_fail(path, OOMB_ERR_PARSE, "1:71: key 'model': ", "nested more than 64 deep");
+}
+
+Test(scenario, deep_block_nesting_is_refused, .init = make_tmpdir, .fini = remove_tmpdir,
+     .timeout = 10)
+{
+    /* model: {a: {a: {a: ...}}} as an indented block. */
+    char *text = malloc(1 << 20);
+    cr_assert_not_null(text);
+    size_t n = 0;
+    for (int d = 0; d < 100; d++)
+        n += (size_t)sprintf(text + n, "%*sa:\n", d, "");
+    n += (size_t)sprintf(text + n, "%*s1\n", 100, "");
+    char path[512];
+    snprintf(path, sizeof path, "%s/block.yaml", tmpdir);
+    write_file(path, text, n);
+    free(text);
+    expect_fail(path, OOMB_ERR_PARSE, "65:65: key 'a.a.a.", "nested more than 64 deep");
+}
+
+Test(scenario, large_alias_bomb_is_refused_fast, .init = make_tmpdir, .fini = remove_tmpdir,
+     .timeout = 10)
+{
+    /* 30 levels of 2 aliases each: 2^30 nodes expanded, a few hundred bytes. */
+    char text[8192];
+    size_t n = (size_t)sprintf(text, "a0: &a0 [x, x]\n");
+    for (int i = 1; i < 30; i++)
+        n += (size_t)sprintf(text + n, "a%d: &a%d [*a%d, *a%d]\n", i, i, i - 1, i - 1);
+    n += (size_t)sprintf(text + n, MINIMAL);
+    char path[512];
+    snprintf(path, sizeof path, "%s/bomb.yaml", tmpdir);
+    write_file(path, text, n);
+    expect_fail(path, OOMB_ERR_PARSE, "15:22: key 'a14': ", "more than 100000 nodes");
+}
+
+Test(scenario, fifo_is_refused_without_blocking, .init = make_tmpdir, .fini = remove_tmpdir,
+     .timeout = 5)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/pipe.yaml", tmpdir);
+    cr_assert_eq(mkfifo(path, 0600), 0);
+    expect_fail(path, OOMB_ERR_IO, NULL, "a FIFO (named pipe), not a scenario file");
+}
+
+Test(scenario, directory_is_refused_as_io_error, .init = make_tmpdir, .fini = remove_tmpdir)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/dir.yaml", tmpdir);
+    cr_assert_eq(mkdir(path, 0700), 0);
+    expect_fail(path, OOMB_ERR_IO, NULL, "cannot read: a directory");
+}
+
+Test(scenario, device_is_refused, .timeout = 5)
+{
+    expect_fail("/dev/zero", OOMB_ERR_IO, NULL, "a character device");
+}
+
+Test(scenario, oversized_file_is_refused, .init = make_tmpdir, .fini = remove_tmpdir)
+{
+    size_t len = (size_t)OOMB_SCENARIO_MAX_FILE + 1;
+    char *text = malloc(len);
+    cr_assert_not_null(text);
+    memset(text, '#', len); /* one long comment */
+    char path[512];
+    snprintf(path, sizeof path, "%s/big.yaml", tmpdir);
+    write_file(path, text, len);
+    free(text);
+    expect_fail(path, OOMB_ERR_IO, NULL, "a scenario file holds at most 1048576 bytes");
+}
+
+Test(scenario, unsafe_file_name_needs_a_name_key, .init = make_tmpdir, .fini = remove_tmpdir)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/set title 'x'; system('id').yaml", tmpdir);
+    write_file(path, MINIMAL, strlen(MINIMAL));
+    expect_fail(path, OOMB_ERR_PARSE, "1:1: key 'name': ",
+                "the file name 'set title 'x'; system('id')' does not make a scenario name");
+
+    /* The same file with a name: key loads. */
+    char named[512];
+    snprintf(named, sizeof named, "name: safe\n%s", MINIMAL);
+    write_file(path, named, strlen(named));
+    struct oomb_scenario *sc = load_ok(path);
+    cr_expect_str_eq(sc->name, "safe");
+    oomb_scenario_destroy(sc);
+}
+
+Test(scenario, long_file_name_needs_a_name_key, .init = make_tmpdir, .fini = remove_tmpdir)
+{
+    char path[512], stem[201];
+    memset(stem, 'a', 200);
+    stem[200] = '\0';
+    snprintf(path, sizeof path, "%s/%s.yaml", tmpdir, stem);
+    write_file(path, MINIMAL, strlen(MINIMAL));
+    expect_fail(path, OOMB_ERR_PARSE, "1:1: key 'name': ", "add a 'name:' key");
+}
+
+Test(scenario, longest_name_is_accepted)
+{
+    char text[512], name[OOMB_SCENARIO_MAX_NAME + 1];
+    memset(name, 'n', OOMB_SCENARIO_MAX_NAME);
+    name[OOMB_SCENARIO_MAX_NAME] = '\0';
+    int n = snprintf(text, sizeof text, "name: %s\n%s", name, MINIMAL);
+    struct oomb_scenario *sc = NULL;
+    char err[512] = "";
+    cr_assert_eq(oomb_scenario_load_mem("x.yaml", text, (size_t)n, &sc, err, sizeof err), OOMB_OK,
+                 "%s", err);
+    cr_expect_str_eq(sc->name, name);
+    oomb_scenario_destroy(sc);
+    cr_expect(oomb_scenario_name_ok("a.b-c_9"));
+    cr_expect(!oomb_scenario_name_ok(".hidden"));
+    cr_expect(!oomb_scenario_name_ok("-rf"));
+    cr_expect(!oomb_scenario_name_ok("a/b"));
+    cr_expect(!oomb_scenario_name_ok(""));
+}
+
+/* Loads text (no file) and expects OOMB_ERR_PARSE naming x.yaml:where. */
+static void expect_mem_fail(const char *text, const char *where, const char *also)
+{
+    struct oomb_scenario *sc = (void *)1;
+    char err[1024] = "", prefix[256];
+    int rc = oomb_scenario_load_mem("x.yaml", text, strlen(text), &sc, err, sizeof err);
+    cr_assert_eq(rc, OOMB_ERR_PARSE, "status %d: %s", rc, err);
+    cr_expect_null(sc);
+    snprintf(prefix, sizeof prefix, "x.yaml:%s", where);
+    cr_expect(strncmp(err, prefix, strlen(prefix)) == 0, "want prefix '%s', got '%s'", prefix, err);
+    cr_expect(strstr(err, also) != NULL, "want '%s' in '%s'", also, err);
+}
+
+Test(scenario, too_many_batch_sizes_are_refused)
+{
+    char text[8192];
+    size_t n =
+        (size_t)sprintf(text, "model: {input: 8, classes: 2, layers: [linear: 2]}\nbatch: [");
+    for (int i = 1; i <= OOMB_SCENARIO_MAX_LIST + 1; i++)
+        n += (size_t)sprintf(text + n, "%s%d", i > 1 ? ", " : "", i);
+    sprintf(text + n, "]\nstrategies: [none]\n");
+    expect_mem_fail(text, "2:8: key 'batch': ", "257 batch sizes; a scenario is limited to 256");
+}
+
+Test(scenario, too_many_params_are_refused)
+{
+    char text[16384];
+    size_t n = (size_t)sprintf(text, "model: {input: 8, classes: 2, layers: [linear: 2]}\n"
+                                     "batch: 4\nstrategies:\n  - plugin: none\n    params: {");
+    for (int i = 0; i <= OOMB_SCENARIO_MAX_LIST; i++)
+        n += (size_t)sprintf(text + n, "%sp%d: 1", i ? ", " : "", i);
+    sprintf(text + n, "}\n");
+    expect_mem_fail(text, "5:13: key 'strategies.params': ", "257 parameters");
+}
+
+Test(scenario, long_check_expression_is_refused)
+{
+    char text[4096];
+    size_t n = (size_t)sprintf(text, "%schecks:\n  - \"", MINIMAL);
+    for (int i = 0; i < 600; i++)
+        n += (size_t)sprintf(text + n, "1+");
+    sprintf(text + n, "1 < 2\"\n");
+    expect_mem_fail(text, "5:5: key 'checks': ", "column 1025: expression longer than 1024 bytes");
+}
+
+Test(scenario, long_parameter_value_is_refused)
+{
+    size_t len = OOMB_SCENARIO_MAX_STRING + 1;
+    char *text = malloc(len + 512);
+    cr_assert_not_null(text);
+    size_t n = (size_t)sprintf(text, "model: {input: 8, classes: 2, layers: [linear: 2]}\n"
+                                     "batch: 4\nstrategies:\n  - {plugin: none, params: {p: ");
+    memset(text + n, 'v', len);
+    sprintf(text + n + len, "}}\n");
+    expect_mem_fail(text, "4:32: key 'strategies.params.p': ", "4097 bytes; expected at most 4096");
+    free(text);
+}
+
+Test(scenario, model_parameters_overflow_is_refused)
+{
+    /* Each layer's parameters fit; the model's with their gradients and two
+     * moments do not. */
+    char text[4096];
+    size_t n = (size_t)sprintf(text, "model:\n  input: 1073741824\n  classes: 2\n  layers:\n");
+    for (int i = 0; i < 5; i++)
+        n += (size_t)sprintf(text + n, "    - linear: 1073741824\n");
+    sprintf(text + n, "    - linear: 2\nbatch: 1\nsteps: {warmup: 0, measured: 1}\n"
+                      "strategies: [none]\n");
+    expect_mem_fail(text, "5:5: key 'model.layers': ",
+                    "parameters, with their gradients and optimizer state, overflow");
+}
+
+Test(scenario, load_mem_matches_load)
+{
+    const char *path = OOMB_SOURCE_DIR "/scenarios/mlp.yaml";
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f);
+    char text[65536];
+    size_t len = fread(text, 1, sizeof text, f);
+    fclose(f);
+    struct oomb_scenario *a = load_ok(path), *b = NULL;
+    char err[512] = "";
+    cr_assert_eq(oomb_scenario_load_mem(path, text, len, &b, err, sizeof err), OOMB_OK, "%s", err);
+    cr_expect_str_eq(a->name, b->name);
+    cr_expect_eq(a->model.n_layers, b->model.n_layers);
+    cr_expect_eq(a->n_strategies, b->n_strategies);
+    cr_expect_eq(a->n_checks, b->n_checks);
+    oomb_scenario_destroy(a);
+    oomb_scenario_destroy(b);
 }

@@ -15,8 +15,11 @@
 #include <string.h>
 
 /* Deep enough for any expression a person writes, shallow enough that the
- * recursion cannot exhaust the stack on hostile input. */
-#define CHECK_MAX_DEPTH 200
+ * recursion cannot exhaust the stack on hostile input. The parser's recursion
+ * is bounded by OOMB_CHECK_MAX_DEPTH; that of free_node() and eval_node()
+ * follows the tree, whose depth is below its node count, which the length
+ * bound OOMB_CHECK_MAX_LEN keeps under OOMB_CHECK_MAX_LEN. */
+#define CHECK_MAX_DEPTH OOMB_CHECK_MAX_DEPTH
 
 enum node_kind { N_NUM, N_REF, N_NEG, N_ADD, N_SUB, N_MUL, N_DIV };
 
@@ -406,6 +409,11 @@ int oomb_check_parse(const char *expr, struct oomb_check **out, char *err, size_
     }
 
     struct parser p = {.s = expr, .err = err, .err_len = err_len, .status = OOMB_OK};
+    size_t len = strnlen(expr, OOMB_CHECK_MAX_LEN + 1);
+    if (len > OOMB_CHECK_MAX_LEN) {
+        perr(&p, OOMB_CHECK_MAX_LEN, "expression longer than %d bytes", OOMB_CHECK_MAX_LEN);
+        return p.status;
+    }
     p.c = calloc(1, sizeof *p.c);
     if (p.c == NULL || (p.c->expr = strdup(expr)) == NULL) {
         oom(&p);

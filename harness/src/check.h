@@ -25,6 +25,11 @@
 
 struct oomb_check; /* opaque: a parsed expression */
 
+/* Limits on an untrusted expression: its length in bytes, and how deeply
+ * parentheses and unary signs may nest. */
+#define OOMB_CHECK_MAX_LEN 1024
+#define OOMB_CHECK_MAX_DEPTH 64
+
 /* The outcome of one evaluation. `op` points to a static string ("<=", ...). */
 struct oomb_check_result {
     int pass;       /* 1 if the comparison holds; 0 if not or if either side is NaN */
@@ -48,7 +53,9 @@ typedef int (*oomb_check_resolver)(void *user, const char *ref, double *out, cha
  * with oomb_check_destroy(); `expr` is copied and need not outlive the call.
  * On failure *out is NULL and the status is OOMB_ERR_PARSE with
  * "column N: what was expected" in err (N is 1-based, counted in bytes of
- * `expr`), or OOMB_ERR_INVALID for NULL arguments, or OOMB_ERR_OOM.
+ * `expr`; also for an expression longer than OOMB_CHECK_MAX_LEN bytes or
+ * nested deeper than OOMB_CHECK_MAX_DEPTH), or OOMB_ERR_INVALID for NULL
+ * arguments, or OOMB_ERR_OOM. Time and stack are bounded by those limits.
  */
 int oomb_check_parse(const char *expr, struct oomb_check **out, char *err,
                      size_t err_len) OOMB_WARN_UNUSED;

@@ -641,8 +641,14 @@ static int prepare_data(struct oomb_run *r)
         return OOMB_ERR_OOM;
     if (r->job->train_set)
         return OOMB_OK; /* gathered step by step from the data set */
-    r->batch_x = malloc((size_t)(r->n_steps_total * B * F) * sizeof(float));
-    r->batch_y = malloc((size_t)(r->n_steps_total * B) * sizeof(int32_t));
+    int64_t samples;
+    size_t x_bytes, y_bytes;
+    if (__builtin_mul_overflow(r->n_steps_total, B, &samples) ||
+        oomb_data_bytes(samples, F, &x_bytes) != OOMB_OK ||
+        oomb_data_bytes(samples, 1, &y_bytes) != OOMB_OK)
+        return OOMB_ERR_OOM; /* the loader refuses such sizes; never wrap */
+    r->batch_x = malloc(x_bytes);
+    r->batch_y = malloc(y_bytes);
     if (!r->batch_x || !r->batch_y)
         return OOMB_ERR_OOM;
     oomb_data_samples(&r->data, 0, r->n_steps_total * B, r->batch_x, r->batch_y);

@@ -34,7 +34,11 @@ int oomb_data_init(struct oomb_data *d, uint64_t seed, int64_t features, int64_t
     d->seed = seed;
     d->features = features;
     d->classes = classes;
-    d->teacher = malloc((size_t)(classes * features) * sizeof *d->teacher);
+    d->teacher = NULL;
+    size_t bytes;
+    if (features < 0 || classes < 0 || oomb_data_bytes(classes, features, &bytes) != OOMB_OK)
+        return OOMB_ERR_INVALID;
+    d->teacher = malloc(bytes + 1);
     if (!d->teacher)
         return OOMB_ERR_OOM;
     uint64_t key = oomb_splitmix64(seed ^ 0x7465616368657221ULL);
@@ -47,6 +51,16 @@ void oomb_data_free(struct oomb_data *d)
 {
     free(d->teacher);
     d->teacher = NULL;
+}
+
+int oomb_data_bytes(int64_t count, int64_t features, size_t *bytes)
+{
+    int64_t n, b;
+    if (count < 0 || features < 0 || __builtin_mul_overflow(count, features, &n) ||
+        __builtin_mul_overflow(n, (int64_t)sizeof(float), &b) || (uint64_t)b > SIZE_MAX)
+        return OOMB_ERR_INVALID;
+    *bytes = (size_t)b;
+    return OOMB_OK;
 }
 
 static void gen_samples(const struct oomb_data *d, int64_t first, int64_t count, float *x,

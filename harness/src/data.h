@@ -19,10 +19,19 @@ struct oomb_data {
     float *teacher; /* (classes, features), host memory */
 };
 
-/* Returns OOMB_OK or OOMB_ERR_OOM. Free with oomb_data_free. */
+/* Returns OOMB_OK, OOMB_ERR_OOM, or OOMB_ERR_INVALID when features or
+ * classes is negative or the teacher's (classes, features) floats overflow a
+ * byte count. Free with oomb_data_free (also after a failure). */
 int oomb_data_init(struct oomb_data *d, uint64_t seed, int64_t features, int64_t classes)
     OOMB_WARN_UNUSED;
 void oomb_data_free(struct oomb_data *d);
+
+/* The bytes of `count` rows of `features` floats in *bytes: OOMB_OK, or
+ * OOMB_ERR_INVALID when either is negative or the product overflows int64_t
+ * or size_t. Every buffer of samples (x of oomb_data_samples) is sized with
+ * it, so that user numbers (batch x steps x features) cannot wrap into a
+ * short buffer. */
+int oomb_data_bytes(int64_t count, int64_t features, size_t *bytes) OOMB_WARN_UNUSED;
 
 /* Samples [first, first+count) of the global sample stream into host
  * buffers x (count, features) and y (count). Training uses sample numbers

@@ -195,10 +195,11 @@ static int cmd_run(int argc, char **argv)
             break;
         case 't': {
             double s;
-            if (oomb_parse_duration(optarg, &s) != OOMB_OK || s <= 0) {
+            if (oomb_parse_duration(optarg, &s) != OOMB_OK || s <= 0 ||
+                s > OOMB_SCENARIO_MAX_TIMEOUT_S) {
                 fprintf(stderr,
                         "oombench run: --timeout '%s': expected a positive duration "
-                        "such as 30, 30s, 2m\n",
+                        "such as 30, 30s, 2m, at most one week\n",
                         optarg);
                 return EXIT_USAGE;
             }

@@ -17,6 +17,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <yaml.h>
 
 /* Defaults (documented in docs/scenario-format.md). */
@@ -43,6 +47,7 @@ struct ctx {
     yaml_node_t *model_input, *model_classes; /* for later checks against the input */
     int nested_used, nested_cap;              /* of sc->nested_storage */
     const char *who; /* when set, messages start with it ("layer 3 (conv2d)") */
+    yaml_node_t *batch, *steps_key, *eval, *layers; /* for check_run_sizes() */
 };
 
 /* A key a mapping may hold, and what was found for it. */
@@ -333,24 +338,28 @@ static struct oomb_src_loc loc_of(struct ctx *c, const yaml_node_t *n)
                                  .col = (int)n->start_mark.column + 1};
 }
 
+/* [A-Za-z_][A-Za-z0-9_]*, at most OOMB_SCENARIO_MAX_NAME characters. */
 static int is_ident(const char *s)
 {
     if (!isalpha((unsigned char)s[0]) && s[0] != '_')
         return 0;
-    for (size_t i = 1; s[i]; i++)
+    size_t i = 1;
+    for (; s[i] && i <= OOMB_SCENARIO_MAX_NAME; i++)
         if (!isalnum((unsigned char)s[i]) && s[i] != '_')
             return 0;
-    return 1;
+    return i <= OOMB_SCENARIO_MAX_NAME;
 }
 
+/* [a-z0-9_]+, at most OOMB_SCENARIO_MAX_NAME characters. */
 static int is_plugin_name(const char *s)
 {
     if (s[0] == '\0')
         return 0;
-    for (size_t i = 0; s[i]; i++)
+    size_t i = 0;
+    for (; s[i] && i <= OOMB_SCENARIO_MAX_NAME; i++)
         if (!islower((unsigned char)s[i]) && !isdigit((unsigned char)s[i]) && s[i] != '_')
             return 0;
-    return 1;
+    return i <= OOMB_SCENARIO_MAX_NAME;
 }
 
 /* ------------------------------------------------------- public parsers - */
@@ -801,8 +810,10 @@ static const char *item_kind(struct ctx *c, yaml_node_t *item, yaml_node_t **val
 }
 
 /* Layers the items of `seq` become (a transformer is two residuals) in *items,
- * plus the layers of all residual bodies below in *nested. */
-static void count_layers(struct ctx *c, yaml_node_t *seq, int64_t *items, int64_t *nested)
+ * plus the layers of all residual bodies below in *nested. Bodies deeper than
+ * MAX_NEST are not counted: read_residual() refuses them before reading. */
+static void count_layers(struct ctx *c, yaml_node_t *seq, int depth, int64_t *items,
+                         int64_t *nested)
 {
     *items = *nested = 0;
     for (yaml_node_item_t *it = seq->data.sequence.items.start; it < seq->data.sequence.items.top;
@@ -812,9 +823,10 @@ static void count_layers(struct ctx *c, yaml_node_t *seq, int64_t *items, int64_
         if (v != NULL && strcmp(kind, "transformer") == 0) {
             *items += 2;
             *nested += 6; /* [layernorm, attention], [layernorm, linear, gelu, linear] */
-        } else if (v != NULL && strcmp(kind, "residual") == 0 && v->type == YAML_SEQUENCE_NODE) {
+        } else if (v != NULL && strcmp(kind, "residual") == 0 && v->type == YAML_SEQUENCE_NODE &&
+                   depth < MAX_NEST) {
             int64_t bi, bn;
-            count_layers(c, v, &bi, &bn);
+            count_layers(c, v, depth + 1, &bi, &bn);
             *items += 1;
             *nested += bi + bn;
         } else {
@@ -1000,7 +1012,7 @@ static int read_residual(struct ctx *c, yaml_node_t *item, yaml_node_t *vn, cons
         return err_at(c, item, KEY_LAYERS, "%s: residuals are nested more than %d deep", who,
                       MAX_NEST);
     int64_t n_body, below;
-    count_layers(c, vn, &n_body, &below);
+    count_layers(c, vn, depth + 1, &n_body, &below);
     int start;
     if (reserve_body(c, item, n_body, &start) != OOMB_OK)
         return c->status;
@@ -1237,12 +1249,13 @@ static int read_model(struct ctx *c, yaml_node_t *mn)
                       (long long)sc->model.classes);
 
     yaml_node_t *ln = f[2].val;
+    c->layers = ln;
     if (ln->type != YAML_SEQUENCE_NODE)
         return err_type(c, ln, KEY_LAYERS, "a sequence of layers");
     if (ln->data.sequence.items.top == ln->data.sequence.items.start)
         return err_at(c, ln, KEY_LAYERS, "expected at least one layer, got an empty list");
     int64_t n, nested;
-    count_layers(c, ln, &n, &nested);
+    count_layers(c, ln, 0, &n, &nested);
     if (n > INT32_MAX || nested > INT32_MAX)
         return err_at(c, ln, KEY_LAYERS, "too many layers");
     sc->layer_storage = calloc((size_t)n, sizeof *sc->layer_storage);
@@ -1386,6 +1399,21 @@ static int read_mode(struct ctx *c, yaml_node_t *n)
     return OOMB_OK;
 }
 
+/* The number of items of sequence or mapping `n`, refused above
+ * OOMB_SCENARIO_MAX_LIST (the readers compare items pairwise). */
+static int list_len(struct ctx *c, const yaml_node_t *n, const char *key, const char *what,
+                    int *count)
+{
+    ptrdiff_t len = n->type == YAML_SEQUENCE_NODE
+                        ? n->data.sequence.items.top - n->data.sequence.items.start
+                        : n->data.mapping.pairs.top - n->data.mapping.pairs.start;
+    if (len > OOMB_SCENARIO_MAX_LIST)
+        return err_at(c, n, key, "%td %s; a scenario is limited to %d", len, what,
+                      OOMB_SCENARIO_MAX_LIST);
+    *count = (int)len;
+    return OOMB_OK;
+}
+
 static int64_t widest_of(const struct oomb_layer *l, int64_t w)
 {
     if (l->out_features > w)
@@ -1436,7 +1464,9 @@ static int read_batch(struct ctx *c, yaml_node_t *n)
 {
     struct oomb_scenario *sc = c->sc;
     if (n->type == YAML_SEQUENCE_NODE) {
-        int count = (int)(n->data.sequence.items.top - n->data.sequence.items.start);
+        int count = 0;
+        if (list_len(c, n, "batch", "batch sizes", &count) != OOMB_OK)
+            return c->status;
         if (count == 0)
             return err_at(c, n, "batch",
                           "expected a positive integer or a list of them, got an empty list");
@@ -1547,6 +1577,13 @@ static int read_steps(struct ctx *c, yaml_node_t *n)
         return c->status;
     if (f[1].val != NULL && get_int(c, f[1].val, "steps.measured", 1, &sc->measured_steps))
         return c->status;
+    for (int i = 0; i < 2; i++) {
+        int64_t v = i == 0 ? sc->warmup_steps : sc->measured_steps;
+        if (f[i].val != NULL && v > OOMB_SCENARIO_MAX_STEPS)
+            return err_at(c, f[i].val, i == 0 ? "steps.warmup" : "steps.measured",
+                          "expected at most %d steps, got %lld", OOMB_SCENARIO_MAX_STEPS,
+                          (long long)v);
+    }
     if (f[2].val == NULL)
         return OOMB_OK;
     if (f[1].val != NULL)
@@ -1565,6 +1602,7 @@ static int read_steps(struct ctx *c, yaml_node_t *n)
                       "epochs needs a finite data set (input: fashion-mnist); synthetic input "
                       "has no epochs: give steps.measured instead");
     sc->epochs = e;
+    c->steps_key = f[2].val;
     return OOMB_OK;
 }
 
@@ -1647,8 +1685,10 @@ static int read_timeout(struct ctx *c, yaml_node_t *n)
     double s;
     if (!is_scalar(n) || oomb_parse_duration(text(n), &s) != OOMB_OK)
         return err_type(c, n, "timeout", "a duration such as 30s, 2m, 500ms or 1h");
-    if (!(s > 0))
-        return err_at(c, n, "timeout", "expected a duration > 0, got '%s'", text(n));
+    if (!(s > 0) || s > OOMB_SCENARIO_MAX_TIMEOUT_S)
+        return err_at(c, n, "timeout",
+                      "expected a duration > 0 and at most %d s (one week), got '%s'",
+                      OOMB_SCENARIO_MAX_TIMEOUT_S, text(n));
     c->sc->timeout_s = s;
     return OOMB_OK;
 }
@@ -1658,7 +1698,9 @@ static int read_params(struct ctx *c, yaml_node_t *n, struct oomb_strategy_spec 
     const char *path = "strategies.params";
     if (n->type != YAML_MAPPING_NODE)
         return err_type(c, n, path, "a mapping of parameter names to values");
-    int count = (int)(n->data.mapping.pairs.top - n->data.mapping.pairs.start);
+    int count = 0;
+    if (list_len(c, n, path, "parameters", &count) != OOMB_OK)
+        return c->status;
     if (count == 0)
         return OOMB_OK;
     st->params = calloc((size_t)count, sizeof *st->params);
@@ -1677,6 +1719,9 @@ static int read_params(struct ctx *c, yaml_node_t *n, struct oomb_strategy_spec 
                               text(k), st->params[j].loc.line, st->params[j].loc.col);
         if (!is_scalar(v))
             return err_type(c, v, key, "a scalar value");
+        if (v->data.scalar.length > OOMB_SCENARIO_MAX_STRING)
+            return err_at(c, v, key, "the value is %zu bytes; expected at most %d",
+                          v->data.scalar.length, OOMB_SCENARIO_MAX_STRING);
         struct oomb_kv *kv = &st->params[st->n_params];
         if (dup_str(c, text(k), &kv->key) != OOMB_OK)
             return c->status;
@@ -1710,9 +1755,10 @@ static int read_strategy(struct ctx *c, yaml_node_t *n, int idx, struct oomb_str
                 return c->status;
             if (!is_ident(label))
                 return err_at(c, label_node, "strategies.label",
-                              "strategy %d: label '%s' must be a name ([A-Za-z_][A-Za-z0-9_]*) "
-                              "so that checks can refer to it",
-                              idx, label);
+                              "strategy %d: label '%.80s%s' must be a name "
+                              "([A-Za-z_][A-Za-z0-9_]*, at most %d characters) so that checks "
+                              "can refer to it",
+                              idx, label, strlen(label) > 80 ? "..." : "", OOMB_SCENARIO_MAX_NAME);
         }
         if (f[2].val != NULL && read_params(c, f[2].val, st) != OOMB_OK)
             return c->status;
@@ -1726,7 +1772,9 @@ static int read_strategy(struct ctx *c, yaml_node_t *n, int idx, struct oomb_str
     }
     if (!is_plugin_name(plugin))
         return err_at(c, plugin_node, plugin_node == n ? "strategies" : "strategies.plugin",
-                      "strategy %d: '%s' is not a plugin name ([a-z0-9_]+)", idx, plugin);
+                      "strategy %d: '%.80s%s' is not a plugin name ([a-z0-9_]+, at most %d "
+                      "characters)",
+                      idx, plugin, strlen(plugin) > 80 ? "..." : "", OOMB_SCENARIO_MAX_NAME);
     if (label == NULL)
         label = plugin;
     for (int j = 0; j < c->sc->n_strategies; j++)
@@ -1745,7 +1793,9 @@ static int read_strategies(struct ctx *c, yaml_node_t *n)
     struct oomb_scenario *sc = c->sc;
     if (n->type != YAML_SEQUENCE_NODE)
         return err_type(c, n, "strategies", "a non-empty list of strategies");
-    int count = (int)(n->data.sequence.items.top - n->data.sequence.items.start);
+    int count = 0;
+    if (list_len(c, n, "strategies", "strategies", &count) != OOMB_OK)
+        return c->status;
     if (count == 0)
         return err_at(c, n, "strategies", "expected at least one strategy, got an empty list");
     sc->strategies = calloc((size_t)count, sizeof *sc->strategies);
@@ -1768,7 +1818,9 @@ static int read_checks(struct ctx *c, yaml_node_t *n)
     struct oomb_scenario *sc = c->sc;
     if (n->type != YAML_SEQUENCE_NODE)
         return err_type(c, n, "checks", "a list of check expressions");
-    int count = (int)(n->data.sequence.items.top - n->data.sequence.items.start);
+    int count = 0;
+    if (list_len(c, n, "checks", "checks", &count) != OOMB_OK)
+        return c->status;
     if (count == 0)
         return OOMB_OK;
     sc->checks = calloc((size_t)count, sizeof *sc->checks);
@@ -1845,6 +1897,19 @@ static int read_checks(struct ctx *c, yaml_node_t *n)
 
 /* ------------------------------------------------------------ top level - */
 
+int oomb_scenario_name_ok(const char *s)
+{
+    if (s == NULL || !isalnum((unsigned char)s[0]))
+        return 0;
+    size_t i = 0;
+    for (; s[i] != '\0' && i <= OOMB_SCENARIO_MAX_NAME; i++)
+        if (!isalnum((unsigned char)s[i]) && s[i] != '_' && s[i] != '-' && s[i] != '.')
+            return 0;
+    return i <= OOMB_SCENARIO_MAX_NAME;
+}
+
+#define NAME_RULE "1 to 64 letters, digits, '_', '-' and '.', starting with a letter or digit"
+
 static int read_name(struct ctx *c, yaml_node_t *n)
 {
     const char *s = NULL;
@@ -1852,22 +1917,105 @@ static int read_name(struct ctx *c, yaml_node_t *n)
         return c->status;
     if (s[0] == '\0')
         return err_at(c, n, "name", "expected a non-empty name");
-    for (size_t i = 0; s[i]; i++)
-        if (!isalnum((unsigned char)s[i]) && s[i] != '_' && s[i] != '-' && s[i] != '.')
-            return err_at(c, n, "name", "name '%s' may only hold letters, digits, '_', '-' and '.'",
-                          s);
+    if (!oomb_scenario_name_ok(s))
+        return err_at(c, n, "name", "name '%.80s%s' is not a scenario name: expected " NAME_RULE, s,
+                      strlen(s) > 80 ? "..." : "");
     return dup_str(c, s, &c->sc->name);
 }
 
-/* The file name without directories and without its last extension. */
-static int default_name(struct ctx *c)
+/* The file name without directories and without its last extension, when
+ * that is a safe name; else an error asking for `name:` (a name made up from
+ * an unsafe file name could collide with another or surprise its reader). */
+static int default_name(struct ctx *c, yaml_node_t *root)
 {
     const char *base = strrchr(c->sc->path, '/');
     base = base != NULL ? base + 1 : c->sc->path;
     const char *dot = strrchr(base, '.');
     size_t len = dot != NULL && dot != base ? (size_t)(dot - base) : strlen(base);
     c->sc->name = strndup(base, len);
-    return c->sc->name != NULL ? OOMB_OK : err_oom(c);
+    if (c->sc->name == NULL)
+        return err_oom(c);
+    if (!oomb_scenario_name_ok(c->sc->name))
+        return err_at(c, root, "name",
+                      "the file name '%.80s%s' does not make a scenario name (" NAME_RULE
+                      "); add a 'name:' key",
+                      c->sc->name, strlen(c->sc->name) > 80 ? "..." : "");
+    return OOMB_OK;
+}
+
+/* The sum of what the model's layers output per sample (attention also its
+ * qkv and probabilities): what a step may keep for backward at once. */
+static int total_features(const struct oomb_scenario *sc, int64_t *sum)
+{
+    int64_t s = sc->model.input_features;
+    for (int i = 0; i < sc->model.n_layers + sc->n_nested; i++) {
+        const struct oomb_layer *l = i < sc->model.n_layers
+                                         ? &sc->layer_storage[i]
+                                         : &sc->nested_storage[i - sc->model.n_layers];
+        if (!add_ok(s, widest_of(l, 0), &s))
+            return 0;
+    }
+    *sum = s;
+    return 1;
+}
+
+/*
+ * Sizes that combine numbers from different keys, checked once all are read,
+ * so that no product of user numbers wraps anywhere downstream (the child
+ * allocates the input of every step at once, and plugins add up parameters
+ * and activations): the model's parameters with their gradients and two
+ * optimizer moments, and per batch size the steps of a run, its input data
+ * (steps x batch x features x 4 bytes) and its activations; the held-out
+ * samples of `eval`.
+ */
+static int check_run_sizes(struct ctx *c)
+{
+    struct oomb_scenario *sc = c->sc;
+    const int64_t F = sc->model.input_features;
+    int64_t params = 0, acts, x;
+    for (int i = 0; i < sc->model.n_layers; i++)
+        if (!add_ok(params, sc->layer_storage[i].n_params, &params))
+            params = -1;
+    if (params < 0 || !mul_ok(params, 4, &x))
+        return err_at(c, c->layers, "model.layers",
+                      "the model's parameters, with their gradients and optimizer state, "
+                      "overflow a 64-bit byte count");
+    if (!total_features(sc, &acts))
+        return err_at(c, c->layers, "model.layers",
+                      "the model's activations per sample overflow a 64-bit byte count");
+    if (sc->eval_samples > 0 && !mul_ok(sc->eval_samples, F, &x))
+        return err_at(c, c->eval, "eval",
+                      "%lld held-out samples x %lld features x 4 bytes overflow a 64-bit byte "
+                      "count",
+                      (long long)sc->eval_samples, (long long)F);
+    int n = c->batch->type == YAML_SEQUENCE_NODE
+                ? (int)(c->batch->data.sequence.items.top - c->batch->data.sequence.items.start)
+                : 1;
+    for (int i = 0; i < n && i < sc->n_batches; i++) {
+        yaml_node_t *bn = c->batch->type == YAML_SEQUENCE_NODE
+                              ? node(c, c->batch->data.sequence.items.start[i])
+                              : c->batch;
+        const int64_t b = sc->batches[i];
+        int64_t steps = oomb_scenario_measured_steps(sc, b), total;
+        if (!add_ok(sc->warmup_steps, steps, &total) || total > OOMB_SCENARIO_MAX_STEPS)
+            return err_at(c, c->steps_key != NULL ? c->steps_key : bn,
+                          c->steps_key != NULL ? "steps.epochs" : "batch",
+                          "at batch %lld a run takes %lld warm-up and %lld measured steps; "
+                          "a run is limited to %d steps",
+                          (long long)b, (long long)sc->warmup_steps, (long long)steps,
+                          OOMB_SCENARIO_MAX_STEPS);
+        if (!mul_ok(total, b, &x) || !mul_ok(x, F, &x))
+            return err_at(c, bn, "batch",
+                          "batch %lld x %lld steps (warm-up and measured) x %lld features x 4 "
+                          "bytes of input data overflow a 64-bit byte count",
+                          (long long)b, (long long)total, (long long)F);
+        if (!mul_ok(b, acts, &x))
+            return err_at(c, bn, "batch",
+                          "batch %lld x %lld features of activations over all layers x 4 bytes "
+                          "overflow a 64-bit byte count",
+                          (long long)b, (long long)acts);
+    }
+    return OOMB_OK;
 }
 
 static int read_root(struct ctx *c, yaml_node_t *root)
@@ -1927,12 +2075,16 @@ static int read_root(struct ctx *c, yaml_node_t *root)
     sc->timeout_s = DEF_TIMEOUT_S;
     sc->threads = OOMB_SCENARIO_DEFAULT_THREADS;
 
-    if (f[F_NAME].val != NULL ? read_name(c, f[F_NAME].val) : default_name(c))
+    if (f[F_NAME].val != NULL ? read_name(c, f[F_NAME].val) : default_name(c, root))
         return c->status;
     const char *desc = "";
     if (f[F_DESC].val != NULL && !is_null(f[F_DESC].val) &&
         get_str(c, f[F_DESC].val, "description", &desc) != OOMB_OK)
         return c->status;
+    if (strlen(desc) > OOMB_SCENARIO_MAX_STRING)
+        return err_at(c, f[F_DESC].val, "description",
+                      "the description is %zu bytes; expected at most %d", strlen(desc),
+                      OOMB_SCENARIO_MAX_STRING);
     if (dup_str(c, desc, &sc->description) != OOMB_OK)
         return c->status;
     if (read_model(c, f[F_MODEL].val) != OOMB_OK)
@@ -1952,16 +2104,20 @@ static int read_root(struct ctx *c, yaml_node_t *root)
         return c->status;
     sc->eval_samples =
         sc->input_kind == OOMB_INPUT_FASHION_MNIST ? OOMB_SCENARIO_FMNIST_TEST_SAMPLES : 0;
+    c->eval = f[F_EVAL].val;
     if (f[F_EVAL].val != NULL && read_eval(c, f[F_EVAL].val) != OOMB_OK)
         return c->status;
     if (f[F_MODE].val != NULL ? read_mode(c, f[F_MODE].val) != OOMB_OK
                               : (sc->modes = OOMB_MODE_TRAIN, 0))
         return c->status;
+    c->batch = f[F_BATCH].val;
     if (read_batch(c, f[F_BATCH].val) != OOMB_OK)
         return c->status;
     if (f[F_OPT].val != NULL && read_optimizer(c, f[F_OPT].val) != OOMB_OK)
         return c->status;
     if (f[F_STEPS].val != NULL && read_steps(c, f[F_STEPS].val) != OOMB_OK)
+        return c->status;
+    if (check_run_sizes(c) != OOMB_OK)
         return c->status;
     if (f[F_BUDGET].val != NULL && read_budget(c, f[F_BUDGET].val) != OOMB_OK)
         return c->status;
@@ -2003,7 +2159,390 @@ static int yaml_error(struct ctx *c, const yaml_parser_t *p)
     return err_at(c, &fake, NULL, "%s", msg);
 }
 
-int oomb_scenario_load(const char *path, struct oomb_scenario **out, char *err, size_t err_len)
+/* ------------------------------------------------------------ bounds ---- */
+
+/*
+ * A first pass over the parser's events, before libyaml builds the document
+ * and before any walker recurses into it: it bounds the nesting depth, the
+ * number of nodes and of scalar bytes the document has once its aliases are
+ * expanded (an alias counts as the whole node it names, so a "billion laughs"
+ * stops here after a few hundred events), the number of anchors, and rejects
+ * an alias inside the node it names (a cycle, which libyaml's loader accepts).
+ * Iterative: the only stack is `open`, at most OOMB_SCENARIO_MAX_DEPTH deep.
+ */
+struct expanded {
+    uint64_t nodes, bytes;
+};
+
+struct anchor {
+    char *name;
+    struct expanded size;
+    int open; /* still being read: an alias to it would be a cycle */
+    int line;
+};
+
+struct bounds {
+    struct ctx *c;
+    struct expanded open[OOMB_SCENARIO_MAX_DEPTH]; /* of each open collection */
+    int anchor_of[OOMB_SCENARIO_MAX_DEPTH];        /* its anchor, or -1 */
+    /* For messages: whether each open collection is a mapping, whether its
+     * next node is a key, and its current key (cut to fit). */
+    char is_map[OOMB_SCENARIO_MAX_DEPTH], want_key[OOMB_SCENARIO_MAX_DEPTH];
+    char key[OOMB_SCENARIO_MAX_DEPTH][40];
+    int depth;
+    struct expanded total;
+    struct anchor anchors[OOMB_SCENARIO_MAX_ANCHORS];
+    int n_anchors;
+};
+
+/* The keys of the open mappings joined with '.', "model.layers", for the
+ * node being read (at a key position, the keys above it). */
+static const char *bounds_key(const struct bounds *b, char *buf, size_t len)
+{
+    size_t off = 0;
+    buf[0] = '\0';
+    for (int d = 0; d < b->depth; d++) {
+        if (!b->is_map[d] || (b->want_key[d] && d == b->depth - 1) || b->key[d][0] == '\0')
+            continue;
+        int n = snprintf(buf + off, len - off, "%s%s", off ? "." : "", b->key[d]);
+        if (n < 0 || (size_t)n >= len - off)
+            break;
+        off += (size_t)n;
+    }
+    return buf[0] != '\0' ? buf : NULL;
+}
+
+static int err_mark(struct bounds *b, const yaml_mark_t *m, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int err_mark(struct bounds *b, const yaml_mark_t *m, const char *fmt, ...)
+{
+    char key[256];
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = verr_at(b->c, (int)m->line + 1, (int)m->column + 1, bounds_key(b, key, sizeof key),
+                     fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+/* A node of the innermost open collection is complete: a mapping's key is
+ * followed by its value and a value by the next key. */
+static void bounds_next(struct bounds *b)
+{
+    if (b->depth > 0 && b->is_map[b->depth - 1])
+        b->want_key[b->depth - 1] = !b->want_key[b->depth - 1];
+}
+
+/* Adds a finished node of size `sz` to its parent (or the document). */
+static int bounds_add(struct bounds *b, struct expanded sz, const yaml_mark_t *m)
+{
+    struct expanded *to = b->depth > 0 ? &b->open[b->depth - 1] : &b->total;
+    /* Each operand is at most the limit, so the sums cannot wrap. */
+    to->nodes += sz.nodes;
+    to->bytes += sz.bytes;
+    if (to->nodes > OOMB_SCENARIO_MAX_NODES || b->total.nodes > OOMB_SCENARIO_MAX_NODES)
+        return err_mark(b, m,
+                        "the document holds more than %d nodes once its aliases are expanded; "
+                        "a scenario is limited to %d",
+                        OOMB_SCENARIO_MAX_NODES, OOMB_SCENARIO_MAX_NODES);
+    if (to->bytes > OOMB_SCENARIO_MAX_TEXT || b->total.bytes > OOMB_SCENARIO_MAX_TEXT)
+        return err_mark(b, m,
+                        "the document holds more than %d bytes of scalars once its aliases are "
+                        "expanded; a scenario is limited to %d",
+                        OOMB_SCENARIO_MAX_TEXT, OOMB_SCENARIO_MAX_TEXT);
+    return OOMB_OK;
+}
+
+/* Registers `name` (may be NULL) for the node starting at m; returns its
+ * index, -1 for none, or -2 on error. */
+static int bounds_anchor(struct bounds *b, const yaml_char_t *name, const yaml_mark_t *m)
+{
+    if (name == NULL)
+        return -1;
+    if (b->n_anchors == OOMB_SCENARIO_MAX_ANCHORS) {
+        err_mark(b, m, "more than %d anchors ('&name'); a scenario is limited to %d",
+                 OOMB_SCENARIO_MAX_ANCHORS, OOMB_SCENARIO_MAX_ANCHORS);
+        return -2;
+    }
+    struct anchor *a = &b->anchors[b->n_anchors];
+    a->name = strdup((const char *)name);
+    if (a->name == NULL) {
+        err_oom(b->c);
+        return -2;
+    }
+    a->size = (struct expanded){0, 0};
+    a->open = 1;
+    a->line = (int)m->line + 1;
+    return b->n_anchors++;
+}
+
+static int bounds_event(struct bounds *b, const yaml_event_t *e)
+{
+    const yaml_mark_t *m = &e->start_mark;
+    switch (e->type) {
+    case YAML_SCALAR_EVENT: {
+        struct expanded sz = {1, e->data.scalar.length};
+        if (b->depth > 0 && b->is_map[b->depth - 1] && b->want_key[b->depth - 1])
+            snprintf(b->key[b->depth - 1], sizeof b->key[0], "%s",
+                     (const char *)e->data.scalar.value);
+        int a = bounds_anchor(b, e->data.scalar.anchor, m);
+        if (a == -2)
+            return b->c->status;
+        if (a >= 0) {
+            b->anchors[a].size = sz;
+            b->anchors[a].open = 0;
+        }
+        int rc = bounds_add(b, sz, m);
+        bounds_next(b);
+        return rc;
+    }
+    case YAML_ALIAS_EVENT: {
+        const char *name = (const char *)e->data.alias.anchor;
+        /* The latest definition of a name wins, as in YAML. */
+        for (int i = b->n_anchors - 1; i >= 0; i--) {
+            struct anchor *a = &b->anchors[i];
+            if (strcmp(a->name, name) != 0)
+                continue;
+            if (a->open)
+                return err_mark(b, m,
+                                "alias '*%.64s' is inside the node it names (anchor '&%.64s' at "
+                                "line %d): aliases must not form a cycle",
+                                name, name, a->line);
+            int rc = bounds_add(b, a->size, m);
+            bounds_next(b);
+            return rc;
+        }
+        return err_mark(b, m, "alias '*%.64s' names no anchor defined before it", name);
+    }
+    case YAML_SEQUENCE_START_EVENT:
+    case YAML_MAPPING_START_EVENT: {
+        if (b->depth == OOMB_SCENARIO_MAX_DEPTH)
+            return err_mark(b, m,
+                            "sequences and mappings are nested more than %d deep; a scenario "
+                            "is limited to %d",
+                            OOMB_SCENARIO_MAX_DEPTH, OOMB_SCENARIO_MAX_DEPTH);
+        const yaml_char_t *name = e->type == YAML_SEQUENCE_START_EVENT
+                                      ? e->data.sequence_start.anchor
+                                      : e->data.mapping_start.anchor;
+        int a = bounds_anchor(b, name, m);
+        if (a == -2)
+            return b->c->status;
+        b->open[b->depth] = (struct expanded){1, 0};
+        b->anchor_of[b->depth] = a;
+        b->is_map[b->depth] = e->type == YAML_MAPPING_START_EVENT;
+        b->want_key[b->depth] = 1;
+        b->key[b->depth][0] = '\0';
+        b->depth++;
+        return OOMB_OK;
+    }
+    case YAML_SEQUENCE_END_EVENT:
+    case YAML_MAPPING_END_EVENT: {
+        if (b->depth == 0) /* the parser never does this */
+            return OOMB_OK;
+        b->depth--;
+        struct expanded sz = b->open[b->depth];
+        int a = b->anchor_of[b->depth];
+        if (a >= 0) {
+            b->anchors[a].size = sz;
+            b->anchors[a].open = 0;
+        }
+        int rc = bounds_add(b, sz, m);
+        bounds_next(b);
+        return rc;
+    }
+    default:
+        return OOMB_OK;
+    }
+}
+
+/* The bounds pass over text[0..len). */
+static int check_bounds(struct ctx *c, const unsigned char *text, size_t len)
+{
+    yaml_parser_t parser;
+    struct bounds *b = calloc(1, sizeof *b);
+    if (b == NULL)
+        return err_oom(c);
+    b->c = c;
+    if (!yaml_parser_initialize(&parser)) {
+        free(b);
+        return err_oom(c);
+    }
+    yaml_parser_set_input_string(&parser, text, len);
+    for (int done = 0; !done && c->status == OOMB_OK;) {
+        yaml_event_t e;
+        if (!yaml_parser_parse(&parser, &e)) {
+            yaml_error(c, &parser);
+            break;
+        }
+        done = e.type == YAML_STREAM_END_EVENT;
+        bounds_event(b, &e);
+        yaml_event_delete(&e);
+    }
+    yaml_parser_delete(&parser);
+    for (int i = 0; i < b->n_anchors; i++)
+        free(b->anchors[i].name);
+    free(b);
+    return c->status;
+}
+
+/* ------------------------------------------------------------ reading --- */
+
+static const char *file_kind(mode_t m)
+{
+    if (S_ISDIR(m))
+        return "a directory";
+    if (S_ISFIFO(m))
+        return "a FIFO (named pipe)";
+    if (S_ISCHR(m))
+        return "a character device";
+    if (S_ISBLK(m))
+        return "a block device";
+    if (S_ISSOCK(m))
+        return "a socket";
+    return "not a regular file";
+}
+
+static int err_io(struct ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int err_io(struct ctx *c, const char *fmt, ...)
+{
+    if (c->status != OOMB_OK)
+        return c->status;
+    c->status = OOMB_ERR_IO;
+    if (c->err != NULL && c->err_len > 0) {
+        int n = snprintf(c->err, c->err_len, "%s: ", c->file);
+        if (n >= 0 && (size_t)n < c->err_len) {
+            va_list ap;
+            va_start(ap, fmt);
+            vsnprintf(c->err + n, c->err_len - (size_t)n, fmt, ap);
+            va_end(ap);
+        }
+    }
+    return c->status;
+}
+
+/*
+ * Reads a whole scenario file into *buf (heap, NUL-terminated, caller frees).
+ * Only regular files: a FIFO, a device or a directory is refused by its type
+ * before it is read (and a FIFO is opened without blocking), so a wrong path
+ * cannot hang the harness. At most OOMB_SCENARIO_MAX_FILE bytes.
+ */
+static int read_file(struct ctx *c, const char *path, unsigned char **buf, size_t *len)
+{
+    struct stat st;
+    *buf = NULL;
+    *len = 0;
+    if (stat(path, &st) != 0)
+        return err_io(c, "cannot open: %s", strerror(errno));
+    if (!S_ISREG(st.st_mode))
+        return err_io(c, "cannot read: %s, not a scenario file (a regular YAML file)",
+                      file_kind(st.st_mode));
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0)
+        return err_io(c, "cannot open: %s", strerror(errno));
+    /* Again on what was opened: the path may have changed in between. */
+    if (fstat(fd, &st) != 0) {
+        err_io(c, "cannot read: %s", strerror(errno));
+        goto fail;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        err_io(c, "cannot read: %s, not a scenario file (a regular YAML file)",
+               file_kind(st.st_mode));
+        goto fail;
+    }
+    if (st.st_size > OOMB_SCENARIO_MAX_FILE) {
+        err_io(c, "the file is %lld bytes; a scenario file holds at most %d bytes",
+               (long long)st.st_size, OOMB_SCENARIO_MAX_FILE);
+        goto fail;
+    }
+    /* One byte more than allowed, to notice a file that grew meanwhile. */
+    *buf = malloc((size_t)OOMB_SCENARIO_MAX_FILE + 2);
+    if (*buf == NULL) {
+        err_oom(c);
+        goto fail;
+    }
+    size_t got = 0;
+    while (got <= (size_t)OOMB_SCENARIO_MAX_FILE) {
+        ssize_t n = read(fd, *buf + got, (size_t)OOMB_SCENARIO_MAX_FILE + 1 - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            err_io(c, "cannot read: %s", strerror(errno));
+            goto fail;
+        }
+        if (n == 0)
+            break;
+        got += (size_t)n;
+    }
+    if (got > (size_t)OOMB_SCENARIO_MAX_FILE) {
+        err_io(c, "the file is larger than %d bytes, the most a scenario file holds",
+               OOMB_SCENARIO_MAX_FILE);
+        goto fail;
+    }
+    (*buf)[got] = '\0';
+    *len = got;
+    close(fd);
+    return OOMB_OK;
+
+fail:
+    close(fd);
+    free(*buf);
+    *buf = NULL;
+    return c->status;
+}
+
+/* Parses text[0..len) as the scenario named `path`; c->sc is allocated. */
+static int load_text(struct ctx *c, const unsigned char *text, size_t len)
+{
+    yaml_parser_t parser;
+    yaml_document_t doc, extra;
+    int parser_ready = 0, doc_ready = 0;
+
+    if (check_bounds(c, text, len) != OOMB_OK)
+        return c->status;
+    if (!yaml_parser_initialize(&parser))
+        return err_oom(c);
+    parser_ready = 1;
+    yaml_parser_set_input_string(&parser, text, len);
+    if (!yaml_parser_load(&parser, &doc)) {
+        yaml_error(c, &parser);
+        goto fail;
+    }
+    doc_ready = 1;
+    c->doc = &doc;
+    yaml_node_t *root = yaml_document_get_root_node(&doc);
+    if (root == NULL) {
+        err_at(c, NULL, NULL,
+               "empty scenario file; expected a mapping with model, batch and "
+               "strategies");
+        goto fail;
+    }
+    if (read_root(c, root) != OOMB_OK)
+        goto fail;
+
+    /* One document per file: a second one is almost certainly a mistake. */
+    if (!yaml_parser_load(&parser, &extra)) {
+        yaml_error(c, &parser);
+        goto fail;
+    }
+    yaml_node_t *extra_root = yaml_document_get_root_node(&extra);
+    if (extra_root != NULL)
+        err_at(c, extra_root, NULL, "a scenario file holds one YAML document; found a second");
+    yaml_document_delete(&extra);
+
+fail:
+    c->doc = NULL;
+    if (doc_ready)
+        yaml_document_delete(&doc);
+    if (parser_ready)
+        yaml_parser_delete(&parser);
+    return c->status;
+}
+
+/* Shared by both loaders: `text` NULL reads the file at `path`. */
+static int load(const char *path, const void *text, size_t len, struct oomb_scenario **out,
+                char *err, size_t err_len)
 {
     if (err != NULL && err_len > 0)
         err[0] = '\0';
@@ -2017,10 +2556,7 @@ int oomb_scenario_load(const char *path, struct oomb_scenario **out, char *err, 
     }
 
     struct ctx c = {.file = path, .err = err, .err_len = err_len, .status = OOMB_OK};
-    yaml_parser_t parser;
-    yaml_document_t doc, extra;
-    int parser_ready = 0, doc_ready = 0;
-    FILE *fp = NULL;
+    unsigned char *buf = NULL;
 
     c.sc = calloc(1, sizeof *c.sc);
     if (c.sc == NULL || (c.sc->path = strdup(path)) == NULL) {
@@ -2028,62 +2564,38 @@ int oomb_scenario_load(const char *path, struct oomb_scenario **out, char *err, 
         goto fail;
     }
     c.file = c.sc->path;
-    fp = fopen(path, "rb");
-    if (fp == NULL) {
-        c.status = OOMB_ERR_IO;
-        if (err != NULL && err_len > 0)
-            snprintf(err, err_len, "%s: cannot open: %s", path, strerror(errno));
+    if (text == NULL) {
+        if (read_file(&c, path, &buf, &len) != OOMB_OK)
+            goto fail;
+        text = buf;
+    } else if (len > (size_t)OOMB_SCENARIO_MAX_FILE) {
+        err_io(&c, "the text is %zu bytes; a scenario holds at most %d bytes", len,
+               OOMB_SCENARIO_MAX_FILE);
         goto fail;
     }
-    if (!yaml_parser_initialize(&parser)) {
-        err_oom(&c);
+    if (load_text(&c, text, len) != OOMB_OK)
         goto fail;
-    }
-    parser_ready = 1;
-    yaml_parser_set_input_file(&parser, fp);
-    if (!yaml_parser_load(&parser, &doc)) {
-        yaml_error(&c, &parser);
-        goto fail;
-    }
-    doc_ready = 1;
-    c.doc = &doc;
-    yaml_node_t *root = yaml_document_get_root_node(&doc);
-    if (root == NULL) {
-        err_at(&c, NULL, NULL,
-               "empty scenario file; expected a mapping with model, batch and "
-               "strategies");
-        goto fail;
-    }
-    if (read_root(&c, root) != OOMB_OK)
-        goto fail;
-
-    /* One document per file: a second one is almost certainly a mistake. */
-    if (!yaml_parser_load(&parser, &extra)) {
-        yaml_error(&c, &parser);
-        goto fail;
-    }
-    yaml_node_t *extra_root = yaml_document_get_root_node(&extra);
-    if (extra_root != NULL)
-        err_at(&c, extra_root, NULL, "a scenario file holds one YAML document; found a second");
-    yaml_document_delete(&extra);
-    if (c.status != OOMB_OK)
-        goto fail;
-
-    yaml_document_delete(&doc);
-    yaml_parser_delete(&parser);
-    fclose(fp);
+    free(buf);
     *out = c.sc;
     return OOMB_OK;
 
 fail:
-    if (doc_ready)
-        yaml_document_delete(&doc);
-    if (parser_ready)
-        yaml_parser_delete(&parser);
-    if (fp != NULL)
-        fclose(fp);
+    free(buf);
     oomb_scenario_destroy(c.sc);
     return c.status != OOMB_OK ? c.status : OOMB_ERR_INTERNAL;
+}
+
+int oomb_scenario_load(const char *path, struct oomb_scenario **out, char *err, size_t err_len)
+{
+    return load(path, NULL, 0, out, err, err_len);
+}
+
+int oomb_scenario_load_mem(const char *path, const void *text, size_t len,
+                           struct oomb_scenario **out, char *err, size_t err_len)
+{
+    if (text == NULL && len > 0)
+        return OOMB_ERR_INVALID;
+    return load(path, text != NULL ? text : "", len, out, err, err_len);
 }
 
 void oomb_scenario_destroy(struct oomb_scenario *sc)

@@ -108,13 +108,47 @@ struct oomb_scenario {
 #define OOMB_SCENARIO_MAX_THREADS 1024
 
 /*
+ * Limits on untrusted scenario text (docs/scenario-format.md, "Limits"). They
+ * are checked before libyaml builds the document and before any walker
+ * recurses into it, so no input can exhaust the stack, the time or the memory
+ * of the loader.
+ */
+#define OOMB_SCENARIO_MAX_FILE (1 << 20)   /* bytes of one scenario file */
+#define OOMB_SCENARIO_MAX_DEPTH 64         /* nested sequences and mappings */
+#define OOMB_SCENARIO_MAX_NODES 100000     /* nodes, aliases expanded */
+#define OOMB_SCENARIO_MAX_TEXT (4 << 20)   /* scalar bytes, aliases expanded */
+#define OOMB_SCENARIO_MAX_ANCHORS 256      /* anchors (&name) in one file */
+#define OOMB_SCENARIO_MAX_NAME 64          /* name, label, plugin: characters */
+#define OOMB_SCENARIO_MAX_STRING 4096      /* description, parameter values */
+#define OOMB_SCENARIO_MAX_LIST 256         /* batches, strategies, checks, params */
+#define OOMB_SCENARIO_MAX_STEPS 10000000   /* warmup + measured steps of a run */
+#define OOMB_SCENARIO_MAX_TIMEOUT_S 604800 /* one week */
+
+/* Whether `s` is a safe name for a scenario (it becomes part of file names
+ * and chart titles): 1 to OOMB_SCENARIO_MAX_NAME characters of
+ * [A-Za-z0-9._-], the first a letter or digit. */
+int oomb_scenario_name_ok(const char *s);
+
+/*
  * Load and validate a scenario. Returns OOMB_OK and a heap scenario the caller
  * frees with oomb_scenario_destroy(), or OOMB_ERR_PARSE (malformed YAML,
- * unknown key, wrong type, bad value, shapes that do not fit) / OOMB_ERR_IO
- * (cannot read) with "file:line:col: key 'k': what was expected" in err.
+ * unknown key, wrong type, bad value, shapes that do not fit, a limit above
+ * exceeded) with "file:line:col: key 'k': what was expected" in err, or
+ * OOMB_ERR_IO with "file: what went wrong" (cannot open or read; not a
+ * regular file: a directory, a FIFO or a device is refused without reading
+ * from it; larger than OOMB_SCENARIO_MAX_FILE), or OOMB_ERR_OOM.
  */
 int oomb_scenario_load(const char *path, struct oomb_scenario **out, char *err, size_t err_len)
     OOMB_WARN_UNUSED;
+
+/*
+ * oomb_scenario_load() on text[0..len) already in memory (need not be
+ * NUL-terminated; copied as needed, not kept). `path` is what messages name
+ * and what the default scenario name is derived from; nothing is opened.
+ * Same results and errors (OOMB_ERR_IO for len > OOMB_SCENARIO_MAX_FILE).
+ */
+int oomb_scenario_load_mem(const char *path, const void *text, size_t len,
+                           struct oomb_scenario **out, char *err, size_t err_len) OOMB_WARN_UNUSED;
 void oomb_scenario_destroy(struct oomb_scenario *sc);
 
 /* Measured steps of a run at batch size `batch` (>= 1; else 0): the
