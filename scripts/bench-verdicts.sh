@@ -184,6 +184,7 @@ tally() {
     # the metrics that regressed, e.g. "time.step;throughput"
     local m
     m=$(grep -E "^REGRESSED" "$4" | awk '{print $6}' | paste -sd';' -) || true
+    grep -qE "^INCONCLUSIVE .* time\.step " "$4" && m="${m:+$m;}time.step inconclusive"
     echo "$1,$2,$3,$r,${c:-,,},$m" >>"$log"
 }
 
