@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "proc.h"
 #include "table.h"
 #include "util.h"
 
@@ -474,6 +475,14 @@ int oomb_baseline_save_runs(const char *const *paths, int n_paths, const char *d
         if ((rc = oomb_baseline_path(dir, cls, names[i], path, sizeof path, err, err_len)) !=
             OOMB_OK)
             break;
+        if (i == 0) {
+            /* Left in the class folder by a save that was killed while
+             * writing (every baseline of one save shares that folder). */
+            char *slash = strrchr(path, '/');
+            *slash = '\0';
+            oomb_proc_clean_stale_results(path);
+            *slash = '/';
+        }
         if ((rc = oomb_results_write(&outs[i], path, err, err_len)) != OOMB_OK)
             break;
         int most = most_per_configuration(&outs[i]);

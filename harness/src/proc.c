@@ -688,6 +688,21 @@ static long results_name_pid(const char *name)
     return -1;
 }
 
+/* The writer's pid of a temp file `<name>.json.tmp.<pid>.XXXXXX` (what
+ * oomb_results_write makes), or -1. */
+static long tmp_name_pid(const char *name)
+{
+    const char *s = strstr(name, ".json.tmp.");
+    if (!s)
+        return -1;
+    s += strlen(".json.tmp.");
+    char *end;
+    long pid = strtol(s, &end, 10);
+    if (end == s || *end != '.' || *s < '0' || *s > '9')
+        return -1;
+    return pid;
+}
+
 int oomb_proc_clean_stale_results(const char *dir)
 {
     DIR *d = opendir(dir);
@@ -699,7 +714,9 @@ int oomb_proc_clean_stale_results(const char *dir)
     while ((de = readdir(d))) {
         if (!strstr(de->d_name, ".json.tmp."))
             continue;
-        long pid = results_name_pid(de->d_name);
+        long pid = tmp_name_pid(de->d_name);
+        if (pid <= 0)
+            pid = results_name_pid(de->d_name);
         if (pid <= 0 || pid_alive((pid_t)pid))
             continue;
         char path[PATH_MAX + 300];

@@ -72,8 +72,10 @@ void oomb_proc_tmpdir_remove(const char *dir);
 void oomb_proc_guard_results(const char *path);
 
 /* Removes `*.json.tmp.*` files in dir left by oombench processes that are
- * gone (the pid in the name is not alive and the file is over a minute
- * old). Returns how many were removed. */
+ * gone (the pid in the name, `<name>.json.tmp.<pid>.XXXXXX` or that of the
+ * results file name, is not alive and the file is over a minute old): a
+ * results folder at `run`, a baseline class folder at `baseline save`.
+ * Returns how many were removed. */
 int oomb_proc_clean_stale_results(const char *dir);
 
 /* The base folder of the temporary folders ($TMPDIR or /tmp, then

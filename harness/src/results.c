@@ -664,13 +664,15 @@ int oomb_results_write(const struct oomb_results *r, const char *path, char *err
         goto fail;
     rc = OOMB_ERR_IO;
 
-    size_t tlen = strlen(path) + sizeof(".tmp.XXXXXX");
+    /* The writer's pid in the name lets a later start tell a file left by a
+     * killed writer from one being written (oomb_proc_clean_stale_results). */
+    size_t tlen = strlen(path) + sizeof(".tmp.-2147483648.XXXXXX");
     tmp = malloc(tlen);
     if (!tmp) {
         set_err(err, err_len, "%s: out of memory", path);
         goto fail;
     }
-    snprintf(tmp, tlen, "%s.tmp.XXXXXX", path);
+    snprintf(tmp, tlen, "%s.tmp.%d.XXXXXX", path, (int)getpid());
     fd = mkstemp(tmp);
     if (fd < 0) {
         set_err(err, err_len, "%s: cannot create temporary file: %s", path, strerror(errno));
