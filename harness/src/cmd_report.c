@@ -528,9 +528,9 @@ int oomb_cmd_report(int argc, char **argv)
         rc = st == OOMB_ERR_INVALID ? EXIT_USAGE : EXIT_INTERNAL;
         goto done;
     }
-    if (oomb_mkdir_p(out, err, sizeof err) != OOMB_OK) {
+    if ((st = oomb_mkdir_p(out, err, sizeof err)) != OOMB_OK) {
         fprintf(stderr, "oombench report: %s\n", err);
-        rc = EXIT_INTERNAL;
+        rc = st == OOMB_ERR_INVALID ? EXIT_USAGE : EXIT_INTERNAL;
         goto done;
     }
     int n_drawn = 0, n_failed = 0, n_omitted = 0;
