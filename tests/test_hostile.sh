@@ -115,7 +115,7 @@ expect() {
     [ "$got" = "$want" ] || why+=("exit $got, expected $want")
     # 2. the message names the file and the key or field
     for p in "${pats[@]}"; do
-        cat "$log.stdout" "$log.stderr" | grep -qF -- "$p" || why+=("no '$p' in the output")
+        grep -qF -- "$p" "$log.stdout" "$log.stderr" || why+=("no '$p' in the output")
     done
     # 3. no file outside the output folder, none in $TMPDIR, no temporaries
     local after tafter oafter
@@ -137,6 +137,8 @@ expect() {
     fi
     if [ "${#why[@]}" = 0 ] && [ -z "$known" ]; then
         printf 'ok   %-45s %5.2f s\n' "$group/$name" "$(echo "$EPOCHREALTIME - $t0" | bc)"
+        # OOMB_HOSTILE_VERBOSE=1: the message each case got
+        [ -z "${OOMB_HOSTILE_VERBOSE:-}" ] || grep -v '^\[' "$log.stderr" | head -2 | cut -c1-240 | sed 's/^/     | /'
         cd "$root" && chmod -R u+rwX "$S" && rm -rf "$S" # a passing sandbox is not watched any more
         return 0
     fi
@@ -235,7 +237,7 @@ fi
 if new_case yaml non_utf8; then
     scen in/latin1.yaml "batch: 4" "strategies: [none]"
     printf 'description: "caf\xe9 \xff\xfe"\n' >>in/latin1.yaml
-    expect 2 "latin1.yaml:" "UTF-8" -- "$bin" run --out out in/latin1.yaml
+    expect 2 "latin1.yaml:7:" "UTF-8" -- "$bin" run --out out in/latin1.yaml
 fi
 if new_case yaml duplicate_key; then
     scen in/dup.yaml "batch: 4" "strategies: [none]" "batch: 8"
@@ -357,7 +359,7 @@ fi
 if new_case yaml nul_bytes; then
     scen in/nul.yaml "batch: 4"
     printf 'strategies: [no\0ne]\n' >>in/nul.yaml
-    expect 2 "nul.yaml:" "control characters" -- "$bin" run --out out in/nul.yaml
+    expect 2 "nul.yaml:6:" "control characters" -- "$bin" run --out out in/nul.yaml
 fi
 if new_case yaml layer_size_overflow; then
     scen_body in/big.yaml <<EOF
@@ -377,8 +379,15 @@ if new_case yaml unknown_parameter; then
     expect 2 "p.yaml" "bogus" -- "$bin" run --out out in/p.yaml
 fi
 if new_case yaml parameter_out_of_range; then
-    scen in/p.yaml "batch: 4" "strategies: [{plugin: checkpoint, params: {every: -3}}]"
-    expect 2 "p.yaml" "every" -- "$bin" run --out out in/p.yaml
+    scen in/p.yaml "batch: 4" "strategies: [{plugin: checkpoint, params: {segments: -3}}]"
+    # The range depends on the model: the plugin refuses it when created,
+    # which is that run's outcome (error), not the harness's.
+    post='outcome checkpoint error'
+    expect 1 "checkpoint" "parameter 'segments'" -- "$bin" run --out out in/p.yaml
+fi
+if new_case yaml parameter_wrong_type; then
+    scen in/p.yaml "batch: 4" "strategies: [{plugin: checkpoint, params: {segments: [1, 2]}}]"
+    expect 2 "p.yaml:" "key 'strategies.params.segments'" -- "$bin" run --out out in/p.yaml
 fi
 if new_case yaml check_too_long; then
     scen in/c.yaml "batch: 4" "strategies: [none]" \
