@@ -167,6 +167,16 @@ assert got == [sys.argv[3]], "outcome %r, expected %r" % (got, sys.argv[3])
 PY
 }
 
+# The process check must see a marked process, or it proves nothing (e.g.
+# where /proc/PID/environ cannot be read).
+mark="$$-selftest"
+env "OOMB_HOSTILE_CASE=$mark" sleep 30 &
+selftest=$!
+for i in $(seq 20); do [ -n "$(left_behind)" ] && break; sleep 0.05; done
+[ "$(left_behind)" = "$selftest" ] || { echo "FAIL: the process check does not see a marked process"; kill "$selftest"; exit 1; }
+kill "$selftest"
+wait "$selftest" 2>/dev/null
+
 # ------------------------------------------------------ shared inputs -----
 
 # A small valid scenario; scen FILE [LINES...] writes it with LINES appended
@@ -600,7 +610,7 @@ if new_case paths baseline_dotdot; then
     expect 2 "r.json" "scenario" -- "$bin" baseline save --baseline out/../out/b in/r.json
 fi
 if new_case paths report_baseline_dotdot_missing; then
-    expect 2 "../nothere" -- "$bin" report -q --out out/rep --baseline ../nothere "$good"
+    expect 2 "--baseline ../nothere" -- "$bin" report -q --out out/rep --baseline ../nothere "$good"
 fi
 if new_case paths report_out_into_file; then
     echo x >in/file

@@ -484,6 +484,11 @@ int oomb_cmd_report(int argc, char **argv)
         goto done;
     qsort(in.sets, (size_t)in.n, sizeof *in.sets, cmp_created);
     if (baseline) {
+        if (access(baseline, F_OK) != 0) { /* say which option named it */
+            fprintf(stderr, "oombench report: --baseline %s: %s\n", baseline, strerror(errno));
+            rc = EXIT_USAGE;
+            goto done;
+        }
         if (is_dir(baseline))
             rc = load_baseline_dir(&base, baseline, &in);
         else
