@@ -484,6 +484,11 @@ int oomb_cmd_report(int argc, char **argv)
         goto done;
     qsort(in.sets, (size_t)in.n, sizeof *in.sets, cmp_created);
     if (baseline) {
+        if (access(baseline, F_OK) != 0) { /* say which option named it */
+            fprintf(stderr, "oombench report: --baseline %s: %s\n", baseline, strerror(errno));
+            rc = EXIT_USAGE;
+            goto done;
+        }
         if (is_dir(baseline))
             rc = load_baseline_dir(&base, baseline, &in);
         else
@@ -528,9 +533,9 @@ int oomb_cmd_report(int argc, char **argv)
         rc = st == OOMB_ERR_INVALID ? EXIT_USAGE : EXIT_INTERNAL;
         goto done;
     }
-    if (oomb_mkdir_p(out, err, sizeof err) != OOMB_OK) {
+    if ((st = oomb_mkdir_p(out, err, sizeof err)) != OOMB_OK) {
         fprintf(stderr, "oombench report: %s\n", err);
-        rc = EXIT_INTERNAL;
+        rc = st == OOMB_ERR_INVALID ? EXIT_USAGE : EXIT_INTERNAL;
         goto done;
     }
     int n_drawn = 0, n_failed = 0, n_omitted = 0;

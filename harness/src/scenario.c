@@ -2146,6 +2146,24 @@ static int yaml_error(struct ctx *c, const yaml_parser_t *p)
     if (p->error == YAML_MEMORY_ERROR)
         return err_oom(c);
     const yaml_mark_t *m = p->error == YAML_READER_ERROR ? &p->mark : &p->problem_mark;
+    /* libyaml decodes a small input whole before scanning it, so a reader
+     * error (bad UTF-8, a control character) has its mark at 1:1: place it
+     * from the byte offset of the problem in the input instead. */
+    yaml_mark_t at;
+    const unsigned char *in = p->input.string.start;
+    if (p->error == YAML_READER_ERROR && in != NULL &&
+        p->problem_offset <= (size_t)(p->input.string.end - in)) {
+        memset(&at, 0, sizeof at);
+        for (size_t i = 0; i < p->problem_offset; i++) {
+            if (in[i] == '\n') {
+                at.line++;
+                at.column = 0;
+            } else {
+                at.column++;
+            }
+        }
+        m = &at;
+    }
     char where[64] = "";
     if (p->context != NULL)
         snprintf(where, sizeof where, " (%s at line %d, column %d)", p->context,

@@ -52,14 +52,15 @@ int oomb_mkdir_p(const char *path, char *err, size_t err_len)
         buf[i] = '\0';
         if (mkdir(buf, 0777) != 0 && errno != EEXIST) {
             oomb_errf(err, err_len, "%s: cannot create directory: %s", buf, strerror(errno));
-            return OOMB_ERR_IO;
+            /* A file where the path needs a folder: the path is wrong, not the machine. */
+            return errno == ENOTDIR ? OOMB_ERR_INVALID : OOMB_ERR_IO;
         }
         buf[i] = c;
     }
     struct stat st;
     if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) {
         oomb_errf(err, err_len, "%s: not a directory", path);
-        return OOMB_ERR_IO;
+        return OOMB_ERR_INVALID;
     }
     return OOMB_OK;
 }

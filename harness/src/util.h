@@ -21,7 +21,9 @@ void oomb_errf(char *buf, size_t len, const char *fmt, ...) __attribute__((forma
 /* strdup that accepts NULL (returns NULL). Caller frees. */
 char *oomb_strdup(const char *s);
 
-/* mkdir -p. Returns OOMB_OK or OOMB_ERR_IO with the failing path in err. */
+/* mkdir -p. Returns OOMB_OK, OOMB_ERR_INVALID when a file stands where the
+ * path needs a folder (a wrong path: exit 2), or OOMB_ERR_IO, with the failing
+ * path in err. */
 int oomb_mkdir_p(const char *path, char *err, size_t err_len) OOMB_WARN_UNUSED;
 
 /* Monotonic clock in nanoseconds. */
