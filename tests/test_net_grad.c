@@ -9,15 +9,16 @@
  * The models are loaded from the YAML files of tests/data/netgrad with the harness's
  * scenario parser and driven through a minimal host table (tracked aligned
  * allocation, seeded parameters, batch norm buffers 0/1) exactly as a
- * plugin drives them: forward with OOMB_FWD_TRAIN keeping every layer's
- * activation buffer, softmax cross-entropy with gradient scale 1/B, and the
- * backward chain oomb_net_backward_step from the last layer to the first.
+ * plugin drives them: the step engine's training pass (forward with
+ * OOMB_FWD_TRAIN and PyTorch eager's saved tensors, softmax cross-entropy
+ * with gradient scale 1/B, backward through the tape), once as is and once
+ * with the input requiring a gradient.
  *
  * The reference is the loss L = (sum over samples of the cross-entropy) / B
  * evaluated in double from the network's FP32 logits, with the network run
  * in OOMB_FWD_RECOMPUTE (batch statistics, running statistics untouched),
  * differenced centrally with h = 1e-3 for EVERY parameter and every input
- * element (the input gradient comes from oomb_net_backward on layer 0).
+ * element (the input gradient from the engine's pass with dx).
  *
  * Tolerance: gradients are compared per parameter tensor (each W, b, gamma,
  * beta, Wqkv, ... of every layer, residual bodies included):
@@ -31,11 +32,11 @@
  * tensor's scale. A relative norm error ||grad - fd|| / ||fd|| <= 1e-2 is required per tensor as
  * well.
  *
- * Also checked: RECOMPUTE reproduces TRAIN bit for bit (outputs and saved
- * state of every layer); TRAIN moves the running statistics away from 0/1
- * while RECOMPUTE and EVAL leave them alone; EVAL (running statistics)
- * differs from TRAIN for batch-norm models and equals it otherwise; every
- * byte taken from the host is given back after each pass.
+ * Also checked: the two passes give bit-identical parameter gradients;
+ * TRAIN moves the running statistics away from 0/1 while RECOMPUTE and EVAL
+ * leave them alone; EVAL (running statistics) differs from RECOMPUTE for
+ * batch-norm models and equals it otherwise; every byte taken from the
+ * host is given back after each pass.
  */
 #include <criterion/criterion.h>
 
@@ -46,6 +47,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "engine.h"
 #include "net.h"
 #include "scenario.h"
 
@@ -271,6 +273,7 @@ struct gx {
     struct oomb_run_info info;
     struct oomb_host host;
     struct oomb_net net;
+    struct oomb_engine eng; /* none's policy */
     int64_t B, K, F;
     float *x;         /* (B, F) through the host */
     int32_t *y;       /* (B) through the host */
@@ -337,6 +340,8 @@ static void gx_open(struct gx *g, const char *file, int64_t B)
     rc = oomb_net_init(&g->net, h, g->m, OOMB_NET_GRADS | OOMB_NET_OPTIMIZER, err, sizeof err);
     cr_assert_eq(rc, OOMB_OK, "oomb_net_init: %s", err);
     cr_assert_gt(g->net.total_params, 0);
+    rc = oomb_engine_init(&g->eng, &g->net, NULL, err, sizeof err);
+    cr_assert_eq(rc, OOMB_OK, "oomb_engine_init: %s", err);
 
     g->B = B;
     g->K = g->m->classes;
@@ -358,6 +363,7 @@ static void gx_close(struct gx *g)
 {
     fh_free(&g->run, g->x);
     fh_free(&g->run, g->y);
+    oomb_engine_free(&g->eng);
     oomb_net_free(&g->net);
     cr_expect_eq(g->run.live_bytes, 0, "%zu bytes still allocated after oomb_net_free",
                  g->run.live_bytes);
@@ -371,42 +377,20 @@ static void gx_close(struct gx *g)
 /* Live bytes after a pass: the net's state, x, y, the workspace and `extra`. */
 static void expect_no_leak(const struct gx *g, size_t extra, const char *when)
 {
-    size_t want = g->base_live + g->net.ws_bytes + extra;
+    size_t want = g->base_live + g->eng.ws_bytes + extra;
     cr_expect_eq(g->run.live_bytes, want, "%s: %zu bytes live, expected %zu", when,
                  g->run.live_bytes, want);
 }
 
-static float **acts_alloc(struct gx *g, size_t *total)
-{
-    float **a = calloc((size_t)g->m->n_layers, sizeof *a);
-    cr_assert_not_null(a);
-    *total = 0;
-    for (int l = 0; l < g->m->n_layers; l++) {
-        size_t bytes = oomb_net_act_bytes(&g->net, l, g->B);
-        cr_assert_geq(bytes, (size_t)(g->B * g->m->layers[l]->out_features) * sizeof(float));
-        cr_assert_eq(fh_alloc(&g->run, bytes, OOMB_TAG_ACTIVATIONS, "activation", (void **)&a[l]),
-                     OOMB_OK);
-        *total += bytes;
-    }
-    return a;
-}
-
-static void acts_free(struct gx *g, float **a)
-{
-    for (int l = 0; l < g->m->n_layers; l++)
-        fh_free(&g->run, a[l]);
-    free(a);
-}
-
-static void forward_all(struct gx *g, float **acts, enum oomb_fwd_mode mode)
+/* Logits (B, K) of the engine's forward without autograd state; the
+ * caller frees them with fh_free. */
+static float *logits_of(struct gx *g, enum oomb_fwd_mode mode)
 {
     char msg[256] = "";
-    const float *in = g->x;
-    for (int l = 0; l < g->m->n_layers; l++) {
-        int rc = oomb_net_forward(&g->net, l, acts[l], in, g->B, mode, msg, sizeof msg);
-        cr_assert_eq(rc, OOMB_OK, "forward layer %d (mode %d): %s", l, (int)mode, msg);
-        in = acts[l];
-    }
+    float *logits = NULL;
+    int rc = oomb_engine_forward(&g->eng, g->x, g->B, mode, &logits, msg, sizeof msg);
+    cr_assert_eq(rc, OOMB_OK, "forward (mode %d): %s", (int)mode, msg);
+    return logits;
 }
 
 /* Mean softmax cross-entropy of logits (B, K), in double. */
@@ -426,65 +410,41 @@ static double loss_double(const float *logits, const int32_t *y, int64_t B, int6
     return sum / (double)B;
 }
 
-static double fd_loss(struct gx *g, float **acts)
+static double fd_loss(struct gx *g)
 {
-    forward_all(g, acts, OOMB_FWD_RECOMPUTE);
-    return loss_double(acts[g->m->n_layers - 1], g->y, g->B, g->K);
+    float *logits = logits_of(g, OOMB_FWD_RECOMPUTE);
+    double l = loss_double(logits, g->y, g->B, g->K);
+    fh_free(&g->run, logits);
+    return l;
 }
 
 /* Central differences of the loss with respect to each of p[0..n). */
-static void fd_grad(struct gx *g, float **acts, float *p, int64_t n, double *out)
+static void fd_grad(struct gx *g, float *p, int64_t n, double *out)
 {
     for (int64_t i = 0; i < n; i++) {
         const float orig = p[i];
         const float hi = (float)((double)orig + FD_H), lo = (float)((double)orig - FD_H);
         p[i] = hi;
-        double lp = fd_loss(g, acts);
+        double lp = fd_loss(g);
         p[i] = lo;
-        double lm = fd_loss(g, acts);
+        double lm = fd_loss(g);
         p[i] = orig;
         out[i] = (lp - lm) / ((double)hi - (double)lo);
     }
 }
 
-/* One backward chain: softmax cross-entropy of acts[L-1], then
- * oomb_net_backward_step from the last layer down to layer `stop` (0: all);
- * returns the gradient of layer stop - 1's output (NULL when stop is 0). */
-static float *backward_chain(struct gx *g, float **acts, int stop, double *loss_ops)
+/* One training pass of the engine over x, y: gradients into the net's
+ * grads (zeroed first), the input gradient into dx when not NULL; returns
+ * the mean loss the ops computed. */
+static double train_pass(struct gx *g, float *dx)
 {
     char msg[256] = "";
-    const int L = g->m->n_layers;
-    const struct oomb_ops *o = g->host.ops;
-    void *k = o->ctx;
-    float *probs = NULL, *losses = NULL, *dcur = NULL;
-    cr_assert_eq(fh_alloc(&g->run, (size_t)(g->B * g->K) * 4, OOMB_TAG_ACTIVATIONS, "probs",
-                          (void **)&probs),
-                 OOMB_OK);
-    cr_assert_eq(
-        fh_alloc(&g->run, (size_t)g->B * 4, OOMB_TAG_ACTIVATIONS, "losses", (void **)&losses),
-        OOMB_OK);
-    cr_assert_eq(o->softmax_xent_forward(k, losses, probs, acts[L - 1], g->y, g->B, g->K), OOMB_OK,
-                 "%s", o->last_error(k));
-    double s = 0;
-    cr_assert_eq(o->sum(k, losses, g->B, &s), OOMB_OK);
-    *loss_ops = s / (double)g->B;
-    cr_assert_eq(fh_alloc(&g->run, (size_t)(g->B * g->K) * 4, OOMB_TAG_ACTIVATIONS, "dlogits",
-                          (void **)&dcur),
-                 OOMB_OK);
-    cr_assert_eq(o->softmax_xent_backward(k, dcur, probs, g->y, g->B, g->K, 1.0f / (float)g->B),
-                 OOMB_OK, "%s", o->last_error(k));
-    fh_free(&g->run, probs);
-    fh_free(&g->run, losses);
-    for (int l = L - 1; l >= stop; l--) {
-        int rc = oomb_net_backward_step(&g->net, l, &dcur, l > 0 ? acts[l - 1] : g->x, acts[l],
-                                        g->B, msg, sizeof msg);
-        cr_assert_eq(rc, OOMB_OK, "backward step layer %d: %s", l, msg);
-        if (l > 0)
-            cr_assert_not_null(dcur, "layer %d gave no input gradient", l);
-    }
-    if (stop == 0)
-        cr_assert_null(dcur, "layer 0's step left an input gradient");
-    return dcur;
+    struct oomb_step_stats st = {0, 0};
+    cr_assert_eq(oomb_net_zero_grads(&g->net, msg, sizeof msg), OOMB_OK, "%s", msg);
+    int rc = oomb_engine_train_batch(&g->eng, g->x, g->y, g->B, 1.0f / (float)g->B, dx, &st, msg,
+                                     sizeof msg);
+    cr_assert_eq(rc, OOMB_OK, "train pass: %s", msg);
+    return st.loss_sum / (double)g->B;
 }
 
 /* ------------------------------------------------------------ tensors ---- */
@@ -655,23 +615,9 @@ static void check_model(const char *name, int64_t B)
         memcpy(bufs0, n->bufs, (size_t)NB * sizeof(float));
     }
 
-    /* --- pass 1: TRAIN forward, backward steps down to layer 0 */
-    size_t act_total = 0;
-    float **acts = acts_alloc(&g, &act_total);
-    forward_all(&g, acts, OOMB_FWD_TRAIN);
-    expect_no_leak(&g, act_total, "after the TRAIN forward");
-    const double loss = loss_double(acts[L - 1], g.y, B, g.K);
-    cr_assert(isfinite(loss), "%s: loss %g", name, loss);
-    double loss_ops = 0;
-    float *d = backward_chain(&g, acts, 0, &loss_ops);
-    cr_assert_null(d);
-    /* the same float logits, the loss once through the ops (float softmax cross-entropy:
-     * <= (K + 4) u (1 + |l|) per sample, see test_kernels_cpu.c; K <= 10, u = 2^-24, so
-     * <= 1.7e-6 max(1, |l|)) and once in double here; limit 1e-5, measured <= 3.1e-8
-     * absolute over OpenBLAS core types and thread counts */
-    cr_expect_leq(fabs(loss_ops - loss), 1e-5 * fmax(1.0, fabs(loss)),
-                  "%s: ops loss %.9g, double loss %.9g", name, loss_ops, loss);
-    expect_no_leak(&g, act_total, "after the backward chain");
+    /* --- pass 1: the engine's training pass (forward TRAIN, loss, backward) */
+    const double loss_ops = train_pass(&g, NULL);
+    expect_no_leak(&g, 0, "after the training pass");
     float *grads = malloc((size_t)P * sizeof(float));
     cr_assert_not_null(grads);
     memcpy(grads, n->grads, (size_t)P * sizeof(float));
@@ -688,66 +634,64 @@ static void check_model(const char *name, int64_t B)
                      (long long)moved, (long long)NB);
     }
 
-    /* --- pass 2: the same chain down to layer 1, then layer 0 with its input gradient */
-    char msg[256] = "";
-    cr_assert_eq(oomb_net_zero_grads(n, msg, sizeof msg), OOMB_OK, "%s", msg);
-    d = backward_chain(&g, acts, 1, &loss_ops);
+    /* --- pass 2: the same with the input requiring a gradient */
     float *dx = NULL;
     cr_assert_eq(fh_alloc(&g.run, (size_t)(B * g.F) * sizeof(float), OOMB_TAG_ACTIVATIONS, "dinput",
                           (void **)&dx),
                  OOMB_OK);
-    int rc = oomb_net_backward(n, 0, dx, d, g.x, acts[0], B, msg, sizeof msg);
-    cr_assert_eq(rc, OOMB_OK, "%s: backward layer 0: %s", name, msg);
-    fh_free(&g.run, d);
+    train_pass(&g, dx);
     double gmax = 0, gdiff = 0;
     for (int64_t i = 0; i < P; i++) {
         gmax = fmax(gmax, fabs((double)grads[i]));
         gdiff = fmax(gdiff, fabs((double)n->grads[i] - (double)grads[i]));
     }
-    /* the second chain makes the same kernel calls on the same data for every parameter
-     * gradient (layer 0's input gradient is a separate product): bit-identical, measured 0
-     * over OpenBLAS core types and thread counts */
+    /* the second pass makes the same kernel calls on the same data for every parameter
+     * gradient (batch norm normalises with the batch's statistics in both; the input
+     * gradient is a separate product): bit-identical, measured 0 over OpenBLAS core types
+     * and thread counts */
     cr_expect_eq(gdiff, 0.0,
-                 "%s: parameter gradients of the two chains differ by %.3e (max %.3e)", name,
+                 "%s: parameter gradients of the two passes differ by %.3e (max %.3e)", name,
                  gdiff, gmax);
-    expect_no_leak(&g, act_total + (size_t)(B * g.F) * sizeof(float),
-                   "after the chain with the input gradient");
+    expect_no_leak(&g, (size_t)(B * g.F) * sizeof(float), "after the pass with the input gradient");
+    if (NB > 0)
+        memcpy(bufs1, n->bufs, (size_t)NB * sizeof(float));
 
-    /* --- RECOMPUTE reproduces TRAIN bit for bit and leaves the running statistics */
-    size_t act_total2 = 0;
-    float **acts2 = acts_alloc(&g, &act_total2);
-    forward_all(&g, acts2, OOMB_FWD_RECOMPUTE);
-    for (int l = 0; l < L; l++)
-        cr_expect_eq(memcmp(acts[l], acts2[l], oomb_net_act_bytes(n, l, B)), 0,
-                     "%s: layer %d (%s): RECOMPUTE differs from TRAIN", name, l,
-                     oomb_layer_kind_name(m->layers[l]->kind));
+    /* --- RECOMPUTE: the training loss again, the running statistics left alone */
+    float *lr = logits_of(&g, OOMB_FWD_RECOMPUTE);
+    const double loss = loss_double(lr, g.y, B, g.K);
+    cr_assert(isfinite(loss), "%s: loss %g", name, loss);
+    /* the same float logits, the loss once through the ops (float softmax cross-entropy:
+     * <= (K + 4) u (1 + |l|) per sample, see test_kernels_cpu.c; K <= 10, u = 2^-24, so
+     * <= 1.7e-6 max(1, |l|)) and once in double here; limit 1e-5, measured <= 3.1e-8
+     * absolute over OpenBLAS core types and thread counts */
+    cr_expect_leq(fabs(loss_ops - loss), 1e-5 * fmax(1.0, fabs(loss)),
+                  "%s: ops loss %.9g, double loss %.9g", name, loss_ops, loss);
     if (NB > 0)
         cr_expect_eq(memcmp(n->bufs, bufs1, (size_t)NB * sizeof(float)), 0,
                      "%s: RECOMPUTE changed the running statistics", name);
 
-    /* --- EVAL: running statistics; differs from TRAIN exactly when there is batch norm */
-    forward_all(&g, acts2, OOMB_FWD_EVAL);
+    /* --- EVAL: running statistics; differs from RECOMPUTE exactly when there is batch norm */
+    float *le = logits_of(&g, OOMB_FWD_EVAL);
     if (NB > 0)
         cr_expect_eq(memcmp(n->bufs, bufs1, (size_t)NB * sizeof(float)), 0,
                      "%s: EVAL changed the running statistics", name);
     double ediff = 0;
     for (int64_t i = 0; i < B * g.K; i++)
-        ediff = fmax(ediff, fabs((double)acts2[L - 1][i] - (double)acts[L - 1][i]));
+        ediff = fmax(ediff, fabs((double)le[i] - (double)lr[i]));
     if (bn)
         cr_expect_gt(ediff, 1e-3, "%s: EVAL logits equal TRAIN's (max diff %.3e)", name, ediff);
     else
-        for (int l = 0; l < L; l++)
-            cr_expect_eq(
-                memcmp(acts[l], acts2[l], (size_t)(B * m->layers[l]->out_features) * sizeof(float)),
-                0, "%s: layer %d: EVAL differs from TRAIN without batch norm", name, l);
+        cr_expect_eq(memcmp(le, lr, (size_t)(B * g.K) * sizeof(float)), 0,
+                     "%s: EVAL differs from RECOMPUTE without batch norm", name);
+    fh_free(&g.run, lr);
+    fh_free(&g.run, le);
 
     /* --- finite differences over every parameter and every input element */
     double *fd = malloc((size_t)P * sizeof(double));
     double *fdx = malloc((size_t)(B * g.F) * sizeof(double));
     cr_assert(fd && fdx);
-    cr_expect_eq(fd_loss(&g, acts2), loss, "%s: RECOMPUTE loss differs from TRAIN's", name);
-    fd_grad(&g, acts2, n->params, P, fd);
-    fd_grad(&g, acts2, g.x, B * g.F, fdx);
+    fd_grad(&g, n->params, P, fd);
+    fd_grad(&g, g.x, B * g.F, fdx);
     if (NB > 0)
         cr_expect_eq(memcmp(n->bufs, bufs1, (size_t)NB * sizeof(float)), 0,
                      "%s: RECOMPUTE passes changed the running statistics", name);
@@ -784,8 +728,6 @@ static void check_model(const char *name, int64_t B)
                 name, (long long)P, loss, model_max, all.max_err, worst_name, worst, rx);
 
     fh_free(&g.run, dx);
-    acts_free(&g, acts);
-    acts_free(&g, acts2);
     expect_no_leak(&g, 0, "after all passes");
     free(fd);
     free(fdx);

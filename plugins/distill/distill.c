@@ -25,19 +25,16 @@
  * the hard cross-entropy alone, mean over the batch, so that it compares with
  * none's; the full objective is metric "distill_loss" (last step).
  *
- * Memory, exactly (Ps, Pt parameters of student and teacher; f_l the
- * student's layer widths; B batch, K classes, f_in input features):
+ * Memory (Ps, Pt parameters of student and teacher; B batch, K classes):
  *   weights     = 4*Pt (teacher) + 4*Ps (student)
  *   grads       = 4*Ps;  optimizer = 8*Ps (Adam) or 4*Ps (SGD)
  *   other       = 4B (labels)
- *   activations = 4B*f_in (input, kept all step) + the larger of
- *     teacher forward: 4B * max over teacher layers l of (out_l + in_l), without
- *                      in_l for the first layer (its input is the kept input);
- *     student:         4B * (sum_l f_l + K + 1)  (saved activations, probs, losses)
- *                      + 4B * max(2K + 1  (teacher logits, dlogits, soft losses),
- *                                 max over linear l of (f_l + in_l), without in_l
- *                                 for the first linear  (backward transient))
- * The teacher's logits live from its forward until the soft gradients are in.
+ *   activations = the input (kept all step) plus the larger of the
+ *     teacher's forward (no autograd state: each activation freed once the
+ *     next layer has read it, as under torch.no_grad()) and the student's
+ *     training step in the step engine, with the teacher's logits (4BK)
+ *     and the student's logits (read again by the soft loss) alive from the
+ *     loss until the soft gradients are in (docs/strategies/distill.md).
  */
 #include <math.h>
 #include <stdint.h>
@@ -45,8 +42,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine.h"
 #include "net.h"
-#include "steps.h"
 
 #define DISTILL_MAX_HIDDEN 16
 #define DISTILL_SEED_SALT 0x64697374696c6cULL
@@ -57,12 +54,17 @@ struct distill_state {
     int teacher_from_none;
     struct oomb_net teacher;
     struct oomb_net student;
+    struct oomb_engine teacher_eng; /* forward only */
+    struct oomb_engine eng;         /* the student's step, with the soft loss */
+    float *tlogits;                 /* the teacher's logits of the current batch */
+    double soft_sum, hard_sum;      /* the last step's loss sums */
     /* the student model */
     struct oomb_layer layers[2 * DISTILL_MAX_HIDDEN + 1];
     const struct oomb_layer *layer_ptrs[2 * DISTILL_MAX_HIDDEN + 1];
     struct oomb_model model;
     int64_t teacher_correct, teacher_total;
     double distill_loss;
+    int64_t step;
 };
 
 static uint64_t splitmix64(uint64_t *x)
@@ -110,19 +112,9 @@ static void build_student(struct distill_state *s, const int64_t *hidden, int n_
     int64_t in = tm->input_features;
     for (int i = 0; i <= n_hidden; i++) {
         int64_t out = i < n_hidden ? hidden[i] : tm->classes;
-        struct oomb_layer *L = &s->layers[n++];
-        L->struct_size = sizeof *L;
-        L->kind = OOMB_LAYER_LINEAR;
-        L->in_features = in;
-        L->out_features = out;
-        L->has_bias = 1;
-        L->n_params = out * in + out;
-        if (i < n_hidden) {
-            struct oomb_layer *R = &s->layers[n++];
-            R->struct_size = sizeof *R;
-            R->kind = OOMB_LAYER_RELU;
-            R->in_features = R->out_features = out;
-        }
+        oomb_layer_make_linear(&s->layers[n++], in, out);
+        if (i < n_hidden)
+            oomb_layer_make_activation(&s->layers[n++], OOMB_LAYER_RELU, out);
         in = out;
     }
     for (int l = 0; l < n; l++)
@@ -185,10 +177,14 @@ static void distill_destroy(void *state)
     struct distill_state *s = state;
     if (!s)
         return;
+    oomb_engine_free(&s->eng);
+    oomb_engine_free(&s->teacher_eng);
     oomb_net_free(&s->student);
     oomb_net_free(&s->teacher);
     free(s);
 }
+
+static const struct oomb_loss_hooks distill_hooks;
 
 static int distill_create(const struct oomb_host *h, void **state, char *msg, size_t msg_len)
 {
@@ -222,13 +218,16 @@ static int distill_create(const struct oomb_host *h, void **state, char *msg, si
     s->T = T;
     s->alpha = alpha;
     build_student(s, hidden, n_hidden);
+    struct oomb_policy pol = {.hooks = &distill_hooks, .hooks_user = s};
     int rc;
     if ((rc = oomb_net_init(&s->teacher, h, h->info->model, OOMB_NET_NO_INIT, msg, msg_len)) ||
         (rc = init_teacher(s, msg, msg_len)) ||
         (rc =
              oomb_net_init(&s->student, h, &s->model,
                            OOMB_NET_GRADS | OOMB_NET_OPTIMIZER | OOMB_NET_NO_INIT, msg, msg_len)) ||
-        (rc = init_student(s, msg, msg_len))) {
+        (rc = init_student(s, msg, msg_len)) ||
+        (rc = oomb_engine_init(&s->teacher_eng, &s->teacher, NULL, msg, msg_len)) ||
+        (rc = oomb_engine_init(&s->eng, &s->student, &pol, msg, msg_len))) {
         distill_destroy(s);
         return rc;
     }
@@ -239,150 +238,82 @@ static int distill_create(const struct oomb_host *h, void **state, char *msg, si
     return OOMB_OK;
 }
 
-/* Teacher logits (B, K) for input x, each activation freed once used; the
- * caller frees *logits. */
-static int teacher_forward(struct distill_state *s, const float *x, float **logits, char *msg,
-                           size_t msg_len)
+/* Before the student's forward: the teacher's logits of the batch. Batch
+ * norm normalises with the batch's statistics: the reference run's running
+ * statistics are not carried over. */
+static int hook_begin(void *user, const void *x, const int32_t *y, int64_t count, char *msg,
+                      size_t msg_len)
 {
+    struct distill_state *s = user;
     const struct oomb_host *h = s->h;
-    const struct oomb_model *m = h->info->model;
-    const int64_t B = h->info->batch;
-    float *cur = NULL;
-    const float *in = x;
-    int rc = OOMB_OK;
-    for (int l = 0; l < m->n_layers; l++) {
-        float *out;
-        size_t bytes = oomb_net_act_bytes(&s->teacher, l, B);
-        if ((rc = oomb_net_alloc(h, bytes, OOMB_TAG_ACTIVATIONS, "teacher activation",
-                                 (void **)&out, msg, msg_len)))
-            break;
-        /* Batch norm normalises with the batch's statistics: the reference
-         * run's running statistics are not carried over. */
-        rc = oomb_net_forward(&s->teacher, l, out, in, B, OOMB_FWD_RECOMPUTE, msg, msg_len);
-        h->free(h->run, cur);
-        cur = out;
-        in = out;
-        if (rc)
-            break;
+    int64_t correct = 0;
+    int rc = oomb_engine_forward(&s->teacher_eng, x, count, OOMB_FWD_RECOMPUTE, &s->tlogits, msg,
+                                 msg_len);
+    if (rc == OOMB_OK)
+        rc = oomb_op_error(h,
+                           h->ops->count_correct(h->ops->ctx, s->tlogits, y, count,
+                                                 s->model.classes, &correct),
+                           "count_correct (teacher)", msg, msg_len);
+    if (rc == OOMB_OK && s->step >= h->info->warmup_steps) {
+        s->teacher_correct += correct;
+        s->teacher_total += count;
     }
-    if (rc) {
-        h->free(h->run, cur);
-        return rc;
-    }
-    *logits = cur;
-    return OOMB_OK;
+    return rc;
 }
+
+/* After the hard loss's gradient: dlogits = (1 - alpha) of it plus the
+ * soft targets' gradient. */
+static int hook_loss(void *user, const float *logits, float *dlogits, int64_t count,
+                     float grad_scale, double hard_sum, char *msg, size_t msg_len)
+{
+    struct distill_state *s = user;
+    const struct oomb_host *h = s->h;
+    const struct oomb_ops *o = h->ops;
+    const int64_t K = s->model.classes;
+    float *soft = NULL;
+    double sum = 0;
+    int rc;
+    if ((rc = oomb_net_alloc(h, (size_t)count * 4, OOMB_TAG_ACTIVATIONS, "soft losses",
+                             (void **)&soft, msg, msg_len)) ||
+        (rc = oomb_op_error(h, o->scale(o->ctx, dlogits, count * K, (float)(1.0 - s->alpha)),
+                            "scale hard gradient", msg, msg_len)) ||
+        (rc = oomb_op_error(h, o->zero(o->ctx, soft, (size_t)count * 4), "zero soft losses", msg,
+                            msg_len)) ||
+        (rc = oomb_op_error(h,
+                            o->soft_xent_accumulate(o->ctx, soft, dlogits, logits, s->tlogits,
+                                                    count, K, (float)s->T, (float)s->alpha,
+                                                    grad_scale),
+                            "soft_xent_accumulate", msg, msg_len)) ||
+        (rc = oomb_op_error(h, o->sum(o->ctx, soft, count, &sum), "soft loss sum", msg,
+                            msg_len)))
+        goto done;
+    s->soft_sum += sum;
+    s->hard_sum += hard_sum;
+    h->free(h->run, s->tlogits); /* read for the last time */
+    s->tlogits = NULL;
+done:
+    h->free(h->run, soft);
+    return rc;
+}
+
+static void hook_end(void *user)
+{
+    struct distill_state *s = user;
+    s->h->free(s->h->run, s->tlogits);
+    s->tlogits = NULL;
+}
+
+static const struct oomb_loss_hooks distill_hooks = {hook_begin, hook_loss, hook_end};
 
 static int distill_step(void *state, int64_t step, char *msg, size_t msg_len)
 {
     struct distill_state *s = state;
-    const struct oomb_host *h = s->h;
-    const struct oomb_model *m = &s->model;
-    struct oomb_net *n = &s->student;
-    const int L = m->n_layers;
-    const int64_t B = h->info->batch, K = m->classes;
-    const float a = (float)s->alpha;
-    int rc = OOMB_OK;
-    float *x = NULL, *tlogits = NULL, *probs = NULL, *losses = NULL, *soft = NULL, *dcur = NULL;
-    int32_t *y = NULL;
-    float *acts[2 * DISTILL_MAX_HIDDEN + 1] = {0};
-
-    h->phase(h->run, OOMB_PHASE_OTHER);
-    if ((rc = oomb_net_alloc(h, (size_t)(B * m->input_features) * 4, OOMB_TAG_ACTIVATIONS, "input",
-                             (void **)&x, msg, msg_len)) ||
-        (rc =
-             oomb_net_alloc(h, (size_t)B * 4, OOMB_TAG_OTHER, "labels", (void **)&y, msg, msg_len)))
-        goto done;
-    if ((rc = h->load_batch(h->run, step, 0, B, x, y))) {
-        oomb_msg(msg, msg_len, "load_batch failed");
-        goto done;
-    }
-
-    h->phase(h->run, OOMB_PHASE_FORWARD);
-    if ((rc = teacher_forward(s, x, &tlogits, msg, msg_len)))
-        goto done;
-    int64_t tcorrect = 0;
-    if ((rc = oomb_net_op_error(n, n->ops->count_correct(n->k, tlogits, y, B, K, &tcorrect),
-                                "count_correct (teacher)", msg, msg_len)))
-        goto done;
-    if (step >= h->info->warmup_steps) {
-        s->teacher_correct += tcorrect;
-        s->teacher_total += B;
-    }
-    const float *in = x;
-    for (int l = 0; l < L; l++) {
-        size_t bytes = oomb_net_act_bytes(n, l, B);
-        if ((rc = oomb_net_alloc(h, bytes, OOMB_TAG_ACTIVATIONS, "activation", (void **)&acts[l],
-                                 msg, msg_len)))
-            goto done;
-        if ((rc = oomb_net_forward(n, l, acts[l], in, B, OOMB_FWD_TRAIN, msg, msg_len)))
-            goto done;
-        in = acts[l];
-    }
-    if ((rc = oomb_net_alloc(h, (size_t)(B * K) * 4, OOMB_TAG_ACTIVATIONS, "probs", (void **)&probs,
-                             msg, msg_len)) ||
-        (rc = oomb_net_alloc(h, (size_t)B * 4, OOMB_TAG_ACTIVATIONS, "losses", (void **)&losses,
-                             msg, msg_len)))
-        goto done;
-    if ((rc = oomb_net_op_error(
-             n, n->ops->softmax_xent_forward(n->k, losses, probs, acts[L - 1], y, B, K),
-             "softmax_xent_forward", msg, msg_len)))
-        goto done;
-    int64_t correct = 0;
-    if ((rc = oomb_net_op_error(n, n->ops->count_correct(n->k, acts[L - 1], y, B, K, &correct),
-                                "count_correct", msg, msg_len)))
-        goto done;
-    double hard;
-    if ((rc = oomb_net_mean_loss(n, losses, B, &hard, msg, msg_len)))
-        goto done;
-    h->report_loss(h->run, step, hard);
-    h->report_accuracy(h->run, correct, B);
-
-    h->phase(h->run, OOMB_PHASE_BACKWARD);
-    if ((rc = oomb_net_zero_grads(n, msg, msg_len)))
-        goto done;
-    if ((rc = oomb_net_alloc(h, (size_t)(B * K) * 4, OOMB_TAG_ACTIVATIONS, "dlogits",
-                             (void **)&dcur, msg, msg_len)) ||
-        (rc = oomb_net_alloc(h, (size_t)B * 4, OOMB_TAG_ACTIVATIONS, "soft losses", (void **)&soft,
-                             msg, msg_len)))
-        goto done;
-    if ((rc = oomb_net_op_error(
-             n, n->ops->softmax_xent_backward(n->k, dcur, probs, y, B, K, (1.0f - a) / (float)B),
-             "softmax_xent_backward", msg, msg_len)) ||
-        (rc = oomb_net_op_error(n, n->ops->zero(n->k, soft, (size_t)B * 4), "zero soft losses", msg,
-                                msg_len)) ||
-        (rc = oomb_net_op_error(n,
-                                n->ops->soft_xent_accumulate(n->k, soft, dcur, acts[L - 1], tlogits,
-                                                             B, K, (float)s->T, a, 1.0f / (float)B),
-                                "soft_xent_accumulate", msg, msg_len)))
-        goto done;
-    double soft_mean;
-    if ((rc = oomb_net_mean_loss(n, soft, B, &soft_mean, msg, msg_len)))
-        goto done;
-    s->distill_loss = (1.0 - s->alpha) * hard + soft_mean;
-    h->free(h->run, soft);
-    soft = NULL;
-    h->free(h->run, tlogits);
-    tlogits = NULL;
-    for (int l = L - 1; l >= 0; l--) {
-        if ((rc = oomb_net_backward_step(n, l, &dcur, l > 0 ? acts[l - 1] : x, acts[l], B, msg,
-                                          msg_len)))
-            goto done;
-    }
-
-    h->phase(h->run, OOMB_PHASE_UPDATE);
-    rc = oomb_net_update(n, msg, msg_len);
-
-done:
-    h->free(h->run, dcur);
-    for (int l = 0; l < L; l++)
-        h->free(h->run, acts[l]);
-    h->free(h->run, soft);
-    h->free(h->run, tlogits);
-    h->free(h->run, probs);
-    h->free(h->run, losses);
-    h->free(h->run, x);
-    h->free(h->run, y);
+    const int64_t B = s->h->info->batch;
+    s->step = step;
+    s->soft_sum = s->hard_sum = 0;
+    int rc = oomb_engine_train_step(&s->eng, step, msg, msg_len);
+    if (rc == OOMB_OK)
+        s->distill_loss = ((1.0 - s->alpha) * s->hard_sum + s->soft_sum) / (double)B;
     return rc;
 }
 
@@ -401,7 +332,7 @@ static int distill_evaluate(void *state, char *msg, size_t msg_len)
 {
     struct distill_state *s = state;
     /* the student is what this strategy deploys */
-    return oomb_step_evaluate(s->h, &s->student, 0, NULL, NULL, msg, msg_len);
+    return oomb_engine_evaluate(&s->eng, 0, msg, msg_len);
 }
 
 static const struct oomb_param_desc params[] = {

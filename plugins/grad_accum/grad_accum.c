@@ -1,32 +1,38 @@
 /*
  * Strategy `grad_accum`: gradient accumulation. Each step's batch of B
  * samples is cut into k micro-batches (sizes differ by at most one when k
- * does not divide B); each runs forward and backward on its own and adds its
- * parameter gradients into the one gradient buffer, with the loss gradient
- * scaled by 1/B so that the sum over the micro-batches is the mean over the
- * whole batch, exactly what `none` computes. One optimizer update per step.
- * The optimizer sees the same gradients as none's (up to the order of the
- * floating-point sums), so the weights follow none's update for update.
+ * does not divide B); each runs forward and backward on its own through the
+ * step engine and adds its parameter gradients into the one gradient
+ * buffer, with the loss gradient scaled by 1/B so that the sum over the
+ * micro-batches is the mean over the whole batch, exactly what `none`
+ * computes. One optimizer update per step: the optimizer sees none's
+ * gradients up to the order of the floating-point sums.
  *
- * Memory (b = ceil(B / k), the largest micro-batch; other symbols as in
- * plugins/none/none.c): weights, grads and optimizer as none; other = 4b
- * (the micro-batch's labels); activations = none's train formula with B
- * replaced by b, i.e. about 1/k of none's:
- *   activations = 4b * (f_in + sum_l f_l + K + 1) + 4b * max_linear (f_l + in_l)
- * Cost: k smaller GEMMs instead of one (less efficient per sample), the
- * same number of optimizer updates.
+ * Memory (b = ceil(B / k), the largest micro-batch): weights, grads and
+ * optimizer as none; other = 4b (the micro-batch's labels); activations =
+ * none's at batch b, about 1/k of none's (docs/strategies/grad_accum.md).
+ * Cost: k smaller GEMMs instead of one, the same number of updates.
  */
 #include <stdlib.h>
 
-#include "chunk.h"
+#include "engine.h"
 #include "net.h"
-#include "steps.h"
 
 struct ga_state {
     const struct oomb_host *h;
     struct oomb_net net;
-    int64_t k; /* micro-batches per step */
+    struct oomb_engine eng;
 };
+
+static void ga_destroy(void *state)
+{
+    struct ga_state *s = state;
+    if (!s)
+        return;
+    oomb_engine_free(&s->eng);
+    oomb_net_free(&s->net);
+    free(s);
+}
 
 static int ga_create(const struct oomb_host *h, void **state, char *msg, size_t msg_len)
 {
@@ -48,18 +54,22 @@ static int ga_create(const struct oomb_host *h, void **state, char *msg, size_t 
         return OOMB_ERR_OOM;
     }
     s->h = h;
-    s->k = k;
+    struct oomb_policy pol = {.slices = k};
     int rc = oomb_net_init(&s->net, h, h->info->model, OOMB_NET_GRADS | OOMB_NET_OPTIMIZER, msg,
                            msg_len);
+    if (rc == OOMB_OK)
+        rc = oomb_engine_init(&s->eng, &s->net, &pol, msg, msg_len);
     if (rc != OOMB_OK) {
-        free(s);
+        ga_destroy(s);
         return rc;
     }
+    int64_t first, b;
+    oomb_engine_slice(&pol, B, 0, &first, &b);
     if (B % k != 0)
         h->log(h->run, OOMB_LOG_INFO,
                "batch %lld is not a multiple of steps %lld: micro-batches of %lld and %lld",
-               (long long)B, (long long)k, (long long)(B / k + 1), (long long)(B / k));
-    h->report_metric(h->run, "micro_batch", (double)oomb_chunk_size(B, k, 0));
+               (long long)B, (long long)k, (long long)b, (long long)(b - 1));
+    h->report_metric(h->run, "micro_batch", (double)b);
     *state = s;
     return OOMB_OK;
 }
@@ -67,47 +77,15 @@ static int ga_create(const struct oomb_host *h, void **state, char *msg, size_t 
 static int ga_step(void *state, int64_t step, char *msg, size_t msg_len)
 {
     struct ga_state *s = state;
-    const struct oomb_host *h = s->h;
-    struct oomb_net *n = &s->net;
-    const int64_t B = h->info->batch;
-    struct oomb_chunk_stats st = {0};
-    int rc;
-
-    h->phase(h->run, OOMB_PHASE_BACKWARD);
-    if ((rc = oomb_net_zero_grads(n, msg, msg_len)))
-        return rc;
-    for (int64_t i = 0; i < s->k; i++) {
-        int64_t first = oomb_chunk_first(B, s->k, i), count = oomb_chunk_size(B, s->k, i);
-        if ((rc = oomb_chunk_train(n, step, first, count, 1.0f / (float)B, &st, msg, msg_len)))
-            return rc;
-    }
-    h->report_loss(h->run, step, st.loss_sum / (double)B);
-    h->report_accuracy(h->run, st.correct, B);
-    if (step == 0)
-        h->report_tensor(h->run, "grads0", n->grads, n->total_params);
-
-    h->phase(h->run, OOMB_PHASE_UPDATE);
-    if ((rc = oomb_net_update(n, msg, msg_len)))
-        return rc;
-    h->report_tensor(h->run, "weights", n->params, n->total_params);
-    return OOMB_OK;
-}
-
-static void ga_destroy(void *state)
-{
-    struct ga_state *s = state;
-    if (!s)
-        return;
-    oomb_net_free(&s->net);
-    free(s);
+    return oomb_engine_train_step(&s->eng, step, msg, msg_len);
 }
 
 static int ga_evaluate(void *state, char *msg, size_t msg_len)
 {
     struct ga_state *s = state;
-    /* in micro-batches, as the strategy trains */
-    return oomb_step_evaluate(s->h, &s->net, oomb_chunk_size(s->h->info->batch, s->k, 0), NULL,
-                              NULL, msg, msg_len);
+    int64_t first, b;
+    oomb_engine_slice(&s->eng.pol, s->h->info->batch, 0, &first, &b);
+    return oomb_engine_evaluate(&s->eng, b, msg, msg_len); /* in micro-batches, as it trains */
 }
 
 static const struct oomb_param_desc params[] = {

@@ -41,7 +41,7 @@
 #include <string.h>
 
 #include "net.h"
-#include "steps.h"
+#include "engine.h"
 
 /* Columns the uint16 CSR column indices can address. */
 #define PRUNE_MAX_C 65536
@@ -68,6 +68,7 @@ struct prune_state {
     struct plinear *pl; /* (n_layers) */
     /* train */
     struct oomb_net net;
+    struct oomb_engine eng; /* the step, with this strategy's update or linear layers */
     uint8_t *masks;    /* sum over linear layers of OC*C, tag optimizer */
     int64_t *mask_off; /* (n_layers) offset of layer l's mask */
     int masked;        /* a mask has been computed */
@@ -99,7 +100,7 @@ static int find_threshold(const struct oomb_host *h, const float *w, int64_t n, 
     }
     /* Non-negative floats order like their bit patterns. */
     uint32_t lo = 0, hi = 0x7f800000u; /* count(lo) < k is known: count(0) = 0 */
-    if ((rc = oomb_step_op_error(h, o->count_abs_below(o->ctx, w, n, bits_to_float(hi), &c),
+    if ((rc = oomb_op_error(h, o->count_abs_below(o->ctx, w, n, bits_to_float(hi), &c),
                                  "count_abs_below", msg, msg_len)))
         return rc;
     if (c < k) {
@@ -108,7 +109,7 @@ static int find_threshold(const struct oomb_host *h, const float *w, int64_t n, 
     }
     while (hi - lo > 1) {
         uint32_t mid = lo + (hi - lo) / 2;
-        if ((rc = oomb_step_op_error(h, o->count_abs_below(o->ctx, w, n, bits_to_float(mid), &c),
+        if ((rc = oomb_op_error(h, o->count_abs_below(o->ctx, w, n, bits_to_float(mid), &c),
                                      "count_abs_below", msg, msg_len)))
             return rc;
         if (c >= k)
@@ -125,7 +126,7 @@ static int count_zeros(const struct oomb_host *h, const float *w, int64_t n, int
                        char *msg, size_t msg_len)
 {
     const struct oomb_ops *o = h->ops;
-    return oomb_step_op_error(h, o->count_abs_below(o->ctx, w, n, FLT_TRUE_MIN, zeros),
+    return oomb_op_error(h, o->count_abs_below(o->ctx, w, n, FLT_TRUE_MIN, zeros),
                               "count_abs_below", msg, msg_len);
 }
 
@@ -147,6 +148,7 @@ static void prune_destroy(void *state)
     }
     h->free(h->run, s->masks);
     free(s->mask_off);
+    oomb_engine_free(&s->eng);
     oomb_net_free(&s->net);
     free(s);
 }
@@ -170,7 +172,7 @@ static int compress_layer(struct prune_state *s, int l, float *stage, uint8_t *m
             (rc = oomb_net_alloc(h, (size_t)(nw / 8), OOMB_TAG_WEIGHTS, "2:4 indices",
                                  (void **)&p->idx, msg, msg_len)))
             return rc;
-        if ((rc = oomb_step_op_error(h, o->compress_2of4(o->ctx, p->vals, p->idx, stage, OC, C),
+        if ((rc = oomb_op_error(h, o->compress_2of4(o->ctx, p->vals, p->idx, stage, OC, C),
                                      "compress_2of4", msg, msg_len)))
             return rc;
         p->nnz = nw / 2;
@@ -178,7 +180,7 @@ static int compress_layer(struct prune_state *s, int l, float *stage, uint8_t *m
         float thr;
         int64_t k = llround(s->sparsity * (double)nw), zeros;
         if ((rc = find_threshold(h, stage, nw, k, &thr, msg, msg_len)) ||
-            (rc = oomb_step_op_error(h, o->prune_by_threshold(o->ctx, stage, mask, nw, thr),
+            (rc = oomb_op_error(h, o->prune_by_threshold(o->ctx, stage, mask, nw, thr),
                                      "prune_by_threshold", msg, msg_len)) ||
             (rc = count_zeros(h, stage, nw, &zeros, msg, msg_len)))
             return rc;
@@ -191,7 +193,7 @@ static int compress_layer(struct prune_state *s, int l, float *stage, uint8_t *m
               (rc = oomb_net_alloc(h, (size_t)p->nnz * 4, OOMB_TAG_WEIGHTS, "csr values",
                                    (void **)&p->vals, msg, msg_len)))))
             return rc;
-        if ((rc = oomb_step_op_error(
+        if ((rc = oomb_op_error(
                  h, o->dense_to_csr(o->ctx, p->rowptr, p->colidx, p->vals, stage, OC, C),
                  "dense_to_csr", msg, msg_len)))
             return rc;
@@ -200,7 +202,7 @@ static int compress_layer(struct prune_state *s, int l, float *stage, uint8_t *m
         if ((rc = oomb_net_alloc(h, (size_t)OC * 4, OOMB_TAG_WEIGHTS, "bias", (void **)&p->bias,
                                  msg, msg_len)))
             return rc;
-        if ((rc = oomb_step_op_error(h, o->copy(o->ctx, p->bias, stage + nw, (size_t)OC * 4),
+        if ((rc = oomb_op_error(h, o->copy(o->ctx, p->bias, stage + nw, (size_t)OC * 4),
                                      "copy bias", msg, msg_len)))
             return rc;
     }
@@ -356,6 +358,27 @@ static int read_params(struct prune_state *s, char *msg, size_t msg_len)
     return OOMB_OK;
 }
 
+static int update_and_prune(void *user, int64_t step, char *msg, size_t msg_len);
+static int linear_sparse(void *user, int l, float *out, const float *in, int64_t B, char *msg,
+                         size_t msg_len);
+
+/* The step engine: the update replaced in training; in inference the
+ * linear layers, over a net that holds no FP32 parameters. */
+static int engine_init(struct prune_state *s, char *msg, size_t msg_len)
+{
+    struct oomb_policy pol = {0};
+    int rc = OOMB_OK;
+    if (s->train) {
+        pol.update = update_and_prune;
+        pol.update_user = s;
+    } else {
+        pol.linear = linear_sparse;
+        pol.linear_user = s;
+        rc = oomb_net_init(&s->net, s->h, s->h->info->model, OOMB_NET_NO_PARAMS, msg, msg_len);
+    }
+    return rc ? rc : oomb_engine_init(&s->eng, &s->net, &pol, msg, msg_len);
+}
+
 static int prune_create(const struct oomb_host *h, void **state, char *msg, size_t msg_len)
 {
     struct prune_state *s = calloc(1, sizeof *s);
@@ -368,6 +391,8 @@ static int prune_create(const struct oomb_host *h, void **state, char *msg, size
     int rc = read_params(s, msg, msg_len);
     if (rc == OOMB_OK)
         rc = s->train ? create_train(s, msg, msg_len) : create_infer(s, msg, msg_len);
+    if (rc == OOMB_OK)
+        rc = engine_init(s, msg, msg_len);
     if (rc != OOMB_OK) {
         prune_destroy(s);
         return rc;
@@ -414,9 +439,9 @@ static int prune_2of4_train(struct prune_state *s, char *msg, size_t msg_len)
         oomb_linear_dims(L, &R, &C, &OC);
         int64_t nw = OC * C;
         /* compress_2of4 zeroes the dropped weights; the mask is then w != 0 */
-        if ((rc = oomb_step_op_error(h, o->compress_2of4(o->ctx, vals, idx, w, OC, C),
+        if ((rc = oomb_op_error(h, o->compress_2of4(o->ctx, vals, idx, w, OC, C),
                                      "compress_2of4", msg, msg_len)) ||
-            (rc = oomb_step_op_error(
+            (rc = oomb_op_error(
                  h, o->prune_by_threshold(o->ctx, w, s->masks + s->mask_off[l], nw, FLT_TRUE_MIN),
                  "prune_by_threshold", msg, msg_len)))
             goto done;
@@ -458,10 +483,10 @@ static int update_and_prune(void *user, int64_t step, char *msg, size_t msg_len)
         if (prune_now) {
             float thr;
             if ((rc = find_threshold(h, w, nw, llround(sp * (double)nw), &thr, msg, msg_len)) ||
-                (rc = oomb_step_op_error(h, o->prune_by_threshold(o->ctx, w, mask, nw, thr),
+                (rc = oomb_op_error(h, o->prune_by_threshold(o->ctx, w, mask, nw, thr),
                                          "prune_by_threshold", msg, msg_len)))
                 return rc;
-        } else if ((rc = oomb_step_op_error(h, o->apply_mask(o->ctx, w, mask, nw), "apply_mask",
+        } else if ((rc = oomb_op_error(h, o->apply_mask(o->ctx, w, mask, nw), "apply_mask",
                                             msg, msg_len))) {
             return rc;
         }
@@ -483,10 +508,10 @@ static int linear_sparse(void *user, int l, float *out, const float *in, int64_t
     int64_t R, C, OC;
     oomb_linear_dims(L, &R, &C, &OC);
     if (s->pattern == PATTERN_2OF4)
-        return oomb_step_op_error(
+        return oomb_op_error(
             h, o->linear_forward_2of4(o->ctx, out, in, p->vals, p->idx, p->bias, B, C, OC),
             "linear_forward_2of4", msg, msg_len);
-    return oomb_step_op_error(
+    return oomb_op_error(
         h, o->linear_forward_csr(o->ctx, out, in, p->rowptr, p->colidx, p->vals, p->bias, B, C, OC),
         "linear_forward_csr", msg, msg_len);
 }
@@ -494,9 +519,8 @@ static int linear_sparse(void *user, int l, float *out, const float *in, int64_t
 static int prune_step(void *state, int64_t step, char *msg, size_t msg_len)
 {
     struct prune_state *s = state;
-    if (s->train)
-        return oomb_step_train(&s->net, step, update_and_prune, s, msg, msg_len);
-    return oomb_step_infer(s->h, NULL, step, linear_sparse, s, msg, msg_len);
+    return s->train ? oomb_engine_train_step(&s->eng, step, msg, msg_len)
+                    : oomb_engine_infer_step(&s->eng, step, msg, msg_len);
 }
 
 /* train: the sparsity reached, over all pruned matrices. */
@@ -526,7 +550,7 @@ static int prune_evaluate(void *state, char *msg, size_t msg_len)
 {
     struct prune_state *s = state;
     /* train only: the pruned FP32 parameters */
-    return oomb_step_evaluate(s->h, &s->net, 0, NULL, NULL, msg, msg_len);
+    return oomb_engine_evaluate(&s->eng, 0, msg, msg_len);
 }
 
 static const struct oomb_param_desc params[] = {

@@ -31,7 +31,7 @@
 #include <string.h>
 
 #include "net.h"
-#include "steps.h"
+#include "engine.h"
 
 /* Longest input row the int32 accumulator takes without overflow (127*127*C). */
 #define QUANT_MAX_C (INT32_MAX / (127 * 127))
@@ -57,6 +57,7 @@ struct quantize_state {
     struct qlinear *ql; /* (n_layers) */
     /* train */
     struct oomb_net net;
+    struct oomb_engine eng; /* the step, with this strategy's update or linear layers */
     struct qtensor *tensors;
     int n_tensors;
     int64_t n_blocks;
@@ -84,6 +85,7 @@ static void quantize_destroy(void *state)
     h->free(h->run, s->m_scale);
     h->free(h->run, s->v_scale);
     free(s->tensors);
+    oomb_engine_free(&s->eng);
     oomb_net_free(&s->net);
     free(s);
 }
@@ -147,11 +149,11 @@ static int create_infer(struct quantize_state *s, char *msg, size_t msg_len)
             oomb_msg(msg, msg_len, "layer %d: host init_params failed", l + 1);
             break;
         }
-        rc = oomb_step_op_error(h,
+        rc = oomb_op_error(h,
                                 o->quantize_rows_i8(o->ctx, s->ql[l].wq, s->ql[l].ws, stage, OC, C),
                                 "quantize_rows_i8 (weights)", msg, msg_len);
         if (rc == OOMB_OK && s->ql[l].bias)
-            rc = oomb_step_op_error(h,
+            rc = oomb_op_error(h,
                                     o->copy(o->ctx, s->ql[l].bias, stage + OC * C, (size_t)OC * 4),
                                     "copy bias", msg, msg_len);
     }
@@ -207,14 +209,35 @@ static int create_train(struct quantize_state *s, char *msg, size_t msg_len)
         (rc = oomb_net_alloc(h, nb * 4, OOMB_TAG_OPTIMIZER, "adam v scales", (void **)&s->v_scale,
                              msg, msg_len)))
         return rc;
-    if ((rc = oomb_step_op_error(h, o->zero(o->ctx, s->m_q, P), "zero m", msg, msg_len)) ||
-        (rc = oomb_step_op_error(h, o->zero(o->ctx, s->v_q, P), "zero v", msg, msg_len)) ||
-        (rc = oomb_step_op_error(h, o->zero(o->ctx, s->m_scale, nb * 4), "zero m scales", msg,
+    if ((rc = oomb_op_error(h, o->zero(o->ctx, s->m_q, P), "zero m", msg, msg_len)) ||
+        (rc = oomb_op_error(h, o->zero(o->ctx, s->v_q, P), "zero v", msg, msg_len)) ||
+        (rc = oomb_op_error(h, o->zero(o->ctx, s->m_scale, nb * 4), "zero m scales", msg,
                                  msg_len)) ||
-        (rc = oomb_step_op_error(h, o->zero(o->ctx, s->v_scale, nb * 4), "zero v scales", msg,
+        (rc = oomb_op_error(h, o->zero(o->ctx, s->v_scale, nb * 4), "zero v scales", msg,
                                  msg_len)))
         return rc;
     return OOMB_OK;
+}
+
+static int update8(void *user, int64_t step, char *msg, size_t msg_len);
+static int linear_i8(void *user, int l, float *out, const float *in, int64_t B, char *msg,
+                     size_t msg_len);
+
+/* The step engine: the update replaced in training; in inference the
+ * linear layers, over a net that holds no FP32 parameters. */
+static int engine_init(struct quantize_state *s, char *msg, size_t msg_len)
+{
+    struct oomb_policy pol = {0};
+    int rc = OOMB_OK;
+    if (s->train) {
+        pol.update = update8;
+        pol.update_user = s;
+    } else {
+        pol.linear = linear_i8;
+        pol.linear_user = s;
+        rc = oomb_net_init(&s->net, s->h, s->h->info->model, OOMB_NET_NO_PARAMS, msg, msg_len);
+    }
+    return rc ? rc : oomb_engine_init(&s->eng, &s->net, &pol, msg, msg_len);
 }
 
 static int quantize_create(const struct oomb_host *h, void **state, char *msg, size_t msg_len)
@@ -233,6 +256,8 @@ static int quantize_create(const struct oomb_host *h, void **state, char *msg, s
     s->block = block;
     s->train = h->info->mode == OOMB_MODE_TRAIN;
     int rc = s->train ? create_train(s, msg, msg_len) : create_infer(s, msg, msg_len);
+    if (rc == OOMB_OK)
+        rc = engine_init(s, msg, msg_len);
     if (rc != OOMB_OK) {
         quantize_destroy(s);
         return rc;
@@ -256,7 +281,7 @@ static int update8(void *user, int64_t step, char *msg, size_t msg_len)
                                  t->n, s->block, (float)ri->lr, (float)ri->beta1, (float)ri->beta2,
                                  (float)ri->eps, (float)ri->weight_decay, n->t);
         if (rc != OOMB_OK)
-            return oomb_step_op_error(s->h, rc, "adam8_update", msg, msg_len);
+            return oomb_op_error(s->h, rc, "adam8_update", msg, msg_len);
     }
     return OOMB_OK;
 }
@@ -282,10 +307,10 @@ static int linear_i8(void *user, int l, float *out, const float *in, int64_t B, 
         (rc = oomb_net_alloc(h, (size_t)(B * OC) * 4, OOMB_TAG_WORKSPACE, "int32 accumulator",
                              (void **)&acc, msg, msg_len)))
         goto done;
-    if ((rc = oomb_step_op_error(h, o->quantize_rows_i8(o->ctx, xq, xs, in, B, C),
+    if ((rc = oomb_op_error(h, o->quantize_rows_i8(o->ctx, xq, xs, in, B, C),
                                  "quantize_rows_i8 (input)", msg, msg_len)))
         goto done;
-    rc = oomb_step_op_error(h,
+    rc = oomb_op_error(h,
                             o->linear_forward_i8(o->ctx, out, xq, xs, s->ql[l].wq, s->ql[l].ws,
                                                  s->ql[l].bias, acc, B, C, OC),
                             "linear_forward_i8", msg, msg_len);
@@ -299,16 +324,15 @@ done:
 static int quantize_step(void *state, int64_t step, char *msg, size_t msg_len)
 {
     struct quantize_state *s = state;
-    if (s->train)
-        return oomb_step_train(&s->net, step, update8, s, msg, msg_len);
-    return oomb_step_infer(s->h, NULL, step, linear_i8, s, msg, msg_len);
+    return s->train ? oomb_engine_train_step(&s->eng, step, msg, msg_len)
+                    : oomb_engine_infer_step(&s->eng, step, msg, msg_len);
 }
 
 static int quantize_evaluate(void *state, char *msg, size_t msg_len)
 {
     struct quantize_state *s = state;
     /* train only: the FP32 parameters the 8-bit optimizer updated */
-    return oomb_step_evaluate(s->h, &s->net, 0, NULL, NULL, msg, msg_len);
+    return oomb_engine_evaluate(&s->eng, 0, msg, msg_len);
 }
 
 static const struct oomb_param_desc params[] = {
