@@ -45,12 +45,12 @@ enum em_kind { EM_OP, EM_ADD, EM_VIEW };
 
 struct em_op {
     enum em_kind kind;
-    int in, in2, out;     /* tensor ids (in2: the add's skip) */
+    int in, in2, out; /* tensor ids (in2: the add's skip) */
     int saves_in, saves_out;
-    int64_t extra;        /* bytes kept besides input and output */
-    int params;           /* has parameters */
-    int bn;               /* batch norm: no statistics kept outside training */
-    int top;              /* top-level layer */
+    int64_t extra; /* bytes kept besides input and output */
+    int params;    /* has parameters */
+    int bn;        /* batch norm: no statistics kept outside training */
+    int top;       /* top-level layer */
 };
 
 #define EM_MAX 512
@@ -132,8 +132,8 @@ static int em_add_layer(struct em *m, const struct oomb_layer *L, int top, int i
 
 struct em_state {
     int64_t live, peak;
-    int refs[EM_MAX + 1];  /* holders of each tensor's memory */
-    int grad[EM_MAX + 1];  /* holders of each tensor's gradient */
+    int refs[EM_MAX + 1];   /* holders of each tensor's memory */
+    int grad[EM_MAX + 1];   /* holders of each tensor's gradient */
     int gshare[EM_MAX + 1]; /* gradient tensor id it shares (itself if own) */
 };
 
@@ -156,8 +156,8 @@ static void em_drop(const struct em *m, struct em_state *s, int t)
  * step of `model` at batch B; n_seg > 1 checkpoints segments
  * [seg_first[i], seg_first[i+1]) of top-level layers, all but the last.
  */
-static int64_t em_peak(const struct oomb_model *model, int64_t B, int64_t dsz, int train,
-                       int n_seg, const int *seg_first)
+static int64_t em_peak(const struct oomb_model *model, int64_t B, int64_t dsz, int train, int n_seg,
+                       const int *seg_first)
 {
     struct em *m = calloc(1, sizeof *m);
     struct em_state *s = calloc(1, sizeof *s);
@@ -229,7 +229,7 @@ static int64_t em_peak(const struct oomb_model *model, int64_t B, int64_t dsz, i
     em_alloc(s, B * K * 4); /* probabilities */
     if (dsz != 4)
         em_alloc(s, B * K * 4); /* the FP32 cast of the F16 logits */
-    em_alloc(s, B * 4);      /* per-sample losses */
+    em_alloc(s, B * 4);         /* per-sample losses */
     s->live -= B * 4;
     if (dsz != 4)
         s->live -= B * K * 4;

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "eager_model.h"
 #include "results.h"
 #include "runner.h"
 #include "scenario.h"
@@ -129,19 +130,11 @@ static inline struct oomb_scenario *strat_load(const char *path)
 /* none's training activation peak at batch b (plugins/none/none.c):
  * 4b (f_in + sum_l f_l + K + 1) + 4b max over linear l of (f_l + in_l), in_l
  * only where an input gradient is computed (l > 0). */
+/* none's activation peak in training at batch b: PyTorch eager's rules
+ * (tests/eager_model.h). */
 static inline uint64_t strat_none_train_activations(const struct oomb_model *m, int64_t b)
 {
-    int64_t saved = m->input_features + m->classes + 1, transient = 0;
-    for (int l = 0; l < m->n_layers; l++) {
-        const struct oomb_layer *L = m->layers[l];
-        saved += L->out_features;
-        if (L->kind == OOMB_LAYER_LINEAR) {
-            int64_t t = L->out_features + (l > 0 ? L->in_features : 0);
-            if (t > transient)
-                transient = t;
-        }
-    }
-    return (uint64_t)(4 * b * (saved + transient));
+    return (uint64_t)em_peak(m, b, 4, 1, 0, NULL);
 }
 
 #define STRAT_SCENARIO(name) OOMB_SOURCE_DIR "/scenarios/" name

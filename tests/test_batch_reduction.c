@@ -7,19 +7,11 @@
 #include "strategy_run.h"
 
 /* batch_reduction's inference activation peak (plugins/batch_reduction):
- * the (B, K) logits plus one micro-batch of b samples. */
+ * none's inference peak at one micro-batch of b samples, plus the (B, K)
+ * logits of the whole batch when there is more than one micro-batch. */
 static uint64_t infer_activations(const struct oomb_model *m, int64_t B, int64_t b)
 {
-    const int L = m->n_layers;
-    int64_t widest = m->classes + 1;
-    for (int l = 0; l < L - 1; l++) {
-        int64_t w = m->layers[l]->in_features + m->layers[l]->out_features;
-        if (w > widest)
-            widest = w;
-    }
-    if (m->layers[L - 1]->in_features > widest)
-        widest = m->layers[L - 1]->in_features;
-    return (uint64_t)(4 * B * m->classes + 4 * b * widest);
+    return (uint64_t)((b < B ? 4 * B * m->classes : 0) + em_peak(m, b, 4, 0, 0, NULL));
 }
 
 Test(batch_reduction, infer_logits_match_none_in_micro_batches)

@@ -649,9 +649,8 @@ static void check_model(const char *name, int64_t B)
      * gradient (batch norm normalises with the batch's statistics in both; the input
      * gradient is a separate product): bit-identical, measured 0 over OpenBLAS core types
      * and thread counts */
-    cr_expect_eq(gdiff, 0.0,
-                 "%s: parameter gradients of the two passes differ by %.3e (max %.3e)", name,
-                 gdiff, gmax);
+    cr_expect_eq(gdiff, 0.0, "%s: parameter gradients of the two passes differ by %.3e (max %.3e)",
+                 name, gdiff, gmax);
     expect_no_leak(&g, (size_t)(B * g.F) * sizeof(float), "after the pass with the input gradient");
     if (NB > 0)
         memcpy(bufs1, n->bufs, (size_t)NB * sizeof(float));

@@ -61,8 +61,8 @@ static void check_scenario(const char *path, const char *dir)
                      (unsigned long long)e.activations);
         cr_assert_eq(r->peak_by_tag[OOMB_TAG_OTHER], e.other);
         if (r->peak_by_tag[OOMB_TAG_WORKSPACE] == 0) /* convolutions and attention use some */
-            cr_assert_eq(r->peak_bytes, e.weights + e.grads + e.optimizer + e.activations +
-                                            e.other);
+            cr_assert_eq(r->peak_bytes,
+                         e.weights + e.grads + e.optimizer + e.activations + e.other);
         checked++;
     }
     cr_assert_gt(checked, 0);
@@ -206,19 +206,18 @@ static uint64_t engine_peak(const char *scenario, int64_t B, enum oomb_mode mode
     text[n] = '\0';
     char *cut = strstr(text, "\nstrategies:");
     cr_assert_not_null(cut);
-    snprintf(cut, sizeof text - (size_t)(cut - text),
-             "\nstrategies: [none]\n");
+    snprintf(cut, sizeof text - (size_t)(cut - text), "\nstrategies: [none]\n");
     /* the model on synthetic data, one step, the batch and mode asked for */
     char *in = strstr(text, "\ninput:");
     if (in && strstr(in, "fashion-mnist")) {
         char *eol = strchr(in + 1, '\n');
-        memmove(in + 1 + strlen("input: {kind: synthetic, seed: 1}"), eol,
-                strlen(eol) + 1);
-        memcpy(in + 1, "input: {kind: synthetic, seed: 1}", strlen("input: {kind: synthetic, seed: 1}"));
+        memmove(in + 1 + strlen("input: {kind: synthetic, seed: 1}"), eol, strlen(eol) + 1);
+        memcpy(in + 1, "input: {kind: synthetic, seed: 1}",
+               strlen("input: {kind: synthetic, seed: 1}"));
     }
     char head[512];
-    snprintf(head, sizeof head, "%s\nmode: %s\nbatch: %lld\nsteps: {warmup: 0, measured: 1}\n",
-             "", mode == OOMB_MODE_TRAIN ? "train" : "infer", (long long)B);
+    snprintf(head, sizeof head, "%s\nmode: %s\nbatch: %lld\nsteps: {warmup: 0, measured: 1}\n", "",
+             mode == OOMB_MODE_TRAIN ? "train" : "infer", (long long)B);
     static char all[1 << 16];
     /* later keys win: drop the scenario's own mode/batch/steps/eval lines */
     char *o = all;
@@ -262,10 +261,9 @@ Test(none, shipped_models_match_the_documented_closed_forms, .timeout = 300)
      * save_mean and save_invstd (2 x 16 and 2 x 32 floats, not per sample). */
     {
         const int64_t B = 128;
-        uint64_t want = (uint64_t)(4 * B * (784 + 2 * 12544 + 3136 + 2 * 6272 + 2 * 6272)) +
-                        4 * 2 * (16 + 32);
-        cr_expect_eq(engine_peak(OOMB_SOURCE_DIR "/scenarios/fmnist-cnn.yaml", B,
-                                 OOMB_MODE_TRAIN),
+        uint64_t want =
+            (uint64_t)(4 * B * (784 + 2 * 12544 + 3136 + 2 * 6272 + 2 * 6272)) + 4 * 2 * (16 + 32);
+        cr_expect_eq(engine_peak(OOMB_SOURCE_DIR "/scenarios/fmnist-cnn.yaml", B, OOMB_MODE_TRAIN),
                      want);
     }
     /* resnet.yaml at B = 32 (F = 32x32x32 floats per sample): the peak is the backward of
@@ -295,8 +293,7 @@ Test(none, shipped_models_match_the_documented_closed_forms, .timeout = 300)
         const int64_t block1 = 2 * 2 * T + 2 * t + 3 * t + P + t + t + 4 * t + 4 * t;
         const int64_t block2 = 2 * 2 * T + 2 * t + 3 * t + P + t + t + 4 * t;
         uint64_t want = (uint64_t)(4 * B * (T * 64 + t + block1 + t + block2 + t + 8 * t));
-        cr_expect_eq(engine_peak(OOMB_SOURCE_DIR "/scenarios/transformer.yaml", B,
-                                 OOMB_MODE_TRAIN),
+        cr_expect_eq(engine_peak(OOMB_SOURCE_DIR "/scenarios/transformer.yaml", B, OOMB_MODE_TRAIN),
                      want);
     }
 }

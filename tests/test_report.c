@@ -26,7 +26,7 @@
     "{linear: 64}, relu, {linear: 4}]}\n"                                                        \
     "input: {kind: synthetic, seed: 7}\n"                                                        \
     "mode: train\nbatch: [8, 32, 512]\noptimizer: {name: adam, lr: 1e-3}\n"                     \
-    "steps: {warmup: 1, measured: 3}\nbudget: 400KiB\ntimeout: 30s\n"                            \
+    "steps: {warmup: 1, measured: 3}\nbudget: 360KiB\ntimeout: 30s\n"                            \
     "strategies:\n  - none\n  - checkpoint\n"
 
 static const char *const stems[OOMB_REPORT_CHARTS] = {
@@ -410,7 +410,7 @@ Test(report, finds_regressions_and_oom_without_gnuplot, .timeout = 120)
     const struct oomb_chart *sweep = &rep.charts[4];
     cr_assert_str_empty(sweep->note);
     cr_assert_eq(count_str(sweep->dat.data, "512\t?\t?\t1\t"), 2, "%s", sweep->dat.data);
-    cr_assert(strstr(sweep->gp.data, "budget 400.0 KiB"), "%s", sweep->gp.data);
+    cr_assert(strstr(sweep->gp.data, "budget 360.0 KiB"), "%s", sweep->gp.data);
     /* Chart 1 carries the budget column; chart 7 needs a second file. */
     cr_assert(strstr(rep.charts[0].gp.data, "title \"budget"));
     cr_assert(strstr(rep.charts[6].note, "at least two"));

@@ -256,16 +256,16 @@ struct pass {
     int64_t B;
     enum oomb_fwd_mode fwd;
     int train;
-    size_t dsz;              /* bytes per activation element */
-    struct ebuf **data;      /* (n_vals) the forward holder of each value */
-    struct ebuf **grad;      /* (n_vals) its gradient */
-    int *left;               /* (n_vals) forward reads still to come */
-    unsigned char *rg;       /* (n_vals) requires grad */
-    unsigned char *rec;      /* (n_nodes) has a backward node */
+    size_t dsz;                             /* bytes per activation element */
+    struct ebuf **data;                     /* (n_vals) the forward holder of each value */
+    struct ebuf **grad;                     /* (n_vals) its gradient */
+    int *left;                              /* (n_vals) forward reads still to come */
+    unsigned char *rg;                      /* (n_vals) requires grad */
+    unsigned char *rec;                     /* (n_nodes) has a backward node */
     struct ebuf **sv_in, **sv_out, **extra; /* (n_nodes) saved for backward */
-    struct ebuf **hold;      /* (n_segments) checkpoint's hold on a segment's input */
-    int *seg;                /* (n_nodes) segment of each node, -1 when not checkpointed */
-    unsigned char *redone;   /* (n_segments) recomputed in this backward */
+    struct ebuf **hold;    /* (n_segments) checkpoint's hold on a segment's input */
+    int *seg;              /* (n_nodes) segment of each node, -1 when not checkpointed */
+    unsigned char *redone; /* (n_segments) recomputed in this backward */
 };
 
 static const int64_t *val_feat(const struct oomb_engine *e)
@@ -401,8 +401,7 @@ static int get_ws(struct oomb_engine *e, size_t bytes, void **out, char *msg, si
         e->h->free(e->h->run, e->ws);
         e->ws = NULL;
         e->ws_bytes = 0;
-        int rc = oomb_net_alloc(e->h, bytes, OOMB_TAG_WORKSPACE, "workspace", &e->ws, msg,
-                                msg_len);
+        int rc = oomb_net_alloc(e->h, bytes, OOMB_TAG_WORKSPACE, "workspace", &e->ws, msg, msg_len);
         if (rc)
             return rc;
         e->ws_bytes = bytes;
@@ -445,8 +444,8 @@ static int node_w32(struct oomb_engine *e, const struct oomb_engine_node *nd, in
         return OOMB_ERR_NOT_APPLICABLE;
     }
     const struct oomb_ops *o = e->h->ops;
-    int rc = oomb_net_alloc(e->h, (size_t)n * 4, OOMB_TAG_WORKSPACE, "parameters f32",
-                            (void **)tmp, msg, msg_len);
+    int rc = oomb_net_alloc(e->h, (size_t)n * 4, OOMB_TAG_WORKSPACE, "parameters f32", (void **)tmp,
+                            msg, msg_len);
     if (rc == OOMB_OK)
         rc = op_err(e, o->cast(o->ctx, *tmp, OOMB_F32, e->pol.w16 + nd->poff + off, OOMB_F16, n),
                     nd, "cast parameters", msg, msg_len);
@@ -479,8 +478,8 @@ static int fwd32(struct oomb_engine *e, const struct oomb_engine_node *nd, int64
         else
             rc = op_err(e,
                         o->linear_forward(k, OOMB_F32, out, in, w,
-                                          nd->bias ? w + nd->OC * nd->C : NULL, B * nd->rows,
-                                          nd->C, nd->OC),
+                                          nd->bias ? w + nd->OC * nd->C : NULL, B * nd->rows, nd->C,
+                                          nd->OC),
                         nd, "forward", msg, msg_len);
         break;
     case EOP_RELU:
@@ -492,14 +491,14 @@ static int fwd32(struct oomb_engine *e, const struct oomb_engine_node *nd, int64
     case EOP_CONV2D: {
         struct oomb_conv2d cv;
         oomb_layer_conv2d(L, &cv);
-        if ((rc = op_err(e, o->conv2d_workspace(k, &cv, B, &need), nd, "workspace", msg,
-                         msg_len)) ||
+        if ((rc =
+                 op_err(e, o->conv2d_workspace(k, &cv, B, &need), nd, "workspace", msg, msg_len)) ||
             (rc = get_ws(e, need, &ws, msg, msg_len)))
             break;
         rc = op_err(e,
                     o->conv2d_forward(k, out, in, w,
-                                      L->has_bias ? w + cv.OC * cv.C * cv.K * cv.K : NULL, &cv,
-                                      B, ws, need),
+                                      L->has_bias ? w + cv.OC * cv.C * cv.K * cv.K : NULL, &cv, B,
+                                      ws, need),
                     nd, "forward", msg, msg_len);
         break;
     }
@@ -513,11 +512,10 @@ static int fwd32(struct oomb_engine *e, const struct oomb_engine_node *nd, int64
         int64_t C = L->attrs[0], S = L->attrs[1];
         float *buf = e->net->bufs ? e->net->bufs + nd->boff : NULL;
         if (fwd == OOMB_FWD_EVAL)
-            rc = o->batchnorm_forward(k, out, NULL, NULL, buf, buf ? buf + C : NULL, in, w,
-                                      w + C, B, C, S, 0, 0.1f, 1e-5f);
+            rc = o->batchnorm_forward(k, out, NULL, NULL, buf, buf ? buf + C : NULL, in, w, w + C,
+                                      B, C, S, 0, 0.1f, 1e-5f);
         else
-            rc = o->batchnorm_forward(k, out, extra, extra + C,
-                                      fwd == OOMB_FWD_TRAIN ? buf : NULL,
+            rc = o->batchnorm_forward(k, out, extra, extra + C, fwd == OOMB_FWD_TRAIN ? buf : NULL,
                                       fwd == OOMB_FWD_TRAIN && buf ? buf + C : NULL, in, w, w + C,
                                       B, C, S, 1, 0.1f, 1e-5f);
         rc = op_err(e, rc, nd, "forward", msg, msg_len);
@@ -525,10 +523,9 @@ static int fwd32(struct oomb_engine *e, const struct oomb_engine_node *nd, int64
     }
     case EOP_LAYERNORM: {
         int64_t T = L->attrs[0], C = L->attrs[1];
-        rc = op_err(e,
-                    o->layernorm_forward(k, out, extra, extra + B * T, in, w, w + C, B * T, C,
-                                         1e-5f),
-                    nd, "forward", msg, msg_len);
+        rc = op_err(
+            e, o->layernorm_forward(k, out, extra, extra + B * T, in, w, w + C, B * T, C, 1e-5f),
+            nd, "forward", msg, msg_len);
         break;
     }
     case EOP_ADD:
@@ -541,8 +538,7 @@ static int fwd32(struct oomb_engine *e, const struct oomb_engine_node *nd, int64
             (rc = get_ws(e, need, &ws, msg, msg_len)))
             break;
         rc = op_err(e,
-                    o->attention_forward(k, out, extra, in, B, T, C, H, L->attrs[3] != 0, ws,
-                                         need),
+                    o->attention_forward(k, out, extra, in, B, T, C, H, L->attrs[3] != 0, ws, need),
                     nd, "forward", msg, msg_len);
         break;
     }
@@ -591,8 +587,8 @@ static int bwd32(struct oomb_engine *e, const struct oomb_engine_node *nd, int64
     case EOP_CONV2D: {
         struct oomb_conv2d cv;
         oomb_layer_conv2d(L, &cv);
-        if ((rc = op_err(e, o->conv2d_workspace(k, &cv, B, &need), nd, "workspace", msg,
-                         msg_len)) ||
+        if ((rc =
+                 op_err(e, o->conv2d_workspace(k, &cv, B, &need), nd, "workspace", msg, msg_len)) ||
             (rc = get_ws(e, need, &ws, msg, msg_len)))
             goto done;
         rc = o->conv2d_backward(k, din, dw,
@@ -608,8 +604,8 @@ static int bwd32(struct oomb_engine *e, const struct oomb_engine_node *nd, int64
     }
     case EOP_BATCHNORM: {
         int64_t C = L->attrs[0], S = L->attrs[1];
-        rc = o->batchnorm_backward(k, din, dw, dw ? dw + C : NULL, dout, in, extra, extra + C, w,
-                                   B, C, S);
+        rc = o->batchnorm_backward(k, din, dw, dw ? dw + C : NULL, dout, in, extra, extra + C, w, B,
+                                   C, S);
         break;
     }
     case EOP_LAYERNORM: {
@@ -624,8 +620,7 @@ static int bwd32(struct oomb_engine *e, const struct oomb_engine_node *nd, int64
                          msg_len)) ||
             (rc = get_ws(e, need, &ws, msg, msg_len)))
             goto done;
-        rc = o->attention_backward(k, din, dout, in, extra, B, T, C, H, L->attrs[3] != 0, ws,
-                                   need);
+        rc = o->attention_backward(k, din, dout, in, extra, B, T, C, H, L->attrs[3] != 0, ws, need);
         break;
     }
     case EOP_FLATTEN:
@@ -677,8 +672,8 @@ static int out_f32(struct pass *p, void *dst, int64_t n, float **out, float **tm
         *out = dst;
         return OOMB_OK;
     }
-    int rc = oomb_net_alloc(p->e->h, (size_t)n * 4, OOMB_TAG_WORKSPACE, "f32 staging",
-                            (void **)tmp, msg, msg_len);
+    int rc = oomb_net_alloc(p->e->h, (size_t)n * 4, OOMB_TAG_WORKSPACE, "f32 staging", (void **)tmp,
+                            msg, msg_len);
     *out = *tmp;
     return rc;
 }
@@ -706,8 +701,7 @@ static int bias32(struct oomb_engine *e, const struct oomb_engine_node *nd, cons
 
 /* Forward of node nd into out (activation dtype) from in/in2. */
 static int node_fwd_kernel(struct pass *p, const struct oomb_engine_node *nd, void *out,
-                           const void *in, const void *in2, float *extra, char *msg,
-                           size_t msg_len)
+                           const void *in, const void *in2, float *extra, char *msg, size_t msg_len)
 {
     struct oomb_engine *e = p->e;
     const struct oomb_ops *o = e->h->ops;
@@ -768,9 +762,9 @@ static int node_bwd_kernel(struct pass *p, const struct oomb_engine_node *nd, vo
             rc = din ? o->gelu_backward(o->ctx, OOMB_F16, din, dout, in, nout) : OOMB_OK;
             break;
         default:
-            rc = o->linear_backward(o->ctx, OOMB_F16, din, dw,
-                                    nd->bias ? dw + nd->OC * nd->C : NULL, dout, in,
-                                    e->pol.w16 + nd->poff, B * nd->rows, nd->C, nd->OC);
+            rc =
+                o->linear_backward(o->ctx, OOMB_F16, din, dw, nd->bias ? dw + nd->OC * nd->C : NULL,
+                                   dout, in, e->pol.w16 + nd->poff, B * nd->rows, nd->C, nd->OC);
             break;
         }
         return op_err(e, rc, nd, "backward", msg, msg_len);
@@ -883,8 +877,8 @@ static int accumulate(struct pass *p, int v, struct ebuf *c, const struct oomb_e
             (rc = as_f32(p, nd, c->p, n, &b32, &t2, msg, msg_len)) == OOMB_OK &&
             (rc = oomb_net_alloc(e->h, (size_t)n * 4, OOMB_TAG_WORKSPACE, "f32 staging",
                                  (void **)&s32, msg, msg_len)) == OOMB_OK &&
-            (rc = op_err(e, o->add(o->ctx, s32, a32, b32, n), nd, "gradient sum", msg,
-                         msg_len)) == OOMB_OK)
+            (rc = op_err(e, o->add(o->ctx, s32, a32, b32, n), nd, "gradient sum", msg, msg_len)) ==
+                OOMB_OK)
             rc = cast_to(e, dst->p, OOMB_F16, s32, OOMB_F32, n, nd, msg, msg_len);
         e->h->free(e->h->run, t1);
         e->h->free(e->h->run, t2);
@@ -1024,8 +1018,8 @@ static int logits_f32(struct pass *p, float **l32, float **copy, char *msg, size
         *l32 = lg;
         return OOMB_OK;
     }
-    int rc = oomb_net_alloc(e->h, (size_t)n * 4, OOMB_TAG_ACTIVATIONS, "logits f32",
-                            (void **)copy, msg, msg_len);
+    int rc = oomb_net_alloc(e->h, (size_t)n * 4, OOMB_TAG_ACTIVATIONS, "logits f32", (void **)copy,
+                            msg, msg_len);
     if (rc == OOMB_OK)
         rc = cast_to(e, *copy, OOMB_F32, lg, OOMB_F16, n, NULL, msg, msg_len);
     *l32 = *copy;
@@ -1044,14 +1038,14 @@ static int xent_forward(struct oomb_engine *e, const float *logits, const int32_
     int64_t correct = 0;
     double sum = 0;
     int rc;
-    if ((rc = oomb_net_alloc(h, (size_t)(B * K) * 4, OOMB_TAG_ACTIVATIONS, "probs",
-                             (void **)&probs, msg, msg_len)) ||
+    if ((rc = oomb_net_alloc(h, (size_t)(B * K) * 4, OOMB_TAG_ACTIVATIONS, "probs", (void **)&probs,
+                             msg, msg_len)) ||
         (rc = oomb_net_alloc(h, (size_t)B * 4, OOMB_TAG_ACTIVATIONS, "losses", (void **)&losses,
                              msg, msg_len)) ||
         (rc = op_err(e, o->softmax_xent_forward(o->ctx, losses, probs, logits, y, B, K), NULL,
                      "forward", msg, msg_len)) ||
-        (rc = op_err(e, o->count_correct(o->ctx, logits, y, B, K, &correct), NULL,
-                     "count_correct", msg, msg_len)) ||
+        (rc = op_err(e, o->count_correct(o->ctx, logits, y, B, K, &correct), NULL, "count_correct",
+                     msg, msg_len)) ||
         (rc = op_err(e, o->sum(o->ctx, losses, B, &sum), NULL, "loss sum", msg, msg_len))) {
         h->free(h->run, probs);
         h->free(h->run, losses);
@@ -1133,8 +1127,8 @@ int oomb_engine_train_batch(struct oomb_engine *e, const void *x, const int32_t 
         if (p.dsz == 4) {
             g->p = dl32;
             dl32 = NULL;
-        } else if ((rc = oomb_net_alloc(h, (size_t)(B * K) * 2, OOMB_TAG_ACTIVATIONS,
-                                        "dlogits f16", &g->p, msg, msg_len)) ||
+        } else if ((rc = oomb_net_alloc(h, (size_t)(B * K) * 2, OOMB_TAG_ACTIVATIONS, "dlogits f16",
+                                        &g->p, msg, msg_len)) ||
                    (rc = cast_to(e, g->p, OOMB_F16, dl32, OOMB_F32, B * K, NULL, msg, msg_len))) {
             h->free(h->run, g->p);
             free(g);
@@ -1193,8 +1187,8 @@ int oomb_engine_forward(struct oomb_engine *e, const void *x, int64_t B, enum oo
         lb->ext = 1;
     } else if ((rc = oomb_net_alloc(h, (size_t)bytes, OOMB_TAG_ACTIVATIONS, "logits",
                                     (void **)logits, msg, msg_len)) == OOMB_OK) {
-        rc = op_err(e, h->ops->copy(h->ops->ctx, *logits, l32, (size_t)bytes), NULL,
-                    "copy logits", msg, msg_len);
+        rc = op_err(e, h->ops->copy(h->ops->ctx, *logits, l32, (size_t)bytes), NULL, "copy logits",
+                    msg, msg_len);
     }
 done:
     h->free(h->run, copy);
@@ -1240,8 +1234,8 @@ static int load(struct oomb_engine *e, int64_t step, int64_t first, int64_t coun
                      (long long)(first + i + n - 1), step < 0 ? " of the held-out set" : "");
             goto fail;
         }
-        if (f16 && (rc = cast_to(e, (uint16_t *)*x + i * F, OOMB_F16, stage, OOMB_F32, n * F,
-                                 NULL, msg, msg_len)))
+        if (f16 && (rc = cast_to(e, (uint16_t *)*x + i * F, OOMB_F16, stage, OOMB_F32, n * F, NULL,
+                                 msg, msg_len)))
             goto fail;
     }
     h->free(h->run, stage);
@@ -1327,8 +1321,8 @@ static int infer_slice(struct oomb_engine *e, int64_t step, int64_t first, int64
         (rc = xent_forward(e, logits, y, count, NULL, st, msg, msg_len)))
         goto done;
     if (out_logits)
-        rc = op_err(e, h->ops->copy(h->ops->ctx, out_logits, logits, (size_t)(count * K) * 4),
-                    NULL, "copy logits", msg, msg_len);
+        rc = op_err(e, h->ops->copy(h->ops->ctx, out_logits, logits, (size_t)(count * K) * 4), NULL,
+                    "copy logits", msg, msg_len);
     if (report)
         h->report_tensor(h->run, "output0", logits, count * K);
 done:
@@ -1348,8 +1342,8 @@ int oomb_engine_infer_step(struct oomb_engine *e, int64_t step, char *msg, size_
     int rc = OOMB_OK;
     /* in slices, the slices' logits make up the output a caller gets back */
     h->phase(h->run, OOMB_PHASE_OTHER);
-    if (parts > 1 && (rc = oomb_net_alloc(h, (size_t)(B * K) * 4, OOMB_TAG_ACTIVATIONS,
-                                          "output", (void **)&all, msg, msg_len)))
+    if (parts > 1 && (rc = oomb_net_alloc(h, (size_t)(B * K) * 4, OOMB_TAG_ACTIVATIONS, "output",
+                                          (void **)&all, msg, msg_len)))
         return rc;
     for (int64_t i = 0; i < parts && rc == OOMB_OK; i++) {
         int64_t first, count;
@@ -1376,8 +1370,7 @@ int oomb_engine_evaluate(struct oomb_engine *e, int64_t batch, char *msg, size_t
     if (N <= 0)
         return OOMB_OK;
     for (int64_t first = 0; first < N && rc == OOMB_OK; first += B)
-        rc = infer_slice(e, -1, first, N - first < B ? N - first : B, NULL, 0, &st, msg,
-                         msg_len);
+        rc = infer_slice(e, -1, first, N - first < B ? N - first : B, NULL, 0, &st, msg, msg_len);
     if (rc == OOMB_OK)
         h->report_eval(h->run, st.correct, N, st.loss_sum);
     return rc;

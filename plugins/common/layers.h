@@ -22,18 +22,18 @@ enum {
 };
 
 enum oomb_init {
-    OOMB_INIT_NONE = 0,      /* no parameters */
-    OOMB_INIT_UNIFORM = 1,   /* every parameter U(-1/sqrt(fan_in), 1/sqrt(fan_in)) */
-    OOMB_INIT_NORM = 2,      /* gamma (C) = 1, then beta (C) = 0 */
-    OOMB_INIT_BODY = 3       /* a residual: its body's layers, in order */
+    OOMB_INIT_NONE = 0,    /* no parameters */
+    OOMB_INIT_UNIFORM = 1, /* every parameter U(-1/sqrt(fan_in), 1/sqrt(fan_in)) */
+    OOMB_INIT_NORM = 2,    /* gamma (C) = 1, then beta (C) = 0 */
+    OOMB_INIT_BODY = 3     /* a residual: its body's layers, in order */
 };
 
 struct oomb_layer_kind_info {
     enum oomb_layer_kind kind;
-    const char *name;          /* as in scenario files: "linear", "conv2d", ... */
-    const char *pytorch;       /* the op it stands for: "torch.nn.Linear (addmm)" */
-    const char *saved;         /* what that op's autograd node saves, in words */
-    unsigned saves;            /* OOMB_SAVES_* of the layer's (first) node */
+    const char *name;    /* as in scenario files: "linear", "conv2d", ... */
+    const char *pytorch; /* the op it stands for: "torch.nn.Linear (addmm)" */
+    const char *saved;   /* what that op's autograd node saves, in words */
+    unsigned saves;      /* OOMB_SAVES_* of the layer's (first) node */
     enum oomb_init init;
 };
 

@@ -69,9 +69,8 @@ int oomb_net_init(struct oomb_net *n, const struct oomb_host *h, const struct oo
     n->buf_offset[model->n_layers] = n->total_buffers;
     size_t bytes = (size_t)n->total_params * sizeof(float);
     int rc;
-    if (!(flags & OOMB_NET_NO_PARAMS) &&
-        (rc = oomb_net_alloc(h, bytes, OOMB_TAG_WEIGHTS, "weights", (void **)&n->params, msg,
-                             msg_len)))
+    if (!(flags & OOMB_NET_NO_PARAMS) && (rc = oomb_net_alloc(h, bytes, OOMB_TAG_WEIGHTS, "weights",
+                                                              (void **)&n->params, msg, msg_len)))
         goto fail;
     if (!(flags & (OOMB_NET_NO_INIT | OOMB_NET_NO_PARAMS))) {
         for (int l = 0; l < model->n_layers; l++) {

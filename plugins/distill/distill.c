@@ -250,10 +250,9 @@ static int hook_begin(void *user, const void *x, const int32_t *y, int64_t count
     int rc = oomb_engine_forward(&s->teacher_eng, x, count, OOMB_FWD_RECOMPUTE, &s->tlogits, msg,
                                  msg_len);
     if (rc == OOMB_OK)
-        rc = oomb_op_error(h,
-                           h->ops->count_correct(h->ops->ctx, s->tlogits, y, count,
-                                                 s->model.classes, &correct),
-                           "count_correct (teacher)", msg, msg_len);
+        rc = oomb_op_error(
+            h, h->ops->count_correct(h->ops->ctx, s->tlogits, y, count, s->model.classes, &correct),
+            "count_correct (teacher)", msg, msg_len);
     if (rc == OOMB_OK && s->step >= h->info->warmup_steps) {
         s->teacher_correct += correct;
         s->teacher_total += count;
@@ -279,13 +278,12 @@ static int hook_loss(void *user, const float *logits, float *dlogits, int64_t co
                             "scale hard gradient", msg, msg_len)) ||
         (rc = oomb_op_error(h, o->zero(o->ctx, soft, (size_t)count * 4), "zero soft losses", msg,
                             msg_len)) ||
-        (rc = oomb_op_error(h,
-                            o->soft_xent_accumulate(o->ctx, soft, dlogits, logits, s->tlogits,
-                                                    count, K, (float)s->T, (float)s->alpha,
-                                                    grad_scale),
-                            "soft_xent_accumulate", msg, msg_len)) ||
-        (rc = oomb_op_error(h, o->sum(o->ctx, soft, count, &sum), "soft loss sum", msg,
-                            msg_len)))
+        (rc =
+             oomb_op_error(h,
+                           o->soft_xent_accumulate(o->ctx, soft, dlogits, logits, s->tlogits, count,
+                                                   K, (float)s->T, (float)s->alpha, grad_scale),
+                           "soft_xent_accumulate", msg, msg_len)) ||
+        (rc = oomb_op_error(h, o->sum(o->ctx, soft, count, &sum), "soft loss sum", msg, msg_len)))
         goto done;
     s->soft_sum += sum;
     s->hard_sum += hard_sum;

@@ -119,8 +119,9 @@ static int update_scaled(void *user, int64_t step, char *msg, size_t msg_len)
     double scale = s->eng.pol.loss_scale;
     int64_t bad = 0;
     int rc;
-    if ((rc = oomb_op_error(h, o->count_nonfinite(o->ctx, n->grads, OOMB_F32, n->total_params, &bad),
-                            "count_nonfinite", msg, msg_len)) ||
+    if ((rc =
+             oomb_op_error(h, o->count_nonfinite(o->ctx, n->grads, OOMB_F32, n->total_params, &bad),
+                           "count_nonfinite", msg, msg_len)) ||
         (rc = oomb_op_error(h, o->scale(o->ctx, n->grads, n->total_params, (float)(1.0 / scale)),
                             "unscale gradients", msg, msg_len)))
         return rc;
@@ -132,9 +133,9 @@ static int update_scaled(void *user, int64_t step, char *msg, size_t msg_len)
                (long long)step, (long long)bad, s->eng.pol.loss_scale);
     } else {
         if ((rc = oomb_net_update(n, msg, msg_len)) ||
-            (rc = oomb_op_error(h, o->cast(o->ctx, s->w16, OOMB_F16, n->params, OOMB_F32,
-                                           n->total_params),
-                                "cast weights to F16", msg, msg_len)))
+            (rc = oomb_op_error(
+                 h, o->cast(o->ctx, s->w16, OOMB_F16, n->params, OOMB_F32, n->total_params),
+                 "cast weights to F16", msg, msg_len)))
             return rc;
         if (++s->clean_steps >= s->growth_interval) {
             s->eng.pol.loss_scale = scale * s->growth;

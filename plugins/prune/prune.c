@@ -69,9 +69,9 @@ struct prune_state {
     /* train */
     struct oomb_net net;
     struct oomb_engine eng; /* the step, with this strategy's update or linear layers */
-    uint8_t *masks;    /* sum over linear layers of OC*C, tag optimizer */
-    int64_t *mask_off; /* (n_layers) offset of layer l's mask */
-    int masked;        /* a mask has been computed */
+    uint8_t *masks;         /* sum over linear layers of OC*C, tag optimizer */
+    int64_t *mask_off;      /* (n_layers) offset of layer l's mask */
+    int masked;             /* a mask has been computed */
 };
 
 static int is_pruned_layer(const struct oomb_layer *L)
@@ -101,7 +101,7 @@ static int find_threshold(const struct oomb_host *h, const float *w, int64_t n, 
     /* Non-negative floats order like their bit patterns. */
     uint32_t lo = 0, hi = 0x7f800000u; /* count(lo) < k is known: count(0) = 0 */
     if ((rc = oomb_op_error(h, o->count_abs_below(o->ctx, w, n, bits_to_float(hi), &c),
-                                 "count_abs_below", msg, msg_len)))
+                            "count_abs_below", msg, msg_len)))
         return rc;
     if (c < k) {
         *thr = INFINITY;
@@ -110,7 +110,7 @@ static int find_threshold(const struct oomb_host *h, const float *w, int64_t n, 
     while (hi - lo > 1) {
         uint32_t mid = lo + (hi - lo) / 2;
         if ((rc = oomb_op_error(h, o->count_abs_below(o->ctx, w, n, bits_to_float(mid), &c),
-                                     "count_abs_below", msg, msg_len)))
+                                "count_abs_below", msg, msg_len)))
             return rc;
         if (c >= k)
             hi = mid;
@@ -127,7 +127,7 @@ static int count_zeros(const struct oomb_host *h, const float *w, int64_t n, int
 {
     const struct oomb_ops *o = h->ops;
     return oomb_op_error(h, o->count_abs_below(o->ctx, w, n, FLT_TRUE_MIN, zeros),
-                              "count_abs_below", msg, msg_len);
+                         "count_abs_below", msg, msg_len);
 }
 
 static void prune_destroy(void *state)
@@ -173,7 +173,7 @@ static int compress_layer(struct prune_state *s, int l, float *stage, uint8_t *m
                                  (void **)&p->idx, msg, msg_len)))
             return rc;
         if ((rc = oomb_op_error(h, o->compress_2of4(o->ctx, p->vals, p->idx, stage, OC, C),
-                                     "compress_2of4", msg, msg_len)))
+                                "compress_2of4", msg, msg_len)))
             return rc;
         p->nnz = nw / 2;
     } else {
@@ -181,7 +181,7 @@ static int compress_layer(struct prune_state *s, int l, float *stage, uint8_t *m
         int64_t k = llround(s->sparsity * (double)nw), zeros;
         if ((rc = find_threshold(h, stage, nw, k, &thr, msg, msg_len)) ||
             (rc = oomb_op_error(h, o->prune_by_threshold(o->ctx, stage, mask, nw, thr),
-                                     "prune_by_threshold", msg, msg_len)) ||
+                                "prune_by_threshold", msg, msg_len)) ||
             (rc = count_zeros(h, stage, nw, &zeros, msg, msg_len)))
             return rc;
         p->nnz = nw - zeros;
@@ -203,7 +203,7 @@ static int compress_layer(struct prune_state *s, int l, float *stage, uint8_t *m
                                  msg, msg_len)))
             return rc;
         if ((rc = oomb_op_error(h, o->copy(o->ctx, p->bias, stage + nw, (size_t)OC * 4),
-                                     "copy bias", msg, msg_len)))
+                                "copy bias", msg, msg_len)))
             return rc;
     }
     return OOMB_OK;
@@ -439,8 +439,8 @@ static int prune_2of4_train(struct prune_state *s, char *msg, size_t msg_len)
         oomb_linear_dims(L, &R, &C, &OC);
         int64_t nw = OC * C;
         /* compress_2of4 zeroes the dropped weights; the mask is then w != 0 */
-        if ((rc = oomb_op_error(h, o->compress_2of4(o->ctx, vals, idx, w, OC, C),
-                                     "compress_2of4", msg, msg_len)) ||
+        if ((rc = oomb_op_error(h, o->compress_2of4(o->ctx, vals, idx, w, OC, C), "compress_2of4",
+                                msg, msg_len)) ||
             (rc = oomb_op_error(
                  h, o->prune_by_threshold(o->ctx, w, s->masks + s->mask_off[l], nw, FLT_TRUE_MIN),
                  "prune_by_threshold", msg, msg_len)))
@@ -484,10 +484,10 @@ static int update_and_prune(void *user, int64_t step, char *msg, size_t msg_len)
             float thr;
             if ((rc = find_threshold(h, w, nw, llround(sp * (double)nw), &thr, msg, msg_len)) ||
                 (rc = oomb_op_error(h, o->prune_by_threshold(o->ctx, w, mask, nw, thr),
-                                         "prune_by_threshold", msg, msg_len)))
+                                    "prune_by_threshold", msg, msg_len)))
                 return rc;
-        } else if ((rc = oomb_op_error(h, o->apply_mask(o->ctx, w, mask, nw), "apply_mask",
-                                            msg, msg_len))) {
+        } else if ((rc = oomb_op_error(h, o->apply_mask(o->ctx, w, mask, nw), "apply_mask", msg,
+                                       msg_len))) {
             return rc;
         }
     }

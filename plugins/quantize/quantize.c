@@ -149,13 +149,11 @@ static int create_infer(struct quantize_state *s, char *msg, size_t msg_len)
             oomb_msg(msg, msg_len, "layer %d: host init_params failed", l + 1);
             break;
         }
-        rc = oomb_op_error(h,
-                                o->quantize_rows_i8(o->ctx, s->ql[l].wq, s->ql[l].ws, stage, OC, C),
-                                "quantize_rows_i8 (weights)", msg, msg_len);
+        rc = oomb_op_error(h, o->quantize_rows_i8(o->ctx, s->ql[l].wq, s->ql[l].ws, stage, OC, C),
+                           "quantize_rows_i8 (weights)", msg, msg_len);
         if (rc == OOMB_OK && s->ql[l].bias)
-            rc = oomb_op_error(h,
-                                    o->copy(o->ctx, s->ql[l].bias, stage + OC * C, (size_t)OC * 4),
-                                    "copy bias", msg, msg_len);
+            rc = oomb_op_error(h, o->copy(o->ctx, s->ql[l].bias, stage + OC * C, (size_t)OC * 4),
+                               "copy bias", msg, msg_len);
     }
     h->free(h->run, stage);
     return rc;
@@ -212,9 +210,8 @@ static int create_train(struct quantize_state *s, char *msg, size_t msg_len)
     if ((rc = oomb_op_error(h, o->zero(o->ctx, s->m_q, P), "zero m", msg, msg_len)) ||
         (rc = oomb_op_error(h, o->zero(o->ctx, s->v_q, P), "zero v", msg, msg_len)) ||
         (rc = oomb_op_error(h, o->zero(o->ctx, s->m_scale, nb * 4), "zero m scales", msg,
-                                 msg_len)) ||
-        (rc = oomb_op_error(h, o->zero(o->ctx, s->v_scale, nb * 4), "zero v scales", msg,
-                                 msg_len)))
+                            msg_len)) ||
+        (rc = oomb_op_error(h, o->zero(o->ctx, s->v_scale, nb * 4), "zero v scales", msg, msg_len)))
         return rc;
     return OOMB_OK;
 }
@@ -308,12 +305,12 @@ static int linear_i8(void *user, int l, float *out, const float *in, int64_t B, 
                              (void **)&acc, msg, msg_len)))
         goto done;
     if ((rc = oomb_op_error(h, o->quantize_rows_i8(o->ctx, xq, xs, in, B, C),
-                                 "quantize_rows_i8 (input)", msg, msg_len)))
+                            "quantize_rows_i8 (input)", msg, msg_len)))
         goto done;
     rc = oomb_op_error(h,
-                            o->linear_forward_i8(o->ctx, out, xq, xs, s->ql[l].wq, s->ql[l].ws,
-                                                 s->ql[l].bias, acc, B, C, OC),
-                            "linear_forward_i8", msg, msg_len);
+                       o->linear_forward_i8(o->ctx, out, xq, xs, s->ql[l].wq, s->ql[l].ws,
+                                            s->ql[l].bias, acc, B, C, OC),
+                       "linear_forward_i8", msg, msg_len);
 done:
     h->free(h->run, acc);
     h->free(h->run, xs);
