@@ -70,22 +70,40 @@ static void check_scenario(const char *path, const char *dir)
     oomb_scenario_destroy(sc);
 }
 
+/* A shipped scenario with `none` alone: its lines up to `strategies:`
+ * without those whose key starts one of `drop` (NULL-terminated), then
+ * `extra`, written to dir/none.yaml; its path in path. */
+static void none_only(const char *scenario, const char *const *drop, const char *extra,
+                      const char *dir, char *path, size_t path_len)
+{
+    FILE *f = fopen(scenario, "r");
+    cr_assert_not_null(f, "%s", scenario);
+    static char text[1 << 16], out[1 << 16];
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    char *cut = strstr(text, "\nstrategies:");
+    cr_assert_not_null(cut);
+    cut[1] = '\0';
+    size_t o = 0;
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+        int skip = 0;
+        for (int i = 0; drop && drop[i]; i++)
+            skip |= strncmp(line, drop[i], strlen(drop[i])) == 0;
+        if (!skip)
+            o += (size_t)snprintf(out + o, sizeof out - o, "%s\n", line);
+    }
+    snprintf(out + o, sizeof out - o, "%sstrategies: [none]\n", extra);
+    th_write(dir, "none.yaml", out, path, path_len);
+}
+
 /* The default scenario with its strategies cut down to `none` (the others
  * have their own suites): same model, modes, batches and optimizer. */
 Test(none, default_scenario_memory_is_analytic, .timeout = 300)
 {
     char dir[PATH_MAX], path[PATH_MAX];
     th_mkdtemp(dir, sizeof dir);
-    FILE *f = fopen(OOMB_SOURCE_DIR "/scenarios/mlp.yaml", "r");
-    cr_assert_not_null(f);
-    static char text[1 << 16];
-    size_t n = fread(text, 1, sizeof text - 1, f);
-    fclose(f);
-    text[n] = '\0';
-    char *cut = strstr(text, "\nstrategies:");
-    cr_assert_not_null(cut);
-    snprintf(cut, sizeof text - (size_t)(cut - text), "\nstrategies: [none]\n");
-    th_write(dir, "mlp-none.yaml", text, path, sizeof path);
+    none_only(OOMB_SOURCE_DIR "/scenarios/mlp.yaml", NULL, "", dir, path, sizeof path);
     check_scenario(path, dir);
     th_rmtree(dir);
 }
@@ -194,41 +212,18 @@ Test(none, layers_before_the_first_parameter_keep_nothing)
  * (activation peaks in training, 4-byte floats; each term names the
  * PyTorch tensors it stands for).
  */
+/* none's activation peak for the model of a shipped scenario, on synthetic
+ * data, one step at batch B in `mode`. */
 static uint64_t engine_peak(const char *scenario, int64_t B, enum oomb_mode mode)
 {
-    char dir[PATH_MAX], path[PATH_MAX], err[2048] = "";
+    static const char *const drop[] = {"mode:", "batch:", "steps:", "eval:", "input:", NULL};
+    char dir[PATH_MAX], path[PATH_MAX], extra[256], err[2048] = "";
     th_mkdtemp(dir, sizeof dir);
-    FILE *f = fopen(scenario, "r");
-    cr_assert_not_null(f, "%s", scenario);
-    static char text[1 << 16];
-    size_t n = fread(text, 1, sizeof text - 1, f);
-    fclose(f);
-    text[n] = '\0';
-    char *cut = strstr(text, "\nstrategies:");
-    cr_assert_not_null(cut);
-    snprintf(cut, sizeof text - (size_t)(cut - text), "\nstrategies: [none]\n");
-    /* the model on synthetic data, one step, the batch and mode asked for */
-    char *in = strstr(text, "\ninput:");
-    if (in && strstr(in, "fashion-mnist")) {
-        char *eol = strchr(in + 1, '\n');
-        memmove(in + 1 + strlen("input: {kind: synthetic, seed: 1}"), eol, strlen(eol) + 1);
-        memcpy(in + 1, "input: {kind: synthetic, seed: 1}",
-               strlen("input: {kind: synthetic, seed: 1}"));
-    }
-    char head[512];
-    snprintf(head, sizeof head, "%s\nmode: %s\nbatch: %lld\nsteps: {warmup: 0, measured: 1}\n", "",
+    snprintf(extra, sizeof extra,
+             "input: {kind: synthetic, seed: 1}\nmode: %s\nbatch: %lld\n"
+             "steps: {warmup: 0, measured: 1}\n",
              mode == OOMB_MODE_TRAIN ? "train" : "infer", (long long)B);
-    static char all[1 << 16];
-    /* later keys win: drop the scenario's own mode/batch/steps/eval lines */
-    char *o = all;
-    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
-        if (!strncmp(line, "mode:", 5) || !strncmp(line, "batch:", 6) ||
-            !strncmp(line, "steps:", 6) || !strncmp(line, "eval:", 5))
-            continue;
-        o += sprintf(o, "%s\n", line);
-    }
-    strcpy(o, head);
-    th_write(dir, "s.yaml", all, path, sizeof path);
+    none_only(scenario, drop, extra, dir, path, sizeof path);
     struct oomb_results res;
     struct oomb_run_summary sum;
     cr_assert_eq(th_run(dir, path, &res, &sum, err, sizeof err), OOMB_OK, "%s", err);

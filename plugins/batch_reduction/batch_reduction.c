@@ -41,8 +41,7 @@ static void br_destroy(void *state)
     struct br_state *s = state;
     if (!s)
         return;
-    oomb_engine_free(&s->eng);
-    oomb_net_free(&s->net);
+    oomb_engine_close(&s->eng, &s->net);
     free(s);
 }
 
@@ -70,11 +69,9 @@ static int br_create(const struct oomb_host *h, void **state, char *msg, size_t 
     s->mb = mb;
     struct oomb_policy pol = {.micro_batch = mb, .update_per_slice = 1};
     unsigned flags = s->train ? OOMB_NET_GRADS | OOMB_NET_OPTIMIZER : 0;
-    int rc = oomb_net_init(&s->net, h, h->info->model, flags, msg, msg_len);
-    if (rc == OOMB_OK)
-        rc = oomb_engine_init(&s->eng, &s->net, &pol, msg, msg_len);
+    int rc = oomb_engine_open(&s->eng, &s->net, h, h->info->model, flags, &pol, msg, msg_len);
     if (rc != OOMB_OK) {
-        br_destroy(s);
+        free(s);
         return rc;
     }
     int64_t chunks = oomb_engine_slices(&pol, B);
@@ -88,8 +85,7 @@ static int br_create(const struct oomb_host *h, void **state, char *msg, size_t 
 static int br_step(void *state, int64_t step, char *msg, size_t msg_len)
 {
     struct br_state *s = state;
-    return s->train ? oomb_engine_train_step(&s->eng, step, msg, msg_len)
-                    : oomb_engine_infer_step(&s->eng, step, msg, msg_len);
+    return oomb_engine_step(&s->eng, step, msg, msg_len);
 }
 
 static int br_evaluate(void *state, char *msg, size_t msg_len)

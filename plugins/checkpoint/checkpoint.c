@@ -40,8 +40,7 @@ static void ckpt_destroy(void *state)
     struct ckpt_state *s = state;
     if (!s)
         return;
-    oomb_engine_free(&s->eng);
-    oomb_net_free(&s->net);
+    oomb_engine_close(&s->eng, &s->net);
     free(s->first);
     free(s);
 }
@@ -78,10 +77,8 @@ static int ckpt_create(const struct oomb_host *h, void **state, char *msg, size_
     }
     s->first[seg] = L;
     struct oomb_policy pol = {.n_segments = (int)seg, .seg_first = s->first};
-    int rc = oomb_net_init(&s->net, h, h->info->model, OOMB_NET_GRADS | OOMB_NET_OPTIMIZER, msg,
-                           msg_len);
-    if (rc == OOMB_OK)
-        rc = oomb_engine_init(&s->eng, &s->net, &pol, msg, msg_len);
+    int rc = oomb_engine_open(&s->eng, &s->net, h, h->info->model,
+                              OOMB_NET_GRADS | OOMB_NET_OPTIMIZER, &pol, msg, msg_len);
     if (rc != OOMB_OK) {
         ckpt_destroy(s);
         return rc;

@@ -410,6 +410,27 @@ static int get_ws(struct oomb_engine *e, size_t bytes, void **out, char *msg, si
     return OOMB_OK;
 }
 
+/* A convolution's geometry and the workspace its kernels need at batch B. */
+static int conv_ws(struct oomb_engine *e, const struct oomb_engine_node *nd, int64_t B,
+                   struct oomb_conv2d *cv, void **ws, size_t *need, char *msg, size_t msg_len)
+{
+    const struct oomb_ops *o = e->h->ops;
+    oomb_layer_conv2d(nd->L, cv);
+    int rc = op_err(e, o->conv2d_workspace(o->ctx, cv, B, need), nd, "workspace", msg, msg_len);
+    return rc ? rc : get_ws(e, *need, ws, msg, msg_len);
+}
+
+/* The workspace the attention kernels need at batch B. */
+static int attn_ws(struct oomb_engine *e, const struct oomb_engine_node *nd, int64_t B, void **ws,
+                   size_t *need, char *msg, size_t msg_len)
+{
+    const struct oomb_ops *o = e->h->ops;
+    const int64_t *a = nd->L->attrs;
+    int rc = op_err(e, o->attention_workspace(o->ctx, B, a[0], a[1], a[2], need), nd, "workspace",
+                    msg, msg_len);
+    return rc ? rc : get_ws(e, *need, ws, msg, msg_len);
+}
+
 /* Floats a node keeps for backward besides its input and output. */
 static int64_t extra_floats(const struct oomb_engine_node *nd, int64_t B)
 {
@@ -490,10 +511,7 @@ static int fwd32(struct oomb_engine *e, const struct oomb_engine_node *nd, int64
         break;
     case EOP_CONV2D: {
         struct oomb_conv2d cv;
-        oomb_layer_conv2d(L, &cv);
-        if ((rc =
-                 op_err(e, o->conv2d_workspace(k, &cv, B, &need), nd, "workspace", msg, msg_len)) ||
-            (rc = get_ws(e, need, &ws, msg, msg_len)))
+        if ((rc = conv_ws(e, nd, B, &cv, &ws, &need, msg, msg_len)))
             break;
         rc = op_err(e,
                     o->conv2d_forward(k, out, in, w,
@@ -533,9 +551,7 @@ static int fwd32(struct oomb_engine *e, const struct oomb_engine_node *nd, int64
         break;
     case EOP_ATTN: {
         int64_t T = L->attrs[0], C = L->attrs[1], H = L->attrs[2];
-        if ((rc = op_err(e, o->attention_workspace(k, B, T, C, H, &need), nd, "workspace", msg,
-                         msg_len)) ||
-            (rc = get_ws(e, need, &ws, msg, msg_len)))
+        if ((rc = attn_ws(e, nd, B, &ws, &need, msg, msg_len)))
             break;
         rc = op_err(e,
                     o->attention_forward(k, out, extra, in, B, T, C, H, L->attrs[3] != 0, ws, need),
@@ -586,10 +602,7 @@ static int bwd32(struct oomb_engine *e, const struct oomb_engine_node *nd, int64
         break;
     case EOP_CONV2D: {
         struct oomb_conv2d cv;
-        oomb_layer_conv2d(L, &cv);
-        if ((rc =
-                 op_err(e, o->conv2d_workspace(k, &cv, B, &need), nd, "workspace", msg, msg_len)) ||
-            (rc = get_ws(e, need, &ws, msg, msg_len)))
+        if ((rc = conv_ws(e, nd, B, &cv, &ws, &need, msg, msg_len)))
             goto done;
         rc = o->conv2d_backward(k, din, dw,
                                 dw && L->has_bias ? dw + cv.OC * cv.C * cv.K * cv.K : NULL, dout,
@@ -616,9 +629,7 @@ static int bwd32(struct oomb_engine *e, const struct oomb_engine_node *nd, int64
     }
     case EOP_ATTN: {
         int64_t T = L->attrs[0], C = L->attrs[1], H = L->attrs[2];
-        if ((rc = op_err(e, o->attention_workspace(k, B, T, C, H, &need), nd, "workspace", msg,
-                         msg_len)) ||
-            (rc = get_ws(e, need, &ws, msg, msg_len)))
+        if ((rc = attn_ws(e, nd, B, &ws, &need, msg, msg_len)))
             goto done;
         rc = o->attention_backward(k, din, dout, in, extra, B, T, C, H, L->attrs[3] != 0, ws, need);
         break;
@@ -644,9 +655,11 @@ static int cast_to(struct oomb_engine *e, void *dst, enum oomb_dtype dd, const v
 }
 
 /* An FP32 view of an activation: itself in F32 mode, else a new FP32 copy
- * in *tmp (tag workspace: a conversion a native F16 kernel would not need). */
-static int as_f32(struct pass *p, const struct oomb_engine_node *nd, const void *v, int64_t n,
-                  const float **out, float **tmp, char *msg, size_t msg_len)
+ * in *tmp (the caller frees it; tag workspace for the conversions a native
+ * F16 kernel would not need). */
+static int to_f32(struct pass *p, const struct oomb_engine_node *nd, const void *v, int64_t n,
+                  enum oomb_tag tag, const char *label, const float **out, float **tmp, char *msg,
+                  size_t msg_len)
 {
     struct oomb_engine *e = p->e;
     *tmp = NULL;
@@ -654,12 +667,17 @@ static int as_f32(struct pass *p, const struct oomb_engine_node *nd, const void 
         *out = v;
         return OOMB_OK;
     }
-    int rc = oomb_net_alloc(e->h, (size_t)n * 4, OOMB_TAG_WORKSPACE, "f32 staging", (void **)tmp,
-                            msg, msg_len);
+    int rc = oomb_net_alloc(e->h, (size_t)n * 4, tag, label, (void **)tmp, msg, msg_len);
     if (rc == OOMB_OK)
         rc = cast_to(e, *tmp, OOMB_F32, v, OOMB_F16, n, nd, msg, msg_len);
     *out = *tmp;
     return rc;
+}
+
+static int as_f32(struct pass *p, const struct oomb_engine_node *nd, const void *v, int64_t n,
+                  const float **out, float **tmp, char *msg, size_t msg_len)
+{
+    return to_f32(p, nd, v, n, OOMB_TAG_WORKSPACE, "f32 staging", out, tmp, msg, msg_len);
 }
 
 /* An FP32 buffer for a result that goes to `dst` in the activation dtype:
@@ -1011,19 +1029,8 @@ static int forward_all(struct pass *p, const void *x, int keep, char *msg, size_
 static int logits_f32(struct pass *p, float **l32, float **copy, char *msg, size_t msg_len)
 {
     struct oomb_engine *e = p->e;
-    const int64_t n = p->B * e->model->classes;
-    void *lg = p->data[e->n_vals - 1]->p;
-    *copy = NULL;
-    if (p->dsz == 4) {
-        *l32 = lg;
-        return OOMB_OK;
-    }
-    int rc = oomb_net_alloc(e->h, (size_t)n * 4, OOMB_TAG_ACTIVATIONS, "logits f32", (void **)copy,
-                            msg, msg_len);
-    if (rc == OOMB_OK)
-        rc = cast_to(e, *copy, OOMB_F32, lg, OOMB_F16, n, NULL, msg, msg_len);
-    *l32 = *copy;
-    return rc;
+    return to_f32(p, NULL, p->data[e->n_vals - 1]->p, p->B * e->model->classes,
+                  OOMB_TAG_ACTIVATIONS, "logits f32", (const float **)l32, copy, msg, msg_len);
 }
 
 /* Softmax cross-entropy forward of logits (B, K) F32: losses and correct
@@ -1374,4 +1381,42 @@ int oomb_engine_evaluate(struct oomb_engine *e, int64_t batch, char *msg, size_t
     if (rc == OOMB_OK)
         h->report_eval(h->run, st.correct, N, st.loss_sum);
     return rc;
+}
+
+int oomb_engine_open(struct oomb_engine *e, struct oomb_net *net, const struct oomb_host *h,
+                     const struct oomb_model *model, unsigned net_flags,
+                     const struct oomb_policy *pol, char *msg, size_t msg_len)
+{
+    memset(e, 0, sizeof *e);
+    int rc = oomb_net_init(net, h, model, net_flags, msg, msg_len);
+    if (rc == OOMB_OK && (rc = oomb_engine_init(e, net, pol, msg, msg_len)) != OOMB_OK)
+        oomb_net_free(net);
+    return rc;
+}
+
+void oomb_engine_close(struct oomb_engine *e, struct oomb_net *net)
+{
+    oomb_engine_free(e);
+    oomb_net_free(net);
+}
+
+int oomb_engine_open_replaced(struct oomb_engine *e, struct oomb_net *net,
+                              const struct oomb_host *h, oomb_update_fn update,
+                              oomb_linear_fn linear, void *user, char *msg, size_t msg_len)
+{
+    struct oomb_policy pol = {0};
+    if (h->info->mode == OOMB_MODE_TRAIN) {
+        pol.update = update;
+        pol.update_user = user;
+        return oomb_engine_init(e, net, &pol, msg, msg_len);
+    }
+    pol.linear = linear;
+    pol.linear_user = user;
+    return oomb_engine_open(e, net, h, h->info->model, OOMB_NET_NO_PARAMS, &pol, msg, msg_len);
+}
+
+int oomb_engine_step(struct oomb_engine *e, int64_t step, char *msg, size_t msg_len)
+{
+    return e->h->info->mode == OOMB_MODE_TRAIN ? oomb_engine_train_step(e, step, msg, msg_len)
+                                               : oomb_engine_infer_step(e, step, msg, msg_len);
 }

@@ -161,6 +161,26 @@ int oomb_engine_train_batch(struct oomb_engine *e, const void *x, const int32_t 
 int oomb_engine_forward(struct oomb_engine *e, const void *x, int64_t B, enum oomb_fwd_mode fwd,
                         float **logits, char *msg, size_t msg_len);
 
+/* The net (oomb_net_init with net_flags) and its engine in one call, for a
+ * strategy that runs one model; on failure neither is left allocated.
+ * oomb_engine_close frees both (safe on zeroed ones). */
+int oomb_engine_open(struct oomb_engine *e, struct oomb_net *net, const struct oomb_host *h,
+                     const struct oomb_model *model, unsigned net_flags,
+                     const struct oomb_policy *pol, char *msg, size_t msg_len);
+void oomb_engine_close(struct oomb_engine *e, struct oomb_net *net);
+
+/* For a strategy that replaces a part of none's step: in training the
+ * update (the net already initialised with grads and optimizer state by
+ * the caller), in inference the linear layers (the net is initialised here
+ * without FP32 parameters). */
+int oomb_engine_open_replaced(struct oomb_engine *e, struct oomb_net *net,
+                              const struct oomb_host *h, oomb_update_fn update,
+                              oomb_linear_fn linear, void *user, char *msg, size_t msg_len);
+
+/* The run's step: oomb_engine_train_step or oomb_engine_infer_step by the
+ * run's mode. */
+int oomb_engine_step(struct oomb_engine *e, int64_t step, char *msg, size_t msg_len);
+
 /* Size and first sample of slice i of the policy for a batch of B, and the
  * number of slices. */
 int64_t oomb_engine_slices(const struct oomb_policy *pol, int64_t B);

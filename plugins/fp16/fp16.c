@@ -209,8 +209,7 @@ fail:
 static int fp16_step(void *state, int64_t step, char *msg, size_t msg_len)
 {
     struct fp16_state *s = state;
-    return s->train ? oomb_engine_train_step(&s->eng, step, msg, msg_len)
-                    : oomb_engine_infer_step(&s->eng, step, msg, msg_len);
+    return oomb_engine_step(&s->eng, step, msg, msg_len);
 }
 
 static int fp16_evaluate(void *state, char *msg, size_t msg_len)

@@ -29,8 +29,7 @@ static void ga_destroy(void *state)
     struct ga_state *s = state;
     if (!s)
         return;
-    oomb_engine_free(&s->eng);
-    oomb_net_free(&s->net);
+    oomb_engine_close(&s->eng, &s->net);
     free(s);
 }
 
@@ -55,12 +54,10 @@ static int ga_create(const struct oomb_host *h, void **state, char *msg, size_t 
     }
     s->h = h;
     struct oomb_policy pol = {.slices = k};
-    int rc = oomb_net_init(&s->net, h, h->info->model, OOMB_NET_GRADS | OOMB_NET_OPTIMIZER, msg,
-                           msg_len);
-    if (rc == OOMB_OK)
-        rc = oomb_engine_init(&s->eng, &s->net, &pol, msg, msg_len);
+    int rc = oomb_engine_open(&s->eng, &s->net, h, h->info->model,
+                              OOMB_NET_GRADS | OOMB_NET_OPTIMIZER, &pol, msg, msg_len);
     if (rc != OOMB_OK) {
-        ga_destroy(s);
+        free(s);
         return rc;
     }
     int64_t first, b;

@@ -19,7 +19,6 @@
 struct none_state {
     struct oomb_net net;
     struct oomb_engine eng;
-    int train;
 };
 
 static void none_destroy(void *state)
@@ -27,8 +26,7 @@ static void none_destroy(void *state)
     struct none_state *s = state;
     if (!s)
         return;
-    oomb_engine_free(&s->eng);
-    oomb_net_free(&s->net);
+    oomb_engine_close(&s->eng, &s->net);
     free(s);
 }
 
@@ -39,13 +37,10 @@ static int none_create(const struct oomb_host *h, void **state, char *msg, size_
         oomb_msg(msg, msg_len, "out of host memory");
         return OOMB_ERR_OOM;
     }
-    s->train = h->info->mode == OOMB_MODE_TRAIN;
-    unsigned flags = s->train ? OOMB_NET_GRADS | OOMB_NET_OPTIMIZER : 0;
-    int rc = oomb_net_init(&s->net, h, h->info->model, flags, msg, msg_len);
-    if (rc == OOMB_OK)
-        rc = oomb_engine_init(&s->eng, &s->net, NULL, msg, msg_len);
+    unsigned flags = h->info->mode == OOMB_MODE_TRAIN ? OOMB_NET_GRADS | OOMB_NET_OPTIMIZER : 0;
+    int rc = oomb_engine_open(&s->eng, &s->net, h, h->info->model, flags, NULL, msg, msg_len);
     if (rc != OOMB_OK) {
-        none_destroy(s);
+        free(s);
         return rc;
     }
     *state = s;
@@ -55,8 +50,7 @@ static int none_create(const struct oomb_host *h, void **state, char *msg, size_
 static int none_step(void *state, int64_t step, char *msg, size_t msg_len)
 {
     struct none_state *s = state;
-    return s->train ? oomb_engine_train_step(&s->eng, step, msg, msg_len)
-                    : oomb_engine_infer_step(&s->eng, step, msg, msg_len);
+    return oomb_engine_step(&s->eng, step, msg, msg_len);
 }
 
 static int none_evaluate(void *state, char *msg, size_t msg_len)

@@ -362,23 +362,6 @@ static int update_and_prune(void *user, int64_t step, char *msg, size_t msg_len)
 static int linear_sparse(void *user, int l, float *out, const float *in, int64_t B, char *msg,
                          size_t msg_len);
 
-/* The step engine: the update replaced in training; in inference the
- * linear layers, over a net that holds no FP32 parameters. */
-static int engine_init(struct prune_state *s, char *msg, size_t msg_len)
-{
-    struct oomb_policy pol = {0};
-    int rc = OOMB_OK;
-    if (s->train) {
-        pol.update = update_and_prune;
-        pol.update_user = s;
-    } else {
-        pol.linear = linear_sparse;
-        pol.linear_user = s;
-        rc = oomb_net_init(&s->net, s->h, s->h->info->model, OOMB_NET_NO_PARAMS, msg, msg_len);
-    }
-    return rc ? rc : oomb_engine_init(&s->eng, &s->net, &pol, msg, msg_len);
-}
-
 static int prune_create(const struct oomb_host *h, void **state, char *msg, size_t msg_len)
 {
     struct prune_state *s = calloc(1, sizeof *s);
@@ -392,7 +375,8 @@ static int prune_create(const struct oomb_host *h, void **state, char *msg, size
     if (rc == OOMB_OK)
         rc = s->train ? create_train(s, msg, msg_len) : create_infer(s, msg, msg_len);
     if (rc == OOMB_OK)
-        rc = engine_init(s, msg, msg_len);
+        rc = oomb_engine_open_replaced(&s->eng, &s->net, h, update_and_prune, linear_sparse, s, msg,
+                                       msg_len);
     if (rc != OOMB_OK) {
         prune_destroy(s);
         return rc;
@@ -519,8 +503,7 @@ static int linear_sparse(void *user, int l, float *out, const float *in, int64_t
 static int prune_step(void *state, int64_t step, char *msg, size_t msg_len)
 {
     struct prune_state *s = state;
-    return s->train ? oomb_engine_train_step(&s->eng, step, msg, msg_len)
-                    : oomb_engine_infer_step(&s->eng, step, msg, msg_len);
+    return oomb_engine_step(&s->eng, step, msg, msg_len);
 }
 
 /* train: the sparsity reached, over all pruned matrices. */

@@ -220,23 +220,6 @@ static int update8(void *user, int64_t step, char *msg, size_t msg_len);
 static int linear_i8(void *user, int l, float *out, const float *in, int64_t B, char *msg,
                      size_t msg_len);
 
-/* The step engine: the update replaced in training; in inference the
- * linear layers, over a net that holds no FP32 parameters. */
-static int engine_init(struct quantize_state *s, char *msg, size_t msg_len)
-{
-    struct oomb_policy pol = {0};
-    int rc = OOMB_OK;
-    if (s->train) {
-        pol.update = update8;
-        pol.update_user = s;
-    } else {
-        pol.linear = linear_i8;
-        pol.linear_user = s;
-        rc = oomb_net_init(&s->net, s->h, s->h->info->model, OOMB_NET_NO_PARAMS, msg, msg_len);
-    }
-    return rc ? rc : oomb_engine_init(&s->eng, &s->net, &pol, msg, msg_len);
-}
-
 static int quantize_create(const struct oomb_host *h, void **state, char *msg, size_t msg_len)
 {
     int64_t block;
@@ -254,7 +237,7 @@ static int quantize_create(const struct oomb_host *h, void **state, char *msg, s
     s->train = h->info->mode == OOMB_MODE_TRAIN;
     int rc = s->train ? create_train(s, msg, msg_len) : create_infer(s, msg, msg_len);
     if (rc == OOMB_OK)
-        rc = engine_init(s, msg, msg_len);
+        rc = oomb_engine_open_replaced(&s->eng, &s->net, h, update8, linear_i8, s, msg, msg_len);
     if (rc != OOMB_OK) {
         quantize_destroy(s);
         return rc;
@@ -321,8 +304,7 @@ done:
 static int quantize_step(void *state, int64_t step, char *msg, size_t msg_len)
 {
     struct quantize_state *s = state;
-    return s->train ? oomb_engine_train_step(&s->eng, step, msg, msg_len)
-                    : oomb_engine_infer_step(&s->eng, step, msg, msg_len);
+    return oomb_engine_step(&s->eng, step, msg, msg_len);
 }
 
 static int quantize_evaluate(void *state, char *msg, size_t msg_len)
