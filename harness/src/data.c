@@ -3,6 +3,8 @@
  */
 #include "data.h"
 
+#include "layers.h"
+
 #include <math.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -118,8 +120,7 @@ static double inv_sqrt_fan_in(int64_t fan_in)
 static int body_of(const struct oomb_layer *layer, const struct oomb_layer *const **body)
 {
     if (layer->kind != OOMB_LAYER_RESIDUAL ||
-        layer->struct_size < offsetof(struct oomb_layer, body) + sizeof layer->body ||
-        !layer->body)
+        layer->struct_size < offsetof(struct oomb_layer, body) + sizeof layer->body || !layer->body)
         return 0;
     *body = layer->body;
     return layer->n_body;
@@ -132,31 +133,18 @@ static int64_t n_buffers_of(const struct oomb_layer *layer)
     return layer->n_buffers;
 }
 
+/* The seeded parameters of one layer, by the rule its kind has in the
+ * layer table (plugins/common/layers.c). */
 static void init_params_keyed(uint64_t key, const struct oomb_layer *layer, float *dst)
 {
     int64_t n = layer->n_params;
-    switch (layer->kind) {
-    case OOMB_LAYER_LINEAR: {
-        int64_t rows = layer->attrs[0] > 1 ? layer->attrs[0] : 1;
-        fill_uniform(key, n, inv_sqrt_fan_in(layer->in_features / rows), dst);
-        break;
-    }
-    case OOMB_LAYER_CONV2D: {
-        int64_t C = layer->attrs[0], K = layer->attrs[4];
-        fill_uniform(key, n, inv_sqrt_fan_in(C * K * K), dst);
-        break;
-    }
-    case OOMB_LAYER_BATCHNORM:
-    case OOMB_LAYER_LAYERNORM: {
-        int64_t C = layer->kind == OOMB_LAYER_BATCHNORM ? layer->attrs[0] : layer->attrs[1];
+    const struct oomb_layer_kind_info *info = oomb_layer_kind_info(layer->kind);
+    switch (info ? info->init : OOMB_INIT_UNIFORM) {
+    case OOMB_INIT_NORM:
         for (int64_t i = 0; i < n; i++)
-            dst[i] = i < C ? 1.0f : 0.0f; /* gamma (C), then beta (C) */
+            dst[i] = i < n / 2 ? 1.0f : 0.0f; /* gamma (C), then beta (C) */
         break;
-    }
-    case OOMB_LAYER_ATTENTION:
-        fill_uniform(key, n, inv_sqrt_fan_in(layer->attrs[1]), dst);
-        break;
-    case OOMB_LAYER_RESIDUAL: {
+    case OOMB_INIT_BODY: {
         const struct oomb_layer *const *body = NULL;
         int nb = body_of(layer, &body);
         int64_t off = 0;
@@ -170,14 +158,11 @@ static void init_params_keyed(uint64_t key, const struct oomb_layer *layer, floa
         }
         break;
     }
-    case OOMB_LAYER_RELU:
-    case OOMB_LAYER_GELU:
-    case OOMB_LAYER_MAXPOOL:
-    case OOMB_LAYER_FLATTEN:
     default:
-        /* No parameters; a kind unknown here that declares some gets the
-         * linear rule on in_features. */
-        fill_uniform(key, n, inv_sqrt_fan_in(layer->in_features), dst);
+        /* U(-1/sqrt(fan_in), 1/sqrt(fan_in)); a kind unknown here that declares
+         * parameters gets the rule on in_features. */
+        fill_uniform(key, n, inv_sqrt_fan_in(info ? oomb_layer_fan_in(layer) : layer->in_features),
+                     dst);
         break;
     }
 }
@@ -185,7 +170,8 @@ static void init_params_keyed(uint64_t key, const struct oomb_layer *layer, floa
 void oomb_data_init_params(uint64_t seed, int layer_index, const struct oomb_layer *layer,
                            float *dst)
 {
-    uint64_t key = oomb_splitmix64(seed ^ oomb_splitmix64(0x706172616d73ULL + (uint64_t)layer_index));
+    uint64_t key =
+        oomb_splitmix64(seed ^ oomb_splitmix64(0x706172616d73ULL + (uint64_t)layer_index));
     init_params_keyed(key, layer, dst);
 }
 

@@ -7,6 +7,8 @@
  * thing. The format is documented in docs/scenario-format.md.
  */
 #include "scenario.h"
+
+#include "layers.h"
 #include "check.h"
 
 #include <ctype.h>
@@ -625,23 +627,19 @@ static int build_linear(struct ctx *c, const yaml_node_t *n, const char *who, st
                       shape_text(sh, buf, sizeof buf));
     int tokens = sh->kind == SHAPE_TOKENS;
     int64_t rows = tokens ? sh->d[0] : 1, in = tokens ? sh->d[1] : sh->d[0];
-    int64_t w, np, of;
-    if (!mul_ok(out, in, &w) || !add_ok(w, bias ? out : 0, &np))
-        return err_at(c, n, KEY_LAYERS, "%s: %lld x %lld parameters overflow a 64-bit byte count",
-                      who, (long long)out, (long long)in);
+    int64_t of;
     if (!mul_ok(rows, out, &of)) {
         textf(buf, sizeof buf, "its output of %lld tokens x %lld features", (long long)rows,
               (long long)out);
         return err_size(c, n, who, buf);
     }
-    l->n_params = np;
     l->out_features = of;
-    if (tokens) {
+    if (tokens)
         l->attrs[0] = rows;
-        sh->d[1] = out;
-    } else {
-        sh->d[0] = out;
-    }
+    if ((l->n_params = oomb_layer_param_count(l)) < 0)
+        return err_at(c, n, KEY_LAYERS, "%s: %lld x %lld parameters overflow a 64-bit byte count",
+                      who, (long long)out, (long long)in);
+    sh->d[tokens ? 1 : 0] = out;
     return OOMB_OK;
 }
 
@@ -665,16 +663,14 @@ static int build_conv2d(struct ctx *c, const yaml_node_t *n, const char *who, st
                       "%s: kernel %lld does not fit its input %lldx%lld (H x W) with padding %lld",
                       who, (long long)k, (long long)H, (long long)W, (long long)pad);
     int64_t oh = (hp - k) / stride + 1, ow = (wp - k) / stride + 1;
-    int64_t ckk, w, np, of;
-    if (!mul_ok(C, k, &ckk) || !mul_ok(ckk, k, &ckk) || !mul_ok(oc, ckk, &w) ||
-        !add_ok(w, bias ? oc : 0, &np))
-        return err_size(c, n, who, "its parameter count");
+    int64_t of;
     if (!mul_ok(oc, oh, &of) || !mul_ok(of, ow, &of))
         return err_size(c, n, who, "its output");
-    l->n_params = np;
     l->out_features = of;
     int64_t a[] = {C, H, W, oc, k, stride, pad};
     memcpy(l->attrs, a, sizeof a);
+    if ((l->n_params = oomb_layer_param_count(l)) < 0)
+        return err_size(c, n, who, "its parameter count");
     *sh = (struct shape){.kind = SHAPE_IMAGE, .d = {oc, oh, ow}};
     return OOMB_OK;
 }
@@ -714,9 +710,9 @@ static int build_batchnorm(struct ctx *c, const yaml_node_t *n, const char *who,
     int64_t C = sh->d[0], S = sh->kind == SHAPE_IMAGE ? sh->d[1] * sh->d[2] : 1;
     l->attrs[0] = C;
     l->attrs[1] = S;
-    if (!mul_ok(C, 2, &l->n_params))
+    if ((l->n_params = oomb_layer_param_count(l)) < 0)
         return err_size(c, n, who, "its parameter count");
-    l->n_buffers = l->n_params;
+    l->n_buffers = oomb_layer_buffer_count(l);
     return OOMB_OK;
 }
 
@@ -733,7 +729,7 @@ static int build_layernorm(struct ctx *c, const yaml_node_t *n, const char *who,
     int tokens = sh->kind == SHAPE_TOKENS;
     l->attrs[0] = tokens ? sh->d[0] : 1;
     l->attrs[1] = tokens ? sh->d[1] : sh->d[0];
-    if (!mul_ok(l->attrs[1], 2, &l->n_params))
+    if ((l->n_params = oomb_layer_param_count(l)) < 0)
         return err_size(c, n, who, "its parameter count");
     return OOMB_OK;
 }
@@ -766,14 +762,13 @@ static int build_attention(struct ctx *c, const yaml_node_t *n, const char *who,
     layer_init(l, OOMB_LAYER_ATTENTION, sh);
     if (need_tokens(c, n, who, sh, "attention", heads) != OOMB_OK)
         return c->status;
-    int64_t T = sh->d[0], C = sh->d[1], cc, np, tt, probs, qkv;
-    if (!mul_ok(C, C, &cc) || !mul_ok(cc, 4, &np) || !add_ok(np, 4 * C, &np))
-        return err_size(c, n, who, "its parameter count");
+    int64_t T = sh->d[0], C = sh->d[1], tt, probs, qkv;
     if (!mul_ok(T, T, &tt) || !mul_ok(tt, heads, &probs) || !mul_ok(3 * C, T, &qkv))
         return err_size(c, n, who, "its attention matrix");
-    l->n_params = np;
     int64_t a[] = {T, C, heads, causal ? 1 : 0};
     memcpy(l->attrs, a, sizeof a);
+    if ((l->n_params = oomb_layer_param_count(l)) < 0)
+        return err_size(c, n, who, "its parameter count");
     return OOMB_OK;
 }
 
@@ -785,12 +780,9 @@ static int build_residual(struct ctx *c, const yaml_node_t *n, const char *who,
     layer_init(l, OOMB_LAYER_RESIDUAL, sh);
     l->n_body = n_body;
     l->body = &sc->body_ptrs[start];
-    for (int i = 0; i < n_body; i++) {
-        const struct oomb_layer *b = sc->body_ptrs[start + i];
-        if (!add_ok(l->n_params, b->n_params, &l->n_params) ||
-            !add_ok(l->n_buffers, b->n_buffers, &l->n_buffers))
-            return err_size(c, n, who, "its parameter count");
-    }
+    if ((l->n_params = oomb_layer_param_count(l)) < 0 ||
+        (l->n_buffers = oomb_layer_buffer_count(l)) < 0)
+        return err_size(c, n, who, "its parameter count");
     return OOMB_OK;
 }
 
@@ -1843,8 +1835,8 @@ static int read_checks(struct ctx *c, yaml_node_t *n)
                 else if (strcmp(m, "infer") == 0)
                     modes = OOMB_MODE_INFER;
                 else
-                    return err_at(c, f[1].val, "checks.mode",
-                                  "expected train or infer, got '%s'", m);
+                    return err_at(c, f[1].val, "checks.mode", "expected train or infer, got '%s'",
+                                  m);
             }
             item = f[0].val;
         }
@@ -2041,11 +2033,10 @@ static int read_root(struct ctx *c, yaml_node_t *root)
         F_N
     };
     struct field f[F_N] = {
-        {.name = "name"},    {.name = "description"}, {.name = "model"},  {.name = "input"},
-        {.name = "seed"},    {.name = "mode"},        {.name = "batch"},  {.name = "optimizer"},
-        {.name = "steps"},   {.name = "eval"},        {.name = "budget"}, {.name = "backend"},
-        {.name = "timeout"}, {.name = "threads"},     {.name = "strategies"},
-        {.name = "checks"},
+        {.name = "name"},    {.name = "description"}, {.name = "model"},      {.name = "input"},
+        {.name = "seed"},    {.name = "mode"},        {.name = "batch"},      {.name = "optimizer"},
+        {.name = "steps"},   {.name = "eval"},        {.name = "budget"},     {.name = "backend"},
+        {.name = "timeout"}, {.name = "threads"},     {.name = "strategies"}, {.name = "checks"},
     };
     if (root->type != YAML_MAPPING_NODE)
         return err_type(c, root, "(top level)", "a mapping of scenario keys");
