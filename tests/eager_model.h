@@ -8,8 +8,8 @@
  *   - every op allocates its output, except flatten (a view);
  *   - in training, an op whose input requires a gradient or that has
  *     parameters records a node that keeps: linear (addmm) its input; relu
- *     its result; gelu, conv2d, max_pool2d its input (PyTorch's max pool also
- *     keeps int64 indices: oombench finds the maxima again from the input);
+ *     its result; gelu, conv2d its input; max_pool2d its input and the
+ *     positions of the maxima (int32 here, int64 in PyTorch);
  *     batch norm its input and save_mean/save_invstd (2C floats); layer norm
  *     its input and mean/rstd (2 floats per row); attention: the qkv
  *     projection its input, the core qkv and the probabilities (B H T T), the
@@ -47,10 +47,10 @@ struct em_op {
     enum em_kind kind;
     int in, in2, out; /* tensor ids (in2: the add's skip) */
     int saves_in, saves_out;
-    int64_t extra; /* bytes kept besides input and output */
-    int params;    /* has parameters */
-    int bn;        /* batch norm: no statistics kept outside training */
-    int top;       /* top-level layer */
+    int64_t extra;  /* bytes kept besides input and output */
+    int params;     /* has parameters */
+    int train_only; /* batch norm, max pool: no extra outside training */
+    int top;        /* top-level layer */
 };
 
 #define EM_MAX 512
@@ -115,13 +115,18 @@ static int em_add_layer(struct em *m, const struct oomb_layer *L, int top, int i
     case OOMB_LAYER_BATCHNORM:
         o->saves_in = 1;
         o->extra = 2 * L->attrs[0] * 4;
-        o->bn = 1;
+        o->train_only = 1;
+        break;
+    case OOMB_LAYER_MAXPOOL: /* the input and the maxima's positions (int32; PyTorch: int64) */
+        o->saves_in = 1;
+        o->extra = B * L->out_features * 4;
+        o->train_only = 1;
         break;
     case OOMB_LAYER_LAYERNORM:
         o->saves_in = 1;
         o->extra = 2 * B * L->attrs[0] * 4;
         break;
-    default: /* linear, gelu, conv2d, maxpool */
+    default: /* linear, gelu, conv2d */
         o->saves_in = 1;
         break;
     }
@@ -201,7 +206,7 @@ static int64_t em_peak(const struct oomb_model *model, int64_t B, int64_t dsz, i
             continue; /* same tensor, same holders */
         em_alloc(s, m->bytes[o->out]);
         s->refs[o->out] = 1;
-        const int64_t ex = !train && o->bn ? 0 : o->extra;
+        const int64_t ex = !train && o->train_only ? 0 : o->extra;
         em_alloc(s, ex);
         if (keep && rec[i] && o->saves_in)
             s->refs[o->in]++;

@@ -168,9 +168,9 @@ static void fetch(const struct pair *p, void **hc, void **hg)
 static float h2f(uint16_t h)
 {
     int e = (h >> 10) & 0x1f, m = h & 0x3ff;
-    float v = e == 0 ? ldexpf((float)m, -24)
-            : e == 31 ? (m ? NAN : INFINITY)
-                      : ldexpf((float)(m | 0x400), e - 25);
+    float v = e == 0    ? ldexpf((float)m, -24)
+              : e == 31 ? (m ? NAN : INFINITY)
+                        : ldexpf((float)(m | 0x400), e - 25);
     return (h & 0x8000) ? -v : v;
 }
 
@@ -184,8 +184,8 @@ static void expect_close_vals(const float *c, const float *g, int64_t n, double 
     for (int64_t i = 0; i < n; i++) {
         cr_assert(isfinite(c[i]), "%s: cpu[%lld] = %g is not finite", what, (long long)i,
                   (double)c[i]);
-        cr_assert(isfinite(g[i]), "%s: cuda[%lld] = %g is not finite (cpu %g)", what,
-                  (long long)i, (double)g[i], (double)c[i]);
+        cr_assert(isfinite(g[i]), "%s: cuda[%lld] = %g is not finite (cpu %g)", what, (long long)i,
+                  (double)g[i], (double)c[i]);
         double d = fabs((double)g[i] - (double)c[i]);
         if (d > maxdiff) {
             maxdiff = d;
@@ -196,8 +196,7 @@ static void expect_close_vals(const float *c, const float *g, int64_t n, double 
     }
     double rel = maxref > 0.0 ? maxdiff / maxref : maxdiff;
     cr_expect(rel <= tol, "%s: relative error %.3g > %.3g (worst [%lld]: cpu %.9g cuda %.9g)", what,
-              rel, tol, (long long)worst, n ? (double)c[worst] : 0.0,
-              n ? (double)g[worst] : 0.0);
+              rel, tol, (long long)worst, n ? (double)c[worst] : 0.0, n ? (double)g[worst] : 0.0);
 }
 
 static void expect_close(const struct pair *p, enum oomb_dtype dt, double tol, const char *what)
@@ -206,7 +205,8 @@ static void expect_close(const struct pair *p, enum oomb_dtype dt, double tol, c
     fetch(p, &hc, &hg);
     if (dt == OOMB_F16) {
         int64_t n = (int64_t)(p->bytes / 2);
-        float *fc = malloc((size_t)n * sizeof(float) + 1), *fg = malloc((size_t)n * sizeof(float) + 1);
+        float *fc = malloc((size_t)n * sizeof(float) + 1),
+              *fg = malloc((size_t)n * sizeof(float) + 1);
         cr_assert(fc && fg);
         for (int64_t i = 0; i < n; i++) {
             fc[i] = h2f(((uint16_t *)hc)[i]);
@@ -237,24 +237,24 @@ static void expect_same_bytes(const struct pair *p, const char *what)
     free(hg);
 }
 
-#define OK_BOTH(call_c, call_g)                                                            \
-    do {                                                                                   \
-        int rc_c_ = (call_c);                                                              \
-        cr_assert_eq(rc_c_, OOMB_OK, "cpu: %s", co->last_error(co->ctx));                  \
-        int rc_g_ = (call_g);                                                              \
-        cr_assert_eq(rc_g_, OOMB_OK, "cuda: %s", go->last_error(go->ctx));                 \
+#define OK_BOTH(call_c, call_g)                                                                    \
+    do {                                                                                           \
+        int rc_c_ = (call_c);                                                                      \
+        cr_assert_eq(rc_c_, OOMB_OK, "cpu: %s", co->last_error(co->ctx));                          \
+        int rc_g_ = (call_g);                                                                      \
+        cr_assert_eq(rc_g_, OOMB_OK, "cuda: %s", go->last_error(go->ctx));                         \
     } while (0)
 
 /* Runs op on both backends with the matching pointers: A(p) is p->c or p->g. */
-#define BOTH(op, ...)                                                                      \
-    do {                                                                                   \
-        int side_;                                                                         \
-        for (side_ = 0; side_ < 2; side_++) {                                              \
-            const struct oomb_ops *o_ = side_ ? go : co;                                   \
-            int rc_ = o_->op(o_->ctx, __VA_ARGS__);                                        \
-            cr_assert_eq(rc_, OOMB_OK, "%s %s: %s", side_ ? "cuda" : "cpu", #op,          \
-                         o_->last_error(o_->ctx));                                         \
-        }                                                                                  \
+#define BOTH(op, ...)                                                                              \
+    do {                                                                                           \
+        int side_;                                                                                 \
+        for (side_ = 0; side_ < 2; side_++) {                                                      \
+            const struct oomb_ops *o_ = side_ ? go : co;                                           \
+            int rc_ = o_->op(o_->ctx, __VA_ARGS__);                                                \
+            cr_assert_eq(rc_, OOMB_OK, "%s %s: %s", side_ ? "cuda" : "cpu", #op,                   \
+                         o_->last_error(o_->ctx));                                                 \
+        }                                                                                          \
     } while (0)
 #define A(p) (side_ ? (p)->g : (p)->c)
 
@@ -284,8 +284,8 @@ static void linear_case(enum oomb_dtype dt, int64_t B, int64_t C, int64_t OC, in
     struct pair *w = rnd(OC * C, -0.5f, 0.5f);
     struct pair *bias = rand_f32(OC, -1, 1);
     struct pair *out = pair_new((size_t)(B * OC) * esz);
-    BOTH(linear_forward, dt, A(out), A(inp), A(w), with_bias ? (const float *)A(bias) : NULL, B,
-         C, OC);
+    BOTH(linear_forward, dt, A(out), A(inp), A(w), with_bias ? (const float *)A(bias) : NULL, B, C,
+         OC);
     expect_close(out, dt, tol, "linear_forward out");
 
     struct pair *dout = rnd(B * OC, -1, 1);
@@ -305,11 +305,26 @@ static void linear_case(enum oomb_dtype dt, int64_t B, int64_t C, int64_t OC, in
     expect_close(dw, OOMB_F32, dt == OOMB_F16 ? 1e-4 : tol, "linear_backward dweight (2nd)");
 }
 
-Test(kernels_cuda, linear_f32) { linear_case(OOMB_F32, 37, 129, 65, 1); }
-Test(kernels_cuda, linear_f32_large) { linear_case(OOMB_F32, 256, 512, 384, 1); }
-Test(kernels_cuda, linear_f32_no_bias) { linear_case(OOMB_F32, 8, 16, 10, 0); }
-Test(kernels_cuda, linear_f16) { linear_case(OOMB_F16, 64, 200, 96, 1); }
-Test(kernels_cuda, linear_f16_odd) { linear_case(OOMB_F16, 7, 33, 5, 1); }
+Test(kernels_cuda, linear_f32)
+{
+    linear_case(OOMB_F32, 37, 129, 65, 1);
+}
+Test(kernels_cuda, linear_f32_large)
+{
+    linear_case(OOMB_F32, 256, 512, 384, 1);
+}
+Test(kernels_cuda, linear_f32_no_bias)
+{
+    linear_case(OOMB_F32, 8, 16, 10, 0);
+}
+Test(kernels_cuda, linear_f16)
+{
+    linear_case(OOMB_F16, 64, 200, 96, 1);
+}
+Test(kernels_cuda, linear_f16_odd)
+{
+    linear_case(OOMB_F16, 7, 33, 5, 1);
+}
 
 /* ------------------------------------------------------------ activations */
 
@@ -337,10 +352,22 @@ static void act_case(enum oomb_dtype dt, int gelu)
     expect_close(dy, dt, tol, gelu ? "gelu_backward in place" : "relu_backward in place");
 }
 
-Test(kernels_cuda, relu_f32) { act_case(OOMB_F32, 0); }
-Test(kernels_cuda, relu_f16) { act_case(OOMB_F16, 0); }
-Test(kernels_cuda, gelu_f32) { act_case(OOMB_F32, 1); }
-Test(kernels_cuda, gelu_f16) { act_case(OOMB_F16, 1); }
+Test(kernels_cuda, relu_f32)
+{
+    act_case(OOMB_F32, 0);
+}
+Test(kernels_cuda, relu_f16)
+{
+    act_case(OOMB_F16, 0);
+}
+Test(kernels_cuda, gelu_f32)
+{
+    act_case(OOMB_F32, 1);
+}
+Test(kernels_cuda, gelu_f16)
+{
+    act_case(OOMB_F16, 1);
+}
 
 /* ------------------------------------------------------------ loss ------- */
 
@@ -435,8 +462,14 @@ static void adam8_case(int64_t n, int64_t block)
     expect_same_bytes(vq, "adam8 v_q");
 }
 
-Test(kernels_cuda, adam8) { adam8_case(10007, 256); }
-Test(kernels_cuda, adam8_large_blocks) { adam8_case(5000, 2048); }
+Test(kernels_cuda, adam8)
+{
+    adam8_case(10007, 256);
+}
+Test(kernels_cuda, adam8_large_blocks)
+{
+    adam8_case(5000, 2048);
+}
 
 /* ------------------------------------------------------------ element-wise */
 
@@ -517,9 +550,15 @@ static void i8_case(int64_t B, int64_t C, int64_t OC)
 }
 
 /* multiples of 4: the cuBLAS int8 path */
-Test(kernels_cuda, int8_cublas_shape) { i8_case(64, 256, 128); }
+Test(kernels_cuda, int8_cublas_shape)
+{
+    i8_case(64, 256, 128);
+}
 /* odd sizes: the own int8 kernel */
-Test(kernels_cuda, int8_fallback_shape) { i8_case(13, 37, 11); }
+Test(kernels_cuda, int8_fallback_shape)
+{
+    i8_case(13, 37, 11);
+}
 
 /* ------------------------------------------------------------ sparsity --- */
 
@@ -601,13 +640,14 @@ static void need_layer_ops(void)
         const char *b = i ? "cuda" : "cpu";
         cr_assert(t[i]->conv2d_workspace && t[i]->conv2d_forward && t[i]->conv2d_backward,
                   "%s: conv2d ops missing", b);
-        cr_assert(t[i]->maxpool_forward && t[i]->maxpool_backward, "%s: maxpool ops missing", b);
-        cr_assert(t[i]->batchnorm_forward && t[i]->batchnorm_backward,
-                  "%s: batchnorm ops missing", b);
-        cr_assert(t[i]->layernorm_forward && t[i]->layernorm_backward,
-                  "%s: layernorm ops missing", b);
-        cr_assert(t[i]->attention_workspace && t[i]->attention_forward &&
-                      t[i]->attention_backward,
+        cr_assert(t[i]->maxpool_forward && t[i]->maxpool_backward && t[i]->maxpool_forward_idx &&
+                      t[i]->maxpool_backward_idx,
+                  "%s: maxpool ops missing", b);
+        cr_assert(t[i]->batchnorm_forward && t[i]->batchnorm_backward, "%s: batchnorm ops missing",
+                  b);
+        cr_assert(t[i]->layernorm_forward && t[i]->layernorm_backward, "%s: layernorm ops missing",
+                  b);
+        cr_assert(t[i]->attention_workspace && t[i]->attention_forward && t[i]->attention_backward,
                   "%s: attention ops missing", b);
         cr_assert(t[i]->add, "%s: add missing", b);
     }
@@ -644,18 +684,23 @@ static void conv_case(int64_t B, int64_t C, int64_t H, int64_t W, int64_t OC, in
 {
     need_layer_ops();
     const double tol = gemm_tol(1e-3);
-    struct oomb_conv2d cv = {.struct_size = sizeof cv, .C = C, .H = H, .W = W, .OC = OC, .K = K,
-                             .stride = stride, .pad = pad};
+    struct oomb_conv2d cv = {.struct_size = sizeof cv,
+                             .C = C,
+                             .H = H,
+                             .W = W,
+                             .OC = OC,
+                             .K = K,
+                             .stride = stride,
+                             .pad = pad};
     cv.OH = (H + 2 * pad - K) / stride + 1;
     cv.OW = (W + 2 * pad - K) / stride + 1;
     const int64_t n_in = B * C * H * W, n_out = B * OC * cv.OH * cv.OW;
     size_t wc = 0, wg = 0;
-    OK_BOTH(co->conv2d_workspace(co->ctx, &cv, B, &wc),
-            go->conv2d_workspace(go->ctx, &cv, B, &wg));
+    OK_BOTH(co->conv2d_workspace(co->ctx, &cv, B, &wc), go->conv2d_workspace(go->ctx, &cv, B, &wg));
     cr_log_info("conv2d B %lld C %lld %lldx%lld OC %lld K %lld stride %lld pad %lld: workspace "
                 "cpu %zu, cuda %zu bytes",
-                (long long)B, (long long)C, (long long)H, (long long)W, (long long)OC,
-                (long long)K, (long long)stride, (long long)pad, wc, wg);
+                (long long)B, (long long)C, (long long)H, (long long)W, (long long)OC, (long long)K,
+                (long long)stride, (long long)pad, wc, wg);
     struct pair *ws = ws_pair(wc, wg);
     struct pair *inp = rand_f32(n_in, -1, 1);
     struct pair *w = rand_f32(OC * C * K * K, -0.5f, 0.5f);
@@ -668,15 +713,15 @@ static void conv_case(int64_t B, int64_t C, int64_t H, int64_t W, int64_t OC, in
     /* the CUDA op with exactly the workspace it asked for (none: NULL) */
     struct pair *out2 = pair_new((size_t)n_out * 4);
     cr_assert_eq(co->copy(co->ctx, out2->c, out->c, out->bytes), OOMB_OK);
-    int rc = go->conv2d_forward(go->ctx, out2->g, inp->g, w->g, with_bias ? bias->g : NULL, &cv,
-                                B, wg ? ws->g : NULL, wg);
+    int rc = go->conv2d_forward(go->ctx, out2->g, inp->g, w->g, with_bias ? bias->g : NULL, &cv, B,
+                                wg ? ws->g : NULL, wg);
     cr_assert_eq(rc, OOMB_OK, "cuda conv2d_forward with its own workspace size: %s",
                  go->last_error(go->ctx));
     expect_close(out2, OOMB_F32, tol, "conv2d_forward out (exact workspace)");
 
     struct pair *dout = rand_f32(n_out, -1, 1);
     struct pair *dinp = pair_new((size_t)n_in * 4);
-    BOTH(fill, A(dinp), n_in, 1e6f); /* overwritten */
+    BOTH(fill, A(dinp), n_in, 1e6f);                   /* overwritten */
     struct pair *dw = rand_f32(OC * C * K * K, -1, 1); /* accumulates onto random values */
     struct pair *db = rand_f32(OC, -1, 1);
     BOTH(conv2d_backward, A(dinp), A(dw), with_bias ? A(db) : NULL, A(dout), A(inp), A(w), &cv, B,
@@ -698,17 +743,29 @@ static void conv_case(int64_t B, int64_t C, int64_t H, int64_t W, int64_t OC, in
 }
 
 /* stride 2, pad 1, H != W */
-Test(kernels_cuda, conv2d_stride2_pad1) { conv_case(3, 4, 11, 8, 6, 3, 2, 1, 1); }
-Test(kernels_cuda, conv2d_stride1_no_bias) { conv_case(2, 3, 9, 12, 5, 5, 1, 0, 0); }
-Test(kernels_cuda, conv2d_1x1) { conv_case(4, 16, 7, 7, 8, 1, 1, 0, 1); }
-Test(kernels_cuda, conv2d_larger) { conv_case(16, 32, 32, 32, 64, 3, 1, 1, 1); }
+Test(kernels_cuda, conv2d_stride2_pad1)
+{
+    conv_case(3, 4, 11, 8, 6, 3, 2, 1, 1);
+}
+Test(kernels_cuda, conv2d_stride1_no_bias)
+{
+    conv_case(2, 3, 9, 12, 5, 5, 1, 0, 0);
+}
+Test(kernels_cuda, conv2d_1x1)
+{
+    conv_case(4, 16, 7, 7, 8, 1, 1, 0, 1);
+}
+Test(kernels_cuda, conv2d_larger)
+{
+    conv_case(16, 32, 32, 32, 64, 3, 1, 1, 1);
+}
 
 static void pool_case(int64_t B, int64_t C, int64_t H, int64_t W, int64_t K, int64_t stride,
                       int ties)
 {
     need_layer_ops();
-    struct oomb_pool2d p = {.struct_size = sizeof p, .C = C, .H = H, .W = W, .K = K,
-                            .stride = stride};
+    struct oomb_pool2d p = {
+        .struct_size = sizeof p, .C = C, .H = H, .W = W, .K = K, .stride = stride};
     p.OH = (H - K) / stride + 1;
     p.OW = (W - K) / stride + 1;
     const int64_t n_in = B * C * H * W, n_out = B * C * p.OH * p.OW;
@@ -721,14 +778,36 @@ static void pool_case(int64_t B, int64_t C, int64_t H, int64_t W, int64_t K, int
     BOTH(fill, A(dinp), n_in, 1e6f); /* overwritten */
     BOTH(maxpool_backward, A(dinp), A(dout), A(inp), &p, B);
     /* overlapping windows add in another order on the GPU: a few ulps */
-    expect_close(dinp, OOMB_F32, 1e-6, ties ? "maxpool_backward dinp (ties)" : "maxpool_backward dinp");
+    expect_close(dinp, OOMB_F32, 1e-6,
+                 ties ? "maxpool_backward dinp (ties)" : "maxpool_backward dinp");
+    /* with the positions kept: the same maxima, the same indices (the first maximum
+     * of each window on both), and the same input gradient */
+    struct pair *out2 = pair_new((size_t)n_out * 4), *idx = pair_new((size_t)n_out * 4);
+    BOTH(maxpool_forward_idx, A(out2), (int32_t *)A(idx), A(inp), &p, B);
+    expect_same_bytes(out2, "maxpool_forward_idx out");
+    expect_same_bytes(idx, "maxpool_forward_idx idx");
+    BOTH(fill, A(dinp), n_in, 1e6f);
+    BOTH(maxpool_backward_idx, A(dinp), A(dout), (const int32_t *)A(idx), &p, B);
+    expect_close(dinp, OOMB_F32, 1e-6, "maxpool_backward_idx dinp");
 }
 
 /* overlapping windows, K 3 stride 2 */
-Test(kernels_cuda, maxpool_overlap) { pool_case(2, 3, 9, 7, 3, 2, 0); }
-Test(kernels_cuda, maxpool_overlap_ties) { pool_case(2, 3, 9, 7, 3, 2, 1); }
-Test(kernels_cuda, maxpool_2x2_ties) { pool_case(3, 4, 8, 10, 2, 2, 1); }
-Test(kernels_cuda, maxpool_stride1_ties) { pool_case(2, 2, 6, 5, 3, 1, 1); }
+Test(kernels_cuda, maxpool_overlap)
+{
+    pool_case(2, 3, 9, 7, 3, 2, 0);
+}
+Test(kernels_cuda, maxpool_overlap_ties)
+{
+    pool_case(2, 3, 9, 7, 3, 2, 1);
+}
+Test(kernels_cuda, maxpool_2x2_ties)
+{
+    pool_case(3, 4, 8, 10, 2, 2, 1);
+}
+Test(kernels_cuda, maxpool_stride1_ties)
+{
+    pool_case(2, 2, 6, 5, 3, 1, 1);
+}
 
 static void batchnorm_case(int64_t B, int64_t C, int64_t S)
 {
@@ -740,8 +819,8 @@ static void batchnorm_case(int64_t B, int64_t C, int64_t S)
     struct pair *rm = rand_f32(C, -0.5f, 0.5f), *rv = rand_f32(C, 0.5f, 1.5f);
     struct pair *out = pair_new((size_t)n * 4);
     struct pair *mean = pair_new((size_t)C * 4), *rstd = pair_new((size_t)C * 4);
-    BOTH(batchnorm_forward, A(out), A(mean), A(rstd), A(rm), A(rv), A(inp), A(gamma), A(beta), B,
-         C, S, 1, momentum, eps);
+    BOTH(batchnorm_forward, A(out), A(mean), A(rstd), A(rm), A(rv), A(inp), A(gamma), A(beta), B, C,
+         S, 1, momentum, eps);
     expect_close(out, OOMB_F32, 1e-5, "batchnorm_forward out");
     expect_close(mean, OOMB_F32, 1e-5, "batchnorm_forward mean");
     expect_close(rstd, OOMB_F32, 1e-5, "batchnorm_forward rstd");
@@ -750,29 +829,38 @@ static void batchnorm_case(int64_t B, int64_t C, int64_t S)
 
     /* training without running statistics: the same output */
     struct pair *out2 = pair_new((size_t)n * 4);
-    BOTH(batchnorm_forward, A(out2), A(mean), A(rstd), NULL, NULL, A(inp), A(gamma), A(beta), B,
-         C, S, 1, momentum, eps);
+    BOTH(batchnorm_forward, A(out2), A(mean), A(rstd), NULL, NULL, A(inp), A(gamma), A(beta), B, C,
+         S, 1, momentum, eps);
     expect_close(out2, OOMB_F32, 1e-5, "batchnorm_forward out (no running stats)");
 
     struct pair *dout = rand_f32(n, -1, 1);
     struct pair *dinp = pair_new((size_t)n * 4);
     struct pair *dg = rand_f32(C, -1, 1), *db = rand_f32(C, -1, 1); /* accumulate */
-    BOTH(batchnorm_backward, A(dinp), A(dg), A(db), A(dout), A(inp), A(mean), A(rstd), A(gamma),
-         B, C, S);
+    BOTH(batchnorm_backward, A(dinp), A(dg), A(db), A(dout), A(inp), A(mean), A(rstd), A(gamma), B,
+         C, S);
     expect_close(dinp, OOMB_F32, 1e-4, "batchnorm_backward dinp");
     expect_close(dg, OOMB_F32, 1e-5, "batchnorm_backward dgamma");
     expect_close(db, OOMB_F32, 1e-5, "batchnorm_backward dbeta");
 
     /* inference with the updated running statistics */
-    BOTH(batchnorm_forward, A(out), NULL, NULL, A(rm), A(rv), A(inp), A(gamma), A(beta), B, C, S,
-         0, momentum, eps);
+    BOTH(batchnorm_forward, A(out), NULL, NULL, A(rm), A(rv), A(inp), A(gamma), A(beta), B, C, S, 0,
+         momentum, eps);
     expect_close(out, OOMB_F32, 1e-5, "batchnorm_forward out (inference)");
 }
 
 /* S = 1: after a linear layer */
-Test(kernels_cuda, batchnorm_s1) { batchnorm_case(16, 10, 1); }
-Test(kernels_cuda, batchnorm_spatial) { batchnorm_case(4, 6, 35); }
-Test(kernels_cuda, batchnorm_spatial_large) { batchnorm_case(3, 5, 300); }
+Test(kernels_cuda, batchnorm_s1)
+{
+    batchnorm_case(16, 10, 1);
+}
+Test(kernels_cuda, batchnorm_spatial)
+{
+    batchnorm_case(4, 6, 35);
+}
+Test(kernels_cuda, batchnorm_spatial_large)
+{
+    batchnorm_case(3, 5, 300);
+}
 
 static void layernorm_case(int64_t N, int64_t C)
 {
@@ -790,16 +878,25 @@ static void layernorm_case(int64_t N, int64_t C)
     struct pair *dout = rand_f32(n, -1, 1);
     struct pair *dinp = pair_new((size_t)n * 4);
     struct pair *dg = rand_f32(C, -1, 1), *db = rand_f32(C, -1, 1); /* accumulate */
-    BOTH(layernorm_backward, A(dinp), A(dg), A(db), A(dout), A(inp), A(mean), A(rstd), A(gamma),
-         N, C);
+    BOTH(layernorm_backward, A(dinp), A(dg), A(db), A(dout), A(inp), A(mean), A(rstd), A(gamma), N,
+         C);
     expect_close(dinp, OOMB_F32, 1e-4, "layernorm_backward dinp");
     expect_close(dg, OOMB_F32, 1e-5, "layernorm_backward dgamma");
     expect_close(db, OOMB_F32, 1e-5, "layernorm_backward dbeta");
 }
 
-Test(kernels_cuda, layernorm) { layernorm_case(37, 48); }
-Test(kernels_cuda, layernorm_wide) { layernorm_case(9, 1000); }
-Test(kernels_cuda, layernorm_many_rows) { layernorm_case(4099, 33); }
+Test(kernels_cuda, layernorm)
+{
+    layernorm_case(37, 48);
+}
+Test(kernels_cuda, layernorm_wide)
+{
+    layernorm_case(9, 1000);
+}
+Test(kernels_cuda, layernorm_many_rows)
+{
+    layernorm_case(4099, 33);
+}
 
 static void attention_case(int64_t B, int64_t T, int64_t C, int64_t H, int causal)
 {
@@ -813,10 +910,10 @@ static void attention_case(int64_t B, int64_t T, int64_t C, int64_t H, int causa
     struct pair *qkv = rand_f32(nq, -1, 1);
     struct pair *out = pair_new((size_t)no * 4), *probs = pair_new((size_t)np * 4);
     BOTH(attention_forward, A(out), A(probs), A(qkv), B, T, C, H, causal, A(ws), ws->bytes);
-    expect_close(out, OOMB_F32, tol, causal ? "attention_forward out (causal)"
-                                            : "attention_forward out");
-    expect_close(probs, OOMB_F32, tol, causal ? "attention_forward probs (causal)"
-                                              : "attention_forward probs");
+    expect_close(out, OOMB_F32, tol,
+                 causal ? "attention_forward out (causal)" : "attention_forward out");
+    expect_close(probs, OOMB_F32, tol,
+                 causal ? "attention_forward probs (causal)" : "attention_forward probs");
 
     /* the CUDA probabilities: rows sum to 1, masked entries exactly 0 */
     float *hp = malloc((size_t)np * 4);
@@ -841,12 +938,12 @@ static void attention_case(int64_t B, int64_t T, int64_t C, int64_t H, int causa
     BOTH(fill, A(dqkv), nq, NAN); /* every element must be written */
     BOTH(attention_backward, A(dqkv), A(dout), A(qkv), A(probs), B, T, C, H, causal, A(ws),
          ws->bytes);
-    expect_close(dqkv, OOMB_F32, tol, causal ? "attention_backward dqkv (causal)"
-                                             : "attention_backward dqkv");
+    expect_close(dqkv, OOMB_F32, tol,
+                 causal ? "attention_backward dqkv (causal)" : "attention_backward dqkv");
 
     /* the CUDA ops with exactly the workspace they asked for */
-    int rc = go->attention_forward(go->ctx, out->g, probs->g, qkv->g, B, T, C, H, causal, ws->g,
-                                   wg);
+    int rc =
+        go->attention_forward(go->ctx, out->g, probs->g, qkv->g, B, T, C, H, causal, ws->g, wg);
     cr_assert_eq(rc, OOMB_OK, "cuda attention_forward with its own workspace size: %s",
                  go->last_error(go->ctx));
     rc = go->attention_backward(go->ctx, dqkv->g, dout->g, qkv->g, probs->g, B, T, C, H, causal,
@@ -856,10 +953,22 @@ static void attention_case(int64_t B, int64_t T, int64_t C, int64_t H, int causa
     expect_close(dqkv, OOMB_F32, tol, "attention_backward dqkv (exact workspace)");
 }
 
-Test(kernels_cuda, attention) { attention_case(2, 16, 32, 4, 0); }
-Test(kernels_cuda, attention_causal) { attention_case(2, 16, 32, 4, 1); }
-Test(kernels_cuda, attention_causal_odd) { attention_case(3, 100, 64, 2, 1); }
-Test(kernels_cuda, attention_long) { attention_case(2, 300, 96, 3, 0); }
+Test(kernels_cuda, attention)
+{
+    attention_case(2, 16, 32, 4, 0);
+}
+Test(kernels_cuda, attention_causal)
+{
+    attention_case(2, 16, 32, 4, 1);
+}
+Test(kernels_cuda, attention_causal_odd)
+{
+    attention_case(3, 100, 64, 2, 1);
+}
+Test(kernels_cuda, attention_long)
+{
+    attention_case(2, 300, 96, 3, 0);
+}
 
 Test(kernels_cuda, add)
 {
@@ -876,8 +985,8 @@ Test(kernels_cuda, add)
 static void expect_invalid(int rc, const char *op)
 {
     cr_expect_eq(rc, OOMB_ERR_INVALID, "%s: rc %d, expected OOMB_ERR_INVALID", op, rc);
-    cr_expect(strstr(go->last_error(go->ctx), op) != NULL, "%s: message '%s' does not name it",
-              op, go->last_error(go->ctx));
+    cr_expect(strstr(go->last_error(go->ctx), op) != NULL, "%s: message '%s' does not name it", op,
+              go->last_error(go->ctx));
 }
 
 Test(kernels_cuda, layer_ops_reject_bad_arguments)
@@ -888,8 +997,16 @@ Test(kernels_cuda, layer_ops_reject_bad_arguments)
     float *g = x->g;
     size_t bytes = 0;
 
-    struct oomb_conv2d cv = {.struct_size = sizeof cv, .C = 2, .H = 8, .W = 6, .OC = 3, .K = 3,
-                             .stride = 2, .pad = 1, .OH = 4, .OW = 3};
+    struct oomb_conv2d cv = {.struct_size = sizeof cv,
+                             .C = 2,
+                             .H = 8,
+                             .W = 6,
+                             .OC = 3,
+                             .K = 3,
+                             .stride = 2,
+                             .pad = 1,
+                             .OH = 4,
+                             .OW = 3};
     cr_assert_eq(go->conv2d_workspace(k, &cv, 2, &bytes), OOMB_OK, "%s", go->last_error(k));
     cv.OH = 5; /* does not match the geometry */
     expect_invalid(go->conv2d_workspace(k, &cv, 2, &bytes), "conv2d_workspace");
@@ -902,8 +1019,8 @@ Test(kernels_cuda, layer_ops_reject_bad_arguments)
     cv.struct_size = 0;
     expect_invalid(go->conv2d_workspace(k, &cv, 2, &bytes), "conv2d_workspace");
 
-    struct oomb_pool2d p = {.struct_size = sizeof p, .C = 2, .H = 4, .W = 4, .K = 5, .stride = 1,
-                            .OH = 0, .OW = 0};
+    struct oomb_pool2d p = {
+        .struct_size = sizeof p, .C = 2, .H = 4, .W = 4, .K = 5, .stride = 1, .OH = 0, .OW = 0};
     expect_invalid(go->maxpool_forward(k, g, g, &p, 2), "maxpool_forward");
     expect_invalid(go->maxpool_backward(k, NULL, g, g, &p, 2), "maxpool_backward");
 
@@ -1080,7 +1197,8 @@ static int probe_gpu(char *msg, size_t msg_len)
         int n = oomb_cuda_device_count(buf, sizeof buf);
         char line[600];
         int len = snprintf(line, sizeof line, "%d %s", n, buf);
-        ssize_t w = write(fds[1], line, (size_t)(len < (int)sizeof line ? len : (int)sizeof line - 1));
+        ssize_t w =
+            write(fds[1], line, (size_t)(len < (int)sizeof line ? len : (int)sizeof line - 1));
         (void)w;
         _exit(0);
     }

@@ -371,6 +371,25 @@ static void check_maxpool(int64_t B, int64_t C, int64_t H, int64_t W, int64_t Kk
     float *dinp = frand_new(n_in, -9, 9);
     EXPECT_OK(ops->maxpool_backward(K, dinp, c.G, c.inp, &c.p, B));
     expect_fd(pool_loss, &c, c.inp, n_in, dinp, 1e-2f, "maxpool dinp");
+
+    /* with the positions kept (what training saves): the same output, each
+     * index at its window's maximum, and the same input gradient */
+    float *out2 = frand_new(n_out, -9, 9), *dinp2 = frand_new(n_in, -9, 9);
+    int32_t *idx = calloc((size_t)n_out, sizeof *idx);
+    cr_assert_not_null(idx);
+    EXPECT_OK(ops->maxpool_forward(K, c.out, c.inp, &c.p, B)); /* the differencing moved it */
+    EXPECT_OK(ops->maxpool_forward_idx(K, out2, idx, c.inp, &c.p, B));
+    cr_expect_eq(memcmp(out2, c.out, (size_t)n_out * sizeof(float)), 0);
+    for (int64_t o = 0; o < n_out; o++) {
+        int64_t plane = o / (c.p.OH * c.p.OW);
+        cr_expect_eq(c.inp[plane * H * W + idx[o]], out2[o], "idx[%lld]", (long long)o);
+    }
+    EXPECT_OK(ops->maxpool_backward_idx(K, dinp2, c.G, idx, &c.p, B));
+    cr_expect_eq(memcmp(dinp2, dinp, (size_t)n_in * sizeof(float)), 0,
+                 "backward from the indices differs from backward from the input");
+    free(idx);
+    free(out2);
+    free(dinp2);
 }
 
 Test(layers_cpu, maxpool_overlapping_windows)
@@ -408,6 +427,23 @@ Test(layers_cpu, maxpool_ties_go_to_the_first_maximum)
     float want[12] = {0, 11, 100, 0, 1000, 10000, 100000, 0, 0, 0, 0, 0};
     for (int i = 0; i < 12; i++)
         cr_expect_eq(dx[i], want[i], "dinp[%d] = %g, want %g", i, (double)dx[i], (double)want[i]);
+    int32_t idx[6], want_idx[6] = {1, 1, 2, 4, 5, 6};
+    EXPECT_OK(ops->maxpool_forward_idx(K, out, idx, x, &p, 1));
+    for (int i = 0; i < 6; i++)
+        cr_expect_eq(idx[i], want_idx[i], "idx[%d] = %d", i, idx[i]);
+}
+
+Test(layers_cpu, maxpool_backward_refuses_an_index_outside_the_plane)
+{
+    struct oomb_pool2d p = pool_geom(1, 4, 4, 2, 2); /* out 2 x 2 */
+    float dout[4] = {1, 2, 3, 4}, dx[16];
+    int32_t idx[4] = {0, 3, 16, 5};
+    cr_expect_eq(ops->maxpool_backward_idx(K, dx, dout, idx, &p, 1), OOMB_ERR_INVALID);
+    cr_expect(strstr(ops->last_error(K), "index 16 outside a plane of 16") != NULL, "%s",
+              ops->last_error(K));
+    idx[2] = -1;
+    cr_expect_eq(ops->maxpool_backward_idx(K, dx, dout, idx, &p, 1), OOMB_ERR_INVALID);
+    cr_expect_eq(ops->maxpool_forward_idx(K, dx, NULL, dx, &p, 1), OOMB_ERR_INVALID);
 }
 
 /* ============================================================ batchnorm == */

@@ -250,26 +250,31 @@ Test(none, shipped_models_match_the_documented_closed_forms, .timeout = 300)
                  (uint64_t)(4 * 256 * (784 + 2 * 1024)));
     /* fmnist-cnn.yaml at B = 128 (per sample: x 784, conv 1's output 16x28x28 = 12544,
      * conv 2's 32x14x14 = 6272): the peak is relu 2's backward. Alive: x (saved by conv 1),
-     * conv 1's output (batch norm 1), relu 1's output (relu 1 and max pool 1), pool 1's
-     * output 16x14x14 (conv 2), conv 2's output (batch norm 2), relu 2's output (relu 2 and
-     * max pool 2), the gradients of relu 2's output and input; and the two batch norms'
-     * save_mean and save_invstd (2 x 16 and 2 x 32 floats, not per sample). */
+     * conv 1's output (batch norm 1), relu 1's output (relu 1 and max pool 1), max pool 1's
+     * positions of the maxima (16x14x14 int32; PyTorch: int64), pool 1's output (conv 2),
+     * conv 2's output (batch norm 2), relu 2's output (relu 2 and max pool 2), the
+     * gradients of relu 2's output and input; and the two batch norms' save_mean and
+     * save_invstd (2 x 16 and 2 x 32 floats, not per sample). */
     {
         const int64_t B = 128;
-        uint64_t want =
-            (uint64_t)(4 * B * (784 + 2 * 12544 + 3136 + 2 * 6272 + 2 * 6272)) + 4 * 2 * (16 + 32);
+        uint64_t want = (uint64_t)(4 * B * (784 + 2 * 12544 + 3136 + 3136 + 2 * 6272 + 2 * 6272)) +
+                        4 * 2 * (16 + 32);
         cr_expect_eq(engine_peak(OOMB_SOURCE_DIR "/scenarios/fmnist-cnn.yaml", B, OOMB_MODE_TRAIN),
                      want);
     }
-    /* resnet.yaml at B = 32 (F = 32x32x32 floats per sample): the peak is the backward of
-     * the relu after residual block 1. Alive: x (3x32x32, conv 0), conv 0's output (bn 0),
-     * relu 0's output (relu 0, block 1's first conv, and the skip), block 1's conv a output
-     * (bn a), its relu's output (relu, conv b), conv b's output (bn b), the relu's output
-     * after the block (that relu and max pool 1), that relu's output and input gradients;
-     * bn 0, a and b's save_mean/save_invstd (3 x 2 x 32 floats). */
+    /* resnet.yaml at B = 32 (F = 32x32x32 and f = 32x16x16 floats per sample): the peak
+     * is the backward of the relu after residual block 2. Alive: x (3x32x32, conv 0);
+     * conv 0's output (bn 0); relu 0's output (relu 0, block 1's conv a); block 1's conv
+     * a output (bn a), its relu's output (relu, conv b), conv b's output (bn b); the
+     * output of the relu after block 1 (that relu and max pool 1) and max pool 1's int32
+     * positions (F/4); pool 1's output (block 2's conv a); block 2's conv a output, relu
+     * output and conv b output (f each); the output of the relu after block 2 (that relu
+     * and max pool 2); that relu's output and input gradients (2f); the five batch norms'
+     * save_mean/save_invstd (5 x 2 x 32 floats). */
     {
-        const int64_t B = 32, F = 32 * 32 * 32;
-        uint64_t want = (uint64_t)(4 * B * (3 * 32 * 32 + 6 * F + 2 * F)) + 4 * 3 * 2 * 32;
+        const int64_t B = 32, F = 32 * 32 * 32, f = 32 * 16 * 16;
+        uint64_t want =
+            (uint64_t)(4 * B * (3 * 32 * 32 + 6 * F + F / 4 + 5 * f + 2 * f)) + 4 * 5 * 2 * 32;
         cr_expect_eq(engine_peak(OOMB_SOURCE_DIR "/scenarios/resnet.yaml", B, OOMB_MODE_TRAIN),
                      want);
     }

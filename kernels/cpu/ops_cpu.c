@@ -1226,6 +1226,8 @@ void oomb_cpu_ops_init(struct oomb_ops *ops, struct oomb_cpu_ctx *ctx)
     ops->conv2d_backward = oomb_cpu_conv2d_backward;
     ops->maxpool_forward = oomb_cpu_maxpool_forward;
     ops->maxpool_backward = oomb_cpu_maxpool_backward;
+    ops->maxpool_forward_idx = oomb_cpu_maxpool_forward_idx;
+    ops->maxpool_backward_idx = oomb_cpu_maxpool_backward_idx;
     ops->batchnorm_forward = oomb_cpu_batchnorm_forward;
     ops->batchnorm_backward = oomb_cpu_batchnorm_backward;
     ops->layernorm_forward = oomb_cpu_layernorm_forward;

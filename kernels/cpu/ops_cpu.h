@@ -64,6 +64,10 @@ int oomb_cpu_maxpool_forward(void *k, float *out, const float *inp, const struct
                              int64_t B);
 int oomb_cpu_maxpool_backward(void *k, float *dinp, const float *dout, const float *inp,
                               const struct oomb_pool2d *p, int64_t B);
+int oomb_cpu_maxpool_forward_idx(void *k, float *out, int32_t *idx, const float *inp,
+                                 const struct oomb_pool2d *p, int64_t B);
+int oomb_cpu_maxpool_backward_idx(void *k, float *dinp, const float *dout, const int32_t *idx,
+                                  const struct oomb_pool2d *p, int64_t B);
 int oomb_cpu_batchnorm_forward(void *k, float *out, float *mean, float *rstd, float *run_mean,
                                float *run_var, const float *inp, const float *gamma,
                                const float *beta, int64_t B, int64_t C, int64_t S, int training,

@@ -386,6 +386,68 @@ int oomb_cpu_maxpool_backward(void *k, float *dinp, const float *dout, const flo
     return OOMB_OK;
 }
 
+/* As oomb_cpu_maxpool_forward, and idx (B, C, OH, OW) = the offset of each
+ * window's first maximum within its plane. */
+int oomb_cpu_maxpool_forward_idx(void *k, float *out, int32_t *idx, const float *inp,
+                                 const struct oomb_pool2d *p, int64_t B)
+{
+    const char *op = "maxpool_forward_idx";
+    int64_t n_in, n_out;
+    CHECK_CTX();
+    CHECK_PTR(op, out);
+    CHECK_PTR(op, idx);
+    CHECK_PTR(op, inp);
+    int rc = pool_check(k, op, p, B, &n_in, &n_out);
+    if (rc != OOMB_OK)
+        return rc;
+    CHECK(p->H * p->W <= INT32_MAX, "%s: a plane of %lld x %lld does not fit int32 indices", op,
+          (long long)p->H, (long long)p->W);
+
+    int64_t planes = B * p->C, in_sz = p->H * p->W, out_sz = p->OH * p->OW;
+    for (int64_t pl = 0; pl < planes; pl++) {
+        const float *x = inp + pl * in_sz;
+        float *o = out + pl * out_sz;
+        int32_t *ix = idx + pl * out_sz;
+        for (int64_t oh = 0; oh < p->OH; oh++)
+            for (int64_t ow = 0; ow < p->OW; ow++) {
+                int64_t at = pool_argmax(x, p, oh, ow);
+                o[oh * p->OW + ow] = x[at];
+                ix[oh * p->OW + ow] = (int32_t)at;
+            }
+    }
+    return OOMB_OK;
+}
+
+/* dinp (B, C, H, W) = 0 except at the recorded maxima, which get their
+ * window's dout; indices outside the plane are refused. */
+int oomb_cpu_maxpool_backward_idx(void *k, float *dinp, const float *dout, const int32_t *idx,
+                                  const struct oomb_pool2d *p, int64_t B)
+{
+    const char *op = "maxpool_backward_idx";
+    int64_t n_in, n_out;
+    CHECK_CTX();
+    CHECK_PTR(op, dinp);
+    CHECK_PTR(op, dout);
+    CHECK_PTR(op, idx);
+    int rc = pool_check(k, op, p, B, &n_in, &n_out);
+    if (rc != OOMB_OK)
+        return rc;
+
+    memset(dinp, 0, (size_t)n_in * sizeof(float));
+    int64_t planes = B * p->C, in_sz = p->H * p->W, out_sz = p->OH * p->OW;
+    for (int64_t pl = 0; pl < planes; pl++) {
+        const int32_t *ix = idx + pl * out_sz;
+        const float *g = dout + pl * out_sz;
+        float *dx = dinp + pl * in_sz;
+        for (int64_t o = 0; o < out_sz; o++) {
+            CHECK(ix[o] >= 0 && ix[o] < in_sz, "%s: index %d outside a plane of %lld", op,
+                  (int)ix[o], (long long)in_sz);
+            dx[ix[o]] += g[o];
+        }
+    }
+    return OOMB_OK;
+}
+
 /* ------------------------------------------------------------ batchnorm -- */
 
 /*

@@ -534,6 +534,67 @@ static int cuda_maxpool_backward(void *kv, float *dinp, const float *dout, const
     return OOMB_OK;
 }
 
+/* out and idx (B*C, OH, OW): each window's maximum and its offset in the plane */
+__global__ void maxpool_forward_idx_kernel(float *out, int32_t *idx, const float *inp,
+                                           int64_t BC, int64_t H, int64_t W, int64_t K,
+                                           int64_t stride, int64_t OH, int64_t OW)
+{
+    GRID_STRIDE(i, BC * OH * OW)
+    {
+        int64_t ow = i % OW, oh = (i / OW) % OH, p = i / (OW * OH);
+        const float *plane = inp + p * H * W;
+        int64_t at = pool_argmax(plane, W, K, stride, oh, ow);
+        out[i] = plane[at];
+        idx[i] = (int32_t)at;
+    }
+}
+
+/* dinp (B*C, H, W) += dout at the recorded maxima (dinp zeroed before) */
+__global__ void maxpool_backward_idx_kernel(float *dinp, const float *dout, const int32_t *idx,
+                                            int64_t BC, int64_t H, int64_t W, int64_t OH,
+                                            int64_t OW)
+{
+    GRID_STRIDE(i, BC * OH * OW)
+    {
+        int64_t p = i / (OW * OH);
+        int32_t at = idx[i];
+        if (at >= 0 && at < H * W)
+            atomicAdd(dinp + p * H * W + at, dout[i]);
+    }
+}
+
+static int cuda_maxpool_forward_idx(void *kv, float *out, int32_t *idx, const float *inp,
+                                    const struct oomb_pool2d *p, int64_t B)
+{
+    struct oomb_cuda_ctx *k = (struct oomb_cuda_ctx *)kv;
+    if (!out || !idx || !inp)
+        return invalid(k, "maxpool_forward_idx", "out, idx or inp is NULL");
+    L_RETURN_IF(pool_check(k, "maxpool_forward_idx", p, B));
+    if (p->H * p->W > INT32_MAX)
+        return invalid(k, "maxpool_forward_idx", "a plane does not fit int32 indices");
+    const int64_t BC = B * p->C, n = BC * p->OH * p->OW;
+    maxpool_forward_idx_kernel<<<l_grid_for(n, L_THREADS), L_THREADS, 0, k->stream>>>(
+        out, idx, inp, BC, p->H, p->W, p->K, p->stride, p->OH, p->OW);
+    OOMB_CUDA_LAUNCHED(k, "maxpool_forward_idx_kernel");
+    return OOMB_OK;
+}
+
+static int cuda_maxpool_backward_idx(void *kv, float *dinp, const float *dout,
+                                     const int32_t *idx, const struct oomb_pool2d *p, int64_t B)
+{
+    struct oomb_cuda_ctx *k = (struct oomb_cuda_ctx *)kv;
+    if (!dinp || !dout || !idx)
+        return invalid(k, "maxpool_backward_idx", "dinp, dout or idx is NULL");
+    L_RETURN_IF(pool_check(k, "maxpool_backward_idx", p, B));
+    const int64_t BC = B * p->C, n = BC * p->OH * p->OW;
+    OOMB_CUDA_CHECK(k, cudaMemsetAsync(dinp, 0, (size_t)(BC * p->H * p->W) * sizeof(float),
+                                       k->stream));
+    maxpool_backward_idx_kernel<<<l_grid_for(n, L_THREADS), L_THREADS, 0, k->stream>>>(
+        dinp, dout, idx, BC, p->H, p->W, p->OH, p->OW);
+    OOMB_CUDA_LAUNCHED(k, "maxpool_backward_idx_kernel");
+    return OOMB_OK;
+}
+
 /* ---------------------------------------------------------- batchnorm ---- */
 
 /* Offset of element e (of the B*S of channel c) in x (B, C, S). */
@@ -1117,6 +1178,8 @@ extern "C" void oomb_cuda_layer_ops_init(struct oomb_ops *ops)
     ops->conv2d_backward = cuda_conv2d_backward;
     ops->maxpool_forward = cuda_maxpool_forward;
     ops->maxpool_backward = cuda_maxpool_backward;
+    ops->maxpool_forward_idx = cuda_maxpool_forward_idx;
+    ops->maxpool_backward_idx = cuda_maxpool_backward_idx;
     ops->batchnorm_forward = cuda_batchnorm_forward;
     ops->batchnorm_backward = cuda_batchnorm_backward;
     ops->layernorm_forward = cuda_layernorm_forward;

@@ -431,13 +431,17 @@ static int attn_ws(struct oomb_engine *e, const struct oomb_engine_node *nd, int
     return rc ? rc : get_ws(e, *need, ws, msg, msg_len);
 }
 
-/* Floats a node keeps for backward besides its input and output. */
-static int64_t extra_floats(const struct oomb_engine_node *nd, int64_t B)
+/* 4-byte elements a node keeps for backward besides its input and output
+ * (FP32 statistics and probabilities, int32 pooling indices); in an eval
+ * forward, what its kernel needs written anyway. */
+static int64_t extra_floats(const struct oomb_engine_node *nd, int64_t B, enum oomb_fwd_mode fwd)
 {
     const struct oomb_layer *L = nd->L;
     switch (nd->op) {
+    case EOP_MAXPOOL:
+        return fwd == OOMB_FWD_EVAL ? 0 : B * L->out_features; /* the maxima's positions */
     case EOP_BATCHNORM:
-        return 2 * L->attrs[0]; /* save_mean, save_invstd */
+        return fwd == OOMB_FWD_EVAL ? 0 : 2 * L->attrs[0]; /* save_mean, save_invstd */
     case EOP_LAYERNORM:
         return 2 * B * L->attrs[0]; /* mean, rstd per row */
     case EOP_ATTN:
@@ -523,7 +527,10 @@ static int fwd32(struct oomb_engine *e, const struct oomb_engine_node *nd, int64
     case EOP_MAXPOOL: {
         struct oomb_pool2d pd;
         oomb_layer_pool2d(L, &pd);
-        rc = op_err(e, o->maxpool_forward(k, out, in, &pd, B), nd, "forward", msg, msg_len);
+        rc = op_err(e,
+                    extra ? o->maxpool_forward_idx(k, out, (int32_t *)extra, in, &pd, B)
+                          : o->maxpool_forward(k, out, in, &pd, B),
+                    nd, "forward", msg, msg_len);
         break;
     }
     case EOP_BATCHNORM: {
@@ -612,7 +619,7 @@ static int bwd32(struct oomb_engine *e, const struct oomb_engine_node *nd, int64
     case EOP_MAXPOOL: {
         struct oomb_pool2d pd;
         oomb_layer_pool2d(L, &pd);
-        rc = din ? o->maxpool_backward(k, din, dout, in, &pd, B) : OOMB_OK;
+        rc = din ? o->maxpool_backward_idx(k, din, dout, (const int32_t *)extra, &pd, B) : OOMB_OK;
         break;
     }
     case EOP_BATCHNORM: {
@@ -789,6 +796,8 @@ static int node_bwd_kernel(struct pass *p, const struct oomb_engine_node *nd, vo
     }
     const float *i32 = NULL, *d32 = NULL;
     float *t1 = NULL, *t2 = NULL, *t3 = NULL, *g32 = NULL;
+    if (nd->op == EOP_MAXPOOL)
+        in = NULL; /* routed by the saved indices */
     if ((rc = as_f32(p, nd, in, nin, &i32, &t1, msg, msg_len)) == OOMB_OK &&
         (rc = as_f32(p, nd, dout, nout, &d32, &t2, msg, msg_len)) == OOMB_OK &&
         (rc = out_f32(p, din, nin, &g32, &t3, msg, msg_len)) == OOMB_OK &&
@@ -830,11 +839,13 @@ static int node_forward(struct pass *p, int n, int keep, char *msg, size_t msg_l
         size_t bytes = (size_t)(p->B * val_feat(e)[nd->out]) * p->dsz;
         if ((rc = ebuf_new(p, bytes, OOMB_TAG_ACTIVATIONS, "activation", &out, msg, msg_len)))
             return rc;
-        int64_t ef = extra_floats(nd, p->B);
-        if (ef > 0 && !(nd->op == EOP_BATCHNORM && p->fwd == OOMB_FWD_EVAL) &&
-            (rc = ebuf_new(p, (size_t)ef * 4, OOMB_TAG_ACTIVATIONS,
-                           nd->op == EOP_ATTN ? "attention probabilities" : "norm statistics",
-                           &extra, msg, msg_len))) {
+        int64_t ef = extra_floats(nd, p->B, p->fwd);
+        static const char *const what[] = {[EOP_ATTN] = "attention probabilities",
+                                           [EOP_MAXPOOL] = "pooling indices",
+                                           [EOP_BATCHNORM] = "norm statistics",
+                                           [EOP_LAYERNORM] = "norm statistics"};
+        if (ef > 0 && (rc = ebuf_new(p, (size_t)ef * 4, OOMB_TAG_ACTIVATIONS, what[nd->op], &extra,
+                                     msg, msg_len))) {
             ebuf_unref(p, &out);
             return rc;
         }

@@ -1,5 +1,5 @@
 /*
- * oombench plugin ABI, version 1.
+ * oombench plugin ABI, version 1 (minor 2).
  *
  * This is the only public header of oombench. A strategy plugin is a shared
  * object that exports one function, OOMB_PLUGIN_ENTRY_NAME, returning a
@@ -36,7 +36,7 @@ extern "C" {
 #endif
 
 #define OOMB_ABI_MAJOR 1
-#define OOMB_ABI_MINOR 1
+#define OOMB_ABI_MINOR 2
 
 /* The one symbol a plugin exports. */
 #define OOMB_PLUGIN_ENTRY oomb_plugin_entry
@@ -395,6 +395,18 @@ struct oomb_ops {
                               const float *probs, int64_t B, int64_t T, int64_t C, int64_t H,
                               int causal, void *ws, size_t ws_bytes);
     int (*add)(void *k, float *out, const float *a, const float *b, int64_t n); /* out = a + b */
+
+    /* ---- ABI 1.2: max pooling that keeps the position of each window's
+     * maximum for backward, as PyTorch's max_pool2d_with_indices does (int32
+     * here, int64 there). idx (B, C, OH, OW): the offset of the window's
+     * first maximum within its (H, W) plane; H * W must fit an int32. */
+    int (*maxpool_forward_idx)(void *k, float *out /* (B, C, OH, OW) */, int32_t *idx,
+                               const float *inp /* (B, C, H, W) */, const struct oomb_pool2d *p,
+                               int64_t B);
+    /* dinp (B, C, H, W) overwritten: each dout routed to its idx (overlapping
+     * windows add up) */
+    int (*maxpool_backward_idx)(void *k, float *dinp, const float *dout, const int32_t *idx,
+                                const struct oomb_pool2d *p, int64_t B);
 };
 
 /* ------------------------------------------------------------ host ------- */
