@@ -388,8 +388,6 @@ static void check_maxpool(int64_t B, int64_t C, int64_t H, int64_t W, int64_t Kk
     cr_expect_eq(memcmp(dinp2, dinp, (size_t)n_in * sizeof(float)), 0,
                  "backward from the indices differs from backward from the input");
     free(idx);
-    free(out2);
-    free(dinp2);
 }
 
 Test(layers_cpu, maxpool_overlapping_windows)
