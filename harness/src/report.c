@@ -901,8 +901,8 @@ static void chart_timeline(struct oomb_report *rep, const struct oomb_report_inp
             "measured step of %s, one panel per strategy on the same scales; the shading shows "
             "the phase (forward, backward, "
             "update) the allocations happened in. Without checkpointing the forward pass keeps "
-            "every activation until backward, so memory climbs through forward; with "
-            "checkpointing it stays near the segment boundaries and backward recomputes. %s",
+            "what each layer saves for backward, so memory climbs through forward; with "
+            "checkpointing it stays near the segment inputs and backward recomputes. %s",
             grp,
             more ? "More strategies ran in this group than fit; the first six are shown." : "");
 }
