@@ -32,6 +32,11 @@
  * tensor's scale. A relative norm error ||grad - fd|| / ||fd|| <= 1e-2 is required per tensor as
  * well.
  *
+ * Against float64: central differences (h = 1e-6) of a float64 forward of the
+ * same model (tests/ref64.h), whose noise is far below FP32 rounding: every
+ * tensor whose gradient is not ~0, and the input's, within 1e-5 in relative
+ * norm; tensors whose exact gradient is zero within 1e-5 of the largest.
+ *
  * Also checked: the two passes give bit-identical parameter gradients;
  * TRAIN moves the running statistics away from 0/1 while RECOMPUTE and EVAL
  * leave them alone; EVAL (running statistics) differs from RECOMPUTE for
@@ -48,6 +53,7 @@
 
 #include "backend.h"
 #include "engine.h"
+#include "ref64.h"
 #include "net.h"
 #include "scenario.h"
 
@@ -725,6 +731,64 @@ static void check_model(const char *name, int64_t B)
     cr_log_info("%s: %lld parameters, loss %.6f, max|fd| %.3e, max abs err %.3e, worst tensor "
                 "%s (%.2e of its scale), input rel %.2e",
                 name, (long long)P, loss, model_max, all.max_err, worst_name, worst, rx);
+
+    /* --- float64: central differences of a float64 forward of the same model
+     * (tests/ref64.h) with h = 1e-6, truncation and rounding noise below 1e-9 of each
+     * gradient: the engine's FP32 gradients within 1e-5 in relative norm per tensor
+     * whose gradient is not ~0 (FP32 rounding through the layers: measured below) */
+    {
+        double *p64 = malloc((size_t)P * sizeof(double)), *x64 = malloc((size_t)(B * g.F) * 8);
+        double *g64 = malloc((size_t)P * sizeof(double)), *gx64 = malloc((size_t)(B * g.F) * 8);
+        cr_assert(p64 && x64 && g64 && gx64);
+        for (int64_t i = 0; i < P; i++)
+            p64[i] = n->params[i];
+        for (int64_t i = 0; i < B * g.F; i++)
+            x64[i] = g.x[i];
+        const double l64 = r64_loss(m, p64, x64, g.y, B), h64 = 1e-6;
+        /* the float64 forward computes the same function as the FP32 one */
+        cr_expect_leq(fabs(l64 - loss), 1e-5 * fmax(1.0, fabs(loss)), "%s: loss %.9g vs %.9g", name,
+                      l64, loss);
+        for (int64_t i = 0; i < P + B * g.F; i++) {
+            double *v = i < P ? &p64[i] : &x64[i - P], orig = *v;
+            *v = orig + h64;
+            double lp = r64_loss(m, p64, x64, g.y, B);
+            *v = orig - h64;
+            double lm = r64_loss(m, p64, x64, g.y, B);
+            *v = orig;
+            (i < P ? g64 : gx64)[i < P ? i : i - P] = (lp - lm) / (2 * h64);
+        }
+        double gmax64 = 0, worst64 = 0;
+        for (int64_t i = 0; i < P; i++)
+            gmax64 = fmax(gmax64, fabs(g64[i]));
+        const char *worst64_name = "";
+        for (int i = 0; i < ns + 1; i++) {
+            const char *tn = i < ns ? segs[i].name : "input";
+            const float *a = i < ns ? grads + segs[i].off : dx;
+            const double *ref = i < ns ? g64 + segs[i].off : gx64;
+            const int64_t cnt = i < ns ? segs[i].n : B * g.F;
+            struct cmp c = compare(a, ref, cnt);
+            if (i < ns && segs[i].zero) { /* exactly zero: FP32 noise only */
+                cr_expect_leq(c.max_err, 1e-5 * gmax64, "%s: %s: %.3e where the gradient is 0",
+                              name, tn, c.max_err);
+                continue;
+            }
+            if (c.max_fd <= TOL_LIVE * gmax64)
+                continue;
+            double rel = sqrt(c.err2 / c.fd2);
+            cr_expect_leq(rel, 1e-5, "%s: %s: relative error %.3e against float64", name, tn, rel);
+            if (rel > worst64) {
+                worst64 = rel;
+                worst64_name = tn;
+            }
+        }
+        cr_log_info("%s: against float64 central differences: worst tensor %s, relative norm "
+                    "error %.2e",
+                    name, worst64_name, worst64);
+        free(p64);
+        free(x64);
+        free(g64);
+        free(gx64);
+    }
 
     fh_free(&g.run, dx);
     expect_no_leak(&g, 0, "after all passes");
