@@ -229,6 +229,14 @@ int oomb_engine_init(struct oomb_engine *e, struct oomb_net *net, const struct o
                         net->buf_offset ? net->buf_offset[l] : 0);
     }
     e->priv = t.feat; /* value sizes, kept for the passes */
+    /* Where the eager model differs on purpose, the results say by how much:
+     * max pooling keeps int32 positions where PyTorch keeps int64 indices. */
+    int64_t idx = 0;
+    for (int n = 0; n < e->n_nodes; n++)
+        if (e->nodes[n].op == EOP_MAXPOOL)
+            idx += 4 * e->nodes[n].L->out_features;
+    if (idx > 0 && net->grads)
+        e->h->report_metric(e->h->run, "pool_index_bytes_per_sample", (double)idx);
     return OOMB_OK;
 }
 
