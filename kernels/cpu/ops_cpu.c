@@ -132,6 +132,7 @@ static inline uint16_t f2h(float f)
  * scalar functions above.
  */
 #if defined(__x86_64__) && defined(__GNUC__)
+#include <cpuid.h>
 #include <immintrin.h>
 #define OOMB_HAVE_F16C_PATH 1
 
@@ -154,11 +155,16 @@ __attribute__((target("avx,f16c"))) static void h2f_n_f16c(float *d, const uint1
         d[i] = h2f(s[i]);
 }
 
+/* AVX with the OS's support for its registers (the builtin checks XGETBV),
+ * and F16C (CPUID leaf 1, ECX bit 29; not every compiler's builtin knows
+ * the name). */
 static int have_f16c(void)
 {
     static int v = -1;
-    if (v < 0)
-        v = __builtin_cpu_supports("avx") && __builtin_cpu_supports("f16c");
+    if (v < 0) {
+        unsigned a = 0, b = 0, c = 0, d = 0;
+        v = __builtin_cpu_supports("avx") && __get_cpuid(1, &a, &b, &c, &d) && (c >> 29 & 1u);
+    }
     return v;
 }
 #endif
