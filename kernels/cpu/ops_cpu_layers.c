@@ -334,101 +334,61 @@ static int64_t pool_argmax(const float *x, const struct oomb_pool2d *p, int64_t 
     return best;
 }
 
-/* out (B, C, OH, OW) = max of each K x K window of inp (B, C, H, W), no padding. */
-int oomb_cpu_maxpool_forward(void *k, float *out, const float *inp, const struct oomb_pool2d *p,
-                             int64_t B)
-{
-    const char *op = "maxpool_forward";
-    int64_t n_in, n_out;
-    CHECK_CTX();
-    CHECK_PTR(op, out);
-    CHECK_PTR(op, inp);
-    int rc = pool_check(k, op, p, B, &n_in, &n_out);
-    if (rc != OOMB_OK)
-        return rc;
-
-    int64_t planes = B * p->C, in_sz = p->H * p->W, out_sz = p->OH * p->OW;
-    for (int64_t pl = 0; pl < planes; pl++) {
-        const float *x = inp + pl * in_sz;
-        float *o = out + pl * out_sz;
-        for (int64_t oh = 0; oh < p->OH; oh++)
-            for (int64_t ow = 0; ow < p->OW; ow++)
-                o[oh * p->OW + ow] = x[pool_argmax(x, p, oh, ow)];
-    }
-    return OOMB_OK;
-}
-
-/* dinp (B, C, H, W) = 0 except at each window's first maximum, which gets
- * that window's dout (B, C, OH, OW); overlapping windows add up. */
-int oomb_cpu_maxpool_backward(void *k, float *dinp, const float *dout, const float *inp,
-                              const struct oomb_pool2d *p, int64_t B)
-{
-    const char *op = "maxpool_backward";
-    int64_t n_in, n_out;
-    CHECK_CTX();
-    CHECK_PTR(op, dinp);
-    CHECK_PTR(op, dout);
-    CHECK_PTR(op, inp);
-    int rc = pool_check(k, op, p, B, &n_in, &n_out);
-    if (rc != OOMB_OK)
-        return rc;
-
-    memset(dinp, 0, (size_t)n_in * sizeof(float));
-    int64_t planes = B * p->C, in_sz = p->H * p->W, out_sz = p->OH * p->OW;
-    for (int64_t pl = 0; pl < planes; pl++) {
-        const float *x = inp + pl * in_sz;
-        const float *g = dout + pl * out_sz;
-        float *dx = dinp + pl * in_sz;
-        for (int64_t oh = 0; oh < p->OH; oh++)
-            for (int64_t ow = 0; ow < p->OW; ow++)
-                dx[pool_argmax(x, p, oh, ow)] += g[oh * p->OW + ow];
-    }
-    return OOMB_OK;
-}
-
-/* As oomb_cpu_maxpool_forward, and idx (B, C, OH, OW) = the offset of each
+/* out (B, C, OH, OW) = max of each K x K window of inp (B, C, H, W), no
+ * padding; with idx (B, C, OH, OW) not NULL, also the offset of each
  * window's first maximum within its plane. */
-int oomb_cpu_maxpool_forward_idx(void *k, float *out, int32_t *idx, const float *inp,
-                                 const struct oomb_pool2d *p, int64_t B)
+static int pool_forward(void *k, const char *op, float *out, int32_t *idx, const float *inp,
+                        const struct oomb_pool2d *p, int64_t B)
 {
-    const char *op = "maxpool_forward_idx";
     int64_t n_in, n_out;
     CHECK_CTX();
     CHECK_PTR(op, out);
-    CHECK_PTR(op, idx);
     CHECK_PTR(op, inp);
     int rc = pool_check(k, op, p, B, &n_in, &n_out);
     if (rc != OOMB_OK)
         return rc;
-    CHECK(p->H * p->W <= INT32_MAX, "%s: a plane of %lld x %lld does not fit int32 indices", op,
-          (long long)p->H, (long long)p->W);
+    CHECK(!idx || p->H * p->W <= INT32_MAX, "%s: a plane of %lld x %lld does not fit int32 indices",
+          op, (long long)p->H, (long long)p->W);
 
     int64_t planes = B * p->C, in_sz = p->H * p->W, out_sz = p->OH * p->OW;
     for (int64_t pl = 0; pl < planes; pl++) {
         const float *x = inp + pl * in_sz;
-        float *o = out + pl * out_sz;
-        int32_t *ix = idx + pl * out_sz;
         for (int64_t oh = 0; oh < p->OH; oh++)
             for (int64_t ow = 0; ow < p->OW; ow++) {
-                int64_t at = pool_argmax(x, p, oh, ow);
-                o[oh * p->OW + ow] = x[at];
-                ix[oh * p->OW + ow] = (int32_t)at;
+                int64_t at = pool_argmax(x, p, oh, ow), o = pl * out_sz + oh * p->OW + ow;
+                out[o] = x[at];
+                if (idx)
+                    idx[o] = (int32_t)at;
             }
     }
     return OOMB_OK;
 }
 
-/* dinp (B, C, H, W) = 0 except at the recorded maxima, which get their
- * window's dout; indices outside the plane are refused. */
-int oomb_cpu_maxpool_backward_idx(void *k, float *dinp, const float *dout, const int32_t *idx,
-                                  const struct oomb_pool2d *p, int64_t B)
+int oomb_cpu_maxpool_forward(void *k, float *out, const float *inp, const struct oomb_pool2d *p,
+                             int64_t B)
 {
-    const char *op = "maxpool_backward_idx";
+    return pool_forward(k, "maxpool_forward", out, NULL, inp, p, B);
+}
+
+int oomb_cpu_maxpool_forward_idx(void *k, float *out, int32_t *idx, const float *inp,
+                                 const struct oomb_pool2d *p, int64_t B)
+{
+    CHECK_CTX();
+    CHECK_PTR("maxpool_forward_idx", idx);
+    return pool_forward(k, "maxpool_forward_idx", out, idx, inp, p, B);
+}
+
+/* dinp (B, C, H, W) = 0 except at each window's first maximum, found again
+ * in inp or read from idx (indices outside the plane are refused), which
+ * gets that window's dout (B, C, OH, OW); overlapping windows add up. */
+static int pool_backward(void *k, const char *op, float *dinp, const float *dout, const float *inp,
+                         const int32_t *idx, const struct oomb_pool2d *p, int64_t B)
+{
     int64_t n_in, n_out;
     CHECK_CTX();
     CHECK_PTR(op, dinp);
     CHECK_PTR(op, dout);
-    CHECK_PTR(op, idx);
+    CHECK(inp || idx, "%s: %s is NULL", op, idx ? "inp" : "idx");
     int rc = pool_check(k, op, p, B, &n_in, &n_out);
     if (rc != OOMB_OK)
         return rc;
@@ -436,16 +396,38 @@ int oomb_cpu_maxpool_backward_idx(void *k, float *dinp, const float *dout, const
     memset(dinp, 0, (size_t)n_in * sizeof(float));
     int64_t planes = B * p->C, in_sz = p->H * p->W, out_sz = p->OH * p->OW;
     for (int64_t pl = 0; pl < planes; pl++) {
-        const int32_t *ix = idx + pl * out_sz;
         const float *g = dout + pl * out_sz;
         float *dx = dinp + pl * in_sz;
-        for (int64_t o = 0; o < out_sz; o++) {
-            CHECK(ix[o] >= 0 && ix[o] < in_sz, "%s: index %d outside a plane of %lld", op,
-                  (int)ix[o], (long long)in_sz);
-            dx[ix[o]] += g[o];
-        }
+        for (int64_t oh = 0; oh < p->OH; oh++)
+            for (int64_t ow = 0; ow < p->OW; ow++) {
+                int64_t o = oh * p->OW + ow, at;
+                if (idx) {
+                    at = idx[pl * out_sz + o];
+                    CHECK(at >= 0 && at < in_sz, "%s: index %lld outside a plane of %lld", op,
+                          (long long)at, (long long)in_sz);
+                } else {
+                    at = pool_argmax(inp + pl * in_sz, p, oh, ow);
+                }
+                dx[at] += g[o];
+            }
     }
     return OOMB_OK;
+}
+
+int oomb_cpu_maxpool_backward(void *k, float *dinp, const float *dout, const float *inp,
+                              const struct oomb_pool2d *p, int64_t B)
+{
+    CHECK_CTX();
+    CHECK_PTR("maxpool_backward", inp);
+    return pool_backward(k, "maxpool_backward", dinp, dout, inp, NULL, p, B);
+}
+
+int oomb_cpu_maxpool_backward_idx(void *k, float *dinp, const float *dout, const int32_t *idx,
+                                  const struct oomb_pool2d *p, int64_t B)
+{
+    CHECK_CTX();
+    CHECK_PTR("maxpool_backward_idx", idx);
+    return pool_backward(k, "maxpool_backward_idx", dinp, dout, NULL, idx, p, B);
 }
 
 /* ------------------------------------------------------------ batchnorm -- */
