@@ -19,9 +19,9 @@
 #include "test_helpers.h"
 #include "util.h"
 
-#define MODEL                                                                                    \
-    "model: {input: 16, classes: 4, layers: [{linear: 32}, relu, {linear: 4}]}\n"                \
-    "input: {kind: synthetic, seed: 7}\n"                                                        \
+#define MODEL                                                                                      \
+    "model: {input: 16, classes: 4, layers: [{linear: 32}, relu, {linear: 4}]}\n"                  \
+    "input: {kind: synthetic, seed: 7}\n"                                                          \
     "mode: train\nbatch: 8\nsteps: {warmup: 1, measured: 3}\n"
 
 static void fixture_scenario(char *text, size_t len, const char *where, const char *budget)
@@ -101,9 +101,11 @@ Test(runner, crash_keeps_the_peak_reached_before_it)
 {
     char dir[PATH_MAX], path[PATH_MAX], err[2048] = "";
     th_mkdtemp(dir, sizeof dir);
-    th_write(dir, "s.yaml",
-             MODEL "strategies:\n  - {plugin: fixture_fail, label: leak, params: {where: step, how: leak}}\n",
-             path, sizeof path);
+    th_write(
+        dir, "s.yaml",
+        MODEL
+        "strategies:\n  - {plugin: fixture_fail, label: leak, params: {where: step, how: leak}}\n",
+        path, sizeof path);
     struct oomb_results res;
     struct oomb_run_summary sum;
     cr_assert_eq(th_run(dir, path, &res, &sum, err, sizeof err), OOMB_OK, "%s", err);
@@ -117,6 +119,28 @@ Test(runner, crash_keeps_the_peak_reached_before_it)
             cr_assert_eq(r->metrics[i].value, 4096.0);
         }
     cr_assert(found, "a leak past destroy is reported");
+    oomb_results_free(&res);
+    th_rmtree(dir);
+}
+
+/* Out of memory that the tracker did not refuse (a failed malloc of the
+ * plugin's own) is an error with the reason, not an `oom` result. */
+Test(runner, out_of_host_memory_is_an_error_not_oom)
+{
+    char dir[PATH_MAX], path[PATH_MAX], err[2048] = "";
+    th_mkdtemp(dir, sizeof dir);
+    th_write(dir, "s.yaml",
+             MODEL "strategies:\n  - {plugin: fixture_fail, label: hostoom, params: {where: step, "
+                   "how: hostoom}}\n",
+             path, sizeof path);
+    struct oomb_results res;
+    struct oomb_run_summary sum;
+    cr_assert_eq(th_run(dir, path, &res, &sum, err, sizeof err), OOMB_OK, "%s", err);
+    const struct oomb_run_result *r = th_find(&res, "hostoom", OOMB_MODE_TRAIN, 8);
+    cr_assert_eq(r->outcome, OOMB_OUTCOME_ERROR, "%s", oomb_outcome_name(r->outcome));
+    cr_assert(strstr(r->reason, "no tracked allocation was refused"), "%s", r->reason);
+    cr_assert(strstr(r->reason, "out of host memory"), "%s", r->reason);
+    cr_assert_eq(sum.n_oom, 0);
     oomb_results_free(&res);
     th_rmtree(dir);
 }
@@ -159,12 +183,10 @@ Test(runner, unknown_plugin_and_parameter_are_input_errors)
     cr_assert_eq(th_run(dir, path, &res, &sum, err, sizeof err), OOMB_ERR_INVALID);
     cr_assert(strstr(err, "a.yaml:") && strstr(err, "nosuchplugin"), "%s", err);
     oomb_results_free(&res);
-    th_write(dir, "b.yaml",
-             MODEL "strategies:\n  - {plugin: fixture_fail, params: {wher: step}}\n", path,
-             sizeof path);
+    th_write(dir, "b.yaml", MODEL "strategies:\n  - {plugin: fixture_fail, params: {wher: step}}\n",
+             path, sizeof path);
     cr_assert_eq(th_run(dir, path, &res, &sum, err, sizeof err), OOMB_ERR_INVALID);
-    cr_assert(strstr(err, "b.yaml:7:") && strstr(err, "'wher'") && strstr(err, "where"), "%s",
-              err);
+    cr_assert(strstr(err, "b.yaml:7:") && strstr(err, "'wher'") && strstr(err, "where"), "%s", err);
     oomb_results_free(&res);
     th_rmtree(dir);
 }

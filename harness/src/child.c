@@ -615,8 +615,15 @@ static void fail_outcome(struct oomb_run *r, const char *where, int rc, const ch
                        where, (unsigned long long)s->oom_request,
                        oomb_tag_name((enum oomb_tag)s->oom_tag), (unsigned long long)s->oom_in_use,
                        msg);
-        else
-            set_reason(res, "%s: out of memory: %s", where, msg);
+        else {
+            /* nothing was refused by the tracker (a host-side allocation of
+             * the plugin failed): not a memory result of the run */
+            res->outcome = OOMB_OUTCOME_ERROR;
+            set_reason(res,
+                       "%s: the plugin reported out of memory but no tracked allocation was "
+                       "refused (host memory?): %s",
+                       where, msg);
+        }
         break;
     case OOMB_ERR_NOT_APPLICABLE:
         res->outcome = OOMB_OUTCOME_NOT_APPLICABLE;

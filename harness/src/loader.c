@@ -93,6 +93,14 @@ static int copy_header(const char *path, const struct oomb_plugin *d, struct oom
                   path, d->abi_major, d->abi_minor, OOMB_ABI_MAJOR, OOMB_ABI_MINOR);
         return OOMB_ERR_ABI;
     }
+    if (d->abi_minor > OOMB_ABI_MINOR) {
+        oomb_errf(err, err_len,
+                  "%s: plugin ABI %u.%u is newer than this oombench's (ABI %d.%d): it may use "
+                  "members of the host or op tables that this oombench does not have; use an "
+                  "oombench at least as new, or rebuild the plugin against this plugin.h",
+                  path, d->abi_major, d->abi_minor, OOMB_ABI_MAJOR, OOMB_ABI_MINOR);
+        return OOMB_ERR_ABI;
+    }
     if (d->struct_size < OOMB_PLUGIN_V1_MIN_SIZE) {
         oomb_errf(err, err_len,
                   "%s: descriptor too small: struct_size %u, ABI %d.0 needs at least %zu bytes",

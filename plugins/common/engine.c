@@ -229,13 +229,15 @@ int oomb_engine_init(struct oomb_engine *e, struct oomb_net *net, const struct o
                         net->buf_offset ? net->buf_offset[l] : 0);
     }
     e->priv = t.feat; /* value sizes, kept for the passes */
+    const struct oomb_ops *ops = e->h->ops;
+    e->pool_idx = OOMB_HAS(ops, maxpool_forward_idx) && OOMB_HAS(ops, maxpool_backward_idx);
     /* Where the eager model differs on purpose, the results say by how much:
      * max pooling keeps int32 positions where PyTorch keeps int64 indices. */
     int64_t idx = 0;
     for (int n = 0; n < e->n_nodes; n++)
         if (e->nodes[n].op == EOP_MAXPOOL)
             idx += 4 * e->nodes[n].L->out_features;
-    if (idx > 0 && net->grads)
+    if (idx > 0 && net->grads && e->pool_idx)
         e->h->report_metric(e->h->run, "pool_index_bytes_per_sample", (double)idx);
     return OOMB_OK;
 }
@@ -442,12 +444,13 @@ static int attn_ws(struct oomb_engine *e, const struct oomb_engine_node *nd, int
 /* 4-byte elements a node keeps for backward besides its input and output
  * (FP32 statistics and probabilities, int32 pooling indices); in an eval
  * forward, what its kernel needs written anyway. */
-static int64_t extra_floats(const struct oomb_engine_node *nd, int64_t B, enum oomb_fwd_mode fwd)
+static int64_t extra_floats(const struct oomb_engine *e, const struct oomb_engine_node *nd,
+                            int64_t B, enum oomb_fwd_mode fwd)
 {
     const struct oomb_layer *L = nd->L;
     switch (nd->op) {
-    case EOP_MAXPOOL:
-        return fwd == OOMB_FWD_EVAL ? 0 : B * L->out_features; /* the maxima's positions */
+    case EOP_MAXPOOL: /* the maxima's positions, when the backend can keep them */
+        return fwd == OOMB_FWD_EVAL || !e->pool_idx ? 0 : B * L->out_features;
     case EOP_BATCHNORM:
         return fwd == OOMB_FWD_EVAL ? 0 : 2 * L->attrs[0]; /* save_mean, save_invstd */
     case EOP_LAYERNORM:
@@ -627,7 +630,9 @@ static int bwd32(struct oomb_engine *e, const struct oomb_engine_node *nd, int64
     case EOP_MAXPOOL: {
         struct oomb_pool2d pd;
         oomb_layer_pool2d(L, &pd);
-        rc = din ? o->maxpool_backward_idx(k, din, dout, (const int32_t *)extra, &pd, B) : OOMB_OK;
+        if (din)
+            rc = extra ? o->maxpool_backward_idx(k, din, dout, (const int32_t *)extra, &pd, B)
+                       : o->maxpool_backward(k, din, dout, in, &pd, B);
         break;
     }
     case EOP_BATCHNORM: {
@@ -804,7 +809,7 @@ static int node_bwd_kernel(struct pass *p, const struct oomb_engine_node *nd, vo
     }
     const float *i32 = NULL, *d32 = NULL;
     float *t1 = NULL, *t2 = NULL, *t3 = NULL, *g32 = NULL;
-    if (nd->op == EOP_MAXPOOL)
+    if (nd->op == EOP_MAXPOOL && extra)
         in = NULL; /* routed by the saved indices */
     if ((rc = as_f32(p, nd, in, nin, &i32, &t1, msg, msg_len)) == OOMB_OK &&
         (rc = as_f32(p, nd, dout, nout, &d32, &t2, msg, msg_len)) == OOMB_OK &&
@@ -847,7 +852,7 @@ static int node_forward(struct pass *p, int n, int keep, char *msg, size_t msg_l
         size_t bytes = (size_t)(p->B * val_feat(e)[nd->out]) * p->dsz;
         if ((rc = ebuf_new(p, bytes, OOMB_TAG_ACTIVATIONS, "activation", &out, msg, msg_len)))
             return rc;
-        int64_t ef = extra_floats(nd, p->B, p->fwd);
+        int64_t ef = extra_floats(e, nd, p->B, p->fwd);
         static const char *const what[] = {[EOP_ATTN] = "attention probabilities",
                                            [EOP_MAXPOOL] = "pooling indices",
                                            [EOP_BATCHNORM] = "norm statistics",

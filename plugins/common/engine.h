@@ -113,6 +113,7 @@ struct oomb_engine {
     void *priv; /* runtime state of a pass */
     void *ws;   /* convolution / attention workspace, tag workspace, grown on demand */
     size_t ws_bytes;
+    int pool_idx; /* the backend keeps max pooling's positions (ABI 1.2 ops) */
 };
 
 /* What the slices of one step add up to. */

@@ -50,6 +50,14 @@ extern "C" {
 #define OOMB_WARN_UNUSED
 #endif
 
+/* Whether the table at `ptr` (any struct of this header that starts with
+ * struct_size: the host table, the op table, the run info) holds `member`
+ * and it is set (not NULL or 0): for a plugin that uses a member added in a
+ * later minor and wants to run on an older host of the same major. */
+#define OOMB_HAS(ptr, member)                                                                      \
+    ((ptr)->struct_size >= offsetof(__typeof__(*(ptr)), member) + sizeof((ptr)->member) &&       \
+     (ptr)->member)
+
 /* ---------------------------------------------------------------- status -- */
 
 /* One status enum for the whole project. Values are only ever appended. */
