@@ -367,3 +367,11 @@ Test(loader, has_tells_whether_a_table_holds_a_member)
     cr_assert(!OOMB_HAS(&ops, maxpool_forward_idx));
     cr_assert(OOMB_HAS(&ops, add) || ops.add == NULL);
 }
+
+/* A plugin turns a status into words with the header alone. */
+Test(loader, status_names_come_from_the_header)
+{
+    cr_assert_str_eq(oomb_status_name(OOMB_ERR_OOM), "out of memory");
+    cr_assert_str_eq(oomb_status_name(OOMB_ERR_NOT_APPLICABLE), "not applicable");
+    cr_assert_str_eq(oomb_status_name(12345), "unknown status");
+}

@@ -76,6 +76,27 @@ enum oomb_status {
     OOMB_ERR_NOT_APPLICABLE = 11 /* strategy does not apply (mode, layer kind) */
 };
 
+/* A status in words ("out of memory"), for messages; "unknown status" for a
+ * value this header does not know. The string is static. */
+static inline const char *oomb_status_name(int status)
+{
+    switch (status) {
+    case OOMB_OK: return "ok";
+    case OOMB_ERR_OOM: return "out of memory";
+    case OOMB_ERR_INVALID: return "invalid argument";
+    case OOMB_ERR_UNSUPPORTED: return "unsupported";
+    case OOMB_ERR_BACKEND: return "backend error";
+    case OOMB_ERR_IO: return "I/O error";
+    case OOMB_ERR_NOT_USABLE: return "not usable here";
+    case OOMB_ERR_NUMERIC: return "non-finite value";
+    case OOMB_ERR_INTERNAL: return "internal error";
+    case OOMB_ERR_PARSE: return "parse error";
+    case OOMB_ERR_ABI: return "plugin ABI error";
+    case OOMB_ERR_NOT_APPLICABLE: return "not applicable";
+    default: return "unknown status";
+    }
+}
+
 /* ------------------------------------------------------------ enums ------ */
 
 enum oomb_tag {
