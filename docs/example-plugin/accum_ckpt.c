@@ -14,7 +14,6 @@
  * pkg-config: cc -shared -fPIC $(pkg-config --cflags oombench-sdk) accum_ckpt.c
  * $(pkg-config --libs oombench-sdk).
  */
-#include <math.h>
 #include <stdlib.h>
 
 #include "engine.h"
@@ -50,23 +49,15 @@ static int create(const struct oomb_host *h, void **out, char *msg, size_t len)
         oomb_msg(msg, len, "parameter 'segments' must be between 0 and the layers (%d)", L);
         return OOMB_ERR_INVALID;
     }
-    if (seg == 0)
-        seg = (int64_t)ceil(sqrt((double)L));
     struct state *s = calloc(1, sizeof *s);
-    if (!s || !(s->first = calloc((size_t)seg + 1, sizeof *s->first))) {
+    int S = 0;
+    if (!s || !(s->first = oomb_engine_segments(L, seg, &S))) {
         free(s);
         oomb_msg(msg, len, "out of host memory");
         return OOMB_ERR_OOM;
     }
     s->h = h;
-    /* segments of top-level layers whose lengths differ by at most one */
-    struct oomb_policy cut = {.slices = seg};
-    for (int i = 0; i < seg; i++) {
-        int64_t first, count;
-        oomb_engine_slice(&cut, L, i, &first, &count);
-        s->first[i] = (int)first;
-    }
-    s->first[seg] = L;
+    seg = S;
     struct oomb_policy pol = {.slices = k, .n_segments = (int)seg, .seg_first = s->first};
     int rc = oomb_engine_open(&s->eng, &s->net, h, h->info->model,
                               OOMB_NET_GRADS | OOMB_NET_OPTIMIZER, &pol, msg, len);

@@ -22,7 +22,6 @@
  * as the metric "recompute_ratio" (recomputed layers over L). Recomputation
  * is marked as phase forward, so time.forward holds it.
  */
-#include <math.h>
 #include <stdlib.h>
 
 #include "engine.h"
@@ -60,22 +59,15 @@ static int ckpt_create(const struct oomb_host *h, void **state, char *msg, size_
                  L, L, (long long)seg);
         return OOMB_ERR_INVALID;
     }
-    if (seg == 0)
-        seg = (int64_t)ceil(sqrt((double)L));
     struct ckpt_state *s = calloc(1, sizeof *s);
-    if (!s || !(s->first = calloc((size_t)seg + 1, sizeof *s->first))) {
+    int S = 0;
+    if (!s || !(s->first = oomb_engine_segments(L, seg, &S))) {
         free(s);
         oomb_msg(msg, msg_len, "out of host memory");
         return OOMB_ERR_OOM;
     }
     s->h = h;
-    struct oomb_policy cut = {.slices = seg};
-    for (int i = 0; i < seg; i++) {
-        int64_t first, count;
-        oomb_engine_slice(&cut, L, i, &first, &count);
-        s->first[i] = (int)first;
-    }
-    s->first[seg] = L;
+    seg = S;
     struct oomb_policy pol = {.n_segments = (int)seg, .seg_first = s->first};
     int rc = oomb_engine_open(&s->eng, &s->net, h, h->info->model,
                               OOMB_NET_GRADS | OOMB_NET_OPTIMIZER, &pol, msg, msg_len);

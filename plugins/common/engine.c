@@ -5,6 +5,7 @@
  */
 #include "engine.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -176,6 +177,26 @@ void oomb_engine_slice(const struct oomb_policy *pol, int64_t B, int64_t i, int6
     int64_t parts = oomb_engine_slices(pol, B), extra = B % parts;
     *first = i * (B / parts) + (i < extra ? i : extra);
     *count = B / parts + (i < extra ? 1 : 0);
+}
+
+int *oomb_engine_segments(int L, int64_t segments, int *n)
+{
+    if (segments <= 0)
+        segments = (int64_t)ceil(sqrt((double)L));
+    if (segments > L)
+        segments = L;
+    int *first = calloc((size_t)segments + 1, sizeof *first);
+    if (!first)
+        return NULL;
+    struct oomb_policy cut = {.slices = segments};
+    for (int64_t i = 0; i < segments; i++) {
+        int64_t f, count;
+        oomb_engine_slice(&cut, L, i, &f, &count);
+        first[i] = (int)f;
+    }
+    first[segments] = L;
+    *n = (int)segments;
+    return first;
 }
 
 int oomb_engine_init(struct oomb_engine *e, struct oomb_net *net, const struct oomb_policy *pol,

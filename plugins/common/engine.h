@@ -182,6 +182,13 @@ int oomb_engine_open_replaced(struct oomb_engine *e, struct oomb_net *net,
  * run's mode. */
 int oomb_engine_step(struct oomb_engine *e, int64_t step, char *msg, size_t msg_len);
 
+/* Checkpoint segments of L top-level layers: `segments` of them (0:
+ * ceil(sqrt(L)); at most L) whose lengths differ by at most one, the first
+ * L % segments one longer. Returns a new array of *n + 1 first layers (the
+ * last is L) for policy.seg_first, which the caller frees with free(); NULL
+ * when host memory runs out. */
+int *oomb_engine_segments(int L, int64_t segments, int *n);
+
 /* Size and first sample of slice i of the policy for a batch of B, and the
  * number of slices. */
 int64_t oomb_engine_slices(const struct oomb_policy *pol, int64_t B);
