@@ -40,11 +40,11 @@ struct oomb_engine_node {
     char name[32];              /* "layer 3.1" for messages */
 };
 
-/* Per-sample elements of each value: value 0 is the input. */
+/* The tape under construction and the per-sample elements of each value
+ * (value 0 is the input). */
 struct tape_build {
     struct oomb_engine *e;
     int64_t *feat;
-    int cap_nodes, cap_vals;
 };
 
 static int count_nodes(const struct oomb_layer *L)
@@ -231,7 +231,7 @@ int oomb_engine_init(struct oomb_engine *e, struct oomb_net *net, const struct o
     int nn = 0;
     for (int l = 0; l < m->n_layers; l++)
         nn += count_nodes(m->layers[l]);
-    struct tape_build t = {e, NULL, nn, nn + 1};
+    struct tape_build t = {e, NULL};
     e->nodes = calloc((size_t)nn, sizeof *e->nodes);
     t.feat = calloc((size_t)nn + 1, sizeof *t.feat);
     if (!e->nodes || !t.feat) {
@@ -249,7 +249,7 @@ int oomb_engine_init(struct oomb_engine *e, struct oomb_net *net, const struct o
         cur = add_layer(&t, m->layers[l], l, name, cur, net->offset ? net->offset[l] : 0,
                         net->buf_offset ? net->buf_offset[l] : 0);
     }
-    e->priv = t.feat; /* value sizes, kept for the passes */
+    e->feat = t.feat;
     const struct oomb_ops *ops = e->h->ops;
     e->pool_idx = OOMB_HAS(ops, maxpool_forward_idx) && OOMB_HAS(ops, maxpool_backward_idx);
     /* Where the eager model differs on purpose, the results say by how much:
@@ -268,7 +268,7 @@ void oomb_engine_free(struct oomb_engine *e)
     if (e->h && e->ws)
         e->h->free(e->h->run, e->ws);
     free(e->nodes);
-    free(e->priv);
+    free(e->feat);
     memset(e, 0, sizeof *e);
 }
 
@@ -301,26 +301,35 @@ struct pass {
 
 static const int64_t *val_feat(const struct oomb_engine *e)
 {
-    return (const int64_t *)e->priv;
+    return e->feat;
 }
 
-static int ebuf_new(struct pass *p, size_t bytes, enum oomb_tag tag, const char *label,
-                    struct ebuf **out, char *msg, size_t msg_len)
+/* A holder for memory allocated elsewhere: `ext` memory is the caller's and
+ * never freed here, else it is freed with the last reference. */
+static int ebuf_wrap(void *mem, int ext, struct ebuf **out, char *msg, size_t msg_len)
 {
-    const struct oomb_host *h = p->e->h;
     struct ebuf *b = calloc(1, sizeof *b);
     if (!b) {
         oomb_msg(msg, msg_len, "out of host memory");
         return OOMB_ERR_OOM;
     }
-    int rc = oomb_net_alloc(h, bytes, tag, label, &b->p, msg, msg_len);
-    if (rc) {
-        free(b);
-        return rc;
-    }
+    b->p = mem;
     b->refs = 1;
+    b->ext = ext;
     *out = b;
     return OOMB_OK;
+}
+
+/* A new device buffer (host->alloc) with one reference. */
+static int ebuf_new(struct pass *p, size_t bytes, enum oomb_tag tag, const char *label,
+                    struct ebuf **out, char *msg, size_t msg_len)
+{
+    const struct oomb_host *h = p->e->h;
+    void *mem;
+    int rc = oomb_net_alloc(h, bytes, tag, label, &mem, msg, msg_len);
+    if (rc == OOMB_OK && (rc = ebuf_wrap(mem, 0, out, msg, msg_len)))
+        h->free(h->run, mem);
+    return rc;
 }
 
 static struct ebuf *ebuf_ref(struct ebuf *b)
@@ -1049,21 +1058,14 @@ static int node_backward(struct pass *p, int n, char *msg, size_t msg_len)
 static int forward_all(struct pass *p, const void *x, int keep, char *msg, size_t msg_len)
 {
     struct oomb_engine *e = p->e;
-    struct ebuf *xb = calloc(1, sizeof *xb);
-    if (!xb) {
-        oomb_msg(msg, msg_len, "out of host memory");
-        return OOMB_ERR_OOM;
-    }
-    xb->p = (void *)x;
-    xb->refs = 1;
-    xb->ext = 1;
-    p->data[0] = xb;
+    int rc = ebuf_wrap((void *)x, 1, &p->data[0], msg, msg_len); /* the caller's */
+    if (rc)
+        return rc;
     for (int n = 0; n < e->n_nodes; n++) {
         int s = p->seg[n];
         if (s >= 0 && (n == 0 || p->seg[n - 1] != s))
             p->hold[s] = ebuf_ref(p->data[e->nodes[n].in]); /* checkpoint(fn, input) */
-        int rc = node_forward(p, n, keep && s < 0, msg, msg_len);
-        if (rc)
+        if ((rc = node_forward(p, n, keep && s < 0, msg, msg_len)))
             return rc;
     }
     return OOMB_OK;
@@ -1169,24 +1171,16 @@ int oomb_engine_train_batch(struct oomb_engine *e, const void *x, const int32_t 
         ebuf_unref(&p, &lhold);
     }
     if (p.rg[lv]) {
-        struct ebuf *g = calloc(1, sizeof *g);
-        if (!g) {
-            oomb_msg(msg, msg_len, "out of host memory");
-            rc = OOMB_ERR_OOM;
-            goto done;
-        }
-        g->refs = 1;
-        if (p.dsz == 4) {
-            g->p = dl32;
+        if (p.dsz == 4) { /* dlogits is the logits' gradient */
+            if ((rc = ebuf_wrap(dl32, 0, &p.grad[lv], msg, msg_len)))
+                goto done;
             dl32 = NULL;
-        } else if ((rc = oomb_net_alloc(h, (size_t)(B * K) * 2, OOMB_TAG_ACTIVATIONS, "dlogits f16",
-                                        &g->p, msg, msg_len)) ||
-                   (rc = cast_to(e, g->p, OOMB_F16, dl32, OOMB_F32, B * K, NULL, msg, msg_len))) {
-            h->free(h->run, g->p);
-            free(g);
+        } else if ((rc = ebuf_new(&p, (size_t)(B * K) * 2, OOMB_TAG_ACTIVATIONS, "dlogits f16",
+                                  &p.grad[lv], msg, msg_len)) ||
+                   (rc = cast_to(e, p.grad[lv]->p, OOMB_F16, dl32, OOMB_F32, B * K, NULL, msg,
+                                 msg_len))) {
             goto done;
         }
-        p.grad[lv] = g;
         h->free(h->run, dl32);
         dl32 = NULL;
         for (int n = e->n_nodes - 1; n >= 0 && rc == OOMB_OK; n--)

@@ -110,8 +110,8 @@ struct oomb_engine {
     struct oomb_policy pol;
     int n_nodes, n_vals;
     struct oomb_engine_node *nodes;
-    void *priv; /* runtime state of a pass */
-    void *ws;   /* convolution / attention workspace, tag workspace, grown on demand */
+    int64_t *feat; /* (n_vals) per-sample elements of each value (0: the input) */
+    void *ws;      /* convolution / attention workspace, tag workspace, grown on demand */
     size_t ws_bytes;
     int pool_idx; /* the backend keeps max pooling's positions (ABI 1.2 ops) */
 };

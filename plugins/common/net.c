@@ -27,13 +27,6 @@ int oomb_net_alloc(const struct oomb_host *h, size_t bytes, enum oomb_tag tag, c
     return rc;
 }
 
-int oomb_net_op_error(const struct oomb_net *n, int rc, const char *what, char *msg, size_t msg_len)
-{
-    if (rc != OOMB_OK)
-        oomb_msg(msg, msg_len, "%s: %s", what, n->ops->last_error(n->k));
-    return rc;
-}
-
 int oomb_op_error(const struct oomb_host *h, int rc, const char *what, char *msg, size_t msg_len)
 {
     if (rc != OOMB_OK)
@@ -101,8 +94,8 @@ int oomb_net_init(struct oomb_net *n, const struct oomb_host *h, const struct oo
         if ((rc = oomb_net_alloc(h, bytes, OOMB_TAG_GRADS, "grads", (void **)&n->grads, msg,
                                  msg_len)))
             goto fail;
-        if ((rc = oomb_net_op_error(n, n->ops->zero(n->k, n->grads, bytes), "zero grads", msg,
-                                    msg_len)))
+        if ((rc = oomb_op_error(n->h, n->ops->zero(n->k, n->grads, bytes), "zero grads", msg,
+                                msg_len)))
             goto fail;
     }
     if (flags & OOMB_NET_OPTIMIZER) {
@@ -110,14 +103,13 @@ int oomb_net_init(struct oomb_net *n, const struct oomb_host *h, const struct oo
         if ((rc = oomb_net_alloc(h, bytes, OOMB_TAG_OPTIMIZER, "optimizer m", (void **)&n->m, msg,
                                  msg_len)))
             goto fail;
-        if ((rc = oomb_net_op_error(n, n->ops->zero(n->k, n->m, bytes), "zero m", msg, msg_len)))
+        if ((rc = oomb_op_error(n->h, n->ops->zero(n->k, n->m, bytes), "zero m", msg, msg_len)))
             goto fail;
         if (ri->optimizer == OOMB_OPT_ADAM) {
             if ((rc = oomb_net_alloc(h, bytes, OOMB_TAG_OPTIMIZER, "optimizer v", (void **)&n->v,
                                      msg, msg_len)))
                 goto fail;
-            if ((rc =
-                     oomb_net_op_error(n, n->ops->zero(n->k, n->v, bytes), "zero v", msg, msg_len)))
+            if ((rc = oomb_op_error(n->h, n->ops->zero(n->k, n->v, bytes), "zero v", msg, msg_len)))
                 goto fail;
         }
     }
@@ -146,31 +138,6 @@ float *oomb_net_weight(const struct oomb_net *n, int l)
     return n->model->layers[l]->n_params ? n->params + n->offset[l] : NULL;
 }
 
-float *oomb_net_bias(const struct oomb_net *n, int l)
-{
-    const struct oomb_layer *L = n->model->layers[l];
-    if (L->kind != OOMB_LAYER_LINEAR || !L->has_bias)
-        return NULL;
-    int64_t R, C, OC;
-    oomb_linear_dims(L, &R, &C, &OC);
-    return n->params + n->offset[l] + OC * C;
-}
-
-float *oomb_net_dweight(const struct oomb_net *n, int l)
-{
-    return n->grads && n->model->layers[l]->n_params ? n->grads + n->offset[l] : NULL;
-}
-
-float *oomb_net_dbias(const struct oomb_net *n, int l)
-{
-    const struct oomb_layer *L = n->model->layers[l];
-    if (!n->grads || L->kind != OOMB_LAYER_LINEAR || !L->has_bias)
-        return NULL;
-    int64_t R, C, OC;
-    oomb_linear_dims(L, &R, &C, &OC);
-    return n->grads + n->offset[l] + OC * C;
-}
-
 int oomb_net_require_linear_params(const struct oomb_model *model, const char *what, char *msg,
                                    size_t msg_len)
 {
@@ -187,9 +154,9 @@ int oomb_net_require_linear_params(const struct oomb_model *model, const char *w
 
 int oomb_net_zero_grads(struct oomb_net *n, char *msg, size_t msg_len)
 {
-    return oomb_net_op_error(n,
-                             n->ops->zero(n->k, n->grads, (size_t)n->total_params * sizeof(float)),
-                             "zero grads", msg, msg_len);
+    return oomb_op_error(n->h,
+                         n->ops->zero(n->k, n->grads, (size_t)n->total_params * sizeof(float)),
+                         "zero grads", msg, msg_len);
 }
 
 int oomb_net_update(struct oomb_net *n, char *msg, size_t msg_len)
@@ -204,16 +171,5 @@ int oomb_net_update(struct oomb_net *n, char *msg, size_t msg_len)
     else
         rc = n->ops->sgd_update(n->k, n->params, n->grads, n->m, n->total_params, (float)ri->lr,
                                 (float)ri->momentum, (float)ri->weight_decay);
-    return oomb_net_op_error(n, rc, "optimizer update", msg, msg_len);
-}
-
-int oomb_net_mean_loss(struct oomb_net *n, const float *losses, int64_t B, double *mean, char *msg,
-                       size_t msg_len)
-{
-    double s = 0;
-    int rc = n->ops->sum(n->k, losses, B, &s);
-    if (rc != OOMB_OK)
-        return oomb_net_op_error(n, rc, "loss sum", msg, msg_len);
-    *mean = s / (double)B;
-    return OOMB_OK;
+    return oomb_op_error(n->h, rc, "optimizer update", msg, msg_len);
 }

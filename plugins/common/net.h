@@ -55,11 +55,8 @@ int oomb_net_init(struct oomb_net *n, const struct oomb_host *h, const struct oo
                   unsigned flags, char *msg, size_t msg_len);
 void oomb_net_free(struct oomb_net *n);
 
-/* Layer l's parameter pointers (NULL for layers without parameters). */
+/* Layer l's parameters (NULL for layers without parameters). */
 float *oomb_net_weight(const struct oomb_net *n, int l);
-float *oomb_net_bias(const struct oomb_net *n, int l); /* NULL without bias */
-float *oomb_net_dweight(const struct oomb_net *n, int l);
-float *oomb_net_dbias(const struct oomb_net *n, int l);
 
 /* For strategies that replace only linear layers: OOMB_OK when every
  * top-level layer with parameters (or buffers) is LINEAR, else
@@ -77,16 +74,8 @@ int oomb_net_update(struct oomb_net *n, char *msg, size_t msg_len);
 int oomb_net_alloc(const struct oomb_host *h, size_t bytes, enum oomb_tag tag, const char *label,
                    void **out, char *msg, size_t msg_len);
 
-/* Formats a failed op's message like oomb_net_op_error, without a net. */
+/* Formats a failed op's message, "<what>: <the ops' last error>"; returns rc. */
 int oomb_op_error(const struct oomb_host *h, int rc, const char *what, char *msg, size_t msg_len);
-
-/* Formats a failed op's message: "<what>: <ops last error>". Returns rc. */
-int oomb_net_op_error(const struct oomb_net *n, int rc, const char *what, char *msg,
-                      size_t msg_len);
-
-/* Mean loss over B samples from per-sample losses (device), synchronising. */
-int oomb_net_mean_loss(struct oomb_net *n, const float *losses, int64_t B, double *mean, char *msg,
-                       size_t msg_len);
 
 /* snprintf into a message buffer (NULL/0 allowed). */
 void oomb_msg(char *msg, size_t msg_len, const char *fmt, ...)

@@ -142,8 +142,8 @@ static int init_student(struct distill_state *s, char *msg, size_t msg_len)
         for (int64_t i = 0; i < L->n_params; i++)
             host[n->offset[l] + i] = bound * uniform_pm1(&rng);
     }
-    int rc = oomb_net_op_error(
-        n, n->ops->to_device(n->k, n->params, host, (size_t)n->total_params * sizeof *host),
+    int rc = oomb_op_error(
+        n->h, n->ops->to_device(n->k, n->params, host, (size_t)n->total_params * sizeof *host),
         "student init", msg, msg_len);
     free(host);
     return rc;
