@@ -65,6 +65,30 @@ struct oomb_kernel_backend {
      * OOMB_TAG_WORKSPACE, and frees them through it in destroy. May be NULL
      * (CPU). The hook must outlive the backend. */
     int (*set_alloc_hook)(void *k, const struct oomb_backend_alloc_hook *hook);
+    /* The extension table `name` (OOMB_EXT_QUANT, _SPARSE, _DISTILL of
+     * <oombench/plugin.h>) of this backend: a struct owned by the backend,
+     * starting with struct_size and version, valid until destroy; NULL for a
+     * name it does not have. */
+    const void *(*get_extension)(void *k, const char *name);
+    /* Memory of the host spaces (OOMB_SPACE_HOST, OOMB_SPACE_HOST_PINNED),
+     * untracked: the tracked allocator wraps these. CPU: malloc/free for
+     * both. CUDA: malloc for pageable, cudaHostAlloc for pinned. Returns
+     * OOMB_OK or OOMB_ERR_BACKEND (the host has no budget: a refusal here is
+     * an error, never `oom`). */
+    int (*host_alloc)(void *k, enum oomb_space space, size_t bytes, void **out);
+    void (*host_free)(void *k, enum oomb_space space, void *ptr);
+    /* Copy bytes between any two spaces, ordered after the work queued so
+     * far, overlapping later work where it can (CUDA: on a copy stream);
+     * *ev (never NULL on OOMB_OK) completes with the copy. CPU: synchronous,
+     * *ev is already complete. ev_wait makes later queued work wait for the
+     * event, ev_sync blocks the caller, ev_free releases it and adds the
+     * copy's duration (ns) to *copy_ns when known (CUDA: measured between
+     * events on the copy stream; CPU: the memcpy's time). */
+    int (*copy_async)(void *k, void *dst, enum oomb_space dst_space, const void *src,
+                      enum oomb_space src_space, size_t bytes, void **ev);
+    int (*ev_wait)(void *k, void *ev);
+    int (*ev_sync)(void *k, void *ev);
+    void (*ev_free)(void *k, void *ev, int64_t *copy_ns);
     /* Device-reported memory since the backend was created. */
     int (*device_mem)(void *k, struct oomb_device_mem *out);
     void (*destroy)(struct oomb_kernel_backend *b);

@@ -16,7 +16,26 @@
 
 #include "cpu_fixture.h"
 
-TestSuite(kernels_cpu, .init = cpu_setup, .fini = cpu_teardown);
+/* The backend's extension tables (get_extension), fetched for every test:
+ * the int8, sparse and distillation kernels are only reachable there. */
+static const struct oomb_ext_quant *quant;
+static const struct oomb_ext_sparse *sparse;
+static const struct oomb_ext_distill *distill;
+
+/* cpu_setup, then the three extension tables. */
+static void kernels_setup(void)
+{
+    cpu_setup();
+    cr_assert_not_null(be->get_extension, "the cpu backend has no get_extension");
+    quant = be->get_extension(K, OOMB_EXT_QUANT);
+    sparse = be->get_extension(K, OOMB_EXT_SPARSE);
+    distill = be->get_extension(K, OOMB_EXT_DISTILL);
+    cr_assert_not_null(quant, "no %s table", OOMB_EXT_QUANT);
+    cr_assert_not_null(sparse, "no %s table", OOMB_EXT_SPARSE);
+    cr_assert_not_null(distill, "no %s table", OOMB_EXT_DISTILL);
+}
+
+TestSuite(kernels_cpu, .init = kernels_setup, .fini = cpu_teardown);
 
 /* ------------------------------------------------------------ checks ----- */
 
@@ -224,6 +243,151 @@ Test(kernels_cpu, raw_alloc_reports_oom, .disabled = SKIP_HUGE_ALLOC)
     void *p = (void *)1;
     cr_expect_eq(be->raw_alloc(K, SIZE_MAX - 4096, &p), OOMB_ERR_OOM);
     cr_expect_null(p);
+}
+
+/* Every function pointer of an extension table after its ctx is set. */
+static void expect_table_filled(const void *table, size_t ctx_offset, size_t size, const char *name)
+{
+    const char *p = (const char *)table + ctx_offset + sizeof(void *);
+    const char *end = (const char *)table + size;
+    for (; p < end; p += sizeof(void (*)(void))) {
+        void (*fn)(void);
+        memcpy(&fn, p, sizeof fn);
+        cr_expect_not_null(fn, "%s: op at offset %td is NULL", name, p - (const char *)table);
+    }
+}
+
+Test(kernels_cpu, extension_tables_are_complete)
+{
+    cr_expect_eq(quant->struct_size, sizeof *quant);
+    cr_expect_eq(quant->version, OOMB_EXT_QUANT_VERSION);
+    cr_expect_eq(quant->ctx, K);
+    expect_table_filled(quant, offsetof(struct oomb_ext_quant, ctx), sizeof *quant, OOMB_EXT_QUANT);
+    cr_expect_eq(sparse->struct_size, sizeof *sparse);
+    cr_expect_eq(sparse->version, OOMB_EXT_SPARSE_VERSION);
+    cr_expect_eq(sparse->ctx, K);
+    expect_table_filled(sparse, offsetof(struct oomb_ext_sparse, ctx), sizeof *sparse,
+                        OOMB_EXT_SPARSE);
+    cr_expect_eq(distill->struct_size, sizeof *distill);
+    cr_expect_eq(distill->version, OOMB_EXT_DISTILL_VERSION);
+    cr_expect_eq(distill->ctx, K);
+    expect_table_filled(distill, offsetof(struct oomb_ext_distill, ctx), sizeof *distill,
+                        OOMB_EXT_DISTILL);
+    /* the same table every time, valid until destroy */
+    cr_expect_eq(be->get_extension(K, OOMB_EXT_QUANT), (const void *)quant);
+    cr_expect_eq(be->get_extension(K, OOMB_EXT_SPARSE), (const void *)sparse);
+    cr_expect_eq(be->get_extension(K, OOMB_EXT_DISTILL), (const void *)distill);
+}
+
+Test(kernels_cpu, unknown_extension_is_null)
+{
+    const char *names[] = {"",           "oomb",         "oomb.quan", "oomb.quant2",
+                           "OOMB.QUANT", "oomb.sparse ", "oomb.fp8"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        cr_expect_null(be->get_extension(K, names[i]), "name '%s'", names[i]);
+    cr_expect_null(be->get_extension(K, NULL));
+    cr_expect_null(be->get_extension(NULL, OOMB_EXT_QUANT));
+}
+
+Test(kernels_cpu, host_alloc_every_space)
+{
+    cr_assert_not_null(be->host_alloc);
+    cr_assert_not_null(be->host_free);
+    const enum oomb_space spaces[] = {OOMB_SPACE_DEVICE, OOMB_SPACE_HOST, OOMB_SPACE_HOST_PINNED};
+    size_t sizes[] = {0, 1, 1000, 1 << 20};
+    for (size_t si = 0; si < sizeof spaces / sizeof spaces[0]; si++) {
+        void *zero[2] = {NULL, NULL};
+        for (int z = 0; z < 2; z++) {
+            cr_assert_eq(be->host_alloc(K, spaces[si], 0, &zero[z]), OOMB_OK);
+            cr_assert_not_null(zero[z]);
+        }
+        cr_expect_neq(zero[0], zero[1], "0-byte pointers must be unique");
+        for (int z = 0; z < 2; z++)
+            be->host_free(K, spaces[si], zero[z]);
+        for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+            void *p = NULL;
+            cr_assert_eq(be->host_alloc(K, spaces[si], sizes[i], &p), OOMB_OK);
+            cr_assert_not_null(p);
+            memset(p, 0xcd, sizes[i]);
+            be->host_free(K, spaces[si], p);
+        }
+        be->host_free(K, spaces[si], NULL);
+    }
+}
+
+Test(kernels_cpu, host_alloc_reports_failure_as_backend_error, .disabled = SKIP_HUGE_ALLOC)
+{
+    void *p = (void *)1;
+    cr_expect_eq(be->host_alloc(K, OOMB_SPACE_HOST_PINNED, SIZE_MAX - 4096, &p), OOMB_ERR_BACKEND);
+    cr_expect_null(p);
+    cr_expect(strstr(ops->last_error(K), "host_alloc") != NULL, "message: %s", ops->last_error(K));
+}
+
+Test(kernels_cpu, copy_async_copies_between_spaces_and_times_the_copy)
+{
+    cr_assert_not_null(be->copy_async);
+    cr_assert_not_null(be->ev_wait);
+    cr_assert_not_null(be->ev_sync);
+    cr_assert_not_null(be->ev_free);
+    const size_t bytes = (size_t)8 << 20;
+    void *dev = NULL, *host = NULL, *pinned = NULL;
+    cr_assert_eq(be->raw_alloc(K, bytes, &dev), OOMB_OK);
+    cr_assert_eq(be->host_alloc(K, OOMB_SPACE_HOST, bytes, &host), OOMB_OK);
+    cr_assert_eq(be->host_alloc(K, OOMB_SPACE_HOST_PINNED, bytes, &pinned), OOMB_OK);
+    memset(dev, 0x5a, bytes);
+    memset(host, 0, bytes);
+    memset(pinned, 0, bytes);
+
+    /* device -> pinned -> pageable, then a half back to the device */
+    int64_t copy_ns = 7;
+    void *ev = NULL;
+    EXPECT_OK(
+        be->copy_async(K, pinned, OOMB_SPACE_HOST_PINNED, dev, OOMB_SPACE_DEVICE, bytes, &ev));
+    cr_assert_not_null(ev);
+    EXPECT_OK(be->ev_wait(K, ev));
+    EXPECT_OK(be->ev_sync(K, ev));
+    be->ev_free(K, ev, &copy_ns);
+    cr_expect_gt(copy_ns, 7, "an 8 MiB memcpy takes time: %lld ns", (long long)copy_ns);
+    cr_expect_eq(memcmp(pinned, dev, bytes), 0);
+
+    int64_t before = copy_ns;
+    EXPECT_OK(be->copy_async(K, host, OOMB_SPACE_HOST, pinned, OOMB_SPACE_HOST_PINNED, bytes, &ev));
+    EXPECT_OK(be->ev_sync(K, ev));
+    be->ev_free(K, ev, &copy_ns);
+    cr_expect_geq(copy_ns, before);
+    cr_expect_eq(memcmp(host, dev, bytes), 0);
+
+    memset(host, 0x11, bytes / 2);
+    EXPECT_OK(be->copy_async(K, dev, OOMB_SPACE_DEVICE, host, OOMB_SPACE_HOST, bytes / 2, &ev));
+    be->ev_free(K, ev, NULL); /* no time wanted */
+    cr_expect_eq(((unsigned char *)dev)[0], 0x11);
+    cr_expect_eq(((unsigned char *)dev)[bytes / 2 - 1], 0x11);
+    cr_expect_eq(((unsigned char *)dev)[bytes / 2], 0x5a);
+
+    /* an empty copy still gives an event */
+    EXPECT_OK(be->copy_async(K, NULL, OOMB_SPACE_HOST, NULL, OOMB_SPACE_DEVICE, 0, &ev));
+    cr_assert_not_null(ev);
+    be->ev_free(K, ev, &copy_ns);
+    be->ev_free(K, NULL, &copy_ns);
+
+    be->host_free(K, OOMB_SPACE_HOST_PINNED, pinned);
+    be->host_free(K, OOMB_SPACE_HOST, host);
+    be->raw_free(K, dev);
+}
+
+Test(kernels_cpu, copy_async_rejects_bad_arguments)
+{
+    char a[16] = "", b[16] = "";
+    void *ev = (void *)1;
+    cr_expect_eq(be->copy_async(K, a, OOMB_SPACE_HOST, b, OOMB_SPACE_HOST, sizeof a, NULL),
+                 OOMB_ERR_INVALID);
+    EXPECT_INVALID(
+        be->copy_async(K, a, (enum oomb_space)OOMB_SPACE_COUNT, b, OOMB_SPACE_HOST, sizeof a, &ev));
+    cr_expect_null(ev);
+    EXPECT_INVALID(be->copy_async(K, a, OOMB_SPACE_HOST, b, (enum oomb_space)99, sizeof a, &ev));
+    EXPECT_INVALID(be->copy_async(K, NULL, OOMB_SPACE_HOST, b, OOMB_SPACE_HOST, sizeof a, &ev));
+    EXPECT_INVALID(be->copy_async(K, a, OOMB_SPACE_HOST, NULL, OOMB_SPACE_HOST, sizeof a, &ev));
+    cr_expect_null(ev);
 }
 
 Test(kernels_cpu, timer_marks_are_monotonic_and_grow)
@@ -814,7 +978,7 @@ Test(kernels_cpu, soft_xent_matches_naive_and_accumulates)
         for (int64_t j = 0; j < Kc; j++)
             rd[b * Kc + j] = d[b * Kc + j] + (double)weight * scale * T * rd[b * Kc + j];
     }
-    EXPECT_OK(ops->soft_xent_accumulate(K, losses, d, s, t, B, Kc, T, weight, scale));
+    EXPECT_OK(distill->soft_xent_accumulate(K, losses, d, s, t, B, Kc, T, weight, scale));
     /* two softmaxes of Kc = 11 (<= 15u each, as softmax_xent above), a sum of Kc KL terms
      * and the accumulation: <= 40u = 2.4e-6 relative in the worst case; limit 1e-5,
      * measured 2.9e-8 (losses) and 4.7e-8 (d). */
@@ -823,7 +987,7 @@ Test(kernels_cpu, soft_xent_matches_naive_and_accumulates)
 
     /* identical distributions: no loss, no gradient */
     float *l0 = FALLOC(B), *d0 = FALLOC(B * Kc);
-    EXPECT_OK(ops->soft_xent_accumulate(K, l0, d0, s, s, B, Kc, T, weight, scale));
+    EXPECT_OK(distill->soft_xent_accumulate(K, l0, d0, s, s, B, Kc, T, weight, scale));
     /* the same float operations on both inputs give the same probabilities: 0 exactly is
      * expected (measured 0); 1e-7 admits a vectorised path that rounds the two rows'
      * softmaxes differently, |ps - pt| <= 2 x 15u = 1.8e-6 times weight scale T = 0.44 */
@@ -840,7 +1004,7 @@ Test(kernels_cpu, soft_xent_gradient_matches_finite_differences)
     float T = 3.0f, weight = 0.6f;
     float *s = frand_new(B * Kc, -4, 4), *t = frand_new(B * Kc, -4, 4);
     float *losses = FALLOC(B), *d = FALLOC(B * Kc), *scratch = FALLOC(B * Kc);
-    EXPECT_OK(ops->soft_xent_accumulate(K, losses, d, s, t, B, Kc, T, weight, 1.0f));
+    EXPECT_OK(distill->soft_xent_accumulate(K, losses, d, s, t, B, Kc, T, weight, 1.0f));
     double h = 1e-2;
     for (int64_t i = 0; i < B * Kc; i++) {
         float x0 = s[i];
@@ -848,7 +1012,8 @@ Test(kernels_cpu, soft_xent_gradient_matches_finite_differences)
         for (int sg = 0; sg < 2; sg++) {
             s[i] = (float)(x0 + (sg ? -h : h));
             memset(losses, 0, (size_t)B * 4);
-            EXPECT_OK(ops->soft_xent_accumulate(K, losses, scratch, s, t, B, Kc, T, weight, 1.0f));
+            EXPECT_OK(
+                distill->soft_xent_accumulate(K, losses, scratch, s, t, B, Kc, T, weight, 1.0f));
             L[sg] = 0;
             for (int64_t b = 0; b < B; b++)
                 L[sg] += losses[b];
@@ -997,7 +1162,7 @@ Test(kernels_cpu, adam8_step_matches_naive_quantisation)
             rvq[i] = (uint8_t)lrint(sqrt(vnew[i - i0]) / rvs[bl]);
         }
     }
-    EXPECT_OK(ops->adam8_update(K, p, g, mq, vq, ms, vs, n, block, lr, b1, b2, eps, wd, t));
+    EXPECT_OK(quant->adam8_update(K, p, g, mq, vq, ms, vs, n, block, lr, b1, b2, eps, wd, t));
     /* one step from the same dequantised state: about 15 float roundings per element
      * (<= 9e-7 relative), the block scales a maximum of such values over a division:
      * limit 1e-5, measured 2.9e-8 (p), 3.6e-8 and 5.3e-8 (scales). The codes are
@@ -1043,7 +1208,7 @@ Test(kernels_cpu, adam8_tracks_fp32_adam)
             g8[i] = a[i] * (p8[i] - c[i]) + noise;
         }
         EXPECT_OK(ops->adam_update(K, p32, g32, m, v, n, lr, b1, b2, eps, wd, t));
-        EXPECT_OK(ops->adam8_update(K, p8, g8, mq, vq, ms, vs, n, block, lr, b1, b2, eps, wd, t));
+        EXPECT_OK(quant->adam8_update(K, p8, g8, mq, vq, ms, vs, n, block, lr, b1, b2, eps, wd, t));
     }
     double moved = 0, diff = 0, maxdiff = 0, f32 = 0, f8 = 0, fstart = 0;
     for (int64_t i = 0; i < n; i++) {
@@ -1124,8 +1289,8 @@ Test(kernels_cpu, quantize_rows_matches_naive)
         x[2 * C + c] = 0.0f; /* an all-zero row */
     int8_t *q = talloc((size_t)(R * C));
     memset(q, 0x55, (size_t)(R * C));
-    EXPECT_OK(ops->quantize_rows_i8(K, q, s, x, R, C));
-    EXPECT_OK(ops->dequantize_rows_i8(K, back, q, s, R, C));
+    EXPECT_OK(quant->quantize_rows_i8(K, q, s, x, R, C));
+    EXPECT_OK(quant->dequantize_rows_i8(K, back, q, s, R, C));
     for (int64_t r = 0; r < R; r++) {
         float absmax = 0;
         for (int64_t c = 0; c < C; c++)
@@ -1155,13 +1320,13 @@ Test(kernels_cpu, linear_i8_matches_dequantised_reference)
     float *xs = FALLOC(B), *ws = FALLOC(OC), *out = FALLOC(B * OC);
     int8_t *xq = talloc((size_t)(B * C)), *wq = talloc((size_t)(OC * C));
     int32_t *acc = talloc((size_t)(B * OC) * 4);
-    EXPECT_OK(ops->quantize_rows_i8(K, xq, xs, x, B, C));
-    EXPECT_OK(ops->quantize_rows_i8(K, wq, ws, w, OC, C));
-    EXPECT_OK(ops->linear_forward_i8(K, out, xq, xs, wq, ws, bias, acc, B, C, OC));
+    EXPECT_OK(quant->quantize_rows_i8(K, xq, xs, x, B, C));
+    EXPECT_OK(quant->quantize_rows_i8(K, wq, ws, w, OC, C));
+    EXPECT_OK(quant->linear_forward_i8(K, out, xq, xs, wq, ws, bias, acc, B, C, OC));
 
     float *xd = FALLOC(B * C), *wd = FALLOC(OC * C);
-    EXPECT_OK(ops->dequantize_rows_i8(K, xd, xq, xs, B, C));
-    EXPECT_OK(ops->dequantize_rows_i8(K, wd, wq, ws, OC, C));
+    EXPECT_OK(quant->dequantize_rows_i8(K, xd, xq, xs, B, C));
+    EXPECT_OK(quant->dequantize_rows_i8(K, wd, wq, ws, OC, C));
     double *ref = DALLOC(B * OC), *exact = DALLOC(B * OC);
     ref_linear(ref, xd, wd, bias, B, C, OC);
     ref_linear(exact, x, w, bias, B, C, OC);
@@ -1182,7 +1347,7 @@ Test(kernels_cpu, linear_i8_matches_dequantised_reference)
     cr_expect_lt(rel_err(out, exact, B * OC), 3e-2, "quantisation error %g",
                  rel_err(out, exact, B * OC));
 
-    EXPECT_OK(ops->linear_forward_i8(K, out, xq, xs, wq, ws, NULL, acc, B, C, OC));
+    EXPECT_OK(quant->linear_forward_i8(K, out, xq, xs, wq, ws, NULL, acc, B, C, OC));
     ref_linear(ref, xd, wd, NULL, B, C, OC);
     /* as above without the bias; measured 5.6e-8 */
     cr_expect_lt(rel_err(out, ref, B * OC), 1e-5);
@@ -1201,12 +1366,12 @@ Test(kernels_cpu, threshold_pruning_matches_naive)
     int64_t below = -1, want = 0;
     for (int64_t i = 0; i < n; i++)
         want += fabsf(w[i]) < thr;
-    EXPECT_OK(ops->count_abs_below(K, w, n, thr, &below));
+    EXPECT_OK(sparse->count_abs_below(K, w, n, thr, &below));
     cr_expect_eq(below, want);
     cr_expect_gt(want, 0);
     uint8_t *mask = talloc((size_t)n);
-    EXPECT_OK(ops->prune_by_threshold(K, w, mask, n, thr));
-    EXPECT_OK(ops->apply_mask(K, x, mask, n));
+    EXPECT_OK(sparse->prune_by_threshold(K, w, mask, n, thr));
+    EXPECT_OK(sparse->apply_mask(K, x, mask, n));
     for (int64_t i = 0; i < n; i++) {
         int keep = fabsf(w0[i]) >= thr;
         cr_assert_eq(mask[i], keep);
@@ -1222,7 +1387,7 @@ Test(kernels_cpu, csr_matches_naive_and_dense_linear)
     float *w = frand_new(OC * C, -1, 1), *inp = frand_new(B * C, -1, 1),
           *bias = frand_new(OC, -1, 1);
     uint8_t *mask = talloc((size_t)(OC * C));
-    EXPECT_OK(ops->prune_by_threshold(K, w, mask, OC * C, 0.6f));
+    EXPECT_OK(sparse->prune_by_threshold(K, w, mask, OC * C, 0.6f));
     for (int64_t c = 0; c < C; c++)
         w[4 * C + c] = 0.0f; /* an empty row */
     int64_t nnz = 0;
@@ -1231,7 +1396,7 @@ Test(kernels_cpu, csr_matches_naive_and_dense_linear)
     int32_t *rowptr = talloc((size_t)(OC + 1) * 4);
     uint16_t *colidx = talloc((size_t)nnz * 2);
     float *vals = FALLOC(nnz);
-    EXPECT_OK(ops->dense_to_csr(K, rowptr, colidx, vals, w, OC, C));
+    EXPECT_OK(sparse->dense_to_csr(K, rowptr, colidx, vals, w, OC, C));
     int64_t j = 0;
     cr_assert_eq(rowptr[0], 0);
     for (int64_t o = 0; o < OC; o++) {
@@ -1246,12 +1411,12 @@ Test(kernels_cpu, csr_matches_naive_and_dense_linear)
     cr_assert_eq(j, nnz);
 
     float *out = FALLOC(B * OC), *dense = FALLOC(B * OC);
-    EXPECT_OK(ops->linear_forward_csr(K, out, inp, rowptr, colidx, vals, bias, B, C, OC));
+    EXPECT_OK(sparse->linear_forward_csr(K, out, inp, rowptr, colidx, vals, bias, B, C, OC));
     EXPECT_OK(ops->linear_forward(K, OOMB_F32, dense, inp, w, bias, B, C, OC));
     /* the sparse sum skips the zeros, BLAS sums them in its own order: two float orders of
      * at most C + 1 = 46 terms (rel_err above: 2 x 1.8e-7); measured 7.8e-8 and 1.1e-7 */
     cr_expect_lt(rel_err_ff(out, dense, B * OC), 1e-5);
-    EXPECT_OK(ops->linear_forward_csr(K, out, inp, rowptr, colidx, vals, NULL, B, C, OC));
+    EXPECT_OK(sparse->linear_forward_csr(K, out, inp, rowptr, colidx, vals, NULL, B, C, OC));
     EXPECT_OK(ops->linear_forward(K, OOMB_F32, dense, inp, w, NULL, B, C, OC));
     cr_expect_lt(rel_err_ff(out, dense, B * OC), 1e-5);
 }
@@ -1262,13 +1427,14 @@ Test(kernels_cpu, linear_csr_rejects_corrupt_structure)
     float inp[4] = {1, 2, 3, 4}, out[2], vals[2] = {1, 1};
     int32_t rowptr[3] = {0, 1, 2};
     uint16_t colidx[2] = {0, 4}; /* column 4 is outside C = 4 */
-    EXPECT_INVALID(ops->linear_forward_csr(K, out, inp, rowptr, colidx, vals, NULL, 1, 4, 2));
+    EXPECT_INVALID(sparse->linear_forward_csr(K, out, inp, rowptr, colidx, vals, NULL, 1, 4, 2));
     int32_t bad_rows[3] = {0, 2, 1};
     uint16_t ok_cols[2] = {0, 3};
-    EXPECT_INVALID(ops->linear_forward_csr(K, out, inp, bad_rows, ok_cols, vals, NULL, 1, 4, 2));
+    EXPECT_INVALID(sparse->linear_forward_csr(K, out, inp, bad_rows, ok_cols, vals, NULL, 1, 4, 2));
     int32_t bad_start[3] = {1, 1, 2};
-    EXPECT_INVALID(ops->linear_forward_csr(K, out, inp, bad_start, ok_cols, vals, NULL, 1, 4, 2));
-    EXPECT_OK(ops->linear_forward_csr(K, out, inp, rowptr, ok_cols, vals, NULL, 1, 4, 2));
+    EXPECT_INVALID(
+        sparse->linear_forward_csr(K, out, inp, bad_start, ok_cols, vals, NULL, 1, 4, 2));
+    EXPECT_OK(sparse->linear_forward_csr(K, out, inp, rowptr, ok_cols, vals, NULL, 1, 4, 2));
     cr_expect_eq(out[0], 1.0f);
     cr_expect_eq(out[1], 4.0f);
 }
@@ -1280,7 +1446,7 @@ Test(kernels_cpu, compress_2of4_keeps_two_largest_per_group)
     float *w = frand_new(OC * C, -1, 1), *w0 = FALLOC(OC * C), *vals = FALLOC(OC * C / 2);
     uint8_t *idx = talloc((size_t)(OC * C / 8));
     memcpy(w0, w, (size_t)(OC * C) * 4);
-    EXPECT_OK(ops->compress_2of4(K, vals, idx, w, OC, C));
+    EXPECT_OK(sparse->compress_2of4(K, vals, idx, w, OC, C));
     for (int64_t o = 0; o < OC; o++)
         for (int64_t g = 0; g < C / 4; g++) {
             const float *x = w0 + o * C + 4 * g;
@@ -1312,13 +1478,13 @@ Test(kernels_cpu, linear_2of4_matches_dense_of_pruned_weights)
           *bias = frand_new(OC, -1, 1);
     float *vals = FALLOC(OC * C / 2), *out = FALLOC(B * OC), *dense = FALLOC(B * OC);
     uint8_t *idx = talloc((size_t)(OC * C / 8));
-    EXPECT_OK(ops->compress_2of4(K, vals, idx, w, OC, C));
-    EXPECT_OK(ops->linear_forward_2of4(K, out, inp, vals, idx, bias, B, C, OC));
+    EXPECT_OK(sparse->compress_2of4(K, vals, idx, w, OC, C));
+    EXPECT_OK(sparse->linear_forward_2of4(K, out, inp, vals, idx, bias, B, C, OC));
     EXPECT_OK(ops->linear_forward(K, OOMB_F32, dense, inp, w, bias, B, C, OC));
     /* as for CSR: two float orders of at most C/2 + 1 = 25 terms against C + 1 = 49;
      * measured 1.4e-7 and 1.3e-7 */
     cr_expect_lt(rel_err_ff(out, dense, B * OC), 1e-5);
-    EXPECT_OK(ops->linear_forward_2of4(K, out, inp, vals, idx, NULL, B, C, OC));
+    EXPECT_OK(sparse->linear_forward_2of4(K, out, inp, vals, idx, NULL, B, C, OC));
     EXPECT_OK(ops->linear_forward(K, OOMB_F32, dense, inp, w, NULL, B, C, OC));
     cr_expect_lt(rel_err_ff(out, dense, B * OC), 1e-5);
 }
@@ -1384,14 +1550,14 @@ Test(kernels_cpu, invalid_loss)
     EXPECT_INVALID(ops->softmax_xent_forward(K, fbuf, fbuf + 8, fbuf + 16, t, 2, 0));
     EXPECT_INVALID(ops->softmax_xent_forward(K, fbuf, fbuf + 8, fbuf + 16, t, -2, 4));
     EXPECT_INVALID(ops->softmax_xent_backward(K, NULL, fbuf, t, 2, 4, 1.0f));
+    EXPECT_INVALID(distill->soft_xent_accumulate(K, fbuf, fbuf + 8, fbuf + 16, fbuf + 24, 2, 4,
+                                                 0.0f, 1.0f, 1.0f));
+    EXPECT_INVALID(distill->soft_xent_accumulate(K, fbuf, fbuf + 8, fbuf + 16, fbuf + 24, 2, 4, NAN,
+                                                 1.0f, 1.0f));
     EXPECT_INVALID(
-        ops->soft_xent_accumulate(K, fbuf, fbuf + 8, fbuf + 16, fbuf + 24, 2, 4, 0.0f, 1.0f, 1.0f));
-    EXPECT_INVALID(
-        ops->soft_xent_accumulate(K, fbuf, fbuf + 8, fbuf + 16, fbuf + 24, 2, 4, NAN, 1.0f, 1.0f));
-    EXPECT_INVALID(
-        ops->soft_xent_accumulate(K, fbuf, fbuf + 8, NULL, fbuf + 24, 2, 4, 1.0f, 1.0f, 1.0f));
-    EXPECT_INVALID(ops->soft_xent_accumulate(K, fbuf, fbuf + 8, fbuf + 16, fbuf + 24, 2, -4, 1.0f,
-                                             1.0f, 1.0f));
+        distill->soft_xent_accumulate(K, fbuf, fbuf + 8, NULL, fbuf + 24, 2, 4, 1.0f, 1.0f, 1.0f));
+    EXPECT_INVALID(distill->soft_xent_accumulate(K, fbuf, fbuf + 8, fbuf + 16, fbuf + 24, 2, -4,
+                                                 1.0f, 1.0f, 1.0f));
     int64_t c;
     EXPECT_INVALID(ops->count_correct(K, fbuf, t, 2, 4, NULL));
     EXPECT_INVALID(ops->count_correct(K, NULL, t, 2, 4, &c));
@@ -1406,14 +1572,14 @@ Test(kernels_cpu, invalid_optimizers)
     EXPECT_INVALID(ops->adam_update(K, fbuf, fbuf, fbuf, fbuf, 4, 0.1f, 0.9f, 0.999f, 1e-8f, 0, 0));
     EXPECT_INVALID(ops->adam_update(K, fbuf, fbuf, NULL, fbuf, 4, 0.1f, 0.9f, 0.999f, 1e-8f, 0, 1));
     EXPECT_INVALID(ops->adam_update(K, fbuf, fbuf, fbuf, fbuf, 4, 0.1f, 1.0f, 0.999f, 1e-8f, 0, 1));
-    EXPECT_INVALID(ops->adam8_update(K, fbuf, fbuf, qbuf, ubuf, fbuf, fbuf, 4, 0, 0.1f, 0.9f,
-                                     0.999f, 1e-8f, 0, 1));
-    EXPECT_INVALID(ops->adam8_update(K, fbuf, fbuf, qbuf, ubuf, fbuf, fbuf, 4, 2, 0.1f, 0.9f,
-                                     0.999f, 1e-8f, 0, 0));
-    EXPECT_INVALID(ops->adam8_update(K, fbuf, fbuf, NULL, ubuf, fbuf, fbuf, 4, 2, 0.1f, 0.9f,
-                                     0.999f, 1e-8f, 0, 1));
-    EXPECT_INVALID(ops->adam8_update(K, fbuf, fbuf, qbuf, ubuf, fbuf, NULL, 4, 2, 0.1f, 0.9f,
-                                     0.999f, 1e-8f, 0, 1));
+    EXPECT_INVALID(quant->adam8_update(K, fbuf, fbuf, qbuf, ubuf, fbuf, fbuf, 4, 0, 0.1f, 0.9f,
+                                       0.999f, 1e-8f, 0, 1));
+    EXPECT_INVALID(quant->adam8_update(K, fbuf, fbuf, qbuf, ubuf, fbuf, fbuf, 4, 2, 0.1f, 0.9f,
+                                       0.999f, 1e-8f, 0, 0));
+    EXPECT_INVALID(quant->adam8_update(K, fbuf, fbuf, NULL, ubuf, fbuf, fbuf, 4, 2, 0.1f, 0.9f,
+                                       0.999f, 1e-8f, 0, 1));
+    EXPECT_INVALID(quant->adam8_update(K, fbuf, fbuf, qbuf, ubuf, fbuf, NULL, 4, 2, 0.1f, 0.9f,
+                                       0.999f, 1e-8f, 0, 1));
 }
 
 Test(kernels_cpu, invalid_elementwise_and_casts)
@@ -1435,43 +1601,43 @@ Test(kernels_cpu, invalid_elementwise_and_casts)
 
 Test(kernels_cpu, invalid_int8)
 {
-    EXPECT_INVALID(ops->quantize_rows_i8(K, NULL, fbuf, fbuf, 2, 2));
-    EXPECT_INVALID(ops->quantize_rows_i8(K, qbuf, NULL, fbuf, 2, 2));
-    EXPECT_INVALID(ops->quantize_rows_i8(K, qbuf, fbuf, fbuf, -2, 2));
-    EXPECT_INVALID(ops->dequantize_rows_i8(K, fbuf, qbuf, NULL, 2, 2));
-    EXPECT_INVALID(ops->dequantize_rows_i8(K, fbuf, qbuf, fbuf, 2, -2));
-    EXPECT_INVALID(ops->linear_forward_i8(K, fbuf, qbuf, fbuf, qbuf, fbuf, NULL, NULL, 2, 2, 2));
-    EXPECT_INVALID(ops->linear_forward_i8(K, fbuf, qbuf, NULL, qbuf, fbuf, NULL, ibuf, 2, 2, 2));
+    EXPECT_INVALID(quant->quantize_rows_i8(K, NULL, fbuf, fbuf, 2, 2));
+    EXPECT_INVALID(quant->quantize_rows_i8(K, qbuf, NULL, fbuf, 2, 2));
+    EXPECT_INVALID(quant->quantize_rows_i8(K, qbuf, fbuf, fbuf, -2, 2));
+    EXPECT_INVALID(quant->dequantize_rows_i8(K, fbuf, qbuf, NULL, 2, 2));
+    EXPECT_INVALID(quant->dequantize_rows_i8(K, fbuf, qbuf, fbuf, 2, -2));
+    EXPECT_INVALID(quant->linear_forward_i8(K, fbuf, qbuf, fbuf, qbuf, fbuf, NULL, NULL, 2, 2, 2));
+    EXPECT_INVALID(quant->linear_forward_i8(K, fbuf, qbuf, NULL, qbuf, fbuf, NULL, ibuf, 2, 2, 2));
     /* the int32 accumulator could overflow */
     EXPECT_INVALID(
-        ops->linear_forward_i8(K, fbuf, qbuf, fbuf, qbuf, fbuf, NULL, ibuf, 1, 200000, 1));
-    EXPECT_INVALID(ops->linear_forward_i8(K, fbuf, qbuf, fbuf, qbuf, fbuf, NULL, ibuf, -1, 2, 2));
+        quant->linear_forward_i8(K, fbuf, qbuf, fbuf, qbuf, fbuf, NULL, ibuf, 1, 200000, 1));
+    EXPECT_INVALID(quant->linear_forward_i8(K, fbuf, qbuf, fbuf, qbuf, fbuf, NULL, ibuf, -1, 2, 2));
 }
 
 Test(kernels_cpu, invalid_pruning_and_sparse)
 {
     int64_t c;
-    EXPECT_INVALID(ops->count_abs_below(K, fbuf, 4, 0.5f, NULL));
-    EXPECT_INVALID(ops->count_abs_below(K, NULL, 4, 0.5f, &c));
-    EXPECT_INVALID(ops->prune_by_threshold(K, fbuf, NULL, 4, 0.5f));
-    EXPECT_INVALID(ops->prune_by_threshold(K, fbuf, ubuf, -4, 0.5f));
-    EXPECT_INVALID(ops->apply_mask(K, fbuf, NULL, 4));
-    EXPECT_INVALID(ops->dense_to_csr(K, NULL, hbuf, fbuf, fbuf, 2, 2));
-    EXPECT_INVALID(ops->dense_to_csr(K, ibuf, hbuf, fbuf, NULL, 2, 2));
-    EXPECT_INVALID(ops->dense_to_csr(K, ibuf, hbuf, fbuf, fbuf, -2, 2));
+    EXPECT_INVALID(sparse->count_abs_below(K, fbuf, 4, 0.5f, NULL));
+    EXPECT_INVALID(sparse->count_abs_below(K, NULL, 4, 0.5f, &c));
+    EXPECT_INVALID(sparse->prune_by_threshold(K, fbuf, NULL, 4, 0.5f));
+    EXPECT_INVALID(sparse->prune_by_threshold(K, fbuf, ubuf, -4, 0.5f));
+    EXPECT_INVALID(sparse->apply_mask(K, fbuf, NULL, 4));
+    EXPECT_INVALID(sparse->dense_to_csr(K, NULL, hbuf, fbuf, fbuf, 2, 2));
+    EXPECT_INVALID(sparse->dense_to_csr(K, ibuf, hbuf, fbuf, NULL, 2, 2));
+    EXPECT_INVALID(sparse->dense_to_csr(K, ibuf, hbuf, fbuf, fbuf, -2, 2));
     /* 16-bit column indices: at most 65536 columns */
-    EXPECT_INVALID(ops->dense_to_csr(K, ibuf, hbuf, fbuf, fbuf, 0, 65537));
-    EXPECT_OK(ops->dense_to_csr(K, ibuf, hbuf, fbuf, fbuf, 0, 65536));
-    EXPECT_INVALID(ops->linear_forward_csr(K, fbuf, fbuf, NULL, hbuf, fbuf, NULL, 2, 2, 2));
-    EXPECT_INVALID(ops->linear_forward_csr(K, NULL, fbuf, ibuf, hbuf, fbuf, NULL, 2, 2, 2));
-    EXPECT_INVALID(ops->linear_forward_csr(K, fbuf, fbuf, ibuf, hbuf, fbuf, NULL, 0, 65537, 0));
+    EXPECT_INVALID(sparse->dense_to_csr(K, ibuf, hbuf, fbuf, fbuf, 0, 65537));
+    EXPECT_OK(sparse->dense_to_csr(K, ibuf, hbuf, fbuf, fbuf, 0, 65536));
+    EXPECT_INVALID(sparse->linear_forward_csr(K, fbuf, fbuf, NULL, hbuf, fbuf, NULL, 2, 2, 2));
+    EXPECT_INVALID(sparse->linear_forward_csr(K, NULL, fbuf, ibuf, hbuf, fbuf, NULL, 2, 2, 2));
+    EXPECT_INVALID(sparse->linear_forward_csr(K, fbuf, fbuf, ibuf, hbuf, fbuf, NULL, 0, 65537, 0));
     /* 2:4 needs C to be a multiple of 8 */
-    EXPECT_INVALID(ops->compress_2of4(K, fbuf, ubuf, fbuf, 2, 4));
-    EXPECT_INVALID(ops->compress_2of4(K, fbuf, ubuf, fbuf, 1, 12));
-    EXPECT_INVALID(ops->compress_2of4(K, NULL, ubuf, fbuf, 1, 8));
-    EXPECT_INVALID(ops->compress_2of4(K, fbuf, ubuf, fbuf, -1, 8));
-    EXPECT_INVALID(ops->linear_forward_2of4(K, fbuf, fbuf, fbuf, ubuf, NULL, 1, 12, 1));
-    EXPECT_INVALID(ops->linear_forward_2of4(K, fbuf, fbuf, fbuf, NULL, NULL, 1, 8, 1));
+    EXPECT_INVALID(sparse->compress_2of4(K, fbuf, ubuf, fbuf, 2, 4));
+    EXPECT_INVALID(sparse->compress_2of4(K, fbuf, ubuf, fbuf, 1, 12));
+    EXPECT_INVALID(sparse->compress_2of4(K, NULL, ubuf, fbuf, 1, 8));
+    EXPECT_INVALID(sparse->compress_2of4(K, fbuf, ubuf, fbuf, -1, 8));
+    EXPECT_INVALID(sparse->linear_forward_2of4(K, fbuf, fbuf, fbuf, ubuf, NULL, 1, 12, 1));
+    EXPECT_INVALID(sparse->linear_forward_2of4(K, fbuf, fbuf, fbuf, NULL, NULL, 1, 8, 1));
 }
 
 Test(kernels_cpu, last_error_names_the_op_and_argument)
@@ -1480,7 +1646,7 @@ Test(kernels_cpu, last_error_names_the_op_and_argument)
                  OOMB_ERR_INVALID);
     const char *e = ops->last_error(K);
     cr_expect(strstr(e, "linear_forward") && strstr(e, "inp"), "message: %s", e);
-    cr_assert_eq(ops->compress_2of4(K, fbuf, ubuf, fbuf, 1, 12), OOMB_ERR_INVALID);
+    cr_assert_eq(sparse->compress_2of4(K, fbuf, ubuf, fbuf, 1, 12), OOMB_ERR_INVALID);
     e = ops->last_error(K);
     cr_expect(strstr(e, "compress_2of4") && strstr(e, "multiple of 8"), "message: %s", e);
 }
@@ -1499,6 +1665,6 @@ Test(kernels_cpu, zero_sizes_are_no_ops)
     EXPECT_OK(ops->linear_backward(K, OOMB_F32, NULL, dw, NULL, NULL, NULL, NULL, 0, 2, 3));
     cr_expect_eq(dw[5], 6.0f);
     int32_t rowptr[1] = {7};
-    EXPECT_OK(ops->dense_to_csr(K, rowptr, NULL, NULL, NULL, 0, 4));
+    EXPECT_OK(sparse->dense_to_csr(K, rowptr, NULL, NULL, NULL, 0, 4));
     cr_expect_eq(rowptr[0], 0);
 }

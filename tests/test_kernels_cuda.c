@@ -30,6 +30,10 @@
 
 static struct oomb_kernel_backend *cpu, *gpu;
 static const struct oomb_ops *co, *go;
+/* The extension tables of each backend (get_extension), for BOTH_EXT. */
+static const struct oomb_ext_quant *quant_c, *quant_g;
+static const struct oomb_ext_sparse *sparse_c, *sparse_g;
+static const struct oomb_ext_distill *distill_c, *distill_g;
 static double tol_f32;
 static const double tol_f16 = 1e-2;
 static uint64_t rng;
@@ -51,6 +55,16 @@ static void setup(void)
     cr_assert_eq(rc, OOMB_OK, "cuda backend: %s", msg);
     co = &cpu->ops;
     go = &gpu->ops;
+    cr_assert_not_null(cpu->get_extension);
+    cr_assert_not_null(gpu->get_extension);
+    quant_c = cpu->get_extension(co->ctx, OOMB_EXT_QUANT);
+    quant_g = gpu->get_extension(go->ctx, OOMB_EXT_QUANT);
+    sparse_c = cpu->get_extension(co->ctx, OOMB_EXT_SPARSE);
+    sparse_g = gpu->get_extension(go->ctx, OOMB_EXT_SPARSE);
+    distill_c = cpu->get_extension(co->ctx, OOMB_EXT_DISTILL);
+    distill_g = gpu->get_extension(go->ctx, OOMB_EXT_DISTILL);
+    cr_assert(quant_c && quant_g && sparse_c && sparse_g && distill_c && distill_g,
+              "an extension table is missing");
     const char *tf32 = getenv("OOMB_CUDA_TF32");
     tol_f32 = tf32 && strcmp(tf32, "1") == 0 ? 1e-3 : 1e-5;
     const char *seed = getenv("OOMB_TEST_SEED");
@@ -258,6 +272,20 @@ static void expect_same_bytes(const struct pair *p, const char *what)
     } while (0)
 #define A(p) (side_ ? (p)->g : (p)->c)
 
+/* BOTH for an op of the extension tables ext_c / ext_g (ext: quant, sparse,
+ * distill), called with the table's ctx. */
+#define BOTH_EXT(ext, op, ...)                                                                     \
+    do {                                                                                           \
+        int side_;                                                                                 \
+        for (side_ = 0; side_ < 2; side_++) {                                                      \
+            const struct oomb_ops *o_ = side_ ? go : co;                                           \
+            int rc_ = side_ ? ext##_g->op(ext##_g->ctx, __VA_ARGS__)                               \
+                            : ext##_c->op(ext##_c->ctx, __VA_ARGS__);                              \
+            cr_assert_eq(rc_, OOMB_OK, "%s %s: %s", side_ ? "cuda" : "cpu", #op,                   \
+                         o_->last_error(o_->ctx));                                                 \
+        }                                                                                          \
+    } while (0)
+
 /* ------------------------------------------------------------ memory ----- */
 
 Test(kernels_cuda, memory_movement)
@@ -393,7 +421,8 @@ Test(kernels_cuda, soft_xent_accumulate)
     struct pair *te = rand_f32(B * K, -5, 5);
     struct pair *losses = rand_f32(B, 0, 2);
     struct pair *dl = rand_f32(B * K, -0.1f, 0.1f);
-    BOTH(soft_xent_accumulate, A(losses), A(dl), A(s), A(te), B, K, 2.0f, 0.7f, 1.0f / 33);
+    BOTH_EXT(distill, soft_xent_accumulate, A(losses), A(dl), A(s), A(te), B, K, 2.0f, 0.7f,
+             1.0f / 33);
     expect_close(losses, OOMB_F32, 1e-5, "soft_xent losses");
     expect_close(dl, OOMB_F32, 1e-5, "soft_xent dlogits");
 }
@@ -451,8 +480,8 @@ static void adam8_case(int64_t n, int64_t block)
     BOTH(zero, A(vs), vs->bytes);
     for (int64_t t = 1; t <= 3; t++) {
         struct pair *g = rand_f32(n, -1, 1);
-        BOTH(adam8_update, A(p), A(g), A(mq), A(vq), A(ms), A(vs), n, block, 1e-3f, 0.9f, 0.999f,
-             1e-8f, 0.01f, t);
+        BOTH_EXT(quant, adam8_update, A(p), A(g), A(mq), A(vq), A(ms), A(vs), n, block, 1e-3f, 0.9f,
+                 0.999f, 1e-8f, 0.01f, t);
     }
     expect_close(p, OOMB_F32, 1e-5, "adam8 param");
     expect_close(ms, OOMB_F32, 1e-6, "adam8 m_scale");
@@ -536,15 +565,16 @@ static void i8_case(int64_t B, int64_t C, int64_t OC)
     struct pair *bias = rand_f32(OC, -1, 1);
     struct pair *xq = pair_new((size_t)(B * C)), *wq = pair_new((size_t)(OC * C));
     struct pair *xs = pair_new((size_t)B * 4), *ws = pair_new((size_t)OC * 4);
-    BOTH(quantize_rows_i8, A(xq), A(xs), A(x), B, C);
-    BOTH(quantize_rows_i8, A(wq), A(ws), A(w), OC, C);
+    BOTH_EXT(quant, quantize_rows_i8, A(xq), A(xs), A(x), B, C);
+    BOTH_EXT(quant, quantize_rows_i8, A(wq), A(ws), A(w), OC, C);
     expect_same_bytes(xq, "quantize_rows_i8 q");
     expect_same_bytes(xs, "quantize_rows_i8 scales");
     struct pair *xd = pair_new((size_t)(B * C) * 4);
-    BOTH(dequantize_rows_i8, A(xd), A(xq), A(xs), B, C);
+    BOTH_EXT(quant, dequantize_rows_i8, A(xd), A(xq), A(xs), B, C);
     expect_same_bytes(xd, "dequantize_rows_i8");
     struct pair *acc = pair_new((size_t)(B * OC) * 4), *out = pair_new((size_t)(B * OC) * 4);
-    BOTH(linear_forward_i8, A(out), A(xq), A(xs), A(wq), A(ws), A(bias), A(acc), B, C, OC);
+    BOTH_EXT(quant, linear_forward_i8, A(out), A(xq), A(xs), A(wq), A(ws), A(bias), A(acc), B, C,
+             OC);
     expect_same_bytes(acc, "linear_forward_i8 acc");
     expect_close(out, OOMB_F32, 1e-6, "linear_forward_i8 out");
 }
@@ -567,15 +597,15 @@ Test(kernels_cuda, pruning)
     const int64_t n = 200003;
     struct pair *w = rand_f32(n, -1, 1), *mask = pair_new((size_t)n);
     int64_t cc = -1, cg = -2;
-    OK_BOTH(co->count_abs_below(co->ctx, w->c, n, 0.3f, &cc),
-            go->count_abs_below(go->ctx, w->g, n, 0.3f, &cg));
+    OK_BOTH(sparse_c->count_abs_below(sparse_c->ctx, w->c, n, 0.3f, &cc),
+            sparse_g->count_abs_below(sparse_g->ctx, w->g, n, 0.3f, &cg));
     cr_expect_eq(cg, cc);
     cr_expect_gt(cc, 0);
-    BOTH(prune_by_threshold, A(w), A(mask), n, 0.3f);
+    BOTH_EXT(sparse, prune_by_threshold, A(w), A(mask), n, 0.3f);
     expect_same_bytes(w, "prune_by_threshold w");
     expect_same_bytes(mask, "prune_by_threshold mask");
     struct pair *x = rand_f32(n, -1, 1);
-    BOTH(apply_mask, A(x), A(mask), n);
+    BOTH_EXT(sparse, apply_mask, A(x), A(mask), n);
     expect_same_bytes(x, "apply_mask");
 }
 
@@ -583,15 +613,15 @@ Test(kernels_cuda, csr)
 {
     const int64_t B = 19, C = 300, OC = 77;
     struct pair *w = rand_f32(OC * C, -1, 1), *mask = pair_new((size_t)(OC * C));
-    BOTH(prune_by_threshold, A(w), A(mask), OC * C, 0.6f);
+    BOTH_EXT(sparse, prune_by_threshold, A(w), A(mask), OC * C, 0.6f);
     int64_t nnz = 0, dummy = 0;
-    OK_BOTH(co->count_abs_below(co->ctx, w->c, OC * C, 1e-30f, &nnz),
-            go->count_abs_below(go->ctx, w->g, OC * C, 1e-30f, &dummy));
+    OK_BOTH(sparse_c->count_abs_below(sparse_c->ctx, w->c, OC * C, 1e-30f, &nnz),
+            sparse_g->count_abs_below(sparse_g->ctx, w->g, OC * C, 1e-30f, &dummy));
     nnz = OC * C - nnz;
     struct pair *rowptr = pair_new((size_t)(OC + 1) * 4);
     struct pair *colidx = pair_new((size_t)(nnz ? nnz : 1) * 2);
     struct pair *vals = pair_new((size_t)(nnz ? nnz : 1) * 4);
-    BOTH(dense_to_csr, A(rowptr), A(colidx), A(vals), A(w), OC, C);
+    BOTH_EXT(sparse, dense_to_csr, A(rowptr), A(colidx), A(vals), A(w), OC, C);
     expect_same_bytes(rowptr, "dense_to_csr rowptr");
     colidx->bytes = (size_t)nnz * 2;
     vals->bytes = (size_t)nnz * 4;
@@ -599,7 +629,8 @@ Test(kernels_cuda, csr)
     expect_same_bytes(vals, "dense_to_csr vals");
     struct pair *inp = rand_f32(B * C, -1, 1), *bias = rand_f32(OC, -1, 1);
     struct pair *out = pair_new((size_t)(B * OC) * 4);
-    BOTH(linear_forward_csr, A(out), A(inp), A(rowptr), A(colidx), A(vals), A(bias), B, C, OC);
+    BOTH_EXT(sparse, linear_forward_csr, A(out), A(inp), A(rowptr), A(colidx), A(vals), A(bias), B,
+             C, OC);
     expect_close(out, OOMB_F32, 1e-5, "linear_forward_csr");
 }
 
@@ -608,13 +639,13 @@ Test(kernels_cuda, two_of_four)
     const int64_t B = 21, C = 136, OC = 45;
     struct pair *w = rand_f32(OC * C, -1, 1);
     struct pair *vals = pair_new((size_t)(OC * C / 2) * 4), *idx = pair_new((size_t)(OC * C / 8));
-    BOTH(compress_2of4, A(vals), A(idx), A(w), OC, C);
+    BOTH_EXT(sparse, compress_2of4, A(vals), A(idx), A(w), OC, C);
     expect_same_bytes(vals, "compress_2of4 vals");
     expect_same_bytes(idx, "compress_2of4 idx");
     expect_same_bytes(w, "compress_2of4 pruned w");
     struct pair *inp = rand_f32(B * C, -1, 1), *bias = rand_f32(OC, -1, 1);
     struct pair *out = pair_new((size_t)(B * OC) * 4);
-    BOTH(linear_forward_2of4, A(out), A(inp), A(vals), A(idx), A(bias), B, C, OC);
+    BOTH_EXT(sparse, linear_forward_2of4, A(out), A(inp), A(vals), A(idx), A(bias), B, C, OC);
     expect_close(out, OOMB_F32, 1e-5, "linear_forward_2of4");
     /* the same product through the dense GEMM on the pruned weights */
     struct pair *dense = pair_new((size_t)(B * OC) * 4);
@@ -1057,6 +1088,124 @@ Test(kernels_cuda, layer_ops_reject_bad_arguments)
 
 /* ------------------------------------------------------------ backend ---- */
 
+Test(kernels_cuda, extension_tables)
+{
+    cr_expect_eq(quant_g->struct_size, sizeof *quant_g);
+    cr_expect_eq(quant_g->version, OOMB_EXT_QUANT_VERSION);
+    cr_expect_eq(quant_g->ctx, go->ctx);
+    cr_expect_eq(sparse_g->struct_size, sizeof *sparse_g);
+    cr_expect_eq(sparse_g->version, OOMB_EXT_SPARSE_VERSION);
+    cr_expect_eq(sparse_g->ctx, go->ctx);
+    cr_expect_eq(distill_g->struct_size, sizeof *distill_g);
+    cr_expect_eq(distill_g->version, OOMB_EXT_DISTILL_VERSION);
+    cr_expect_eq(distill_g->ctx, go->ctx);
+    cr_expect_not_null(quant_g->adam8_update);
+    cr_expect_not_null(sparse_g->linear_forward_2of4);
+    cr_expect_not_null(distill_g->soft_xent_accumulate);
+    cr_expect_eq(gpu->get_extension(go->ctx, OOMB_EXT_SPARSE), (const void *)sparse_g);
+    cr_expect_null(gpu->get_extension(go->ctx, "oomb.nothing"));
+    cr_expect_null(gpu->get_extension(go->ctx, ""));
+    cr_expect_null(gpu->get_extension(go->ctx, NULL));
+}
+
+Test(kernels_cuda, host_alloc_spaces)
+{
+    cr_assert_not_null(gpu->host_alloc);
+    cr_assert_not_null(gpu->host_free);
+    const enum oomb_space spaces[] = {OOMB_SPACE_HOST, OOMB_SPACE_HOST_PINNED};
+    for (int si = 0; si < 2; si++) {
+        void *z0 = NULL, *z1 = NULL, *p = NULL;
+        int rc = gpu->host_alloc(go->ctx, spaces[si], 0, &z0);
+        cr_assert_eq(rc, OOMB_OK, "%s", go->last_error(go->ctx));
+        cr_assert_eq(gpu->host_alloc(go->ctx, spaces[si], 0, &z1), OOMB_OK);
+        cr_expect(z0 && z1 && z0 != z1, "0-byte pointers must be unique and not NULL");
+        rc = gpu->host_alloc(go->ctx, spaces[si], (size_t)1 << 20, &p);
+        cr_assert_eq(rc, OOMB_OK, "%s", go->last_error(go->ctx));
+        memset(p, 0x3c, (size_t)1 << 20);
+        gpu->host_free(go->ctx, spaces[si], p);
+        gpu->host_free(go->ctx, spaces[si], z1);
+        gpu->host_free(go->ctx, spaces[si], z0);
+        gpu->host_free(go->ctx, spaces[si], NULL);
+    }
+    void *p = (void *)1;
+    cr_expect_eq(gpu->host_alloc(go->ctx, OOMB_SPACE_DEVICE, 64, &p), OOMB_ERR_INVALID);
+    cr_expect_null(p);
+    cr_expect(strstr(go->last_error(go->ctx), "host_alloc") != NULL, "message: %s",
+              go->last_error(go->ctx));
+}
+
+/* Copies between the spaces on the copy stream, ordered with the compute
+ * stream both ways, timed between events, events reused. */
+Test(kernels_cuda, copy_async_orders_and_times)
+{
+    const int64_t n = (int64_t)16 << 20; /* 64 MiB of F32 */
+    const size_t bytes = (size_t)n * 4;
+    float *dev = NULL, *pinned = NULL, *host = NULL;
+    cr_assert_eq(gpu->raw_alloc(go->ctx, bytes, (void **)&dev), OOMB_OK);
+    cr_assert_eq(gpu->host_alloc(go->ctx, OOMB_SPACE_HOST_PINNED, bytes, (void **)&pinned), OOMB_OK,
+                 "%s", go->last_error(go->ctx));
+    cr_assert_eq(gpu->host_alloc(go->ctx, OOMB_SPACE_HOST, bytes, (void **)&host), OOMB_OK);
+
+    /* compute -> copy: the copy sees the fill queued before it (no sync) */
+    int64_t copy_ns = 0;
+    void *ev = NULL;
+    cr_assert_eq(go->fill(go->ctx, dev, n, 3.0f), OOMB_OK);
+    int rc = gpu->copy_async(go->ctx, pinned, OOMB_SPACE_HOST_PINNED, dev, OOMB_SPACE_DEVICE, bytes,
+                             &ev);
+    cr_assert_eq(rc, OOMB_OK, "copy_async: %s", go->last_error(go->ctx));
+    cr_assert_not_null(ev);
+    cr_assert_eq(gpu->ev_sync(go->ctx, ev), OOMB_OK, "%s", go->last_error(go->ctx));
+    gpu->ev_free(go->ctx, ev, &copy_ns);
+    cr_expect_gt(copy_ns, 0, "a 64 MiB copy takes time");
+    cr_expect_eq(pinned[0], 3.0f);
+    cr_expect_eq(pinned[n - 1], 3.0f);
+
+    /* copy -> compute: a kernel queued after ev_wait sees the copied data */
+    for (int64_t i = 0; i < n; i++)
+        pinned[i] = (float)(i % 1000);
+    rc = gpu->copy_async(go->ctx, dev, OOMB_SPACE_DEVICE, pinned, OOMB_SPACE_HOST_PINNED, bytes,
+                         &ev);
+    cr_assert_eq(rc, OOMB_OK, "copy_async: %s", go->last_error(go->ctx));
+    cr_assert_eq(gpu->ev_wait(go->ctx, ev), OOMB_OK, "%s", go->last_error(go->ctx));
+    cr_assert_eq(go->scale(go->ctx, dev, n, 2.0f), OOMB_OK);
+    int64_t before = copy_ns;
+    gpu->ev_free(go->ctx, ev, &copy_ns);
+    cr_expect_gt(copy_ns, before);
+    cr_assert_eq(go->to_host(go->ctx, host, dev, bytes), OOMB_OK);
+    int64_t bad = -1;
+    for (int64_t i = 0; i < n && bad < 0; i++)
+        if (host[i] != 2.0f * (float)(i % 1000))
+            bad = i;
+    cr_expect_eq(bad, -1, "first wrong element %lld", (long long)bad);
+
+    /* pageable memory, and events from the free list */
+    memset(host, 0, bytes);
+    for (int i = 0; i < 50; i++) {
+        rc = gpu->copy_async(go->ctx, host, OOMB_SPACE_HOST, dev, OOMB_SPACE_DEVICE, 4096, &ev);
+        cr_assert_eq(rc, OOMB_OK, "copy %d: %s", i, go->last_error(go->ctx));
+        cr_assert_eq(gpu->ev_sync(go->ctx, ev), OOMB_OK);
+        gpu->ev_free(go->ctx, ev, i % 2 ? &copy_ns : NULL);
+    }
+    cr_expect_eq(host[1023], 2.0f * 1023.0f);
+    rc = gpu->copy_async(go->ctx, NULL, OOMB_SPACE_HOST, NULL, OOMB_SPACE_DEVICE, 0, &ev);
+    cr_assert_eq(rc, OOMB_OK, "empty copy: %s", go->last_error(go->ctx));
+    gpu->ev_free(go->ctx, ev, &copy_ns);
+    gpu->ev_free(go->ctx, NULL, &copy_ns);
+
+    /* bad arguments */
+    cr_expect_eq(gpu->copy_async(go->ctx, host, OOMB_SPACE_HOST, dev, OOMB_SPACE_DEVICE, 4, NULL),
+                 OOMB_ERR_INVALID);
+    cr_expect_eq(
+        gpu->copy_async(go->ctx, host, (enum oomb_space)99, dev, OOMB_SPACE_DEVICE, 4, &ev),
+        OOMB_ERR_INVALID);
+    cr_expect_eq(gpu->copy_async(go->ctx, NULL, OOMB_SPACE_HOST, dev, OOMB_SPACE_DEVICE, 4, &ev),
+                 OOMB_ERR_INVALID);
+
+    gpu->host_free(go->ctx, OOMB_SPACE_HOST, host);
+    gpu->host_free(go->ctx, OOMB_SPACE_HOST_PINNED, pinned);
+    gpu->raw_free(go->ctx, dev);
+}
+
 Test(kernels_cuda, errors_are_reported)
 {
     struct pair *x = rand_f32(16, -1, 1);
@@ -1064,7 +1213,7 @@ Test(kernels_cuda, errors_are_reported)
     cr_expect_eq(rc, OOMB_ERR_INVALID);
     cr_expect(strstr(go->last_error(go->ctx), "relu_forward") != NULL, "message: %s",
               go->last_error(go->ctx));
-    rc = go->compress_2of4(go->ctx, x->g, x->g, x->g, 1, 12);
+    rc = sparse_g->compress_2of4(sparse_g->ctx, x->g, x->g, x->g, 1, 12);
     cr_expect_eq(rc, OOMB_ERR_INVALID);
     void *p = NULL;
     rc = gpu->raw_alloc(go->ctx, (size_t)1 << 50, &p); /* 1 PiB */
@@ -1168,7 +1317,7 @@ Test(kernels_cuda, grid_stride_large_n)
     cr_assert_eq(go->sum(go->ctx, x, n, &s), OOMB_OK, "%s", go->last_error(go->ctx));
     cr_expect_eq(s, 0.5 * (double)n, "sum %.17g, expected %.17g", s, 0.5 * (double)n);
     int64_t c = -1;
-    cr_assert_eq(go->count_abs_below(go->ctx, x, n, 1.0f, &c), OOMB_OK);
+    cr_assert_eq(sparse_g->count_abs_below(sparse_g->ctx, x, n, 1.0f, &c), OOMB_OK);
     cr_expect_eq(c, n);
     gpu->raw_free(go->ctx, x);
 }

@@ -79,9 +79,10 @@ struct oomb_run {
 #define HDR 64 /* header in front of each block: its size and a magic word */
 #define MAGIC 0x6f6f6d62u
 
-static int fh_alloc(struct oomb_run *run, size_t bytes, enum oomb_tag tag, const char *label,
-                    void **out)
+static int fh_alloc(struct oomb_run *run, enum oomb_space space, size_t bytes, enum oomb_tag tag,
+                    const char *label, void **out)
 {
+    (void)space;
     void *p = NULL;
     if (posix_memalign(&p, HDR, HDR + (bytes ? bytes : 1)) != 0)
         return OOMB_ERR_OOM;
@@ -352,11 +353,11 @@ static void gx_open(struct gx *g, const char *file, int64_t B)
     g->B = B;
     g->K = g->m->classes;
     g->F = g->m->input_features;
-    cr_assert_eq(fh_alloc(&g->run, (size_t)(B * g->F) * sizeof(float), OOMB_TAG_ACTIVATIONS,
+    cr_assert_eq(fh_alloc(&g->run, OOMB_SPACE_DEVICE, (size_t)(B * g->F) * sizeof(float), OOMB_TAG_ACTIVATIONS,
                           "input", (void **)&g->x),
                  OOMB_OK);
     cr_assert_eq(
-        fh_alloc(&g->run, (size_t)B * sizeof(int32_t), OOMB_TAG_OTHER, "labels", (void **)&g->y),
+        fh_alloc(&g->run, OOMB_SPACE_DEVICE, (size_t)B * sizeof(int32_t), OOMB_TAG_OTHER, "labels", (void **)&g->y),
         OOMB_OK);
     uint64_t s = 0xdecafbadull;
     fill_uniform(g->x, B * g->F, 1.0, 0, &s);
@@ -642,7 +643,7 @@ static void check_model(const char *name, int64_t B)
 
     /* --- pass 2: the same with the input requiring a gradient */
     float *dx = NULL;
-    cr_assert_eq(fh_alloc(&g.run, (size_t)(B * g.F) * sizeof(float), OOMB_TAG_ACTIVATIONS, "dinput",
+    cr_assert_eq(fh_alloc(&g.run, OOMB_SPACE_DEVICE, (size_t)(B * g.F) * sizeof(float), OOMB_TAG_ACTIVATIONS, "dinput",
                           (void **)&dx),
                  OOMB_OK);
     train_pass(&g, dx);

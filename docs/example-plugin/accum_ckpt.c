@@ -84,9 +84,13 @@ static int evaluate(void *p, char *msg, size_t len)
 }
 
 static const struct oomb_param_desc params[] = {
-    {"steps", OOMB_PARAM_INT, "2", "micro-batches", "micro-batches per step (1..batch)"},
-    {"segments", OOMB_PARAM_INT, "0", "segments",
-     "checkpointed segments of top-level layers; 0: ceil(sqrt(layers))"},
+    {.struct_size = OOMB_PARAM_DESC_SIZE, .name = "steps", .type = OOMB_PARAM_INT,
+     .default_value = "2", .unit = "micro-batches", .help = "micro-batches per step (1..batch)",
+     .bounds = OOMB_PARAM_MIN, .min = 1},
+    {.struct_size = OOMB_PARAM_DESC_SIZE, .name = "segments", .type = OOMB_PARAM_INT,
+     .default_value = "0", .unit = "segments",
+     .help = "checkpointed segments of top-level layers; 0: ceil(sqrt(layers))",
+     .bounds = OOMB_PARAM_MIN, .min = 0},
 };
 
 static const struct oomb_plugin descriptor = {

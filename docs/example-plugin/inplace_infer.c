@@ -46,7 +46,7 @@ static int create(const struct oomb_host *h, void **out, char *msg, size_t len)
         }
         if (L->n_params == 0)
             continue;
-        int rc = h->alloc(h->run, (size_t)L->n_params * 4, OOMB_TAG_WEIGHTS, "weights",
+        int rc = h->alloc(h->run, OOMB_SPACE_DEVICE, (size_t)L->n_params * 4, OOMB_TAG_WEIGHTS, "weights",
                           (void **)&s->w[l]);
         if (rc == OOMB_OK)
             rc = h->init_params(h->run, l, s->w[l]);
@@ -71,9 +71,9 @@ static int step(void *p, int64_t step_index, char *msg, size_t len)
     int32_t *y = NULL;
     int rc;
     h->phase(h->run, OOMB_PHASE_OTHER);
-    if ((rc = h->alloc(h->run, (size_t)(B * m->input_features) * 4, OOMB_TAG_ACTIVATIONS,
+    if ((rc = h->alloc(h->run, OOMB_SPACE_DEVICE, (size_t)(B * m->input_features) * 4, OOMB_TAG_ACTIVATIONS,
                        "input", (void **)&cur)) ||
-        (rc = h->alloc(h->run, (size_t)B * 4, OOMB_TAG_OTHER, "labels", (void **)&y)) ||
+        (rc = h->alloc(h->run, OOMB_SPACE_DEVICE, (size_t)B * 4, OOMB_TAG_OTHER, "labels", (void **)&y)) ||
         (rc = h->load_batch(h->run, step_index, 0, B, cur, y)))
         goto done;
     h->phase(h->run, OOMB_PHASE_FORWARD);
@@ -86,7 +86,7 @@ static int step(void *p, int64_t step_index, char *msg, size_t len)
             rc = o->gelu_forward(o->ctx, OOMB_F32, cur, cur, n);
         } else {
             float *next;
-            if ((rc = h->alloc(h->run, (size_t)n * 4, OOMB_TAG_ACTIVATIONS, "act",
+            if ((rc = h->alloc(h->run, OOMB_SPACE_DEVICE, (size_t)n * 4, OOMB_TAG_ACTIVATIONS, "act",
                                (void **)&next)))
                 goto done;
             const float *bias = L->has_bias ? s->w[l] + L->out_features * L->in_features : NULL;
@@ -100,9 +100,9 @@ static int step(void *p, int64_t step_index, char *msg, size_t len)
             goto done;
         }
     }
-    if ((rc = h->alloc(h->run, (size_t)(B * K) * 4, OOMB_TAG_ACTIVATIONS, "probs",
+    if ((rc = h->alloc(h->run, OOMB_SPACE_DEVICE, (size_t)(B * K) * 4, OOMB_TAG_ACTIVATIONS, "probs",
                        (void **)&probs)) ||
-        (rc = h->alloc(h->run, (size_t)B * 4, OOMB_TAG_ACTIVATIONS, "losses", (void **)&losses)))
+        (rc = h->alloc(h->run, OOMB_SPACE_DEVICE, (size_t)B * 4, OOMB_TAG_ACTIVATIONS, "losses", (void **)&losses)))
         goto done;
     double sum = 0;
     int64_t correct = 0;

@@ -632,6 +632,22 @@ static int run_field(const struct oomb_run_result *r, const char *section, const
             *out = (double)r->host_peak_rss_bytes;
             return 1;
         }
+        /* the host spaces: host_peak (both), host_<tag> (pageable + pinned),
+         * to_host, to_device (bytes copied) */
+        if (strcmp(field, "host_peak") == 0) {
+            *out = (double)r->space_peak[0];
+            return 1;
+        }
+        if (strcmp(field, "to_host") == 0 || strcmp(field, "to_device") == 0) {
+            *out = (double)(field[3] == 'h' ? r->to_host_bytes : r->to_device_bytes);
+            return 1;
+        }
+        if (strncmp(field, "host_", 5) == 0)
+            for (int t = 0; t < OOMB_TAG_COUNT; t++)
+                if (strcmp(field + 5, oomb_tag_name((enum oomb_tag)t)) == 0) {
+                    *out = (double)r->space_peak_by_tag[0][t];
+                    return 1;
+                }
         return 0;
     }
     if (strcmp(section, "time") == 0) {
@@ -723,7 +739,8 @@ int oomb_check_run_field(const struct oomb_run_result *r, const char *ref, const
             snprintf(list + l, sizeof list - l, ", %s", oomb_tag_name((enum oomb_tag)t));
         }
         size_t l = strlen(list);
-        snprintf(list + l, sizeof list - l, ", host_peak_rss");
+        snprintf(list + l, sizeof list - l,
+                 ", host_peak_rss, host_peak, host_<tag>, to_host, to_device");
     } else if (strcmp(section, "time") == 0) {
         snprintf(list, sizeof list, "time fields: median, step");
         for (int p = 0; p < OOMB_PHASE_COUNT; p++) {

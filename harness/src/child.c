@@ -39,6 +39,9 @@ struct tensor_ref {
 struct oomb_run {
     const struct oomb_job *job;
     struct oomb_kernel_backend *backend;
+    /* CUDA runs: the CPU backend, whose ops are host->host_ops (kernels on
+     * host-space memory); NULL on the CPU backend (host_ops is ops). */
+    struct oomb_kernel_backend *host_backend;
     struct oomb_tracker tracker;
     struct oomb_backend_alloc_hook hook;
     struct oomb_host host;
@@ -148,11 +151,77 @@ static int h_param_str(struct oomb_run *r, const char *name, const char **out)
     return param_text(r, name, OOMB_PARAM_STRING, out);
 }
 
-static int h_alloc(struct oomb_run *r, size_t bytes, enum oomb_tag tag, const char *label,
-                   void **out)
+static int h_alloc(struct oomb_run *r, enum oomb_space space, size_t bytes, enum oomb_tag tag,
+                   const char *label, void **out)
 {
     (void)label;
-    return oomb_tracker_alloc(&r->tracker, bytes, tag, out);
+    return oomb_tracker_alloc_in(&r->tracker, space, bytes, tag, out);
+}
+
+static const void *h_get_extension(struct oomb_run *r, const char *name, uint32_t min_version)
+{
+    if (!name || !r->backend->get_extension)
+        return NULL;
+    const void *t = r->backend->get_extension(r->backend->ops.ctx, name);
+    if (!t)
+        return NULL;
+    /* every extension table starts with struct_size, version */
+    const uint32_t *head = t;
+    return head[1] >= min_version ? t : NULL;
+}
+
+/* A copy's event as the plugin holds it: the backend's, plus what the
+ * results count. */
+struct oomb_copy_event {
+    void *ev;
+};
+
+static int h_copy_async(struct oomb_run *r, void *dst, enum oomb_space dst_space, const void *src,
+                        enum oomb_space src_space, size_t bytes, struct oomb_copy_event **done)
+{
+    if (done)
+        *done = NULL;
+    if ((int)dst_space < 0 || dst_space >= OOMB_SPACE_COUNT || (int)src_space < 0 ||
+        src_space >= OOMB_SPACE_COUNT || (!dst && bytes) || (!src && bytes))
+        return OOMB_ERR_INVALID;
+    struct oomb_copy_event *e = malloc(sizeof *e);
+    if (!e)
+        return OOMB_ERR_BACKEND;
+    void *k = r->backend->ops.ctx;
+    int rc = r->backend->copy_async(k, dst, dst_space, src, src_space, bytes, &e->ev);
+    if (rc != OOMB_OK) {
+        free(e);
+        return rc;
+    }
+    struct oomb_tracker_stats *s = r->tracker.stats;
+    s->copy_bytes[src_space][dst_space] += bytes;
+    s->n_copies++;
+    if (done) {
+        *done = e;
+        return OOMB_OK;
+    }
+    rc = r->backend->ev_sync(k, e->ev);
+    r->backend->ev_free(k, e->ev, &s->copy_ns);
+    free(e);
+    return rc;
+}
+
+static int h_event_wait(struct oomb_run *r, struct oomb_copy_event *e)
+{
+    return e ? r->backend->ev_wait(r->backend->ops.ctx, e->ev) : OOMB_ERR_INVALID;
+}
+
+static int h_event_sync(struct oomb_run *r, struct oomb_copy_event *e)
+{
+    return e ? r->backend->ev_sync(r->backend->ops.ctx, e->ev) : OOMB_ERR_INVALID;
+}
+
+static void h_event_free(struct oomb_run *r, struct oomb_copy_event *e)
+{
+    if (!e)
+        return;
+    r->backend->ev_free(r->backend->ops.ctx, e->ev, &r->tracker.stats->copy_ns);
+    free(e);
 }
 
 static void h_free(struct oomb_run *r, void *ptr)
@@ -526,7 +595,7 @@ static int hook_alloc(void *user, size_t bytes, enum oomb_tag tag, const char *l
     struct oomb_run *r = user;
     if (r->n_hook_ptrs == (int)(sizeof r->hook_ptrs / sizeof r->hook_ptrs[0]))
         return OOMB_ERR_INTERNAL;
-    int rc = h_alloc(r, bytes, tag, label, out);
+    int rc = h_alloc(r, OOMB_SPACE_DEVICE, bytes, tag, label, out);
     if (rc == OOMB_OK)
         r->hook_ptrs[r->n_hook_ptrs++] = *out;
     return rc;
@@ -664,8 +733,13 @@ static int prepare_data(struct oomb_run *r)
 
 static int create_backend(struct oomb_run *r, char *msg, size_t msg_len)
 {
-    if (r->job->backend == OOMB_BACKEND_CUDA)
-        return oomb_cuda_backend_create(r->job->device, &r->backend, msg, msg_len);
+    if (r->job->backend == OOMB_BACKEND_CUDA) {
+        int rc = oomb_cuda_backend_create(r->job->device, &r->backend, msg, msg_len);
+        if (rc != OOMB_OK)
+            return rc;
+        /* host->host_ops: the update of an optimizer offloaded to the host */
+        return oomb_cpu_backend_create(&r->host_backend, msg, msg_len);
+    }
     return oomb_cpu_backend_create(&r->backend, msg, msg_len);
 }
 
@@ -720,6 +794,12 @@ static void fill_host(struct oomb_run *r)
     h->load_eval_batch = h_load_eval_batch;
     h->report_eval = h_report_eval;
     h->init_buffers = h_init_buffers;
+    h->get_extension = h_get_extension;
+    h->host_ops = r->host_backend ? &r->host_backend->ops : &r->backend->ops;
+    h->copy_async = h_copy_async;
+    h->event_wait = h_event_wait;
+    h->event_sync = h_event_sync;
+    h->event_free = h_event_free;
 }
 
 static int cmp_dbl(const void *a, const void *b)
@@ -949,6 +1029,7 @@ static void fill_memory(struct oomb_run *r)
     res->peak_bytes = s->peak_total;
     for (int t = 0; t < OOMB_TAG_COUNT; t++)
         res->peak_by_tag[t] = s->peak[t];
+    oomb_tracker_report_spaces(s, res);
     if (s->oom_hit) {
         res->oom_request_bytes = s->oom_request;
         res->oom_in_use_bytes = s->oom_in_use;
@@ -1027,6 +1108,8 @@ int oomb_child_main(const struct oomb_job *job, struct oomb_tracker_stats *share
         out.device_driver = oomb_strdup(di->driver ? di->driver : "");
         out.device_runtime = oomb_strdup(di->runtime ? di->runtime : "");
         r.backend->destroy(r.backend); /* frees its workspaces through the hook */
+    if (r.host_backend)
+        r.host_backend->destroy(r.host_backend);
     }
     oomb_tracker_free(&r.tracker);
     oomb_data_free(&r.data);

@@ -42,6 +42,141 @@ static unsigned callback_mask(const struct oomb_plugin *c)
            (c->destroy ? OOMB_CB_DESTROY : 0u) | (c->evaluate ? OOMB_CB_EVALUATE : 0u);
 }
 
+/* The smallest parameter descriptor of ABI 2.0: up to and including choices. */
+#define PARAM_DESC_MIN_SIZE (offsetof(struct oomb_param_desc, choices) + sizeof(const char *))
+
+/* Element i of a plugin's parameter array, read with the plugin's stride
+ * (params[0].struct_size) into *out: the fields within that size, zeros
+ * beyond. The caller checked the stride (param_stride_ok). Volatile reads,
+ * no memcpy: in the probe a fault here must reach the guard, not a sanitizer
+ * interceptor. */
+__attribute__((no_sanitize_address)) static void read_param(const struct oomb_param_desc *params,
+                                                            int i, struct oomb_param_desc *out)
+{
+    const volatile unsigned char *base = (const volatile unsigned char *)params;
+    uint32_t stride = ((const volatile struct oomb_param_desc *)params)->struct_size;
+    size_t n = stride < sizeof *out ? stride : sizeof *out;
+    const volatile unsigned char *src = base + (size_t)i * stride;
+    unsigned char *dst = (unsigned char *)out;
+    memset(out, 0, sizeof *out);
+    for (size_t k = 0; k < n; k++)
+        dst[k] = src[k];
+}
+
+/* OOMB_OK when every element's struct_size equals the first's and holds the
+ * ABI 2.0 fields; else OOMB_ERR_ABI with err naming the element. */
+__attribute__((no_sanitize_address)) static int param_stride_ok(const char *path,
+                                                                 const char *plugin,
+                                                                 const struct oomb_param_desc *params,
+                                                                 int n, char *err, size_t err_len)
+{
+    uint32_t stride = ((const volatile struct oomb_param_desc *)params)->struct_size;
+    if (stride < PARAM_DESC_MIN_SIZE || stride > 4096) {
+        oomb_errf(err, err_len,
+                  "%s: plugin '%s': params[0].struct_size is %u; ABI %d.%d parameter "
+                  "descriptors have at least %zu bytes (set it to OOMB_PARAM_DESC_SIZE)",
+                  path, plugin ? plugin : "?", (unsigned)stride, OOMB_ABI_MAJOR, OOMB_ABI_MINOR,
+                  PARAM_DESC_MIN_SIZE);
+        return OOMB_ERR_ABI;
+    }
+    for (int i = 1; i < n; i++) {
+        const volatile struct oomb_param_desc *e =
+            (const volatile struct oomb_param_desc *)((const char *)params + (size_t)i * stride);
+        if (e->struct_size != stride) {
+            oomb_errf(err, err_len,
+                      "%s: plugin '%s': params[%d].struct_size is %u but params[0]'s is %u: "
+                      "every element of the array must carry the same size",
+                      path, plugin ? plugin : "?", i, (unsigned)e->struct_size, (unsigned)stride);
+            return OOMB_ERR_ABI;
+        }
+    }
+    return OOMB_OK;
+}
+
+static void append_bound(char *buf, size_t len, const struct oomb_param_desc *pd)
+{
+    int integer = pd->type == OOMB_PARAM_INT;
+    if ((pd->bounds & OOMB_PARAM_MIN) && (pd->bounds & OOMB_PARAM_MAX))
+        snprintf(buf, len, "%s%.*g, %.*g%s", (pd->bounds & OOMB_PARAM_MIN_OPEN) ? "(" : "[",
+                 integer ? 19 : 6, pd->min, integer ? 19 : 6, pd->max,
+                 (pd->bounds & OOMB_PARAM_MAX_OPEN) ? ")" : "]");
+    else if (pd->bounds & OOMB_PARAM_MIN)
+        snprintf(buf, len, "%s %.*g", (pd->bounds & OOMB_PARAM_MIN_OPEN) ? ">" : ">=",
+                 integer ? 19 : 6, pd->min);
+    else if (pd->bounds & OOMB_PARAM_MAX)
+        snprintf(buf, len, "%s %.*g", (pd->bounds & OOMB_PARAM_MAX_OPEN) ? "<" : "<=",
+                 integer ? 19 : 6, pd->max);
+    else
+        snprintf(buf, len, "any");
+}
+
+void oomb_param_describe_range(const struct oomb_param_desc *pd, char *buf, size_t len)
+{
+    if (pd->type == OOMB_PARAM_STRING) {
+        if (pd->choices)
+            snprintf(buf, len, "one of %s", pd->choices);
+        else
+            snprintf(buf, len, "any string");
+        return;
+    }
+    append_bound(buf, len, pd);
+}
+
+static int choice_listed(const char *choices, const char *value)
+{
+    size_t n = strlen(value);
+    const char *c = choices;
+    for (;;) {
+        const char *bar = strchr(c, '|');
+        size_t len = bar ? (size_t)(bar - c) : strlen(c);
+        if (len == n && strncmp(c, value, n) == 0)
+            return 1;
+        if (!bar)
+            return 0;
+        c = bar + 1;
+    }
+}
+
+int oomb_param_check(const struct oomb_param_desc *pd, const char *value, char *why,
+                     size_t why_len)
+{
+    char range[128];
+    oomb_param_describe_range(pd, range, sizeof range);
+    if (pd->type == OOMB_PARAM_STRING) {
+        if (pd->choices && !choice_listed(pd->choices, value)) {
+            oomb_errf(why, why_len, "'%s' is not %s", value, range);
+            return OOMB_ERR_INVALID;
+        }
+        return OOMB_OK;
+    }
+    char *end;
+    double v;
+    errno = 0;
+    if (pd->type == OOMB_PARAM_INT) {
+        long long iv = strtoll(value, &end, 10);
+        v = (double)iv;
+    } else {
+        v = strtod(value, &end);
+    }
+    if (errno || end == value || *end != '\0' || v != v) {
+        oomb_errf(why, why_len, "expected %s, got '%s'",
+                  pd->type == OOMB_PARAM_INT ? "an integer" : "a number", value);
+        return OOMB_ERR_INVALID;
+    }
+    if (pd->type == OOMB_PARAM_FLOAT && (v > 1.7e308 || v < -1.7e308)) {
+        oomb_errf(why, why_len, "'%s' is not a finite number", value);
+        return OOMB_ERR_INVALID;
+    }
+    unsigned b = pd->bounds;
+    int below = (b & OOMB_PARAM_MIN) && ((b & OOMB_PARAM_MIN_OPEN) ? v <= pd->min : v < pd->min);
+    int above = (b & OOMB_PARAM_MAX) && ((b & OOMB_PARAM_MAX_OPEN) ? v >= pd->max : v > pd->max);
+    if (below || above) {
+        oomb_errf(why, why_len, "%s is out of range: must be %s", value, range);
+        return OOMB_ERR_INVALID;
+    }
+    return OOMB_OK;
+}
+
 /* dlopen and the entry function: where a plugin's own code first runs. */
 static int load_entry(const char *path, void **dl_out, const struct oomb_plugin **d_out, char *err,
                       size_t err_len)
@@ -155,6 +290,24 @@ static int validate(const char *path, const struct oomb_plugin *c, unsigned call
                       path, c->name, i);
             return OOMB_ERR_ABI;
         }
+        if (((pd->bounds & OOMB_PARAM_MIN) && !(pd->min - pd->min == 0)) ||
+            ((pd->bounds & OOMB_PARAM_MAX) && !(pd->max - pd->max == 0)) ||
+            ((pd->bounds & OOMB_PARAM_MIN) && (pd->bounds & OOMB_PARAM_MAX) && pd->min > pd->max)) {
+            oomb_errf(err, err_len, "%s: plugin '%s': parameter '%s' has bounds that are not "
+                      "finite or not ordered", path, c->name, pd->name);
+            return OOMB_ERR_ABI;
+        }
+        if (pd->type != OOMB_PARAM_STRING && pd->choices) {
+            oomb_errf(err, err_len, "%s: plugin '%s': parameter '%s' has choices but is not a "
+                      "string", path, c->name, pd->name);
+            return OOMB_ERR_ABI;
+        }
+        char why[256];
+        if (oomb_param_check(pd, pd->default_value, why, sizeof why) != OOMB_OK) {
+            oomb_errf(err, err_len, "%s: plugin '%s': the default of parameter '%s' is invalid: %s",
+                      path, c->name, pd->name, why);
+            return OOMB_ERR_ABI;
+        }
     }
     return OOMB_OK;
 }
@@ -175,6 +328,21 @@ int oomb_plugin_open(const char *path, struct oomb_loaded_plugin **out, char *er
     }
     if ((rc = copy_header(path, d, &p->desc, err, err_len)) != OOMB_OK)
         goto fail;
+    if (p->desc.n_params > 0 && p->desc.n_params <= OOMB_PLUGIN_MAX_PARAMS && p->desc.params) {
+        /* The host's view of the plugin's array: its stride, this build's struct. */
+        if ((rc = param_stride_ok(path, p->desc.name, p->desc.params, p->desc.n_params, err,
+                                  err_len)) != OOMB_OK)
+            goto fail;
+        p->params_copy = calloc((size_t)p->desc.n_params, sizeof *p->params_copy);
+        if (!p->params_copy) {
+            rc = OOMB_ERR_OOM;
+            oomb_errf(err, err_len, "%s: out of memory", path);
+            goto fail;
+        }
+        for (int i = 0; i < p->desc.n_params; i++)
+            read_param(p->desc.params, i, &p->params_copy[i]);
+        p->desc.params = p->params_copy;
+    }
     p->callbacks = callback_mask(&p->desc);
     if ((rc = validate(path, &p->desc, p->callbacks, err, err_len)) != OOMB_OK)
         goto fail;
@@ -189,6 +357,8 @@ int oomb_plugin_open(const char *path, struct oomb_loaded_plugin **out, char *er
     *out = p;
     return OOMB_OK;
 fail:
+    if (p)
+        free(p->params_copy);
     free(p);
     dlclose(dl);
     return rc;
@@ -204,6 +374,7 @@ static void free_copy(struct oomb_plugin *d)
         free((char *)pv[i].default_value);
         free((char *)pv[i].unit);
         free((char *)pv[i].help);
+        free((char *)pv[i].choices);
     }
     free(pv);
 }
@@ -212,10 +383,12 @@ void oomb_plugin_close(struct oomb_loaded_plugin *p)
 {
     if (!p)
         return;
-    if (p->dl)
+    if (p->dl) {
         dlclose(p->dl);
-    else
+        free(p->params_copy);
+    } else {
         free_copy(&p->desc);
+    }
     free(p->path);
     free(p);
 }
@@ -227,10 +400,11 @@ void oomb_plugin_close(struct oomb_loaded_plugin *p)
  *   "OOMBDSC1", int32 status; then for an error one string (the message),
  *   else uint32 struct_size, uint16 abi_major, abi_minor, uint32 modes,
  *   backends, callbacks, string name, description, int32 n_params and per
- *   parameter string name, int32 type, string default, unit, help.
+ *   parameter string name, int32 type, string default, unit, help, uint32
+ *   bounds, double min, max, string choices.
  * A string is uint32 length (PROBE_NULL for a NULL pointer) then its bytes.
  */
-#define PROBE_MAGIC "OOMBDSC1"
+#define PROBE_MAGIC "OOMBDSC2"
 #define PROBE_NULL 0xffffffffu
 #define PROBE_MAX_BYTES ((size_t)1 << 20)
 
@@ -350,16 +524,19 @@ __attribute__((no_sanitize_address)) static int describe_into(struct blob *b, co
         put_u32(b, (uint32_t)c.n_params); /* validate() names the problem */
         return OOMB_OK;
     }
+    if (c.n_params > 0) {
+        snprintf(guard_field, sizeof guard_field, "params");
+        if ((rc = param_stride_ok(path, "(probe)", c.params, c.n_params, msg, sizeof msg))) {
+            snprintf(err, err_len, "%s", msg); /* already names the file */
+            return rc;
+        }
+    }
     put_u32(b, (uint32_t)c.n_params);
     for (int i = 0; i < c.n_params; i++) {
         char f[64];
-        const struct oomb_param_desc *pv = c.params;
         snprintf(guard_field, sizeof guard_field, "params[%d]", i);
         struct oomb_param_desc pd;
-        const volatile unsigned char *src = (const volatile unsigned char *)&pv[i];
-        unsigned char *dst = (unsigned char *)&pd;
-        for (size_t k = 0; k < sizeof pd; k++) /* no memcpy: its interceptor would check */
-            dst[k] = src[k];
+        read_param(c.params, i, &pd);
         snprintf(f, sizeof f, "params[%d].name", i);
         if ((rc = put_plugin_str(b, f, pd.name, OOMB_PLUGIN_MAX_PARAM_TEXT, msg, sizeof msg)))
             goto fail;
@@ -373,6 +550,12 @@ __attribute__((no_sanitize_address)) static int describe_into(struct blob *b, co
             goto fail;
         snprintf(f, sizeof f, "params[%d].help", i);
         if ((rc = put_plugin_str(b, f, pd.help, OOMB_PLUGIN_MAX_PARAM_HELP, msg, sizeof msg)))
+            goto fail;
+        put_u32(b, pd.bounds);
+        put(b, &pd.min, sizeof pd.min);
+        put(b, &pd.max, sizeof pd.max);
+        snprintf(f, sizeof f, "params[%d].choices", i);
+        if ((rc = put_plugin_str(b, f, pd.choices, OOMB_PLUGIN_MAX_PARAM_HELP, msg, sizeof msg)))
             goto fail;
     }
     return OOMB_OK;
@@ -469,6 +652,17 @@ static uint32_t get_u32(struct reader *r)
     memcpy(&v, r->p + r->at, sizeof v);
     r->at += sizeof v;
     return v;
+}
+
+static void get_f64(struct reader *r, double *out)
+{
+    *out = 0;
+    if (r->bad || r->len - r->at < sizeof *out) {
+        r->bad = 1;
+        return;
+    }
+    memcpy(out, r->p + r->at, sizeof *out);
+    r->at += sizeof *out;
 }
 
 /* Bytes as UTF-8 text without control characters: what is not is written
@@ -589,6 +783,11 @@ static int parse_description(const char *path, const char *msg, size_t len,
             pv[i].default_value = get_str(&r, OOMB_PLUGIN_MAX_PARAM_TEXT, &is_null);
             pv[i].unit = get_str(&r, OOMB_PLUGIN_MAX_PARAM_TEXT, &is_null);
             pv[i].help = get_str(&r, OOMB_PLUGIN_MAX_PARAM_HELP, &is_null);
+            pv[i].bounds = get_u32(&r);
+            get_f64(&r, &pv[i].min);
+            get_f64(&r, &pv[i].max);
+            pv[i].choices = get_str(&r, OOMB_PLUGIN_MAX_PARAM_HELP, &is_null);
+            pv[i].struct_size = OOMB_PARAM_DESC_SIZE;
         }
     }
     if (r.bad || r.at != r.len)

@@ -49,6 +49,9 @@ struct oomb_loaded_plugin {
      * control characters (others are written as \xNN). */
     struct oomb_plugin desc;
     unsigned callbacks; /* OOMB_CB_* the plugin has (both kinds) */
+    /* Opened: desc.params points here, the plugin's array re-read with its
+     * own stride into this build's struct (owned). Described: NULL. */
+    struct oomb_param_desc *params_copy;
 };
 
 /* dlopen `path` in this process and validate its descriptor: only where
@@ -84,6 +87,17 @@ int oomb_plugin_probe(const char *path, double timeout_s, char *err,
  * (--allow-unsafe-plugins); OOMB_ERR_IO when it cannot be examined. */
 int oomb_plugin_check_path(const char *path, int is_dir, char *err,
                            size_t err_len) OOMB_WARN_UNUSED;
+
+/* Checks `value` (scenario text) against a parameter's declaration: an INT
+ * or FLOAT must parse completely and lie within the declared bounds, a
+ * STRING with choices must be one of them. Returns OOMB_OK, or
+ * OOMB_ERR_INVALID with `why` saying what is wrong ("1.5 is out of range:
+ * must be [0, 1)"), without the key or file (the caller adds them). */
+int oomb_param_check(const struct oomb_param_desc *pd, const char *value, char *why,
+                     size_t why_len);
+/* The accepted values of a parameter in words ("[0, 1)", ">= 1", "one of
+ * a|b", "any string") into buf (always NUL-terminated). */
+void oomb_param_describe_range(const struct oomb_param_desc *pd, char *buf, size_t len);
 
 /* Index of a parameter in the descriptor, or -1. */
 int oomb_plugin_param_index(const struct oomb_plugin *d, const char *name);

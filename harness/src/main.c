@@ -465,16 +465,17 @@ static int cmd_list(int argc, char **argv)
         printf("      modes: %s; backends: %s; ABI %u.%u; %s\n", modes_text(d->modes),
                backends_text(d->backends), d->abi_major, d->abi_minor, reg.plugins[i]->path);
         if (d->n_params > 0)
-            printf("      %-16s %-6s %-20s %-14s %s\n", "parameter", "type", "default", "unit",
-                   "meaning");
+            printf("      %-16s %-6s %-14s %-22s %-14s %s\n", "parameter", "type", "default",
+                   "accepts", "unit", "meaning");
         for (int k = 0; k < d->n_params; k++) {
             const struct oomb_param_desc *pd = &d->params[k];
             static const char *types[] = {"int", "float", "string"};
-            char unit[48] = "";
+            char unit[48] = "", range[160];
             if (pd->unit && pd->unit[0])
                 snprintf(unit, sizeof unit, "[%s]", pd->unit);
-            printf("      %-16s %-6s %-20s %-14s %s\n", pd->name, types[pd->type],
-                   pd->default_value, unit, pd->help ? pd->help : "");
+            oomb_param_describe_range(pd, range, sizeof range);
+            printf("      %-16s %-6s %-14s %-22s %-14s %s\n", pd->name, types[pd->type],
+                   pd->default_value, range, unit, pd->help ? pd->help : "");
         }
     }
     if (reg.n == 0)

@@ -398,7 +398,7 @@ static void chart_memory(struct oomb_report *rep, const struct oomb_report_input
     }
     double top = 0;
     uint64_t budget = 0;
-    int mixed_budget = 0;
+    int mixed_budget = 0, any_host = 0;
     for (int i = 0; i < n; i++) {
         double sum = 0;
         for (int t = 0; t < OOMB_TAG_COUNT; t++)
@@ -407,6 +407,10 @@ static void chart_memory(struct oomb_report *rep, const struct oomb_report_input
             top = sum;
         if ((double)runs[i]->peak_bytes > top)
             top = (double)runs[i]->peak_bytes;
+        if ((double)runs[i]->space_peak[0] > top)
+            top = (double)runs[i]->space_peak[0];
+        if (runs[i]->space_peak[0])
+            any_host = 1;
         if (runs[i]->budget_bytes) {
             if (budget && budget != runs[i]->budget_bytes)
                 mixed_budget = 1;
@@ -421,7 +425,7 @@ static void chart_memory(struct oomb_report *rep, const struct oomb_report_input
     struct oomb_sbuf *d = &c->dat;
     SB(d, "# %s\n# memory in %s; peak = total tracked peak; budget '?' when none or off scale\n"
           "# index\tlabel\tweights\tgrads\toptimizer\tactivations\tworkspace\tother\tpeak"
-          "\tbudget\n",
+          "\tbudget\thost_peak\n",
        c->title, u.name);
     for (int i = 0; i < n; i++) {
         char lab[256], field[256];
@@ -433,9 +437,11 @@ static void chart_memory(struct oomb_report *rep, const struct oomb_report_input
         for (int t = 0; t < OOMB_TAG_COUNT; t++)
             SB(d, "\t%s", num((double)runs[i]->peak_by_tag[t] / u.div));
         SB(d, "\t%s", num((double)runs[i]->peak_bytes / u.div));
-        SB(d, "\t%s\n", budget_on_scale && runs[i]->budget_bytes
-                            ? num((double)runs[i]->budget_bytes / u.div)
-                            : "?");
+        SB(d, "\t%s", budget_on_scale && runs[i]->budget_bytes
+                          ? num((double)runs[i]->budget_bytes / u.div)
+                          : "?");
+        SB(d, "\t%s\n", runs[i]->space_peak[0] ? num((double)runs[i]->space_peak[0] / u.div)
+                                                : "?");
     }
 
     char btxt[64] = "", sub[256] = "";
@@ -473,6 +479,11 @@ static void chart_memory(struct oomb_report *rep, const struct oomb_report_input
     SB(g, ", \\\n     \"\" using 0:9 with points pt 13 ps 1.6 lc rgb \"black\" "
           "title \"peak (total)\"");
     c->n_series = OOMB_TAG_COUNT + 1;
+    if (any_host) {
+        SB(g, ", \\\n     \"\" using 0:11 with points pt 9 ps 1.8 lc rgb \"#1f4e9c\" "
+              "title \"host memory peak\"");
+        c->n_series++;
+    }
     if (budget_on_scale) {
         SB(g, ", \\\n     \"\" using ($0-0.45):10:(0.9):(0) with vectors nohead lw 2.5 dt 2 "
               "lc rgb \"%s\" title \"budget %s\"",
@@ -484,8 +495,12 @@ static void chart_memory(struct oomb_report *rep, const struct oomb_report_input
     caption(c,
             "Stacked bars: each allocation tag's own peak (weights, gradients, optimizer state, "
             "activations, workspace, other); the black diamond is the total tracked peak, which "
-            "can be lower than the stack because tags peak at different moments. %s%s"
+            "can be lower than the stack because tags peak at different moments. %s%s%s"
             "Runs that ran out of memory are marked [OOM] and show what they held when refused.",
+            any_host ? "Bars are device memory; the blue triangle is the peak of the host memory "
+                       "a strategy moved data to (offload), which the budget does not cover "
+                       "(on the CPU backend both are RAM of one process). "
+                     : "",
             budget_on_scale ? "The dashed red line is the memory budget. " : "",
             budget && !budget_on_scale ? "The budget is far above the bars and is not drawn. "
                                        : "");

@@ -37,6 +37,11 @@ static const char *const tag_names[OOMB_TAG_COUNT] = {
     "weights", "grads", "optimizer", "activations", "workspace", "other",
 };
 
+static const char *const space_names[OOMB_SPACE_COUNT] = {"device", "host", "host_pinned"};
+/* The results' names of the host memory counters (index 0: both host spaces). */
+static const char *const host_space_keys[OOMB_SPACE_COUNT] = {"host", "host_pageable",
+                                                              "host_pinned"};
+
 static const char *const phase_names[OOMB_PHASE_COUNT] = {
     "other",
     "forward",
@@ -66,6 +71,13 @@ const char *oomb_tag_name(enum oomb_tag t)
     if ((int)t < 0 || t >= OOMB_TAG_COUNT)
         return NULL;
     return tag_names[t];
+}
+
+const char *oomb_space_name(enum oomb_space s)
+{
+    if ((int)s < 0 || s >= OOMB_SPACE_COUNT)
+        return NULL;
+    return space_names[s];
 }
 
 const char *oomb_phase_name(enum oomb_phase p)
@@ -371,6 +383,24 @@ static json_t *run_to_json(struct jw *w, const struct oomb_run_result *run, int 
     put(w, mem, "host_peak_rss_bytes",
         jbytes(w, run->host_peak_rss_bytes, "memory.host_peak_rss_bytes", idx));
     put(w, mem, "budget_bytes", jbytes(w, run->budget_bytes, "memory.budget_bytes", idx));
+    /* the host spaces and the copies between spaces */
+    json_t *spaces = json_object();
+    for (int sp = 0; sp < OOMB_SPACE_COUNT; sp++) {
+        json_t *one = json_object(), *tags = json_object();
+        for (int t = 0; t < OOMB_TAG_COUNT; t++)
+            put(w, tags, tag_names[t],
+                jbytes(w, run->space_peak_by_tag[sp][t], "memory.spaces.peak_by_tag", idx));
+        put(w, one, "peak_bytes", jbytes(w, run->space_peak[sp], "memory.spaces.peak_bytes", idx));
+        put(w, one, "peak_by_tag", tags);
+        put(w, spaces, host_space_keys[sp], one);
+    }
+    put(w, mem, "spaces", spaces);
+    json_t *xfer = json_object();
+    put(w, xfer, "to_host_bytes", jbytes(w, run->to_host_bytes, "memory.transfers", idx));
+    put(w, xfer, "to_device_bytes", jbytes(w, run->to_device_bytes, "memory.transfers", idx));
+    put(w, xfer, "copies", jbytes(w, run->n_copies, "memory.transfers", idx));
+    put(w, xfer, "copy_ns", json_integer(run->copy_ns));
+    put(w, mem, "transfers", xfer);
     if (run->outcome == OOMB_OUTCOME_OOM) {
         json_t *oom = json_object();
         put(w, oom, "request_bytes",
@@ -1059,6 +1089,29 @@ static void rd_run(struct jr *rd, json_t *o, struct oomb_run_result *run, const 
             snprintf(sub2, sizeof(sub2), "%s.peak_by_tag", sub);
             for (int t = 0; t < OOMB_TAG_COUNT; t++)
                 run->peak_by_tag[t] = rd_bytes(rd, bytag, sub2, tag_names[t]);
+        }
+        json_t *spaces = rd_obj(rd, mem, sub, "spaces");
+        for (int sp = 0; spaces && sp < OOMB_SPACE_COUNT; sp++) {
+            char sub2[112], sub3[128];
+            snprintf(sub2, sizeof(sub2), "%s.spaces", sub);
+            json_t *one = rd_obj(rd, spaces, sub2, host_space_keys[sp]);
+            if (!one)
+                continue;
+            snprintf(sub2, sizeof(sub2), "%s.spaces.%s", sub, host_space_keys[sp]);
+            run->space_peak[sp] = rd_bytes(rd, one, sub2, "peak_bytes");
+            json_t *tags = rd_obj(rd, one, sub2, "peak_by_tag");
+            snprintf(sub3, sizeof(sub3), "%s.peak_by_tag", sub2);
+            for (int t = 0; tags && t < OOMB_TAG_COUNT; t++)
+                run->space_peak_by_tag[sp][t] = rd_bytes(rd, tags, sub3, tag_names[t]);
+        }
+        json_t *xfer = rd_obj(rd, mem, sub, "transfers");
+        if (xfer) {
+            char sub2[112];
+            snprintf(sub2, sizeof(sub2), "%s.transfers", sub);
+            run->to_host_bytes = rd_bytes(rd, xfer, sub2, "to_host_bytes");
+            run->to_device_bytes = rd_bytes(rd, xfer, sub2, "to_device_bytes");
+            run->n_copies = rd_bytes(rd, xfer, sub2, "copies");
+            run->copy_ns = (int64_t)rd_bytes(rd, xfer, sub2, "copy_ns");
         }
         json_t *oom = rd_obj(rd, mem, sub, "oom");
         if (oom) {

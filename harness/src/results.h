@@ -42,6 +42,7 @@ const char *oomb_outcome_name(enum oomb_outcome o);
 int oomb_outcome_parse(const char *name);
 const char *oomb_tag_name(enum oomb_tag t);     /* "weights", ... */
 const char *oomb_phase_name(enum oomb_phase p); /* "other", "forward", ... */
+const char *oomb_space_name(enum oomb_space s); /* "device", "host", "host_pinned"; NULL */
 
 struct oomb_metric {
     char *name;
@@ -83,6 +84,16 @@ struct oomb_run_result {
     uint64_t peak_bytes;
     uint64_t peak_by_tag[OOMB_TAG_COUNT];
     uint64_t host_peak_rss_bytes;
+    /* Host memory spaces a plugin allocated in (host->alloc with
+     * OOMB_SPACE_HOST, _HOST_PINNED; index 0: the two together, "host" in
+     * the results; the device is peak_bytes and peak_by_tag above), tracked
+     * exactly like the device, and the
+     * copies between spaces (host->copy_async): bytes device->host and
+     * host->device, count, summed duration (ns). */
+    uint64_t space_peak[OOMB_SPACE_COUNT];
+    uint64_t space_peak_by_tag[OOMB_SPACE_COUNT][OOMB_TAG_COUNT];
+    uint64_t to_host_bytes, to_device_bytes, n_copies;
+    int64_t copy_ns;
     uint64_t oom_request_bytes; /* when outcome == oom: the refused request */
     uint64_t oom_in_use_bytes;  /* ... and the bytes in use at that moment */
     int device_mem_valid;

@@ -233,21 +233,8 @@ static void plan_free(struct plan *p)
     oomb_dataset_free(&p->fmnist_test);
 }
 
-static int check_number(const char *text, enum oomb_param_type type)
-{
-    char *end;
-    errno = 0;
-    if (type == OOMB_PARAM_INT)
-        (void)strtoll(text, &end, 10);
-    else if (type == OOMB_PARAM_FLOAT)
-        (void)strtod(text, &end);
-    else
-        return 1;
-    return errno == 0 && end != text && *end == '\0';
-}
-
 /* Every strategy names a known plugin and only its declared parameters, with
- * values of the declared type. */
+ * values of the declared type within the declared bounds or choices. */
 static int validate(struct plan *p, char *err, size_t err_len)
 {
     for (int i = 0; i < p->n_sc; i++) {
@@ -279,14 +266,12 @@ static int validate(struct plan *p, char *err, size_t err_len)
                               names[0] ? names : "none");
                     return OOMB_ERR_INVALID;
                 }
-                enum oomb_param_type t = pl->desc.params[idx].type;
-                if (!check_number(kv->value, t)) {
-                    oomb_errf(err, err_len,
-                              "%s:%d:%d: key '%s': expected %s for parameter "
-                              "'%s' of plugin '%s', got '%s'",
-                              kv->loc.file, kv->loc.line, kv->loc.col, kv->key,
-                              t == OOMB_PARAM_INT ? "an integer" : "a number", kv->key, st->plugin,
-                              kv->value);
+                char why[384];
+                if (oomb_param_check(&pl->desc.params[idx], kv->value, why, sizeof why) !=
+                    OOMB_OK) {
+                    oomb_errf(err, err_len, "%s:%d:%d: key '%s': parameter '%s' of plugin '%s': %s",
+                              kv->loc.file, kv->loc.line, kv->loc.col, kv->key, kv->key,
+                              st->plugin, why);
                     return OOMB_ERR_INVALID;
                 }
             }
@@ -492,6 +477,7 @@ static int run_one(const struct oomb_job *job, double timeout_s, int index,
         run->peak_bytes = shared->peak_total;
         for (int t = 0; t < OOMB_TAG_COUNT; t++)
             run->peak_by_tag[t] = shared->peak[t];
+        oomb_tracker_report_spaces(shared, run);
         if (shared->oom_hit) {
             run->oom_request_bytes = shared->oom_request;
             run->oom_in_use_bytes = shared->oom_in_use;

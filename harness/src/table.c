@@ -19,7 +19,8 @@ enum col {
     C_OUTCOME,
     C_PEAK,
     C_TAG0, /* OOMB_TAG_COUNT columns */
-    C_STEP = C_TAG0 + OOMB_TAG_COUNT,
+    C_HOST = C_TAG0 + OOMB_TAG_COUNT, /* host memory peak: only in groups that offload */
+    C_STEP,
     C_CI,
     C_TPUT,
     C_RUNTIME, /* with C_TACC and C_TDELTA: only in groups with an evaluation */
@@ -34,7 +35,7 @@ enum col {
 
 static const char *const col_head[C_COUNT] = {
     "strategy", "outcome",  "peak",   "weights", "grads",     "optim",    "activ",
-    "wkspace",  "other",    "step",   "ci95",    "samples/s", "run time", "loss",
+    "wkspace",  "other",    "host",   "step",   "ci95",    "samples/s", "run time", "loss",
     "acc",      "test acc", "Δ test", "dev",     "reason",
 };
 
@@ -182,6 +183,10 @@ static void fill_row(char (*cell)[CELL_LEN], const struct oomb_run_result *run)
         else
             snprintf(cell[C_TAG0 + t], CELL_LEN, "-");
     }
+    if (has_mem && run->space_peak[0])
+        oomb_format_bytes(run->space_peak[0], cell[C_HOST], CELL_LEN);
+    else
+        snprintf(cell[C_HOST], CELL_LEN, "-");
 
     const struct oomb_stats *s = &run->step_stats;
     int has_time = run->n_steps > 0 && !isnan(s->median);
@@ -287,7 +292,8 @@ static void print_group(FILE *f, const struct oomb_results *r, const int *idx, i
     int show[C_COUNT];
     int width[C_COUNT];
     for (int c = 0; c < C_COUNT; c++) {
-        show[c] = c != C_ACC && c != C_REASON && c != C_RUNTIME && c != C_TACC && c != C_TDELTA;
+        show[c] = c != C_ACC && c != C_REASON && c != C_RUNTIME && c != C_TACC && c != C_TDELTA &&
+                  c != C_HOST;
         width[c] = text_width(col_head[c]);
     }
     for (int i = 0; i < n; i++) {
@@ -297,6 +303,8 @@ static void print_group(FILE *f, const struct oomb_results *r, const int *idx, i
             show[C_ACC] = 1;
         if (run->has_eval)
             show[C_RUNTIME] = show[C_TACC] = show[C_TDELTA] = 1;
+        if (run->space_peak[0])
+            show[C_HOST] = 1;
         if (run->outcome != OOMB_OUTCOME_OK && cells[i][C_REASON][0])
             show[C_REASON] = 1;
         for (int c = 0; c < C_COUNT; c++) {

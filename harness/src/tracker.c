@@ -14,6 +14,7 @@ struct oomb_tracker_entry {
     void *ptr; /* NULL: empty; TOMB: deleted */
     uint64_t bytes;
     int tag;
+    int space;
 };
 
 static char tomb_marker;
@@ -90,6 +91,64 @@ static void record(struct oomb_tracker *t, int64_t delta, int tag)
     e->step = t->step;
 }
 
+static struct oomb_tracker_entry *insert(struct oomb_tracker *t, void *p, size_t bytes, int tag,
+                                         int space)
+{
+    size_t h = hash_ptr(p, t->n_slots);
+    while (t->slots[h].ptr && t->slots[h].ptr != TOMB)
+        h = (h + 1) & (t->n_slots - 1);
+    if (t->slots[h].ptr == TOMB)
+        t->n_tomb--;
+    t->slots[h].ptr = p;
+    t->slots[h].bytes = bytes;
+    t->slots[h].tag = tag;
+    t->slots[h].space = space;
+    t->n_live++;
+    return &t->slots[h];
+}
+
+static int make_room(struct oomb_tracker *t)
+{
+    if ((t->n_live + t->n_tomb + 1) * 4 > t->n_slots * 3) {
+        size_t n = t->n_live * 4 > t->n_slots ? t->n_slots * 2 : t->n_slots;
+        if (rehash(t, n) != OOMB_OK)
+            return OOMB_ERR_OOM;
+    }
+    return OOMB_OK;
+}
+
+int oomb_tracker_alloc_in(struct oomb_tracker *t, enum oomb_space space, size_t bytes,
+                          enum oomb_tag tag, void **out)
+{
+    *out = NULL;
+    if (space == OOMB_SPACE_DEVICE)
+        return oomb_tracker_alloc(t, bytes, tag, out);
+    if ((int)space < 0 || space >= OOMB_SPACE_COUNT || (int)tag < 0 || tag >= OOMB_TAG_COUNT ||
+        !t->backend->host_alloc)
+        return OOMB_ERR_INVALID;
+    if (make_room(t) != OOMB_OK)
+        return OOMB_ERR_BACKEND;
+    void *p = NULL;
+    int rc = t->backend->host_alloc(t->backend->ops.ctx, space, bytes ? bytes : 1, &p);
+    if (rc != OOMB_OK || !p)
+        return OOMB_ERR_BACKEND;
+    insert(t, p, bytes, (int)tag, (int)space);
+    struct oomb_tracker_stats *s = t->stats;
+    const int counted[2] = {(int)space, 0}; /* the space, and 0: all host memory */
+    for (int i = 0; i < 2; i++) {
+        int sp = counted[i];
+        s->host_cur[sp][tag] += bytes;
+        s->host_cur_total[sp] += bytes;
+        if (s->host_cur[sp][tag] > s->host_peak[sp][tag])
+            s->host_peak[sp][tag] = s->host_cur[sp][tag];
+        if (s->host_cur_total[sp] > s->host_peak_total[sp])
+            s->host_peak_total[sp] = s->host_cur_total[sp];
+    }
+    s->n_allocs++;
+    *out = p;
+    return OOMB_OK;
+}
+
 int oomb_tracker_alloc(struct oomb_tracker *t, size_t bytes, enum oomb_tag tag, void **out)
 {
     struct oomb_tracker_stats *s = t->stats;
@@ -103,11 +162,8 @@ int oomb_tracker_alloc(struct oomb_tracker *t, size_t bytes, enum oomb_tag tag, 
         s->oom_in_use = s->cur_total;
         return OOMB_ERR_OOM;
     }
-    if ((t->n_live + t->n_tomb + 1) * 4 > t->n_slots * 3) {
-        size_t n = t->n_live * 4 > t->n_slots ? t->n_slots * 2 : t->n_slots;
-        if (rehash(t, n) != OOMB_OK)
-            return OOMB_ERR_OOM;
-    }
+    if (make_room(t) != OOMB_OK)
+        return OOMB_ERR_OOM;
     void *p = NULL;
     int rc = t->backend->raw_alloc(t->backend->ops.ctx, bytes ? bytes : 1, &p);
     if (rc != OOMB_OK || !p) {
@@ -117,16 +173,7 @@ int oomb_tracker_alloc(struct oomb_tracker *t, size_t bytes, enum oomb_tag tag, 
         s->oom_in_use = s->cur_total;
         return OOMB_ERR_OOM;
     }
-    size_t h = hash_ptr(p, t->n_slots);
-    while (t->slots[h].ptr && t->slots[h].ptr != TOMB)
-        h = (h + 1) & (t->n_slots - 1);
-    if (t->slots[h].ptr == TOMB)
-        t->n_tomb--;
-    t->slots[h].ptr = p;
-    t->slots[h].bytes = bytes;
-    t->slots[h].tag = (int)tag;
-    t->n_live++;
-
+    insert(t, p, bytes, (int)tag, OOMB_SPACE_DEVICE);
     s->cur[tag] += bytes;
     s->cur_total += bytes;
     if (s->cur[tag] > s->peak[tag])
@@ -156,6 +203,18 @@ static struct oomb_tracker_entry *find(struct oomb_tracker *t, const void *p)
 static void release(struct oomb_tracker *t, struct oomb_tracker_entry *e)
 {
     struct oomb_tracker_stats *s = t->stats;
+    if (e->space != OOMB_SPACE_DEVICE) {
+        s->host_cur[e->space][e->tag] -= e->bytes;
+        s->host_cur_total[e->space] -= e->bytes;
+        s->host_cur[0][e->tag] -= e->bytes;
+        s->host_cur_total[0] -= e->bytes;
+        s->n_frees++;
+        t->backend->host_free(t->backend->ops.ctx, (enum oomb_space)e->space, e->ptr);
+        e->ptr = TOMB;
+        t->n_live--;
+        t->n_tomb++;
+        return;
+    }
     s->cur[e->tag] -= e->bytes;
     s->cur_total -= e->bytes;
     s->n_frees++;
@@ -202,6 +261,25 @@ void oomb_tracker_free(struct oomb_tracker *t)
     t->slots = NULL;
     t->events = NULL;
     t->n_events = t->cap_events = 0;
+}
+
+void oomb_tracker_report_spaces(const struct oomb_tracker_stats *s, struct oomb_run_result *res)
+{
+    for (int sp = 0; sp < OOMB_SPACE_COUNT; sp++) {
+        res->space_peak[sp] = s->host_peak_total[sp];
+        for (int t = 0; t < OOMB_TAG_COUNT; t++)
+            res->space_peak_by_tag[sp][t] = s->host_peak[sp][t];
+    }
+    res->to_host_bytes = res->to_device_bytes = 0;
+    for (int a = 0; a < OOMB_SPACE_COUNT; a++)
+        for (int b = 0; b < OOMB_SPACE_COUNT; b++) {
+            if (a == OOMB_SPACE_DEVICE && b != OOMB_SPACE_DEVICE)
+                res->to_host_bytes += s->copy_bytes[a][b];
+            else if (a != OOMB_SPACE_DEVICE && b == OOMB_SPACE_DEVICE)
+                res->to_device_bytes += s->copy_bytes[a][b];
+        }
+    res->n_copies = s->n_copies;
+    res->copy_ns = s->copy_ns;
 }
 
 void oomb_tracker_set_phase(struct oomb_tracker *t, enum oomb_phase phase)

@@ -26,6 +26,16 @@ struct oomb_tracker_stats {
     uint64_t oom_request;  /* the refused request */
     uint64_t oom_in_use;   /* bytes in use when it was refused */
     uint64_t n_allocs, n_frees;
+    /* The host spaces (index OOMB_SPACE_HOST, OOMB_SPACE_HOST_PINNED; index
+     * 0: both host spaces together, as the process's memory sees them; the
+     * device space is cur/peak above). No budget applies. */
+    uint64_t host_cur[OOMB_SPACE_COUNT][OOMB_TAG_COUNT], host_peak[OOMB_SPACE_COUNT][OOMB_TAG_COUNT];
+    uint64_t host_cur_total[OOMB_SPACE_COUNT], host_peak_total[OOMB_SPACE_COUNT];
+    /* Copies between spaces (host->copy_async): bytes by [from][to], count,
+     * and their summed duration. */
+    uint64_t copy_bytes[OOMB_SPACE_COUNT][OOMB_SPACE_COUNT];
+    uint64_t n_copies;
+    int64_t copy_ns;
 };
 
 struct oomb_tracker_entry; /* live allocation (hash table slot) */
@@ -56,12 +66,23 @@ void oomb_tracker_free(struct oomb_tracker *t);
  * or OOMB_ERR_INVALID (bad tag). Zero bytes give a valid unique pointer. */
 int oomb_tracker_alloc(struct oomb_tracker *t, size_t bytes, enum oomb_tag tag, void **out)
     OOMB_WARN_UNUSED;
-/* Free a pointer from oomb_tracker_alloc; NULL is a no-op. Returns OOMB_OK, or
+/* oomb_tracker_alloc in any space: OOMB_SPACE_DEVICE is oomb_tracker_alloc;
+ * the host spaces take memory from backend->host_alloc, are counted per
+ * space and tag, and have no budget: a refusal there returns
+ * OOMB_ERR_BACKEND (not OOMB_ERR_OOM, and oom_hit stays 0). */
+int oomb_tracker_alloc_in(struct oomb_tracker *t, enum oomb_space space, size_t bytes,
+                          enum oomb_tag tag, void **out) OOMB_WARN_UNUSED;
+/* Free a pointer from oomb_tracker_alloc(_in), any space; NULL is a no-op. Returns OOMB_OK, or
  * OOMB_ERR_INVALID for a pointer the tracker does not know (not freed). */
 int oomb_tracker_dealloc(struct oomb_tracker *t, void *ptr);
 /* Free everything still live except the n_keep pointers in keep (may be
  * NULL); returns the number of bytes freed. */
 uint64_t oomb_tracker_release_all(struct oomb_tracker *t, void *const *keep, int n_keep);
+
+/* Copies the host spaces' peaks and the transfer counters of s into res
+ * (space_peak, space_peak_by_tag, to_host_bytes, to_device_bytes,
+ * n_copies, copy_ns). */
+void oomb_tracker_report_spaces(const struct oomb_tracker_stats *s, struct oomb_run_result *res);
 
 void oomb_tracker_set_phase(struct oomb_tracker *t, enum oomb_phase phase);
 void oomb_tracker_set_step(struct oomb_tracker *t, int32_t step);

@@ -2,7 +2,9 @@
  * The CPU backend object: the op table of ops_cpu.c plus what the harness
  * needs around it. "Device" memory is 64-byte aligned host memory, every op
  * is synchronous (sync is a no-op and a timer mark is simply the current
- * CLOCK_MONOTONIC time), and there is no device-side memory report.
+ * CLOCK_MONOTONIC time), and there is no device-side memory report. The host
+ * spaces are malloc'd memory, and a copy between spaces is a timed memcpy
+ * whose event is complete when copy_async returns.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -55,6 +57,96 @@ static int64_t now_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* ------------------------------------------------- host spaces, copies ---- */
+
+/* Any space is RAM of this process here; 0 bytes still gets a unique,
+ * freeable pointer. */
+static int cpu_host_alloc(void *k, enum oomb_space space, size_t bytes, void **out)
+{
+    if (!out)
+        return OOMB_ERR_INVALID;
+    void *p = malloc(bytes ? bytes : 1);
+    if (!p) {
+        int e = errno;
+        struct oomb_cpu_ctx *ctx = k;
+        if (ctx)
+            snprintf(ctx->err, sizeof ctx->err, "host_alloc: %zu bytes (space %d): %s", bytes,
+                     (int)space, strerror(e ? e : ENOMEM));
+        *out = NULL;
+        return OOMB_ERR_BACKEND;
+    }
+    *out = p;
+    return OOMB_OK;
+}
+
+static void cpu_host_free(void *k, enum oomb_space space, void *ptr)
+{
+    (void)k;
+    (void)space;
+    free(ptr);
+}
+
+/* A copy's event: the copy is done when copy_async returns; the event only
+ * carries its duration to ev_free. */
+struct cpu_copy_event {
+    int64_t ns; /* the memcpy's wall time */
+};
+
+static int cpu_copy_async(void *k, void *dst, enum oomb_space dst_space, const void *src,
+                          enum oomb_space src_space, size_t bytes, void **ev)
+{
+    struct oomb_cpu_ctx *ctx = k;
+    if (!ctx || !ev)
+        return OOMB_ERR_INVALID;
+    *ev = NULL;
+    if ((unsigned)dst_space >= OOMB_SPACE_COUNT || (unsigned)src_space >= OOMB_SPACE_COUNT) {
+        snprintf(ctx->err, sizeof ctx->err, "copy_async: bad space (dst %d, src %d)",
+                 (int)dst_space, (int)src_space);
+        return OOMB_ERR_INVALID;
+    }
+    if (bytes > 0 && (!dst || !src)) {
+        snprintf(ctx->err, sizeof ctx->err, "copy_async: %zu bytes with a NULL %s", bytes,
+                 !dst ? "dst" : "src");
+        return OOMB_ERR_INVALID;
+    }
+    struct cpu_copy_event *e = malloc(sizeof *e);
+    if (!e) {
+        snprintf(ctx->err, sizeof ctx->err, "copy_async: out of host memory for the event");
+        return OOMB_ERR_BACKEND;
+    }
+    int64_t t0 = now_ns();
+    if (bytes > 0)
+        memcpy(dst, src, bytes);
+    e->ns = now_ns() - t0;
+    *ev = e;
+    return OOMB_OK;
+}
+
+static int cpu_ev_wait(void *k, void *ev)
+{
+    (void)k;
+    (void)ev;
+    return OOMB_OK;
+}
+
+static int cpu_ev_sync(void *k, void *ev)
+{
+    (void)k;
+    (void)ev;
+    return OOMB_OK;
+}
+
+static void cpu_ev_free(void *k, void *ev, int64_t *copy_ns)
+{
+    (void)k;
+    struct cpu_copy_event *e = ev;
+    if (!e)
+        return;
+    if (copy_ns)
+        *copy_ns += e->ns;
+    free(e);
 }
 
 static int cpu_timer_mark(void *k, int *mark_id)
@@ -242,6 +334,13 @@ int oomb_cpu_backend_create(struct oomb_kernel_backend **out, char *msg, size_t 
     b->timer_resolve = cpu_timer_resolve;
     b->timer_reset = cpu_timer_reset;
     b->set_alloc_hook = NULL;
+    b->get_extension = oomb_cpu_get_extension;
+    b->host_alloc = cpu_host_alloc;
+    b->host_free = cpu_host_free;
+    b->copy_async = cpu_copy_async;
+    b->ev_wait = cpu_ev_wait;
+    b->ev_sync = cpu_ev_sync;
+    b->ev_free = cpu_ev_free;
     b->device_mem = cpu_device_mem;
     b->destroy = cpu_destroy;
 

@@ -10,7 +10,9 @@
  * a message for last_error(). A pointer may be NULL when its element count is
  * zero; parameters documented "or NULL" may always be NULL. The ABI 1.1
  * layer ops (convolution, pooling, norms, attention) live in
- * ops_cpu_layers.c and are only registered here.
+ * ops_cpu_layers.c and are only registered here. The int8, sparse and
+ * distillation kernels are not in the core table: oomb_cpu_ops_init puts them
+ * in the context's extension tables (OOMB_EXT_* of <oombench/plugin.h>).
  */
 #include <limits.h>
 #include <math.h>
@@ -1277,26 +1279,14 @@ void oomb_cpu_ops_init(struct oomb_ops *ops, struct oomb_cpu_ctx *ctx)
     ops->gelu_backward = cpu_gelu_backward;
     ops->softmax_xent_forward = cpu_softmax_xent_forward;
     ops->softmax_xent_backward = cpu_softmax_xent_backward;
-    ops->soft_xent_accumulate = cpu_soft_xent_accumulate;
     ops->count_correct = cpu_count_correct;
     ops->sgd_update = cpu_sgd_update;
     ops->adam_update = cpu_adam_update;
-    ops->adam8_update = cpu_adam8_update;
     ops->scale = cpu_scale;
     ops->axpy = cpu_axpy;
     ops->sum = cpu_sum;
     ops->count_nonfinite = cpu_count_nonfinite;
     ops->cast = cpu_cast;
-    ops->quantize_rows_i8 = cpu_quantize_rows_i8;
-    ops->dequantize_rows_i8 = cpu_dequantize_rows_i8;
-    ops->linear_forward_i8 = cpu_linear_forward_i8;
-    ops->count_abs_below = cpu_count_abs_below;
-    ops->prune_by_threshold = cpu_prune_by_threshold;
-    ops->apply_mask = cpu_apply_mask;
-    ops->dense_to_csr = cpu_dense_to_csr;
-    ops->linear_forward_csr = cpu_linear_forward_csr;
-    ops->compress_2of4 = cpu_compress_2of4;
-    ops->linear_forward_2of4 = cpu_linear_forward_2of4;
     ops->conv2d_workspace = oomb_cpu_conv2d_workspace;
     ops->conv2d_forward = oomb_cpu_conv2d_forward;
     ops->conv2d_backward = oomb_cpu_conv2d_backward;
@@ -1312,4 +1302,48 @@ void oomb_cpu_ops_init(struct oomb_ops *ops, struct oomb_cpu_ctx *ctx)
     ops->attention_forward = oomb_cpu_attention_forward;
     ops->attention_backward = oomb_cpu_attention_backward;
     ops->add = oomb_cpu_add;
+
+    struct oomb_ext_quant *q = &ctx->ext_quant;
+    memset(q, 0, sizeof *q);
+    q->struct_size = sizeof *q;
+    q->version = OOMB_EXT_QUANT_VERSION;
+    q->ctx = ctx;
+    q->quantize_rows_i8 = cpu_quantize_rows_i8;
+    q->dequantize_rows_i8 = cpu_dequantize_rows_i8;
+    q->linear_forward_i8 = cpu_linear_forward_i8;
+    q->adam8_update = cpu_adam8_update;
+
+    struct oomb_ext_sparse *sp = &ctx->ext_sparse;
+    memset(sp, 0, sizeof *sp);
+    sp->struct_size = sizeof *sp;
+    sp->version = OOMB_EXT_SPARSE_VERSION;
+    sp->ctx = ctx;
+    sp->count_abs_below = cpu_count_abs_below;
+    sp->prune_by_threshold = cpu_prune_by_threshold;
+    sp->apply_mask = cpu_apply_mask;
+    sp->dense_to_csr = cpu_dense_to_csr;
+    sp->linear_forward_csr = cpu_linear_forward_csr;
+    sp->compress_2of4 = cpu_compress_2of4;
+    sp->linear_forward_2of4 = cpu_linear_forward_2of4;
+
+    struct oomb_ext_distill *d = &ctx->ext_distill;
+    memset(d, 0, sizeof *d);
+    d->struct_size = sizeof *d;
+    d->version = OOMB_EXT_DISTILL_VERSION;
+    d->ctx = ctx;
+    d->soft_xent_accumulate = cpu_soft_xent_accumulate;
+}
+
+const void *oomb_cpu_get_extension(void *k, const char *name)
+{
+    struct oomb_cpu_ctx *ctx = k;
+    if (!ctx || !name)
+        return NULL;
+    if (strcmp(name, OOMB_EXT_QUANT) == 0)
+        return &ctx->ext_quant;
+    if (strcmp(name, OOMB_EXT_SPARSE) == 0)
+        return &ctx->ext_sparse;
+    if (strcmp(name, OOMB_EXT_DISTILL) == 0)
+        return &ctx->ext_distill;
+    return NULL;
 }

@@ -26,6 +26,13 @@ struct oomb_cpu_ctx {
 
     char name[128];    /* CPU model name */
     char runtime[256]; /* BLAS description */
+
+    /* The extension tables (OOMB_EXT_* of <oombench/plugin.h>), each with
+     * ctx = this context; filled by oomb_cpu_ops_init, handed out by
+     * oomb_cpu_get_extension, valid as long as the context. */
+    struct oomb_ext_quant ext_quant;
+    struct oomb_ext_sparse ext_sparse;
+    struct oomb_ext_distill ext_distill;
 };
 
 /* Writes the message of a failed op into the context (k may be NULL) and
@@ -45,8 +52,14 @@ int oomb_cpu_set_error(void *k, int status, const char *fmt, ...)
             return oomb_cpu_set_error(k, OOMB_ERR_INVALID, __VA_ARGS__);                           \
     } while (0)
 
-/* Fills every op of `ops` (struct_size, ctx, backend_name included). */
+/* Fills every op of `ops` (struct_size, ctx, backend_name included) and the
+ * extension tables of `ctx` (struct_size, version, ctx included). */
 void oomb_cpu_ops_init(struct oomb_ops *ops, struct oomb_cpu_ctx *ctx);
+
+/* The extension table `name` (OOMB_EXT_QUANT, _SPARSE, _DISTILL) of the
+ * context `k` (a struct oomb_cpu_ctx), or NULL for another name or a NULL
+ * argument: the get_extension of the backend (kernels/backend.h). */
+const void *oomb_cpu_get_extension(void *k, const char *name);
 
 /* The ABI 1.1 layer ops (ops_cpu_layers.c), with the signatures and contracts
  * of the same-named members of struct oomb_ops. `k` is a struct oomb_cpu_ctx.

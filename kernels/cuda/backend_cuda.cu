@@ -4,7 +4,9 @@
  * cuBLAS workspace allocated through the host's tracked allocator, event
  * timing, and the device's own figure for the tracked peak (the memory pool's
  * high-water mark, or the cudaMemGetInfo delta with OOMB_CUDA_ALLOC=malloc).
- * The kernels
+ * Host memory (pageable: malloc; pinned: cudaHostAlloc) and copies between
+ * spaces, on a second stream that overlaps the compute stream and is timed
+ * with events, are here too. The kernels
  * themselves are in ops_cuda.cu.
  *
  * CUDA and fork: the harness runs each run in a forked child. Everything here
@@ -197,6 +199,175 @@ static void cuda_timer_reset(void *kv)
     k->n_resolved = 0;
 }
 
+/* ------------------------------------------------ host spaces, copies ---- */
+
+/* Pageable memory with malloc, pinned with cudaHostAlloc; 0 bytes still gets
+ * a unique, freeable pointer. The device space is raw_alloc's. */
+static int cuda_host_alloc(void *kv, enum oomb_space space, size_t bytes, void **out)
+{
+    struct oomb_cuda_ctx *k = (struct oomb_cuda_ctx *)kv;
+    if (!out)
+        return oomb_cuda_errf(k, OOMB_ERR_INVALID, "host_alloc: out is NULL");
+    *out = NULL;
+    size_t n = bytes ? bytes : 1;
+    switch (space) {
+    case OOMB_SPACE_HOST:
+        *out = malloc(n);
+        if (!*out)
+            return oomb_cuda_errf(k, OOMB_ERR_BACKEND,
+                                  "host_alloc: malloc of %zu bytes (pageable) failed", bytes);
+        return OOMB_OK;
+    case OOMB_SPACE_HOST_PINNED: {
+        cudaError_t e = cudaHostAlloc(out, n, cudaHostAllocDefault);
+        if (e != cudaSuccess) {
+            (void)cudaGetLastError();
+            *out = NULL;
+            return oomb_cuda_errf(k, OOMB_ERR_BACKEND,
+                                  "host_alloc: cudaHostAlloc of %zu bytes (pinned) failed: %s",
+                                  bytes, cudaGetErrorString(e));
+        }
+        return OOMB_OK;
+    }
+    default:
+        return oomb_cuda_errf(k, OOMB_ERR_INVALID, "host_alloc: space %d is not a host space",
+                              (int)space);
+    }
+}
+
+static void cuda_host_free(void *kv, enum oomb_space space, void *ptr)
+{
+    (void)kv;
+    if (!ptr)
+        return;
+    if (space == OOMB_SPACE_HOST_PINNED) {
+        if (cudaFreeHost(ptr) != cudaSuccess)
+            (void)cudaGetLastError(); /* free must not fail */
+        return;
+    }
+    free(ptr);
+}
+
+/* A copy event from the free list, or a new one with both events created
+ * (default flags: timing enabled). */
+static int copy_ev_get(struct oomb_cuda_ctx *k, struct oomb_cuda_copy_ev **out)
+{
+    struct oomb_cuda_copy_ev *e = k->free_evs;
+    if (e) {
+        k->free_evs = e->next;
+        e->next = NULL;
+        *out = e;
+        return OOMB_OK;
+    }
+    e = (struct oomb_cuda_copy_ev *)calloc(1, sizeof *e);
+    if (!e)
+        return oomb_cuda_errf(k, OOMB_ERR_BACKEND, "copy_async: out of host memory for an event");
+    cudaError_t err = cudaEventCreate(&e->start);
+    if (err == cudaSuccess) {
+        err = cudaEventCreate(&e->end);
+        if (err != cudaSuccess)
+            (void)cudaEventDestroy(e->start);
+    }
+    if (err != cudaSuccess) {
+        (void)cudaGetLastError();
+        free(e);
+        return oomb_cuda_fail(k, __FILE__, __LINE__, "cudaEventCreate", cudaGetErrorString(err));
+    }
+    *out = e;
+    return OOMB_OK;
+}
+
+/* Destroys a copy event's CUDA events and frees it. */
+static void copy_ev_destroy(struct oomb_cuda_copy_ev *e)
+{
+    if (e->start)
+        (void)cudaEventDestroy(e->start);
+    if (e->end)
+        (void)cudaEventDestroy(e->end);
+    (void)cudaGetLastError();
+    free(e);
+}
+
+/* Queues one copy on the copy stream, after the work queued on the compute
+ * stream so far, between e's start and end. */
+static int copy_enqueue(struct oomb_cuda_ctx *k, struct oomb_cuda_copy_ev *e, void *dst,
+                        const void *src, size_t bytes)
+{
+    OOMB_CUDA_CHECK(k, cudaEventRecord(k->copy_ready, k->stream));
+    OOMB_CUDA_CHECK(k, cudaStreamWaitEvent(k->copy_stream, k->copy_ready, 0));
+    OOMB_CUDA_CHECK(k, cudaEventRecord(e->start, k->copy_stream));
+    if (bytes > 0)
+        OOMB_CUDA_CHECK(k, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, k->copy_stream));
+    OOMB_CUDA_CHECK(k, cudaEventRecord(e->end, k->copy_stream));
+    return OOMB_OK;
+}
+
+static int cuda_copy_async(void *kv, void *dst, enum oomb_space dst_space, const void *src,
+                           enum oomb_space src_space, size_t bytes, void **ev)
+{
+    struct oomb_cuda_ctx *k = (struct oomb_cuda_ctx *)kv;
+    if (!ev)
+        return oomb_cuda_errf(k, OOMB_ERR_INVALID, "copy_async: ev is NULL");
+    *ev = NULL;
+    if ((unsigned)dst_space >= OOMB_SPACE_COUNT || (unsigned)src_space >= OOMB_SPACE_COUNT)
+        return oomb_cuda_errf(k, OOMB_ERR_INVALID, "copy_async: bad space (dst %d, src %d)",
+                              (int)dst_space, (int)src_space);
+    if (bytes > 0 && (!dst || !src))
+        return oomb_cuda_errf(k, OOMB_ERR_INVALID, "copy_async: %zu bytes with a NULL %s", bytes,
+                              !dst ? "dst" : "src");
+    struct oomb_cuda_copy_ev *e = NULL;
+    int rc = copy_ev_get(k, &e);
+    if (rc != OOMB_OK)
+        return rc;
+    rc = copy_enqueue(k, e, dst, src, bytes);
+    if (rc != OOMB_OK) {
+        copy_ev_destroy(e); /* its events may stand recorded in a failed state */
+        return rc;
+    }
+    *ev = e;
+    return OOMB_OK;
+}
+
+static int cuda_ev_wait(void *kv, void *ev)
+{
+    struct oomb_cuda_ctx *k = (struct oomb_cuda_ctx *)kv;
+    struct oomb_cuda_copy_ev *e = (struct oomb_cuda_copy_ev *)ev;
+    if (!e)
+        return oomb_cuda_errf(k, OOMB_ERR_INVALID, "ev_wait: event is NULL");
+    OOMB_CUDA_CHECK(k, cudaStreamWaitEvent(k->stream, e->end, 0));
+    return OOMB_OK;
+}
+
+static int cuda_ev_sync(void *kv, void *ev)
+{
+    struct oomb_cuda_ctx *k = (struct oomb_cuda_ctx *)kv;
+    struct oomb_cuda_copy_ev *e = (struct oomb_cuda_copy_ev *)ev;
+    if (!e)
+        return oomb_cuda_errf(k, OOMB_ERR_INVALID, "ev_sync: event is NULL");
+    OOMB_CUDA_CHECK(k, cudaEventSynchronize(e->end));
+    return OOMB_OK;
+}
+
+/* Waits for the copy, adds its time between start and end to *copy_ns and
+ * keeps the events for the next copy; an event in an error state is
+ * destroyed instead (and its time not counted). Must not fail. */
+static void cuda_ev_free(void *kv, void *ev, int64_t *copy_ns)
+{
+    struct oomb_cuda_ctx *k = (struct oomb_cuda_ctx *)kv;
+    struct oomb_cuda_copy_ev *e = (struct oomb_cuda_copy_ev *)ev;
+    if (!e)
+        return;
+    float ms = 0.0f;
+    if (cudaEventSynchronize(e->end) != cudaSuccess ||
+        cudaEventElapsedTime(&ms, e->start, e->end) != cudaSuccess) {
+        copy_ev_destroy(e);
+        return;
+    }
+    if (copy_ns)
+        *copy_ns += (int64_t)((double)ms * 1e6 + 0.5);
+    e->next = k->free_evs;
+    k->free_evs = e;
+}
+
 /* ------------------------------------------------ workspace and memory ---- */
 
 static int cuda_set_alloc_hook(void *kv, const struct oomb_backend_alloc_hook *hook)
@@ -250,6 +421,15 @@ static void ctx_release(struct oomb_cuda_ctx *k)
         return;
     if (k->stream)
         (void)cudaStreamSynchronize(k->stream);
+    if (k->copy_stream)
+        (void)cudaStreamSynchronize(k->copy_stream);
+    while (k->free_evs) {
+        struct oomb_cuda_copy_ev *e = k->free_evs;
+        k->free_evs = e->next;
+        copy_ev_destroy(e);
+    }
+    if (k->copy_ready)
+        (void)cudaEventDestroy(k->copy_ready);
     if (k->workspace && k->hook) {
         if (k->cublas)
             (void)cublasSetWorkspace(k->cublas, NULL, 0);
@@ -268,6 +448,8 @@ static void ctx_release(struct oomb_cuda_ctx *k)
         (void)cudaFree(k->scratch);
     if (k->host_scratch)
         (void)cudaFreeHost(k->host_scratch);
+    if (k->copy_stream)
+        (void)cudaStreamDestroy(k->copy_stream);
     if (k->stream)
         (void)cudaStreamDestroy(k->stream);
     (void)cudaGetLastError();
@@ -288,6 +470,8 @@ static int ctx_setup(struct oomb_cuda_ctx *k, struct oomb_device_info *info)
     struct cudaDeviceProp prop;
     OOMB_CUDA_CHECK(k, cudaGetDeviceProperties(&prop, k->device));
     OOMB_CUDA_CHECK(k, cudaStreamCreateWithFlags(&k->stream, cudaStreamNonBlocking));
+    OOMB_CUDA_CHECK(k, cudaStreamCreateWithFlags(&k->copy_stream, cudaStreamNonBlocking));
+    OOMB_CUDA_CHECK(k, cudaEventCreateWithFlags(&k->copy_ready, cudaEventDisableTiming));
 
     OOMB_CUBLAS_CHECK(k, cublasCreate(&k->cublas));
     OOMB_CUBLAS_CHECK(k, cublasSetStream(k->cublas, k->stream));
@@ -393,6 +577,13 @@ extern "C" int oomb_cuda_backend_create(int device, struct oomb_kernel_backend *
     b->timer_resolve = cuda_timer_resolve;
     b->timer_reset = cuda_timer_reset;
     b->set_alloc_hook = cuda_set_alloc_hook;
+    b->get_extension = oomb_cuda_get_extension;
+    b->host_alloc = cuda_host_alloc;
+    b->host_free = cuda_host_free;
+    b->copy_async = cuda_copy_async;
+    b->ev_wait = cuda_ev_wait;
+    b->ev_sync = cuda_ev_sync;
+    b->ev_free = cuda_ev_free;
     b->device_mem = cuda_device_mem;
     b->destroy = cuda_destroy;
     *out = b;

@@ -27,9 +27,23 @@
 #define OOMB_CUDA_REDUCE_BLOCKS 1024
 #define OOMB_CUDA_SCRATCH_BYTES (OOMB_CUDA_REDUCE_BLOCKS * 8 + 64)
 
+/* The event of one copy_async: start and end recorded on the copy stream
+ * around the copy (default flags, so that they time it). Released events go
+ * to the context's free list and are reused. */
+struct oomb_cuda_copy_ev {
+    cudaEvent_t start, end;
+    struct oomb_cuda_copy_ev *next; /* free list link */
+};
+
 struct oomb_cuda_ctx {
     int device;
     cudaStream_t stream;
+    /* Copies between spaces (copy_async): a second, non-blocking stream that
+     * waits for `copy_ready`, recorded on `stream` at each copy (timing
+     * disabled), and the free list of released copy events. */
+    cudaStream_t copy_stream;
+    cudaEvent_t copy_ready;
+    struct oomb_cuda_copy_ev *free_evs;
     cublasHandle_t cublas;
     cudnnHandle_t cudnn;
     cublasComputeType_t f32_compute; /* CUBLAS_COMPUTE_32F, or _FAST_TF32 with OOMB_CUDA_TF32=1 */
@@ -63,6 +77,13 @@ struct oomb_cuda_ctx {
     char driver[64];
     char runtime[160];
     char err[OOMB_CUDA_ERR_LEN];
+
+    /* The extension tables (OOMB_EXT_* of <oombench/plugin.h>), each with
+     * ctx = this context; filled by oomb_cuda_ops_init, handed out by
+     * oomb_cuda_get_extension. */
+    struct oomb_ext_quant ext_quant;
+    struct oomb_ext_sparse ext_sparse;
+    struct oomb_ext_distill ext_distill;
 };
 
 #ifdef __cplusplus
@@ -75,8 +96,13 @@ int oomb_cuda_fail(struct oomb_cuda_ctx *k, const char *file, int line, const ch
 /* Like oomb_cuda_fail with a printf message, returning `status`. */
 int oomb_cuda_errf(struct oomb_cuda_ctx *k, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-/* Fills b->ops with the kernels of ops_cuda.cu (and ops_cuda_layers.cu). */
+/* Fills b->ops with the kernels of ops_cuda.cu (and ops_cuda_layers.cu), and
+ * the extension tables of k with those of ops_cuda.cu. */
 void oomb_cuda_ops_init(struct oomb_ops *ops, struct oomb_cuda_ctx *k);
+/* The extension table `name` (OOMB_EXT_QUANT, _SPARSE, _DISTILL) of the
+ * context `k` (a struct oomb_cuda_ctx), or NULL for another name or a NULL
+ * argument: the get_extension of the backend (kernels/backend.h). */
+const void *oomb_cuda_get_extension(void *k, const char *name);
 /* Fills the ABI 1.1 layer ops (ops_cuda_layers.cu); called by oomb_cuda_ops_init. */
 void oomb_cuda_layer_ops_init(struct oomb_ops *ops);
 #ifdef __cplusplus

@@ -6,7 +6,9 @@
  * kernel carries the shapes of its arrays (row-major, as in plugin.h). Kernels
  * never allocate: reductions that return a value to the host use the
  * context's fixed scratch buffer. Element-wise kernels use grid-stride loops
- * with 64-bit indices, so any n works with a capped grid.
+ * with 64-bit indices, so any n works with a capped grid. The int8, sparse
+ * and distillation kernels go into the context's extension tables (OOMB_EXT_*
+ * of <oombench/plugin.h>), not the core op table.
  *
  * Row-major vs cuBLAS column-major. A row-major (R, C) array read as
  * column-major is its transpose, (C, R) with leading dimension C. So for
@@ -1408,25 +1410,57 @@ extern "C" void oomb_cuda_ops_init(struct oomb_ops *ops, struct oomb_cuda_ctx *k
     ops->gelu_backward = cuda_gelu_backward;
     ops->softmax_xent_forward = cuda_softmax_xent_forward;
     ops->softmax_xent_backward = cuda_softmax_xent_backward;
-    ops->soft_xent_accumulate = cuda_soft_xent_accumulate;
     ops->count_correct = cuda_count_correct;
     ops->sgd_update = cuda_sgd_update;
     ops->adam_update = cuda_adam_update;
-    ops->adam8_update = cuda_adam8_update;
     ops->scale = cuda_scale;
     ops->axpy = cuda_axpy;
     ops->sum = cuda_sum;
     ops->count_nonfinite = cuda_count_nonfinite;
     ops->cast = cuda_cast;
-    ops->quantize_rows_i8 = cuda_quantize_rows_i8;
-    ops->dequantize_rows_i8 = cuda_dequantize_rows_i8;
-    ops->linear_forward_i8 = cuda_linear_forward_i8;
-    ops->count_abs_below = cuda_count_abs_below;
-    ops->prune_by_threshold = cuda_prune_by_threshold;
-    ops->apply_mask = cuda_apply_mask;
-    ops->dense_to_csr = cuda_dense_to_csr;
-    ops->linear_forward_csr = cuda_linear_forward_csr;
-    ops->compress_2of4 = cuda_compress_2of4;
-    ops->linear_forward_2of4 = cuda_linear_forward_2of4;
     oomb_cuda_layer_ops_init(ops);
+
+    struct oomb_ext_quant *q = &k->ext_quant;
+    memset(q, 0, sizeof *q);
+    q->struct_size = sizeof *q;
+    q->version = OOMB_EXT_QUANT_VERSION;
+    q->ctx = k;
+    q->quantize_rows_i8 = cuda_quantize_rows_i8;
+    q->dequantize_rows_i8 = cuda_dequantize_rows_i8;
+    q->linear_forward_i8 = cuda_linear_forward_i8;
+    q->adam8_update = cuda_adam8_update;
+
+    struct oomb_ext_sparse *sp = &k->ext_sparse;
+    memset(sp, 0, sizeof *sp);
+    sp->struct_size = sizeof *sp;
+    sp->version = OOMB_EXT_SPARSE_VERSION;
+    sp->ctx = k;
+    sp->count_abs_below = cuda_count_abs_below;
+    sp->prune_by_threshold = cuda_prune_by_threshold;
+    sp->apply_mask = cuda_apply_mask;
+    sp->dense_to_csr = cuda_dense_to_csr;
+    sp->linear_forward_csr = cuda_linear_forward_csr;
+    sp->compress_2of4 = cuda_compress_2of4;
+    sp->linear_forward_2of4 = cuda_linear_forward_2of4;
+
+    struct oomb_ext_distill *d = &k->ext_distill;
+    memset(d, 0, sizeof *d);
+    d->struct_size = sizeof *d;
+    d->version = OOMB_EXT_DISTILL_VERSION;
+    d->ctx = k;
+    d->soft_xent_accumulate = cuda_soft_xent_accumulate;
+}
+
+extern "C" const void *oomb_cuda_get_extension(void *kv, const char *name)
+{
+    struct oomb_cuda_ctx *k = (struct oomb_cuda_ctx *)kv;
+    if (!k || !name)
+        return NULL;
+    if (strcmp(name, OOMB_EXT_QUANT) == 0)
+        return &k->ext_quant;
+    if (strcmp(name, OOMB_EXT_SPARSE) == 0)
+        return &k->ext_sparse;
+    if (strcmp(name, OOMB_EXT_DISTILL) == 0)
+        return &k->ext_distill;
+    return NULL;
 }

@@ -95,8 +95,10 @@ static int br_evaluate(void *state, char *msg, size_t msg_len)
 }
 
 static const struct oomb_param_desc params[] = {
-    {"micro_batch", OOMB_PARAM_INT, "32", "samples",
-     "samples per micro-batch (1..batch); train: one optimizer update per micro-batch"},
+    {.struct_size = OOMB_PARAM_DESC_SIZE, .name = "micro_batch", .type = OOMB_PARAM_INT,
+     .default_value = "32", .unit = "samples",
+     .help = "samples per micro-batch (1..batch); train: one optimizer update per micro-batch",
+     .bounds = OOMB_PARAM_MIN, .min = 1},
 };
 
 static const struct oomb_plugin descriptor = {

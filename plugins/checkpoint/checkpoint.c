@@ -95,9 +95,11 @@ static int ckpt_evaluate(void *state, char *msg, size_t msg_len)
 }
 
 static const struct oomb_param_desc params[] = {
-    {"segments", OOMB_PARAM_INT, "0", "segments",
-     "checkpointed segments (1..layers); 0: ceil(sqrt(layers)), counting top-level layers "
-     "(a residual block or a transformer half is one)"},
+    {.struct_size = OOMB_PARAM_DESC_SIZE, .name = "segments", .type = OOMB_PARAM_INT,
+     .default_value = "0", .unit = "segments",
+     .help = "checkpointed segments (1..layers); 0: ceil(sqrt(layers)), counting top-level "
+             "layers (a residual block or a transformer half is one)",
+     .bounds = OOMB_PARAM_MIN, .min = 0},
 };
 
 static const struct oomb_plugin descriptor = {

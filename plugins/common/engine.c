@@ -217,6 +217,15 @@ int oomb_engine_init(struct oomb_engine *e, struct oomb_net *net, const struct o
         oomb_msg(msg, msg_len, "F16 activations need the F16 weights (policy.w16)");
         return OOMB_ERR_INVALID;
     }
+    if (e->pol.offload && e->pol.n_segments > 1) {
+        oomb_msg(msg, msg_len, "activation offload and checkpoint segments do not combine");
+        return OOMB_ERR_INVALID;
+    }
+    if (e->pol.offload && (!OOMB_HAS(e->h, copy_async) || (int)e->pol.offload_space <= 0 ||
+                           e->pol.offload_space >= OOMB_SPACE_COUNT)) {
+        oomb_msg(msg, msg_len, "activation offload needs a host space and host->copy_async");
+        return OOMB_ERR_INVALID;
+    }
     if (e->pol.n_segments > 1) {
         const int *f = e->pol.seg_first;
         int ok = f && f[0] == 0 && f[e->pol.n_segments] == m->n_layers;
@@ -275,11 +284,17 @@ void oomb_engine_free(struct oomb_engine *e)
 /* ------------------------------------------------- reference counting -- */
 
 /* A device buffer shared like a tensor's storage; `ext`: the caller's
- * memory, never freed here. */
+ * memory, never freed here. Offload (policy.offload): `host` holds its copy
+ * in host memory; `p` is NULL while it lives only there; `ev` is the copy
+ * in flight (to the host, or back while prefetched). */
 struct ebuf {
     void *p;
     int refs;
     int ext;
+    size_t bytes; /* 0: not known (never offloaded) */
+    void *host;
+    struct oomb_copy_event *ev;
+    int node; /* offload: the node during whose forward the copy started */
 };
 
 struct pass {
@@ -297,6 +312,9 @@ struct pass {
     struct ebuf **hold;    /* (n_segments) checkpoint's hold on a segment's input */
     int *seg;              /* (n_nodes) segment of each node, -1 when not checkpointed */
     unsigned char *redone; /* (n_segments) recomputed in this backward */
+    int offload;           /* this pass offloads saved tensors (train forward) */
+    struct ebuf **moving;  /* (n_vals + n_nodes) offloads whose device memory is still held */
+    int n_moving;
 };
 
 static const int64_t *val_feat(const struct oomb_engine *e)
@@ -329,6 +347,8 @@ static int ebuf_new(struct pass *p, size_t bytes, enum oomb_tag tag, const char 
     int rc = oomb_net_alloc(h, bytes, tag, label, &mem, msg, msg_len);
     if (rc == OOMB_OK && (rc = ebuf_wrap(mem, 0, out, msg, msg_len)))
         h->free(h->run, mem);
+    if (rc == OOMB_OK)
+        (*out)->bytes = bytes;
     return rc;
 }
 
@@ -345,8 +365,14 @@ static void ebuf_unref(struct pass *p, struct ebuf **slot)
     *slot = NULL;
     if (!b || --b->refs > 0)
         return;
+    const struct oomb_host *h = p->e->h;
+    if (b->ev) { /* a copy still reads or writes it */
+        h->event_sync(h->run, b->ev);
+        h->event_free(h->run, b->ev);
+    }
     if (!b->ext)
-        p->e->h->free(p->e->h->run, b->p);
+        h->free(h->run, b->p);
+    h->free(h->run, b->host);
     free(b);
 }
 
@@ -375,6 +401,9 @@ static void pass_free(struct pass *p)
     free(p->hold);
     free(p->seg);
     free(p->redone);
+    for (int i = 0; i < p->n_moving; i++)
+        ebuf_unref(p, &p->moving[i]);
+    free(p->moving);
 }
 
 static int pass_init(struct pass *p, struct oomb_engine *e, int64_t B, enum oomb_fwd_mode fwd,
@@ -399,8 +428,10 @@ static int pass_init(struct pass *p, struct oomb_engine *e, int64_t B, enum oomb
     p->hold = calloc(ns, sizeof *p->hold);
     p->seg = calloc(nn, sizeof *p->seg);
     p->redone = calloc(ns, 1);
+    p->offload = train && fwd == OOMB_FWD_TRAIN && e->pol.offload;
+    p->moving = p->offload ? calloc(nv + nn, sizeof *p->moving) : NULL;
     if (!p->data || !p->grad || !p->left || !p->rg || !p->rec || !p->sv_in || !p->sv_out ||
-        !p->extra || !p->hold || !p->seg || !p->redone) {
+        !p->extra || !p->hold || !p->seg || !p->redone || (p->offload && !p->moving)) {
         pass_free(p);
         oomb_msg(msg, msg_len, "out of host memory");
         return OOMB_ERR_OOM;
@@ -854,12 +885,130 @@ static int node_bwd_kernel(struct pass *p, const struct oomb_engine_node *nd, vo
 
 /* ------------------------------------------------------ forward/backward -- */
 
-/* The forward read of value v is done: drop its holder when nothing reads
- * it any more (a node that saved it keeps its own reference). */
-static void consumed(struct pass *p, int v)
+/* --------------------------------------------------------------- offload -- */
+
+/* Starts moving saved buffer b to the host during node n's forward: a host
+ * copy, the device memory kept (p->moving) until offload_settle. */
+static int offload_start(struct pass *p, struct ebuf *b, int n, char *msg, size_t msg_len)
 {
-    if (--p->left[v] == 0)
-        ebuf_unref(p, &p->data[v]);
+    struct oomb_engine *e = p->e;
+    const struct oomb_host *h = e->h;
+    if (!p->offload || !b || b->ext || b->host || b->bytes < e->pol.offload_min_bytes ||
+        b->bytes == 0)
+        return OOMB_OK;
+    int rc = h->alloc(h->run, e->pol.offload_space, b->bytes, OOMB_TAG_ACTIVATIONS,
+                      "offloaded activation", &b->host);
+    if (rc != OOMB_OK) {
+        oomb_msg(msg, msg_len, "host memory for an offloaded activation (%zu bytes): %s",
+                 b->bytes, oomb_status_name(rc));
+        b->host = NULL;
+        return rc;
+    }
+    rc = h->copy_async(h->run, b->host, e->pol.offload_space, b->p, OOMB_SPACE_DEVICE, b->bytes,
+                       &b->ev);
+    if (rc != OOMB_OK) {
+        oomb_msg(msg, msg_len, "copy of an activation to the host: %s", oomb_status_name(rc));
+        h->free(h->run, b->host);
+        b->host = NULL;
+        return rc;
+    }
+    b->node = n;
+    p->moving[p->n_moving++] = ebuf_ref(b);
+    return OOMB_OK;
+}
+
+/* Frees the device memory of the buffers whose copy to the host started
+ * before node `before` (all with INT32_MAX), once their copy is done. A
+ * buffer nobody holds any more is just dropped. */
+static int offload_settle(struct pass *p, int before, char *msg, size_t msg_len)
+{
+    const struct oomb_host *h = p->e->h;
+    int kept = 0, rc = OOMB_OK;
+    for (int i = 0; i < p->n_moving; i++) {
+        struct ebuf *b = p->moving[i];
+        if (b->node >= before) {
+            p->moving[kept++] = b;
+            continue;
+        }
+        if (b->refs > 1 && b->ev && rc == OOMB_OK) {
+            rc = h->event_sync(h->run, b->ev);
+            h->event_free(h->run, b->ev);
+            b->ev = NULL;
+            if (rc != OOMB_OK) {
+                oomb_msg(msg, msg_len, "waiting for an activation's copy to the host: %s",
+                         oomb_status_name(rc));
+            } else {
+                h->free(h->run, b->p);
+                b->p = NULL;
+            }
+        }
+        ebuf_unref(p, &b);
+    }
+    p->n_moving = kept;
+    return rc;
+}
+
+/* Brings buffer b back to the device (a prefetch): new device memory and a
+ * copy from the host, ordered before the kernels that wait for b->ev. */
+static int offload_fetch(struct pass *p, struct ebuf *b, char *msg, size_t msg_len)
+{
+    struct oomb_engine *e = p->e;
+    const struct oomb_host *h = e->h;
+    if (!b || b->p)
+        return OOMB_OK; /* resident (or never moved) */
+    int rc = oomb_net_alloc(h, b->bytes, OOMB_TAG_ACTIVATIONS, "prefetched activation", &b->p,
+                            msg, msg_len);
+    if (rc != OOMB_OK)
+        return rc;
+    rc = h->copy_async(h->run, b->p, OOMB_SPACE_DEVICE, b->host, e->pol.offload_space, b->bytes,
+                       &b->ev);
+    if (rc != OOMB_OK)
+        oomb_msg(msg, msg_len, "copy of an activation back to the device: %s",
+                 oomb_status_name(rc));
+    return rc;
+}
+
+/* Node n's saved tensors on the device, the kernels after this waiting for
+ * their copies; then the prefetch of the next node backward will reach. */
+static int offload_ready(struct pass *p, int n, char *msg, size_t msg_len)
+{
+    const struct oomb_host *h = p->e->h;
+    struct ebuf *const mine[3] = {p->sv_in[n], p->sv_out[n], p->extra[n]};
+    int rc = OOMB_OK;
+    for (int i = 0; i < 3 && rc == OOMB_OK; i++) {
+        struct ebuf *b = mine[i];
+        if (!b)
+            continue;
+        if ((rc = offload_fetch(p, b, msg, msg_len)) == OOMB_OK && b->ev) {
+            rc = h->event_wait(h->run, b->ev);
+            if (rc != OOMB_OK)
+                oomb_msg(msg, msg_len, "waiting for a prefetched activation: %s",
+                         oomb_status_name(rc));
+        }
+    }
+    for (int m = n - 1; m >= 0 && rc == OOMB_OK; m--) {
+        if (!p->rec[m])
+            continue;
+        struct ebuf *const next[3] = {p->sv_in[m], p->sv_out[m], p->extra[m]};
+        for (int i = 0; i < 3 && rc == OOMB_OK; i++)
+            rc = offload_fetch(p, next[i], msg, msg_len);
+        break;
+    }
+    return rc;
+}
+
+/* The forward read of value v is done: drop its holder when nothing reads
+ * it any more (a node that saved it keeps its own reference, and under
+ * offload the buffer starts its way to the host). */
+static int consumed(struct pass *p, int v, int n, char *msg, size_t msg_len)
+{
+    if (--p->left[v] != 0)
+        return OOMB_OK;
+    int rc = OOMB_OK;
+    if (p->data[v] && p->data[v]->refs > 1)
+        rc = offload_start(p, p->data[v], n, msg, msg_len);
+    ebuf_unref(p, &p->data[v]);
+    return rc;
 }
 
 /* Forward of node n. keep: take the node's saved tensors for backward. */
@@ -908,12 +1057,15 @@ static int node_forward(struct pass *p, int n, int keep, char *msg, size_t msg_l
             p->sv_out[n] = ebuf_ref(out);
         p->extra[n] = extra;
         extra = NULL;
+        if ((rc = offload_start(p, p->extra[n], n, msg, msg_len)))
+            return rc;
     }
     ebuf_unref(p, &extra);
-    consumed(p, nd->in);
-    if (nd->in2 >= 0)
-        consumed(p, nd->in2);
-    return OOMB_OK;
+    if ((rc = consumed(p, nd->in, n, msg, msg_len)) ||
+        (nd->in2 >= 0 && (rc = consumed(p, nd->in2, n, msg, msg_len))))
+        return rc;
+    /* the copies started during the node before have overlapped this one */
+    return p->offload ? offload_settle(p, n, msg, msg_len) : OOMB_OK;
 }
 
 /* grad[v] += contribution c (the reference is taken over). */
@@ -1019,6 +1171,8 @@ static int node_backward(struct pass *p, int n, char *msg, size_t msg_len)
     int s = p->seg[n];
     if (s >= 0 && !p->redone[s] && (rc = recompute(p, s, msg, msg_len)))
         return rc;
+    if (p->offload && (rc = offload_ready(p, n, msg, msg_len)))
+        return rc;
     struct ebuf *g = p->grad[nd->out];
     if (g) {
         if (nd->op == EOP_FLATTEN || nd->op == EOP_ADD) {
@@ -1068,7 +1222,7 @@ static int forward_all(struct pass *p, const void *x, int keep, char *msg, size_
         if ((rc = node_forward(p, n, keep && s < 0, msg, msg_len)))
             return rc;
     }
-    return OOMB_OK;
+    return p->offload ? offload_settle(p, INT32_MAX, msg, msg_len) : OOMB_OK;
 }
 
 /* The logits value as FP32: its buffer in F32 mode, else a new FP32 copy
@@ -1152,7 +1306,8 @@ int oomb_engine_train_batch(struct oomb_engine *e, const void *x, const int32_t 
         h->free(h->run, lcopy);
         lcopy = NULL;
     }
-    consumed(&p, lv);
+    if (--p.left[lv] == 0) /* the loss has read the logits (never offloaded) */
+        ebuf_unref(&p, &p.data[lv]);
 
     h->phase(h->run, OOMB_PHASE_BACKWARD);
     if ((rc = oomb_net_alloc(h, (size_t)(B * K) * 4, OOMB_TAG_ACTIVATIONS, "dlogits",

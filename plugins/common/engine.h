@@ -99,6 +99,19 @@ struct oomb_policy {
     /* Training: an extra loss term. */
     const struct oomb_loss_hooks *hooks;
     void *hooks_user;
+    /* Training: activation offload. A saved tensor (a buffer that only
+     * nodes' saves still hold once forward has read it for the last time,
+     * and the extras a node saves: statistics, probabilities, positions) of
+     * at least offload_min_bytes is copied to host memory in offload_space
+     * (tag activations) and its device memory freed once the copy is done,
+     * which the engine waits for one node later so that the copy overlaps
+     * the next node's forward. Before a node's backward its saved tensors are
+     * made resident again, and the next recorded node's are prefetched (one
+     * node ahead). The input batch (the caller's memory) stays. Not with
+     * checkpoint segments. 0: off. */
+    int offload;
+    enum oomb_space offload_space;
+    size_t offload_min_bytes;
 };
 
 struct oomb_engine_node; /* private to engine.c */

@@ -22,8 +22,13 @@ enum {
     OOMB_NET_GRADS = 1u << 0,     /* allocate gradients (train) */
     OOMB_NET_OPTIMIZER = 1u << 1, /* allocate optimizer state (train) */
     OOMB_NET_NO_INIT = 1u << 2,   /* leave parameters uninitialised */
-    OOMB_NET_NO_PARAMS = 1u << 3  /* lay out the parameters but allocate none (params NULL;
+    OOMB_NET_NO_PARAMS = 1u << 3, /* lay out the parameters but allocate none (params NULL;
                                      buffers still): a strategy that stores them its own way */
+    OOMB_NET_HOST_OPTIMIZER = 1u << 4 /* with OPTIMIZER: the optimizer state, an FP32 master
+                                         copy of the parameters and a gradient buffer in pinned
+                                         host memory; oomb_net_update copies the gradients
+                                         there, updates on the host (host->host_ops) and copies
+                                         the parameters back (ZeRO-Offload) */
 };
 
 /* How a forward pass treats batch norm: training (batch statistics, running
@@ -41,7 +46,10 @@ struct oomb_net {
     int64_t *offset; /* (n_layers) element offset of each layer's params */
     float *params;   /* (total_params) device, tag weights */
     float *grads;    /* (total_params) device, tag grads, or NULL */
-    float *m, *v;    /* Adam moments (tag optimizer); SGD uses m for momentum */
+    float *m, *v;    /* Adam moments (tag optimizer); SGD uses m for momentum; in host
+                        memory with OOMB_NET_HOST_OPTIMIZER */
+    float *host_params, *host_grads; /* OOMB_NET_HOST_OPTIMIZER: pinned host copies (tags
+                                        weights, grads), else NULL */
     int64_t t;       /* updates done */
     int64_t total_buffers;
     int64_t *buf_offset; /* (n_layers) element offset of each layer's buffers */
@@ -70,9 +78,13 @@ int oomb_net_zero_grads(struct oomb_net *n, char *msg, size_t msg_len);
 /* One optimizer step over all parameters (the run's optimizer and settings). */
 int oomb_net_update(struct oomb_net *n, char *msg, size_t msg_len);
 
-/* Allocation helper: host->alloc with a message on failure. */
+/* Allocation helper: host->alloc of device memory with a message on
+ * failure; oomb_net_alloc_in in any space. */
 int oomb_net_alloc(const struct oomb_host *h, size_t bytes, enum oomb_tag tag, const char *label,
                    void **out, char *msg, size_t msg_len);
+int oomb_net_alloc_in(const struct oomb_host *h, enum oomb_space space, size_t bytes,
+                      enum oomb_tag tag, const char *label, void **out, char *msg,
+                      size_t msg_len);
 
 /* Formats a failed op's message, "<what>: <the ops' last error>"; returns rc. */
 int oomb_op_error(const struct oomb_host *h, int rc, const char *what, char *msg, size_t msg_len);

@@ -50,6 +50,7 @@
 
 struct distill_state {
     const struct oomb_host *h;
+    const struct oomb_ext_distill *dx; /* the backend's soft-target loss (OOMB_EXT_DISTILL) */
     double T, alpha;
     int teacher_from_none;
     struct oomb_net teacher;
@@ -209,12 +210,24 @@ static int distill_create(const struct oomb_host *h, void **state, char *msg, si
         oomb_msg(msg, msg_len, "parameter alpha must be a number in [0, 1]");
         return OOMB_ERR_INVALID;
     }
+    const struct oomb_ext_distill *dx =
+        OOMB_HAS(h, get_extension)
+            ? h->get_extension(h->run, OOMB_EXT_DISTILL, OOMB_EXT_DISTILL_VERSION)
+            : NULL;
+    if (!dx) {
+        oomb_msg(msg, msg_len,
+                 "the %s backend has no distillation loss kernel (extension \"%s\" version %u "
+                 "or later)",
+                 h->ops->backend_name, OOMB_EXT_DISTILL, OOMB_EXT_DISTILL_VERSION);
+        return OOMB_ERR_UNSUPPORTED;
+    }
     struct distill_state *s = calloc(1, sizeof *s);
     if (!s) {
         oomb_msg(msg, msg_len, "out of host memory");
         return OOMB_ERR_OOM;
     }
     s->h = h;
+    s->dx = dx;
     s->T = T;
     s->alpha = alpha;
     build_student(s, hidden, n_hidden);
@@ -268,6 +281,7 @@ static int hook_loss(void *user, const float *logits, float *dlogits, int64_t co
     struct distill_state *s = user;
     const struct oomb_host *h = s->h;
     const struct oomb_ops *o = h->ops;
+    const struct oomb_ext_distill *dx = s->dx;
     const int64_t K = s->model.classes;
     float *soft = NULL;
     double sum = 0;
@@ -278,11 +292,11 @@ static int hook_loss(void *user, const float *logits, float *dlogits, int64_t co
                             "scale hard gradient", msg, msg_len)) ||
         (rc = oomb_op_error(h, o->zero(o->ctx, soft, (size_t)count * 4), "zero soft losses", msg,
                             msg_len)) ||
-        (rc =
-             oomb_op_error(h,
-                           o->soft_xent_accumulate(o->ctx, soft, dlogits, logits, s->tlogits, count,
-                                                   K, (float)s->T, (float)s->alpha, grad_scale),
-                           "soft_xent_accumulate", msg, msg_len)) ||
+        (rc = oomb_op_error(h,
+                            dx->soft_xent_accumulate(dx->ctx, soft, dlogits, logits, s->tlogits,
+                                                     count, K, (float)s->T, (float)s->alpha,
+                                                     grad_scale),
+                            "soft_xent_accumulate", msg, msg_len)) ||
         (rc = oomb_op_error(h, o->sum(o->ctx, soft, count, &sum), "soft loss sum", msg, msg_len)))
         goto done;
     s->soft_sum += sum;
@@ -334,12 +348,18 @@ static int distill_evaluate(void *state, char *msg, size_t msg_len)
 }
 
 static const struct oomb_param_desc params[] = {
-    {"student_hidden", OOMB_PARAM_STRING, "256", "features",
-     "hidden widths of the student MLP (ReLU between), comma-separated: \"256\" or \"128,64\""},
-    {"temperature", OOMB_PARAM_FLOAT, "4", "",
-     "softmax temperature T of the soft targets (> 0); soft gradients are scaled by T^2"},
-    {"alpha", OOMB_PARAM_FLOAT, "0.5", "fraction",
-     "weight of the soft-target loss in [0, 1]; the hard-label loss gets 1 - alpha"},
+    {.struct_size = OOMB_PARAM_DESC_SIZE, .name = "student_hidden", .type = OOMB_PARAM_STRING,
+     .default_value = "256", .unit = "features",
+     .help = "hidden widths of the student MLP (ReLU between), comma-separated: \"256\" or "
+             "\"128,64\""},
+    {.struct_size = OOMB_PARAM_DESC_SIZE, .name = "temperature", .type = OOMB_PARAM_FLOAT,
+     .default_value = "4", .unit = "",
+     .help = "softmax temperature T of the soft targets; soft gradients are scaled by T^2",
+     .bounds = OOMB_PARAM_MIN | OOMB_PARAM_MIN_OPEN, .min = 0},
+    {.struct_size = OOMB_PARAM_DESC_SIZE, .name = "alpha", .type = OOMB_PARAM_FLOAT,
+     .default_value = "0.5", .unit = "fraction",
+     .help = "weight of the soft-target loss; the hard-label loss gets 1 - alpha",
+     .bounds = OOMB_PARAM_MIN | OOMB_PARAM_MAX, .min = 0, .max = 1},
 };
 
 static const struct oomb_plugin descriptor = {

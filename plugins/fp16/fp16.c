@@ -219,12 +219,22 @@ static int fp16_evaluate(void *state, char *msg, size_t msg_len)
 }
 
 static const struct oomb_param_desc params[] = {
-    {"init_scale", OOMB_PARAM_FLOAT, "65536", "", "initial loss scale S (train)"},
-    {"growth_interval", OOMB_PARAM_INT, "2000", "steps",
-     "clean steps in a row after which S is multiplied by growth"},
-    {"growth", OOMB_PARAM_FLOAT, "2", "", "factor applied to S after growth_interval clean steps"},
-    {"backoff", OOMB_PARAM_FLOAT, "0.5", "",
-     "factor applied to S when a step's gradients hold inf/NaN (the step is skipped)"},
+    {.struct_size = OOMB_PARAM_DESC_SIZE, .name = "init_scale", .type = OOMB_PARAM_FLOAT,
+     .default_value = "65536", .unit = "", .help = "initial loss scale S (train)",
+     .bounds = OOMB_PARAM_MIN | OOMB_PARAM_MIN_OPEN, .min = 0},
+    {.struct_size = OOMB_PARAM_DESC_SIZE, .name = "growth_interval", .type = OOMB_PARAM_INT,
+     .default_value = "2000", .unit = "steps",
+     .help = "clean steps in a row after which S is multiplied by growth",
+     .bounds = OOMB_PARAM_MIN, .min = 1},
+    {.struct_size = OOMB_PARAM_DESC_SIZE, .name = "growth", .type = OOMB_PARAM_FLOAT,
+     .default_value = "2", .unit = "",
+     .help = "factor applied to S after growth_interval clean steps",
+     .bounds = OOMB_PARAM_MIN | OOMB_PARAM_MIN_OPEN, .min = 1},
+    {.struct_size = OOMB_PARAM_DESC_SIZE, .name = "backoff", .type = OOMB_PARAM_FLOAT,
+     .default_value = "0.5", .unit = "",
+     .help = "factor applied to S when a step's gradients hold inf/NaN (the step is skipped)",
+     .bounds = OOMB_PARAM_MIN | OOMB_PARAM_MAX | OOMB_PARAM_MIN_OPEN | OOMB_PARAM_MAX_OPEN,
+     .min = 0, .max = 1},
 };
 
 static const struct oomb_plugin descriptor = {

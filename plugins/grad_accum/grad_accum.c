@@ -86,8 +86,10 @@ static int ga_evaluate(void *state, char *msg, size_t msg_len)
 }
 
 static const struct oomb_param_desc params[] = {
-    {"steps", OOMB_PARAM_INT, "4", "micro-batches",
-     "micro-batches per step (1..batch); gradients summed, one update per step"},
+    {.struct_size = OOMB_PARAM_DESC_SIZE, .name = "steps", .type = OOMB_PARAM_INT,
+     .default_value = "4", .unit = "micro-batches",
+     .help = "micro-batches per step (1..batch); gradients summed, one update per step",
+     .bounds = OOMB_PARAM_MIN, .min = 1},
 };
 
 static const struct oomb_plugin descriptor = {

@@ -60,6 +60,7 @@ struct plinear {
 
 struct prune_state {
     const struct oomb_host *h;
+    const struct oomb_ext_sparse *sp; /* the backend's sparse kernels (OOMB_EXT_SPARSE) */
     int train;
     double sparsity;
     enum prune_pattern pattern;
@@ -88,10 +89,11 @@ static float bits_to_float(uint32_t b)
 
 /* Smallest thr >= 0 with count(|w| < thr) >= k (w n elements, device). With
  * fewer than k finite weights, +inf (prunes every finite weight). */
-static int find_threshold(const struct oomb_host *h, const float *w, int64_t n, int64_t k,
+static int find_threshold(const struct prune_state *s, const float *w, int64_t n, int64_t k,
                           float *thr, char *msg, size_t msg_len)
 {
-    const struct oomb_ops *o = h->ops;
+    const struct oomb_host *h = s->h;
+    const struct oomb_ext_sparse *sx = s->sp;
     int64_t c;
     int rc;
     if (k <= 0) {
@@ -100,7 +102,7 @@ static int find_threshold(const struct oomb_host *h, const float *w, int64_t n, 
     }
     /* Non-negative floats order like their bit patterns. */
     uint32_t lo = 0, hi = 0x7f800000u; /* count(lo) < k is known: count(0) = 0 */
-    if ((rc = oomb_op_error(h, o->count_abs_below(o->ctx, w, n, bits_to_float(hi), &c),
+    if ((rc = oomb_op_error(h, sx->count_abs_below(sx->ctx, w, n, bits_to_float(hi), &c),
                             "count_abs_below", msg, msg_len)))
         return rc;
     if (c < k) {
@@ -109,7 +111,7 @@ static int find_threshold(const struct oomb_host *h, const float *w, int64_t n, 
     }
     while (hi - lo > 1) {
         uint32_t mid = lo + (hi - lo) / 2;
-        if ((rc = oomb_op_error(h, o->count_abs_below(o->ctx, w, n, bits_to_float(mid), &c),
+        if ((rc = oomb_op_error(h, sx->count_abs_below(sx->ctx, w, n, bits_to_float(mid), &c),
                                 "count_abs_below", msg, msg_len)))
             return rc;
         if (c >= k)
@@ -122,11 +124,11 @@ static int find_threshold(const struct oomb_host *h, const float *w, int64_t n, 
 }
 
 /* Number of exact zeros in w (n). |x| < the smallest subnormal only for 0. */
-static int count_zeros(const struct oomb_host *h, const float *w, int64_t n, int64_t *zeros,
+static int count_zeros(const struct prune_state *s, const float *w, int64_t n, int64_t *zeros,
                        char *msg, size_t msg_len)
 {
-    const struct oomb_ops *o = h->ops;
-    return oomb_op_error(h, o->count_abs_below(o->ctx, w, n, FLT_TRUE_MIN, zeros),
+    const struct oomb_ext_sparse *sx = s->sp;
+    return oomb_op_error(s->h, sx->count_abs_below(sx->ctx, w, n, FLT_TRUE_MIN, zeros),
                          "count_abs_below", msg, msg_len);
 }
 
@@ -160,6 +162,7 @@ static int compress_layer(struct prune_state *s, int l, float *stage, uint8_t *m
 {
     const struct oomb_host *h = s->h;
     const struct oomb_ops *o = h->ops;
+    const struct oomb_ext_sparse *sx = s->sp;
     const struct oomb_layer *L = h->info->model->layers[l];
     int64_t R, OC, C;
     oomb_linear_dims(L, &R, &C, &OC);
@@ -172,17 +175,17 @@ static int compress_layer(struct prune_state *s, int l, float *stage, uint8_t *m
             (rc = oomb_net_alloc(h, (size_t)(nw / 8), OOMB_TAG_WEIGHTS, "2:4 indices",
                                  (void **)&p->idx, msg, msg_len)))
             return rc;
-        if ((rc = oomb_op_error(h, o->compress_2of4(o->ctx, p->vals, p->idx, stage, OC, C),
+        if ((rc = oomb_op_error(h, sx->compress_2of4(sx->ctx, p->vals, p->idx, stage, OC, C),
                                 "compress_2of4", msg, msg_len)))
             return rc;
         p->nnz = nw / 2;
     } else {
         float thr;
         int64_t k = llround(s->sparsity * (double)nw), zeros;
-        if ((rc = find_threshold(h, stage, nw, k, &thr, msg, msg_len)) ||
-            (rc = oomb_op_error(h, o->prune_by_threshold(o->ctx, stage, mask, nw, thr),
+        if ((rc = find_threshold(s, stage, nw, k, &thr, msg, msg_len)) ||
+            (rc = oomb_op_error(h, sx->prune_by_threshold(sx->ctx, stage, mask, nw, thr),
                                 "prune_by_threshold", msg, msg_len)) ||
-            (rc = count_zeros(h, stage, nw, &zeros, msg, msg_len)))
+            (rc = count_zeros(s, stage, nw, &zeros, msg, msg_len)))
             return rc;
         p->nnz = nw - zeros;
         if ((rc = oomb_net_alloc(h, (size_t)(OC + 1) * 4, OOMB_TAG_WEIGHTS, "csr rowptr",
@@ -194,7 +197,7 @@ static int compress_layer(struct prune_state *s, int l, float *stage, uint8_t *m
                                    (void **)&p->vals, msg, msg_len)))))
             return rc;
         if ((rc = oomb_op_error(
-                 h, o->dense_to_csr(o->ctx, p->rowptr, p->colidx, p->vals, stage, OC, C),
+                 h, sx->dense_to_csr(sx->ctx, p->rowptr, p->colidx, p->vals, stage, OC, C),
                  "dense_to_csr", msg, msg_len)))
             return rc;
     }
@@ -371,6 +374,16 @@ static int prune_create(const struct oomb_host *h, void **state, char *msg, size
     }
     s->h = h;
     s->train = h->info->mode == OOMB_MODE_TRAIN;
+    s->sp = OOMB_HAS(h, get_extension)
+                ? h->get_extension(h->run, OOMB_EXT_SPARSE, OOMB_EXT_SPARSE_VERSION)
+                : NULL;
+    if (!s->sp) {
+        oomb_msg(msg, msg_len,
+                 "the %s backend has no sparse kernels (extension \"%s\" version %u or later)",
+                 h->ops->backend_name, OOMB_EXT_SPARSE, OOMB_EXT_SPARSE_VERSION);
+        prune_destroy(s);
+        return OOMB_ERR_UNSUPPORTED;
+    }
     int rc = read_params(s, msg, msg_len);
     if (rc == OOMB_OK)
         rc = s->train ? create_train(s, msg, msg_len) : create_infer(s, msg, msg_len);
@@ -400,7 +413,7 @@ static double target_sparsity(const struct prune_state *s, int64_t t)
 static int prune_2of4_train(struct prune_state *s, char *msg, size_t msg_len)
 {
     const struct oomb_host *h = s->h;
-    const struct oomb_ops *o = h->ops;
+    const struct oomb_ext_sparse *sx = s->sp;
     const struct oomb_model *m = h->info->model;
     int64_t max_w = 0;
     float *vals = NULL;
@@ -423,10 +436,10 @@ static int prune_2of4_train(struct prune_state *s, char *msg, size_t msg_len)
         oomb_linear_dims(L, &R, &C, &OC);
         int64_t nw = OC * C;
         /* compress_2of4 zeroes the dropped weights; the mask is then w != 0 */
-        if ((rc = oomb_op_error(h, o->compress_2of4(o->ctx, vals, idx, w, OC, C), "compress_2of4",
+        if ((rc = oomb_op_error(h, sx->compress_2of4(sx->ctx, vals, idx, w, OC, C), "compress_2of4",
                                 msg, msg_len)) ||
             (rc = oomb_op_error(
-                 h, o->prune_by_threshold(o->ctx, w, s->masks + s->mask_off[l], nw, FLT_TRUE_MIN),
+                 h, sx->prune_by_threshold(sx->ctx, w, s->masks + s->mask_off[l], nw, FLT_TRUE_MIN),
                  "prune_by_threshold", msg, msg_len)))
             goto done;
     }
@@ -441,7 +454,7 @@ static int update_and_prune(void *user, int64_t step, char *msg, size_t msg_len)
 {
     struct prune_state *s = user;
     const struct oomb_host *h = s->h;
-    const struct oomb_ops *o = h->ops;
+    const struct oomb_ext_sparse *sx = s->sp;
     const struct oomb_model *m = h->info->model;
     int rc;
     if ((rc = oomb_net_update(&s->net, msg, msg_len)))
@@ -466,11 +479,11 @@ static int update_and_prune(void *user, int64_t step, char *msg, size_t msg_len)
         int64_t nw = oomb_linear_weights(L);
         if (prune_now) {
             float thr;
-            if ((rc = find_threshold(h, w, nw, llround(sp * (double)nw), &thr, msg, msg_len)) ||
-                (rc = oomb_op_error(h, o->prune_by_threshold(o->ctx, w, mask, nw, thr),
+            if ((rc = find_threshold(s, w, nw, llround(sp * (double)nw), &thr, msg, msg_len)) ||
+                (rc = oomb_op_error(h, sx->prune_by_threshold(sx->ctx, w, mask, nw, thr),
                                     "prune_by_threshold", msg, msg_len)))
                 return rc;
-        } else if ((rc = oomb_op_error(h, o->apply_mask(o->ctx, w, mask, nw), "apply_mask", msg,
+        } else if ((rc = oomb_op_error(h, sx->apply_mask(sx->ctx, w, mask, nw), "apply_mask", msg,
                                        msg_len))) {
             return rc;
         }
@@ -486,17 +499,18 @@ static int linear_sparse(void *user, int l, float *out, const float *in, int64_t
 {
     struct prune_state *s = user;
     const struct oomb_host *h = s->h;
-    const struct oomb_ops *o = h->ops;
+    const struct oomb_ext_sparse *sx = s->sp;
     const struct oomb_layer *L = h->info->model->layers[l];
     const struct plinear *p = &s->pl[l];
     int64_t R, C, OC;
     oomb_linear_dims(L, &R, &C, &OC);
     if (s->pattern == PATTERN_2OF4)
         return oomb_op_error(
-            h, o->linear_forward_2of4(o->ctx, out, in, p->vals, p->idx, p->bias, B, C, OC),
+            h, sx->linear_forward_2of4(sx->ctx, out, in, p->vals, p->idx, p->bias, B, C, OC),
             "linear_forward_2of4", msg, msg_len);
     return oomb_op_error(
-        h, o->linear_forward_csr(o->ctx, out, in, p->rowptr, p->colidx, p->vals, p->bias, B, C, OC),
+        h,
+        sx->linear_forward_csr(sx->ctx, out, in, p->rowptr, p->colidx, p->vals, p->bias, B, C, OC),
         "linear_forward_csr", msg, msg_len);
 }
 
@@ -519,7 +533,7 @@ static int prune_finish(void *state, char *msg, size_t msg_len)
         if (!is_pruned_layer(L))
             continue;
         int64_t z, nw = oomb_linear_weights(L);
-        int rc = count_zeros(s->h, oomb_net_weight(&s->net, l), nw, &z, msg, msg_len);
+        int rc = count_zeros(s, oomb_net_weight(&s->net, l), nw, &z, msg, msg_len);
         if (rc)
             return rc;
         zeros += z;
@@ -537,15 +551,23 @@ static int prune_evaluate(void *state, char *msg, size_t msg_len)
 }
 
 static const struct oomb_param_desc params[] = {
-    {"sparsity", OOMB_PARAM_FLOAT, "0.9", "fraction",
-     "target fraction of zero weights per linear layer, in [0, 1) (2:4 is always 0.5)"},
-    {"pattern", OOMB_PARAM_STRING, "unstructured", "",
-     "unstructured (CSR, 16-bit column indices) or 2:4 (needs in_features % 8 == 0)"},
-    {"begin", OOMB_PARAM_INT, "-1", "steps",
-     "train: first step of the pruning schedule, counted from 0 with warm-up; -1: the first "
-     "measured step"},
-    {"end", OOMB_PARAM_INT, "-1", "steps",
-     "train: step at which the target sparsity is reached; -1: the last step"},
+    {.struct_size = OOMB_PARAM_DESC_SIZE, .name = "sparsity", .type = OOMB_PARAM_FLOAT,
+     .default_value = "0.9", .unit = "fraction",
+     .help = "target fraction of zero weights per linear layer (2:4 is always 0.5)",
+     .bounds = OOMB_PARAM_MIN | OOMB_PARAM_MAX | OOMB_PARAM_MAX_OPEN, .min = 0, .max = 1},
+    {.struct_size = OOMB_PARAM_DESC_SIZE, .name = "pattern", .type = OOMB_PARAM_STRING,
+     .default_value = "unstructured", .unit = "",
+     .help = "unstructured (CSR, 16-bit column indices) or 2:4 (needs in_features % 8 == 0)",
+     .choices = "unstructured|2:4"},
+    {.struct_size = OOMB_PARAM_DESC_SIZE, .name = "begin", .type = OOMB_PARAM_INT,
+     .default_value = "-1", .unit = "steps",
+     .help = "train: first step of the pruning schedule, counted from 0 with warm-up; -1: the "
+             "first measured step",
+     .bounds = OOMB_PARAM_MIN, .min = -1},
+    {.struct_size = OOMB_PARAM_DESC_SIZE, .name = "end", .type = OOMB_PARAM_INT,
+     .default_value = "-1", .unit = "steps",
+     .help = "train: step at which the target sparsity is reached; -1: the last step",
+     .bounds = OOMB_PARAM_MIN, .min = -1},
 };
 
 static const struct oomb_plugin descriptor = {

@@ -51,6 +51,7 @@ struct qtensor {
 
 struct quantize_state {
     const struct oomb_host *h;
+    const struct oomb_ext_quant *q; /* the backend's int8 kernels (OOMB_EXT_QUANT) */
     int train;
     int64_t block;
     /* infer */
@@ -100,6 +101,7 @@ static int create_infer(struct quantize_state *s, char *msg, size_t msg_len)
         return na;
     const struct oomb_host *h = s->h;
     const struct oomb_ops *o = h->ops;
+    const struct oomb_ext_quant *q = s->q;
     const struct oomb_model *m = h->info->model;
     float *stage = NULL;
     int64_t max_params = 0;
@@ -149,7 +151,7 @@ static int create_infer(struct quantize_state *s, char *msg, size_t msg_len)
             oomb_msg(msg, msg_len, "layer %d: host init_params failed", l + 1);
             break;
         }
-        rc = oomb_op_error(h, o->quantize_rows_i8(o->ctx, s->ql[l].wq, s->ql[l].ws, stage, OC, C),
+        rc = oomb_op_error(h, q->quantize_rows_i8(q->ctx, s->ql[l].wq, s->ql[l].ws, stage, OC, C),
                            "quantize_rows_i8 (weights)", msg, msg_len);
         if (rc == OOMB_OK && s->ql[l].bias)
             rc = oomb_op_error(h, o->copy(o->ctx, s->ql[l].bias, stage + OC * C, (size_t)OC * 4),
@@ -235,6 +237,16 @@ static int quantize_create(const struct oomb_host *h, void **state, char *msg, s
     s->h = h;
     s->block = block;
     s->train = h->info->mode == OOMB_MODE_TRAIN;
+    s->q = OOMB_HAS(h, get_extension)
+               ? h->get_extension(h->run, OOMB_EXT_QUANT, OOMB_EXT_QUANT_VERSION)
+               : NULL;
+    if (!s->q) {
+        oomb_msg(msg, msg_len,
+                 "the %s backend has no int8 kernels (extension \"%s\" version %u or later)",
+                 h->ops->backend_name, OOMB_EXT_QUANT, OOMB_EXT_QUANT_VERSION);
+        quantize_destroy(s);
+        return OOMB_ERR_UNSUPPORTED;
+    }
     int rc = s->train ? create_train(s, msg, msg_len) : create_infer(s, msg, msg_len);
     if (rc == OOMB_OK)
         rc = oomb_engine_open_replaced(&s->eng, &s->net, h, update8, linear_i8, s, msg, msg_len);
@@ -251,12 +263,12 @@ static int update8(void *user, int64_t step, char *msg, size_t msg_len)
 {
     struct quantize_state *s = user;
     const struct oomb_run_info *ri = s->h->info;
-    const struct oomb_ops *o = s->h->ops;
+    const struct oomb_ext_quant *q = s->q;
     struct oomb_net *n = &s->net;
     n->t++;
     for (int i = 0; i < s->n_tensors; i++) {
         const struct qtensor *t = &s->tensors[i];
-        int rc = o->adam8_update(o->ctx, n->params + t->off, n->grads + t->off, s->m_q + t->off,
+        int rc = q->adam8_update(q->ctx, n->params + t->off, n->grads + t->off, s->m_q + t->off,
                                  s->v_q + t->off, s->m_scale + t->s_off, s->v_scale + t->s_off,
                                  t->n, s->block, (float)ri->lr, (float)ri->beta1, (float)ri->beta2,
                                  (float)ri->eps, (float)ri->weight_decay, n->t);
@@ -272,7 +284,7 @@ static int linear_i8(void *user, int l, float *out, const float *in, int64_t B, 
 {
     struct quantize_state *s = user;
     const struct oomb_host *h = s->h;
-    const struct oomb_ops *o = h->ops;
+    const struct oomb_ext_quant *q = s->q;
     const struct oomb_layer *L = h->info->model->layers[l];
     int64_t R, C, OC;
     oomb_linear_dims(L, &R, &C, &OC);
@@ -287,11 +299,11 @@ static int linear_i8(void *user, int l, float *out, const float *in, int64_t B, 
         (rc = oomb_net_alloc(h, (size_t)(B * OC) * 4, OOMB_TAG_WORKSPACE, "int32 accumulator",
                              (void **)&acc, msg, msg_len)))
         goto done;
-    if ((rc = oomb_op_error(h, o->quantize_rows_i8(o->ctx, xq, xs, in, B, C),
+    if ((rc = oomb_op_error(h, q->quantize_rows_i8(q->ctx, xq, xs, in, B, C),
                             "quantize_rows_i8 (input)", msg, msg_len)))
         goto done;
     rc = oomb_op_error(h,
-                       o->linear_forward_i8(o->ctx, out, xq, xs, s->ql[l].wq, s->ql[l].ws,
+                       q->linear_forward_i8(q->ctx, out, xq, xs, s->ql[l].wq, s->ql[l].ws,
                                             s->ql[l].bias, acc, B, C, OC),
                        "linear_forward_i8", msg, msg_len);
 done:
@@ -315,8 +327,10 @@ static int quantize_evaluate(void *state, char *msg, size_t msg_len)
 }
 
 static const struct oomb_param_desc params[] = {
-    {"block", OOMB_PARAM_INT, "256", "elements",
-     "train: block size of the 8-bit Adam state (one scale per block and moment)"},
+    {.struct_size = OOMB_PARAM_DESC_SIZE, .name = "block", .type = OOMB_PARAM_INT,
+     .default_value = "256", .unit = "elements",
+     .help = "train: block size of the 8-bit Adam state (one scale per block and moment)",
+     .bounds = OOMB_PARAM_MIN, .min = 1},
 };
 
 static const struct oomb_plugin descriptor = {

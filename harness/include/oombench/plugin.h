@@ -1,5 +1,5 @@
 /*
- * oombench plugin ABI, version 1 (minor 2).
+ * oombench plugin ABI, version 2 (minor 0).
  *
  * This is the only public header of oombench. A strategy plugin is a shared
  * object that exports one function, OOMB_PLUGIN_ENTRY_NAME, returning a
@@ -19,11 +19,20 @@
  *   - fields are appended, never reordered or removed; enum values likewise;
  *   - a breaking change bumps OOMB_ABI_MAJOR.
  *
- * Device memory: every pointer a plugin gets from host->alloc is a *device*
- * pointer of the selected backend (plain host memory on the CPU backend, CUDA
- * device memory on the GPU). A plugin must never dereference it; it reads and
- * writes it only through ops (ops->to_host / ops->to_device / kernels).
- * Pointer arithmetic on it (offsets into a buffer) is allowed.
+ * Memory spaces: host->alloc takes a space. A pointer in OOMB_SPACE_DEVICE is
+ * a *device* pointer of the selected backend (plain host memory on the CPU
+ * backend, CUDA device memory on the GPU): a plugin never dereferences it and
+ * reads and writes it only through ops (ops->to_host / ops->to_device /
+ * kernels) and host->copy_async. A pointer in OOMB_SPACE_HOST or
+ * OOMB_SPACE_HOST_PINNED is ordinary memory of this process that the plugin
+ * may read and write (after the copies into it have completed), and that the
+ * ops of the `host_ops` table compute on. Pointer arithmetic (offsets into a
+ * buffer) is allowed in every space.
+ *
+ * Kernels: `ops` is the dense core every strategy shares. Kernels that only
+ * some strategies use (int8, sparse formats, 8-bit Adam, distillation loss)
+ * are in named, versioned extension tables that a plugin asks for by name
+ * with host->get_extension (OOMB_EXT_* below).
  */
 #ifndef OOMBENCH_PLUGIN_H
 #define OOMBENCH_PLUGIN_H
@@ -35,8 +44,8 @@
 extern "C" {
 #endif
 
-#define OOMB_ABI_MAJOR 1
-#define OOMB_ABI_MINOR 2
+#define OOMB_ABI_MAJOR 2
+#define OOMB_ABI_MINOR 0
 
 /* The one symbol a plugin exports. */
 #define OOMB_PLUGIN_ENTRY oomb_plugin_entry
@@ -109,6 +118,17 @@ enum oomb_tag {
     OOMB_TAG_COUNT = 6
 };
 
+/* Where an allocation lives. The memory budget of a run applies to the
+ * device space; every space is tracked per tag and reported. On the CPU
+ * backend all three are RAM of this process (and the results say so). */
+enum oomb_space {
+    OOMB_SPACE_DEVICE = 0,      /* the backend's memory: GPU memory, or RAM on the CPU */
+    OOMB_SPACE_HOST = 1,        /* pageable host memory */
+    OOMB_SPACE_HOST_PINNED = 2, /* page-locked host memory (CUDA: cudaHostAlloc), for
+                                   copies that overlap compute */
+    OOMB_SPACE_COUNT = 3
+};
+
 enum oomb_phase {
     OOMB_PHASE_OTHER = 0, /* setup, data loading, bookkeeping */
     OOMB_PHASE_FORWARD = 1,
@@ -141,7 +161,7 @@ enum oomb_layer_kind {
     OOMB_LAYER_LINEAR = 0, /* y = x W^T + b; W (out, in) */
     OOMB_LAYER_RELU = 1,
     OOMB_LAYER_GELU = 2, /* tanh approximation */
-    /* ABI 1.1 */
+    /* since ABI 1.1 */
     OOMB_LAYER_CONV2D = 3,    /* 2-D convolution, NCHW per sample, square kernel */
     OOMB_LAYER_MAXPOOL = 4,   /* 2-D max pooling, no padding */
     OOMB_LAYER_BATCHNORM = 5, /* batch norm over (batch, spatial) per channel */
@@ -186,7 +206,7 @@ struct oomb_layer {
     int has_bias;       /* linear, conv2d: 1 if the layer has a bias vector */
     int64_t n_params;   /* number of trained F32 parameters (layout above), 0 if none */
     int64_t attrs[8];   /* kind-specific attributes, documented per kind */
-    /* ABI 1.1 */
+    /* since ABI 1.1 */
     int64_t n_buffers;  /* F32 state that is not trained (batch norm statistics) */
     int n_body;         /* RESIDUAL: number of body layers, else 0 */
     const struct oomb_layer *const *body; /* RESIDUAL: n_body pointers, owned by the host */
@@ -230,7 +250,7 @@ struct oomb_run_info {
     double weight_decay;
     const struct oomb_model *model;
     uint64_t budget_bytes; /* 0: unlimited */
-    /* ABI 1.1 */
+    /* since ABI 1.1 */
     int64_t eval_samples;  /* held-out samples for evaluate() (0: none) */
 };
 
@@ -299,12 +319,6 @@ struct oomb_ops {
      * over N samples, scale = 1/N (times the loss scale in mixed precision). */
     int (*softmax_xent_backward)(void *k, float *dlogits /* (B, K) */, const float *probs,
                                  const int32_t *targets, int64_t B, int64_t K, float scale);
-    /* Knowledge distillation, soft part. With ps = softmax(student/T),
-     * pt = softmax(teacher/T): losses[b] += weight * T^2 * KL(pt || ps) and
-     * dlogits += weight * scale * T * (ps - pt) (both accumulate). */
-    int (*soft_xent_accumulate)(void *k, float *losses /* (B) */, float *dlogits /* (B, K) */,
-                                const float *student_logits, const float *teacher_logits,
-                                int64_t B, int64_t K, float T, float weight, float scale);
     /* correct = number of b with argmax(logits[b]) == targets[b] (synchronises) */
     int (*count_correct)(void *k, const float *logits, const int32_t *targets, int64_t B,
                          int64_t K, int64_t *correct);
@@ -315,14 +329,6 @@ struct oomb_ops {
     int (*adam_update)(void *k, float *param, const float *grad, float *m, float *v, int64_t n,
                        float lr, float beta1, float beta2, float eps, float weight_decay,
                        int64_t t);
-    /* Adam with 8-bit block-wise state: m as int8 with a per-block absmax
-     * scale, v as uint8 of sqrt(v) (never code 0 for v > 0) with a per-block
-     * max scale; blocks of `block` elements (the last may be short).
-     * Dequantise, update, requantise. */
-    int (*adam8_update)(void *k, float *param, const float *grad, int8_t *m_q, uint8_t *v_q,
-                        float *m_scale /* (ceil(n/block)) */, float *v_scale, int64_t n,
-                        int64_t block, float lr, float beta1, float beta2, float eps,
-                        float weight_decay, int64_t t);
 
     /* ---- element-wise helpers, F32 */
     int (*scale)(void *k, float *x, int64_t n, float alpha);                     /* x *= a */
@@ -335,44 +341,7 @@ struct oomb_ops {
     int (*cast)(void *k, void *dst, enum oomb_dtype dst_dt, const void *src,
                 enum oomb_dtype src_dt, int64_t n); /* F32<->F16 */
 
-    /* ---- int8 quantisation (symmetric, per row: scale[r] = absmax(row r) / 127) */
-    int (*quantize_rows_i8)(void *k, int8_t *q /* (R, C) */, float *scales /* (R) */,
-                            const float *x /* (R, C) */, int64_t R, int64_t C);
-    int (*dequantize_rows_i8)(void *k, float *x, const int8_t *q, const float *scales,
-                              int64_t R, int64_t C);
-    /* out = (xq wq^T) * xs[b] * ws[o] + bias, int8 x int8 -> int32 accumulate.
-     * acc is an int32 (B, OC) workspace the caller provides. */
-    int (*linear_forward_i8)(void *k, float *out /* (B, OC) */, const int8_t *xq /* (B, C) */,
-                             const float *xs /* (B) */, const int8_t *wq /* (OC, C) */,
-                             const float *ws /* (OC) */, const float *bias, int32_t *acc,
-                             int64_t B, int64_t C, int64_t OC);
-
-    /* ---- pruning and sparse formats */
-    /* count of |x| < thr (synchronises); used to find a magnitude threshold by bisection */
-    int (*count_abs_below)(void *k, const float *x, int64_t n, float thr, int64_t *out_host);
-    /* mask[i] = |w[i]| >= thr; w[i] = 0 where the mask is 0 */
-    int (*prune_by_threshold)(void *k, float *w, uint8_t *mask, int64_t n, float thr);
-    int (*apply_mask)(void *k, float *x, const uint8_t *mask, int64_t n); /* x *= mask */
-    /* CSR of a dense (R, C) matrix, zeros dropped. rowptr (R+1) int32;
-     * colidx (uint16: C <= 65536, else OOMB_ERR_INVALID) and vals have room for
-     * nnz = count of nonzeros (the caller counted). 16-bit column indices keep
-     * a 90%-sparse matrix at 0.15x its dense bytes. */
-    int (*dense_to_csr)(void *k, int32_t *rowptr, uint16_t *colidx, float *vals,
-                        const float *w, int64_t R, int64_t C);
-    /* out = inp W^T + bias with W (OC, C) in CSR */
-    int (*linear_forward_csr)(void *k, float *out /* (B, OC) */, const float *inp /* (B, C) */,
-                              const int32_t *rowptr, const uint16_t *colidx, const float *vals,
-                              const float *bias, int64_t B, int64_t C, int64_t OC);
-    /* 2:4: in each group of 4 consecutive weights of a row keep the two of
-     * largest magnitude. vals (OC, C/2) F32; idx (OC, C/8) bytes, each byte
-     * holding the two 2-bit positions of two groups (low nibble first group).
-     * C must be a multiple of 8. w is also pruned in place (zeros written). */
-    int (*compress_2of4)(void *k, float *vals, uint8_t *idx, float *w, int64_t OC, int64_t C);
-    int (*linear_forward_2of4)(void *k, float *out /* (B, OC) */, const float *inp /* (B, C) */,
-                               const float *vals, const uint8_t *idx, const float *bias,
-                               int64_t B, int64_t C, int64_t OC);
-
-    /* ---- ABI 1.1: layers beyond the MLP, F32. Images are NCHW per sample.
+    /* ---- since ABI 1.1: layers beyond the MLP, F32. Images are NCHW per sample.
      * Ops that need scratch memory say how much (`*_workspace`, bytes for a
      * batch of B); the caller allocates it (tag workspace) and passes it. */
     int (*conv2d_workspace)(void *k, const struct oomb_conv2d *cv, int64_t B, size_t *bytes);
@@ -425,7 +394,7 @@ struct oomb_ops {
                               int causal, void *ws, size_t ws_bytes);
     int (*add)(void *k, float *out, const float *a, const float *b, int64_t n); /* out = a + b */
 
-    /* ---- ABI 1.2: max pooling that keeps the position of each window's
+    /* ---- since ABI 1.2: max pooling that keeps the position of each window's
      * maximum for backward, as PyTorch's max_pool2d_with_indices does (int32
      * here, int64 there). idx (B, C, OH, OW): the offset of the window's
      * first maximum within its (H, W) plane; H * W must fit an int32. */
@@ -438,9 +407,98 @@ struct oomb_ops {
                                 const struct oomb_pool2d *p, int64_t B);
 };
 
+/* ------------------------------------------------- extension tables ---- */
+
+/*
+ * Kernels that only some strategies use live in named extension tables,
+ * fetched with host->get_extension(run, OOMB_EXT_..., version). Each table
+ * starts with struct_size and its own version; members are appended within
+ * a version line (OOMB_HAS works on them), and a breaking change is a new
+ * name. The ops take `k` = the table's ctx, like the core table's, and
+ * follow its rules (no allocation, device pointers, ops->last_error(k) on
+ * failure; the core table's last_error serves).
+ */
+
+/* "oomb.quant": int8 weights and activations, 8-bit optimizer state. */
+#define OOMB_EXT_QUANT "oomb.quant"
+#define OOMB_EXT_QUANT_VERSION 1u
+struct oomb_ext_quant {
+    uint32_t struct_size;
+    uint32_t version;
+    void *ctx;
+    /* int8 quantisation (symmetric, per row: scale[r] = absmax(row r) / 127) */
+    int (*quantize_rows_i8)(void *k, int8_t *q /* (R, C) */, float *scales /* (R) */,
+                            const float *x /* (R, C) */, int64_t R, int64_t C);
+    int (*dequantize_rows_i8)(void *k, float *x, const int8_t *q, const float *scales,
+                              int64_t R, int64_t C);
+    /* out = (xq wq^T) * xs[b] * ws[o] + bias, int8 x int8 -> int32 accumulate.
+     * acc is an int32 (B, OC) workspace the caller provides. */
+    int (*linear_forward_i8)(void *k, float *out /* (B, OC) */, const int8_t *xq /* (B, C) */,
+                             const float *xs /* (B) */, const int8_t *wq /* (OC, C) */,
+                             const float *ws /* (OC) */, const float *bias, int32_t *acc,
+                             int64_t B, int64_t C, int64_t OC);
+
+    /* Adam with 8-bit block-wise state: m as int8 with a per-block absmax
+     * scale, v as uint8 of sqrt(v) (never code 0 for v > 0) with a per-block
+     * max scale; blocks of `block` elements (the last may be short).
+     * Dequantise, update, requantise. */
+    int (*adam8_update)(void *k, float *param, const float *grad, int8_t *m_q, uint8_t *v_q,
+                        float *m_scale /* (ceil(n/block)) */, float *v_scale, int64_t n,
+                        int64_t block, float lr, float beta1, float beta2, float eps,
+                        float weight_decay, int64_t t);
+};
+
+/* "oomb.sparse": magnitude pruning, CSR and 2:4 sparse linear layers. */
+#define OOMB_EXT_SPARSE "oomb.sparse"
+#define OOMB_EXT_SPARSE_VERSION 1u
+struct oomb_ext_sparse {
+    uint32_t struct_size;
+    uint32_t version;
+    void *ctx;
+    /* count of |x| < thr (synchronises); used to find a magnitude threshold by bisection */
+    int (*count_abs_below)(void *k, const float *x, int64_t n, float thr, int64_t *out_host);
+    /* mask[i] = |w[i]| >= thr; w[i] = 0 where the mask is 0 */
+    int (*prune_by_threshold)(void *k, float *w, uint8_t *mask, int64_t n, float thr);
+    int (*apply_mask)(void *k, float *x, const uint8_t *mask, int64_t n); /* x *= mask */
+    /* CSR of a dense (R, C) matrix, zeros dropped. rowptr (R+1) int32;
+     * colidx (uint16: C <= 65536, else OOMB_ERR_INVALID) and vals have room for
+     * nnz = count of nonzeros (the caller counted). 16-bit column indices keep
+     * a 90%-sparse matrix at 0.15x its dense bytes. */
+    int (*dense_to_csr)(void *k, int32_t *rowptr, uint16_t *colidx, float *vals,
+                        const float *w, int64_t R, int64_t C);
+    /* out = inp W^T + bias with W (OC, C) in CSR */
+    int (*linear_forward_csr)(void *k, float *out /* (B, OC) */, const float *inp /* (B, C) */,
+                              const int32_t *rowptr, const uint16_t *colidx, const float *vals,
+                              const float *bias, int64_t B, int64_t C, int64_t OC);
+    /* 2:4: in each group of 4 consecutive weights of a row keep the two of
+     * largest magnitude. vals (OC, C/2) F32; idx (OC, C/8) bytes, each byte
+     * holding the two 2-bit positions of two groups (low nibble first group).
+     * C must be a multiple of 8. w is also pruned in place (zeros written). */
+    int (*compress_2of4)(void *k, float *vals, uint8_t *idx, float *w, int64_t OC, int64_t C);
+    int (*linear_forward_2of4)(void *k, float *out /* (B, OC) */, const float *inp /* (B, C) */,
+                               const float *vals, const uint8_t *idx, const float *bias,
+                               int64_t B, int64_t C, int64_t OC);
+};
+
+/* "oomb.distill": the soft-target term of knowledge distillation. */
+#define OOMB_EXT_DISTILL "oomb.distill"
+#define OOMB_EXT_DISTILL_VERSION 1u
+struct oomb_ext_distill {
+    uint32_t struct_size;
+    uint32_t version;
+    void *ctx;
+    /* Knowledge distillation, soft part. With ps = softmax(student/T),
+     * pt = softmax(teacher/T): losses[b] += weight * T^2 * KL(pt || ps) and
+     * dlogits += weight * scale * T * (ps - pt) (both accumulate). */
+    int (*soft_xent_accumulate)(void *k, float *losses /* (B) */, float *dlogits /* (B, K) */,
+                                const float *student_logits, const float *teacher_logits,
+                                int64_t B, int64_t K, float T, float weight, float scale);
+};
+
 /* ------------------------------------------------------------ host ------- */
 
-struct oomb_run; /* opaque: the host's state for one run */
+struct oomb_run;   /* opaque: the host's state for one run */
+struct oomb_copy_event; /* opaque: a copy's completion (copy_async) */
 
 /*
  * The host table. `run` is passed back to every function. All pointers in it
@@ -461,12 +519,16 @@ struct oomb_host {
     int (*param_float)(struct oomb_run *run, const char *name, double *out);
     int (*param_str)(struct oomb_run *run, const char *name, const char **out);
 
-    /* Tracked device allocation. Returns OOMB_OK and *out, or OOMB_ERR_OOM when
-     * the memory budget (or the device) refuses: the plugin must free what it
-     * holds and return OOMB_ERR_OOM from its callback. `label` is copied.
-     * free(NULL) is a no-op. The contents of new memory are undefined. */
-    int (*alloc)(struct oomb_run *run, size_t bytes, enum oomb_tag tag, const char *label,
-                 void **out);
+    /* Tracked allocation of `bytes` in `space`, tagged `tag`. Returns OOMB_OK
+     * and *out; OOMB_ERR_OOM when the memory budget (device space) or the
+     * device refuses: the plugin frees what it holds and returns OOMB_ERR_OOM
+     * from its callback (the run's outcome is `oom`); OOMB_ERR_BACKEND when
+     * host memory (pageable or pinned) cannot be had (outcome `error`, not
+     * `oom`: no budget refused it); OOMB_ERR_INVALID for a bad space or tag.
+     * `label` is copied. free(NULL) is a no-op; free takes a pointer of any
+     * space. The contents of new memory are undefined. */
+    int (*alloc)(struct oomb_run *run, enum oomb_space space, size_t bytes, enum oomb_tag tag,
+                 const char *label, void **out);
     void (*free)(struct oomb_run *run, void *ptr);
 
     /* Seeded data. Writes samples [first, first+count) of the batch of step
@@ -500,7 +562,7 @@ struct oomb_host {
      * weights): OOMB_OK, or OOMB_ERR_NOT_USABLE when not available. */
     int (*reference_params)(struct oomb_run *run, int layer, float *dst);
 
-    /* ABI 1.1: held-out evaluation (info->eval_samples > 0). load_eval_batch
+    /* Since ABI 1.1: held-out evaluation (info->eval_samples > 0). load_eval_batch
      * writes held-out samples [first, first+count) like load_batch;
      * report_eval takes what evaluate() found over all of them: correct
      * predictions, samples, summed loss. */
@@ -509,6 +571,39 @@ struct oomb_host {
     int (*report_eval)(struct oomb_run *run, int64_t correct, int64_t total, double loss_sum);
     /* Initial values of layer `layer`'s buffers (n_buffers F32). */
     int (*init_buffers)(struct oomb_run *run, int layer, float *dst);
+
+    /* ---- ABI 2.0 */
+
+    /* An extension table by name (OOMB_EXT_*) whose version is at least
+     * min_version, or NULL when this backend has none (the strategy then
+     * returns OOMB_ERR_UNSUPPORTED or works without it). The table is the
+     * host's and lives until destroy(). */
+    const void *(*get_extension)(struct oomb_run *run, const char *name, uint32_t min_version);
+
+    /* The CPU kernels, computing on host-space memory (OOMB_SPACE_HOST and
+     * _PINNED): the update of an optimizer kept on the host. On the CPU
+     * backend this is `ops` itself. Its ops run on the calling thread. */
+    const struct oomb_ops *host_ops;
+
+    /* Copies between spaces. copy_async copies `bytes` from src (in
+     * src_space) to dst (in dst_space), ordered after the work queued so far
+     * (so that src holds what the kernels before it wrote), and overlapping
+     * the work queued after it where the backend can (CUDA: a copy stream;
+     * pinned host memory is needed for the overlap). *done receives an event
+     * that the plugin passes to event_wait (the kernels queued after that call
+     * run after the copy) or event_sync (the calling thread waits: before the
+     * plugin reads a host destination, or frees or reuses the source), and
+     * then to event_free exactly once. done may be NULL: the host then waits
+     * for the copy before returning. On the CPU backend a copy is done when
+     * copy_async returns, but it is counted and timed the same way: the
+     * results report the bytes each way, the copies and their time. Returns
+     * OOMB_OK, OOMB_ERR_INVALID (a bad space), OOMB_ERR_BACKEND. */
+    int (*copy_async)(struct oomb_run *run, void *dst, enum oomb_space dst_space,
+                      const void *src, enum oomb_space src_space, size_t bytes,
+                      struct oomb_copy_event **done);
+    int (*event_wait)(struct oomb_run *run, struct oomb_copy_event *ev);
+    int (*event_sync)(struct oomb_run *run, struct oomb_copy_event *ev);
+    void (*event_free)(struct oomb_run *run, struct oomb_copy_event *ev);
 };
 
 /*
@@ -521,13 +616,39 @@ struct oomb_host {
 
 /* ------------------------------------------------------------ plugin ----- */
 
+/* Which bounds of a parameter hold (oomb_param_desc.bounds). */
+enum oomb_param_bounds {
+    OOMB_PARAM_MIN = 1u << 0,      /* value >= min */
+    OOMB_PARAM_MAX = 1u << 1,      /* value <= max */
+    OOMB_PARAM_MIN_OPEN = 1u << 2, /* with OOMB_PARAM_MIN: value > min */
+    OOMB_PARAM_MAX_OPEN = 1u << 3  /* with OOMB_PARAM_MAX: value < max */
+};
+
+/*
+ * One parameter of a strategy. The harness checks every value a scenario sets
+ * against these when it loads the scenario, before anything runs (and the
+ * declared default when it loads the plugin): an INT or FLOAT must parse and
+ * lie within the bounds; a STRING with `choices` must be one of them. A bound
+ * that depends on the run (micro-batch <= batch) is the plugin's to check.
+ *
+ * The descriptor array is read with a stride of params[0].struct_size, and
+ * every element must carry the same struct_size: set it to
+ * sizeof(struct oomb_param_desc) (OOMB_PARAM_DESC_SIZE). The host reads only
+ * the fields within it.
+ */
 struct oomb_param_desc {
+    uint32_t struct_size;
     const char *name;
     enum oomb_param_type type;
     const char *default_value; /* as text, e.g. "4", "0.5", "unstructured" */
     const char *unit;          /* e.g. "samples", "steps", "", NULL */
-    const char *help;          /* one line; for strings, list the choices */
+    const char *help;          /* one line */
+    unsigned bounds;           /* OOMB_PARAM_MIN | ... (INT, FLOAT) */
+    double min, max;
+    const char *choices;       /* STRING: the accepted values, '|'-separated
+                                  ("unstructured|2:4"); NULL: any string */
 };
+#define OOMB_PARAM_DESC_SIZE ((uint32_t)sizeof(struct oomb_param_desc))
 
 struct oomb_plugin {
     uint32_t struct_size;
@@ -536,7 +657,7 @@ struct oomb_plugin {
     const char *description; /* one line */
     uint32_t modes;          /* OOMB_MODE_* bits */
     uint32_t backends;       /* OOMB_BACKEND_* bits */
-    const struct oomb_param_desc *params;
+    const struct oomb_param_desc *params; /* n_params, stride params[0].struct_size */
     int n_params;
 
     /* Optional. OOMB_OK if the plugin can run here, else OOMB_ERR_NOT_USABLE
@@ -552,7 +673,7 @@ struct oomb_plugin {
     /* Required. Free everything; called after create succeeded, also after a
      * failed step. Must not fail. */
     void (*destroy)(void *state);
-    /* ABI 1.1. Optional. Train mode, after finish, when info->eval_samples
+    /* Since ABI 1.1. Optional. Train mode, after finish, when info->eval_samples
      * > 0: classify the held-out set with the trained model as this strategy
      * keeps it and call host->report_eval once. Memory it allocates counts
      * like any other. Without it the results say evaluation is unavailable. */
