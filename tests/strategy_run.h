@@ -79,6 +79,42 @@ static inline void strat_run(struct strat_run *r, const char *scenario_path)
     cr_assert_eq(rc, OOMB_OK, "runner on %s: %s", scenario_path, err);
 }
 
+/* Runs a scenario whose strategy parameter `key` is out of its declared
+ * range: the runner refuses it when it loads the scenario, before any run,
+ * with OOMB_ERR_INVALID and "<file>:<line>:<col>: key '<key>'" in the
+ * message (exit 2 from the CLI). */
+static inline void strat_expect_load_rejected(const char *scenario_path, const char *key)
+{
+    char dir[] = "/tmp/oomb-strat-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    const char *dirs[] = {OOMB_PLUGIN_DIR};
+    struct oomb_run_options opts = {0};
+    opts.out_dir = dir;
+    opts.plugin_dirs = dirs;
+    opts.n_plugin_dirs = 1;
+    opts.quiet = 1;
+    struct oomb_results res = {0};
+    struct oomb_run_summary sum;
+    char err[1024] = "", want[512];
+    const char *paths[] = {scenario_path};
+    int rc = oomb_runner_run(paths, 1, &opts, &res, &sum, err, sizeof err);
+    cr_expect_eq(rc, OOMB_ERR_INVALID, "%s: expected a load-time rejection, got %d: %s",
+                 scenario_path, rc, err);
+    snprintf(want, sizeof want, "%s:", scenario_path);
+    cr_expect(strncmp(err, want, strlen(want)) == 0, "message does not start with the file: %s",
+              err);
+    snprintf(want, sizeof want, ": key '%s': ", key);
+    cr_expect(strstr(err, want) != NULL, "message does not name key '%s': %s", key, err);
+    const char *colon = err + strlen(scenario_path) + 1; /* line:col: */
+    char *end;
+    cr_expect(strtol(colon, &end, 10) > 0 && *end == ':' && strtol(end + 1, &end, 10) > 0 &&
+                  *end == ':',
+              "no line:col after the file: %s", err);
+    cr_expect_eq(res.n_runs, 0, "nothing may run");
+    oomb_results_free(&res);
+    rmdir(dir);
+}
+
 static inline void strat_run_free(struct strat_run *r)
 {
     if (r->sum.results_path[0])

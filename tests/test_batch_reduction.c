@@ -170,7 +170,10 @@ Test(batch_reduction, rejects_a_micro_batch_larger_than_the_batch)
     expect_rejected(16, "17");
 }
 
-Test(batch_reduction, rejects_a_zero_micro_batch)
+Test(batch_reduction, rejects_a_zero_micro_batch_when_the_scenario_loads)
 {
-    expect_rejected(16, "0");
+    char path[256];
+    variant(path, sizeof path, 16, "0");
+    strat_expect_load_rejected(path, "micro_batch");
+    strat_remove_scenario(path);
 }

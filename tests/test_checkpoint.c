@@ -144,7 +144,10 @@ Test(checkpoint, rejects_more_segments_than_layers)
     expect_rejected("8");
 }
 
-Test(checkpoint, rejects_negative_segments)
+Test(checkpoint, rejects_negative_segments_when_the_scenario_loads)
 {
-    expect_rejected("-2");
+    char path[256];
+    variant(path, sizeof path, "-2");
+    strat_expect_load_rejected(path, "segments");
+    strat_remove_scenario(path);
 }

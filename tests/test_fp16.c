@@ -146,33 +146,32 @@ Test(fp16, overflowing_steps_are_skipped_and_the_scale_backs_off)
     strat_remove_scenario(path);
 }
 
-static void expect_rejected(const char *params, const char *name)
+static void expect_load_rejected(const char *params, const char *name)
 {
     char path[256];
     variant(path, sizeof path, params);
-    struct strat_run r;
-    strat_run(&r, path);
-    const struct oomb_run_result *fp = strat_find(&r, "fp", OOMB_MODE_TRAIN, 0);
-    cr_expect_eq(fp->outcome, OOMB_OUTCOME_ERROR, "%s: outcome %s", params,
-                 oomb_outcome_name(fp->outcome));
-    cr_expect(strstr(fp->reason, name) != NULL, "reason: %s", fp->reason);
-    strat_run_free(&r);
+    strat_expect_load_rejected(path, name);
     strat_remove_scenario(path);
 }
 
 Test(fp16, rejects_a_zero_initial_scale)
 {
-    expect_rejected("{init_scale: 0}", "init_scale");
+    expect_load_rejected("{init_scale: 0}", "init_scale");
 }
 
 Test(fp16, rejects_a_backoff_above_one)
 {
-    expect_rejected("{backoff: 1.5}", "backoff");
+    expect_load_rejected("{backoff: 1.5}", "backoff");
 }
 
 Test(fp16, rejects_a_zero_growth_interval)
 {
-    expect_rejected("{growth_interval: 0}", "growth_interval");
+    expect_load_rejected("{growth_interval: 0}", "growth_interval");
+}
+
+Test(fp16, rejects_a_growth_factor_of_one)
+{
+    expect_load_rejected("{growth: 1}", "growth");
 }
 
 /* fp16 on every layer kind: a CNN with batch norm, max pooling and a

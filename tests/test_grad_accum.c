@@ -144,7 +144,10 @@ Test(grad_accum, rejects_more_micro_batches_than_samples)
     expect_rejected(8, "9");
 }
 
-Test(grad_accum, rejects_zero_micro_batches)
+Test(grad_accum, rejects_zero_micro_batches_when_the_scenario_loads)
 {
-    expect_rejected(8, "0");
+    char path[256];
+    variant(path, sizeof path, 8, "0");
+    strat_expect_load_rejected(path, "steps");
+    strat_remove_scenario(path);
 }

@@ -389,9 +389,19 @@ if new_case yaml unknown_parameter; then
     expect 2 "p.yaml" "bogus" -- "$bin" run --out out in/p.yaml
 fi
 if new_case yaml parameter_out_of_range; then
+    # Below the plugin's declared minimum: refused when the scenario loads,
+    # with file:line:col and the range, before anything runs.
     scen in/p.yaml "batch: 4" "strategies: [{plugin: checkpoint, params: {segments: -3}}]"
-    # The range depends on the model: the plugin refuses it when created,
-    # which is that run's outcome (error), not the harness's.
+    expect 2 "p.yaml:" "key 'segments'" "must be >= 0" -- "$bin" run --out out in/p.yaml
+fi
+if new_case yaml parameter_not_a_choice; then
+    scen in/p.yaml "batch: 4" "strategies: [{plugin: prune, params: {pattern: \"1:3\"}}]"
+    expect 2 "p.yaml:" "key 'pattern'" "one of unstructured|2:4" -- "$bin" run --out out in/p.yaml
+fi
+if new_case yaml parameter_range_of_the_model; then
+    scen in/p.yaml "batch: 4" "strategies: [{plugin: checkpoint, params: {segments: 99}}]"
+    # Within the declared range but beyond this model's layers: the plugin
+    # refuses it when created, which is that run's outcome (error).
     post='outcome checkpoint error'
     expect 1 "checkpoint" "parameter 'segments'" -- "$bin" run --out out in/p.yaml
 fi

@@ -109,6 +109,98 @@ Test(loader, rejects_newer_minor_with_both_versions)
     cr_assert(strstr(err, want), "%s", err);
 }
 
+/* ABI 2 parameter descriptors: read with the plugin's own element size
+ * (a newer, larger one included), in the worker and through the probe. */
+Test(loader, reads_parameter_descriptors_with_their_own_size)
+{
+    char path[1024], err[1024] = "";
+    snprintf(path, sizeof path, "%s/fixture_bigparam.so", OOMB_FIXTURE_DIR);
+    struct oomb_loaded_plugin *opened = NULL, *described = NULL;
+    cr_assert_eq(oomb_plugin_open(path, &opened, err, sizeof err), OOMB_OK, "%s", err);
+    cr_assert_eq(oomb_plugin_describe(path, 10.0, &described, err, sizeof err), OOMB_OK, "%s", err);
+    const struct oomb_plugin *ds[] = {&opened->desc, &described->desc};
+    for (int i = 0; i < 2; i++) {
+        const struct oomb_plugin *d = ds[i];
+        cr_assert_eq(d->n_params, 2);
+        cr_expect_str_eq(d->params[0].name, "count");
+        cr_expect_eq(d->params[0].bounds, OOMB_PARAM_MIN | OOMB_PARAM_MAX);
+        cr_expect_eq(d->params[0].min, 1.0);
+        cr_expect_eq(d->params[0].max, 5.0);
+        cr_expect_str_eq(d->params[1].name, "kind");
+        cr_expect_str_eq(d->params[1].choices, "x|y");
+        cr_expect_eq(d->params[1].type, OOMB_PARAM_STRING);
+    }
+    oomb_plugin_close(opened);
+    oomb_plugin_close(described);
+}
+
+static void expect_param_rejected(const char *name, const char *want)
+{
+    char path[1024], err[1024] = "";
+    snprintf(path, sizeof path, "%s/%s.so", OOMB_FIXTURE_DIR, name);
+    struct oomb_loaded_plugin *p = NULL;
+    cr_expect_eq(oomb_plugin_open(path, &p, err, sizeof err), OOMB_ERR_ABI, "%s", name);
+    cr_expect(strstr(err, want) && strstr(err, name), "%s: %s", name, err);
+    oomb_plugin_close(p);
+    p = NULL;
+    err[0] = '\0';
+    cr_expect_eq(oomb_plugin_describe(path, 10.0, &p, err, sizeof err), OOMB_ERR_ABI, "%s", name);
+    cr_expect(strstr(err, want), "%s (probe): %s", name, err);
+    oomb_plugin_close(p);
+}
+
+Test(loader, rejects_a_default_outside_its_bounds)
+{
+    expect_param_rejected("fixture_baddefault", "the default of parameter 'count' is invalid: 9 "
+                                                "is out of range: must be [1, 5]");
+}
+
+Test(loader, rejects_parameter_descriptors_of_abi_1)
+{
+    expect_param_rejected("fixture_oldparam", "params[0].struct_size is 40");
+}
+
+Test(loader, rejects_parameter_descriptors_of_two_sizes)
+{
+    expect_param_rejected("fixture_mixparam", "every element of the array must carry the same size");
+}
+
+Test(loader, param_check_bounds_and_choices)
+{
+    struct oomb_param_desc f = {.struct_size = OOMB_PARAM_DESC_SIZE, .name = "f",
+                                .type = OOMB_PARAM_FLOAT, .default_value = "0.5",
+                                .bounds = OOMB_PARAM_MIN | OOMB_PARAM_MAX | OOMB_PARAM_MAX_OPEN,
+                                .min = 0, .max = 1};
+    char why[256];
+    cr_expect_eq(oomb_param_check(&f, "0", why, sizeof why), OOMB_OK);
+    cr_expect_eq(oomb_param_check(&f, "0.999", why, sizeof why), OOMB_OK);
+    cr_expect_eq(oomb_param_check(&f, "1", why, sizeof why), OOMB_ERR_INVALID);
+    cr_expect_str_eq(why, "1 is out of range: must be [0, 1)");
+    cr_expect_eq(oomb_param_check(&f, "-1e-9", why, sizeof why), OOMB_ERR_INVALID);
+    cr_expect_eq(oomb_param_check(&f, "nan", why, sizeof why), OOMB_ERR_INVALID);
+    cr_expect_eq(oomb_param_check(&f, "1e999", why, sizeof why), OOMB_ERR_INVALID);
+    cr_expect_eq(oomb_param_check(&f, "0.5x", why, sizeof why), OOMB_ERR_INVALID);
+    cr_expect_str_eq(why, "expected a number, got '0.5x'");
+    struct oomb_param_desc i = {.struct_size = OOMB_PARAM_DESC_SIZE, .name = "i",
+                                .type = OOMB_PARAM_INT, .default_value = "2",
+                                .bounds = OOMB_PARAM_MIN | OOMB_PARAM_MIN_OPEN, .min = 1};
+    cr_expect_eq(oomb_param_check(&i, "2", why, sizeof why), OOMB_OK);
+    cr_expect_eq(oomb_param_check(&i, "1", why, sizeof why), OOMB_ERR_INVALID);
+    cr_expect_str_eq(why, "1 is out of range: must be > 1");
+    cr_expect_eq(oomb_param_check(&i, "2.5", why, sizeof why), OOMB_ERR_INVALID);
+    cr_expect_eq(oomb_param_check(&i, "99999999999999999999", why, sizeof why), OOMB_ERR_INVALID);
+    struct oomb_param_desc s = {.struct_size = OOMB_PARAM_DESC_SIZE, .name = "s",
+                                .type = OOMB_PARAM_STRING, .default_value = "ab",
+                                .choices = "ab|2:4"};
+    cr_expect_eq(oomb_param_check(&s, "2:4", why, sizeof why), OOMB_OK);
+    cr_expect_eq(oomb_param_check(&s, "ab", why, sizeof why), OOMB_OK);
+    cr_expect_eq(oomb_param_check(&s, "a", why, sizeof why), OOMB_ERR_INVALID);
+    cr_expect_eq(oomb_param_check(&s, "ab|2:4", why, sizeof why), OOMB_ERR_INVALID);
+    cr_expect_str_eq(why, "'ab|2:4' is not one of ab|2:4");
+    s.choices = NULL;
+    cr_expect_eq(oomb_param_check(&s, "anything", why, sizeof why), OOMB_OK);
+}
+
 Test(loader, loads_unusable_plugin_for_a_skip_at_run_time)
 {
     struct oomb_loaded_plugin *p = NULL;
