@@ -57,6 +57,29 @@ static inline int th_run(const char *dir, const char *scenario, struct oomb_resu
     return oomb_runner_run(paths, 1, &o, res, sum, err, err_len);
 }
 
+/* Runs scenario `text` (written to bad.yaml in a new temporary folder),
+ * whose strategy parameter `key` is outside what the plugin declares: the
+ * runner must refuse it when it loads the scenario (OOMB_ERR_INVALID, so
+ * exit 2 from the CLI), with a message naming the file and the key and
+ * holding `want` (NULL: not checked). */
+static inline void th_expect_load_rejected(const char *text, const char *key, const char *want)
+{
+    char dir[PATH_MAX], path[PATH_MAX], err[1024] = "", needle[128];
+    th_mkdtemp(dir, sizeof dir);
+    th_write(dir, "bad.yaml", text, path, sizeof path);
+    struct oomb_results r;
+    struct oomb_run_summary sum;
+    memset(&r, 0, sizeof r);
+    int rc = th_run(dir, path, &r, &sum, err, sizeof err);
+    cr_expect_eq(rc, OOMB_ERR_INVALID, "%s: %s", key, err);
+    snprintf(needle, sizeof needle, "key '%s'", key);
+    cr_expect(strstr(err, "bad.yaml:") && strstr(err, needle) && (!want || strstr(err, want)),
+              "%s", err);
+    if (rc == OOMB_OK)
+        oomb_results_free(&r);
+    th_rmtree(dir);
+}
+
 static inline const struct oomb_run_result *th_find(const struct oomb_results *r,
                                                     const char *label, enum oomb_mode mode,
                                                     int64_t batch)

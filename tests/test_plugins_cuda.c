@@ -73,6 +73,14 @@ static void compare_scenario(const char *path)
                              (unsigned long long)c->peak_by_tag[t],
                              (unsigned long long)g->peak_by_tag[t]);
         }
+        /* host memory (offload) is the same bytes on both backends */
+        for (int sp = 0; sp < OOMB_SPACE_COUNT; sp++)
+            for (int t = 0; t < OOMB_TAG_COUNT; t++)
+                cr_expect_eq(c->space_peak_by_tag[sp][t], g->space_peak_by_tag[sp][t],
+                             "%s %s host space %d tag %s", path, c->strategy, sp,
+                             oomb_tag_name((enum oomb_tag)t));
+        cr_expect_eq(c->to_host_bytes, g->to_host_bytes, "%s %s", path, c->strategy);
+        cr_expect_eq(c->to_device_bytes, g->to_device_bytes, "%s %s", path, c->strategy);
         double d = fabs(c->final_loss - g->final_loss) / fabs(c->final_loss);
         cr_expect(isfinite(g->final_loss) && d <= loss_tolerance(c->plugin),
                   "%s %s: final loss cpu %.9g cuda %.9g (rel %.3g)", path, c->strategy,
