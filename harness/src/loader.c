@@ -526,7 +526,8 @@ __attribute__((no_sanitize_address)) static int describe_into(struct blob *b, co
     }
     if (c.n_params > 0) {
         snprintf(guard_field, sizeof guard_field, "params");
-        if ((rc = param_stride_ok(path, "(probe)", c.params, c.n_params, msg, sizeof msg))) {
+        /* c.name was read (and found readable) above */
+        if ((rc = param_stride_ok(path, c.name, c.params, c.n_params, msg, sizeof msg))) {
             snprintf(err, err_len, "%s", msg); /* already names the file */
             return rc;
         }

@@ -400,6 +400,8 @@ static json_t *run_to_json(struct jw *w, const struct oomb_run_result *run, int 
     put(w, xfer, "to_device_bytes", jbytes(w, run->to_device_bytes, "memory.transfers", idx));
     put(w, xfer, "copies", jbytes(w, run->n_copies, "memory.transfers", idx));
     put(w, xfer, "copy_ns", json_integer(run->copy_ns));
+    if (run->has_copy_hidden)
+        put(w, xfer, "hidden_share", jnum(run->copy_hidden_share));
     put(w, mem, "transfers", xfer);
     if (run->outcome == OOMB_OUTCOME_OOM) {
         json_t *oom = json_object();
@@ -1112,6 +1114,11 @@ static void rd_run(struct jr *rd, json_t *o, struct oomb_run_result *run, const 
             run->to_device_bytes = rd_bytes(rd, xfer, sub2, "to_device_bytes");
             run->n_copies = rd_bytes(rd, xfer, sub2, "copies");
             run->copy_ns = (int64_t)rd_bytes(rd, xfer, sub2, "copy_ns");
+            json_t *hs = json_object_get(xfer, "hidden_share");
+            if (json_is_number(hs)) {
+                run->copy_hidden_share = json_number_value(hs);
+                run->has_copy_hidden = run->copy_hidden_share >= 0 && run->copy_hidden_share <= 1;
+            }
         }
         json_t *oom = rd_obj(rd, mem, sub, "oom");
         if (oom) {

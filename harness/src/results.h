@@ -94,6 +94,11 @@ struct oomb_run_result {
     uint64_t space_peak_by_tag[OOMB_SPACE_COUNT][OOMB_TAG_COUNT];
     uint64_t to_host_bytes, to_device_bytes, n_copies;
     int64_t copy_ns;
+    /* CUDA runs that copied: the share of the copy time hidden under compute,
+     * 1 - (median step - none's median step) / (copy_ns per step), in [0, 1];
+     * has_copy_hidden 0 elsewhere (on the CPU backend copies never overlap). */
+    int has_copy_hidden;
+    double copy_hidden_share;
     uint64_t oom_request_bytes; /* when outcome == oom: the refused request */
     uint64_t oom_in_use_bytes;  /* ... and the bytes in use at that moment */
     int device_mem_valid;

@@ -523,6 +523,14 @@ static void group_numerics(struct oomb_results *res, int first, int last)
         r->test_accuracy_delta =
             r->has_eval && ref->has_eval ? r->test_accuracy - ref->test_accuracy : NAN;
         r->loss_rel_err = rel(r->final_loss, ref->final_loss);
+        /* copies on a copy stream: how much of their time the step hid */
+        double per_step = r->n_losses > 0 ? (double)r->copy_ns / r->n_losses : 0;
+        if (r->backend == OOMB_BACKEND_CUDA && r->n_copies > 0 && per_step > 0 &&
+            isfinite(r->step_stats.median) && isfinite(ref->step_stats.median)) {
+            double share = 1.0 - (r->step_stats.median - ref->step_stats.median) / per_step;
+            r->copy_hidden_share = share < 0 ? 0 : share > 1 ? 1 : share;
+            r->has_copy_hidden = 1;
+        }
         r->accuracy_delta =
             r->has_accuracy && ref->has_accuracy ? r->accuracy - ref->accuracy : NAN;
         if (r == ref) {

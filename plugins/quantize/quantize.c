@@ -330,7 +330,7 @@ static const struct oomb_param_desc params[] = {
     {.struct_size = OOMB_PARAM_DESC_SIZE, .name = "block", .type = OOMB_PARAM_INT,
      .default_value = "256", .unit = "elements",
      .help = "train: block size of the 8-bit Adam state (one scale per block and moment)",
-     .bounds = OOMB_PARAM_MIN, .min = 1},
+     .bounds = OOMB_PARAM_MIN | OOMB_PARAM_MAX, .min = 1, .max = 16777216},
 };
 
 static const struct oomb_plugin descriptor = {
