@@ -141,5 +141,5 @@ Test(quantize, rejects_a_block_of_zero, .timeout = 60)
     /* below the declared minimum: refused when the scenario loads, nothing runs */
     th_expect_load_rejected(SMALL "strategies:\n  - none\n  - {plugin: quantize, params: {block: "
                                   "0}}\n",
-                            "block", "must be >= 1");
+                            "block", "must be [1, 16777216]");
 }
