@@ -11,6 +11,7 @@ packages=(
     gnuplot-nox
     python3
     libbenchmark-tools python3-scipy
+    python3-yaml
     valgrind
     dataset-fashion-mnist
     clang
@@ -18,6 +19,8 @@ packages=(
 # zlib1g-dev: the Fashion-MNIST reader (gzipped IDX files).
 # libbenchmark-tools and python3-scipy: the compare_cli test reads the
 # Google Benchmark export with compare.py, which needs scipy.
+# python3-yaml: the shards test parses the GitHub Actions workflow under
+# docs/scale-out/.
 # valgrind: `oombench run --instructions` counts the instructions of the
 # measured steps under callgrind (its client-request headers and the tool).
 # clang: the libFuzzer targets (tests/fuzz, docs/fuzzing.md), built by the

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "backend.h"
+#include "cmd_merge.h"
 #include "cmd_report.h"
 #include "cmd_verdict.h"
 #include "instr.h"
@@ -42,6 +43,7 @@ static void usage_main(FILE *f)
                "  baseline save R.. store results files (one run or several) as the baselines\n"
                "  ab                interleaved A/B runs of two plugin builds\n"
                "  report RESULTS... charts (gnuplot), index.html and summary.md\n"
+               "  merge FILES...    the results of `run --shard I/N` into one file\n"
                "\n"
                "options:\n"
                "  -h, --help        this help; `oombench <command> --help` for a command\n"
@@ -71,6 +73,12 @@ static void usage_run(FILE *f)
                "      --threads N        BLAS (and OpenMP) threads of every run (default:\n"
                "                         the scenario's `threads`, else 1); recorded per run\n"
                "      --no-color         no colours in the table (also NO_COLOR=1)\n"
+               "      --shard I/N        only shard I of N (1 <= I <= N): the scenario x mode x\n"
+               "                         batch configurations, each with all its strategies,\n"
+               "                         spread over N shards by estimated cost; merge the\n"
+               "                         N results files with `oombench merge`\n"
+               "                         (docs/scale-out.md). SLURM_ARRAY_TASK_ID style\n"
+               "                         indices are 1-based here\n"
                "      --repeat N         run it all N times, one results file each\n"
                "                         (default: 1); with --compare the N files are\n"
                "                         judged together: the spread between the runs\n"
@@ -179,6 +187,7 @@ static int cmd_run(int argc, char **argv)
         {"calibrate", no_argument, NULL, 'K'},     {"threads", required_argument, NULL, 'T'},
         {"instructions", no_argument, NULL, 'I'},
         {"allow-unsafe-plugins", no_argument, NULL, 'U'},
+        {"shard", required_argument, NULL, 'S'},
         {NULL, 0, NULL, 0}};
     struct oomb_run_options o = {0};
     const char *dirs[MAX_LIST], *files[MAX_LIST];
@@ -256,6 +265,23 @@ static int cmd_run(int argc, char **argv)
         case 'U':
             o.allow_unsafe_plugins = 1;
             break;
+        case 'S': {
+            char *end, *end2 = "";
+            errno = 0;
+            long i = strtol(optarg, &end, 10), n = 0;
+            if (!errno && end != optarg && *end == '/')
+                n = strtol(end + 1, &end2, 10);
+            if (errno || end == optarg || *end != '/' || *end2 || n < 1 || n > 100000 || i < 1 ||
+                i > n) {
+                fprintf(stderr, "oombench run: --shard '%s': expected I/N with 1 <= I <= N <= "
+                                "100000\n",
+                        optarg);
+                return EXIT_USAGE;
+            }
+            o.shard_index = (int)i;
+            o.shard_count = (int)n;
+            break;
+        }
         case 'N': {
             char *end;
             errno = 0;
@@ -519,6 +545,8 @@ int main(int argc, char **argv)
         return oomb_cmd_ab(argc - 1, argv + 1);
     if (strcmp(cmd, "report") == 0)
         return oomb_cmd_report(argc - 1, argv + 1);
+    if (strcmp(cmd, "merge") == 0)
+        return oomb_cmd_merge(argc - 1, argv + 1);
     fprintf(stderr, "oombench: unknown command '%s'\n", cmd);
     usage_main(stderr);
     return EXIT_USAGE;

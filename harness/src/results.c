@@ -165,6 +165,7 @@ void oomb_run_result_free(struct oomb_run_result *run)
     if (!run)
         return;
     free(run->scenario);
+    free(run->scenario_digest);
     free(run->strategy);
     free(run->plugin);
     free(run->plugin_path);
@@ -208,6 +209,7 @@ void oomb_results_free(struct oomb_results *r)
     }
     free(r->checks);
     free(r->tool_version);
+    free(r->build_id);
     free(r->created);
     free(r->host_name);
     free(r->host_os);
@@ -347,6 +349,8 @@ static json_t *run_to_json(struct jw *w, const struct oomb_run_result *run, int 
     if (!o)
         return NULL;
     put(w, o, "scenario", jstr(run->scenario));
+    put(w, o, "scenario_digest", jstr(run->scenario_digest ? run->scenario_digest : ""));
+    put(w, o, "seq", json_integer(run->seq));
     put(w, o, "strategy", jstr(run->strategy));
     put(w, o, "plugin", jstr(run->plugin));
     put(w, o, "plugin_path", jstr(run->plugin_path));
@@ -542,6 +546,13 @@ static json_t *results_to_json(struct jw *w, const struct oomb_results *r)
         return NULL;
     put(w, root, "schema", json_string(OOMB_RESULTS_SCHEMA));
     put(w, root, "tool_version", jstr(r->tool_version));
+    put(w, root, "build_id", jstr(r->build_id ? r->build_id : ""));
+    if (r->shard_count > 0) {
+        json_t *sh = json_object();
+        put(w, sh, "index", json_integer(r->shard_index));
+        put(w, sh, "count", json_integer(r->shard_count));
+        put(w, root, "shard", sh);
+    }
     put(w, root, "created", jstr(r->created));
 
     json_t *host = json_object();
@@ -979,6 +990,10 @@ static void rd_run(struct jr *rd, json_t *o, struct oomb_run_result *run, const 
     char sub[96];
 
     run->scenario = rd_str(rd, o, where, "scenario");
+    run->scenario_digest = rd_str(rd, o, where, "scenario_digest");
+    run->seq = rd_int(rd, o, where, "seq");
+    if (run->seq < 0)
+        rd_fail(rd, where, "seq", "must not be negative");
     run->strategy = rd_str(rd, o, where, "strategy");
     if (!rd->failed) {
         char sc[64], st[64];
@@ -1410,6 +1425,17 @@ static int results_read(const char *path, int child, struct oomb_results *r, cha
     }
 
     r->tool_version = rd_str(&rd, root, "", "tool_version");
+    r->build_id = rd_str(&rd, root, "", "build_id");
+    json_t *shard = rd_obj(&rd, root, "", "shard");
+    if (shard) {
+        int64_t si = rd_int(&rd, shard, "shard", "index"), sn = rd_int(&rd, shard, "shard", "count");
+        if (sn < 1 || sn > 100000 || si < 1 || si > sn)
+            rd_fail(&rd, "", "shard", "index and count must satisfy 1 <= index <= count <= 100000");
+        else {
+            r->shard_index = (int)si;
+            r->shard_count = (int)sn;
+        }
+    }
     r->created = rd_str(&rd, root, "", "created");
     json_t *host = rd_obj(&rd, root, "", "host");
     r->host_name = rd_str(&rd, host, "host", "name");

@@ -68,6 +68,11 @@ struct oomb_instr; /* instr.h */
 
 struct oomb_run_result {
     char *scenario;
+    /* The scenario file's version (oomb_file_digest), "" when not recorded,
+     * and the run's 1-based place among all runs of the invocation without
+     * sharding (0: not recorded): merge orders shards' runs by it. */
+    char *scenario_digest;
+    int64_t seq;
     char *strategy; /* label */
     char *plugin;   /* plugin name */
     char *plugin_path;
@@ -177,6 +182,10 @@ struct oomb_check_record {
 
 struct oomb_results {
     char *tool_version;
+    /* The oombench executable that ran (oomb_file_digest of it), "" when
+     * not recorded; and run --shard I/N (shard_count 0: not sharded). */
+    char *build_id;
+    int shard_index, shard_count;
     char *created; /* ISO-8601 UTC */
     char *host_name, *host_os, *host_cpu;
     int host_cores;

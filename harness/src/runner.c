@@ -185,6 +185,9 @@ static int fill_host_info(struct oomb_results *res, enum oomb_backend backend)
     uname(&u);
     iso_now(buf, sizeof buf);
     res->tool_version = oomb_strdup(OOMB_VERSION);
+    char exe[17];
+    (void)oomb_file_digest("/proc/self/exe", exe); /* "" where there is no /proc */
+    res->build_id = oomb_strdup(exe);
     res->created = oomb_strdup(buf);
     res->host_name = oomb_strdup(u.nodename);
     snprintf(buf, sizeof buf, "%s %s %s", u.sysname, u.release, u.machine);
@@ -280,6 +283,132 @@ static int validate(struct plan *p, char *err, size_t err_len)
     return OOMB_OK;
 }
 
+/* ------------------------------------------------------------- shards --- */
+
+static const char *mode_name(enum oomb_mode m);
+
+static uint64_t shard_hash(const char *key, int shard)
+{
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (const unsigned char *c = (const unsigned char *)key; *c; c++) {
+        h ^= *c;
+        h *= 0x100000001b3ULL;
+    }
+    h ^= (uint64_t)shard * 0x9e3779b97f4a7c15ULL;
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    return h;
+}
+
+int oomb_runner_shard_of(const char *key, double cost, double total, int n, double *loads)
+{
+    const double cap = 1.15 * total / n;
+    int least = 0;
+    for (int s = 1; s < n; s++)
+        if (loads[s] < loads[least])
+            least = s;
+    /* the shards in this key's own order (rendezvous hashing): the first with room */
+    uint64_t prev = UINT64_MAX;
+    int prev_s = -1;
+    for (int tried = 0; tried < n; tried++) {
+        int pick = -1;
+        uint64_t pick_h = 0;
+        for (int s = 0; s < n; s++) {
+            uint64_t h = shard_hash(key, s);
+            int after_prev = h < prev || (h == prev && s > prev_s); /* not yet tried */
+            if (after_prev && (pick < 0 || h > pick_h))
+                pick = s, pick_h = h;
+        }
+        prev = pick_h;
+        prev_s = pick;
+        if (loads[pick] + cost <= cap) {
+            loads[pick] += cost;
+            return pick + 1;
+        }
+    }
+    loads[least] += cost;
+    return least + 1;
+}
+
+/* One configuration of the invocation: a scenario x mode x batch and all its
+ * strategies, never split (its `none` is the others' reference). */
+struct config {
+    int sc, mode_i, b;
+    double cost;
+    char key[300];
+    int shard;
+};
+
+static int config_cmp(const void *a, const void *b)
+{
+    const struct config *x = a, *y = b;
+    if (x->cost != y->cost)
+        return x->cost > y->cost ? -1 : 1;
+    return strcmp(x->key, y->key);
+}
+
+/* Places every configuration of the plan into a shard: shard[i][mi][b]. */
+static int assign_shards(const struct plan *p, int n, int ***out)
+{
+    int count = 0;
+    for (int i = 0; i < p->n_sc; i++)
+        count += 2 * p->sc[i]->n_batches;
+    struct config *c = calloc((size_t)count + 1, sizeof *c);
+    double *loads = calloc((size_t)n, sizeof *loads);
+    int **shard = calloc((size_t)p->n_sc + 1, sizeof *shard);
+    if (!c || !loads || !shard) {
+        free(c);
+        free(loads);
+        free(shard);
+        return OOMB_ERR_INTERNAL;
+    }
+    int k = 0;
+    double total = 0;
+    for (int i = 0; i < p->n_sc; i++) {
+        const struct oomb_scenario *sc = p->sc[i];
+        shard[i] = calloc((size_t)(2 * sc->n_batches) + 1, sizeof **shard);
+        if (!shard[i]) {
+            for (int j = 0; j < i; j++)
+                free(shard[j]);
+            free(shard);
+            free(c);
+            free(loads);
+            return OOMB_ERR_INTERNAL;
+        }
+        int64_t params = 0;
+        for (int l = 0; l < sc->model.n_layers; l++)
+            params += sc->model.layers[l]->n_params;
+        for (int mi = 0; mi < 2; mi++) {
+            enum oomb_mode mode = mi == 0 ? OOMB_MODE_TRAIN : OOMB_MODE_INFER;
+            if (!(sc->modes & mode))
+                continue;
+            for (int b = 0; b < sc->n_batches; b++) {
+                /* multiply-adds of the steps: forward, and twice that again in training */
+                double steps = (double)(sc->warmup_steps +
+                                        oomb_scenario_measured_steps(sc, sc->batches[b]));
+                c[k].sc = i;
+                c[k].mode_i = mi;
+                c[k].b = b;
+                c[k].cost = (double)(params + 1) * (double)sc->batches[b] * steps *
+                            (mi == 0 ? 3.0 : 1.0) * sc->n_strategies;
+                snprintf(c[k].key, sizeof c[k].key, "%s/%s/%lld", sc->name, mode_name(mode),
+                         (long long)sc->batches[b]);
+                total += c[k].cost;
+                k++;
+            }
+        }
+    }
+    qsort(c, (size_t)k, sizeof *c, config_cmp);
+    for (int j = 0; j < k; j++)
+        shard[c[j].sc][c[j].mode_i * p->sc[c[j].sc]->n_batches + c[j].b] =
+            oomb_runner_shard_of(c[j].key, c[j].cost, total, n, loads);
+    free(c);
+    free(loads);
+    *out = shard;
+    return OOMB_OK;
+}
+
 /* ------------------------------------------------------------ one run --- */
 
 static void copy_params(struct oomb_run_result *run, const struct oomb_strategy_spec *st,
@@ -372,7 +501,8 @@ static int adopt_child_result(const char *path, struct oomb_results *parent,
     struct oomb_run_result *src = &tmp.runs[0];
     /* identity comes from the parent; everything measured from the child */
     char *scen = dst->scenario, *strat = dst->strategy, *plug = dst->plugin;
-    char *ppath = dst->plugin_path;
+    char *ppath = dst->plugin_path, *digest = dst->scenario_digest;
+    int64_t seq = dst->seq;
     char **pk = dst->param_keys, **pv = dst->param_values;
     int np = dst->n_params;
     enum oomb_mode mode = dst->mode;
@@ -380,6 +510,7 @@ static int adopt_child_result(const char *path, struct oomb_results *parent,
     int64_t batch = dst->batch;
     uint64_t budget = dst->budget_bytes;
     free(src->scenario);
+    free(src->scenario_digest);
     free(src->strategy);
     free(src->plugin);
     free(src->plugin_path);
@@ -393,6 +524,8 @@ static int adopt_child_result(const char *path, struct oomb_results *parent,
     memset(src, 0, sizeof *src);
     tmp.n_runs = 0;
     dst->scenario = scen;
+    dst->scenario_digest = digest;
+    dst->seq = seq;
     dst->strategy = strat;
     dst->budget_bytes = budget;
     dst->plugin = plug;
@@ -585,6 +718,34 @@ static int resolve(void *user, const char *ref, double *out, char *err, size_t e
     return OOMB_ERR_INVALID;
 }
 
+int oomb_runner_eval_check(struct oomb_results *res, int first, int last,
+                           struct oomb_check_record *cr)
+{
+    free(cr->op);
+    free(cr->message);
+    cr->op = cr->message = NULL;
+    cr->lhs = cr->rhs = NAN;
+    char err[512] = "";
+    struct oomb_check *c = NULL;
+    struct resolve_ctx ctx = {res, first, last, 0};
+    struct oomb_check_result r = {0};
+    if (oomb_check_parse(cr->expr, &c, err, sizeof err) != OOMB_OK) {
+        cr->status = OOMB_CHECK_FAIL;
+    } else if (oomb_check_eval(c, resolve, &ctx, &r, err, sizeof err) != OOMB_OK) {
+        cr->status = ctx.skipped ? OOMB_CHECK_SKIPPED : OOMB_CHECK_FAIL;
+    } else {
+        cr->status = r.pass ? OOMB_CHECK_PASS : OOMB_CHECK_FAIL;
+        cr->lhs = r.lhs;
+        cr->rhs = r.rhs;
+        cr->op = oomb_strdup(r.op);
+        if (!r.pass)
+            snprintf(err, sizeof err, "%.6g %s %.6g is false", r.lhs, r.op, r.rhs);
+    }
+    oomb_check_destroy(c);
+    cr->message = oomb_strdup(err);
+    return cr->status == OOMB_CHECK_FAIL;
+}
+
 static int group_checks(struct oomb_results *res, const struct oomb_scenario *sc, int first,
                         int last, enum oomb_mode mode, int64_t batch)
 {
@@ -602,27 +763,7 @@ static int group_checks(struct oomb_results *res, const struct oomb_scenario *sc
         cr->expr = oomb_strdup(sc->checks[i].expr);
         cr->mode = mode;
         cr->batch = batch;
-        cr->lhs = cr->rhs = NAN;
-        char err[512] = "";
-        struct oomb_check *c = NULL;
-        struct resolve_ctx ctx = {res, first, last, 0};
-        struct oomb_check_result r = {0};
-        if (oomb_check_parse(sc->checks[i].expr, &c, err, sizeof err) != OOMB_OK) {
-            cr->status = OOMB_CHECK_FAIL;
-        } else if (oomb_check_eval(c, resolve, &ctx, &r, err, sizeof err) != OOMB_OK) {
-            cr->status = ctx.skipped ? OOMB_CHECK_SKIPPED : OOMB_CHECK_FAIL;
-        } else {
-            cr->status = r.pass ? OOMB_CHECK_PASS : OOMB_CHECK_FAIL;
-            cr->lhs = r.lhs;
-            cr->rhs = r.rhs;
-            cr->op = oomb_strdup(r.op);
-            if (!r.pass)
-                snprintf(err, sizeof err, "%.6g %s %.6g is false", r.lhs, r.op, r.rhs);
-        }
-        oomb_check_destroy(c);
-        cr->message = oomb_strdup(err);
-        if (cr->status == OOMB_CHECK_FAIL)
-            failed++;
+        failed += oomb_runner_eval_check(res, first, last, cr);
     }
     return failed;
 }
@@ -644,6 +785,8 @@ int oomb_runner_run(const char *const *scenario_paths, int n_paths,
                     struct oomb_run_summary *sum, char *err, size_t err_len)
 {
     struct plan p = {0};
+    int **shard_of = NULL;      /* run --shard: the shard of each configuration */
+    char (*digests)[17] = NULL; /* each scenario file's version */
     struct oomb_tracker_stats *shared = MAP_FAILED;
     char tmpdir[PATH_MAX] = "";
     int rc = OOMB_OK;
@@ -765,12 +908,39 @@ int oomb_runner_run(const char *const *scenario_paths, int n_paths,
         goto done;
     }
 
+    if (opts->shard_count > 0) {
+        if (opts->shard_index < 1 || opts->shard_index > opts->shard_count) {
+            oomb_errf(err, err_len, "--shard %d/%d: expected 1 <= I <= N", opts->shard_index,
+                      opts->shard_count);
+            rc = OOMB_ERR_INVALID;
+            goto done;
+        }
+        if (assign_shards(&p, opts->shard_count, &shard_of) != OOMB_OK) {
+            oomb_errf(err, err_len, "out of memory");
+            rc = OOMB_ERR_INTERNAL;
+            goto done;
+        }
+        res->shard_index = opts->shard_index;
+        res->shard_count = opts->shard_count;
+    }
+    digests = calloc((size_t)p.n_sc + 1, sizeof *digests);
+    if (!digests) {
+        oomb_errf(err, err_len, "out of memory");
+        rc = OOMB_ERR_INTERNAL;
+        goto done;
+    }
+    for (int i = 0; i < p.n_sc; i++)
+        (void)oomb_file_digest(p.sc[i]->path, digests[i]); /* it was just read: "" if not now */
+
     int total = 0;
     for (int i = 0; i < p.n_sc; i++)
-        total += p.sc[i]->n_batches * p.sc[i]->n_strategies *
-                 ((p.sc[i]->modes & OOMB_MODE_TRAIN ? 1 : 0) +
-                  (p.sc[i]->modes & OOMB_MODE_INFER ? 1 : 0));
+        for (int mi = 0; mi < 2; mi++)
+            for (int b = 0; b < p.sc[i]->n_batches; b++)
+                if ((p.sc[i]->modes & (mi == 0 ? OOMB_MODE_TRAIN : OOMB_MODE_INFER)) &&
+                    (!shard_of || shard_of[i][mi * p.sc[i]->n_batches + b] == opts->shard_index))
+                    total += p.sc[i]->n_strategies;
     int index = 0;
+    int64_t seq = 0; /* the run's place without sharding */
     for (int i = 0; i < p.n_sc; i++) {
         const struct oomb_scenario *sc = p.sc[i];
         for (int mi = 0; mi < 2; mi++) {
@@ -778,6 +948,10 @@ int oomb_runner_run(const char *const *scenario_paths, int n_paths,
             if (!(sc->modes & mode))
                 continue;
             for (int b = 0; b < sc->n_batches; b++) {
+                if (shard_of && shard_of[i][mi * sc->n_batches + b] != opts->shard_index) {
+                    seq += sc->n_strategies; /* another shard's configuration */
+                    continue;
+                }
                 int first = res->n_runs;
                 int have_reference = 0; /* the first `none` of the group is the reference */
                 /* `none` first: the others compare with it and may use its weights. */
@@ -795,6 +969,8 @@ int oomb_runner_run(const char *const *scenario_paths, int n_paths,
                             goto done;
                         }
                         run->scenario = oomb_strdup(sc->name);
+                        run->scenario_digest = oomb_strdup(digests[i]);
+                        run->seq = ++seq;
                         run->strategy = oomb_strdup(st->label);
                         run->plugin = oomb_strdup(st->plugin);
                         run->plugin_path = oomb_strdup(pl->path);
@@ -893,6 +1069,10 @@ int oomb_runner_run(const char *const *scenario_paths, int n_paths,
     }
     rc = OOMB_OK;
 done:
+    free(digests);
+    for (int i = 0; shard_of && i < p.n_sc; i++)
+        free(shard_of[i]);
+    free(shard_of);
     if (shared != MAP_FAILED)
         munmap(shared, sizeof *shared);
     if (tmpdir[0])

@@ -25,6 +25,28 @@ void oomb_errf(char *buf, size_t len, const char *fmt, ...)
     va_end(ap);
 }
 
+int oomb_file_digest(const char *path, char out[17])
+{
+    out[0] = '\0';
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return OOMB_ERR_IO;
+    uint64_t h = 0xcbf29ce484222325ULL;
+    unsigned char buf[65536];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0)
+        for (size_t i = 0; i < n; i++) {
+            h ^= buf[i];
+            h *= 0x100000001b3ULL;
+        }
+    int bad = ferror(f);
+    fclose(f);
+    if (bad)
+        return OOMB_ERR_IO;
+    snprintf(out, 17, "%016llx", (unsigned long long)h);
+    return OOMB_OK;
+}
+
 char *oomb_strdup(const char *s)
 {
     if (!s)

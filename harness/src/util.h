@@ -21,6 +21,12 @@ void oomb_errf(char *buf, size_t len, const char *fmt, ...) __attribute__((forma
 /* strdup that accepts NULL (returns NULL). Caller frees. */
 char *oomb_strdup(const char *s);
 
+/* FNV-1a 64 of a file's bytes as 16 lower-case hex digits into out (17
+ * bytes). Returns OOMB_OK, or OOMB_ERR_IO when it cannot be read (out then
+ * holds ""). Identifies a scenario file's version and the executable's
+ * build; not a cryptographic hash. */
+int oomb_file_digest(const char *path, char out[17]);
+
 /* mkdir -p. Returns OOMB_OK, OOMB_ERR_INVALID when a file stands where the
  * path needs a folder (a wrong path: exit 2), or OOMB_ERR_IO, with the failing
  * path in err. */
