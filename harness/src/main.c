@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "backend.h"
+#include "cmd_history.h"
 #include "cmd_merge.h"
 #include "cmd_report.h"
 #include "cmd_verdict.h"
@@ -44,6 +45,7 @@ static void usage_main(FILE *f)
                "  ab                interleaved A/B runs of two plugin builds\n"
                "  report RESULTS... charts (gnuplot), index.html and summary.md\n"
                "  merge FILES...    the results of `run --shard I/N` into one file\n"
+               "  history DIR       a metric per commit, and where it first regressed\n"
                "\n"
                "options:\n"
                "  -h, --help        this help; `oombench <command> --help` for a command\n"
@@ -79,6 +81,10 @@ static void usage_run(FILE *f)
                "                         N results files with `oombench merge`\n"
                "                         (docs/scale-out.md). SLURM_ARRAY_TASK_ID style\n"
                "                         indices are 1-based here\n"
+               "      --commit REV       the source revision the results record (default: the\n"
+               "                         CI's GITHUB_SHA, CI_COMMIT_SHA, ... variable, else\n"
+               "                         `git log -1` where the first scenario lives); read\n"
+               "                         by `oombench history`\n"
                "      --repeat N         run it all N times, one results file each\n"
                "                         (default: 1); with --compare the N files are\n"
                "                         judged together: the spread between the runs\n"
@@ -188,6 +194,7 @@ static int cmd_run(int argc, char **argv)
         {"instructions", no_argument, NULL, 'I'},
         {"allow-unsafe-plugins", no_argument, NULL, 'U'},
         {"shard", required_argument, NULL, 'S'},
+        {"commit", required_argument, NULL, 'G'},
         {NULL, 0, NULL, 0}};
     struct oomb_run_options o = {0};
     const char *dirs[MAX_LIST], *files[MAX_LIST];
@@ -264,6 +271,9 @@ static int cmd_run(int argc, char **argv)
             break;
         case 'U':
             o.allow_unsafe_plugins = 1;
+            break;
+        case 'G':
+            o.commit = optarg;
             break;
         case 'S': {
             char *end, *end2 = "";
@@ -547,6 +557,8 @@ int main(int argc, char **argv)
         return oomb_cmd_report(argc - 1, argv + 1);
     if (strcmp(cmd, "merge") == 0)
         return oomb_cmd_merge(argc - 1, argv + 1);
+    if (strcmp(cmd, "history") == 0)
+        return oomb_cmd_history(argc - 1, argv + 1);
     fprintf(stderr, "oombench: unknown command '%s'\n", cmd);
     usage_main(stderr);
     return EXIT_USAGE;

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "table.h"
 #include "util.h"
@@ -1404,9 +1405,14 @@ static void chart_baseline(struct oomb_report *rep, const struct oomb_report_inp
 
 /* --------------------------------------------------- chart 7: history - */
 
+/* Commits in order: by the commit time of the revision each file records,
+ * else by creation time. */
 static int cmp_set_created(const void *a, const void *b)
 {
     const struct oomb_report_set *x = a, *y = b;
+    int64_t wx = oomb_results_when(x->res), wy = oomb_results_when(y->res);
+    if (wx != wy)
+        return wx < wy ? -1 : 1;
     int c = strcmp(x->res->created ? x->res->created : "", y->res->created ? y->res->created : "");
     return c ? c : strcmp(x->path, y->path);
 }
@@ -1525,15 +1531,32 @@ static void chart_history(struct oomb_report *rep, const struct oomb_report_inpu
     SB(g, "set multiplot layout 2,1 title %s.\" (%d results files, oldest left)\"\n",
        gp_text(c->title), rep->n_hist);
     SB(g, "set xrange [-0.3:%g]\nset xtics (", rep->n_hist - 1 + 0.3);
+    int any_rev = 0;
+    for (int s = 0; s < rep->n_hist; s++)
+        any_rev |= rep->hist[s].res->revision && rep->hist[s].res->revision[0];
     for (int s = 0; s < rep->n_hist; s++) {
-        char when[64];
-        short_created(rep->hist[s].res->created, when, sizeof when);
-        SB(g, "%s%s %d", s ? ", " : "", gp_text(when), s);
+        const struct oomb_results *hr = rep->hist[s].res;
+        char when[64], rev[16];
+        short_created(hr->created, when, sizeof when);
+        if (hr->revision_time > 0) { /* the commit's own time */
+            time_t t = (time_t)hr->revision_time;
+            struct tm tm;
+            if (gmtime_r(&t, &tm))
+                strftime(when, sizeof when, "%m-%d %H:%M", &tm);
+        }
+        snprintf(rev, sizeof rev, "%.10s", hr->revision && hr->revision[0] ? hr->revision : "?");
+        SB(g, "%s", s ? ", " : "");
+        if (any_rev) { /* the commit, its date on a second line */
+            SB(g, "%s.\"\\n\".", gp_text(rev));
+        }
+        SB(g, "%s %d", gp_text(when), s);
     }
     SB(g, ")%s\n", rep->n_hist > 6 ? " rotate by 30 right" : "");
-    SB(g, "set xlabel \"results file (created, UTC)\"\nset lmargin at screen 0.09\n"
+    SB(g, "set xlabel \"%s\"%s\nset lmargin at screen 0.09\n"
           "set rmargin at screen 0.68\nset key outside right top\n"
-          "set offsets 0, 0, graph 0.1, 0\n");
+          "set offsets 0, 0, graph 0.1, 0\n",
+       any_rev ? "commit (in commit order; its time, UTC, below)" : "results file (created, UTC)",
+       any_rev ? " offset 0,-0.6" : "");
     for (int panel = 0; panel < 2; panel++) {
         if (panel == 0)
             SB(g, "set title \"peak memory (any increase is a regression)\"\n"

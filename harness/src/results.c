@@ -73,6 +73,23 @@ const char *oomb_tag_name(enum oomb_tag t)
     return tag_names[t];
 }
 
+int64_t oomb_results_when(const struct oomb_results *r)
+{
+    if (r->revision_time > 0)
+        return r->revision_time;
+    int y, mo, d, h, mi, sec;
+    if (!r->created || sscanf(r->created, "%4d-%2d-%2dT%2d:%2d:%2d", &y, &mo, &d, &h, &mi, &sec) != 6 ||
+        mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60 || y < 1970)
+        return 0;
+    /* days from 1970-01-01 to y-mo-d (proleptic Gregorian) */
+    y -= mo <= 2;
+    const int64_t era = y / 400, yoe = y - era * 400;
+    const int64_t doy = (153 * (mo + (mo > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    const int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    const int64_t days = era * 146097 + doe - 719468;
+    return days * 86400 + h * 3600 + mi * 60 + sec;
+}
+
 const char *oomb_space_name(enum oomb_space s)
 {
     if ((int)s < 0 || s >= OOMB_SPACE_COUNT)
@@ -210,6 +227,8 @@ void oomb_results_free(struct oomb_results *r)
     free(r->checks);
     free(r->tool_version);
     free(r->build_id);
+    free(r->revision);
+    free(r->revision_from);
     free(r->created);
     free(r->host_name);
     free(r->host_os);
@@ -547,6 +566,11 @@ static json_t *results_to_json(struct jw *w, const struct oomb_results *r)
     put(w, root, "schema", json_string(OOMB_RESULTS_SCHEMA));
     put(w, root, "tool_version", jstr(r->tool_version));
     put(w, root, "build_id", jstr(r->build_id ? r->build_id : ""));
+    json_t *src = json_object();
+    put(w, src, "revision", jstr(r->revision ? r->revision : ""));
+    put(w, src, "from", jstr(r->revision_from ? r->revision_from : ""));
+    put(w, src, "time", r->revision_time > 0 ? json_integer(r->revision_time) : json_null());
+    put(w, root, "source", src);
     if (r->shard_count > 0) {
         json_t *sh = json_object();
         put(w, sh, "index", json_integer(r->shard_index));
@@ -1426,6 +1450,14 @@ static int results_read(const char *path, int child, struct oomb_results *r, cha
 
     r->tool_version = rd_str(&rd, root, "", "tool_version");
     r->build_id = rd_str(&rd, root, "", "build_id");
+    json_t *source = rd_obj(&rd, root, "", "source");
+    if (source) {
+        r->revision = rd_str(&rd, source, "source", "revision");
+        r->revision_from = rd_str(&rd, source, "source", "from");
+        r->revision_time = rd_int(&rd, source, "source", "time");
+        if (r->revision_time < 0)
+            rd_fail(&rd, "source", "time", "must not be negative");
+    }
     json_t *shard = rd_obj(&rd, root, "", "shard");
     if (shard) {
         int64_t si = rd_int(&rd, shard, "shard", "index"), sn = rd_int(&rd, shard, "shard", "count");

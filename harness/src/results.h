@@ -42,7 +42,11 @@ const char *oomb_outcome_name(enum oomb_outcome o);
 int oomb_outcome_parse(const char *name);
 const char *oomb_tag_name(enum oomb_tag t);     /* "weights", ... */
 const char *oomb_phase_name(enum oomb_phase p); /* "other", "forward", ... */
-const char *oomb_space_name(enum oomb_space s); /* "device", "host", "host_pinned"; NULL */
+const char *oomb_space_name(enum oomb_space s);
+struct oomb_results;
+/* When the results' code was: the commit time of the revision they record,
+ * else their creation time, Unix seconds (0 when neither is readable). */
+int64_t oomb_results_when(const struct oomb_results *r); /* "device", "host", "host_pinned"; NULL */
 
 struct oomb_metric {
     char *name;
@@ -186,6 +190,12 @@ struct oomb_results {
      * not recorded; and run --shard I/N (shard_count 0: not sharded). */
     char *build_id;
     int shard_index, shard_count;
+    /* The source revision measured (run --commit, a CI variable, or git in
+     * the first scenario's folder; "" when unknown), where it came from
+     * ("--commit", "GITHUB_SHA", ..., "git"), and its commit time (Unix
+     * seconds, 0 when unknown): `history` orders by it. */
+    char *revision, *revision_from;
+    int64_t revision_time;
     char *created; /* ISO-8601 UTC */
     char *host_name, *host_os, *host_cpu;
     int host_cores;

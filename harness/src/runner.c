@@ -873,6 +873,23 @@ int oomb_runner_run(const char *const *scenario_paths, int n_paths,
         break;
     }
 
+    {
+        char rev[65], from[32], dir[PATH_MAX];
+        snprintf(dir, sizeof dir, "%s", p.n_sc ? p.sc[0]->path : ".");
+        char *slash = strrchr(dir, '/');
+        if (slash)
+            *slash = '\0';
+        else
+            snprintf(dir, sizeof dir, ".");
+        if (oomb_source_revision(opts->commit, dir, rev, from, &res->revision_time) != OOMB_OK) {
+            oomb_errf(err, err_len, "--commit '%s': expected 1 to 64 characters of [0-9A-Za-z._/-]",
+                      opts->commit);
+            rc = OOMB_ERR_INVALID;
+            goto done;
+        }
+        res->revision = oomb_strdup(rev);
+        res->revision_from = oomb_strdup(from);
+    }
     if (fill_host_info(res, first_backend) != OOMB_OK) {
         oomb_errf(err, err_len, "out of memory");
         rc = OOMB_ERR_INTERNAL;

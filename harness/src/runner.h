@@ -42,6 +42,9 @@ struct oomb_run_options {
      * with all their strategies) that oomb_runner_shard_of puts in shard
      * shard_index of shard_count; shard_count 0: everything. */
     int shard_index, shard_count;
+    /* run --commit REV: the source revision the results record (else a CI
+     * variable or git, oomb_source_revision) */
+    const char *commit;
 };
 
 /* Evaluates check record cr (its expr) over runs [first, last) of res, one

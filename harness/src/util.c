@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -44,6 +45,94 @@ int oomb_file_digest(const char *path, char out[17])
     if (bad)
         return OOMB_ERR_IO;
     snprintf(out, 17, "%016llx", (unsigned long long)h);
+    return OOMB_OK;
+}
+
+static int revision_text_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n < 1 || n > 64)
+        return 0;
+    for (; *s; s++)
+        if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+              *s == '.' || *s == '_' || *s == '/' || *s == '-'))
+            return 0;
+    return 1;
+}
+
+/* `git -C dir log -1 --format=%H %ct [rev]`: fills rev (when empty) and
+ * *time; silent (stderr to /dev/null), bounded output. */
+static void git_revision(const char *dir, char rev[65], int64_t *time)
+{
+    int fds[2];
+    if (!dir || pipe(fds) != 0)
+        return;
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(fds[0]);
+        close(fds[1]);
+        return;
+    }
+    if (pid == 0) {
+        int devnull = open("/dev/null", O_WRONLY);
+        dup2(fds[1], STDOUT_FILENO);
+        if (devnull >= 0)
+            dup2(devnull, STDERR_FILENO);
+        close(fds[0]);
+        close(fds[1]);
+        char *argv[] = {"git", "-C", (char *)dir, "log", "-1", "--format=%H %ct",
+                        rev[0] ? rev : NULL, NULL};
+        execvp("git", argv);
+        _exit(127);
+    }
+    close(fds[1]);
+    char buf[256];
+    size_t n = 0;
+    ssize_t k;
+    while (n < sizeof buf - 1 && ((k = read(fds[0], buf + n, sizeof buf - 1 - n)) > 0 ||
+                                  (k < 0 && errno == EINTR)))
+        if (k > 0)
+            n += (size_t)k;
+    buf[n] = '\0';
+    close(fds[0]);
+    int status;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        return;
+    char hash[65];
+    long long t;
+    if (sscanf(buf, "%64[0-9a-f] %lld", hash, &t) != 2 || t <= 0)
+        return;
+    if (!rev[0])
+        snprintf(rev, 65, "%s", hash);
+    *time = t;
+}
+
+int oomb_source_revision(const char *given, const char *dir, char rev[65], char from[32],
+                         int64_t *time)
+{
+    static const char *const vars[] = {"GITHUB_SHA", "CI_COMMIT_SHA", "BUILDKITE_COMMIT",
+                                       "CIRCLE_SHA1", "GIT_COMMIT", "BUILD_VCS_NUMBER"};
+    rev[0] = from[0] = '\0';
+    *time = 0;
+    if (given) {
+        if (!revision_text_ok(given))
+            return OOMB_ERR_INVALID;
+        snprintf(rev, 65, "%s", given);
+        snprintf(from, 32, "--commit");
+    }
+    for (size_t i = 0; !rev[0] && i < sizeof vars / sizeof vars[0]; i++) {
+        const char *v = getenv(vars[i]);
+        if (v && revision_text_ok(v)) {
+            snprintf(rev, 65, "%s", v);
+            snprintf(from, 32, "%s", vars[i]);
+        }
+    }
+    int had = rev[0] != '\0';
+    git_revision(dir, rev, time);
+    if (!had && rev[0])
+        snprintf(from, 32, "git");
     return OOMB_OK;
 }
 

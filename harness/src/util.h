@@ -27,6 +27,18 @@ char *oomb_strdup(const char *s);
  * build; not a cryptographic hash. */
 int oomb_file_digest(const char *path, char out[17]);
 
+/* The source revision of the code being measured, for the results: `given`
+ * when not NULL (run --commit), else the first CI variable set of
+ * GITHUB_SHA, CI_COMMIT_SHA, BUILDKITE_COMMIT, CIRCLE_SHA1, GIT_COMMIT,
+ * BUILD_VCS_NUMBER, else `git log -1 --format=%H %ct` run in `dir`. rev
+ * (65 bytes) gets the revision, from (32) where it came from, *time the
+ * commit time (Unix seconds; 0 unless git gave it, also looked up for a
+ * given or CI revision when git knows it). Returns OOMB_OK, or
+ * OOMB_ERR_INVALID when `given` is not 1..64 characters of [0-9A-Za-z._/-]
+ * (rev and from are then ""); an unknown revision is OOMB_OK with "". */
+int oomb_source_revision(const char *given, const char *dir, char rev[65], char from[32],
+                         int64_t *time);
+
 /* mkdir -p. Returns OOMB_OK, OOMB_ERR_INVALID when a file stands where the
  * path needs a folder (a wrong path: exit 2), or OOMB_ERR_IO, with the failing
  * path in err. */
