@@ -145,6 +145,32 @@ Test(runner, out_of_host_memory_is_an_error_not_oom)
     th_rmtree(dir);
 }
 
+/* Host memory (a host space of host->alloc) that cannot be had is an error
+ * too: the budget covers the device, and nothing refused under it. (Not
+ * under AddressSanitizer, whose malloc aborts on a 4 EiB request instead of
+ * failing.) */
+#if !defined(__SANITIZE_ADDRESS__)
+Test(runner, a_failed_host_space_allocation_is_an_error_not_oom)
+{
+    char dir[PATH_MAX], path[PATH_MAX], err[2048] = "";
+    th_mkdtemp(dir, sizeof dir);
+    th_write(dir, "s.yaml",
+             MODEL "strategies:\n  - {plugin: fixture_fail, label: hs, params: {where: step, "
+                   "how: hostspace}}\n",
+             path, sizeof path);
+    struct oomb_results res;
+    struct oomb_run_summary sum;
+    cr_assert_eq(th_run(dir, path, &res, &sum, err, sizeof err), OOMB_OK, "%s", err);
+    const struct oomb_run_result *r = th_find(&res, "hs", OOMB_MODE_TRAIN, 8);
+    cr_assert_eq(r->outcome, OOMB_OUTCOME_ERROR, "%s", oomb_outcome_name(r->outcome));
+    cr_assert(strstr(r->reason, "host allocation of 4 EiB: backend error"), "%s", r->reason);
+    cr_assert_eq(sum.n_oom, 0);
+    cr_assert_eq(r->space_peak[0], 0);
+    oomb_results_free(&res);
+    th_rmtree(dir);
+}
+#endif
+
 static int count_files(const char *dir)
 {
     DIR *d = opendir(dir);
