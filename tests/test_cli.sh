@@ -191,5 +191,22 @@ expect 1 "run --allow-unsafe-plugins (fixture_fail crashes by default)" -- "$bin
 expect 2 "ab: world-writable plugin file" -- "$bin" ab --quiet --rounds 1 --out "$tmp/ab" --base "$tmp/ww" --head "$tmp/ww" "$tmp/ww.yaml"
 check "ab says so" -- grep -q "world-writable (mode 0666" "$tmp/err"
 
+# ---- selection, machine output, streaming ----
+printf '%s\nbatch: [4, 8]\nstrategies: [none, checkpoint, grad_accum]\nchecks:\n  - "checkpoint.memory.activations <= none.memory.activations"\n  - "grad_accum.memory.activations < none.memory.activations"\n' \
+    "$(printf '%s\n' "$model" | grep -v '^batch')" >"$tmp/sel.yaml"
+expect 0 "run --filter --json -" -- "$bin" run --no-color --out "$tmp/sel" --filter '/8/checkpoint$' --json - "$tmp/sel.yaml"
+check "--json - writes the results JSON to stdout, with none kept as the reference" -- \
+    python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); assert [(x["batch"], x["strategy"]) for x in r["runs"]] == [(8, "none"), (8, "checkpoint")], r["runs"]; assert [c["status"] for c in r["checks"]] == ["pass", "skipped"], r["checks"]' "$tmp/out"
+check "the tables and checks go to stderr with --json -" -- grep -q "check SKIP.*not selected by --filter" "$tmp/err"
+check "a progress line per finished run with elapsed time and ETA" -- grep -Eq '^\[2/2 [0-9]+:[0-9]{2}, eta [0-9]+:[0-9]{2}\] .* batch 8 checkpoint: ok' "$tmp/err"
+check "the results file is written too" -- test -n "$(ls "$tmp"/sel/*.json)"
+expect 0 "run streams each scenario's table" -- "$bin" run --no-color --out "$tmp/sel" "$tmp/sel.yaml"
+check "the table is on stdout" -- grep -q "^sel (train, batch 8)" "$tmp/out"
+expect 2 "run --filter with a bad expression" -- "$bin" run --out "$tmp/sel" --filter '(' "$tmp/sel.yaml"
+check "the bad expression is named" -- grep -q "filter '('" "$tmp/err"
+expect 2 "run --filter that selects nothing" -- "$bin" run --out "$tmp/sel" --filter 'nothing-like-it' "$tmp/sel.yaml"
+check "... says how runs are named" -- grep -q "scenario/mode/batch/label" "$tmp/err"
+expect 2 "run --json to a file" -- "$bin" run --out "$tmp/sel" --json x.json "$tmp/sel.yaml"
+
 echo "cli: $pass passed, $fail failed"
 [ "$fail" = 0 ]

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <math.h>
 
 #include "backend.h"
 #include "cmd_history.h"
@@ -71,7 +72,10 @@ static void usage_run(FILE *f)
                "      --allow-unsafe-plugins\n"
                "                         load plugins from files or folders others may\n"
                "                         write (world-writable; refused by default)\n"
-               "  -q, --quiet            no progress lines\n"
+               "  -q, --quiet            no progress lines (by default one per finished run\n"
+               "                         with elapsed time, ETA and outcome, rewritten in\n"
+               "                         place on a terminal; each scenario's table and\n"
+               "                         checks print as soon as its runs are done)\n"
                "      --threads N        BLAS (and OpenMP) threads of every run (default:\n"
                "                         the scenario's `threads`, else 1); recorded per run\n"
                "      --no-color         no colours in the table (also NO_COLOR=1)\n"
@@ -81,6 +85,13 @@ static void usage_run(FILE *f)
                "                         N results files with `oombench merge`\n"
                "                         (docs/scale-out.md). SLURM_ARRAY_TASK_ID style\n"
                "                         indices are 1-based here\n"
+               "      --filter REGEX     only the runs whose name scenario/mode/batch/label\n"
+               "                         (mlp/train/256/fp16) matches this extended regular\n"
+               "                         expression, with each selected configuration's\n"
+               "                         `none` as the reference; checks naming a run left\n"
+               "                         out are skipped\n"
+               "      --json -           also write the results JSON to standard output (the\n"
+               "                         tables and progress then go to standard error)\n"
                "      --commit REV       the source revision the results record (default: the\n"
                "                         CI's GITHUB_SHA, CI_COMMIT_SHA, ... variable, else\n"
                "                         `git log -1` where the first scenario lives); read\n"
@@ -134,32 +145,112 @@ static int want_color(int no_color_flag)
     return isatty(STDOUT_FILENO);
 }
 
-/* The table, the checks and the summary lines of one invocation. */
-static void print_run(const struct oomb_results *res, const struct oomb_run_summary *sum,
-                      int no_color)
+static void print_check(FILE *f, const struct oomb_check_record *cr)
 {
-    oomb_table_print(stdout, res, want_color(no_color));
-    for (int i = 0; i < res->n_checks; i++) {
-        const struct oomb_check_record *cr = &res->checks[i];
-        const char *st = cr->status == OOMB_CHECK_PASS      ? "PASS"
-                         : cr->status == OOMB_CHECK_SKIPPED ? "SKIP"
-                                                            : "FAIL";
-        printf("check %s  %s %s batch %lld: %s", st, cr->scenario,
-               cr->mode == OOMB_MODE_TRAIN ? "train" : "infer", (long long)cr->batch, cr->expr);
-        if (cr->status == OOMB_CHECK_PASS)
-            printf("  (%.6g %s %.6g)", cr->lhs, cr->op ? cr->op : "?", cr->rhs);
-        else if (cr->message && cr->message[0])
-            printf("  (%s)", cr->message);
-        printf("\n");
+    const char *st = cr->status == OOMB_CHECK_PASS      ? "PASS"
+                     : cr->status == OOMB_CHECK_SKIPPED ? "SKIP"
+                                                        : "FAIL";
+    fprintf(f, "check %s  %s %s batch %lld: %s", st, cr->scenario,
+            cr->mode == OOMB_MODE_TRAIN ? "train" : "infer", (long long)cr->batch, cr->expr);
+    if (cr->status == OOMB_CHECK_PASS)
+        fprintf(f, "  (%.6g %s %.6g)", cr->lhs, cr->op ? cr->op : "?", cr->rhs);
+    else if (cr->message && cr->message[0])
+        fprintf(f, "  (%s)", cr->message);
+    fprintf(f, "\n");
+}
+
+/* Streaming output of `run`: a progress line per finished run (rewritten in
+ * place on a terminal), each scenario's table and checks as soon as its
+ * runs are done. Human output goes to `out` (stderr with --json -). */
+struct stream {
+    FILE *out;
+    int color, tty, quiet, shown; /* shown: a progress line is on the terminal */
+};
+
+static void clock_text(double s, char *buf, size_t len)
+{
+    long t = s > 0 && s < 1e9 ? (long)(s + 0.5) : 0;
+    if (t >= 3600)
+        snprintf(buf, len, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
+    else
+        snprintf(buf, len, "%ld:%02ld", t / 60, t % 60);
+}
+
+static void stream_run(void *user, int index, int total, const struct oomb_run_result *run,
+                       double elapsed)
+{
+    struct stream *st = user;
+    if (st->quiet)
+        return;
+    char el[32], eta[32], took[32] = "";
+    clock_text(elapsed, el, sizeof el);
+    clock_text(index > 0 ? elapsed / index * (total - index) : 0, eta, sizeof eta);
+    if (isfinite(run->run_seconds))
+        oomb_format_ns(run->run_seconds * 1e9, took, sizeof took);
+    const char *oc = oomb_outcome_name(run->outcome);
+    char reason[128] = "";
+    if (run->outcome != OOMB_OUTCOME_OK && run->reason && run->reason[0]) {
+        size_t j = 0;
+        for (const char *c = run->reason; *c && j + 4 < sizeof reason; c++)
+            reason[j++] = (unsigned char)*c < 0x20 ? ' ' : *c;
+        reason[j] = '\0';
     }
-    printf("\n%d run(s): %d failed, %d oom; %d check(s): %d failed\n", sum->n_runs, sum->n_failed,
-           sum->n_oom, sum->n_checks, sum->n_checks_failed);
+    if (st->tty) {
+        fprintf(stderr, "\r\033[K[%d/%d %s, eta %s] %s %s batch %lld %s: %s%s%s", index, total, el,
+                eta, run->scenario, run->mode == OOMB_MODE_TRAIN ? "train" : "infer",
+                (long long)run->batch, run->strategy, oc ? oc : "?", reason[0] ? " - " : "",
+                reason);
+        st->shown = 1;
+        if (run->outcome != OOMB_OUTCOME_OK && run->outcome != OOMB_OUTCOME_NOT_APPLICABLE) {
+            fprintf(stderr, "\n"); /* keep the line of a run that did not end ok */
+            st->shown = 0;
+        }
+    } else {
+        fprintf(stderr, "[%d/%d %s, eta %s] %s %s batch %lld %s: %s%s%s%s%s\n", index, total, el,
+                eta, run->scenario, run->mode == OOMB_MODE_TRAIN ? "train" : "infer",
+                (long long)run->batch, run->strategy, oc ? oc : "?", took[0] ? " in " : "", took,
+                reason[0] ? " - " : "", reason);
+    }
+    fflush(stderr);
+}
+
+static void stream_scenario(void *user, const struct oomb_results *res, int first, int last)
+{
+    struct stream *st = user;
+    if (st->shown) {
+        fprintf(stderr, "\r\033[K");
+        st->shown = 0;
+    }
+    struct oomb_results view = *res;
+    view.runs = res->runs + first;
+    view.n_runs = last - first;
+    view.checks = NULL;
+    view.n_checks = 0;
+    oomb_table_print(st->out, &view, st->color);
+    for (int i = 0; i < res->n_checks; i++)
+        if (strcmp(res->checks[i].scenario, res->runs[first].scenario) == 0)
+            print_check(st->out, &res->checks[i]);
+    fflush(st->out);
+}
+
+/* The table (unless streamed), the checks and the summary lines of one
+ * invocation, to f. */
+static void print_run(FILE *f, const struct oomb_results *res, const struct oomb_run_summary *sum,
+                      int color, int streamed)
+{
+    if (!streamed) {
+        oomb_table_print(f, res, color);
+        for (int i = 0; i < res->n_checks; i++)
+            print_check(f, &res->checks[i]);
+    }
+    fprintf(f, "\n%d run(s): %d failed, %d oom; %d check(s): %d failed\n", sum->n_runs,
+            sum->n_failed, sum->n_oom, sum->n_checks, sum->n_checks_failed);
     double run_s;
     int timed = oomb_scenario_run_time(res, NULL, &run_s);
     if (timed > 0) {
         char t[32];
         oomb_format_ns(run_s * 1e9, t, sizeof t);
-        printf("run time: %s (%d run(s))\n", t, timed);
+        fprintf(f, "run time: %s (%d run(s))\n", t, timed);
     }
     if (res->blas_library && res->blas_library[0]) {
         int lo = 0, hi = 0;
@@ -170,15 +261,35 @@ static void print_run(const struct oomb_results *res, const struct oomb_run_summ
             if (t > hi)
                 hi = t;
         }
-        printf("blas: %s %s, kernel %s, %s", res->blas_library, res->blas_version,
+        fprintf(f, "blas: %s %s, kernel %s, %s", res->blas_library, res->blas_version,
                res->blas_kernel, res->blas_parallel);
         if (hi > 0 && lo == hi)
-            printf("; %d thread(s) per run", hi);
+            fprintf(f, "; %d thread(s) per run", hi);
         else if (hi > 0)
-            printf("; %d to %d threads per run", lo, hi);
-        printf("\n");
+            fprintf(f, "; %d to %d threads per run", lo, hi);
+        fprintf(f, "\n");
     }
-    printf("results: %s\n", sum->results_path);
+    fprintf(f, "results: %s\n", sum->results_path);
+}
+
+/* The bytes of a file to stdout (run --json -). 0, or -1. */
+static int copy_to_stdout(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return -1;
+    char buf[65536];
+    size_t n;
+    int rc = 0;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0)
+        if (fwrite(buf, 1, n, stdout) != n) {
+            rc = -1;
+            break;
+        }
+    if (ferror(f) || fflush(stdout) != 0)
+        rc = -1;
+    fclose(f);
+    return rc;
 }
 
 static int cmd_run(int argc, char **argv)
@@ -195,10 +306,12 @@ static int cmd_run(int argc, char **argv)
         {"allow-unsafe-plugins", no_argument, NULL, 'U'},
         {"shard", required_argument, NULL, 'S'},
         {"commit", required_argument, NULL, 'G'},
+        {"filter", required_argument, NULL, 'F'},
+        {"json", required_argument, NULL, 'J'},
         {NULL, 0, NULL, 0}};
     struct oomb_run_options o = {0};
     const char *dirs[MAX_LIST], *files[MAX_LIST];
-    int no_color = 0, compare = 0, repeat = 1, c;
+    int no_color = 0, compare = 0, repeat = 1, json_stdout = 0, c;
     const char *baseline_dir = NULL, *report_dir = NULL;
     optind = 1;
     while ((c = getopt_long(argc, argv, "o:d:t:P:p:qh", longopts, NULL)) != -1) {
@@ -275,6 +388,18 @@ static int cmd_run(int argc, char **argv)
         case 'G':
             o.commit = optarg;
             break;
+        case 'F':
+            o.filter = optarg;
+            break;
+        case 'J':
+            if (strcmp(optarg, "-") != 0) {
+                fprintf(stderr, "oombench run: --json '%s': only '-' (standard output) is "
+                                "supported; the results file is written to --out in any case\n",
+                        optarg);
+                return EXIT_USAGE;
+            }
+            json_stdout = 1;
+            break;
         case 'S': {
             char *end, *end2 = "";
             errno = 0;
@@ -339,6 +464,14 @@ static int cmd_run(int argc, char **argv)
         return EXIT_INTERNAL;
     }
     int exit_rc = EXIT_FINE;
+    /* human output on stdout, or on stderr when the results JSON goes there */
+    FILE *hout = json_stdout ? stderr : stdout;
+    const char *nc = getenv("NO_COLOR");
+    struct stream st = {hout, !no_color && !(nc && *nc) && isatty(fileno(hout)),
+                        isatty(STDERR_FILENO), o.quiet, 0};
+    o.on_run = stream_run;
+    o.on_scenario = stream_scenario;
+    o.user = &st;
     for (int rep = 0; rep < repeat; rep++) {
         struct oomb_results res;
         struct oomb_run_summary sum;
@@ -354,13 +487,23 @@ static int cmd_run(int argc, char **argv)
             free(path_list);
             return rc == OOMB_ERR_IO || rc == OOMB_ERR_INTERNAL ? EXIT_INTERNAL : EXIT_USAGE;
         }
+        if (st.shown) {
+            fprintf(stderr, "\r\033[K");
+            st.shown = 0;
+        }
         if (rep == repeat - 1)
-            print_run(&res, &sum, no_color);
+            print_run(hout, &res, &sum, st.color, 1);
         else
-            printf("repetition %d/%d: %d run(s): %d failed, %d oom; %d check(s): %d failed; "
-                   "results: %s\n",
-                   rep + 1, repeat, sum.n_runs, sum.n_failed, sum.n_oom, sum.n_checks,
-                   sum.n_checks_failed, sum.results_path);
+            fprintf(hout,
+                    "repetition %d/%d: %d run(s): %d failed, %d oom; %d check(s): %d failed; "
+                    "results: %s\n",
+                    rep + 1, repeat, sum.n_runs, sum.n_failed, sum.n_oom, sum.n_checks,
+                    sum.n_checks_failed, sum.results_path);
+        if (json_stdout && rep == repeat - 1 && copy_to_stdout(sum.results_path) != 0) {
+            fprintf(stderr, "oombench run: --json -: cannot copy %s to standard output\n",
+                    sum.results_path);
+            exit_rc = EXIT_INTERNAL;
+        }
         oomb_results_free(&res);
         if (sum.n_failed || sum.n_checks_failed)
             exit_rc = EXIT_FAILED;

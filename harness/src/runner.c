@@ -13,6 +13,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <regex.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -679,7 +680,8 @@ static void group_numerics(struct oomb_results *res, int first, int last)
 struct resolve_ctx {
     struct oomb_results *res;
     int first, last;
-    int skipped; /* a referenced run was skipped / not applicable */
+    int skipped;  /* a referenced run was skipped / not applicable */
+    int filtered; /* run --filter left runs of this configuration out */
 };
 
 static int resolve(void *user, const char *ref, double *out, char *err, size_t err_len)
@@ -714,12 +716,17 @@ static int resolve(void *user, const char *ref, double *out, char *err, size_t e
         }
         return oomb_check_run_field(r, ref, section, field, out, err, err_len);
     }
+    if (c->filtered) {
+        c->skipped = 1;
+        oomb_errf(err, err_len, "'%s' was not selected by --filter", label);
+        return OOMB_ERR_NOT_APPLICABLE;
+    }
     oomb_errf(err, err_len, "'%s': no strategy labelled '%s' in this scenario", ref, label);
     return OOMB_ERR_INVALID;
 }
 
-int oomb_runner_eval_check(struct oomb_results *res, int first, int last,
-                           struct oomb_check_record *cr)
+static int eval_check(struct oomb_results *res, int first, int last, int filtered,
+                      struct oomb_check_record *cr)
 {
     free(cr->op);
     free(cr->message);
@@ -727,7 +734,7 @@ int oomb_runner_eval_check(struct oomb_results *res, int first, int last,
     cr->lhs = cr->rhs = NAN;
     char err[512] = "";
     struct oomb_check *c = NULL;
-    struct resolve_ctx ctx = {res, first, last, 0};
+    struct resolve_ctx ctx = {res, first, last, 0, filtered};
     struct oomb_check_result r = {0};
     if (oomb_check_parse(cr->expr, &c, err, sizeof err) != OOMB_OK) {
         cr->status = OOMB_CHECK_FAIL;
@@ -746,8 +753,14 @@ int oomb_runner_eval_check(struct oomb_results *res, int first, int last,
     return cr->status == OOMB_CHECK_FAIL;
 }
 
+int oomb_runner_eval_check(struct oomb_results *res, int first, int last,
+                           struct oomb_check_record *cr)
+{
+    return eval_check(res, first, last, 0, cr);
+}
+
 static int group_checks(struct oomb_results *res, const struct oomb_scenario *sc, int first,
-                        int last, enum oomb_mode mode, int64_t batch)
+                        int last, enum oomb_mode mode, int64_t batch, int filtered)
 {
     int failed = 0;
     for (int i = 0; i < sc->n_checks; i++) {
@@ -763,7 +776,7 @@ static int group_checks(struct oomb_results *res, const struct oomb_scenario *sc
         cr->expr = oomb_strdup(sc->checks[i].expr);
         cr->mode = mode;
         cr->batch = batch;
-        failed += oomb_runner_eval_check(res, first, last, cr);
+        failed += eval_check(res, first, last, filtered, cr);
     }
     return failed;
 }
@@ -780,12 +793,37 @@ static void finish_stats(struct oomb_run_result *r)
                            : NAN;
 }
 
+/* run --filter: which strategies of one configuration run (sel[s]), with
+ * the configuration's `none` whenever another of its runs is selected.
+ * Returns how many. */
+static int config_selection(const regex_t *re, const struct oomb_scenario *sc,
+                            enum oomb_mode mode, int64_t batch, unsigned char *sel)
+{
+    int n = 0, any = 0;
+    for (int s = 0; s < sc->n_strategies; s++) {
+        char name[512];
+        snprintf(name, sizeof name, "%s/%s/%lld/%s", sc->name, mode_name(mode), (long long)batch,
+                 sc->strategies[s].label);
+        sel[s] = !re || regexec(re, name, 0, NULL, 0) == 0;
+        any |= sel[s] && strcmp(sc->strategies[s].plugin, "none") != 0;
+    }
+    for (int s = 0; s < sc->n_strategies; s++) {
+        if (any && strcmp(sc->strategies[s].plugin, "none") == 0)
+            sel[s] = 1; /* the reference of the selected runs */
+        n += sel[s];
+    }
+    return n;
+}
+
 int oomb_runner_run(const char *const *scenario_paths, int n_paths,
                     const struct oomb_run_options *opts, struct oomb_results *res,
                     struct oomb_run_summary *sum, char *err, size_t err_len)
 {
     struct plan p = {0};
     int **shard_of = NULL;      /* run --shard: the shard of each configuration */
+    regex_t filter_re, *re = NULL;
+    unsigned char *sel = NULL; /* run --filter: the strategies of a configuration that run */
+    int64_t t0 = oomb_now_ns();
     char (*digests)[17] = NULL; /* each scenario file's version */
     struct oomb_tracker_stats *shared = MAP_FAILED;
     char tmpdir[PATH_MAX] = "";
@@ -949,17 +987,50 @@ int oomb_runner_run(const char *const *scenario_paths, int n_paths,
     for (int i = 0; i < p.n_sc; i++)
         (void)oomb_file_digest(p.sc[i]->path, digests[i]); /* it was just read: "" if not now */
 
+    if (opts->filter) {
+        int e = regcomp(&filter_re, opts->filter, REG_EXTENDED | REG_NOSUB);
+        if (e != 0) {
+            char why[256];
+            regerror(e, &filter_re, why, sizeof why);
+            oomb_errf(err, err_len, "--filter '%s': %s", opts->filter, why);
+            rc = OOMB_ERR_INVALID;
+            goto done;
+        }
+        re = &filter_re;
+    }
+    int max_strategies = 1;
+    for (int i = 0; i < p.n_sc; i++)
+        if (p.sc[i]->n_strategies > max_strategies)
+            max_strategies = p.sc[i]->n_strategies;
+    if (!(sel = calloc((size_t)max_strategies, 1))) {
+        oomb_errf(err, err_len, "out of memory");
+        rc = OOMB_ERR_INTERNAL;
+        goto done;
+    }
     int total = 0;
     for (int i = 0; i < p.n_sc; i++)
         for (int mi = 0; mi < 2; mi++)
-            for (int b = 0; b < p.sc[i]->n_batches; b++)
-                if ((p.sc[i]->modes & (mi == 0 ? OOMB_MODE_TRAIN : OOMB_MODE_INFER)) &&
+            for (int b = 0; b < p.sc[i]->n_batches; b++) {
+                enum oomb_mode mode = mi == 0 ? OOMB_MODE_TRAIN : OOMB_MODE_INFER;
+                if ((p.sc[i]->modes & mode) &&
                     (!shard_of || shard_of[i][mi * p.sc[i]->n_batches + b] == opts->shard_index))
-                    total += p.sc[i]->n_strategies;
+                    total += config_selection(re, p.sc[i], mode, p.sc[i]->batches[b], sel);
+            }
+    if (re && total == 0) {
+        oomb_errf(err, err_len,
+                  "--filter '%s' selects no run (runs are named scenario/mode/batch/label, "
+                  "e.g. %s/%s/%lld/%s)",
+                  opts->filter, p.sc[0]->name,
+                  p.sc[0]->modes & OOMB_MODE_TRAIN ? "train" : "infer",
+                  (long long)p.sc[0]->batches[0], p.sc[0]->strategies[0].label);
+        rc = OOMB_ERR_INVALID;
+        goto done;
+    }
     int index = 0;
     int64_t seq = 0; /* the run's place without sharding */
     for (int i = 0; i < p.n_sc; i++) {
         const struct oomb_scenario *sc = p.sc[i];
+        const int sc_first = res->n_runs;
         for (int mi = 0; mi < 2; mi++) {
             enum oomb_mode mode = mi == 0 ? OOMB_MODE_TRAIN : OOMB_MODE_INFER;
             if (!(sc->modes & mode))
@@ -967,6 +1038,12 @@ int oomb_runner_run(const char *const *scenario_paths, int n_paths,
             for (int b = 0; b < sc->n_batches; b++) {
                 if (shard_of && shard_of[i][mi * sc->n_batches + b] != opts->shard_index) {
                     seq += sc->n_strategies; /* another shard's configuration */
+                    continue;
+                }
+                int n_sel = config_selection(re, sc, mode, sc->batches[b], sel);
+                int n_left_out = sc->n_strategies - n_sel;
+                if (n_sel == 0) {
+                    seq += sc->n_strategies; /* nothing of it selected by --filter */
                     continue;
                 }
                 int first = res->n_runs;
@@ -977,6 +1054,10 @@ int oomb_runner_run(const char *const *scenario_paths, int n_paths,
                         const struct oomb_strategy_spec *st = &sc->strategies[s];
                         if ((strcmp(st->plugin, "none") == 0) != (pass == 0))
                             continue;
+                        if (!sel[s]) {
+                            seq++; /* left out by --filter */
+                            continue;
+                        }
                         const struct oomb_loaded_plugin *pl =
                             oomb_registry_find(&p.reg, st->plugin);
                         struct oomb_run_result *run = oomb_results_add_run(res);
@@ -1033,7 +1114,7 @@ int oomb_runner_run(const char *const *scenario_paths, int n_paths,
                             double limit = opts->timeout_s > 0 ? opts->timeout_s : sc->timeout_s;
                             if (opts->instructions)
                                 limit *= OOMB_INSTR_TIMEOUT_FACTOR;
-                            if (!opts->quiet)
+                            if (!opts->quiet && !opts->on_run)
                                 fprintf(stderr, "[%d/%d] %s %s batch %lld %s ...\n", index, total,
                                         sc->name, mode_name(mode), (long long)sc->batches[b],
                                         st->label);
@@ -1044,7 +1125,10 @@ int oomb_runner_run(const char *const *scenario_paths, int n_paths,
                         if (!run->reason)
                             run->reason = oomb_strdup("");
                         finish_stats(run);
-                        if (!opts->quiet && run->outcome != OOMB_OUTCOME_OK)
+                        if (opts->on_run)
+                            opts->on_run(opts->user, index, total, run,
+                                         (double)(oomb_now_ns() - t0) * 1e-9);
+                        if (!opts->quiet && !opts->on_run && run->outcome != OOMB_OUTCOME_OK)
                             fprintf(stderr, "    %s: %s\n", oomb_outcome_name(run->outcome),
                                     run->reason);
                         char werr[512];
@@ -1057,7 +1141,8 @@ int oomb_runner_run(const char *const *scenario_paths, int n_paths,
                     }
                 }
                 group_numerics(res, first, res->n_runs);
-                int f = group_checks(res, sc, first, res->n_runs, mode, sc->batches[b]);
+                int f = group_checks(res, sc, first, res->n_runs, mode, sc->batches[b],
+                                     n_left_out > 0);
                 if (f < 0) {
                     oomb_errf(err, err_len, "out of memory");
                     rc = OOMB_ERR_INTERNAL;
@@ -1066,6 +1151,8 @@ int oomb_runner_run(const char *const *scenario_paths, int n_paths,
                 sum->n_checks_failed += f;
             }
         }
+        if (opts->on_scenario && res->n_runs > sc_first)
+            opts->on_scenario(opts->user, res, sc_first, res->n_runs);
     }
     sum->n_checks = res->n_checks;
     for (int i = 0; i < res->n_runs; i++) {
@@ -1086,6 +1173,9 @@ int oomb_runner_run(const char *const *scenario_paths, int n_paths,
     }
     rc = OOMB_OK;
 done:
+    if (re)
+        regfree(re);
+    free(sel);
     free(digests);
     for (int i = 0; shard_of && i < p.n_sc; i++)
         free(shard_of[i]);

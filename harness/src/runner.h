@@ -45,6 +45,20 @@ struct oomb_run_options {
     /* run --commit REV: the source revision the results record (else a CI
      * variable or git, oomb_source_revision) */
     const char *commit;
+    /* run --filter: only runs whose name "scenario/mode/batch/label"
+     * (mlp/train/256/fp16) matches this POSIX extended regular expression,
+     * plus the `none` of each configuration with a selected run (the
+     * reference); a check naming a run left out is skipped. NULL: all. */
+    const char *filter;
+    /* Streaming: called after each run (index 1..total of the runs this
+     * invocation does, the run as recorded, seconds since the start), and
+     * after the last run of each scenario with the results so far and the
+     * range [first, last) of that scenario's runs. Either may be NULL;
+     * `user` is passed back. */
+    void (*on_run)(void *user, int index, int total, const struct oomb_run_result *run,
+                   double elapsed_s);
+    void (*on_scenario)(void *user, const struct oomb_results *res, int first, int last);
+    void *user;
 };
 
 /* Evaluates check record cr (its expr) over runs [first, last) of res, one
