@@ -97,12 +97,14 @@ Test(offload, mlp_device_and_host_peaks_and_identical_gradients)
         cr_expect_eq(x->space_peak_by_tag[OOMB_SPACE_HOST_PINNED][OOMB_TAG_OPTIMIZER], 2 * P4);
         cr_expect_eq(x->space_peak_by_tag[OOMB_SPACE_HOST_PINNED][OOMB_TAG_WEIGHTS], P4);
         cr_expect_eq(x->space_peak_by_tag[OOMB_SPACE_HOST_PINNED][OOMB_TAG_GRADS], P4);
-        cr_expect_eq(x->peak_bytes, none->peak_bytes - 2 * P4 -
-                                        (none->peak_by_tag[OOMB_TAG_ACTIVATIONS] -
-                                         x->peak_by_tag[OOMB_TAG_ACTIVATIONS]),
-                     "%s peak %llu", x->strategy, (unsigned long long)x->peak_bytes);
+        cr_expect_eq(
+            x->peak_bytes,
+            none->peak_bytes - 2 * P4 -
+                (none->peak_by_tag[OOMB_TAG_ACTIVATIONS] - x->peak_by_tag[OOMB_TAG_ACTIVATIONS]),
+            "%s peak %llu", x->strategy, (unsigned long long)x->peak_bytes);
     }
-    cr_expect_eq(optonly->peak_by_tag[OOMB_TAG_ACTIVATIONS], none->peak_by_tag[OOMB_TAG_ACTIVATIONS]);
+    cr_expect_eq(optonly->peak_by_tag[OOMB_TAG_ACTIVATIONS],
+                 none->peak_by_tag[OOMB_TAG_ACTIVATIONS]);
     cr_expect_eq(none->space_peak[0], 0);
     cr_expect_eq(none->n_copies, 0);
     strat_run_free(&r);

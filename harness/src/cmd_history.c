@@ -26,28 +26,27 @@ enum { EXIT_FINE = 0, EXIT_FAILED = 1, EXIT_USAGE = 2, EXIT_INTERNAL = 3 };
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: oombench history [options] DIR|RESULTS.json...\n"
-            "\n"
-            "Orders the results files by the commit they measured (results `source`,\n"
-            "recorded by `run --commit` or from the CI or git; files of one commit are\n"
-            "taken together, files without a revision each count as one, by creation\n"
-            "time), compares every commit with the one before it by the verdict engine\n"
-            "of `oombench compare`, and names the first commit where each metric of each\n"
-            "run regressed.\n"
-            "\n"
-            "options:\n"
-            "  -m, --metric M       only this metric (repeatable): memory.total,\n"
-            "                       memory.<tag>, time.step, time.<phase>, throughput,\n"
-            "                       outcome, quality.final_loss, ... (default: all)\n"
-            "  -s, --scenario NAME  only this scenario's runs\n"
-            "  -S, --strategy LABEL only this strategy's runs\n"
-            "      --noise PCT      time noise threshold in percent (default: 5 on the\n"
-            "                       CPU, 2 on the GPU, as compare)\n"
-            "  -h, --help           this help\n"
-            "\n"
-            "exit status: 0 no regression; 1 a metric regressed at some commit; 2 usage or\n"
-            "input error; 3 internal error\n");
+    fprintf(f, "usage: oombench history [options] DIR|RESULTS.json...\n"
+               "\n"
+               "Orders the results files by the commit they measured (results `source`,\n"
+               "recorded by `run --commit` or from the CI or git; files of one commit are\n"
+               "taken together, files without a revision each count as one, by creation\n"
+               "time), compares every commit with the one before it by the verdict engine\n"
+               "of `oombench compare`, and names the first commit where each metric of each\n"
+               "run regressed.\n"
+               "\n"
+               "options:\n"
+               "  -m, --metric M       only this metric (repeatable): memory.total,\n"
+               "                       memory.<tag>, time.step, time.<phase>, throughput,\n"
+               "                       outcome, quality.final_loss, ... (default: all)\n"
+               "  -s, --scenario NAME  only this scenario's runs\n"
+               "  -S, --strategy LABEL only this strategy's runs\n"
+               "      --noise PCT      time noise threshold in percent (default: 5 on the\n"
+               "                       CPU, 2 on the GPU, as compare)\n"
+               "  -h, --help           this help\n"
+               "\n"
+               "exit status: 0 no regression; 1 a metric regressed at some commit; 2 usage or\n"
+               "input error; 3 internal error\n");
 }
 
 struct file {
@@ -193,7 +192,7 @@ struct first {
 int oomb_cmd_history(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"metric", required_argument, NULL, 'm'}, {"scenario", required_argument, NULL, 's'},
+        {"metric", required_argument, NULL, 'm'},   {"scenario", required_argument, NULL, 's'},
         {"strategy", required_argument, NULL, 'S'}, {"noise", required_argument, NULL, 'n'},
         {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0}};
     const char *metrics[HISTORY_MAX_METRICS];
@@ -222,8 +221,7 @@ int oomb_cmd_history(int argc, char **argv)
             errno = 0;
             double x = strtod(optarg, &end);
             if (errno || end == optarg || *end || !(x >= 0 && x <= 1000)) {
-                fprintf(stderr, "oombench history: --noise '%s': expected a percentage\n",
-                        optarg);
+                fprintf(stderr, "oombench history: --noise '%s': expected a percentage\n", optarg);
                 return EXIT_USAGE;
             }
             vo.noise_pct = x;
@@ -360,8 +358,7 @@ int oomb_cmd_history(int argc, char **argv)
         char rev[64], when[32];
         short_rev(&commits[k], files, rev, sizeof rev);
         day(commits[k].when, when, sizeof when);
-        printf("  %-3d %-14s %-16s %5d  %s", k + 1, rev, when, commits[k].count,
-               k == 0 ? "-" : "");
+        printf("  %-3d %-14s %-16s %5d  %s", k + 1, rev, when, commits[k].count, k == 0 ? "-" : "");
         if (k > 0)
             printf("%d", reg);
         printf("\n");

@@ -20,23 +20,22 @@ enum { EXIT_FINE = 0, EXIT_FAILED = 1, EXIT_USAGE = 2, EXIT_INTERNAL = 3 };
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: oombench merge [options] RESULTS.json... --out FILE\n"
-            "\n"
-            "Merges the results files of `oombench run --shard I/N` (all N of them, in any\n"
-            "order) into the one file an unsharded run would have written: the same runs in\n"
-            "the same order, memory and time samples as measured, the scenario checks\n"
-            "evaluated again on the merged runs. Files from different builds (executable),\n"
-            "device classes or versions of a scenario file are refused, naming them; so are\n"
-            "shards missing or given twice and a run found in two files.\n"
-            "\n"
-            "options:\n"
-            "  -o, --out FILE   the merged results file (written atomically)\n"
-            "  -h, --help       this help\n"
-            "\n"
-            "exit status: 0 merged and every check passed; 1 merged, and a check failed or\n"
-            "a run crashed, timed out or failed; 2 usage or input error (nothing written);\n"
-            "3 internal error\n");
+    fprintf(f, "usage: oombench merge [options] RESULTS.json... --out FILE\n"
+               "\n"
+               "Merges the results files of `oombench run --shard I/N` (all N of them, in any\n"
+               "order) into the one file an unsharded run would have written: the same runs in\n"
+               "the same order, memory and time samples as measured, the scenario checks\n"
+               "evaluated again on the merged runs. Files from different builds (executable),\n"
+               "device classes or versions of a scenario file are refused, naming them; so are\n"
+               "shards missing or given twice and a run found in two files.\n"
+               "\n"
+               "options:\n"
+               "  -o, --out FILE   the merged results file (written atomically)\n"
+               "  -h, --help       this help\n"
+               "\n"
+               "exit status: 0 merged and every check passed; 1 merged, and a check failed or\n"
+               "a run crashed, timed out or failed; 2 usage or input error (nothing written);\n"
+               "3 internal error\n");
 }
 
 /* "" and NULL are "not recorded" and match anything. */
@@ -87,7 +86,7 @@ static int take(struct oomb_results *to, struct oomb_results *from)
 static int check_compatible(struct oomb_results *f, char **paths, int n, char *err, size_t len)
 {
     for (int i = 1; i < n; i++) {
-        const char *what = differ(f[0].build_id, f[i].build_id)         ? "builds (executables)"
+        const char *what = differ(f[0].build_id, f[i].build_id)           ? "builds (executables)"
                            : differ(f[0].tool_version, f[i].tool_version) ? "oombench versions"
                            : differ(f[0].device_class, f[i].device_class) ? "device classes"
                            : differ(f[0].device_name, f[i].device_name)   ? "devices"
@@ -209,8 +208,8 @@ static int order_and_check(struct oomb_results *m, int *failed)
 int oomb_cmd_merge(int argc, char **argv)
 {
     static const struct option longopts[] = {{"out", required_argument, NULL, 'o'},
-                                              {"help", no_argument, NULL, 'h'},
-                                              {NULL, 0, NULL, 0}};
+                                             {"help", no_argument, NULL, 'h'},
+                                             {NULL, 0, NULL, 0}};
     const char *out = NULL;
     int c;
     optind = 1;
@@ -283,11 +282,11 @@ int oomb_cmd_merge(int argc, char **argv)
     int run_failed = 0;
     for (int i = 0; i < m.n_runs; i++) {
         enum oomb_outcome o = m.runs[i].outcome;
-        run_failed += o == OOMB_OUTCOME_CRASH || o == OOMB_OUTCOME_TIMEOUT ||
-                      o == OOMB_OUTCOME_ERROR;
+        run_failed +=
+            o == OOMB_OUTCOME_CRASH || o == OOMB_OUTCOME_TIMEOUT || o == OOMB_OUTCOME_ERROR;
     }
-    printf("merged %d file(s): %d run(s), %d failed; %d check(s), %d failed -> %s\n", n,
-           m.n_runs, run_failed, m.n_checks, failed, out);
+    printf("merged %d file(s): %d run(s), %d failed; %d check(s), %d failed -> %s\n", n, m.n_runs,
+           run_failed, m.n_checks, failed, out);
     status = failed || run_failed ? EXIT_FAILED : EXIT_FINE;
     goto done;
 oom:
