@@ -177,14 +177,14 @@ static void clock_text(double s, char *buf, size_t len)
 }
 
 static void stream_run(void *user, int index, int total, const struct oomb_run_result *run,
-                       double elapsed)
+                       double elapsed, double eta_s)
 {
     struct stream *st = user;
     if (st->quiet)
         return;
     char el[32], eta[32], took[32] = "";
     clock_text(elapsed, el, sizeof el);
-    clock_text(index > 0 ? elapsed / index * (total - index) : 0, eta, sizeof eta);
+    clock_text(isfinite(eta_s) ? eta_s : 0, eta, sizeof eta);
     if (isfinite(run->run_seconds))
         oomb_format_ns(run->run_seconds * 1e9, took, sizeof took);
     const char *oc = oomb_outcome_name(run->outcome);

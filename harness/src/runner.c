@@ -349,6 +349,18 @@ static int config_cmp(const void *a, const void *b)
     return strcmp(x->key, y->key);
 }
 
+/* The estimated work of one run of sc in mode at batch: multiply-adds of
+ * its steps (parameters x batch x steps), three times the forward's in
+ * training. */
+static double run_cost(const struct oomb_scenario *sc, enum oomb_mode mode, int64_t batch)
+{
+    int64_t params = 0;
+    for (int l = 0; l < sc->model.n_layers; l++)
+        params += sc->model.layers[l]->n_params;
+    double steps = (double)(sc->warmup_steps + oomb_scenario_measured_steps(sc, batch));
+    return (double)(params + 1) * (double)batch * steps * (mode == OOMB_MODE_TRAIN ? 3.0 : 1.0);
+}
+
 /* Places every configuration of the plan into a shard: shard[i][mi][b]. */
 static int assign_shards(const struct plan *p, int n, int ***out)
 {
@@ -377,22 +389,15 @@ static int assign_shards(const struct plan *p, int n, int ***out)
             free(loads);
             return OOMB_ERR_INTERNAL;
         }
-        int64_t params = 0;
-        for (int l = 0; l < sc->model.n_layers; l++)
-            params += sc->model.layers[l]->n_params;
         for (int mi = 0; mi < 2; mi++) {
             enum oomb_mode mode = mi == 0 ? OOMB_MODE_TRAIN : OOMB_MODE_INFER;
             if (!(sc->modes & mode))
                 continue;
             for (int b = 0; b < sc->n_batches; b++) {
-                /* multiply-adds of the steps: forward, and twice that again in training */
-                double steps = (double)(sc->warmup_steps +
-                                        oomb_scenario_measured_steps(sc, sc->batches[b]));
                 c[k].sc = i;
                 c[k].mode_i = mi;
                 c[k].b = b;
-                c[k].cost = (double)(params + 1) * (double)sc->batches[b] * steps *
-                            (mi == 0 ? 3.0 : 1.0) * sc->n_strategies;
+                c[k].cost = run_cost(sc, mode, sc->batches[b]) * sc->n_strategies;
                 snprintf(c[k].key, sizeof c[k].key, "%s/%s/%lld", sc->name, mode_name(mode),
                          (long long)sc->batches[b]);
                 total += c[k].cost;
@@ -1008,13 +1013,17 @@ int oomb_runner_run(const char *const *scenario_paths, int n_paths,
         goto done;
     }
     int total = 0;
+    double cost_total = 0, cost_done = 0; /* for the ETA of the progress lines */
     for (int i = 0; i < p.n_sc; i++)
         for (int mi = 0; mi < 2; mi++)
             for (int b = 0; b < p.sc[i]->n_batches; b++) {
                 enum oomb_mode mode = mi == 0 ? OOMB_MODE_TRAIN : OOMB_MODE_INFER;
                 if ((p.sc[i]->modes & mode) &&
-                    (!shard_of || shard_of[i][mi * p.sc[i]->n_batches + b] == opts->shard_index))
-                    total += config_selection(re, p.sc[i], mode, p.sc[i]->batches[b], sel);
+                    (!shard_of || shard_of[i][mi * p.sc[i]->n_batches + b] == opts->shard_index)) {
+                    int k = config_selection(re, p.sc[i], mode, p.sc[i]->batches[b], sel);
+                    total += k;
+                    cost_total += k * run_cost(p.sc[i], mode, p.sc[i]->batches[b]);
+                }
             }
     if (re && total == 0) {
         oomb_errf(err, err_len,
@@ -1125,9 +1134,13 @@ int oomb_runner_run(const char *const *scenario_paths, int n_paths,
                         if (!run->reason)
                             run->reason = oomb_strdup("");
                         finish_stats(run);
-                        if (opts->on_run)
-                            opts->on_run(opts->user, index, total, run,
-                                         (double)(oomb_now_ns() - t0) * 1e-9);
+                        cost_done += run_cost(sc, mode, sc->batches[b]);
+                        if (opts->on_run) {
+                            double el = (double)(oomb_now_ns() - t0) * 1e-9;
+                            opts->on_run(opts->user, index, total, run, el,
+                                         cost_done > 0 ? el * (cost_total - cost_done) / cost_done
+                                                       : NAN);
+                        }
                         if (!opts->quiet && !opts->on_run && run->outcome != OOMB_OUTCOME_OK)
                             fprintf(stderr, "    %s: %s\n", oomb_outcome_name(run->outcome),
                                     run->reason);

@@ -51,12 +51,14 @@ struct oomb_run_options {
      * reference); a check naming a run left out is skipped. NULL: all. */
     const char *filter;
     /* Streaming: called after each run (index 1..total of the runs this
-     * invocation does, the run as recorded, seconds since the start), and
+     * invocation does, the run as recorded, seconds since the start, and
+     * the seconds still to go by the estimated cost of the runs left,
+     * parameters x batch x steps, against that of the runs done), and
      * after the last run of each scenario with the results so far and the
      * range [first, last) of that scenario's runs. Either may be NULL;
      * `user` is passed back. */
     void (*on_run)(void *user, int index, int total, const struct oomb_run_result *run,
-                   double elapsed_s);
+                   double elapsed_s, double eta_s);
     void (*on_scenario)(void *user, const struct oomb_results *res, int first, int last);
     void *user;
 };
