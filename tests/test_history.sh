@@ -104,6 +104,23 @@ rc=$?
 set -e
 [ "$rc" -eq 2 ] || bad "--metric no.such: exit $rc"
 
+# a revision with terminal escapes from an untrusted file is printed inert
+mkdir "$tmp/esc"
+python3 - "$tmp/h" "$tmp/esc" <<'PY'
+import json, sys
+for i in (1, 3):
+    r = json.load(open("%s/r%d.json" % (sys.argv[1], i)))
+    r["source"]["revision"] = "\x1b[31mc%d\x07" % i
+    json.dump(r, open("%s/r%d.json" % (sys.argv[2], i), "w"))
+PY
+set +e
+"$bin" history "$tmp/esc" >"$tmp/out4" 2>&1
+rc=$?
+set -e
+[ "$rc" -eq 1 ] || bad "history of escaped revisions: exit $rc $(cat "$tmp/out4")"
+! grep -q $'\x1b' "$tmp/out4" || bad "an escape character reached the terminal"
+grep -q '?\[31mc3?' "$tmp/out4" || bad "escaped revision not shown: $(cat "$tmp/out4")"
+
 # the chart: commits in order, labelled by revision
 "$bin" report "$tmp/h/r6.json" --history "$tmp/h" --out "$tmp/rep" >/dev/null 2>&1 || true
 grep -q "set xtics ('c100000000'" "$tmp/rep/chart7-history.gp" ||

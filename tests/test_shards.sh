@@ -91,6 +91,14 @@ refuse "missing shard" "2 file(s) given for a split into 3" "${shards[0]}" "${sh
 refuse "repeated shard" "are both shard" "${shards[0]}" "${shards[0]}" "${shards[1]}"
 refuse "unsharded with shards" "not shards of one split" "${full[0]}" "${shards[0]}" "${shards[1]}"
 
+# hostile files: a shard out of its count, a negative place, not JSON
+edit "${shards[1]}" 'r["shard"] = {"index": 5, "count": 3}' "$tmp/badshard.json"
+refuse "shard index beyond the count" "badshard.json" "${shards[0]}" "$tmp/badshard.json" "${shards[2]}"
+edit "${shards[0]}" 'r["runs"][0]["seq"] = -4' "$tmp/badseq.json"
+refuse "negative seq" "badseq.json" "$tmp/badseq.json" "${shards[1]}" "${shards[2]}"
+printf '{"schema": "oombench-results/2", "runs": [' >"$tmp/cut.json"
+refuse "a cut file" "cut.json" "${shards[0]}" "$tmp/cut.json" "${shards[2]}"
+
 # the Slurm script, as one array task
 small="$tmp/small.yaml"
 cat >"$small" <<'YAML'
