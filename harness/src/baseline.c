@@ -30,15 +30,7 @@ const char *oomb_baseline_device_class(const struct oomb_results *r, const char 
 /* A name for an error message: control characters as '?', at most 64 bytes. */
 static const char *shown(const char *s, char *buf, size_t len)
 {
-    size_t j = 0, i = 0;
-    for (; s && s[i] && j + 4 < len && i < 64; i++)
-        buf[j++] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
-    if (s && s[i] && j + 4 < len) {
-        memcpy(buf + j, "...", 3);
-        j += 3;
-    }
-    buf[j] = '\0';
-    return buf;
+    return oomb_term_text(s, 64, buf, len);
 }
 
 int oomb_baseline_resolve_class(const struct oomb_results *r, const char *results_path,

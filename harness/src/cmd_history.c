@@ -155,22 +155,20 @@ static int wanted(const char *metric, const char *const *metrics, int n_metrics)
     return n_metrics == 0;
 }
 
-/* Untrusted text (names from results files) for the terminal: control
- * characters become '?', cut to len - 1 bytes. */
-static void term_text(const char *s, char *buf, size_t len)
-{
-    size_t j = 0;
-    for (; s && *s && j + 1 < len; s++)
-        buf[j++] = (unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s;
-    buf[j] = '\0';
-}
-
+/* The commit's name for the terminal: its revision's first 12 characters,
+ * else the first file's creation time (untrusted text: control characters
+ * shown as '?'). */
 static void short_rev(const struct commit *c, const struct file *files, char *buf, size_t len)
 {
-    if (c->revision[0])
-        term_text(c->revision, buf, len < 13 ? len : 13);
-    else
-        snprintf(buf, len, "(%s)", files[c->first].res.created ? files[c->first].res.created : "?");
+    char head[13], created[40];
+    if (c->revision[0]) {
+        snprintf(head, sizeof head, "%s", c->revision);
+        oomb_term_text(head, sizeof head, buf, len);
+    } else {
+        oomb_term_text(files[c->first].res.created ? files[c->first].res.created : "?", 32,
+                       created, sizeof created);
+        snprintf(buf, len, "(%s)", created);
+    }
 }
 
 static void day(int64_t t, char *buf, size_t len)
@@ -381,11 +379,10 @@ int oomb_cmd_history(int argc, char **argv)
         char rev[64], before[64];
         short_rev(&commits[firsts[f].commit], files, rev, sizeof rev);
         short_rev(&commits[firsts[f].commit - 1], files, before, sizeof before);
-        char label[96], text[96];
-        term_text(it->scenario, label, sizeof label);
-        term_text(it->detail, text, sizeof text);
-        char strat[96];
-        term_text(it->strategy, strat, sizeof strat);
+        char label[160], text[420], strat[160];
+        oomb_term_text(it->scenario, sizeof it->scenario, label, sizeof label);
+        oomb_term_text(it->detail, sizeof it->detail, text, sizeof text);
+        oomb_term_text(it->strategy, sizeof it->strategy, strat, sizeof strat);
         printf("  %s: %s %s batch %lld %s %s: %s (after %s)\n", rev, label,
                it->mode == OOMB_MODE_TRAIN ? "train" : "infer", (long long)it->batch, strat,
                it->metric, text, before);

@@ -51,8 +51,7 @@ static int same_config(const struct oomb_run_result *a, const struct oomb_run_re
 
 static int run_cmp(const void *pa, const void *pb)
 {
-    const struct oomb_run_result *a = *(const struct oomb_run_result *const *)pa;
-    const struct oomb_run_result *b = *(const struct oomb_run_result *const *)pb;
+    const struct oomb_run_result *a = pa, *b = pb;
     return a->seq < b->seq ? -1 : a->seq > b->seq;
 }
 
@@ -125,18 +124,22 @@ static int check_compatible(struct oomb_results *f, char **paths, int n, char *e
                     const struct oomb_run_result *r = &f[a].runs[x], *s = &f[b].runs[y];
                     if (strcmp(r->scenario, s->scenario) != 0)
                         continue;
+                    /* names from the files, shown inert */
+                    char scen[80], strat[80], da[24], db[24];
+                    oomb_term_text(r->scenario, 64, scen, sizeof scen);
+                    oomb_term_text(r->strategy, 64, strat, sizeof strat);
                     if (differ(r->scenario_digest, s->scenario_digest)) {
                         snprintf(err, len,
                                  "%s and %s ran different versions of scenario '%s' (file "
                                  "digests %s and %s)",
-                                 paths[a], paths[b], r->scenario, r->scenario_digest,
-                                 s->scenario_digest);
+                                 paths[a], paths[b], scen,
+                                 oomb_term_text(r->scenario_digest, 16, da, sizeof da),
+                                 oomb_term_text(s->scenario_digest, 16, db, sizeof db));
                         return OOMB_ERR_INVALID;
                     }
                     if (same_config(r, s) && strcmp(r->strategy, s->strategy) == 0) {
                         snprintf(err, len, "run '%s' of %s (%s, batch %lld) is in %s and in %s",
-                                 r->strategy, r->scenario,
-                                 r->mode == OOMB_MODE_TRAIN ? "train" : "infer",
+                                 strat, scen, r->mode == OOMB_MODE_TRAIN ? "train" : "infer",
                                  (long long)r->batch, paths[a], paths[b]);
                         return OOMB_ERR_INVALID;
                     }
@@ -145,7 +148,7 @@ static int check_compatible(struct oomb_results *f, char **paths, int n, char *e
                         snprintf(err, len,
                                  "%s (%s, batch %lld) is split between %s and %s: a "
                                  "configuration's runs must be in one file",
-                                 r->scenario, r->mode == OOMB_MODE_TRAIN ? "train" : "infer",
+                                 scen, r->mode == OOMB_MODE_TRAIN ? "train" : "infer",
                                  (long long)r->batch, paths[a], paths[b]);
                         return OOMB_ERR_INVALID;
                     }
@@ -157,23 +160,11 @@ static int check_compatible(struct oomb_results *f, char **paths, int n, char *e
  * check again over its configuration's runs (contiguous after sorting). */
 static int order_and_check(struct oomb_results *m, int *failed)
 {
-    struct oomb_run_result **order = calloc((size_t)m->n_runs + 1, sizeof *order);
-    struct oomb_run_result *sorted = calloc((size_t)m->n_runs + 1, sizeof *sorted);
     struct oomb_check_record *checks = calloc((size_t)m->n_checks + 1, sizeof *checks);
-    if (!order || !sorted || !checks) {
-        free(order);
-        free(sorted);
-        free(checks);
+    if (!checks)
         return OOMB_ERR_INTERNAL;
-    }
-    for (int i = 0; i < m->n_runs; i++)
-        order[i] = &m->runs[i];
-    qsort(order, (size_t)m->n_runs, sizeof *order, run_cmp);
-    for (int i = 0; i < m->n_runs; i++)
-        sorted[i] = *order[i];
-    free(m->runs);
-    m->runs = sorted;
-    free(order);
+    if (m->n_runs > 1)
+        qsort(m->runs, (size_t)m->n_runs, sizeof *m->runs, run_cmp);
     /* checks in the order of their configurations, each evaluated again */
     int k = 0;
     *failed = 0;

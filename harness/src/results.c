@@ -14,6 +14,7 @@
  */
 #include "results.h"
 #include "instr.h"
+#include "util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -37,7 +38,6 @@ static const char *const tag_names[OOMB_TAG_COUNT] = {
     "weights", "grads", "optimizer", "activations", "workspace", "other",
 };
 
-static const char *const space_names[OOMB_SPACE_COUNT] = {"device", "host", "host_pinned"};
 /* The results' names of the host memory counters (index 0: both host spaces). */
 static const char *const host_space_keys[OOMB_SPACE_COUNT] = {"host", "host_pageable",
                                                               "host_pinned"};
@@ -88,13 +88,6 @@ int64_t oomb_results_when(const struct oomb_results *r)
     const int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     const int64_t days = era * 146097 + doe - 719468;
     return days * 86400 + h * 3600 + mi * 60 + sec;
-}
-
-const char *oomb_space_name(enum oomb_space s)
-{
-    if ((int)s < 0 || s >= OOMB_SPACE_COUNT)
-        return NULL;
-    return space_names[s];
 }
 
 const char *oomb_phase_name(enum oomb_phase p)
@@ -818,14 +811,7 @@ static void rd_fail(struct jr *rd, const char *where, const char *key, const cha
  * '?' (a name must not move the terminal's cursor or colour it). */
 static void printable(const char *s, char *buf, size_t len)
 {
-    size_t j = 0, i = 0;
-    for (; s && s[i] && j + 4 < len && i < 48; i++)
-        buf[j++] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
-    if (s && s[i] && j + 4 < len) {
-        memcpy(buf + j, "...", 3);
-        j += 3;
-    }
-    buf[j] = '\0';
+    oomb_term_text(s, 48, buf, len);
 }
 
 /* A required member: the value, or NULL (and the error) when it is

@@ -42,11 +42,6 @@ const char *oomb_outcome_name(enum oomb_outcome o);
 int oomb_outcome_parse(const char *name);
 const char *oomb_tag_name(enum oomb_tag t);     /* "weights", ... */
 const char *oomb_phase_name(enum oomb_phase p); /* "other", "forward", ... */
-const char *oomb_space_name(enum oomb_space s);
-struct oomb_results;
-/* When the results' code was: the commit time of the revision they record,
- * else their creation time, Unix seconds (0 when neither is readable). */
-int64_t oomb_results_when(const struct oomb_results *r); /* "device", "host", "host_pinned"; NULL */
 
 struct oomb_metric {
     char *name;
@@ -213,6 +208,10 @@ struct oomb_results {
     struct oomb_check_record *checks;
     int n_checks;
 };
+
+/* When the results' code was: the commit time of the revision they record,
+ * else their creation time, Unix seconds (0 when neither is readable). */
+int64_t oomb_results_when(const struct oomb_results *r);
 
 /* Append a zeroed run and return it (owned by r), or NULL when out of memory.
  * The "not available" numbers (rel errs, final_loss, accuracy,

@@ -290,11 +290,7 @@ static const char *mode_name(enum oomb_mode m);
 
 static uint64_t shard_hash(const char *key, int shard)
 {
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (const unsigned char *c = (const unsigned char *)key; *c; c++) {
-        h ^= *c;
-        h *= 0x100000001b3ULL;
-    }
+    uint64_t h = oomb_fnv1a64(OOMB_FNV1A64_INIT, key, strlen(key));
     h ^= (uint64_t)shard * 0x9e3779b97f4a7c15ULL;
     h ^= h >> 33;
     h *= 0xff51afd7ed558ccdULL;
@@ -302,7 +298,14 @@ static uint64_t shard_hash(const char *key, int shard)
     return h;
 }
 
-int oomb_runner_shard_of(const char *key, double cost, double total, int n, double *loads)
+/* The shard (1..n) of a configuration: `key` names it ("scenario/mode/
+ * batch"), cost is its estimated work, total the estimated work of all of
+ * them. Configurations are placed largest first (the caller's order); each
+ * takes the first shard in its own hash order of the shards whose load
+ * (*loads, n entries, updated) stays within 1.15 x total / n, else the least
+ * loaded: balanced, and a configuration keeps its shard when others are
+ * added unless the capacity it needs moved. */
+static int place_config(const char *key, double cost, double total, int n, double *loads)
 {
     const double cap = 1.15 * total / n;
     int least = 0;
@@ -338,7 +341,6 @@ struct config {
     int sc, mode_i, b;
     double cost;
     char key[300];
-    int shard;
 };
 
 static int config_cmp(const void *a, const void *b)
@@ -408,7 +410,7 @@ static int assign_shards(const struct plan *p, int n, int ***out)
     qsort(c, (size_t)k, sizeof *c, config_cmp);
     for (int j = 0; j < k; j++)
         shard[c[j].sc][c[j].mode_i * p->sc[c[j].sc]->n_batches + c[j].b] =
-            oomb_runner_shard_of(c[j].key, c[j].cost, total, n, loads);
+            place_config(c[j].key, c[j].cost, total, n, loads);
     free(c);
     free(loads);
     *out = shard;
@@ -916,58 +918,8 @@ int oomb_runner_run(const char *const *scenario_paths, int n_paths,
         break;
     }
 
-    {
-        char rev[65], from[32], dir[PATH_MAX];
-        snprintf(dir, sizeof dir, "%s", p.n_sc ? p.sc[0]->path : ".");
-        char *slash = strrchr(dir, '/');
-        if (slash)
-            *slash = '\0';
-        else
-            snprintf(dir, sizeof dir, ".");
-        if (oomb_source_revision(opts->commit, dir, rev, from, &res->revision_time) != OOMB_OK) {
-            oomb_errf(err, err_len, "--commit '%s': expected 1 to 64 characters of [0-9A-Za-z._/-]",
-                      opts->commit);
-            rc = OOMB_ERR_INVALID;
-            goto done;
-        }
-        res->revision = oomb_strdup(rev);
-        res->revision_from = oomb_strdup(from);
-    }
-    if (fill_host_info(res, first_backend) != OOMB_OK) {
-        oomb_errf(err, err_len, "out of memory");
-        rc = OOMB_ERR_INTERNAL;
-        goto done;
-    }
-    const char *out_dir = opts->out_dir ? opts->out_dir : "results";
-    if ((rc = oomb_mkdir_p(out_dir, err, err_len)) != OOMB_OK)
-        goto done;
-    {
-        char stamp[32];
-        time_t t = time(NULL);
-        struct tm tm;
-        gmtime_r(&t, &tm);
-        strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
-        const char *stem = p.n_sc == 1 ? p.sc[0]->name : "run";
-        snprintf(sum->results_path, sizeof sum->results_path, "%s/%s-%s-%d.json", out_dir, stem,
-                 stamp, (int)getpid());
-        /* A second invocation in the same second from this process (run
-         * --repeat, ab rounds) must not replace the first one's file. */
-        for (int n = 2; access(sum->results_path, F_OK) == 0 && n < 10000; n++)
-            snprintf(sum->results_path, sizeof sum->results_path, "%s/%s-%s-%d-%d.json", out_dir,
-                     stem, stamp, (int)getpid(), n);
-    }
-    if ((rc = oomb_proc_tmpdir_create(tmpdir, sizeof tmpdir, err, err_len)) != OOMB_OK)
-        goto done;
-    /* Left by an oombench that was killed while writing (proc.h). */
-    oomb_proc_clean_stale_results(out_dir);
-    oomb_proc_guard_results(sum->results_path);
-    shared = mmap(NULL, sizeof *shared, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (shared == MAP_FAILED) {
-        oomb_errf(err, err_len, "mmap: %s", strerror(errno));
-        rc = OOMB_ERR_INTERNAL;
-        goto done;
-    }
-
+    /* What this invocation runs (shard, --filter): settled, and refused with
+     * exit 2, before anything is created. */
     if (opts->shard_count > 0) {
         if (opts->shard_index < 1 || opts->shard_index > opts->shard_count) {
             oomb_errf(err, err_len, "--shard %d/%d: expected 1 <= I <= N", opts->shard_index,
@@ -1035,6 +987,58 @@ int oomb_runner_run(const char *const *scenario_paths, int n_paths,
         rc = OOMB_ERR_INVALID;
         goto done;
     }
+    {
+        char rev[65], from[32], dir[PATH_MAX];
+        snprintf(dir, sizeof dir, "%s", p.n_sc ? p.sc[0]->path : ".");
+        char *slash = strrchr(dir, '/');
+        if (slash)
+            *slash = '\0';
+        else
+            snprintf(dir, sizeof dir, ".");
+        if (oomb_source_revision(opts->commit, dir, rev, from, &res->revision_time) != OOMB_OK) {
+            oomb_errf(err, err_len, "--commit '%s': expected 1 to 64 characters of [0-9A-Za-z._/-]",
+                      opts->commit);
+            rc = OOMB_ERR_INVALID;
+            goto done;
+        }
+        res->revision = oomb_strdup(rev);
+        res->revision_from = oomb_strdup(from);
+    }
+    if (fill_host_info(res, first_backend) != OOMB_OK) {
+        oomb_errf(err, err_len, "out of memory");
+        rc = OOMB_ERR_INTERNAL;
+        goto done;
+    }
+    const char *out_dir = opts->out_dir ? opts->out_dir : "results";
+    if ((rc = oomb_mkdir_p(out_dir, err, err_len)) != OOMB_OK)
+        goto done;
+    {
+        char stamp[32];
+        time_t t = time(NULL);
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
+        const char *stem = p.n_sc == 1 ? p.sc[0]->name : "run";
+        snprintf(sum->results_path, sizeof sum->results_path, "%s/%s-%s-%d.json", out_dir, stem,
+                 stamp, (int)getpid());
+        /* A second invocation in the same second from this process (run
+         * --repeat, ab rounds) must not replace the first one's file. */
+        for (int n = 2; access(sum->results_path, F_OK) == 0 && n < 10000; n++)
+            snprintf(sum->results_path, sizeof sum->results_path, "%s/%s-%s-%d-%d.json", out_dir,
+                     stem, stamp, (int)getpid(), n);
+    }
+    if ((rc = oomb_proc_tmpdir_create(tmpdir, sizeof tmpdir, err, err_len)) != OOMB_OK)
+        goto done;
+    /* Left by an oombench that was killed while writing (proc.h). */
+    oomb_proc_clean_stale_results(out_dir);
+    oomb_proc_guard_results(sum->results_path);
+    shared = mmap(NULL, sizeof *shared, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (shared == MAP_FAILED) {
+        oomb_errf(err, err_len, "mmap: %s", strerror(errno));
+        rc = OOMB_ERR_INTERNAL;
+        goto done;
+    }
+
     int index = 0;
     int64_t seq = 0; /* the run's place without sharding */
     for (int i = 0; i < p.n_sc; i++) {

@@ -39,7 +39,7 @@ struct oomb_run_options {
     int allow_unsafe_plugins; /* load plugins from world-writable places
                                  (loader.h, OOMB_LOAD_ALLOW_UNSAFE) */
     /* run --shard I/N: only the configurations (scenario x mode x batch,
-     * with all their strategies) that oomb_runner_shard_of puts in shard
+     * with all their strategies) that the runner puts in shard
      * shard_index of shard_count; shard_count 0: everything. */
     int shard_index, shard_count;
     /* run --commit REV: the source revision the results record (else a CI
@@ -68,15 +68,6 @@ struct oomb_run_options {
  * and message. Returns 1 when the check failed, else 0. */
 int oomb_runner_eval_check(struct oomb_results *res, int first, int last,
                            struct oomb_check_record *cr);
-
-/* The shard (1..n) of a configuration: `key` names it ("scenario/mode/
- * batch"), cost is its estimated work, total the estimated work of all of
- * them. Configurations are placed largest first (the caller's order); each
- * takes the first shard in its own hash order of the shards whose load
- * (*loads, n entries, updated) stays within 1.15 x total / n, else the least
- * loaded: balanced, and a configuration keeps its shard when others are
- * added unless the capacity it needs moved. */
-int oomb_runner_shard_of(const char *key, double cost, double total, int n, double *loads);
 
 struct oomb_run_summary {
     int n_runs;

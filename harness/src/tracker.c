@@ -91,8 +91,7 @@ static void record(struct oomb_tracker *t, int64_t delta, int tag)
     e->step = t->step;
 }
 
-static struct oomb_tracker_entry *insert(struct oomb_tracker *t, void *p, size_t bytes, int tag,
-                                         int space)
+static void insert(struct oomb_tracker *t, void *p, size_t bytes, int tag, int space)
 {
     size_t h = hash_ptr(p, t->n_slots);
     while (t->slots[h].ptr && t->slots[h].ptr != TOMB)
@@ -104,7 +103,6 @@ static struct oomb_tracker_entry *insert(struct oomb_tracker *t, void *p, size_t
     t->slots[h].tag = tag;
     t->slots[h].space = space;
     t->n_live++;
-    return &t->slots[h];
 }
 
 static int make_room(struct oomb_tracker *t)
@@ -203,23 +201,19 @@ static struct oomb_tracker_entry *find(struct oomb_tracker *t, const void *p)
 static void release(struct oomb_tracker *t, struct oomb_tracker_entry *e)
 {
     struct oomb_tracker_stats *s = t->stats;
-    if (e->space != OOMB_SPACE_DEVICE) {
+    if (e->space != OOMB_SPACE_DEVICE) { /* the host spaces: no timeline */
         s->host_cur[e->space][e->tag] -= e->bytes;
         s->host_cur_total[e->space] -= e->bytes;
         s->host_cur[0][e->tag] -= e->bytes;
         s->host_cur_total[0] -= e->bytes;
-        s->n_frees++;
         t->backend->host_free(t->backend->ops.ctx, (enum oomb_space)e->space, e->ptr);
-        e->ptr = TOMB;
-        t->n_live--;
-        t->n_tomb++;
-        return;
+    } else {
+        s->cur[e->tag] -= e->bytes;
+        s->cur_total -= e->bytes;
+        t->backend->raw_free(t->backend->ops.ctx, e->ptr);
+        record(t, -(int64_t)e->bytes, e->tag);
     }
-    s->cur[e->tag] -= e->bytes;
-    s->cur_total -= e->bytes;
     s->n_frees++;
-    t->backend->raw_free(t->backend->ops.ctx, e->ptr);
-    record(t, -(int64_t)e->bytes, e->tag);
     e->ptr = TOMB;
     t->n_live--;
     t->n_tomb++;

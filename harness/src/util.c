@@ -26,20 +26,40 @@ void oomb_errf(char *buf, size_t len, const char *fmt, ...)
     va_end(ap);
 }
 
+uint64_t oomb_fnv1a64(uint64_t h, const void *data, size_t n)
+{
+    const unsigned char *b = data;
+    for (size_t i = 0; i < n; i++) {
+        h ^= b[i];
+        h *= 0x100000001b3ULL;
+    }
+    return h;
+}
+
+const char *oomb_term_text(const char *s, size_t max, char *buf, size_t len)
+{
+    size_t j = 0, i = 0;
+    for (; s && s[i] && j + 4 < len && i < max; i++)
+        buf[j++] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
+    if (s && s[i] && j + 4 < len) {
+        memcpy(buf + j, "...", 3);
+        j += 3;
+    }
+    buf[j] = '\0';
+    return buf;
+}
+
 int oomb_file_digest(const char *path, char out[17])
 {
     out[0] = '\0';
     FILE *f = fopen(path, "rb");
     if (!f)
         return OOMB_ERR_IO;
-    uint64_t h = 0xcbf29ce484222325ULL;
+    uint64_t h = OOMB_FNV1A64_INIT;
     unsigned char buf[65536];
     size_t n;
     while ((n = fread(buf, 1, sizeof buf, f)) > 0)
-        for (size_t i = 0; i < n; i++) {
-            h ^= buf[i];
-            h *= 0x100000001b3ULL;
-        }
+        h = oomb_fnv1a64(h, buf, n);
     int bad = ferror(f);
     fclose(f);
     if (bad)

@@ -21,6 +21,16 @@ void oomb_errf(char *buf, size_t len, const char *fmt, ...) __attribute__((forma
 /* strdup that accepts NULL (returns NULL). Caller frees. */
 char *oomb_strdup(const char *s);
 
+/* FNV-1a 64 of n bytes, continuing from h (start with OOMB_FNV1A64_INIT). */
+#define OOMB_FNV1A64_INIT 0xcbf29ce484222325ULL
+uint64_t oomb_fnv1a64(uint64_t h, const void *data, size_t n);
+
+/* Untrusted text (a name from a results file) for a terminal or a message:
+ * control characters become '?', at most `max` bytes of s, then "..."
+ * when it was longer. Writes into buf (len bytes, always terminated) and
+ * returns buf. */
+const char *oomb_term_text(const char *s, size_t max, char *buf, size_t len);
+
 /* FNV-1a 64 of a file's bytes as 16 lower-case hex digits into out (17
  * bytes). Returns OOMB_OK, or OOMB_ERR_IO when it cannot be read (out then
  * holds ""). Identifies a scenario file's version and the executable's

@@ -883,8 +883,6 @@ static int node_bwd_kernel(struct pass *p, const struct oomb_engine_node *nd, vo
     return rc;
 }
 
-/* ------------------------------------------------------ forward/backward -- */
-
 /* --------------------------------------------------------------- offload -- */
 
 /* Starts moving saved buffer b to the host during node n's forward: a host
@@ -996,6 +994,8 @@ static int offload_ready(struct pass *p, int n, char *msg, size_t msg_len)
     }
     return rc;
 }
+
+/* ------------------------------------------------------ forward/backward -- */
 
 /* The forward read of value v is done: drop its holder when nothing reads
  * it any more (a node that saved it keeps its own reference, and under
