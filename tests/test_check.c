@@ -425,7 +425,8 @@ Test(check, unknown_fields_list_what_exists)
                  OOMB_ERR_INVALID);
     cr_expect(strstr(err, "memory fields: peak, peak_bytes, total, weights, grads, optimizer, "
                           "activations, workspace, other, host_peak_rss, host_peak, host_<tag>, "
-                          "to_host, to_device)"),
+                          "to_host, to_device, dataset, staging; with allocator caching: "
+                          "reserved, reserved_end, fragmentation, largest_free)"),
               "%s", err);
     cr_expect_eq(eval_over(&res, "none.metrics.loss_scale > 0", &r, err, sizeof err),
                  OOMB_ERR_INVALID);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include "data.h"
@@ -242,6 +243,47 @@ Test(idx, reads_a_small_pair, .init = setup_tmp, .fini = teardown_tmp)
         cr_assert_eq(memcmp(x + 6 * k, ds.x + 6 * idx[k], 6 * sizeof(float)), 0);
     }
     oomb_dataset_free(&ds);
+}
+
+/* The decoded file the runs read (resident or streaming): the same samples
+ * back, whole or by index, and a file whose size disagrees with its
+ * header refused. */
+Test(idx, data_set_file_round_trip, .init = setup_tmp, .fini = teardown_tmp)
+{
+    struct oomb_dataset ds, back;
+    char err[1024], path[4096];
+    cr_assert_eq(oomb_dataset_load_idx(img, lab, &ds, err, sizeof err), OOMB_OK, "%s", err);
+    snprintf(path, sizeof path, "%s/set.ds", tmp);
+    cr_assert_eq(oomb_dataset_save(&ds, path, err, sizeof err), OOMB_OK, "%s", err);
+    struct oomb_dataset_file f;
+    cr_assert_eq(oomb_dataset_file_open(path, &f, err, sizeof err), OOMB_OK, "%s", err);
+    cr_assert_eq(f.n, 5);
+    cr_assert_eq(f.features, 6);
+    cr_assert_eq(f.classes, 10);
+    cr_assert_eq(oomb_dataset_file_load(&f, &back), OOMB_OK);
+    cr_assert_eq(memcmp(back.x, ds.x, 30 * sizeof(float)), 0);
+    cr_assert_eq(memcmp(back.y, ds.y, 5 * sizeof(int32_t)), 0);
+    int64_t idx[3] = {3, 3, 0};
+    float x[18];
+    int32_t y[3];
+    cr_assert_eq(oomb_dataset_file_read(&f, idx, 3, x, y), OOMB_OK);
+    for (int k = 0; k < 3; k++) {
+        cr_assert_eq(y[k], ds.y[idx[k]]);
+        cr_assert_eq(memcmp(x + 6 * k, ds.x + 6 * idx[k], 6 * sizeof(float)), 0);
+    }
+    idx[1] = 5;
+    cr_assert_eq(oomb_dataset_file_read(&f, idx, 3, x, y), OOMB_ERR_INVALID);
+    oomb_dataset_file_close(&f);
+    cr_assert_eq(f.fd, -1);
+    oomb_dataset_file_close(&f); /* twice is harmless */
+
+    /* one byte short */
+    cr_assert_eq(truncate(path, 32 + 30 * 4 + 5 * 4 - 1), 0);
+    cr_assert_eq(oomb_dataset_file_open(path, &f, err, sizeof err), OOMB_ERR_PARSE);
+    cr_assert(strstr(err, "set.ds") != NULL, "%s", err);
+    cr_assert_eq(f.fd, -1);
+    oomb_dataset_free(&ds);
+    oomb_dataset_free(&back);
 }
 
 Test(idx, wrong_image_magic, .init = setup_tmp, .fini = teardown_tmp)

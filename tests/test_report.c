@@ -678,8 +678,8 @@ Test(report, hostile_names_are_inert_in_scripts_and_html, .timeout = 120)
             run->n_events = 2;
             run->events = calloc(2, sizeof *run->events);
             cr_assert_not_null(run->events);
-            run->events[0] = (struct oomb_event){0, 1024, 1024, OOMB_TAG_WEIGHTS, 0, -1};
-            run->events[1] = (struct oomb_event){10, 2048, 3072, OOMB_TAG_ACTIVATIONS, 1, 0};
+            run->events[0] = (struct oomb_event){0, 1024, 1024, OOMB_TAG_WEIGHTS, 0, -1, 0};
+            run->events[1] = (struct oomb_event){10, 2048, 3072, OOMB_TAG_ACTIVATIONS, 1, 0, 0};
         }
     char err[512];
     snprintf(path, sizeof path, "%s/hostile.json", dir);

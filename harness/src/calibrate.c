@@ -88,6 +88,8 @@ static void scale_run(struct oomb_run_result *x, double cref)
         for (int p = 0; p < OOMB_PHASE_COUNT; p++)
             if (x->phase_ns[p])
                 x->phase_ns[p][i] = (int64_t)((double)x->phase_ns[p][i] * f + 0.5);
+        if (x->data_ns)
+            x->data_ns[i] = (int64_t)((double)x->data_ns[i] * f + 0.5);
     }
 }
 

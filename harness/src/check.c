@@ -642,6 +642,26 @@ static int run_field(const struct oomb_run_result *r, const char *section, const
             *out = (double)(field[3] == 'h' ? r->to_host_bytes : r->to_device_bytes);
             return 1;
         }
+        /* the input pipeline: data set held in host memory, staging */
+        if (strcmp(field, "dataset") == 0 || strcmp(field, "staging") == 0) {
+            *out = (double)(field[0] == 'd' ? r->input_dataset_bytes : r->input_staging_bytes);
+            return 1;
+        }
+        /* allocator: caching: the model's reserved peak and at the end,
+         * fragmentation at the reserved peak, the largest cached free block */
+        if (r->alloc_kind == 1) {
+            const struct oomb_cachealloc_stats *a = &r->alloc;
+            const char *const names[] = {"reserved", "reserved_end", "fragmentation",
+                                         "largest_free"};
+            const uint64_t vals[] = {a->reserved_peak, r->reserved_end,
+                                     a->reserved_peak - a->requested_at_reserved_peak,
+                                     a->largest_free};
+            for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++)
+                if (strcmp(field, names[i]) == 0) {
+                    *out = (double)vals[i];
+                    return 1;
+                }
+        }
         if (strncmp(field, "host_", 5) == 0)
             for (int t = 0; t < OOMB_TAG_COUNT; t++)
                 if (strcmp(field + 5, oomb_tag_name((enum oomb_tag)t)) == 0) {
@@ -653,6 +673,10 @@ static int run_field(const struct oomb_run_result *r, const char *section, const
     if (strcmp(section, "time") == 0) {
         if (strcmp(field, "median") == 0 || strcmp(field, "step") == 0) {
             *out = r->step_stats.median;
+            return 1;
+        }
+        if (strcmp(field, "data") == 0) { /* waiting for the input */
+            *out = r->data_ns ? r->data_stats.median : NAN;
             return 1;
         }
         for (int p = 0; p < OOMB_PHASE_COUNT; p++)
@@ -740,13 +764,17 @@ int oomb_check_run_field(const struct oomb_run_result *r, const char *ref, const
         }
         size_t l = strlen(list);
         snprintf(list + l, sizeof list - l,
-                 ", host_peak_rss, host_peak, host_<tag>, to_host, to_device");
+                 ", host_peak_rss, host_peak, host_<tag>, to_host, to_device, dataset, staging; "
+                 "with allocator "
+                 "caching: reserved, reserved_end, fragmentation, largest_free");
     } else if (strcmp(section, "time") == 0) {
         snprintf(list, sizeof list, "time fields: median, step");
         for (int p = 0; p < OOMB_PHASE_COUNT; p++) {
             size_t l = strlen(list);
             snprintf(list + l, sizeof list - l, ", %s", oomb_phase_name((enum oomb_phase)p));
         }
+        size_t l = strlen(list);
+        snprintf(list + l, sizeof list - l, ", data");
     } else if (strcmp(section, "throughput") == 0) {
         snprintf(list, sizeof list, "throughput fields: samples_per_s");
     } else if (strcmp(section, "numerics") == 0) {

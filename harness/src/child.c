@@ -20,15 +20,18 @@
 #include "instr.h"
 #include "loader.h"
 #include "mnist.h"
+#include "pipeline.h"
 #include "runner.h"
 #include "tracker.h"
 #include "util.h"
 
-enum { MARK_EXCL_BEGIN = 100, MARK_EXCL_END = 101 };
+/* Marks besides the phases: a window left out of the step's time
+ * (reporting), and a window of waiting for the input (the data phase). */
+enum { MARK_EXCL_BEGIN = 100, MARK_EXCL_END = 101, MARK_DATA_BEGIN = 102, MARK_DATA_END = 103 };
 
 struct mark {
     int id;
-    int kind; /* enum oomb_phase or MARK_EXCL_* */
+    int kind; /* enum oomb_phase or MARK_EXCL_* / MARK_DATA_* */
 };
 
 struct tensor_ref {
@@ -43,15 +46,29 @@ struct oomb_run {
      * host-space memory); NULL on the CPU backend (host_ops is ops). */
     struct oomb_kernel_backend *host_backend;
     struct oomb_tracker tracker;
+    struct oomb_cachealloc *cache; /* allocator: caching; NULL: exact */
     struct oomb_backend_alloc_hook hook;
     struct oomb_host host;
     struct oomb_run_info info;
     struct oomb_data data;
     struct oomb_run_result *res;
 
-    float *batch_x;   /* host: all steps' inputs (steps, B, F) */
-    int32_t *batch_y; /* (steps, B) */
+    /* The input (pipeline: in the scenario). Synthetic resident: every
+     * step's samples made before the first step, batch_x (steps, B, F) and
+     * batch_y (steps, B). Fashion-MNIST resident: the sets read whole from
+     * the runner's files (train_set, test_set), a batch gathered into
+     * `gather`. Streaming: `pipe` makes each step's batch (from the files,
+     * train_file and test_file, or the generator); evaluation reads into
+     * `gather`. */
+    float *batch_x;
+    int32_t *batch_y;
     int64_t n_steps_total;
+    struct oomb_dataset train_set, test_set;
+    struct oomb_dataset_file train_file, test_file;
+    struct oomb_pipeline *pipe;
+    float *gather_x; /* staging for one gathered batch (B rows) */
+    int32_t *gather_y;
+    int64_t gather_rows;
 
     int in_step;
     int64_t step;
@@ -245,21 +262,85 @@ static int put_samples(struct oomb_run *r, const float *xs, const int32_t *ys, i
     return rc;
 }
 
-/* Samples of a data set gathered into host scratch, then copied. */
-static int put_gathered(struct oomb_run *r, const struct oomb_dataset *d, const int64_t *idx,
-                        int64_t count, float *x, int32_t *y)
+/* The staging buffer for `count` gathered rows: r->gather_x/y, grown to
+ * the largest count asked for (a batch, or an evaluation chunk). Its bytes
+ * count as staging. */
+static int gather_room(struct oomb_run *r, int64_t count)
 {
+    if (count <= r->gather_rows)
+        return OOMB_OK;
     const int64_t F = r->info.model->input_features;
-    float *xs = malloc((size_t)(count * F) * sizeof *xs + 1);
-    int32_t *ys = malloc((size_t)count * sizeof *ys + 1);
-    int rc = OOMB_ERR_OOM;
-    if (xs && ys) {
-        oomb_dataset_copy(d, idx, count, xs, ys);
-        rc = put_samples(r, xs, ys, count, x, y);
-    }
-    free(xs);
-    free(ys);
+    size_t xb, yb;
+    if (oomb_data_bytes(count, F, &xb) != OOMB_OK || oomb_data_bytes(count, 1, &yb) != OOMB_OK)
+        return OOMB_ERR_INVALID;
+    float *x = realloc(r->gather_x, xb + 1);
+    if (x)
+        r->gather_x = x;
+    int32_t *y = realloc(r->gather_y, yb + 1);
+    if (y)
+        r->gather_y = y;
+    if (!x || !y)
+        return OOMB_ERR_OOM;
+    r->gather_rows = count;
+    struct oomb_tracker_stats *s = r->tracker.stats;
+    uint64_t bytes = (uint64_t)(xb + yb);
+    if (bytes > s->input_staging_bytes)
+        s->input_staging_bytes = bytes;
+    return OOMB_OK;
+}
+
+/* The samples of positions step * B + first .. + count of the training
+ * stream: Fashion-MNIST in its seeded epoch order, from the resident set or
+ * the file, into x and y (host). */
+static int gather_train(struct oomb_run *r, int64_t step, int64_t first, int64_t count, float *x,
+                        int32_t *y)
+{
+    const int64_t B = r->info.batch;
+    const int64_t n = r->train_set.n ? r->train_set.n : r->train_file.n;
+    int64_t *idx = malloc((size_t)count * sizeof *idx + 1);
+    if (!idx)
+        return OOMB_ERR_OOM;
+    for (int64_t i = 0; i < count; i++)
+        idx[i] = oomb_dataset_sample_index(r->info.seed, n, step * B + first + i);
+    int rc = OOMB_OK;
+    if (r->train_set.n)
+        oomb_dataset_copy(&r->train_set, idx, count, x, y);
+    else
+        rc = oomb_dataset_file_read(&r->train_file, idx, count, x, y);
+    free(idx);
     return rc;
+}
+
+/* The pipeline's fill: one step's whole batch (runs on the loader thread
+ * with prefetch; reads only what does not change during the run). */
+static int fill_step(void *user, int64_t step, float *x, int32_t *y)
+{
+    struct oomb_run *r = user;
+    if (r->train_file.fd >= 0)
+        return gather_train(r, step, 0, r->info.batch, x, y);
+    oomb_data_samples(&r->data, step * r->info.batch, r->info.batch, x, y);
+    return OOMB_OK;
+}
+
+static void *slot_alloc(void *user, size_t bytes)
+{
+    struct oomb_run *r = user;
+    void *p = NULL;
+    enum oomb_space sp = r->job->pipeline.pinned && r->job->backend == OOMB_BACKEND_CUDA
+                             ? OOMB_SPACE_HOST_PINNED
+                             : OOMB_SPACE_HOST;
+    if (!r->backend->host_alloc || r->backend->host_alloc(r->backend->ops.ctx, sp, bytes, &p) != OOMB_OK)
+        return NULL;
+    return p;
+}
+
+static void slot_free(void *user, void *p)
+{
+    struct oomb_run *r = user;
+    enum oomb_space sp = r->job->pipeline.pinned && r->job->backend == OOMB_BACKEND_CUDA
+                             ? OOMB_SPACE_HOST_PINNED
+                             : OOMB_SPACE_HOST;
+    r->backend->host_free(r->backend->ops.ctx, sp, p);
 }
 
 static int h_load_batch(struct oomb_run *r, int64_t step, int64_t first, int64_t count, float *x,
@@ -268,27 +349,28 @@ static int h_load_batch(struct oomb_run *r, int64_t step, int64_t first, int64_t
     const int64_t B = r->info.batch, F = r->info.model->input_features;
     if (step < 0 || step >= r->n_steps_total || first < 0 || count < 0 || first + count > B)
         return OOMB_ERR_INVALID;
-    const struct oomb_dataset *d = r->job->train_set;
-    if (d) {
-        /* step after step through seeded epochs of the training set */
-        int64_t *idx = malloc((size_t)count * sizeof *idx + 1);
-        if (!idx)
-            return OOMB_ERR_OOM;
-        for (int64_t i = 0; i < count; i++)
-            idx[i] = oomb_dataset_sample_index(r->info.seed, d->n, step * B + first + i);
-        int rc = put_gathered(r, d, idx, count, x, y);
-        free(idx);
-        return rc;
+    if (r->pipe) {
+        const float *xs;
+        const int32_t *ys;
+        int64_t waited;
+        add_mark(r, MARK_DATA_BEGIN);
+        int rc = oomb_pipeline_get(r->pipe, step, &xs, &ys, &waited);
+        add_mark(r, MARK_DATA_END);
+        if (rc != OOMB_OK)
+            return rc;
+        return put_samples(r, xs + first * F, ys + first, count, x, y);
     }
-    const struct oomb_ops *o = &r->backend->ops;
-    const float *xs = r->batch_x + (step * B + first) * F;
-    const int32_t *ys = r->batch_y + step * B + first;
-    int rc = OOMB_OK;
-    if (x)
-        rc = o->to_device(o->ctx, x, xs, (size_t)(count * F) * sizeof(float));
-    if (rc == OOMB_OK && y)
-        rc = o->to_device(o->ctx, y, ys, (size_t)count * sizeof(int32_t));
-    return rc;
+    if (r->train_set.n) {
+        int rc = gather_room(r, count);
+        if (rc != OOMB_OK)
+            return rc;
+        add_mark(r, MARK_DATA_BEGIN);
+        rc = gather_train(r, step, first, count, r->gather_x, r->gather_y);
+        add_mark(r, MARK_DATA_END);
+        return rc != OOMB_OK ? rc : put_samples(r, r->gather_x, r->gather_y, count, x, y);
+    }
+    return put_samples(r, r->batch_x + (step * B + first) * F, r->batch_y + step * B + first,
+                       count, x, y);
 }
 
 /* Initial parameters (or, with `buffers`, buffer values) of layer `layer`
@@ -329,28 +411,25 @@ static int h_load_eval_batch(struct oomb_run *r, int64_t first, int64_t count, f
 {
     if (first < 0 || count < 0 || first + count > r->info.eval_samples)
         return OOMB_ERR_INVALID;
-    const struct oomb_dataset *d = r->job->test_set;
-    if (d) {
+    int rc = gather_room(r, count);
+    if (rc != OOMB_OK)
+        return rc;
+    if (r->test_set.n || r->test_file.fd >= 0) {
+        /* the test set in its order */
         int64_t *idx = malloc((size_t)count * sizeof *idx + 1);
         if (!idx)
             return OOMB_ERR_OOM;
         for (int64_t i = 0; i < count; i++)
-            idx[i] = first + i; /* the test set in its order */
-        int rc = put_gathered(r, d, idx, count, x, y);
+            idx[i] = first + i;
+        if (r->test_set.n)
+            oomb_dataset_copy(&r->test_set, idx, count, r->gather_x, r->gather_y);
+        else
+            rc = oomb_dataset_file_read(&r->test_file, idx, count, r->gather_x, r->gather_y);
         free(idx);
-        return rc;
+    } else {
+        oomb_data_eval_samples(&r->data, first, count, r->gather_x, r->gather_y);
     }
-    const int64_t F = r->info.model->input_features;
-    float *xs = malloc((size_t)(count * F) * sizeof *xs + 1);
-    int32_t *ys = malloc((size_t)count * sizeof *ys + 1);
-    int rc = OOMB_ERR_OOM;
-    if (xs && ys) {
-        oomb_data_eval_samples(&r->data, first, count, xs, ys);
-        rc = put_samples(r, xs, ys, count, x, y);
-    }
-    free(xs);
-    free(ys);
-    return rc;
+    return rc != OOMB_OK ? rc : put_samples(r, r->gather_x, r->gather_y, count, x, y);
 }
 
 static int h_report_eval(struct oomb_run *r, int64_t correct, int64_t total, double loss_sum)
@@ -616,12 +695,14 @@ static void hook_free(void *user, void *ptr)
 
 /* Turns the marks of one step into phase durations; returns the step's time
  * less the excluded (reporting) windows. */
-static int64_t resolve_step(struct oomb_run *r, int64_t phase_ns[OOMB_PHASE_COUNT])
+static int64_t resolve_step(struct oomb_run *r, int64_t phase_ns[OOMB_PHASE_COUNT],
+                            int64_t *data_ns)
 {
     void *k = r->backend->ops.ctx;
     for (int p = 0; p < OOMB_PHASE_COUNT; p++)
         phase_ns[p] = 0;
-    int phase = OOMB_PHASE_OTHER, excluded = 0;
+    *data_ns = 0;
+    int phase = OOMB_PHASE_OTHER, excluded = 0, in_data = 0;
     int64_t prev = 0, total = 0;
     for (int i = 0; i < r->n_marks; i++) {
         int64_t t = 0;
@@ -630,7 +711,10 @@ static int64_t resolve_step(struct oomb_run *r, int64_t phase_ns[OOMB_PHASE_COUN
             int64_t d = t - prev;
             if (d < 0)
                 d = 0;
-            phase_ns[phase] += d;
+            if (in_data)
+                *data_ns += d; /* waiting for the input: its own phase */
+            else
+                phase_ns[phase] += d;
             total += d;
         }
         prev = t;
@@ -640,6 +724,12 @@ static int64_t resolve_step(struct oomb_run *r, int64_t phase_ns[OOMB_PHASE_COUN
             break;
         case MARK_EXCL_END:
             excluded = 0;
+            break;
+        case MARK_DATA_BEGIN:
+            in_data = 1;
+            break;
+        case MARK_DATA_END:
+            in_data = 0;
             break;
         default:
             phase = r->marks[i].kind;
@@ -670,7 +760,19 @@ static void fail_outcome(struct oomb_run *r, const char *where, int rc, const ch
     switch (rc) {
     case OOMB_ERR_OOM:
         res->outcome = OOMB_OUTCOME_OOM;
-        if (s->oom_hit && s->budget)
+        if (s->oom_hit && s->oom_by_reserved)
+            set_reason(res,
+                       "%s: request of %llu bytes (%s) refused by the caching allocator: "
+                       "%llu bytes allocated, %llu reserved, largest free block %llu; "
+                       "a new segment of %llu bytes would exceed the %s %llu: %s",
+                       where, (unsigned long long)s->oom_request,
+                       oomb_tag_name((enum oomb_tag)s->oom_tag),
+                       (unsigned long long)s->cache.oom_allocated,
+                       (unsigned long long)s->cache.oom_reserved,
+                       (unsigned long long)s->cache.oom_largest_free,
+                       (unsigned long long)s->cache.oom_segment,
+                       s->budget ? "budget" : "device's", (unsigned long long)s->budget, msg);
+        else if (s->oom_hit && s->budget)
             set_reason(res,
                        "%s: request of %llu bytes (%s) refused: %llu bytes in use, "
                        "budget %llu: %s",
@@ -709,25 +811,73 @@ static void fail_outcome(struct oomb_run *r, const char *where, int rc, const ch
     }
 }
 
-static int prepare_data(struct oomb_run *r)
+/* The input, as the strategy's pipeline says (struct oomb_run). Fills the
+ * input counters of the tracker's stats; err says what failed. */
+static int prepare_data(struct oomb_run *r, char *err, size_t err_len)
 {
+    const struct oomb_job *j = r->job;
     const int64_t B = r->info.batch, F = r->info.model->input_features;
+    struct oomb_tracker_stats *s = r->tracker.stats;
     r->n_steps_total = r->info.warmup_steps + r->info.measured_steps;
-    if (oomb_data_init(&r->data, r->info.seed, F, r->info.model->classes) != OOMB_OK)
+    if (oomb_data_init(&r->data, r->info.seed, F, r->info.model->classes) != OOMB_OK) {
+        oomb_errf(err, err_len, "out of host memory for the synthetic data's teacher");
         return OOMB_ERR_OOM;
-    if (r->job->train_set)
-        return OOMB_OK; /* gathered step by step from the data set */
-    int64_t samples;
-    size_t x_bytes, y_bytes;
-    if (__builtin_mul_overflow(r->n_steps_total, B, &samples) ||
-        oomb_data_bytes(samples, F, &x_bytes) != OOMB_OK ||
-        oomb_data_bytes(samples, 1, &y_bytes) != OOMB_OK)
-        return OOMB_ERR_OOM; /* the loader refuses such sizes; never wrap */
-    r->batch_x = malloc(x_bytes);
-    r->batch_y = malloc(y_bytes);
-    if (!r->batch_x || !r->batch_y)
-        return OOMB_ERR_OOM;
-    oomb_data_samples(&r->data, 0, r->n_steps_total * B, r->batch_x, r->batch_y);
+    }
+    const int streaming = j->pipeline.kind == OOMB_PIPELINE_STREAMING;
+    int rc;
+    if (j->train_path) {
+        if ((rc = oomb_dataset_file_open(j->train_path, &r->train_file, err, err_len)) != OOMB_OK ||
+            (rc = oomb_dataset_file_open(j->test_path, &r->test_file, err, err_len)) != OOMB_OK)
+            return rc;
+        if (!streaming) {
+            if ((rc = oomb_dataset_file_load(&r->train_file, &r->train_set)) != OOMB_OK ||
+                (r->info.eval_samples > 0 &&
+                 (rc = oomb_dataset_file_load(&r->test_file, &r->test_set)) != OOMB_OK)) {
+                oomb_errf(err, err_len, "%s reading the Fashion-MNIST set into memory",
+                          oomb_strerror(rc));
+                return rc;
+            }
+            s->input_dataset_bytes = (uint64_t)(r->train_set.n * (F * 4 + 4)) +
+                                     (uint64_t)(r->test_set.n * (F * 4 + 4));
+            oomb_dataset_file_close(&r->train_file);
+            oomb_dataset_file_close(&r->test_file);
+            return OOMB_OK;
+        }
+    } else if (!streaming) {
+        int64_t samples;
+        size_t x_bytes, y_bytes;
+        if (__builtin_mul_overflow(r->n_steps_total, B, &samples) ||
+            oomb_data_bytes(samples, F, &x_bytes) != OOMB_OK ||
+            oomb_data_bytes(samples, 1, &y_bytes) != OOMB_OK) {
+            oomb_errf(err, err_len, "%lld steps of batch %lld do not fit in memory",
+                      (long long)r->n_steps_total, (long long)B);
+            return OOMB_ERR_OOM; /* the loader refuses such sizes; never wrap */
+        }
+        r->batch_x = malloc(x_bytes);
+        r->batch_y = malloc(y_bytes);
+        if (!r->batch_x || !r->batch_y) {
+            oomb_errf(err, err_len, "out of host memory preparing %lld steps of data",
+                      (long long)r->n_steps_total);
+            return OOMB_ERR_OOM;
+        }
+        oomb_data_samples(&r->data, 0, samples, r->batch_x, r->batch_y);
+        s->input_dataset_bytes = (uint64_t)(x_bytes + y_bytes);
+        return OOMB_OK;
+    }
+    struct oomb_pipeline_cfg cfg = {.batch = B,
+                                    .features = F,
+                                    .n_steps = r->n_steps_total,
+                                    .prefetch = j->pipeline.prefetch,
+                                    .fill = fill_step,
+                                    .fill_user = r,
+                                    .alloc_slot = slot_alloc,
+                                    .free_slot = slot_free,
+                                    .alloc_user = r};
+    if ((rc = oomb_pipeline_start(&cfg, &r->pipe)) != OOMB_OK) {
+        oomb_errf(err, err_len, "the input pipeline: %s", oomb_strerror(rc));
+        return rc;
+    }
+    s->input_staging_bytes = oomb_pipeline_staging_bytes(r->pipe);
     return OOMB_OK;
 }
 
@@ -854,6 +1004,15 @@ static void drive(struct oomb_run *r)
         goto out;
     }
     r->tracker.record_step = (int32_t)r->info.warmup_steps;
+    if (j->allocator.kind == OOMB_ALLOCATOR_CACHING) {
+        if (oomb_cachealloc_create(&j->allocator.conf, r->info.budget_bytes, &r->cache) !=
+            OOMB_OK) {
+            res->outcome = OOMB_OUTCOME_ERROR;
+            set_reason(res, "the caching allocator model refused its options");
+            goto out;
+        }
+        oomb_tracker_set_cache(&r->tracker, r->cache);
+    }
     fill_host(r);
     if (r->backend->set_alloc_hook) {
         r->hook.user = r;
@@ -866,10 +1025,9 @@ static void drive(struct oomb_run *r)
             goto out;
         }
     }
-    if (prepare_data(r) != OOMB_OK) {
+    if (prepare_data(r, msg, sizeof msg) != OOMB_OK) {
         res->outcome = OOMB_OUTCOME_ERROR;
-        set_reason(res, "out of host memory preparing %lld steps of data",
-                   (long long)r->n_steps_total);
+        set_reason(res, "input: %s", msg);
         goto out;
     }
 
@@ -948,13 +1106,17 @@ static void drive(struct oomb_run *r)
             goto out;
         }
         if (s >= warm) {
-            int64_t ph[OOMB_PHASE_COUNT];
+            int64_t ph[OOMB_PHASE_COUNT], data_ns;
             int i = (int)(s - warm);
-            res->step_ns[i] = resolve_step(r, ph);
+            res->step_ns[i] = resolve_step(r, ph, &data_ns);
+            if (res->data_ns)
+                res->data_ns[i] = data_ns;
             for (int q = 0; q < OOMB_PHASE_COUNT; q++)
                 res->phase_ns[q][i] = ph[q];
             res->n_steps = i + 1;
         }
+        if (j->allocator.conf.empty_cache == OOMB_EMPTY_CACHE_STEP)
+            oomb_tracker_empty_cache(&r->tracker);
         /* The reference GEMM right after the step (outside its timing), in
          * warm-up too, so that both are warm when measuring starts. */
         if (res->calib_ns) {
@@ -964,6 +1126,7 @@ static void drive(struct oomb_run *r)
         }
     }
     oomb_tracker_set_step(&r->tracker, -1);
+    r->tracker.stats->reserved_end = r->tracker.stats->cache.reserved;
     if (oomb_instr_rec_collect(&r->instr, (int)meas, &res->instr, msg, sizeof msg) != OOMB_OK) {
         res->outcome = OOMB_OUTCOME_ERROR;
         set_reason(res, "instruction counts: %s", msg);
@@ -1011,6 +1174,8 @@ out:
     oomb_calib_free(&cal);
     if (created)
         d->destroy(state);
+    oomb_pipeline_stop(r->pipe); /* before the backend its slots came from */
+    r->pipe = NULL;
     if (r->backend && r->tracker.slots) {
         uint64_t leaked = oomb_tracker_release_all(&r->tracker, r->hook_ptrs, r->n_hook_ptrs);
         if (leaked) {
@@ -1034,6 +1199,12 @@ static void fill_memory(struct oomb_run *r)
         res->oom_request_bytes = s->oom_request;
         res->oom_in_use_bytes = s->oom_in_use;
     }
+    oomb_tracker_report_cache(s, r->job->allocator.kind, &r->job->allocator.conf, res);
+    res->pipeline_kind = (int)r->job->pipeline.kind;
+    res->pipeline_prefetch = r->job->pipeline.prefetch;
+    res->pipeline_pinned = r->job->pipeline.pinned && r->job->backend == OOMB_BACKEND_CUDA;
+    res->input_dataset_bytes = s->input_dataset_bytes;
+    res->input_staging_bytes = s->input_staging_bytes;
     struct rusage ru;
     if (getrusage(RUSAGE_SELF, &ru) == 0)
         res->host_peak_rss_bytes = (uint64_t)ru.ru_maxrss * 1024;
@@ -1059,6 +1230,7 @@ int oomb_child_main(const struct oomb_job *job, struct oomb_tracker_stats *share
     struct oomb_results out = {0};
     struct oomb_run r = {0};
     r.job = job;
+    r.train_file.fd = r.test_file.fd = -1;
     r.tracker.stats = shared;
     memset(shared, 0, sizeof *shared);
     fill_info(&r);
@@ -1076,6 +1248,7 @@ int oomb_child_main(const struct oomb_job *job, struct oomb_tracker_stats *share
         return 3;
     for (int q = 0; q < OOMB_PHASE_COUNT; q++)
         res->phase_ns[q] = calloc((size_t)job->measured_steps, sizeof(int64_t));
+    res->data_ns = calloc((size_t)job->measured_steps, sizeof(int64_t));
     if (!res->losses || !res->step_ns)
         return 3;
     for (int i = 0; i < res->n_losses; i++)
@@ -1112,9 +1285,16 @@ int oomb_child_main(const struct oomb_job *job, struct oomb_tracker_stats *share
         r.host_backend->destroy(r.host_backend);
     }
     oomb_tracker_free(&r.tracker);
+    oomb_cachealloc_destroy(r.cache); /* after the backend returned its workspaces */
     oomb_data_free(&r.data);
     free(r.batch_x);
     free(r.batch_y);
+    oomb_dataset_free(&r.train_set);
+    oomb_dataset_free(&r.test_set);
+    oomb_dataset_file_close(&r.train_file);
+    oomb_dataset_file_close(&r.test_file);
+    free(r.gather_x);
+    free(r.gather_y);
     free(r.marks);
 
     char err[512];

@@ -78,6 +78,13 @@ static void usage_run(FILE *f)
                "                         checks print as soon as its runs are done)\n"
                "      --threads N        BLAS (and OpenMP) threads of every run (default:\n"
                "                         the scenario's `threads`, else 1); recorded per run\n"
+               "      --allocator KIND   exact (tensor bytes) or caching (those bytes replayed\n"
+               "                         through PyTorch's caching allocator rules: reserved\n"
+               "                         bytes, fragmentation; the budget applies to reserved)\n"
+               "                         for every run (default: the scenario's `allocator`)\n"
+               "      --alloc-conf OPTS  the caching model's options in PYTORCH_CUDA_ALLOC_CONF\n"
+               "                         syntax, e.g. expandable_segments:True,\n"
+               "                         max_split_size_mb:128 (implies --allocator caching)\n"
                "      --no-color         no colours in the table (also NO_COLOR=1)\n"
                "      --shard I/N        only shard I of N (1 <= I <= N): the scenario x mode x\n"
                "                         batch configurations, each with all its strategies,\n"
@@ -308,6 +315,8 @@ static int cmd_run(int argc, char **argv)
         {"commit", required_argument, NULL, 'G'},
         {"filter", required_argument, NULL, 'F'},
         {"json", required_argument, NULL, 'J'},
+        {"allocator", required_argument, NULL, 'A'},
+        {"alloc-conf", required_argument, NULL, 'a'},
         {NULL, 0, NULL, 0}};
     struct oomb_run_options o = {0};
     const char *dirs[MAX_LIST], *files[MAX_LIST];
@@ -391,6 +400,26 @@ static int cmd_run(int argc, char **argv)
         case 'F':
             o.filter = optarg;
             break;
+        case 'A':
+            if (strcmp(optarg, "exact") == 0)
+                o.allocator = 1 + OOMB_ALLOCATOR_EXACT;
+            else if (strcmp(optarg, "caching") == 0)
+                o.allocator = 1 + OOMB_ALLOCATOR_CACHING;
+            else {
+                fprintf(stderr, "oombench run: --allocator '%s': expected exact or caching\n",
+                        optarg);
+                return EXIT_USAGE;
+            }
+            break;
+        case 'a': {
+            char err[256];
+            if (oomb_parse_alloc_conf(optarg, &o.alloc_conf, err, sizeof err) != OOMB_OK) {
+                fprintf(stderr, "oombench run: --alloc-conf: %s\n", err);
+                return EXIT_USAGE;
+            }
+            o.has_alloc_conf = 1;
+            break;
+        }
         case 'J':
             if (strcmp(optarg, "-") != 0) {
                 fprintf(stderr, "oombench run: --json '%s': only '-' (standard output) is "

@@ -9,7 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include "data.h"
@@ -368,4 +370,147 @@ void oomb_dataset_copy(const struct oomb_dataset *d, const int64_t *idx, int64_t
         memcpy(x + i * d->features, d->x + s * d->features, (size_t)d->features * sizeof *x);
         y[i] = d->y[s];
     }
+}
+
+/* ------------------------------------------------- data set files ---- */
+
+#define DS_MAGIC "OOMBDS1"
+#define DS_HEADER 32 /* magic (8) + n, features, classes (8 each) */
+
+static int write_all(int fd, const void *buf, size_t len)
+{
+    const char *p = buf;
+    while (len > 0) {
+        ssize_t w = write(fd, p, len);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        p += w;
+        len -= (size_t)w;
+    }
+    return 0;
+}
+
+static int pread_all(int fd, void *buf, size_t len, off_t off)
+{
+    char *p = buf;
+    while (len > 0) {
+        ssize_t r = pread(fd, p, len, off);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return -1;
+        p += r;
+        len -= (size_t)r;
+        off += r;
+    }
+    return 0;
+}
+
+int oomb_dataset_save(const struct oomb_dataset *d, const char *path, char *err, size_t err_len)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        oomb_errf(err, err_len, "%s: %s", path, strerror(errno));
+        return OOMB_ERR_IO;
+    }
+    unsigned char h[DS_HEADER] = {0};
+    memcpy(h, DS_MAGIC, 8);
+    const int64_t v[3] = {d->n, d->features, d->classes};
+    for (int i = 0; i < 3; i++)
+        for (int b = 0; b < 8; b++)
+            h[8 + 8 * i + b] = (unsigned char)((uint64_t)v[i] >> (8 * b));
+    int bad = write_all(fd, h, sizeof h) ||
+              write_all(fd, d->x, (size_t)(d->n * d->features) * sizeof *d->x) ||
+              write_all(fd, d->y, (size_t)d->n * sizeof *d->y);
+    if (close(fd) != 0)
+        bad = 1;
+    if (bad) {
+        oomb_errf(err, err_len, "%s: cannot write: %s", path, strerror(errno));
+        unlink(path);
+        return OOMB_ERR_IO;
+    }
+    return OOMB_OK;
+}
+
+int oomb_dataset_file_open(const char *path, struct oomb_dataset_file *f, char *err,
+                           size_t err_len)
+{
+    memset(f, 0, sizeof *f);
+    f->fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (f->fd < 0) {
+        oomb_errf(err, err_len, "%s: %s", path, strerror(errno));
+        return OOMB_ERR_IO;
+    }
+    unsigned char h[DS_HEADER];
+    struct stat st;
+    if (fstat(f->fd, &st) != 0 || pread_all(f->fd, h, sizeof h, 0) != 0) {
+        oomb_errf(err, err_len, "%s: cannot read its header", path);
+        oomb_dataset_file_close(f);
+        return OOMB_ERR_IO;
+    }
+    int64_t v[3];
+    for (int i = 0; i < 3; i++) {
+        uint64_t x = 0;
+        for (int b = 0; b < 8; b++)
+            x |= (uint64_t)h[8 + 8 * i + b] << (8 * b);
+        v[i] = (int64_t)x;
+    }
+    int64_t n = v[0], F = v[1];
+    if (memcmp(h, DS_MAGIC, 8) != 0 || n < 1 || F < 1 || v[2] < 1 || n > IDX_MAX_BYTES ||
+        F > IDX_MAX_BYTES || n > IDX_MAX_BYTES / F ||
+        (int64_t)st.st_size != DS_HEADER + n * F * 4 + n * 4) {
+        oomb_errf(err, err_len, "%s: not a data set file of the size its header says", path);
+        oomb_dataset_file_close(f);
+        return OOMB_ERR_PARSE;
+    }
+    f->n = n;
+    f->features = F;
+    f->classes = v[2];
+    return OOMB_OK;
+}
+
+int oomb_dataset_file_load(const struct oomb_dataset_file *f, struct oomb_dataset *out)
+{
+    memset(out, 0, sizeof *out);
+    size_t xb = (size_t)(f->n * f->features) * sizeof(float), yb = (size_t)f->n * sizeof(int32_t);
+    out->x = malloc(xb);
+    out->y = malloc(yb);
+    if (!out->x || !out->y) {
+        oomb_dataset_free(out);
+        return OOMB_ERR_OOM;
+    }
+    if (pread_all(f->fd, out->x, xb, DS_HEADER) != 0 ||
+        pread_all(f->fd, out->y, yb, (off_t)(DS_HEADER + xb)) != 0) {
+        oomb_dataset_free(out);
+        return OOMB_ERR_IO;
+    }
+    out->n = f->n;
+    out->features = f->features;
+    out->classes = f->classes;
+    return OOMB_OK;
+}
+
+int oomb_dataset_file_read(const struct oomb_dataset_file *f, const int64_t *idx, int64_t count,
+                           float *x, int32_t *y)
+{
+    const size_t row = (size_t)f->features * sizeof(float);
+    const off_t ybase = (off_t)(DS_HEADER + (size_t)(f->n * f->features) * sizeof(float));
+    for (int64_t i = 0; i < count; i++) {
+        int64_t s = idx[i];
+        if (s < 0 || s >= f->n)
+            return OOMB_ERR_INVALID;
+        if (pread_all(f->fd, x + i * f->features, row, (off_t)(DS_HEADER + (size_t)s * row)) != 0 ||
+            pread_all(f->fd, y + i, sizeof *y, ybase + (off_t)s * (off_t)sizeof *y) != 0)
+            return OOMB_ERR_IO;
+    }
+    return OOMB_OK;
+}
+
+void oomb_dataset_file_close(struct oomb_dataset_file *f)
+{
+    if (f->fd >= 0)
+        close(f->fd);
+    f->fd = -1;
 }

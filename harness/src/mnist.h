@@ -89,4 +89,40 @@ int64_t oomb_dataset_sample_index(uint64_t seed, int64_t n, int64_t global_index
 void oomb_dataset_copy(const struct oomb_dataset *d, const int64_t *idx, int64_t count, float *x,
                        int32_t *y);
 
+/*
+ * A decoded data set in a file, so that a run can hold it whole in its own
+ * memory (resident) or read the samples a batch needs (streaming) without
+ * the parent process holding it: "OOMBDS1\0", then n, features and classes
+ * as little-endian int64, then x (n, features) float32 and y (n) int32, in
+ * this machine's byte order (the file lives only as long as the runner's
+ * temporary folder).
+ */
+struct oomb_dataset_file {
+    int fd; /* -1 when closed */
+    int64_t n, features, classes;
+};
+
+/* Writes d to a new file at path (mode 0600, replaced if it exists).
+ * Returns OOMB_OK, or OOMB_ERR_IO with err naming the path. */
+int oomb_dataset_save(const struct oomb_dataset *d, const char *path, char *err, size_t err_len)
+    OOMB_WARN_UNUSED;
+/* Opens a file written by oomb_dataset_save and checks its header against
+ * its size. Returns OOMB_OK and *f (close with oomb_dataset_file_close), or
+ * OOMB_ERR_IO / OOMB_ERR_PARSE with err naming the path (f->fd is -1). */
+int oomb_dataset_file_open(const char *path, struct oomb_dataset_file *f, char *err,
+                           size_t err_len) OOMB_WARN_UNUSED;
+/* Reads the whole set into *out (caller frees with oomb_dataset_free).
+ * Returns OOMB_OK, OOMB_ERR_OOM or OOMB_ERR_IO (out left empty). */
+int oomb_dataset_file_load(const struct oomb_dataset_file *f, struct oomb_dataset *out)
+    OOMB_WARN_UNUSED;
+/* Reads samples idx[0..count) (each in [0, n)) into x (count, features)
+ * and y (count) with pread, so that several threads may read one file.
+ * Returns OOMB_OK, OOMB_ERR_INVALID for an index out of range, or
+ * OOMB_ERR_IO. */
+int oomb_dataset_file_read(const struct oomb_dataset_file *f, const int64_t *idx, int64_t count,
+                           float *x, int32_t *y) OOMB_WARN_UNUSED;
+/* Closes the file and sets fd to -1; fd -1 (closed, or never opened: set it
+ * to -1 before a failed or skipped open) is a no-op. */
+void oomb_dataset_file_close(struct oomb_dataset_file *f);
+
 #endif

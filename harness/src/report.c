@@ -813,6 +813,8 @@ static void chart_timeline(struct oomb_report *rep, const struct oomb_report_inp
         ymax = fmax(ymax, (double)(runs[k]->events[a].in_use - (uint64_t)runs[k]->events[a].delta));
         for (int e = a; e < b; e++)
             ymax = fmax(ymax, (double)runs[k]->events[e].in_use);
+        for (int e = a > 0 ? a - 1 : a; e < b; e++)
+            ymax = fmax(ymax, (double)runs[k]->events[e].reserved);
     }
     if (xmax <= 0)
         xmax = 1;
@@ -844,20 +846,24 @@ static void chart_timeline(struct oomb_report *rep, const struct oomb_report_inp
                num((double)(end - t0) / tu.div), ph);
             e = f;
         }
-        SB(d, "\n\n# index %d: %s bytes in use (time, all tags, activations)\n", 2 * k + 1,
-           dat_str(r->strategy));
+        SB(d, "\n\n# index %d: %s bytes in use (time, all tags, activations, reserved by the "
+              "caching allocator model or 0)\n",
+           2 * k + 1, dat_str(r->strategy));
         double start = (double)(r->events[a].in_use - (uint64_t)r->events[a].delta);
         double act = 0;
         for (e = 0; e < a; e++)
             if (r->events[e].tag == OOMB_TAG_ACTIVATIONS)
                 act += (double)r->events[e].delta;
         peaks[k] = start;
-        SB(d, "0\t%s\t%s\n", num(start / mu.div), num(act / mu.div));
+        /* reserved before the step: the last event before it */
+        double res0 = a > 0 ? (double)r->events[a - 1].reserved : 0;
+        SB(d, "0\t%s\t%s\t%s\n", num(start / mu.div), num(act / mu.div), num(res0 / mu.div));
         for (e = a; e < b; e++) {
             if (r->events[e].tag == OOMB_TAG_ACTIVATIONS)
                 act += (double)r->events[e].delta;
-            SB(d, "%s\t%s\t%s\n", num((double)(r->events[e].t_ns - t0) / tu.div),
-               num((double)r->events[e].in_use / mu.div), num(act / mu.div));
+            SB(d, "%s\t%s\t%s\t%s\n", num((double)(r->events[e].t_ns - t0) / tu.div),
+               num((double)r->events[e].in_use / mu.div), num(act / mu.div),
+               num((double)r->events[e].reserved / mu.div));
             peaks[k] = fmax(peaks[k], (double)r->events[e].in_use);
         }
     }
@@ -901,6 +907,12 @@ static void chart_timeline(struct oomb_report *rep, const struct oomb_report_inp
               "%g with lines dt 3 lw 1.5 lc rgb \"#555555\" title \"step peak\"",
            c->stem, 2 * k + 1, c->stem, 2 * k + 1, peaks[k] / mu.div);
         c->n_series += 6;
+        if (r->alloc_kind == 1) {
+            SB(g, ", \\\n     \"%s.dat\" index %d using 1:4 with steps lw 2.2 lc rgb \"#1f5fbf\" "
+                  "title \"reserved (caching model)\"",
+               c->stem, 2 * k + 1);
+            c->n_series++;
+        }
         if (budget_on_scale) {
             char bt[64];
             oomb_format_bytes(budget, bt, sizeof bt);
@@ -918,8 +930,13 @@ static void chart_timeline(struct oomb_report *rep, const struct oomb_report_inp
             "the phase (forward, backward, "
             "update) the allocations happened in. Without checkpointing the forward pass keeps "
             "what each layer saves for backward, so memory climbs through forward; with "
-            "checkpointing it stays near the segment inputs and backward recomputes. %s",
+            "checkpointing it stays near the segment inputs and backward recomputes. %s%s",
             grp,
+            runs[0]->alloc_kind == 1
+                ? "Blue: the bytes the caching allocator model has reserved (allocator: "
+                  "caching), what torch.cuda.memory_reserved() would show; the gap to black is "
+                  "cached free memory and rounding. "
+                : "",
             more ? "More strategies ran in this group than fit; the first six are shown." : "");
 }
 

@@ -167,6 +167,7 @@ struct oomb_run_result *oomb_results_add_run(struct oomb_results *r)
     stats_set_nan(&run->step_stats);
     for (int p = 0; p < OOMB_PHASE_COUNT; p++)
         stats_set_nan(&run->phase_stats[p]);
+    stats_set_nan(&run->data_stats);
     return run;
 }
 
@@ -196,6 +197,7 @@ void oomb_run_result_free(struct oomb_run_result *run)
     oomb_instr_destroy(run->instr);
     for (int p = 0; p < OOMB_PHASE_COUNT; p++)
         free(run->phase_ns[p]);
+    free(run->data_ns);
     free(run->losses);
     for (int i = 0; i < run->n_metrics; i++)
         free(run->metrics[i].name);
@@ -425,7 +427,55 @@ static json_t *run_to_json(struct jw *w, const struct oomb_run_result *run, int 
             jbytes(w, run->oom_request_bytes, "memory.oom.request_bytes", idx));
         put(w, oom, "in_use_bytes",
             jbytes(w, run->oom_in_use_bytes, "memory.oom.in_use_bytes", idx));
+        put(w, oom, "cause", json_string(run->oom_by_reserved ? "reserved" : "allocated"));
+        if (run->oom_by_reserved) {
+            const struct oomb_cachealloc_stats *a = &run->alloc;
+            put(w, oom, "reserved_bytes", jbytes(w, a->oom_reserved, "memory.oom", idx));
+            put(w, oom, "allocated_bytes", jbytes(w, a->oom_allocated, "memory.oom", idx));
+            put(w, oom, "largest_free_bytes", jbytes(w, a->oom_largest_free, "memory.oom", idx));
+            put(w, oom, "segment_bytes", jbytes(w, a->oom_segment, "memory.oom", idx));
+        }
         put(w, mem, "oom", oom);
+    }
+    {
+        /* the input pipeline's host memory */
+        json_t *in = json_object();
+        put(w, in, "pipeline", json_string(run->pipeline_kind == 1 ? "streaming" : "resident"));
+        put(w, in, "prefetch", json_integer(run->pipeline_prefetch));
+        put(w, in, "pinned", json_boolean(run->pipeline_pinned));
+        put(w, in, "dataset_bytes", jbytes(w, run->input_dataset_bytes, "memory.input", idx));
+        put(w, in, "staging_bytes", jbytes(w, run->input_staging_bytes, "memory.input", idx));
+        put(w, mem, "input", in);
+    }
+    if (run->alloc_kind == 1) {
+        /* allocator: caching (cachealloc.h) */
+        const struct oomb_cachealloc_stats *a = &run->alloc;
+        const struct oomb_cachealloc_conf *c = &run->alloc_conf;
+        json_t *al = json_object(), *opt = json_object();
+        put(w, al, "kind", json_string("caching"));
+        put(w, opt, "max_split_size_mb",
+            c->max_split_size ? json_integer((json_int_t)(c->max_split_size >> 20)) : json_null());
+        put(w, opt, "roundup_power2_divisions", json_integer(c->roundup_power2_divisions));
+        put(w, opt, "expandable_segments", json_boolean(c->expandable_segments));
+        put(w, opt, "garbage_collection_threshold",
+            c->gc_threshold > 0 ? json_real(c->gc_threshold) : json_null());
+        put(w, opt, "empty_cache",
+            json_string(c->empty_cache == OOMB_EMPTY_CACHE_STEP ? "step" : "never"));
+        put(w, al, "options", opt);
+        put(w, al, "reserved_peak_bytes", jbytes(w, a->reserved_peak, "memory.allocator", idx));
+        put(w, al, "reserved_end_bytes", jbytes(w, run->reserved_end, "memory.allocator", idx));
+        put(w, al, "allocated_peak_bytes",
+            jbytes(w, a->allocated_peak, "memory.allocator", idx));
+        put(w, al, "requested_at_reserved_peak_bytes",
+            jbytes(w, a->requested_at_reserved_peak, "memory.allocator", idx));
+        put(w, al, "fragmentation_bytes",
+            jbytes(w, a->reserved_peak - a->requested_at_reserved_peak, "memory.allocator", idx));
+        put(w, al, "largest_free_bytes", jbytes(w, a->largest_free, "memory.allocator", idx));
+        put(w, al, "segment_allocs", jbytes(w, a->n_segment_allocs, "memory.allocator", idx));
+        put(w, al, "segment_frees", jbytes(w, a->n_segment_frees, "memory.allocator", idx));
+        put(w, al, "cache_flushes", jbytes(w, a->n_flushes, "memory.allocator", idx));
+        put(w, al, "empty_cache_calls", jbytes(w, a->n_empty_cache, "memory.allocator", idx));
+        put(w, mem, "allocator", al);
     }
     if (run->device_mem_valid) {
         json_t *dev = json_object();
@@ -455,6 +505,13 @@ static json_t *run_to_json(struct jw *w, const struct oomb_run_result *run, int 
         put(w, ph, "samples", samples_array(w, run->phase_ns[p], n_steps));
         put_stats(w, ph, &run->phase_stats[p]);
         put(w, phases, phase_names[p], ph);
+    }
+    if (run->data_ns && n_steps > 0) {
+        /* waiting for the input (the pipeline), left out of the others */
+        json_t *ph = json_object();
+        put(w, ph, "samples", samples_array(w, run->data_ns, n_steps));
+        put_stats(w, ph, &run->data_stats);
+        put(w, phases, "data", ph);
     }
     put(w, time, "phases", phases);
     /* The reference GEMM timed after each step (run --calibrate). */
@@ -544,6 +601,8 @@ static json_t *run_to_json(struct jw *w, const struct oomb_run_result *run, int 
         append(w, ev, json_string(tn ? tn : "other"));
         append(w, ev, json_string(pn ? pn : "other"));
         append(w, ev, json_integer(e->step));
+        if (run->alloc_kind == 1)
+            append(w, ev, jbytes(w, e->reserved, "timeline.events", idx));
         append(w, events, ev);
     }
     put(w, tl, "events", events);
@@ -1151,6 +1210,80 @@ static void rd_run(struct jr *rd, json_t *o, struct oomb_run_result *run, const 
             snprintf(sub2, sizeof(sub2), "%s.oom", sub);
             run->oom_request_bytes = rd_bytes(rd, oom, sub2, "request_bytes");
             run->oom_in_use_bytes = rd_bytes(rd, oom, sub2, "in_use_bytes");
+            char *cause = rd_str(rd, oom, sub2, "cause");
+            if (cause && cause[0] && strcmp(cause, "allocated") != 0 &&
+                strcmp(cause, "reserved") != 0)
+                rd_fail(rd, sub2, "cause", "expected \"allocated\" or \"reserved\"");
+            run->oom_by_reserved = cause && strcmp(cause, "reserved") == 0;
+            free(cause);
+            run->alloc.oom_reserved = rd_bytes(rd, oom, sub2, "reserved_bytes");
+            run->alloc.oom_allocated = rd_bytes(rd, oom, sub2, "allocated_bytes");
+            run->alloc.oom_largest_free = rd_bytes(rd, oom, sub2, "largest_free_bytes");
+            run->alloc.oom_segment = rd_bytes(rd, oom, sub2, "segment_bytes");
+        }
+        json_t *in = rd_obj(rd, mem, sub, "input");
+        if (in) {
+            char sub2[112];
+            snprintf(sub2, sizeof(sub2), "%s.input", sub);
+            char *kind = rd_str(rd, in, sub2, "pipeline");
+            if (kind && kind[0] && strcmp(kind, "resident") != 0 && strcmp(kind, "streaming") != 0)
+                rd_fail(rd, sub2, "pipeline", "expected \"resident\" or \"streaming\"");
+            run->pipeline_kind = kind && strcmp(kind, "streaming") == 0;
+            free(kind);
+            int64_t pf = rd_int(rd, in, sub2, "prefetch");
+            if (pf < 0 || pf > 1024)
+                rd_fail(rd, sub2, "prefetch", "expected 0 to 1024");
+            else
+                run->pipeline_prefetch = (int)pf;
+            run->pipeline_pinned = json_is_true(json_object_get(in, "pinned"));
+            run->input_dataset_bytes = rd_bytes(rd, in, sub2, "dataset_bytes");
+            run->input_staging_bytes = rd_bytes(rd, in, sub2, "staging_bytes");
+        }
+        json_t *al = rd_obj(rd, mem, sub, "allocator");
+        if (al) {
+            char sub2[112], sub3[128];
+            snprintf(sub2, sizeof(sub2), "%s.allocator", sub);
+            char *kind = rd_str(rd, al, sub2, "kind");
+            if (!kind || strcmp(kind, "caching") != 0)
+                rd_fail(rd, sub2, "kind", "expected \"caching\"");
+            free(kind);
+            run->alloc_kind = 1;
+            struct oomb_cachealloc_stats *a = &run->alloc;
+            a->reserved_peak = rd_bytes(rd, al, sub2, "reserved_peak_bytes");
+            run->reserved_end = rd_bytes(rd, al, sub2, "reserved_end_bytes");
+            a->allocated_peak = rd_bytes(rd, al, sub2, "allocated_peak_bytes");
+            a->requested_at_reserved_peak =
+                rd_bytes(rd, al, sub2, "requested_at_reserved_peak_bytes");
+            if (a->requested_at_reserved_peak > a->reserved_peak)
+                rd_fail(rd, sub2, "requested_at_reserved_peak_bytes",
+                        "above reserved_peak_bytes");
+            a->largest_free = rd_bytes(rd, al, sub2, "largest_free_bytes");
+            a->n_segment_allocs = rd_bytes(rd, al, sub2, "segment_allocs");
+            a->n_segment_frees = rd_bytes(rd, al, sub2, "segment_frees");
+            a->n_flushes = rd_bytes(rd, al, sub2, "cache_flushes");
+            a->n_empty_cache = rd_bytes(rd, al, sub2, "empty_cache_calls");
+            json_t *opt = rd_obj(rd, al, sub2, "options");
+            if (opt) {
+                struct oomb_cachealloc_conf *c = &run->alloc_conf;
+                snprintf(sub3, sizeof(sub3), "%s.options", sub2);
+                uint64_t mb = rd_bytes(rd, opt, sub3, "max_split_size_mb");
+                if (mb > ((uint64_t)1 << 30))
+                    rd_fail(rd, sub3, "max_split_size_mb", "above 2^30");
+                else
+                    c->max_split_size = mb << 20;
+                int64_t d = rd_int(rd, opt, sub3, "roundup_power2_divisions");
+                if (d < 0 || d > 64)
+                    rd_fail(rd, sub3, "roundup_power2_divisions", "expected 0 to 64");
+                else
+                    c->roundup_power2_divisions = (int)d;
+                c->expandable_segments = json_is_true(json_object_get(opt, "expandable_segments"));
+                double g = rd_num(rd, opt, sub3, "garbage_collection_threshold");
+                c->gc_threshold = g > 0 && g < 1 ? g : 0;
+                char *ec = rd_str(rd, opt, sub3, "empty_cache");
+                c->empty_cache = ec && strcmp(ec, "step") == 0 ? OOMB_EMPTY_CACHE_STEP
+                                                               : OOMB_EMPTY_CACHE_NEVER;
+                free(ec);
+            }
         }
         json_t *dev = rd_obj(rd, mem, sub, "device");
         if (dev) {
@@ -1197,6 +1330,16 @@ static void rd_run(struct jr *rd, json_t *o, struct oomb_run_result *run, const 
             if (run->phase_ns[p] && n != run->n_steps)
                 rd_fail(rd, sub2, "samples", "length differs from time.samples");
             rd_stats(rd, ph, sub2, &run->phase_stats[p]);
+        }
+        json_t *dph = phases ? rd_obj(rd, phases, sub, "data") : NULL;
+        if (dph) {
+            char sub2[112];
+            snprintf(sub2, sizeof(sub2), "%s.phases.data", sub);
+            int n = 0;
+            run->data_ns = rd_samples(rd, rd_arr(rd, dph, sub2, "samples"), sub2, "samples", &n);
+            if (run->data_ns && n != run->n_steps)
+                rd_fail(rd, sub2, "samples", "length differs from time.samples");
+            rd_stats(rd, dph, sub2, &run->data_stats);
         }
         run->run_seconds = rd_num(rd, time, sub, "run_seconds");
         json_t *cal = json_object_get(time, "calibration");
@@ -1380,6 +1523,14 @@ static void rd_run(struct jr *rd, json_t *o, struct oomb_run_result *run, const 
             e->tag = (uint8_t)(ti < 0 ? OOMB_TAG_OTHER : ti);
             e->phase = (uint8_t)(pi < 0 ? OOMB_PHASE_OTHER : pi);
             e->step = (int32_t)json_integer_value(st);
+            json_t *rs = json_array_get(ev, 6); /* reserved: allocator caching */
+            if (rs && (!json_is_integer(rs) || json_integer_value(rs) < 0)) {
+                char what[96];
+                snprintf(what, sizeof what, "event %zu: reserved must be an integer >= 0", i);
+                rd_fail(rd, sub, "events", what);
+                return;
+            }
+            e->reserved = rs ? (uint64_t)json_integer_value(rs) : 0;
         }
         run->n_events = (int)n_ev;
     }

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cachealloc.h"
 #include "oombench/plugin.h"
 
 #define OOMB_RESULTS_SCHEMA "oombench-results/2"
@@ -56,6 +57,7 @@ struct oomb_event {
     uint8_t tag;     /* enum oomb_tag */
     uint8_t phase;   /* enum oomb_phase */
     int32_t step;    /* -1 during setup */
+    uint64_t reserved; /* allocator: caching: the model's reserved bytes after it; else 0 */
 };
 
 struct oomb_stats {
@@ -103,6 +105,20 @@ struct oomb_run_result {
      * has_copy_hidden 0 elsewhere (on the CPU backend copies never overlap). */
     int has_copy_hidden;
     double copy_hidden_share;
+    /* allocator: caching (alloc_kind 1, enum oomb_allocator_kind): the
+     * model's options and what it saw, and the reserved bytes when the last
+     * step ended (results memory.allocator); oom_by_reserved: the run ran
+     * out of memory by reserved bytes (memory.oom.cause "reserved"). */
+    int alloc_kind;
+    struct oomb_cachealloc_conf alloc_conf;
+    struct oomb_cachealloc_stats alloc;
+    uint64_t reserved_end;
+    int oom_by_reserved;
+    /* The input pipeline (results memory.input): enum oomb_pipeline_kind,
+     * prefetch depth, pinned staging; bytes of the data set held in host
+     * memory and of the staging buffers. */
+    int pipeline_kind, pipeline_prefetch, pipeline_pinned;
+    uint64_t input_dataset_bytes, input_staging_bytes;
     uint64_t oom_request_bytes; /* when outcome == oom: the refused request */
     uint64_t oom_in_use_bytes;  /* ... and the bytes in use at that moment */
     int device_mem_valid;
@@ -113,6 +129,10 @@ struct oomb_run_result {
     int64_t *step_ns;
     int n_steps;
     int64_t *phase_ns[OOMB_PHASE_COUNT]; /* n_steps each (may be NULL) */
+    /* Time of each measured step spent waiting for its input (the data
+     * phase, results time.phases.data; left out of phase_ns), or NULL. */
+    int64_t *data_ns;
+    struct oomb_stats data_stats;
     struct oomb_stats step_stats;
     struct oomb_stats phase_stats[OOMB_PHASE_COUNT];
     int64_t *calib_ns;    /* n_steps: the reference GEMM after each step (--calibrate), or NULL */

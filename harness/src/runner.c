@@ -222,8 +222,11 @@ struct plan {
     int n_sc;
     struct oomb_registry reg;
     int have_reg;
-    struct oomb_dataset fmnist_train, fmnist_test; /* loaded once, shared by the runs */
+    /* Fashion-MNIST: loaded and checked once, then written decoded to the
+     * temporary folder (the paths) and freed before any run starts. */
+    struct oomb_dataset fmnist_train, fmnist_test;
     int have_fmnist;
+    char fmnist_train_path[PATH_MAX + 32], fmnist_test_path[PATH_MAX + 32];
 };
 
 static void plan_free(struct plan *p)
@@ -623,6 +626,7 @@ static int run_one(const struct oomb_job *job, double timeout_s, int index,
             run->oom_request_bytes = shared->oom_request;
             run->oom_in_use_bytes = shared->oom_in_use;
         }
+        oomb_tracker_report_cache(shared, job->allocator.kind, &job->allocator.conf, run);
     }
     if (ru.ru_maxrss > 0)
         run->host_peak_rss_bytes = (uint64_t)ru.ru_maxrss * 1024;
@@ -795,6 +799,7 @@ static void finish_stats(struct oomb_run_result *r)
     oomb_stats_compute(r->step_ns, r->n_steps, &r->step_stats);
     for (int p = 0; p < OOMB_PHASE_COUNT; p++)
         oomb_stats_compute(r->phase_ns[p], r->phase_ns[p] ? r->n_steps : 0, &r->phase_stats[p]);
+    oomb_stats_compute(r->data_ns, r->data_ns ? r->n_steps : 0, &r->data_stats);
     r->samples_per_s = r->n_steps > 0 && r->step_stats.median > 0
                            ? (double)r->batch / (r->step_stats.median * 1e-9)
                            : NAN;
@@ -1029,6 +1034,19 @@ int oomb_runner_run(const char *const *scenario_paths, int n_paths,
     }
     if ((rc = oomb_proc_tmpdir_create(tmpdir, sizeof tmpdir, err, err_len)) != OOMB_OK)
         goto done;
+    if (p.have_fmnist) {
+        /* The runs read the decoded sets from files (whole, or a batch at a
+         * time when streaming): the runner does not hold them while it
+         * forks, so that a run's peak RSS is its own. */
+        snprintf(p.fmnist_train_path, sizeof p.fmnist_train_path, "%s/fmnist-train.ds", tmpdir);
+        snprintf(p.fmnist_test_path, sizeof p.fmnist_test_path, "%s/fmnist-test.ds", tmpdir);
+        if ((rc = oomb_dataset_save(&p.fmnist_train, p.fmnist_train_path, err, err_len)) !=
+                OOMB_OK ||
+            (rc = oomb_dataset_save(&p.fmnist_test, p.fmnist_test_path, err, err_len)) != OOMB_OK)
+            goto done;
+        oomb_dataset_free(&p.fmnist_train);
+        oomb_dataset_free(&p.fmnist_test);
+    }
     /* Left by an oombench that was killed while writing (proc.h). */
     oomb_proc_clean_stale_results(out_dir);
     oomb_proc_guard_results(sum->results_path);
@@ -1115,9 +1133,17 @@ int oomb_runner_run(const char *const *scenario_paths, int n_paths,
                             job.measured_steps = oomb_scenario_measured_steps(sc, job.batch);
                             job.calibrate = opts->calibrate && job.backend == OOMB_BACKEND_CPU;
                             job.threads = opts->threads > 0 ? opts->threads : sc->threads;
+                            job.allocator = st->allocator;
+                            job.pipeline = st->pipeline;
+                            if (opts->has_alloc_conf) {
+                                job.allocator.conf = opts->alloc_conf;
+                                job.allocator.kind = OOMB_ALLOCATOR_CACHING;
+                            }
+                            if (opts->allocator > 0)
+                                job.allocator.kind = (enum oomb_allocator_kind)(opts->allocator - 1);
                             if (sc->input_kind == OOMB_INPUT_FASHION_MNIST) {
-                                job.train_set = &p.fmnist_train;
-                                job.test_set = &p.fmnist_test;
+                                job.train_path = p.fmnist_train_path;
+                                job.test_path = p.fmnist_test_path;
                             }
                             job.tmpdir = tmpdir;
                             job.is_reference = !have_reference && strcmp(st->plugin, "none") == 0;

@@ -34,6 +34,13 @@ struct oomb_run_options {
     int calibrate;      /* time the reference GEMM after every step
                            of a CPU run (calibrate.h) */
     int threads;        /* > 0 overrides the scenarios' `threads` */
+    /* run --allocator: 1 + enum oomb_allocator_kind overrides every
+     * strategy's allocator kind (0: the scenario's); run --alloc-conf: when
+     * has_alloc_conf, alloc_conf replaces every strategy's options (and the
+     * kind becomes caching unless --allocator says otherwise). */
+    int allocator;
+    int has_alloc_conf;
+    struct oomb_cachealloc_conf alloc_conf;
     int instructions;   /* under the launcher's callgrind (instr.h): time
                            limits are stretched by OOMB_INSTR_TIMEOUT_FACTOR */
     int allow_unsafe_plugins; /* load plugins from world-writable places
@@ -108,12 +115,16 @@ struct oomb_job {
     int device;
     int64_t batch;
     int64_t measured_steps; /* for this batch (a scenario in epochs depends on it) */
-    const struct oomb_dataset *train_set, *test_set; /* fashion-mnist, else NULL */
+    /* fashion-mnist: the decoded training and test sets (oomb_dataset_save
+     * files), else NULL */
+    const char *train_path, *test_path;
     const char *tmpdir;
     char ref_prefix[PATH_MAX + 96]; /* tmpdir/ref-<scenario>-<mode>-<batch> */
     int is_reference;               /* this is the `none` run: write reference tensors */
     int calibrate;                  /* CPU: time the reference GEMM after each step */
     int threads;                    /* BLAS / OpenMP threads of the child */
+    struct oomb_allocator_spec allocator; /* the strategy's, with run's overrides */
+    struct oomb_pipeline_spec pipeline;   /* the strategy's */
 };
 
 /* Runs one job in the current (child) process and writes its single-run

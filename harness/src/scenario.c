@@ -1685,6 +1685,237 @@ static int read_timeout(struct ctx *c, yaml_node_t *n)
     return OOMB_OK;
 }
 
+const char *oomb_allocator_kind_name(enum oomb_allocator_kind k)
+{
+    return k == OOMB_ALLOCATOR_CACHING ? "caching" : "exact";
+}
+
+const char *oomb_pipeline_kind_name(enum oomb_pipeline_kind k)
+{
+    return k == OOMB_PIPELINE_STREAMING ? "streaming" : "resident";
+}
+
+/* `allocator:` at `key` ("allocator" or "strategies.allocator") over *a,
+ * which holds the defaults (or the scenario's). A scalar is the kind alone;
+ * a mapping gives the kind and PYTORCH_CUDA_ALLOC_CONF's options, checked
+ * as PyTorch checks them (CUDAAllocatorConfig): max_split_size_mb above 20,
+ * roundup_power2_divisions a power of two up to 64, the garbage collection
+ * threshold strictly between 0 and 1. */
+static int read_allocator(struct ctx *c, yaml_node_t *n, const char *key,
+                          struct oomb_allocator_spec *a)
+{
+    char k[96];
+    yaml_node_t *kind = n;
+    if (n->type == YAML_MAPPING_NODE) {
+        enum { A_KIND, A_SPLIT, A_DIV, A_EXP, A_GC, A_EMPTY, A_N };
+        struct field f[A_N] = {{.name = "kind"},
+                               {.name = "max_split_size_mb"},
+                               {.name = "roundup_power2_divisions"},
+                               {.name = "expandable_segments"},
+                               {.name = "garbage_collection_threshold"},
+                               {.name = "empty_cache"}};
+        if (read_map(c, n, key, f, A_N) != OOMB_OK)
+            return c->status;
+        if (f[A_SPLIT].val != NULL) {
+            int64_t mb;
+            snprintf(k, sizeof k, "%s.max_split_size_mb", key);
+            if (get_int(c, f[A_SPLIT].val, k, 1, &mb) != OOMB_OK)
+                return c->status;
+            if (mb <= 20 || mb > (int64_t)1 << 30)
+                return err_at(c, f[A_SPLIT].val, k,
+                              "expected more than 20 (MiB; PyTorch refuses a split size not above "
+                              "its 20 MiB large-segment size) and at most 2^30, got %lld",
+                              (long long)mb);
+            a->conf.max_split_size = (uint64_t)mb << 20;
+        }
+        if (f[A_DIV].val != NULL) {
+            int64_t d;
+            snprintf(k, sizeof k, "%s.roundup_power2_divisions", key);
+            if (get_int(c, f[A_DIV].val, k, 0, &d) != OOMB_OK)
+                return c->status;
+            if (d > 64 || (d & (d - 1)) != 0)
+                return err_at(c, f[A_DIV].val, k,
+                              "expected a power of two up to 64 (1, 2, 4, ..., 64) or 0 for off, "
+                              "got %lld",
+                              (long long)d);
+            a->conf.roundup_power2_divisions = (int)d;
+        }
+        if (f[A_EXP].val != NULL) {
+            snprintf(k, sizeof k, "%s.expandable_segments", key);
+            if (get_bool(c, f[A_EXP].val, k, &a->conf.expandable_segments) != OOMB_OK)
+                return c->status;
+        }
+        if (f[A_GC].val != NULL) {
+            double g;
+            snprintf(k, sizeof k, "%s.garbage_collection_threshold", key);
+            if (get_real(c, f[A_GC].val, k, &g) != OOMB_OK)
+                return c->status;
+            if (!(g > 0 && g < 1))
+                return err_at(c, f[A_GC].val, k,
+                              "expected a fraction strictly between 0 and 1, got %s",
+                              text(f[A_GC].val));
+            a->conf.gc_threshold = g;
+        }
+        if (f[A_EMPTY].val != NULL) {
+            const char *s;
+            snprintf(k, sizeof k, "%s.empty_cache", key);
+            if (get_str(c, f[A_EMPTY].val, k, &s) != OOMB_OK)
+                return c->status;
+            if (strcmp(s, "never") == 0)
+                a->conf.empty_cache = OOMB_EMPTY_CACHE_NEVER;
+            else if (strcmp(s, "step") == 0)
+                a->conf.empty_cache = OOMB_EMPTY_CACHE_STEP;
+            else
+                return err_at(c, f[A_EMPTY].val, k,
+                              "unknown value '%.80s'; expected one of: never, step", s);
+        }
+        kind = f[A_KIND].val;
+        if (kind == NULL) {
+            /* options without a kind mean the caching model */
+            a->kind = OOMB_ALLOCATOR_CACHING;
+            return OOMB_OK;
+        }
+        snprintf(k, sizeof k, "%s.kind", key);
+    } else {
+        snprintf(k, sizeof k, "%s", key);
+    }
+    const char *s;
+    if (!is_scalar(kind))
+        return err_type(c, kind, k, "an allocator kind (exact, caching) or a mapping");
+    s = text(kind);
+    if (strcmp(s, "exact") == 0)
+        a->kind = OOMB_ALLOCATOR_EXACT;
+    else if (strcmp(s, "caching") == 0)
+        a->kind = OOMB_ALLOCATOR_CACHING;
+    else
+        return err_at(c, kind, k, "unknown allocator kind '%.80s'; expected one of: exact, caching",
+                      s);
+    return OOMB_OK;
+}
+
+int oomb_parse_alloc_conf(const char *text, struct oomb_cachealloc_conf *out, char *err,
+                          size_t err_len)
+{
+    memset(out, 0, sizeof *out);
+    const char *p = text;
+    while (*p) {
+        char opt[128], val[128];
+        size_t n = strcspn(p, ",");
+        const char *colon = memchr(p, ':', n);
+        if (n == 0 || colon == NULL || (size_t)(colon - p) >= sizeof opt ||
+            n - (size_t)(colon - p) - 1 >= sizeof val || colon + 1 == p + n) {
+            snprintf(err, err_len, "'%.*s': expected option:value", (int)(n < 80 ? n : 80), p);
+            return OOMB_ERR_PARSE;
+        }
+        memcpy(opt, p, (size_t)(colon - p));
+        opt[colon - p] = '\0';
+        memcpy(val, colon + 1, n - (size_t)(colon - p) - 1);
+        val[n - (size_t)(colon - p) - 1] = '\0';
+        char *end;
+        errno = 0;
+        if (strcmp(opt, "max_split_size_mb") == 0) {
+            long long mb = strtoll(val, &end, 10);
+            if (errno || *end || end == val || mb <= 20 || mb > (1LL << 30)) {
+                snprintf(err, err_len, "max_split_size_mb '%s': expected an integer above 20",
+                         val);
+                return OOMB_ERR_PARSE;
+            }
+            out->max_split_size = (uint64_t)mb << 20;
+        } else if (strcmp(opt, "roundup_power2_divisions") == 0) {
+            long d = strtol(val, &end, 10);
+            if (errno || *end || end == val || d < 0 || d > 64 || (d & (d - 1)) != 0) {
+                snprintf(err, err_len,
+                         "roundup_power2_divisions '%s': expected a power of two up to 64", val);
+                return OOMB_ERR_PARSE;
+            }
+            out->roundup_power2_divisions = (int)d;
+        } else if (strcmp(opt, "expandable_segments") == 0) {
+            if (strcmp(val, "True") == 0 || strcmp(val, "true") == 0)
+                out->expandable_segments = 1;
+            else if (strcmp(val, "False") == 0 || strcmp(val, "false") == 0)
+                out->expandable_segments = 0;
+            else {
+                snprintf(err, err_len, "expandable_segments '%s': expected True or False", val);
+                return OOMB_ERR_PARSE;
+            }
+        } else if (strcmp(opt, "garbage_collection_threshold") == 0) {
+            double g = strtod(val, &end);
+            if (errno || *end || end == val || !(g > 0 && g < 1)) {
+                snprintf(err, err_len,
+                         "garbage_collection_threshold '%s': expected a fraction between 0 and 1",
+                         val);
+                return OOMB_ERR_PARSE;
+            }
+            out->gc_threshold = g;
+        } else if (strcmp(opt, "empty_cache") == 0) {
+            if (strcmp(val, "never") == 0)
+                out->empty_cache = OOMB_EMPTY_CACHE_NEVER;
+            else if (strcmp(val, "step") == 0)
+                out->empty_cache = OOMB_EMPTY_CACHE_STEP;
+            else {
+                snprintf(err, err_len, "empty_cache '%s': expected never or step", val);
+                return OOMB_ERR_PARSE;
+            }
+        } else {
+            snprintf(err, err_len,
+                     "unknown option '%s'; expected one of: max_split_size_mb, "
+                     "roundup_power2_divisions, expandable_segments, "
+                     "garbage_collection_threshold, empty_cache",
+                     opt);
+            return OOMB_ERR_PARSE;
+        }
+        p += n;
+        if (*p == ',')
+            p++;
+    }
+    return OOMB_OK;
+}
+
+/* `pipeline:` at `key` over *p, as read_allocator. A scalar is the kind. */
+static int read_pipeline(struct ctx *c, yaml_node_t *n, const char *key,
+                         struct oomb_pipeline_spec *p)
+{
+    char k[96];
+    yaml_node_t *kind = n;
+    if (n->type == YAML_MAPPING_NODE) {
+        struct field f[] = {{.name = "kind"}, {.name = "prefetch"}, {.name = "pinned"}};
+        if (read_map(c, n, key, f, 3) != OOMB_OK)
+            return c->status;
+        if (f[1].val != NULL) {
+            int64_t d;
+            snprintf(k, sizeof k, "%s.prefetch", key);
+            if (get_int(c, f[1].val, k, 0, &d) != OOMB_OK)
+                return c->status;
+            if (d > OOMB_SCENARIO_MAX_PREFETCH)
+                return err_at(c, f[1].val, k, "expected at most %d batches ahead, got %lld",
+                              OOMB_SCENARIO_MAX_PREFETCH, (long long)d);
+            p->prefetch = (int)d;
+        }
+        if (f[2].val != NULL) {
+            snprintf(k, sizeof k, "%s.pinned", key);
+            if (get_bool(c, f[2].val, k, &p->pinned) != OOMB_OK)
+                return c->status;
+        }
+        kind = f[0].val;
+        if (kind == NULL)
+            return OOMB_OK;
+        snprintf(k, sizeof k, "%s.kind", key);
+    } else {
+        snprintf(k, sizeof k, "%s", key);
+    }
+    if (!is_scalar(kind))
+        return err_type(c, kind, k, "a pipeline kind (resident, streaming) or a mapping");
+    const char *s = text(kind);
+    if (strcmp(s, "resident") == 0)
+        p->kind = OOMB_PIPELINE_RESIDENT;
+    else if (strcmp(s, "streaming") == 0)
+        p->kind = OOMB_PIPELINE_STREAMING;
+    else
+        return err_at(c, kind, k, "unknown pipeline kind '%.80s'; expected one of: resident, "
+                      "streaming", s);
+    return OOMB_OK;
+}
+
 static int read_params(struct ctx *c, yaml_node_t *n, struct oomb_strategy_spec *st)
 {
     const char *path = "strategies.params";
@@ -1732,8 +1963,18 @@ static int read_strategy(struct ctx *c, yaml_node_t *n, int idx, struct oomb_str
     yaml_node_t *plugin_node = n, *label_node = n;
     st->loc = loc_of(c, n);
     if (n->type == YAML_MAPPING_NODE) {
-        struct field f[] = {{.name = "plugin"}, {.name = "label"}, {.name = "params"}};
-        if (read_map(c, n, "strategies", f, 3) != OOMB_OK)
+        struct field f[] = {{.name = "plugin"},
+                            {.name = "label"},
+                            {.name = "params"},
+                            {.name = "allocator"},
+                            {.name = "pipeline"}};
+        if (read_map(c, n, "strategies", f, 5) != OOMB_OK)
+            return c->status;
+        if (f[3].val != NULL &&
+            read_allocator(c, f[3].val, "strategies.allocator", &st->allocator) != OOMB_OK)
+            return c->status;
+        if (f[4].val != NULL &&
+            read_pipeline(c, f[4].val, "strategies.pipeline", &st->pipeline) != OOMB_OK)
             return c->status;
         if (f[0].val == NULL)
             return err_at(c, n, "strategies.plugin", "strategy %d: missing required key 'plugin'",
@@ -1795,6 +2036,8 @@ static int read_strategies(struct ctx *c, yaml_node_t *n)
         return err_oom(c);
     for (int i = 0; i < count; i++) {
         struct oomb_strategy_spec *st = &sc->strategies[i];
+        st->allocator = sc->allocator;
+        st->pipeline = sc->pipeline;
         /* Counted before reading so that destroy() frees a partial spec. */
         sc->n_strategies = i;
         int rc = read_strategy(c, node(c, n->data.sequence.items.start[i]), i + 1, st);
@@ -2030,6 +2273,8 @@ static int read_root(struct ctx *c, yaml_node_t *root)
         F_THREADS,
         F_STRATEGIES,
         F_CHECKS,
+        F_ALLOCATOR,
+        F_PIPELINE,
         F_N
     };
     struct field f[F_N] = {
@@ -2037,6 +2282,7 @@ static int read_root(struct ctx *c, yaml_node_t *root)
         {.name = "seed"},    {.name = "mode"},        {.name = "batch"},      {.name = "optimizer"},
         {.name = "steps"},   {.name = "eval"},        {.name = "budget"},     {.name = "backend"},
         {.name = "timeout"}, {.name = "threads"},     {.name = "strategies"}, {.name = "checks"},
+        {.name = "allocator"}, {.name = "pipeline"},
     };
     if (root->type != YAML_MAPPING_NODE)
         return err_type(c, root, "(top level)", "a mapping of scenario keys");
@@ -2125,6 +2371,12 @@ static int read_root(struct ctx *c, yaml_node_t *root)
                           OOMB_SCENARIO_MAX_THREADS, (long long)t);
         sc->threads = (int)t;
     }
+    if (f[F_ALLOCATOR].val != NULL &&
+        read_allocator(c, f[F_ALLOCATOR].val, "allocator", &sc->allocator) != OOMB_OK)
+        return c->status;
+    if (f[F_PIPELINE].val != NULL &&
+        read_pipeline(c, f[F_PIPELINE].val, "pipeline", &sc->pipeline) != OOMB_OK)
+        return c->status;
     if (read_strategies(c, f[F_STRATEGIES].val) != OOMB_OK)
         return c->status;
     if (f[F_CHECKS].val != NULL && read_checks(c, f[F_CHECKS].val) != OOMB_OK)

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cachealloc.h"
 #include "oombench/plugin.h"
 
 /* Where something came from in a scenario file (1-based line and column). */
@@ -24,14 +25,58 @@ struct oomb_kv {
     struct oomb_src_loc loc;
 };
 
+/* How device memory is counted (`allocator:`): `exact`, the bytes tensors
+ * use (the default), or `caching`, those bytes replayed through the model of
+ * PyTorch's caching allocator (cachealloc.h), whose reserved bytes the
+ * budget then applies to. */
+enum oomb_allocator_kind { OOMB_ALLOCATOR_EXACT = 0, OOMB_ALLOCATOR_CACHING = 1 };
+
+struct oomb_allocator_spec {
+    enum oomb_allocator_kind kind;
+    struct oomb_cachealloc_conf conf; /* PYTORCH_CUDA_ALLOC_CONF options; caching only */
+};
+
+/* "exact" or "caching". */
+const char *oomb_allocator_kind_name(enum oomb_allocator_kind k);
+
+/* Options in PYTORCH_CUDA_ALLOC_CONF's syntax ("max_split_size_mb:128,
+ * expandable_segments:True"; keys max_split_size_mb,
+ * roundup_power2_divisions, expandable_segments,
+ * garbage_collection_threshold, and oombench's empty_cache:never|step) into
+ * *out, which is first reset to PyTorch's defaults. Returns OOMB_OK, or
+ * OOMB_ERR_PARSE with the offending option in err (the same limits as the
+ * scenario keys). */
+int oomb_parse_alloc_conf(const char *text, struct oomb_cachealloc_conf *out, char *err,
+                          size_t err_len) OOMB_WARN_UNUSED;
+
+/* How the input reaches the step (`pipeline:`): `resident`, the whole data
+ * set (Fashion-MNIST) or every step's samples (synthetic) made in host
+ * memory before the first step (the default), or `streaming`, each batch
+ * read from the data set's files (or generated) when the step asks for it,
+ * `prefetch` batches ahead by a loader thread. */
+enum oomb_pipeline_kind { OOMB_PIPELINE_RESIDENT = 0, OOMB_PIPELINE_STREAMING = 1 };
+
+struct oomb_pipeline_spec {
+    enum oomb_pipeline_kind kind;
+    int prefetch; /* streaming: batches made ahead, 0..OOMB_SCENARIO_MAX_PREFETCH */
+    int pinned;   /* staging buffers in page-locked memory (CUDA; the CPU ignores it) */
+};
+#define OOMB_SCENARIO_MAX_PREFETCH 16
+
+/* "resident" or "streaming". */
+const char *oomb_pipeline_kind_name(enum oomb_pipeline_kind k);
+
 /* One strategy to run: a plugin name, a label unique in the scenario
- * (defaults to the plugin name) and its parameters. */
+ * (defaults to the plugin name) and its parameters. `allocator` and
+ * `pipeline` are the scenario's with the entry's own keys over them. */
 struct oomb_strategy_spec {
     char *plugin;
     char *label;
     struct oomb_kv *params;
     int n_params;
     struct oomb_src_loc loc;
+    struct oomb_allocator_spec allocator;
+    struct oomb_pipeline_spec pipeline;
 };
 
 /* A check between strategies of one run, e.g.
@@ -93,6 +138,9 @@ struct oomb_scenario {
     /* BLAS (and OpenMP) threads of each run's child: `threads`, default
      * OOMB_SCENARIO_DEFAULT_THREADS; `run --threads N` overrides it. */
     int threads;
+
+    struct oomb_allocator_spec allocator; /* `allocator:`, default exact */
+    struct oomb_pipeline_spec pipeline;   /* `pipeline:`, default resident */
 
     struct oomb_strategy_spec *strategies;
     int n_strategies;

@@ -18,9 +18,15 @@ enum col {
     C_STRATEGY,
     C_OUTCOME,
     C_PEAK,
+    C_RESERVED, /* with C_FRAG: only in groups with allocator: caching */
+    C_FRAG,
     C_TAG0, /* OOMB_TAG_COUNT columns */
     C_HOST = C_TAG0 + OOMB_TAG_COUNT, /* host memory peak: only in groups that offload */
+    C_DATASET, /* with C_STAGING, C_RSS, C_DWAIT: only in groups with a streaming input */
+    C_STAGING,
+    C_RSS,
     C_STEP,
+    C_DWAIT,
     C_CI,
     C_TPUT,
     C_RUNTIME, /* with C_TACC and C_TDELTA: only in groups with an evaluation */
@@ -34,8 +40,8 @@ enum col {
 };
 
 static const char *const col_head[C_COUNT] = {
-    "strategy", "outcome",  "peak",   "weights", "grads",     "optim",    "activ",
-    "wkspace",  "other",    "host",   "step",   "ci95",    "samples/s", "run time", "loss",
+    "strategy", "outcome",  "peak",   "reserved", "frag",   "weights", "grads",     "optim",    "activ",
+    "wkspace",  "other",    "host",   "data set", "staging", "rss", "step", "data wait", "ci95",    "samples/s", "run time", "loss",
     "acc",      "test acc", "Δ test", "dev",     "reason",
 };
 
@@ -183,11 +189,29 @@ static void fill_row(char (*cell)[CELL_LEN], const struct oomb_run_result *run)
         else
             snprintf(cell[C_TAG0 + t], CELL_LEN, "-");
     }
+    if (run->alloc_kind == 1 && run->alloc.reserved_peak) {
+        oomb_format_bytes(run->alloc.reserved_peak, cell[C_RESERVED], CELL_LEN);
+        oomb_format_bytes(run->alloc.reserved_peak - run->alloc.requested_at_reserved_peak,
+                          cell[C_FRAG], CELL_LEN);
+    } else {
+        snprintf(cell[C_RESERVED], CELL_LEN, "-");
+        snprintf(cell[C_FRAG], CELL_LEN, "-");
+    }
     if (has_mem && run->space_peak[0])
         oomb_format_bytes(run->space_peak[0], cell[C_HOST], CELL_LEN);
     else
         snprintf(cell[C_HOST], CELL_LEN, "-");
 
+    oomb_format_bytes(run->input_dataset_bytes, cell[C_DATASET], CELL_LEN);
+    oomb_format_bytes(run->input_staging_bytes, cell[C_STAGING], CELL_LEN);
+    if (run->host_peak_rss_bytes)
+        oomb_format_bytes(run->host_peak_rss_bytes, cell[C_RSS], CELL_LEN);
+    else
+        snprintf(cell[C_RSS], CELL_LEN, "-");
+    if (run->data_ns && run->n_steps > 0 && isfinite(run->data_stats.median))
+        oomb_format_ns(run->data_stats.median, cell[C_DWAIT], CELL_LEN);
+    else
+        snprintf(cell[C_DWAIT], CELL_LEN, "-");
     const struct oomb_stats *s = &run->step_stats;
     int has_time = run->n_steps > 0 && !isnan(s->median);
     if (has_time)
@@ -293,7 +317,8 @@ static void print_group(FILE *f, const struct oomb_results *r, const int *idx, i
     int width[C_COUNT];
     for (int c = 0; c < C_COUNT; c++) {
         show[c] = c != C_ACC && c != C_REASON && c != C_RUNTIME && c != C_TACC && c != C_TDELTA &&
-                  c != C_HOST;
+                  c != C_HOST && c != C_RESERVED && c != C_FRAG && c != C_DATASET &&
+                  c != C_STAGING && c != C_RSS && c != C_DWAIT;
         width[c] = text_width(col_head[c]);
     }
     for (int i = 0; i < n; i++) {
@@ -305,6 +330,10 @@ static void print_group(FILE *f, const struct oomb_results *r, const int *idx, i
             show[C_RUNTIME] = show[C_TACC] = show[C_TDELTA] = 1;
         if (run->space_peak[0])
             show[C_HOST] = 1;
+        if (run->alloc_kind == 1)
+            show[C_RESERVED] = show[C_FRAG] = 1;
+        if (run->pipeline_kind == 1)
+            show[C_DATASET] = show[C_STAGING] = show[C_RSS] = show[C_DWAIT] = 1;
         if (run->outcome != OOMB_OUTCOME_OK && cells[i][C_REASON][0])
             show[C_REASON] = 1;
         for (int c = 0; c < C_COUNT; c++) {
@@ -339,6 +368,13 @@ static void print_group(FILE *f, const struct oomb_results *r, const int *idx, i
         }
         line_print(f, l);
     }
+    if (show[C_DATASET])
+        fprintf(f, "  data set, staging: host bytes of the input held whole and of the buffers "
+                   "batches are made in; rss: the run's peak resident set; data wait: median "
+                   "time a step waited for its batch\n");
+    if (show[C_RESERVED])
+        fprintf(f, "  reserved: peak bytes the caching allocator model held; frag: reserved "
+                   "minus tensor bytes at that peak\n");
     free(l);
     free(cells);
 }

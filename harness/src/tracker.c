@@ -15,6 +15,7 @@ struct oomb_tracker_entry {
     uint64_t bytes;
     int tag;
     int space;
+    uint64_t id; /* the caching model's id (device allocations with a model) */
 };
 
 static char tomb_marker;
@@ -86,12 +87,13 @@ static void record(struct oomb_tracker *t, int64_t delta, int tag)
     e->t_ns = oomb_now_ns() - t->t0_ns;
     e->delta = delta;
     e->in_use = t->stats->cur_total;
+    e->reserved = t->stats->cache_on ? t->stats->cache.reserved : 0;
     e->tag = (uint8_t)tag;
     e->phase = (uint8_t)t->phase;
     e->step = t->step;
 }
 
-static void insert(struct oomb_tracker *t, void *p, size_t bytes, int tag, int space)
+static void insert(struct oomb_tracker *t, void *p, size_t bytes, int tag, int space, uint64_t id)
 {
     size_t h = hash_ptr(p, t->n_slots);
     while (t->slots[h].ptr && t->slots[h].ptr != TOMB)
@@ -102,6 +104,7 @@ static void insert(struct oomb_tracker *t, void *p, size_t bytes, int tag, int s
     t->slots[h].bytes = bytes;
     t->slots[h].tag = tag;
     t->slots[h].space = space;
+    t->slots[h].id = id;
     t->n_live++;
 }
 
@@ -130,7 +133,7 @@ int oomb_tracker_alloc_in(struct oomb_tracker *t, enum oomb_space space, size_t 
     int rc = t->backend->host_alloc(t->backend->ops.ctx, space, bytes ? bytes : 1, &p);
     if (rc != OOMB_OK || !p)
         return OOMB_ERR_BACKEND;
-    insert(t, p, bytes, (int)tag, (int)space);
+    insert(t, p, bytes, (int)tag, (int)space, 0);
     struct oomb_tracker_stats *s = t->stats;
     const int counted[2] = {(int)space, 0}; /* the space, and 0: all host memory */
     for (int i = 0; i < 2; i++) {
@@ -147,31 +150,47 @@ int oomb_tracker_alloc_in(struct oomb_tracker *t, enum oomb_space space, size_t 
     return OOMB_OK;
 }
 
+static int refuse(struct oomb_tracker *t, size_t bytes, enum oomb_tag tag)
+{
+    struct oomb_tracker_stats *s = t->stats;
+    s->oom_hit = 1;
+    s->oom_tag = (int)tag;
+    s->oom_request = bytes;
+    s->oom_in_use = s->cur_total;
+    return OOMB_ERR_OOM;
+}
+
 int oomb_tracker_alloc(struct oomb_tracker *t, size_t bytes, enum oomb_tag tag, void **out)
 {
     struct oomb_tracker_stats *s = t->stats;
     *out = NULL;
     if ((int)tag < 0 || tag >= OOMB_TAG_COUNT)
         return OOMB_ERR_INVALID;
-    if (s->budget && (bytes > s->budget || s->cur_total > s->budget - bytes)) {
-        s->oom_hit = 1;
-        s->oom_tag = (int)tag;
-        s->oom_request = bytes;
-        s->oom_in_use = s->cur_total;
-        return OOMB_ERR_OOM;
-    }
+    /* With the caching model the budget applies to its reserved bytes. */
+    if (!t->cache && s->budget && (bytes > s->budget || s->cur_total > s->budget - bytes))
+        return refuse(t, bytes, tag);
     if (make_room(t) != OOMB_OK)
         return OOMB_ERR_OOM;
+    uint64_t id = 0;
+    if (t->cache) {
+        id = ++t->next_id;
+        int mrc = oomb_cachealloc_malloc(t->cache, id, bytes);
+        oomb_cachealloc_get_stats(t->cache, &s->cache);
+        if (mrc != OOMB_OK) {
+            s->oom_by_reserved = mrc == OOMB_ERR_OOM;
+            return refuse(t, bytes, tag);
+        }
+    }
     void *p = NULL;
     int rc = t->backend->raw_alloc(t->backend->ops.ctx, bytes ? bytes : 1, &p);
     if (rc != OOMB_OK || !p) {
-        s->oom_hit = 1;
-        s->oom_tag = (int)tag;
-        s->oom_request = bytes;
-        s->oom_in_use = s->cur_total;
-        return OOMB_ERR_OOM;
+        if (t->cache) {
+            (void)oomb_cachealloc_free(t->cache, id);
+            oomb_cachealloc_get_stats(t->cache, &s->cache);
+        }
+        return refuse(t, bytes, tag);
     }
-    insert(t, p, bytes, (int)tag, OOMB_SPACE_DEVICE);
+    insert(t, p, bytes, (int)tag, OOMB_SPACE_DEVICE, id);
     s->cur[tag] += bytes;
     s->cur_total += bytes;
     if (s->cur[tag] > s->peak[tag])
@@ -211,6 +230,10 @@ static void release(struct oomb_tracker *t, struct oomb_tracker_entry *e)
         s->cur[e->tag] -= e->bytes;
         s->cur_total -= e->bytes;
         t->backend->raw_free(t->backend->ops.ctx, e->ptr);
+        if (t->cache) {
+            (void)oomb_cachealloc_free(t->cache, e->id);
+            oomb_cachealloc_get_stats(t->cache, &s->cache);
+        }
         record(t, -(int64_t)e->bytes, e->tag);
     }
     s->n_frees++;
@@ -279,6 +302,36 @@ void oomb_tracker_report_spaces(const struct oomb_tracker_stats *s, struct oomb_
 void oomb_tracker_set_phase(struct oomb_tracker *t, enum oomb_phase phase)
 {
     t->phase = phase;
+}
+
+void oomb_tracker_report_cache(const struct oomb_tracker_stats *s, int kind,
+                               const struct oomb_cachealloc_conf *conf,
+                               struct oomb_run_result *res)
+{
+    res->alloc_kind = kind;
+    if (!s->cache_on)
+        return;
+    res->alloc_conf = *conf;
+    res->alloc = s->cache;
+    res->reserved_end = s->reserved_end;
+    res->oom_by_reserved = s->oom_hit && s->oom_by_reserved;
+}
+
+void oomb_tracker_set_cache(struct oomb_tracker *t, struct oomb_cachealloc *m)
+{
+    t->cache = m;
+    t->stats->cache_on = m != NULL;
+    if (m)
+        oomb_cachealloc_get_stats(m, &t->stats->cache);
+}
+
+void oomb_tracker_empty_cache(struct oomb_tracker *t)
+{
+    if (!t->cache)
+        return;
+    oomb_cachealloc_empty_cache(t->cache);
+    oomb_cachealloc_get_stats(t->cache, &t->stats->cache);
+    record(t, 0, OOMB_TAG_OTHER); /* the timeline shows reserved falling */
 }
 
 void oomb_tracker_set_step(struct oomb_tracker *t, int32_t step)

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "backend.h"
+#include "cachealloc.h"
 #include "results.h"
 
 struct oomb_tracker_stats {
@@ -36,6 +37,18 @@ struct oomb_tracker_stats {
     uint64_t copy_bytes[OOMB_SPACE_COUNT][OOMB_SPACE_COUNT];
     uint64_t n_copies;
     int64_t copy_ns;
+    /* The caching-allocator model (allocator: caching, oomb_tracker_set_cache):
+     * cache_on 1 and its stats after every device allocation and free, and
+     * the reserved bytes when the last step ended. When oom_hit comes from
+     * it, oom_by_reserved is 1 and cache.oom_* tell the refusal. */
+    int cache_on;
+    int oom_by_reserved;
+    struct oomb_cachealloc_stats cache;
+    uint64_t reserved_end;
+    /* The input pipeline's host memory (the child fills them): the data set
+     * held in memory (resident), and the staging buffers batches are made
+     * in (streaming slots, or the gather buffer). */
+    uint64_t input_dataset_bytes, input_staging_bytes;
 };
 
 struct oomb_tracker_entry; /* live allocation (hash table slot) */
@@ -51,6 +64,8 @@ struct oomb_tracker {
     int64_t t0_ns;
     struct oomb_event *events;
     int n_events, cap_events;
+    struct oomb_cachealloc *cache; /* not owned; NULL: exact accounting */
+    uint64_t next_id;             /* the model's id of the next device allocation */
 };
 
 /* Initialise a caller-owned tracker over a caller-owned stats block (zeroed
@@ -83,6 +98,23 @@ uint64_t oomb_tracker_release_all(struct oomb_tracker *t, void *const *keep, int
  * (space_peak, space_peak_by_tag, to_host_bytes, to_device_bytes,
  * n_copies, copy_ns). */
 void oomb_tracker_report_spaces(const struct oomb_tracker_stats *s, struct oomb_run_result *res);
+
+/* Replays every device allocation and free from now on through the caching
+ * allocator model `m` (not owned; it must outlive the tracker's use of it
+ * and see no other traffic). The budget then applies to the model's
+ * reserved bytes: the model is created with the budget as its limit, and
+ * the tracker's own check on tensor bytes is left to it (reserved >=
+ * allocated). Call before the first allocation. */
+void oomb_tracker_set_cache(struct oomb_tracker *t, struct oomb_cachealloc *m);
+/* torch.cuda.empty_cache() on the model; a no-op without one. */
+void oomb_tracker_empty_cache(struct oomb_tracker *t);
+
+/* Copies the caching model's options and stats into res (alloc_kind,
+ * alloc_conf, alloc, reserved_end, oom_by_reserved); with kind exact only
+ * the kind. */
+void oomb_tracker_report_cache(const struct oomb_tracker_stats *s, int kind,
+                               const struct oomb_cachealloc_conf *conf,
+                               struct oomb_run_result *res);
 
 void oomb_tracker_set_phase(struct oomb_tracker *t, enum oomb_phase phase);
 void oomb_tracker_set_step(struct oomb_tracker *t, int32_t step);
