@@ -78,6 +78,9 @@ static void usage_run(FILE *f)
                "                         checks print as soon as its runs are done)\n"
                "      --threads N        BLAS (and OpenMP) threads of every run (default:\n"
                "                         the scenario's `threads`, else 1); recorded per run\n"
+               "      --steps N          measure N steps in every run instead of the\n"
+               "                         scenario's `steps.measured` or `steps.epochs` (a quick\n"
+               "                         look: the peaks of most strategies do not depend on it)\n"
                "      --allocator KIND   exact (tensor bytes) or caching (those bytes replayed\n"
                "                         through PyTorch's caching allocator rules: reserved\n"
                "                         bytes, fragmentation; the budget applies to reserved)\n"
@@ -316,6 +319,7 @@ static int cmd_run(int argc, char **argv)
         {"filter", required_argument, NULL, 'F'},
         {"json", required_argument, NULL, 'J'},
         {"allocator", required_argument, NULL, 'A'},
+        {"steps", required_argument, NULL, 'M'},
         {"alloc-conf", required_argument, NULL, 'a'},
         {NULL, 0, NULL, 0}};
     struct oomb_run_options o = {0};
@@ -400,6 +404,18 @@ static int cmd_run(int argc, char **argv)
         case 'F':
             o.filter = optarg;
             break;
+        case 'M': {
+            char *end;
+            errno = 0;
+            long long n = strtoll(optarg, &end, 10);
+            if (errno || end == optarg || *end || n < 1 || n > OOMB_SCENARIO_MAX_STEPS) {
+                fprintf(stderr, "oombench run: --steps '%s': expected a count from 1 to %d\n",
+                        optarg, OOMB_SCENARIO_MAX_STEPS);
+                return EXIT_USAGE;
+            }
+            o.steps = n;
+            break;
+        }
         case 'A':
             if (strcmp(optarg, "exact") == 0)
                 o.allocator = 1 + OOMB_ALLOCATOR_EXACT;

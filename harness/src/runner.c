@@ -865,6 +865,10 @@ int oomb_runner_run(const char *const *scenario_paths, int n_paths,
             p.sc[i]->backend = dev_backend;
             p.sc[i]->device = dev_index;
         }
+        if (opts->steps > 0) {
+            p.sc[i]->measured_steps = opts->steps;
+            p.sc[i]->epochs = 0;
+        }
     }
     if ((rc = oomb_registry_load_flags(&p.reg, opts->plugin_dirs, opts->n_plugin_dirs,
                                        opts->plugin_files, opts->n_plugin_files,

@@ -34,6 +34,7 @@ struct oomb_run_options {
     int calibrate;      /* time the reference GEMM after every step
                            of a CPU run (calibrate.h) */
     int threads;        /* > 0 overrides the scenarios' `threads` */
+    int64_t steps;      /* > 0 overrides the scenarios' measured steps (and epochs) */
     /* run --allocator: 1 + enum oomb_allocator_kind overrides every
      * strategy's allocator kind (0: the scenario's); run --alloc-conf: when
      * has_alloc_conf, alloc_conf replaces every strategy's options (and the
