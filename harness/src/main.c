@@ -5,6 +5,7 @@
  * 3 internal error.
  */
 #include <dirent.h>
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -155,6 +156,50 @@ static int want_color(int no_color_flag)
     return isatty(STDOUT_FILENO);
 }
 
+/* The unit of a check's operands from the metrics it names: 'b' when every
+ * one is a memory field (bytes), 't' when every one is a time field (ns),
+ * else 0 (printed as numbers). */
+static int check_unit(const char *expr)
+{
+    int mem = 0, time = 0, other = 0;
+    if (strchr(expr, '/'))
+        return 0; /* a ratio has no unit */
+    for (const char *p = expr; (p = strchr(p, '.')) != NULL; p++) {
+        /* a metric is label.section.field: look at the section after a '.' */
+        if (p > expr && (isalnum((unsigned char)p[-1]) || p[-1] == '_') &&
+            isalpha((unsigned char)p[1])) {
+            const char *q = p + 1;
+            size_t n = strcspn(q, ".");
+            if (q[n] != '.')
+                continue; /* the field itself */
+            if (n == 6 && strncmp(q, "memory", 6) == 0)
+                mem++;
+            else if (n == 4 && strncmp(q, "time", 4) == 0)
+                time++;
+            else
+                other++;
+            p = q + n;
+        }
+    }
+    if (other == 0 && mem > 0 && time == 0)
+        return 'b';
+    if (other == 0 && time > 0 && mem == 0)
+        return 't';
+    return 0;
+}
+
+static void check_value(double v, int unit, int exact, char *buf, size_t len)
+{
+    if (unit == 'b' && v >= 0 && v < 1.8e19 && !exact)
+        oomb_format_bytes((uint64_t)(v + 0.5), buf, len);
+    else if (unit == 'b' && v >= 0 && v < 1.8e19)
+        snprintf(buf, len, "%.0f B", v);
+    else if (unit == 't' && !exact)
+        oomb_format_ns(v, buf, len);
+    else
+        snprintf(buf, len, "%.6g", v);
+}
+
 static void print_check(FILE *f, const struct oomb_check_record *cr)
 {
     const char *st = cr->status == OOMB_CHECK_PASS      ? "PASS"
@@ -162,8 +207,18 @@ static void print_check(FILE *f, const struct oomb_check_record *cr)
                                                         : "FAIL";
     fprintf(f, "check %s  %s %s batch %lld: %s", st, cr->scenario,
             cr->mode == OOMB_MODE_TRAIN ? "train" : "infer", (long long)cr->batch, cr->expr);
-    if (cr->status == OOMB_CHECK_PASS)
-        fprintf(f, "  (%.6g %s %.6g)", cr->lhs, cr->op ? cr->op : "?", cr->rhs);
+    if (cr->status == OOMB_CHECK_PASS) {
+        /* in the metrics' unit; exact when the rounded values would read alike */
+        int unit = check_unit(cr->expr ? cr->expr : "");
+        char a[48], b[48];
+        check_value(cr->lhs, unit, 0, a, sizeof a);
+        check_value(cr->rhs, unit, 0, b, sizeof b);
+        if (strcmp(a, b) == 0 && cr->lhs != cr->rhs) {
+            check_value(cr->lhs, unit, 1, a, sizeof a);
+            check_value(cr->rhs, unit, 1, b, sizeof b);
+        }
+        fprintf(f, "  (%s %s %s)", a, cr->op ? cr->op : "?", b);
+    }
     else if (cr->message && cr->message[0])
         fprintf(f, "  (%s)", cr->message);
     fprintf(f, "\n");

@@ -18,6 +18,7 @@ enum col {
     C_STRATEGY,
     C_OUTCOME,
     C_PEAK,
+    C_HEADROOM, /* only in groups with a budget */
     C_RESERVED, /* with C_FRAG: only in groups with allocator: caching */
     C_FRAG,
     C_TAG0, /* OOMB_TAG_COUNT columns */
@@ -40,7 +41,7 @@ enum col {
 };
 
 static const char *const col_head[C_COUNT] = {
-    "strategy", "outcome",  "peak",   "reserved", "frag",   "weights", "grads",     "optim",    "activ",
+    "strategy", "outcome",  "peak",   "headroom", "reserved", "frag",   "weights", "grads",     "optim",    "activ",
     "wkspace",  "other",    "host",   "data set", "staging", "rss", "step", "data wait", "ci95",    "samples/s", "run time", "loss",
     "acc",      "test acc", "Δ test", "dev",     "reason",
 };
@@ -189,6 +190,18 @@ static void fill_row(char (*cell)[CELL_LEN], const struct oomb_run_result *run)
         else
             snprintf(cell[C_TAG0 + t], CELL_LEN, "-");
     }
+    /* headroom: the budget less the peak it applies to (reserved with the
+     * caching model); an oom run has none */
+    uint64_t held = run->alloc_kind == 1 ? run->alloc.reserved_peak : run->peak_bytes;
+    if (run->budget_bytes && run->outcome == OOMB_OUTCOME_OK && held <= run->budget_bytes) {
+        char b[32];
+        oomb_format_bytes(run->budget_bytes - held, b, sizeof b);
+        snprintf(cell[C_HEADROOM], CELL_LEN, "%s", b);
+    } else if (run->budget_bytes && run->outcome == OOMB_OUTCOME_OOM) {
+        snprintf(cell[C_HEADROOM], CELL_LEN, "none");
+    } else {
+        snprintf(cell[C_HEADROOM], CELL_LEN, "-");
+    }
     if (run->alloc_kind == 1 && run->alloc.reserved_peak) {
         oomb_format_bytes(run->alloc.reserved_peak, cell[C_RESERVED], CELL_LEN);
         oomb_format_bytes(run->alloc.reserved_peak - run->alloc.requested_at_reserved_peak,
@@ -242,7 +255,7 @@ static void fill_row(char (*cell)[CELL_LEN], const struct oomb_run_result *run)
     else
         snprintf(cell[C_RUNTIME], CELL_LEN, "-");
     if (run->has_eval && isfinite(run->test_accuracy))
-        snprintf(cell[C_TACC], CELL_LEN, "%.4f", run->test_accuracy);
+        snprintf(cell[C_TACC], CELL_LEN, "%.2f%%", 100.0 * run->test_accuracy);
     else
         snprintf(cell[C_TACC], CELL_LEN, "-");
     if (run->has_eval && isfinite(run->test_accuracy_delta))
@@ -254,10 +267,31 @@ static void fill_row(char (*cell)[CELL_LEN], const struct oomb_run_result *run)
         snprintf(cell[C_DEV], CELL_LEN, "%.2e", dev);
     else
         snprintf(cell[C_DEV], CELL_LEN, "-");
-    if (run->outcome != OOMB_OUTCOME_OK)
+    if (run->outcome == OOMB_OUTCOME_OOM && run->oom_request_bytes) {
+        /* what was refused and why, in numbers, never cut */
+        char q[32], u[32], b[32], x[32], l[32];
+        oomb_format_bytes(run->oom_request_bytes, q, sizeof q);
+        oomb_format_bytes(run->budget_bytes, b, sizeof b);
+        if (run->oom_by_reserved) {
+            oomb_format_bytes(run->alloc.oom_reserved, u, sizeof u);
+            oomb_format_bytes(run->alloc.oom_segment, x, sizeof x);
+            oomb_format_bytes(run->alloc.oom_largest_free, l, sizeof l);
+            snprintf(cell[C_REASON], CELL_LEN,
+                     "refused %s: reserved %s + a %s segment > budget %s; largest free %s", q,
+                     u, x, b, l);
+        } else {
+            oomb_format_bytes(run->oom_in_use_bytes, u, sizeof u);
+            if (run->budget_bytes)
+                snprintf(cell[C_REASON], CELL_LEN, "refused %s with %s in use; budget %s", q, u,
+                         b);
+            else
+                snprintf(cell[C_REASON], CELL_LEN, "the device refused %s with %s in use", q, u);
+        }
+    } else if (run->outcome != OOMB_OUTCOME_OK) {
         clip(cell[C_REASON], CELL_LEN, run->reason, REASON_MAX);
-    else
+    } else {
         cell[C_REASON][0] = '\0';
+    }
 }
 
 /* A row is assembled in a buffer so that trailing blanks (empty last cells)
@@ -298,7 +332,8 @@ static void line_print(FILE *f, struct line *l)
     l->len = 0;
 }
 
-static void print_group(FILE *f, const struct oomb_results *r, const int *idx, int n, int color)
+static void print_group(FILE *f, const struct oomb_results *r, const int *idx, int n, int color,
+                        unsigned *shown)
 {
     const struct oomb_run_result *first = &r->runs[idx[0]];
     char scen[CELL_LEN];
@@ -317,7 +352,8 @@ static void print_group(FILE *f, const struct oomb_results *r, const int *idx, i
     int width[C_COUNT];
     for (int c = 0; c < C_COUNT; c++) {
         show[c] = c != C_ACC && c != C_REASON && c != C_RUNTIME && c != C_TACC && c != C_TDELTA &&
-                  c != C_HOST && c != C_RESERVED && c != C_FRAG && c != C_DATASET &&
+                  c != C_HOST && c != C_HEADROOM && c != C_RESERVED && c != C_FRAG &&
+                  c != C_DATASET &&
                   c != C_STAGING && c != C_RSS && c != C_DWAIT;
         width[c] = text_width(col_head[c]);
     }
@@ -332,6 +368,8 @@ static void print_group(FILE *f, const struct oomb_results *r, const int *idx, i
             show[C_HOST] = 1;
         if (run->alloc_kind == 1)
             show[C_RESERVED] = show[C_FRAG] = 1;
+        if (run->budget_bytes)
+            show[C_HEADROOM] = 1;
         if (run->pipeline_kind == 1)
             show[C_DATASET] = show[C_STAGING] = show[C_RSS] = show[C_DWAIT] = 1;
         if (run->outcome != OOMB_OUTCOME_OK && cells[i][C_REASON][0])
@@ -368,15 +406,29 @@ static void print_group(FILE *f, const struct oomb_results *r, const int *idx, i
         }
         line_print(f, l);
     }
-    if (show[C_DATASET])
-        fprintf(f, "  data set, staging: host bytes of the input held whole and of the buffers "
-                   "batches are made in; rss: the run's peak resident set; data wait: median "
-                   "time a step waited for its batch\n");
-    if (show[C_RESERVED])
-        fprintf(f, "  reserved: peak bytes the caching allocator model held; frag: reserved "
-                   "minus tensor bytes at that peak\n");
+    for (int c = 0; c < C_COUNT; c++)
+        if (show[c])
+            *shown |= 1u << c;
     free(l);
     free(cells);
+}
+
+/* One line per column that needs saying what it means, after a table. */
+static void print_legend(FILE *f, unsigned shown)
+{
+    if (shown & (1u << C_HEADROOM))
+        fprintf(f, "headroom: the budget less the run's peak (its reserved peak with the caching "
+                   "allocator)\n");
+    if (shown & (1u << C_RESERVED))
+        fprintf(f, "reserved: peak bytes the caching allocator model held; frag: reserved minus "
+                   "tensor bytes at that peak\n");
+    if (shown & (1u << C_DATASET))
+        fprintf(f, "data set, staging: host bytes of the input held whole and of the buffers "
+                   "batches are made in; rss: the run's peak resident set; data wait: median "
+                   "time a step waited for its batch\n");
+    if (shown & (1u << C_DEV))
+        fprintf(f, "dev: the largest relative deviation from none's final loss, first-step "
+                   "gradients, first-step logits and weights (0: bit-identical)\n");
 }
 
 static int same_scenario(const struct oomb_run_result *a, const struct oomb_run_result *b)
@@ -430,6 +482,7 @@ void oomb_table_print(FILE *f, const struct oomb_results *r, int color)
         return;
     }
     int groups = 0;
+    unsigned shown = 0;
     for (int i = 0; i < r->n_runs; i++) {
         if (done[i])
             continue;
@@ -442,13 +495,14 @@ void oomb_table_print(FILE *f, const struct oomb_results *r, int color)
         }
         if (groups++ > 0)
             fprintf(f, "\n");
-        print_group(f, r, idx, n, color);
+        print_group(f, r, idx, n, color, &shown);
         int more = 0; /* a later group of the same scenario */
         for (int j = i + 1; j < r->n_runs && !more; j++)
             more = !done[j] && same_scenario(&r->runs[i], &r->runs[j]);
         if (!more)
             print_scenario_time(f, r, &r->runs[i]);
     }
+    print_legend(f, shown);
     free(idx);
     free(done);
 }
