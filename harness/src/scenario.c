@@ -1757,7 +1757,7 @@ static int read_allocator(struct ctx *c, yaml_node_t *n, const char *key,
             a->conf.gc_threshold = g;
         }
         if (f[A_EMPTY].val != NULL) {
-            const char *s;
+            const char *s = "";
             snprintf(k, sizeof k, "%s.empty_cache", key);
             if (get_str(c, f[A_EMPTY].val, k, &s) != OOMB_OK)
                 return c->status;
@@ -1779,10 +1779,9 @@ static int read_allocator(struct ctx *c, yaml_node_t *n, const char *key,
     } else {
         snprintf(k, sizeof k, "%s", key);
     }
-    const char *s;
     if (!is_scalar(kind))
         return err_type(c, kind, k, "an allocator kind (exact, caching) or a mapping");
-    s = text(kind);
+    const char *s = text(kind);
     if (strcmp(s, "exact") == 0)
         a->kind = OOMB_ALLOCATOR_EXACT;
     else if (strcmp(s, "caching") == 0)
