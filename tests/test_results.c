@@ -1527,7 +1527,7 @@ Test(table, columns_line_up)
     int col = -1;
     char *line = strchr(t, '\n') + 1;
     line = strchr(line, '\n') + 1; /* skip title and header */
-    while (*line) {
+    while (*line && strncmp(line, "  ", 2) == 0) { /* the rows; then the legend */
         char *end = strchr(line, '\n');
         char *m = strstr(line, "MiB");
         cr_assert(m && m < end);
@@ -1574,6 +1574,42 @@ static const char *line_with(const char *t, const char *needle)
     return m;
 }
 
+/* Under a budget: the headroom of an ok run, and an oom row that names
+ * what was refused and what was held, in bytes, whole (by allocated bytes,
+ * and by reserved bytes with the caching model). */
+Test(table, budget_headroom_and_oom_rows)
+{
+    struct oomb_results r = {0};
+    add_simple_run(&r, "mlp", "fits", 64, OOMB_OUTCOME_OK, "");
+    add_simple_run(&r, "mlp", "toobig", 64, OOMB_OUTCOME_OOM, "step 0: request of 4194304 bytes "
+                                                               "(activations) refused: ...");
+    add_simple_run(&r, "mlp", "fragmented", 64, OOMB_OUTCOME_OOM, "step 0: ...");
+    for (int i = 0; i < 3; i++)
+        r.runs[i].budget_bytes = 84ull << 20;
+    r.runs[0].peak_bytes = 80ull << 20;
+    r.runs[1].oom_request_bytes = 4ull << 20;
+    r.runs[1].oom_in_use_bytes = 83ull << 20;
+    r.runs[2].alloc_kind = 1;
+    r.runs[2].oom_by_reserved = 1;
+    r.runs[2].oom_request_bytes = 12288000;
+    r.runs[2].alloc.reserved_peak = 74ull << 20;
+    r.runs[2].alloc.oom_reserved = 74ull << 20;
+    r.runs[2].alloc.oom_segment = 12ull << 20;
+    r.runs[2].alloc.oom_largest_free = 11439616;
+    char *t = table_text(&r, 0);
+    cr_assert(strstr(t, " headroom "), "%s", t);
+    cr_assert(strstr(line_with(t, "fits "), "4.00 MiB"), "%s", t);
+    cr_assert(strstr(line_with(t, "toobig"), "none  "), "%s", t);
+    cr_assert(strstr(t, "refused 4.00 MiB with 83.00 MiB in use; budget 84.00 MiB\n"), "%s", t);
+    cr_assert(strstr(t, "refused 11.72 MiB: reserved 74.00 MiB + a 12.00 MiB segment > budget "
+                        "84.00 MiB; largest free 10.91 MiB\n"),
+              "%s", t);
+    cr_assert(strstr(t, "\nheadroom: the budget less"), "%s", t);
+    cr_assert(strstr(t, "\nreserved: peak bytes"), "%s", t);
+    free(t);
+    oomb_results_free(&r);
+}
+
 Test(table, eval_columns_only_in_groups_with_an_evaluation)
 {
     struct oomb_results r = {0};
@@ -1609,9 +1645,10 @@ Test(table, eval_columns_only_in_groups_with_an_evaluation)
     cr_assert_lt(end_column(head, "test acc"), end_column(head, "Δ test"));
     cr_assert_lt(end_column(head, "Δ test"), end_column(head, "dev"));
     /* right-aligned under their headers */
-    const char *none = line_with(mlp, "0.8775"), *ck = line_with(mlp, "0.8734");
-    cr_assert_eq(end_column(none, "0.8775"), end_column(head, "test acc"), "%s", t);
-    cr_assert_eq(end_column(ck, "0.8734"), end_column(head, "test acc"), "%s", t);
+    /* in %, as the training accuracy */
+    const char *none = line_with(mlp, "87.75%"), *ck = line_with(mlp, "87.34%");
+    cr_assert_eq(end_column(none, "87.75%"), end_column(head, "test acc"), "%s", t);
+    cr_assert_eq(end_column(ck, "87.34%"), end_column(head, "test acc"), "%s", t);
     cr_assert_eq(end_column(none, "+0.00 pp"), end_column(head, "Δ test"), "%s", t);
     cr_assert_eq(end_column(ck, "-0.41 pp"), end_column(head, "Δ test"), "%s", t);
     cr_assert_eq(end_column(none, "2.50 s"), end_column(head, "run time"), "%s", t);
@@ -1704,7 +1741,9 @@ Test(table, table_without_evaluation_is_unchanged)
                         "2.0%       5333   1.25         -\n"
                         "  checkpoint  ok       2.00 MiB  1.00 MiB    0 B    0 B  1.00 MiB      0 B"
                         "    0 B  13.00 ms  \xc2\xb1"
-                        "1.8%       4933  1.251  3.25e-05\n");
+                        "1.8%       4933  1.251  3.25e-05\n"
+                        "dev: the largest relative deviation from none's final loss, first-step "
+                        "gradients, first-step logits and weights (0: bit-identical)\n");
     free(t);
     oomb_results_free(&r);
 }

@@ -16,6 +16,7 @@
 #include <math.h>
 
 #include "backend.h"
+#include "cmd_fit.h"
 #include "cmd_history.h"
 #include "cmd_merge.h"
 #include "cmd_report.h"
@@ -47,6 +48,8 @@ static void usage_main(FILE *f)
                "  ab                interleaved A/B runs of two plugin builds\n"
                "  report RESULTS... charts (gnuplot), index.html and summary.md\n"
                "  merge FILES...    the results of `run --shard I/N` into one file\n"
+               "  fit SCENARIO      the largest batch that fits the budget, per strategy,\n"
+               "                    found and verified with real runs\n"
                "  history DIR       a metric per commit, and where it first regressed\n"
                "\n"
                "options:\n"
@@ -800,6 +803,8 @@ int main(int argc, char **argv)
         return oomb_cmd_report(argc - 1, argv + 1);
     if (strcmp(cmd, "merge") == 0)
         return oomb_cmd_merge(argc - 1, argv + 1);
+    if (strcmp(cmd, "fit") == 0)
+        return oomb_cmd_fit(argc - 1, argv + 1);
     if (strcmp(cmd, "history") == 0)
         return oomb_cmd_history(argc - 1, argv + 1);
     fprintf(stderr, "oombench: unknown command '%s'\n", cmd);

@@ -808,10 +808,15 @@ static void finish_stats(struct oomb_run_result *r)
 /* run --filter: which strategies of one configuration run (sel[s]), with
  * the configuration's `none` whenever another of its runs is selected.
  * Returns how many. */
-static int config_selection(const regex_t *re, const struct oomb_scenario *sc,
+static int config_selection(const regex_t *re, const char *only, const struct oomb_scenario *sc,
                             enum oomb_mode mode, int64_t batch, unsigned char *sel)
 {
     int n = 0, any = 0;
+    if (only) { /* fit: one strategy alone */
+        for (int s = 0; s < sc->n_strategies; s++)
+            n += sel[s] = strcmp(sc->strategies[s].label, only) == 0;
+        return n;
+    }
     for (int s = 0; s < sc->n_strategies; s++) {
         char name[512];
         snprintf(name, sizeof name, "%s/%s/%lld/%s", sc->name, mode_name(mode), (long long)batch,
@@ -869,6 +874,16 @@ int oomb_runner_run(const char *const *scenario_paths, int n_paths,
             p.sc[i]->measured_steps = opts->steps;
             p.sc[i]->epochs = 0;
         }
+        if (opts->has_warmup)
+            p.sc[i]->warmup_steps = opts->warmup;
+        if (opts->batch > 0) {
+            p.sc[i]->batches[0] = opts->batch;
+            p.sc[i]->n_batches = 1;
+        }
+        if (opts->has_budget)
+            p.sc[i]->budget_bytes = opts->budget;
+        if (opts->modes)
+            p.sc[i]->modes &= opts->modes;
     }
     if ((rc = oomb_registry_load_flags(&p.reg, opts->plugin_dirs, opts->n_plugin_dirs,
                                        opts->plugin_files, opts->n_plugin_files,
@@ -981,7 +996,8 @@ int oomb_runner_run(const char *const *scenario_paths, int n_paths,
                 enum oomb_mode mode = mi == 0 ? OOMB_MODE_TRAIN : OOMB_MODE_INFER;
                 if ((p.sc[i]->modes & mode) &&
                     (!shard_of || shard_of[i][mi * p.sc[i]->n_batches + b] == opts->shard_index)) {
-                    int k = config_selection(re, p.sc[i], mode, p.sc[i]->batches[b], sel);
+                    int k = config_selection(re, opts->only_label, p.sc[i], mode,
+                                             p.sc[i]->batches[b], sel);
                     total += k;
                     cost_total += k * run_cost(p.sc[i], mode, p.sc[i]->batches[b]);
                 }
@@ -1075,7 +1091,7 @@ int oomb_runner_run(const char *const *scenario_paths, int n_paths,
                     seq += sc->n_strategies; /* another shard's configuration */
                     continue;
                 }
-                int n_sel = config_selection(re, sc, mode, sc->batches[b], sel);
+                int n_sel = config_selection(re, opts->only_label, sc, mode, sc->batches[b], sel);
                 int n_left_out = sc->n_strategies - n_sel;
                 if (n_sel == 0) {
                     seq += sc->n_strategies; /* nothing of it selected by --filter */

@@ -35,6 +35,18 @@ struct oomb_run_options {
                            of a CPU run (calibrate.h) */
     int threads;        /* > 0 overrides the scenarios' `threads` */
     int64_t steps;      /* > 0 overrides the scenarios' measured steps (and epochs) */
+    /* For `fit`: has_warmup: `warmup` replaces the scenarios' warm-up steps;
+     * batch > 0: the one batch size of every scenario; has_budget: `budget`
+     * replaces the scenarios' budgets (0: unlimited); modes (OOMB_MODE_*
+     * bits) != 0: only these modes; only_label: only the strategy with this
+     * label, without its configuration's `none` as a reference. */
+    int has_warmup;
+    int64_t warmup;
+    int64_t batch;
+    int has_budget;
+    uint64_t budget;
+    uint32_t modes;
+    const char *only_label;
     /* run --allocator: 1 + enum oomb_allocator_kind overrides every
      * strategy's allocator kind (0: the scenario's); run --alloc-conf: when
      * has_alloc_conf, alloc_conf replaces every strategy's options (and the
