@@ -33,6 +33,10 @@ struct oomb_device_mem {
     int valid;             /* 0 when the backend has nothing to report */
     uint64_t peak_bytes;   /* pool high-water mark or cudaMemGetInfo delta */
     uint64_t baseline_bytes; /* in use before the run's first allocation */
+    /* the pool's reserved high-water mark (cudaMemPoolAttrReservedMemHigh):
+     * what the CUDA stream-ordered pool held from the device; 0 when the
+     * backend has no pool (the CPU, OOMB_CUDA_ALLOC=malloc) */
+    uint64_t reserved_peak_bytes;
     const char *method;    /* how peak_bytes was obtained */
 };
 

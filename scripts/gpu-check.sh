@@ -287,6 +287,13 @@ run_gpu_steps() {
     say "oombench run --device cuda ${scenarios[*]} --out $out"
     (cd "$ROOT" && "$BUILD/oombench" run --no-color --device cuda "${scenarios[@]}" --out "$out") 2>&1 |
         tee "$LOGDIR/gpu-run.log" || rc_run=$?
+    # The caching-allocator model next to the CUDA pool on the same runs:
+    # memory.allocator.reserved_peak_bytes against
+    # memory.device.reserved_peak_bytes (cudaMemPoolAttrReservedMemHigh).
+    say "oombench run --device cuda --allocator caching (none of mlp, fragmentation)"
+    (cd "$ROOT" && "$BUILD/oombench" run --no-color --device cuda --allocator caching \
+        --filter '/(none|expandable|exact)$' scenarios/mlp.yaml scenarios/fragmentation.yaml \
+        --out "$out/allocator") 2>&1 | tee "$LOGDIR/gpu-allocator.log" || rc_run=$?
     if [ -x "$BUILD/oombench-roofline" ]; then
         say "oombench-roofline --device cuda --json $out/roofline.json"
         "$BUILD/oombench-roofline" --device cuda --json "$out/roofline.json" 2>&1 |

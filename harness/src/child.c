@@ -1213,6 +1213,7 @@ static void fill_memory(struct oomb_run *r)
         if (r->backend->device_mem(r->backend->ops.ctx, &dm) == OOMB_OK && dm.valid) {
             res->device_mem_valid = 1;
             res->device_peak_bytes = dm.peak_bytes;
+            res->device_reserved_peak_bytes = dm.reserved_peak_bytes;
             res->device_mem_method = oomb_strdup(dm.method ? dm.method : "");
         }
     }

@@ -482,6 +482,9 @@ static json_t *run_to_json(struct jw *w, const struct oomb_run_result *run, int 
         put(w, dev, "peak_bytes",
             jbytes(w, run->device_peak_bytes, "memory.device.peak_bytes", idx));
         put(w, dev, "method", jstr(run->device_mem_method ? run->device_mem_method : ""));
+        if (run->device_reserved_peak_bytes)
+            put(w, dev, "reserved_peak_bytes",
+                jbytes(w, run->device_reserved_peak_bytes, "memory.device", idx));
         put(w, mem, "device", dev);
     }
     put(w, o, "memory", mem);
@@ -1292,6 +1295,7 @@ static void rd_run(struct jr *rd, json_t *o, struct oomb_run_result *run, const 
             run->device_mem_valid = 1;
             run->device_peak_bytes = rd_bytes(rd, dev, sub2, "peak_bytes");
             run->device_mem_method = rd_str(rd, dev, sub2, "method");
+            run->device_reserved_peak_bytes = rd_bytes(rd, dev, sub2, "reserved_peak_bytes");
         }
     }
     if (!run->device_mem_method) {

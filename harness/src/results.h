@@ -123,6 +123,7 @@ struct oomb_run_result {
     uint64_t oom_in_use_bytes;  /* ... and the bytes in use at that moment */
     int device_mem_valid;
     uint64_t device_peak_bytes;
+    uint64_t device_reserved_peak_bytes; /* the CUDA pool's reserved high-water mark; 0: n/a */
     char *device_mem_method;
 
     /* time: per measured step, ns */

@@ -404,6 +404,10 @@ static int cuda_device_mem(void *kv, struct oomb_device_mem *out)
         uint64_t high = 0; /* the attribute is a cuuint64_t */
         OOMB_CUDA_CHECK(k, cudaMemPoolGetAttribute(k->pool, cudaMemPoolAttrUsedMemHigh, &high));
         out->peak_bytes = (uint64_t)high;
+        uint64_t rhigh = 0;
+        OOMB_CUDA_CHECK(k, cudaMemPoolGetAttribute(k->pool, cudaMemPoolAttrReservedMemHigh,
+                                                   &rhigh));
+        out->reserved_peak_bytes = (uint64_t)rhigh;
         out->method = "CUDA memory pool used high-water mark";
         return OOMB_OK;
     }
