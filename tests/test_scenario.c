@@ -480,6 +480,64 @@ Test(scenario, measured_steps_of_fractional_epochs)
     cr_expect_eq(oomb_scenario_measured_steps(NULL, 64), 0);
 }
 
+/* allocator and pipeline: the scenario's keys, and a strategy's own keys
+ * over them; PYTORCH_CUDA_ALLOC_CONF's syntax for --alloc-conf. */
+Test(scenario, allocator_and_pipeline_merge_per_strategy)
+{
+    static const char text[] =
+        "model: {input: 8, classes: 2, layers: [{linear: 2}]}\n"
+        "batch: 4\n"
+        "allocator: {max_split_size_mb: 64, empty_cache: step}\n"
+        "pipeline: {kind: streaming, prefetch: 2}\n"
+        "strategies:\n"
+        "  - none\n"
+        "  - {plugin: none, label: exp, allocator: {expandable_segments: true},\n"
+        "     pipeline: resident}\n"
+        "  - {plugin: none, label: ex, allocator: exact, pipeline: {prefetch: 4}}\n";
+    struct oomb_scenario *sc = NULL;
+    char err[512] = "";
+    cr_assert_eq(oomb_scenario_load_mem("m.yaml", text, sizeof text - 1, &sc, err, sizeof err),
+                 OOMB_OK, "%s", err);
+    const struct oomb_strategy_spec *a = &sc->strategies[0], *b = &sc->strategies[1],
+                                    *c = &sc->strategies[2];
+    cr_assert_eq(sc->allocator.kind, OOMB_ALLOCATOR_CACHING, "options alone mean caching");
+    cr_assert_eq(a->allocator.kind, OOMB_ALLOCATOR_CACHING);
+    cr_assert_eq(a->allocator.conf.max_split_size, 64ull << 20);
+    cr_assert_eq(a->allocator.conf.empty_cache, OOMB_EMPTY_CACHE_STEP);
+    cr_assert_eq(a->allocator.conf.expandable_segments, 0);
+    cr_assert_eq(b->allocator.conf.expandable_segments, 1);
+    cr_assert_eq(b->allocator.conf.max_split_size, 64ull << 20, "the scenario's keys stay");
+    cr_assert_eq(c->allocator.kind, OOMB_ALLOCATOR_EXACT);
+    cr_assert_eq(a->pipeline.kind, OOMB_PIPELINE_STREAMING);
+    cr_assert_eq(a->pipeline.prefetch, 2);
+    cr_assert_eq(b->pipeline.kind, OOMB_PIPELINE_RESIDENT);
+    cr_assert_eq(c->pipeline.kind, OOMB_PIPELINE_STREAMING);
+    cr_assert_eq(c->pipeline.prefetch, 4);
+    oomb_scenario_destroy(sc);
+
+    struct oomb_cachealloc_conf conf;
+    cr_assert_eq(oomb_parse_alloc_conf("expandable_segments:True,max_split_size_mb:128,"
+                                       "roundup_power2_divisions:4,"
+                                       "garbage_collection_threshold:0.6",
+                                       &conf, err, sizeof err),
+                 OOMB_OK, "%s", err);
+    cr_assert_eq(conf.expandable_segments, 1);
+    cr_assert_eq(conf.max_split_size, 128ull << 20);
+    cr_assert_eq(conf.roundup_power2_divisions, 4);
+    cr_assert_float_eq(conf.gc_threshold, 0.6, 1e-12);
+    cr_assert_eq(oomb_parse_alloc_conf("max_split_size_mb:20", &conf, err, sizeof err),
+                 OOMB_ERR_PARSE);
+    cr_assert(strstr(err, "above 20"), "%s", err);
+    cr_assert_eq(oomb_parse_alloc_conf("expandable_segments", &conf, err, sizeof err),
+                 OOMB_ERR_PARSE);
+    cr_assert_eq(oomb_parse_alloc_conf("pinned_use_cuda_host_register:True", &conf, err,
+                                       sizeof err),
+                 OOMB_ERR_PARSE);
+    cr_assert(strstr(err, "unknown option"), "%s", err);
+    cr_assert_eq(oomb_parse_alloc_conf("", &conf, err, sizeof err), OOMB_OK);
+    cr_assert_eq(conf.max_split_size, 0);
+}
+
 /* ------------------------------------------------------------ bad files */
 
 struct bad_case {
@@ -511,6 +569,13 @@ static const struct bad_case bad_cases[] = {
     {"unknown_mode.yaml", "9:15", "mode", "'training'"},
     {"unknown_backend.yaml", "9:10", "backend", "'tpu'"},
     {"bad_timeout.yaml", "9:10", "timeout", "'soon'"},
+    {"alloc_split_small.yaml", "9:32", "allocator.max_split_size_mb", "more than 20"},
+    {"alloc_divisions.yaml", "9:39", "allocator.roundup_power2_divisions", "power of two"},
+    {"alloc_kind.yaml", "9:12", "allocator", "expected one of: exact, caching"},
+    {"alloc_gc_strategy.yaml", "10:62", "strategies.allocator.garbage_collection_threshold",
+     "between 0 and 1"},
+    {"pipeline_prefetch.yaml", "9:39", "pipeline.prefetch", "at most 16"},
+    {"pipeline_kind.yaml", "9:18", "pipeline.kind", "expected one of: resident, streaming"},
     {"missing_model.yaml", "1:1", "model", "missing required key"},
     {"unknown_layer.yaml", "6:7", "model.layers", "layer 2: unknown layer kind 'tanh'"},
     {"few_classes.yaml", "3:12", "model.classes", "at least 2"},
