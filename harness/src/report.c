@@ -636,9 +636,11 @@ static void chart_tradeoff(struct oomb_report *rep, const struct oomb_report_inp
             ref->final_loss != 0)
             q[i] = 100.0 * (runs[i]->final_loss / ref->final_loss - 1.0);
         qmax = fmax(qmax, fabs(q[i]));
-        pareto[i] = 1;
-        for (int j = 0; j < n; j++) {
-            if (j == i || group[j] != group[i])
+        /* a distillation student is another model: never on the front, and
+         * it moves no other run off it */
+        pareto[i] = !oomb_run_is_other_model(runs[i]);
+        for (int j = 0; j < n && pareto[i]; j++) {
+            if (j == i || group[j] != group[i] || oomb_run_is_other_model(runs[j]))
                 continue;
             double ti = runs[i]->step_stats.median, tj = runs[j]->step_stats.median;
             uint64_t mi = runs[i]->peak_bytes, mj = runs[j]->peak_bytes;
@@ -660,8 +662,16 @@ static void chart_tradeoff(struct oomb_report *rep, const struct oomb_report_inp
         for (int i = 0; i < n; i++) {
             if (group[i] != g)
                 continue;
-            char field[256];
-            dat_text(runs[i]->strategy, field, sizeof field);
+            char field[256], name[200];
+            if (oomb_run_is_other_model(runs[i]))
+                snprintf(name, sizeof name, "%.80s (other model, loss %+.0f%%%s)",
+                         runs[i]->strategy ? runs[i]->strategy : "", q[i],
+                         oomb_run_metric(runs[i], "teacher_from_none") == 0
+                             ? ", untrained teacher"
+                             : "");
+            else
+                snprintf(name, sizeof name, "%s", runs[i]->strategy ? runs[i]->strategy : "");
+            dat_text(name, field, sizeof field);
             SB(d, "%d\t%s\t%s\t%s\t%s\t%d\n", row++, field,
                num(runs[i]->step_stats.median / tu.div),
                num((double)runs[i]->peak_bytes / mu.div), num(q[i]), pareto[i]);
@@ -735,7 +745,9 @@ static void chart_tradeoff(struct oomb_report *rep, const struct oomb_report_inp
             "across, peak memory up. The dashed line joins the Pareto front (no other strategy "
             "of the panel is both faster and smaller); ringed points are on it. Colour: final "
             "loss relative to the reference strategy none of the same panel (green lower, red "
-            "higher); the accuracy change against none is in the runs table. Axes turn "
+            "higher); the accuracy change against none is in the runs table. A "
+            "distillation student (\"other model\") is a smaller network than the "
+            "scenario's: it is drawn with its loss change but kept off the front. Axes turn "
             "logarithmic when their values span more than a factor 20.%s",
             more ? " Only the first six groups are drawn; use --scenario to focus." : "");
 }

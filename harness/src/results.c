@@ -171,6 +171,19 @@ struct oomb_run_result *oomb_results_add_run(struct oomb_results *r)
     return run;
 }
 
+double oomb_run_metric(const struct oomb_run_result *run, const char *name)
+{
+    for (int i = 0; run && i < run->n_metrics; i++)
+        if (run->metrics[i].name && strcmp(run->metrics[i].name, name) == 0)
+            return run->metrics[i].value;
+    return NAN;
+}
+
+int oomb_run_is_other_model(const struct oomb_run_result *run)
+{
+    return !isnan(oomb_run_metric(run, "student_weight_bytes"));
+}
+
 void oomb_run_result_free(struct oomb_run_result *run)
 {
     if (!run)

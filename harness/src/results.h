@@ -42,6 +42,14 @@ const char *oomb_outcome_name(enum oomb_outcome o);
 /* Returns the outcome, or -1 for an unknown name. */
 int oomb_outcome_parse(const char *name);
 const char *oomb_tag_name(enum oomb_tag t);     /* "weights", ... */
+
+struct oomb_run_result;
+/* The value of metric `name` the run's plugin reported, or NAN. */
+double oomb_run_metric(const struct oomb_run_result *run, const char *name);
+/* Whether the run trained or ran another model than the scenario's (a
+ * distillation student: the plugin reported "student_weight_bytes"), so
+ * that its memory and time are another model's: 1 or 0. */
+int oomb_run_is_other_model(const struct oomb_run_result *run);
 const char *oomb_phase_name(enum oomb_phase p); /* "other", "forward", ... */
 
 struct oomb_metric {

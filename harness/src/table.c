@@ -176,6 +176,13 @@ static double max_dev(const struct oomb_run_result *run)
 static void fill_row(char (*cell)[CELL_LEN], const struct oomb_run_result *run)
 {
     clip(cell[C_STRATEGY], CELL_LEN, run->strategy, 32);
+    if (oomb_run_is_other_model(run)) {
+        /* another, smaller model: say so where its numbers are read */
+        size_t l = strlen(cell[C_STRATEGY]);
+        snprintf(cell[C_STRATEGY] + l, CELL_LEN - l, "%s",
+                 oomb_run_metric(run, "teacher_from_none") == 0 ? " [student; untrained teacher]"
+                                                                : " [student]");
+    }
     const char *on = oomb_outcome_name(run->outcome);
     snprintf(cell[C_OUTCOME], CELL_LEN, "%s", on ? on : "?");
 
@@ -370,6 +377,8 @@ static void print_group(FILE *f, const struct oomb_results *r, const int *idx, i
             show[C_RESERVED] = show[C_FRAG] = 1;
         if (run->budget_bytes)
             show[C_HEADROOM] = 1;
+        if (oomb_run_is_other_model(run))
+            *shown |= 1u << C_COUNT; /* the [student] note */
         if (run->pipeline_kind == 1)
             show[C_DATASET] = show[C_STAGING] = show[C_RSS] = show[C_DWAIT] = 1;
         if (run->outcome != OOMB_OUTCOME_OK && cells[i][C_REASON][0])
@@ -426,6 +435,11 @@ static void print_legend(FILE *f, unsigned shown)
         fprintf(f, "data set, staging: host bytes of the input held whole and of the buffers "
                    "batches are made in; rss: the run's peak resident set; data wait: median "
                    "time a step waited for its batch\n");
+    if (shown & (1u << C_COUNT))
+        fprintf(f, "[student]: distillation trains a smaller model than the scenario's; its "
+                   "memory and time are that model's, its quality is to be read against none's; "
+                   "untrained teacher: no trained weights of none were available, the teacher "
+                   "kept its initial ones\n");
     if (shown & (1u << C_DEV))
         fprintf(f, "dev: the largest relative deviation from none's final loss, first-step "
                    "gradients, first-step logits and weights (0: bit-identical)\n");
