@@ -56,31 +56,31 @@ struct oomb_cachealloc_conf {
 
 /* What the model has seen. Byte counts are device bytes. */
 struct oomb_cachealloc_stats {
-    uint64_t requested;           /* bytes of live requests, as asked */
-    uint64_t allocated;           /* bytes of live blocks (rounded; torch.cuda.memory_allocated) */
-    uint64_t reserved;            /* bytes of segments held (torch.cuda.memory_reserved) */
+    uint64_t requested; /* bytes of live requests, as asked */
+    uint64_t allocated; /* bytes of live blocks (rounded; torch.cuda.memory_allocated) */
+    uint64_t reserved;  /* bytes of segments held (torch.cuda.memory_reserved) */
     uint64_t allocated_peak, reserved_peak;
     uint64_t requested_at_reserved_peak; /* requested bytes when reserved peaked
                                           * (counting the request the segment
                                           * was made for) */
-    uint64_t largest_free;        /* largest cached free block now, either pool
-                                   * (torch.cuda's cacheInfo); with expandable
-                                   * segments, mapped free bytes only */
-    uint64_t n_segment_allocs;    /* cudaMalloc calls; with expandable segments,
-                                   * page mappings (one per contiguous range of
-                                   * pages mapped at once) (num_device_alloc) */
-    uint64_t n_segment_frees;     /* cudaFree calls, or unmappings of the whole
-                                   * pages inside one free block (num_device_free) */
-    uint64_t n_flushes;           /* whole-cache releases forced by a failed device
-                                   * allocation (num_alloc_retries); the oversize
-                                   * segments freed first with max_split_size are
-                                   * counted in n_segment_frees only */
-    uint64_t n_empty_cache;       /* oomb_cachealloc_empty_cache calls */
+    uint64_t largest_free;               /* largest cached free block now, either pool
+                                          * (torch.cuda's cacheInfo); with expandable
+                                          * segments, mapped free bytes only */
+    uint64_t n_segment_allocs;           /* cudaMalloc calls; with expandable segments,
+                                          * page mappings (one per contiguous range of
+                                          * pages mapped at once) (num_device_alloc) */
+    uint64_t n_segment_frees;            /* cudaFree calls, or unmappings of the whole
+                                          * pages inside one free block (num_device_free) */
+    uint64_t n_flushes;                  /* whole-cache releases forced by a failed device
+                                          * allocation (num_alloc_retries); the oversize
+                                          * segments freed first with max_split_size are
+                                          * counted in n_segment_frees only */
+    uint64_t n_empty_cache;              /* oomb_cachealloc_empty_cache calls */
     /* The refusal, when a request could not be served within the limit. */
     int oom;
-    uint64_t oom_request;         /* as asked */
-    uint64_t oom_rounded;         /* after rounding (the block it needed) */
-    uint64_t oom_segment;         /* the device allocation that failed */
+    uint64_t oom_request; /* as asked */
+    uint64_t oom_rounded; /* after rounding (the block it needed) */
+    uint64_t oom_segment; /* the device allocation that failed */
     uint64_t oom_allocated, oom_reserved, oom_largest_free; /* at the refusal, after the retry */
 };
 
@@ -108,8 +108,7 @@ void oomb_cachealloc_destroy(struct oomb_cachealloc *m);
  * and, with expandable segments, pages it mapped before a mapping failed);
  * OOMB_ERR_OOM also when host memory runs out (no refusal recorded; the
  * model is unchanged); OOMB_ERR_INVALID for an id already live. */
-int oomb_cachealloc_malloc(struct oomb_cachealloc *m, uint64_t id, uint64_t bytes)
-    OOMB_WARN_UNUSED;
+int oomb_cachealloc_malloc(struct oomb_cachealloc *m, uint64_t id, uint64_t bytes) OOMB_WARN_UNUSED;
 /* Frees the request `id`: its block goes back to the cache, merged with free
  * neighbours. Returns OOMB_OK, or OOMB_ERR_INVALID for an unknown id. */
 int oomb_cachealloc_free(struct oomb_cachealloc *m, uint64_t id);
