@@ -137,96 +137,118 @@ static int probe(struct fit *f, const char *label, enum oomb_mode mode, int64_t 
     return idx;
 }
 
+/* One probe at batch b, recorded in a: 1 ok, 0 oom, -1 another outcome
+ * (*out is the run), -2 the runner itself failed (a->note says why). */
+static int try_batch(struct fit *f, struct answer *a, int64_t b, const struct oomb_run_result **out)
+{
+    int i = probe(f, a->label, a->mode, b);
+    if (i < 0) {
+        a->failed = 1;
+        snprintf(a->note, sizeof a->note, "%s", f->err);
+        return -2;
+    }
+    const struct oomb_run_result *r = &f->all.runs[i];
+    *out = r;
+    if (r->outcome == OOMB_OUTCOME_OK) {
+        a->best = b;
+        a->ok_run = i;
+        return 1;
+    }
+    if (r->outcome == OOMB_OUTCOME_OOM) {
+        a->first_oom = b;
+        a->oom_run = i;
+        return 0;
+    }
+    return -1;
+}
+
+static void fail_at(struct answer *a, int64_t b, const struct oomb_run_result *r)
+{
+    a->failed = 1;
+    snprintf(a->note, sizeof a->note, "batch %lld: %s: %s", (long long)b,
+             oomb_outcome_name(r->outcome), r->reason ? r->reason : "");
+}
+
 static void search(struct fit *f, struct answer *a, int64_t max_batch)
 {
     a->best = a->first_oom = 0;
     a->ok_run = a->oom_run = -1;
-    int64_t b = 1;
-    int last_other = -1;
-    /* doubling */
-    for (;;) {
-        int i = probe(f, a->label, a->mode, b);
-        if (i < 0) {
-            a->failed = 1;
-            snprintf(a->note, sizeof a->note, "%s", f->err);
+    /* floor: the largest batch the strategy refused with an error before any
+     * ran (a micro-batch or accumulation steps above the batch); the answer
+     * lies above it */
+    int64_t b = 1, floor = 0;
+    const struct oomb_run_result *r = NULL, *other = NULL;
+    for (;;) { /* doubling */
+        int rc = try_batch(f, a, b, &r);
+        if (rc == -2)
             return;
-        }
-        const struct oomb_run_result *r = &f->all.runs[i];
-        if (r->outcome == OOMB_OUTCOME_OK) {
-            a->best = b;
-            a->ok_run = i;
-        } else if (r->outcome == OOMB_OUTCOME_OOM) {
-            a->first_oom = b;
-            a->oom_run = i;
+        if (rc == 0)
             break;
-        } else if (a->best == 0 &&
-                   (r->outcome == OOMB_OUTCOME_ERROR || r->outcome == OOMB_OUTCOME_NOT_APPLICABLE ||
-                    r->outcome == OOMB_OUTCOME_SKIPPED)) {
-            /* a strategy that needs a larger batch (a micro-batch, steps to
-             * accumulate) or does not apply: try the next size */
-            last_other = i;
+        if (rc == -1) {
+            if (a->best > 0) {
+                fail_at(a, b, r);
+                return;
+            }
+            other = r;
             if (r->outcome != OOMB_OUTCOME_ERROR)
-                break;
-        } else {
-            a->failed = 1;
-            snprintf(a->note, sizeof a->note, "batch %lld: %s: %s", (long long)b,
-                     oomb_outcome_name(r->outcome), r->reason ? r->reason : "");
-            return;
+                break; /* not applicable or skipped: no batch will do */
+            floor = b;
         }
         if (b >= max_batch)
             break;
         b = b * 2 > max_batch ? max_batch : b * 2;
     }
     if (a->best == 0 && a->first_oom == 0) {
-        const struct oomb_run_result *r = last_other >= 0 ? &f->all.runs[last_other] : NULL;
         snprintf(a->note, sizeof a->note, "no batch up to %lld ran: %s: %s", (long long)max_batch,
-                 r ? oomb_outcome_name(r->outcome) : "?", r && r->reason ? r->reason : "");
-        a->failed =
-            r && r->outcome != OOMB_OUTCOME_NOT_APPLICABLE && r->outcome != OOMB_OUTCOME_SKIPPED;
+                 other ? oomb_outcome_name(other->outcome) : "?",
+                 other && other->reason ? other->reason : "");
+        a->failed = other && other->outcome == OOMB_OUTCOME_ERROR;
         return;
     }
     if (a->first_oom == 0) {
         snprintf(a->note, sizeof a->note, "fits at --max-batch %lld; raise it to search further",
                  (long long)max_batch);
+        if (floor > 0) {
+            size_t l = strlen(a->note);
+            snprintf(a->note + l, sizeof a->note - l, "; refused batch %lld and below",
+                     (long long)floor);
+        }
         return;
     }
-    /* bisection: best ran ok (or is 0), first_oom ran oom */
-    while (a->first_oom - a->best > 1) {
-        int64_t mid = a->best + (a->first_oom - a->best) / 2;
-        int i = probe(f, a->label, a->mode, mid);
-        if (i < 0) {
-            a->failed = 1;
-            snprintf(a->note, sizeof a->note, "%s", f->err);
+    /* bisection between the largest ok (or the floor) and the smallest oom */
+    for (;;) {
+        int64_t lo = a->best > floor ? a->best : floor;
+        if (a->first_oom - lo <= 1)
+            break;
+        int64_t mid = lo + (a->first_oom - lo) / 2;
+        int rc = try_batch(f, a, mid, &r);
+        if (rc == -2)
             return;
-        }
-        const struct oomb_run_result *r = &f->all.runs[i];
-        if (r->outcome == OOMB_OUTCOME_OK) {
-            a->best = mid;
-            a->ok_run = i;
-        } else if (r->outcome == OOMB_OUTCOME_OOM) {
-            a->first_oom = mid;
-            a->oom_run = i;
-        } else {
-            a->failed = 1;
-            snprintf(a->note, sizeof a->note, "batch %lld: %s: %s", (long long)mid,
-                     oomb_outcome_name(r->outcome), r->reason ? r->reason : "");
-            return;
+        if (rc == -1) {
+            if (a->best > 0 || r->outcome != OOMB_OUTCOME_ERROR) {
+                fail_at(a, mid, r);
+                return;
+            }
+            floor = mid;
         }
     }
+    if (floor > 0 && a->best > 0)
+        snprintf(a->note, sizeof a->note, "refused batch %lld and below", (long long)floor);
     if (a->best == 0) {
-        /* batch 1 ran out of memory: say what was held */
-        const struct oomb_run_result *r = &f->all.runs[a->oom_run];
+        /* the smallest batch it runs ran out of memory: say what was held */
+        const struct oomb_run_result *o1 = &f->all.runs[a->oom_run];
         char w[32], g[32], o[32], q[32], u[32], bud[32];
-        oomb_format_bytes(r->peak_by_tag[OOMB_TAG_WEIGHTS], w, sizeof w);
-        oomb_format_bytes(r->peak_by_tag[OOMB_TAG_GRADS], g, sizeof g);
-        oomb_format_bytes(r->peak_by_tag[OOMB_TAG_OPTIMIZER], o, sizeof o);
-        oomb_format_bytes(r->oom_request_bytes, q, sizeof q);
-        oomb_format_bytes(r->oom_in_use_bytes, u, sizeof u);
-        oomb_format_bytes(r->budget_bytes, bud, sizeof bud);
+        oomb_format_bytes(o1->peak_by_tag[OOMB_TAG_WEIGHTS], w, sizeof w);
+        oomb_format_bytes(o1->peak_by_tag[OOMB_TAG_GRADS], g, sizeof g);
+        oomb_format_bytes(o1->peak_by_tag[OOMB_TAG_OPTIMIZER], o, sizeof o);
+        oomb_format_bytes(o1->oom_request_bytes, q, sizeof q);
+        oomb_format_bytes(o1->oom_in_use_bytes, u, sizeof u);
+        oomb_format_bytes(o1->budget_bytes, bud, sizeof bud);
         snprintf(a->note, sizeof a->note,
-                 "even batch 1 runs out of memory: weights %s, gradients %s, optimizer %s held "
-                 "when %s more was refused with %s in use (budget %s)",
-                 w, g, o, q, u, bud);
+                 "even batch %lld%s runs out of memory: weights %s, gradients %s, optimizer %s "
+                 "held when %s more was refused with %s in use (budget %s)",
+                 (long long)a->first_oom, a->first_oom > 1 ? " (the smallest it runs)" : "", w, g,
+                 o, q, u, bud);
     }
 }
 
