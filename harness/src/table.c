@@ -379,6 +379,8 @@ static void print_group(FILE *f, const struct oomb_results *r, const int *idx, i
             show[C_HEADROOM] = 1;
         if (oomb_run_is_other_model(run))
             *shown |= 1u << C_COUNT; /* the [student] note */
+        if (oomb_run_is_other_model(run) && oomb_run_metric(run, "teacher_from_none") == 0)
+            *shown |= 1u << (C_COUNT + 1); /* ... and the untrained teacher's */
         if (run->pipeline_kind == 1)
             show[C_DATASET] = show[C_STAGING] = show[C_RSS] = show[C_DWAIT] = 1;
         if (run->outcome != OOMB_OUTCOME_OK && cells[i][C_REASON][0])
@@ -437,9 +439,11 @@ static void print_legend(FILE *f, unsigned shown)
                    "time a step waited for its batch\n");
     if (shown & (1u << C_COUNT))
         fprintf(f, "[student]: distillation trains a smaller model than the scenario's; its "
-                   "memory and time are that model's, its quality is to be read against none's; "
-                   "untrained teacher: no trained weights of none were available, the teacher "
-                   "kept its initial ones\n");
+                   "memory and time are that model's, its quality is to be read against "
+                   "none's\n");
+    if (shown & (1u << (C_COUNT + 1)))
+        fprintf(f, "untrained teacher: no trained weights of none were available; the teacher "
+                   "kept its initial ones, so its targets are noise\n");
     if (shown & (1u << C_DEV))
         fprintf(f, "dev: the largest relative deviation from none's final loss, first-step "
                    "gradients, first-step logits and weights (0: bit-identical)\n");
