@@ -322,14 +322,20 @@ static int fill_step(void *user, int64_t step, float *x, int32_t *y)
     return OOMB_OK;
 }
 
+/* The space of the pipeline's staging slots: pinned on CUDA when asked. */
+static enum oomb_space staging_space(const struct oomb_run *r)
+{
+    return r->job->pipeline.pinned && r->job->backend == OOMB_BACKEND_CUDA
+               ? OOMB_SPACE_HOST_PINNED
+               : OOMB_SPACE_HOST;
+}
+
 static void *slot_alloc(void *user, size_t bytes)
 {
     struct oomb_run *r = user;
     void *p = NULL;
-    enum oomb_space sp = r->job->pipeline.pinned && r->job->backend == OOMB_BACKEND_CUDA
-                             ? OOMB_SPACE_HOST_PINNED
-                             : OOMB_SPACE_HOST;
-    if (!r->backend->host_alloc || r->backend->host_alloc(r->backend->ops.ctx, sp, bytes, &p) != OOMB_OK)
+    if (!r->backend->host_alloc ||
+        r->backend->host_alloc(r->backend->ops.ctx, staging_space(r), bytes, &p) != OOMB_OK)
         return NULL;
     return p;
 }
@@ -337,10 +343,7 @@ static void *slot_alloc(void *user, size_t bytes)
 static void slot_free(void *user, void *p)
 {
     struct oomb_run *r = user;
-    enum oomb_space sp = r->job->pipeline.pinned && r->job->backend == OOMB_BACKEND_CUDA
-                             ? OOMB_SPACE_HOST_PINNED
-                             : OOMB_SPACE_HOST;
-    r->backend->host_free(r->backend->ops.ctx, sp, p);
+    r->backend->host_free(r->backend->ops.ctx, staging_space(r), p);
 }
 
 static int h_load_batch(struct oomb_run *r, int64_t step, int64_t first, int64_t count, float *x,
@@ -1202,7 +1205,7 @@ static void fill_memory(struct oomb_run *r)
     oomb_tracker_report_cache(s, r->job->allocator.kind, &r->job->allocator.conf, res);
     res->pipeline_kind = (int)r->job->pipeline.kind;
     res->pipeline_prefetch = r->job->pipeline.prefetch;
-    res->pipeline_pinned = r->job->pipeline.pinned && r->job->backend == OOMB_BACKEND_CUDA;
+    res->pipeline_pinned = staging_space(r) == OOMB_SPACE_HOST_PINNED;
     res->input_dataset_bytes = s->input_dataset_bytes;
     res->input_staging_bytes = s->input_staging_bytes;
     struct rusage ru;

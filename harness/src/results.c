@@ -1069,6 +1069,23 @@ static int64_t *rd_samples(struct jr *rd, json_t *arr, const char *where, const 
     return v;
 }
 
+/* time.phases.<name> when present: its samples (n_steps of them) and stats. */
+static void rd_phase(struct jr *rd, json_t *phases, const char *sub, const char *name,
+                     int n_steps, int64_t **samples, struct oomb_stats *st)
+{
+    char sub2[112];
+    snprintf(sub2, sizeof(sub2), "%s.phases", sub);
+    json_t *ph = rd_obj(rd, phases, sub2, name);
+    if (!ph)
+        return;
+    snprintf(sub2, sizeof(sub2), "%s.phases.%s", sub, name);
+    int n = 0;
+    *samples = rd_samples(rd, rd_arr(rd, ph, sub2, "samples"), sub2, "samples", &n);
+    if (*samples && n != n_steps)
+        rd_fail(rd, sub2, "samples", "length differs from time.samples");
+    rd_stats(rd, ph, sub2, st);
+}
+
 static void rd_run(struct jr *rd, json_t *o, struct oomb_run_result *run, const char *where,
                    size_t index)
 {
@@ -1335,29 +1352,11 @@ static void rd_run(struct jr *rd, json_t *o, struct oomb_run_result *run, const 
             rd_samples(rd, rd_arr(rd, time, sub, "samples"), sub, "samples", &run->n_steps);
         rd_stats(rd, time, sub, &run->step_stats);
         json_t *phases = rd_obj(rd, time, sub, "phases");
-        for (int p = 0; phases && p < OOMB_PHASE_COUNT; p++) {
-            char sub2[112];
-            snprintf(sub2, sizeof(sub2), "%s.phases", sub);
-            json_t *ph = rd_obj(rd, phases, sub2, phase_names[p]);
-            if (!ph)
-                continue;
-            snprintf(sub2, sizeof(sub2), "%s.phases.%s", sub, phase_names[p]);
-            int n = 0;
-            run->phase_ns[p] = rd_samples(rd, rd_arr(rd, ph, sub2, "samples"), sub2, "samples", &n);
-            if (run->phase_ns[p] && n != run->n_steps)
-                rd_fail(rd, sub2, "samples", "length differs from time.samples");
-            rd_stats(rd, ph, sub2, &run->phase_stats[p]);
-        }
-        json_t *dph = phases ? rd_obj(rd, phases, sub, "data") : NULL;
-        if (dph) {
-            char sub2[112];
-            snprintf(sub2, sizeof(sub2), "%s.phases.data", sub);
-            int n = 0;
-            run->data_ns = rd_samples(rd, rd_arr(rd, dph, sub2, "samples"), sub2, "samples", &n);
-            if (run->data_ns && n != run->n_steps)
-                rd_fail(rd, sub2, "samples", "length differs from time.samples");
-            rd_stats(rd, dph, sub2, &run->data_stats);
-        }
+        for (int p = 0; phases && p < OOMB_PHASE_COUNT; p++)
+            rd_phase(rd, phases, sub, phase_names[p], run->n_steps, &run->phase_ns[p],
+                     &run->phase_stats[p]);
+        if (phases) /* waiting for the input */
+            rd_phase(rd, phases, sub, "data", run->n_steps, &run->data_ns, &run->data_stats);
         run->run_seconds = rd_num(rd, time, sub, "run_seconds");
         json_t *cal = json_object_get(time, "calibration");
         if (cal) {
