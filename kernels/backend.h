@@ -121,6 +121,13 @@ void oomb_blas_describe(struct oomb_blas_info *out);
  * count the BLAS reports afterwards. */
 int oomb_blas_set_threads(int n);
 
+/* Counting backend (`plan`, `run --dry-run`): the CPU backend's allocations
+ * and workspace sizes with no computation and no memory behind them (every
+ * op a no-op, values read back are zeros; kernels/count/backend_count.c).
+ * Returns OOMB_OK and a heap backend the caller destroys with b->destroy(b),
+ * or OOMB_ERR_OOM (msg says why). */
+int oomb_count_backend_create(struct oomb_kernel_backend **out, char *msg, size_t msg_len);
+
 /* CUDA backend (only when built with CUDA). device: ordinal. Returns OOMB_OK,
  * OOMB_ERR_NOT_USABLE when no GPU/driver is present (msg says why), or
  * OOMB_ERR_BACKEND. The caller destroys *out with b->destroy(b). */

@@ -316,6 +316,8 @@ static int gather_train(struct oomb_run *r, int64_t step, int64_t first, int64_t
 static int fill_step(void *user, int64_t step, float *x, int32_t *y)
 {
     struct oomb_run *r = user;
+    if (r->job->dry_run)
+        return OOMB_OK; /* nothing reads the slot */
     if (r->train_file.fd >= 0)
         return gather_train(r, step, 0, r->info.batch, x, y);
     oomb_data_samples(&r->data, step * r->info.batch, r->info.batch, x, y);
@@ -363,6 +365,8 @@ static int h_load_batch(struct oomb_run *r, int64_t step, int64_t first, int64_t
             return rc;
         return put_samples(r, xs + first * F, ys + first, count, x, y);
     }
+    if (r->job->dry_run) /* resident Fashion-MNIST: the gather buffer a run holds */
+        return r->job->train_path ? gather_room(r, count) : OOMB_OK;
     if (r->train_set.n) {
         int rc = gather_room(r, count);
         if (rc != OOMB_OK)
@@ -385,7 +389,7 @@ static int put_layer_init(struct oomb_run *r, int layer, float *dst, int buffers
         return OOMB_ERR_INVALID;
     const struct oomb_layer *L = m->layers[layer];
     int64_t n = buffers ? L->n_buffers : L->n_params;
-    if (n == 0)
+    if (n == 0 || r->job->dry_run)
         return OOMB_OK;
     float *tmp = malloc((size_t)n * sizeof *tmp);
     if (!tmp)
@@ -415,7 +419,7 @@ static int h_load_eval_batch(struct oomb_run *r, int64_t first, int64_t count, f
     if (first < 0 || count < 0 || first + count > r->info.eval_samples)
         return OOMB_ERR_INVALID;
     int rc = gather_room(r, count);
-    if (rc != OOMB_OK)
+    if (rc != OOMB_OK || r->job->dry_run)
         return rc;
     if (r->test_set.n || r->test_file.fd >= 0) {
         /* the test set in its order */
@@ -544,6 +548,8 @@ static int h_report_tensor(struct oomb_run *r, const char *name, const float *de
     struct tensor_ref *t = tensor_slot(r, name);
     if (!t)
         return OOMB_ERR_INVALID;
+    if (r->job->dry_run)
+        return OOMB_OK; /* no values to compare */
     int rc = OOMB_OK;
     add_mark(r, MARK_EXCL_BEGIN);
     float *host = malloc((size_t)(n ? n : 1) * sizeof *host);
@@ -618,6 +624,8 @@ static int h_reference_params(struct oomb_run *r, int layer, float *dst)
         total += m->layers[l]->n_params;
     }
     int64_t n = m->layers[layer]->n_params;
+    if (r->job->dry_run)
+        return OOMB_OK; /* a teacher "as trained": no values in a dry run */
     char path[PATH_MAX + 160];
     snprintf(path, sizeof path, "%s.final", r->job->ref_prefix);
     FILE *f = fopen(path, "rb");
@@ -822,7 +830,7 @@ static int prepare_data(struct oomb_run *r, char *err, size_t err_len)
     const int64_t B = r->info.batch, F = r->info.model->input_features;
     struct oomb_tracker_stats *s = r->tracker.stats;
     r->n_steps_total = r->info.warmup_steps + r->info.measured_steps;
-    if (oomb_data_init(&r->data, r->info.seed, F, r->info.model->classes) != OOMB_OK) {
+    if (!j->dry_run && oomb_data_init(&r->data, r->info.seed, F, r->info.model->classes) != OOMB_OK) {
         oomb_errf(err, err_len, "out of host memory for the synthetic data's teacher");
         return OOMB_ERR_OOM;
     }
@@ -832,6 +840,14 @@ static int prepare_data(struct oomb_run *r, char *err, size_t err_len)
         if ((rc = oomb_dataset_file_open(j->train_path, &r->train_file, err, err_len)) != OOMB_OK ||
             (rc = oomb_dataset_file_open(j->test_path, &r->test_file, err, err_len)) != OOMB_OK)
             return rc;
+        if (!streaming && j->dry_run) { /* the bytes the sets would take, from the headers */
+            s->input_dataset_bytes =
+                (uint64_t)(r->train_file.n * (F * 4 + 4)) +
+                (r->info.eval_samples > 0 ? (uint64_t)(r->test_file.n * (F * 4 + 4)) : 0);
+            oomb_dataset_file_close(&r->train_file);
+            oomb_dataset_file_close(&r->test_file);
+            return OOMB_OK;
+        }
         if (!streaming) {
             if ((rc = oomb_dataset_file_load(&r->train_file, &r->train_set)) != OOMB_OK ||
                 (r->info.eval_samples > 0 &&
@@ -856,6 +872,9 @@ static int prepare_data(struct oomb_run *r, char *err, size_t err_len)
                       (long long)r->n_steps_total, (long long)B);
             return OOMB_ERR_OOM; /* the loader refuses such sizes; never wrap */
         }
+        s->input_dataset_bytes = (uint64_t)(x_bytes + y_bytes);
+        if (j->dry_run)
+            return OOMB_OK;
         r->batch_x = malloc(x_bytes);
         r->batch_y = malloc(y_bytes);
         if (!r->batch_x || !r->batch_y) {
@@ -864,7 +883,6 @@ static int prepare_data(struct oomb_run *r, char *err, size_t err_len)
             return OOMB_ERR_OOM;
         }
         oomb_data_samples(&r->data, 0, samples, r->batch_x, r->batch_y);
-        s->input_dataset_bytes = (uint64_t)(x_bytes + y_bytes);
         return OOMB_OK;
     }
     struct oomb_pipeline_cfg cfg = {.batch = B,
@@ -886,6 +904,8 @@ static int prepare_data(struct oomb_run *r, char *err, size_t err_len)
 
 static int create_backend(struct oomb_run *r, char *msg, size_t msg_len)
 {
+    if (r->job->dry_run)
+        return oomb_count_backend_create(&r->backend, msg, msg_len);
     if (r->job->backend == OOMB_BACKEND_CUDA) {
         int rc = oomb_cuda_backend_create(r->job->device, &r->backend, msg, msg_len);
         if (rc != OOMB_OK)
@@ -919,6 +939,7 @@ static void fill_info(struct oomb_run *r)
     i->model = &sc->model;
     i->budget_bytes = sc->budget_bytes;
     i->eval_samples = sc->eval_samples;
+    i->dry_run = j->dry_run;
 }
 
 static void fill_host(struct oomb_run *r)
@@ -1006,7 +1027,9 @@ static void drive(struct oomb_run *r)
         set_reason(res, "out of host memory");
         goto out;
     }
-    r->tracker.record_step = (int32_t)r->info.warmup_steps;
+    /* a dry run keeps no timeline of its steps: plan reads peaks only, and a
+     * search's large batches would spend their time writing events */
+    r->tracker.record_step = j->dry_run ? INT32_MAX : (int32_t)r->info.warmup_steps;
     if (j->allocator.kind == OOMB_ALLOCATOR_CACHING) {
         if (oomb_cachealloc_create(&j->allocator.conf, r->info.budget_bytes, &r->cache) !=
             OOMB_OK) {
@@ -1274,8 +1297,9 @@ int oomb_child_main(const struct oomb_job *job, struct oomb_tracker_stats *share
     if (res->n_losses > 0)
         res->final_loss = res->losses[res->n_losses - 1];
     res->has_numerics = 1; /* the tensor deviations travel to the parent (NaN: n/a) */
-    if (job->is_reference && res->outcome == OOMB_OUTCOME_OK)
+    if (job->is_reference && res->outcome == OOMB_OUTCOME_OK && !job->dry_run)
         save_final_weights(&r);
+    res->dry_run = job->dry_run;
     if (r.backend) {
         /* The parent never touches the device (CUDA does not survive fork):
          * it learns what the device is from here. */

@@ -7,6 +7,11 @@
  * `oom`, then bisection between the last `ok` and the first `oom` ends with
  * two runs one sample apart: `ok` at B, `oom` at B + 1. Every probe's run
  * goes into one results file.
+ *
+ * `oombench plan` is the same search made of dry runs (runner.h, dry_run:
+ * the counting backend, no arithmetic, no memory behind the allocations),
+ * plus each strategy's peak per tag at the scenario's batch sizes, so that
+ * models far larger than this machine are planned in seconds.
  */
 #include "cmd_fit.h"
 
@@ -32,6 +37,39 @@ enum { EXIT_FINE = 0, EXIT_FAILED = 1, EXIT_USAGE = 2, EXIT_INTERNAL = 3 };
 
 #define FIT_DEFAULT_MAX_BATCH 65536
 #define FIT_MAX_BATCH_LIMIT ((int64_t)1 << 30)
+
+static void usage_plan(FILE *f)
+{
+    fprintf(f,
+            "usage: oombench plan [options] SCENARIO.yaml\n"
+            "\n"
+            "A dry run of the scenario: each strategy's step made on a counting backend that\n"
+            "computes nothing and backs no allocation with memory, while the tracker counts\n"
+            "every allocation as in a real CPU run. Prints, per strategy and mode, the peak\n"
+            "memory per tag at the scenario's batch sizes (or --batch) and, under a budget,\n"
+            "the largest batch that fits (doubling, then bisection, as `fit` does, with dry\n"
+            "runs of one warm-up and one measured step). The peaks equal a real run's, byte\n"
+            "for byte, except where a strategy's memory depends on values (docs/memory-model.md,\n"
+            "\"Planning without computing\").\n"
+            "\n"
+            "options:\n"
+            "  -b, --budget SIZE     the budget (default: the scenario's; 80GiB, 84MiB, ...)\n"
+            "      --batch N[,N..]   the batch sizes to plan (default: the scenario's)\n"
+            "  -m, --max-batch N     search up to N (default %d)\n"
+            "      --no-search       peaks only, no largest-batch search\n"
+            "  -o, --out DIR         results folder (default: results)\n"
+            "  -P, --plugin-dir DIR  also load plugins from DIR\n"
+            "      --filter REGEX    only the strategies whose label matches\n"
+            "      --mode MODE       train or infer (default: the scenario's modes)\n"
+            "      --json -          the plan as JSON on standard output (the table then goes\n"
+            "                        to standard error)\n"
+            "  -q, --quiet           no progress lines\n"
+            "  -h, --help            this help\n"
+            "\n"
+            "exit status: 0 planned; 1 a dry run failed where the plan needed it; 2 usage or\n"
+            "input error; 3 internal error\n",
+            FIT_DEFAULT_MAX_BATCH);
+}
 
 static void usage(FILE *f)
 {
@@ -84,6 +122,33 @@ struct fit {
     char err[1024];
 };
 
+/* Moves the runs of res to the end of f->all (res is freed either way).
+ * Returns 0, or -1 with f->err set. */
+static int collect(struct fit *f, struct oomb_results *res)
+{
+    if (!f->have_all) {
+        f->all = *res; /* the first runner call's header stands for all */
+        memset(res, 0, sizeof *res);
+        f->have_all = 1;
+        return 0;
+    }
+    struct oomb_run_result *runs =
+        realloc(f->all.runs, (size_t)(f->all.n_runs + res->n_runs) * sizeof *runs);
+    if (!runs) {
+        oomb_results_free(res);
+        oomb_errf(f->err, sizeof f->err, "out of memory");
+        return -1;
+    }
+    f->all.runs = runs;
+    for (int i = 0; i < res->n_runs; i++)
+        f->all.runs[f->all.n_runs++] = res->runs[i];
+    res->n_runs = 0; /* moved */
+    free(res->runs);
+    res->runs = NULL;
+    oomb_results_free(res);
+    return 0;
+}
+
 /* One run of `label` in `mode` at `batch`; its index in f->all, or -1 with
  * f->err set when the runner itself failed. */
 static int probe(struct fit *f, const char *label, enum oomb_mode mode, int64_t batch)
@@ -105,24 +170,8 @@ static int probe(struct fit *f, const char *label, enum oomb_mode mode, int64_t 
         oomb_results_free(&res);
         return -1;
     }
-    if (!f->have_all) {
-        f->all = res; /* the first probe's header stands for all */
-        f->have_all = 1;
-    } else {
-        struct oomb_run_result *runs =
-            realloc(f->all.runs, (size_t)(f->all.n_runs + 1) * sizeof *runs);
-        if (!runs) {
-            oomb_results_free(&res);
-            oomb_errf(f->err, sizeof f->err, "out of memory");
-            return -1;
-        }
-        f->all.runs = runs;
-        f->all.runs[f->all.n_runs++] = res.runs[0];
-        res.n_runs = 0; /* moved */
-        free(res.runs);
-        res.runs = NULL;
-        oomb_results_free(&res);
-    }
+    if (collect(f, &res) != 0)
+        return -1;
     int idx = f->all.n_runs - 1;
     const struct oomb_run_result *r = &f->all.runs[idx];
     if (!f->quiet) {
@@ -334,14 +383,101 @@ static json_t *answers_json(const struct fit *f, const struct oomb_scenario *sc,
     return root;
 }
 
-int oomb_cmd_fit(int argc, char **argv)
+/* The answer of a search for the run's strategy and mode, or NULL. */
+static const struct answer *answer_of(const struct answer *ans, int n,
+                                      const struct oomb_run_result *r)
+{
+    for (int i = 0; i < n; i++)
+        if (ans[i].mode == r->mode && strcmp(ans[i].label, r->strategy) == 0)
+            return &ans[i];
+    return NULL;
+}
+
+/* "123" (exact), ">=123" (fits up to --max-batch), "-" (none, or no search) */
+static void max_batch_text(const struct answer *a, int no_search, char *buf, size_t len)
+{
+    if (no_search || !a || a->best <= 0)
+        snprintf(buf, len, "-");
+    else
+        snprintf(buf, len, "%s%lld", a->first_oom ? "" : ">=", (long long)a->best);
+}
+
+static void print_plan(FILE *out, const struct fit *f, int n_peak, const regex_t *re,
+                       const struct answer *ans, int n, int no_search)
+{
+    fprintf(out, "%-20s %-6s %7s %-8s %11s %11s %11s %11s %11s %11s %11s %10s\n", "strategy",
+            "mode", "batch", "outcome", "peak", "weights", "grads", "optimizer", "activations",
+            "workspace", "other", "max batch");
+    for (int i = 0; i < n_peak; i++) {
+        const struct oomb_run_result *r = &f->all.runs[i];
+        if (re && regexec(re, r->strategy, 0, NULL, 0) != 0)
+            continue;
+        char lab[80], cells[OOMB_TAG_COUNT + 1][32], mb[32];
+        uint64_t held = r->alloc_kind == 1 ? r->alloc.reserved_peak : r->peak_bytes;
+        int has = r->outcome == OOMB_OUTCOME_OK || r->outcome == OOMB_OUTCOME_OOM;
+        oomb_format_bytes(held, cells[0], sizeof cells[0]);
+        for (int t = 0; t < OOMB_TAG_COUNT; t++)
+            oomb_format_bytes(r->peak_by_tag[t], cells[t + 1], sizeof cells[t + 1]);
+        max_batch_text(answer_of(ans, n, r), no_search, mb, sizeof mb);
+        fprintf(out, "%-20s %-6s %7lld %-8s", oomb_term_text(r->strategy, 20, lab, sizeof lab),
+                r->mode == OOMB_MODE_TRAIN ? "train" : "infer", (long long)r->batch,
+                oomb_outcome_name(r->outcome));
+        for (int c = 0; c <= OOMB_TAG_COUNT; c++)
+            fprintf(out, " %11s", has ? cells[c] : "-");
+        fprintf(out, " %10s\n", mb);
+        if (!has && r->reason && r->reason[0]) {
+            char why[420];
+            fprintf(out, "    %s\n", oomb_term_text(r->reason, 400, why, sizeof why));
+        }
+    }
+    fprintf(out, "peak: the largest tracked total (reserved under `allocator: caching`); the tags "
+                 "are each tag's own peak; max batch: under the budget, found with dry runs "
+                 "(\">=N\": fits at --max-batch)\n");
+}
+
+/* Adds "plans": one object per planned run (strategy, mode, batch, outcome,
+ * peak bytes and per tag) to root. */
+static void plan_json(json_t *root, const struct fit *f, int n_peak, const regex_t *re,
+                      int no_search)
+{
+    json_t *arr = json_array();
+    for (int i = 0; arr && i < n_peak; i++) {
+        const struct oomb_run_result *r = &f->all.runs[i];
+        if (re && regexec(re, r->strategy, 0, NULL, 0) != 0)
+            continue;
+        json_t *o = json_object(), *tags = json_object();
+        json_object_set_new(o, "strategy", json_string(r->strategy));
+        json_object_set_new(o, "mode", json_string(r->mode == OOMB_MODE_TRAIN ? "train" : "infer"));
+        json_object_set_new(o, "batch", json_integer(r->batch));
+        json_object_set_new(o, "outcome", json_string(oomb_outcome_name(r->outcome)));
+        json_object_set_new(o, "reason", json_string(r->reason ? r->reason : ""));
+        json_object_set_new(o, "peak_bytes", json_integer((json_int_t)r->peak_bytes));
+        if (r->alloc_kind == 1)
+            json_object_set_new(o, "reserved_peak_bytes",
+                                json_integer((json_int_t)r->alloc.reserved_peak));
+        for (int t = 0; t < OOMB_TAG_COUNT; t++)
+            json_object_set_new(tags, oomb_tag_name((enum oomb_tag)t),
+                                json_integer((json_int_t)r->peak_by_tag[t]));
+        json_object_set_new(o, "peak_by_tag", tags);
+        json_array_append_new(arr, o);
+    }
+    json_object_set_new(root, "plans", arr);
+    json_object_set_new(root, "searched", json_boolean(!no_search));
+}
+
+static int fit_main(int argc, char **argv, int plan)
 {
     static const struct option longopts[] = {
         {"budget", required_argument, NULL, 'b'}, {"max-batch", required_argument, NULL, 'm'},
         {"out", required_argument, NULL, 'o'},    {"plugin-dir", required_argument, NULL, 'P'},
         {"filter", required_argument, NULL, 'F'}, {"mode", required_argument, NULL, 'M'},
         {"json", required_argument, NULL, 'J'},   {"quiet", no_argument, NULL, 'q'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
+        {"help", no_argument, NULL, 'h'},         {"batch", required_argument, NULL, 'X'},
+        {"no-search", no_argument, NULL, 'N'},    {NULL, 0, NULL, 0}};
+    const char *cmd = plan ? "plan" : "fit";
+    void (*help)(FILE *) = plan ? usage_plan : usage;
+    int64_t batches[64];
+    int n_batches = 0, no_search = 0;
     struct fit f = {0};
     const char *dirs[16];
     int n_dirs = 0, json_stdout = 0, c;
@@ -352,14 +488,15 @@ int oomb_cmd_fit(int argc, char **argv)
     f.opts.warmup = 1;
     f.opts.steps = 1;
     f.opts.quiet = 1;
+    f.opts.dry_run = plan;
     optind = 1;
     while ((c = getopt_long(argc, argv, "b:m:o:P:qh", longopts, NULL)) != -1) {
         switch (c) {
         case 'b':
             if (oomb_parse_bytes(optarg, &f.opts.budget) != OOMB_OK) {
                 fprintf(stderr,
-                        "oombench fit: --budget '%s': expected a byte size such as "
-                        "84MiB or 2GiB\n",
+                        "oombench %s: --budget '%s': expected a byte size such as "
+                        "84MiB or 2GiB\n", cmd,
                         optarg);
                 return EXIT_USAGE;
             }
@@ -369,7 +506,7 @@ int oomb_cmd_fit(int argc, char **argv)
             char *end;
             long long n = strtoll(optarg, &end, 10);
             if (end == optarg || *end || n < 1 || n > FIT_MAX_BATCH_LIMIT) {
-                fprintf(stderr, "oombench fit: --max-batch '%s': expected 1 to %lld\n", optarg,
+                fprintf(stderr, "oombench %s: --max-batch '%s': expected 1 to %lld\n", cmd, optarg,
                         (long long)FIT_MAX_BATCH_LIMIT);
                 return EXIT_USAGE;
             }
@@ -381,7 +518,7 @@ int oomb_cmd_fit(int argc, char **argv)
             break;
         case 'P':
             if (n_dirs == 16) {
-                fprintf(stderr, "oombench fit: too many --plugin-dir\n");
+                fprintf(stderr, "oombench %s: too many --plugin-dir\n", cmd);
                 return EXIT_USAGE;
             }
             dirs[n_dirs++] = optarg;
@@ -395,13 +532,13 @@ int oomb_cmd_fit(int argc, char **argv)
             else if (strcmp(optarg, "infer") == 0)
                 modes = OOMB_MODE_INFER;
             else {
-                fprintf(stderr, "oombench fit: --mode '%s': expected train or infer\n", optarg);
+                fprintf(stderr, "oombench %s: --mode '%s': expected train or infer\n", cmd, optarg);
                 return EXIT_USAGE;
             }
             break;
         case 'J':
             if (strcmp(optarg, "-") != 0) {
-                fprintf(stderr, "oombench fit: --json '%s': only '-' (standard output)\n", optarg);
+                fprintf(stderr, "oombench %s: --json '%s': only '-' (standard output)\n", cmd, optarg);
                 return EXIT_USAGE;
             }
             json_stdout = 1;
@@ -409,16 +546,42 @@ int oomb_cmd_fit(int argc, char **argv)
         case 'q':
             f.quiet = 1;
             break;
+        case 'X': {
+            const char *q = optarg;
+            for (;;) {
+                char *end;
+                errno = 0;
+                long long n = strtoll(q, &end, 10);
+                if (errno || end == q || n < 1 || n > FIT_MAX_BATCH_LIMIT ||
+                    (*end && *end != ',') || n_batches == 64) {
+                    fprintf(stderr,
+                            "oombench %s: --batch '%s': expected up to 64 sizes from 1 to %lld, "
+                            "separated by commas\n",
+                            cmd, optarg, (long long)FIT_MAX_BATCH_LIMIT);
+                    return EXIT_USAGE;
+                }
+                batches[n_batches++] = n;
+                if (!*end)
+                    break;
+                q = end + 1;
+            }
+            break;
+        }
+        case 'N':
+            no_search = 1;
+            break;
         case 'h':
-            usage(stdout);
+            help(stdout);
             return EXIT_FINE;
         default:
-            usage(stderr);
+            help(stderr);
             return EXIT_USAGE;
         }
     }
-    if (argc - optind != 1) {
-        usage(stderr);
+    if (argc - optind != 1 || (!plan && (n_batches || no_search))) {
+        if (!plan && (n_batches || no_search))
+            fprintf(stderr, "oombench fit: --batch and --no-search are options of `plan`\n");
+        help(stderr);
         return EXIT_USAGE;
     }
     f.path = argv[optind];
@@ -429,7 +592,7 @@ int oomb_cmd_fit(int argc, char **argv)
     char err[1024];
     struct oomb_scenario *sc = NULL;
     if (oomb_scenario_load(f.path, &sc, err, sizeof err) != OOMB_OK) {
-        fprintf(stderr, "oombench fit: %s\n", err);
+        fprintf(stderr, "oombench %s: %s\n", cmd, err);
         return EXIT_USAGE;
     }
     if (f.opts.has_budget)
@@ -441,14 +604,14 @@ int oomb_cmd_fit(int argc, char **argv)
         if (e != 0) {
             char why[256];
             regerror(e, &re, why, sizeof why);
-            fprintf(stderr, "oombench fit: --filter '%s': %s\n", filter, why);
+            fprintf(stderr, "oombench %s: --filter '%s': %s\n", cmd, filter, why);
             oomb_scenario_destroy(sc);
             return EXIT_USAGE;
         }
         have_re = 1;
     }
-    if (!sc->budget_bytes) {
-        fprintf(stderr, "oombench fit: %s has no budget: give one with --budget SIZE\n", f.path);
+    if (!sc->budget_bytes && !plan) {
+        fprintf(stderr, "oombench %s: %s has no budget: give one with --budget SIZE\n", cmd, f.path);
         oomb_scenario_destroy(sc);
         if (have_re)
             regfree(&re);
@@ -458,15 +621,28 @@ int oomb_cmd_fit(int argc, char **argv)
      * collected file goes to out_dir. */
     const char *td = getenv("TMPDIR");
     char tmp[PATH_MAX];
-    snprintf(tmp, sizeof tmp, "%s/oombench-fit-XXXXXX", td && td[0] == '/' ? td : "/tmp");
+    snprintf(tmp, sizeof tmp, "%s/oombench-%s-XXXXXX", td && td[0] == '/' ? td : "/tmp", cmd);
     if (!mkdtemp(tmp)) {
-        fprintf(stderr, "oombench fit: cannot make a folder at %s: %s\n", tmp, strerror(errno));
+        fprintf(stderr, "oombench %s: cannot make a folder at %s: %s\n", cmd, tmp, strerror(errno));
         oomb_scenario_destroy(sc);
         if (have_re)
             regfree(&re);
         return EXIT_INTERNAL;
     }
     f.opts.out_dir = tmp;
+    /* one load of the plugins for every probe */
+    struct oomb_registry reg = {0};
+    int have_reg = 0;
+    if (oomb_registry_load_flags(&reg, dirs, n_dirs, NULL, 0, 0, err, sizeof err) != OOMB_OK) {
+        fprintf(stderr, "oombench %s: %s\n", cmd, err);
+        oomb_scenario_destroy(sc);
+        if (have_re)
+            regfree(&re);
+        rmdir(tmp);
+        return EXIT_USAGE;
+    }
+    have_reg = 1;
+    f.opts.registry = &reg;
 
     uint64_t P, w, g, o;
     static_bytes(sc, &P, &w, &g, &o);
@@ -480,18 +656,55 @@ int oomb_cmd_fit(int argc, char **argv)
             "%s: %llu parameters; in training `none` holds weights %s + gradients %s + %s %s "
             "= %s before any activation; budget %s\n",
             sc->name, (unsigned long long)P, bw, bg,
-            sc->optimizer == OOMB_OPT_ADAM ? "Adam state" : "momentum", bo, bs, bb);
-    if (w + g + o > sc->budget_bytes)
+            sc->optimizer == OOMB_OPT_ADAM ? "Adam state" : "momentum", bo, bs,
+            sc->budget_bytes ? bb : "none");
+    if (sc->budget_bytes && w + g + o > sc->budget_bytes)
         fprintf(f.out,
                 "  static memory alone exceeds the budget by %.2f MiB: no batch fits "
                 "`none` in training; the search shows which strategies cut it\n",
                 (double)(w + g + o - sc->budget_bytes) / 1048576.0);
 
     struct answer *ans = calloc((size_t)(2 * sc->n_strategies + 1), sizeof *ans);
-    int n = 0, failed = 0, rc = EXIT_FINE;
+    int n = 0, failed = 0, rc = EXIT_FINE, n_peak_runs = 0;
     if (!ans) {
         rc = EXIT_INTERNAL;
         goto done;
+    }
+    if (plan) { /* the peaks at the scenario's batches, its own step counts */
+        if (!n_batches)
+            for (int b = 0; b < sc->n_batches && n_batches < 64; b++)
+                batches[n_batches++] = sc->batches[b];
+        for (int b = 0; b < n_batches; b++)
+            for (int s = 0; s < sc->n_strategies; s++) {
+                const char *label = sc->strategies[s].label;
+                if (have_re && regexec(&re, label, 0, NULL, 0) != 0)
+                    continue;
+                struct oomb_run_options po = f.opts;
+                po.has_warmup = 0;
+                po.steps = 0;
+                po.batch = batches[b];
+                po.modes = modes;
+                po.only_label = label;
+                struct oomb_results res = {0};
+                struct oomb_run_summary sum = {0};
+                const char *paths[1] = {f.path};
+                int r = oomb_runner_run(paths, 1, &po, &res, &sum, f.err, sizeof f.err);
+                if (sum.results_path[0])
+                    unlink(sum.results_path);
+                if (r != OOMB_OK) {
+                    oomb_results_free(&res);
+                    fprintf(stderr, "oombench plan: %s\n", f.err);
+                    rc = r == OOMB_ERR_IO || r == OOMB_ERR_INTERNAL ? EXIT_INTERNAL : EXIT_USAGE;
+                    goto done;
+                }
+                if (collect(&f, &res) != 0) {
+                    rc = EXIT_INTERNAL;
+                    goto done;
+                }
+            }
+        n_peak_runs = f.all.n_runs;
+        if (!sc->budget_bytes)
+            no_search = 1;
     }
     for (int mi = 0; mi < 2; mi++) {
         enum oomb_mode mode = mi == 0 ? OOMB_MODE_TRAIN : OOMB_MODE_INFER;
@@ -504,17 +717,21 @@ int oomb_cmd_fit(int argc, char **argv)
             struct answer *a = &ans[n++];
             a->label = label;
             a->mode = mode;
+            if (no_search) {
+                a->ok_run = a->oom_run = -1;
+                continue;
+            }
             search(&f, a, max_batch);
             failed |= a->failed;
             if (a->failed && !f.have_all) { /* the runner refused the scenario */
-                fprintf(stderr, "oombench fit: %s\n", a->note);
+                fprintf(stderr, "oombench %s: %s\n", cmd, a->note);
                 rc = EXIT_USAGE;
                 goto done;
             }
         }
     }
     if (n == 0) {
-        fprintf(stderr, "oombench fit: --filter '%s' selects no strategy\n", filter ? filter : "");
+        fprintf(stderr, "oombench %s: --filter '%s' selects no strategy\n", cmd, filter ? filter : "");
         rc = EXIT_USAGE;
         goto done;
     }
@@ -522,7 +739,7 @@ int oomb_cmd_fit(int argc, char **argv)
     if (f.have_all) {
         char dir_err[512];
         if (oomb_mkdir_p(out_dir, dir_err, sizeof dir_err) != OOMB_OK) {
-            fprintf(stderr, "oombench fit: %s\n", dir_err);
+            fprintf(stderr, "oombench %s: %s\n", cmd, dir_err);
             rc = EXIT_USAGE;
             goto done;
         }
@@ -531,19 +748,25 @@ int oomb_cmd_fit(int argc, char **argv)
         struct tm tm;
         gmtime_r(&now, &tm);
         strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
-        snprintf(path, sizeof path, "%s/fit-%s-%s-%d.json", out_dir, sc->name, stamp,
+        snprintf(path, sizeof path, "%s/%s-%s-%s-%d.json", out_dir, cmd, sc->name, stamp,
                  (int)getpid());
         if (oomb_results_write(&f.all, path, err, sizeof err) != OOMB_OK) {
-            fprintf(stderr, "oombench fit: %s\n", err);
+            fprintf(stderr, "oombench %s: %s\n", cmd, err);
             rc = EXIT_INTERNAL;
             goto done;
         }
     }
     fprintf(f.out, "\n");
-    print_table(f.out, &f, ans, n);
-    fprintf(f.out, "\n%d run(s); results: %s\n", f.have_all ? f.all.n_runs : 0, path);
+    if (plan)
+        print_plan(f.out, &f, n_peak_runs, have_re ? &re : NULL, ans, n, no_search);
+    else
+        print_table(f.out, &f, ans, n);
+    fprintf(f.out, "\n%d %srun(s); results: %s\n", f.have_all ? f.all.n_runs : 0,
+            plan ? "dry " : "", path);
     if (json_stdout) {
         json_t *j = answers_json(&f, sc, ans, n, path);
+        if (j && plan)
+            plan_json(j, &f, n_peak_runs, have_re ? &re : NULL, no_search);
         if (!j || json_dumpf(j, stdout, JSON_INDENT(2)) != 0) {
             rc = EXIT_INTERNAL;
         }
@@ -553,6 +776,8 @@ int oomb_cmd_fit(int argc, char **argv)
     if (rc == EXIT_FINE && failed)
         rc = EXIT_FAILED;
 done:
+    if (have_reg)
+        oomb_registry_free(&reg);
     free(ans);
     if (f.have_all)
         oomb_results_free(&f.all);
@@ -561,4 +786,14 @@ done:
         regfree(&re);
     oomb_scenario_destroy(sc);
     return rc;
+}
+
+int oomb_cmd_fit(int argc, char **argv)
+{
+    return fit_main(argc, argv, 0);
+}
+
+int oomb_cmd_plan(int argc, char **argv)
+{
+    return fit_main(argc, argv, 1);
 }

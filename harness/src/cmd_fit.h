@@ -14,4 +14,11 @@
  * error; nothing written) or 3 (internal error). */
 int oomb_cmd_fit(int argc, char **argv);
 
+/* `oombench plan`; argv[0] is "plan": fit's search made of dry runs on the
+ * counting backend, plus each strategy's peak per tag at the scenario's
+ * batch sizes. Writes the table to stdout (stderr with --json -) and every
+ * dry run to one results file in --out. Returns 0, 1 (a dry run failed
+ * where the search needed it), 2 (usage or input error) or 3 (internal). */
+int oomb_cmd_plan(int argc, char **argv);
+
 #endif

@@ -106,6 +106,10 @@ static void usage_run(FILE *f)
                "                         out are skipped\n"
                "      --json -           also write the results JSON to standard output (the\n"
                "                         tables and progress then go to standard error)\n"
+               "      --dry-run          every run on the counting backend: the allocations of\n"
+               "                         a CPU run, tracked byte for byte, with no arithmetic\n"
+               "                         and no memory behind them (times, losses and accuracy\n"
+               "                         mean nothing; runs marked dry_run); see `oombench plan`\n"
                "      --commit REV       the source revision the results record (default: the\n"
                "                         CI's GITHUB_SHA, CI_COMMIT_SHA, ... variable, else\n"
                "                         `git log -1` where the first scenario lives); read\n"
@@ -379,6 +383,7 @@ static int cmd_run(int argc, char **argv)
         {"allocator", required_argument, NULL, 'A'},
         {"steps", required_argument, NULL, 'M'},
         {"alloc-conf", required_argument, NULL, 'a'},
+        {"dry-run", no_argument, NULL, 'D'},
         {NULL, 0, NULL, 0}};
     struct oomb_run_options o = {0};
     const char *dirs[MAX_LIST], *files[MAX_LIST];
@@ -461,6 +466,9 @@ static int cmd_run(int argc, char **argv)
             break;
         case 'F':
             o.filter = optarg;
+            break;
+        case 'D':
+            o.dry_run = 1;
             break;
         case 'M': {
             char *end;
@@ -805,6 +813,8 @@ int main(int argc, char **argv)
         return oomb_cmd_merge(argc - 1, argv + 1);
     if (strcmp(cmd, "fit") == 0)
         return oomb_cmd_fit(argc - 1, argv + 1);
+    if (strcmp(cmd, "plan") == 0)
+        return oomb_cmd_plan(argc - 1, argv + 1);
     if (strcmp(cmd, "history") == 0)
         return oomb_cmd_history(argc - 1, argv + 1);
     fprintf(stderr, "oombench: unknown command '%s'\n", cmd);

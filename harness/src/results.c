@@ -399,6 +399,8 @@ static json_t *run_to_json(struct jw *w, const struct oomb_run_result *run, int 
     const char *m = mode_name(run->mode), *b = backend_name(run->backend);
     put(w, o, "mode", m ? json_string(m) : json_null());
     put(w, o, "backend", b ? json_string(b) : json_null());
+    if (run->dry_run)
+        put(w, o, "dry_run", json_true());
     put(w, o, "batch", json_integer(run->batch));
     const char *oc = oomb_outcome_name(run->outcome);
     put(w, o, "outcome", json_string(oc ? oc : "error"));
@@ -1180,6 +1182,10 @@ static void rd_run(struct jr *rd, json_t *o, struct oomb_run_result *run, const 
         run->backend = OOMB_BACKEND_CUDA;
     else if (v)
         rd_fail(rd, where, "backend", "expected \"cpu\" or \"cuda\"");
+    v = json_object_get(o, "dry_run");
+    if (v && !json_is_boolean(v))
+        rd_fail(rd, where, "dry_run", "expected true or false");
+    run->dry_run = json_is_true(v);
     if (!rd->child && rd_need(rd, o, where, "batch", "")) {
         run->batch = rd_int(rd, o, where, "batch");
         if (!rd->failed && (run->batch < 1 || run->batch > OOMB_RESULTS_MAX_BATCH)) {

@@ -186,6 +186,7 @@ struct oomb_run_result {
     int n_events;
 
     uint64_t budget_bytes; /* the scenario's memory budget; 0: unlimited */
+    int dry_run;           /* on the counting backend: memory only ("dry_run": true) */
 
     struct oomb_instr *instr; /* run --instructions: counts (instr.h), owned; NULL: none */
 };

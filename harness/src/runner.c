@@ -520,6 +520,7 @@ static int adopt_child_result(const char *path, struct oomb_results *parent,
     enum oomb_backend be = dst->backend;
     int64_t batch = dst->batch;
     uint64_t budget = dst->budget_bytes;
+    int dry = dst->dry_run;
     free(src->scenario);
     free(src->scenario_digest);
     free(src->strategy);
@@ -547,6 +548,7 @@ static int adopt_child_result(const char *path, struct oomb_results *parent,
     dst->mode = mode;
     dst->backend = be;
     dst->batch = batch;
+    dst->dry_run = dry;
     oomb_results_free(&tmp);
     return OOMB_OK;
 }
@@ -870,6 +872,8 @@ int oomb_runner_run(const char *const *scenario_paths, int n_paths,
             p.sc[i]->backend = dev_backend;
             p.sc[i]->device = dev_index;
         }
+        if (opts->dry_run)
+            p.sc[i]->backend = OOMB_BACKEND_CPU;
         if (opts->steps > 0) {
             p.sc[i]->measured_steps = opts->steps;
             p.sc[i]->epochs = 0;
@@ -885,14 +889,17 @@ int oomb_runner_run(const char *const *scenario_paths, int n_paths,
         if (opts->modes)
             p.sc[i]->modes &= opts->modes;
     }
-    if ((rc = oomb_registry_load_flags(&p.reg, opts->plugin_dirs, opts->n_plugin_dirs,
+    if (opts->registry) {
+        p.reg = *opts->registry; /* borrowed: have_reg stays 0, nothing freed */
+    } else if ((rc = oomb_registry_load_flags(&p.reg, opts->plugin_dirs, opts->n_plugin_dirs,
                                        opts->plugin_files, opts->n_plugin_files,
                                        opts->allow_unsafe_plugins ? OOMB_LOAD_ALLOW_UNSAFE : 0,
                                        err, err_len)) != OOMB_OK) {
         rc = OOMB_ERR_INVALID;
         goto done;
+    } else {
+        p.have_reg = 1;
     }
-    p.have_reg = 1;
     if ((rc = validate(&p, err, err_len)) != OOMB_OK)
         goto done;
 
@@ -1128,6 +1135,7 @@ int oomb_runner_run(const char *const *scenario_paths, int n_paths,
                         run->backend = sc->backend;
                         run->batch = sc->batches[b];
                         run->budget_bytes = sc->budget_bytes;
+                        run->dry_run = opts->dry_run;
                         index++;
                         if (!(pl->desc.modes & mode)) {
                             run->outcome = OOMB_OUTCOME_NOT_APPLICABLE;
@@ -1151,7 +1159,9 @@ int oomb_runner_run(const char *const *scenario_paths, int n_paths,
                             job.device = sc->device;
                             job.batch = sc->batches[b];
                             job.measured_steps = oomb_scenario_measured_steps(sc, job.batch);
-                            job.calibrate = opts->calibrate && job.backend == OOMB_BACKEND_CPU;
+                            job.calibrate = opts->calibrate && job.backend == OOMB_BACKEND_CPU &&
+                                            !opts->dry_run;
+                            job.dry_run = opts->dry_run;
                             job.threads = opts->threads > 0 ? opts->threads : sc->threads;
                             job.allocator = st->allocator;
                             job.pipeline = st->pipeline;

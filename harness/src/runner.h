@@ -70,6 +70,16 @@ struct oomb_run_options {
      * plus the `none` of each configuration with a selected run (the
      * reference); a check naming a run left out is skipped. NULL: all. */
     const char *filter;
+    /* run --dry-run, plan: every run on the counting backend (backend.h):
+     * the CPU backend's allocations, tracked as in a real run, with no
+     * arithmetic and no memory behind them; a CUDA scenario is planned as
+     * on the CPU. Times, losses and accuracies of such runs mean nothing
+     * and the results mark each run `dry_run`. */
+    int dry_run;
+    /* Plugins already loaded (with the same folders and files as above),
+     * used instead of loading them again: fit and plan make one runner call
+     * per probe. NULL: the runner loads them. Borrowed, never freed. */
+    const struct oomb_registry *registry;
     /* Streaming: called after each run (index 1..total of the runs this
      * invocation does, the run as recorded, seconds since the start, and
      * the seconds still to go by the estimated cost of the runs left,
@@ -134,6 +144,7 @@ struct oomb_job {
     const char *tmpdir;
     char ref_prefix[PATH_MAX + 96]; /* tmpdir/ref-<scenario>-<mode>-<batch> */
     int is_reference;               /* this is the `none` run: write reference tensors */
+    int dry_run;                    /* the counting backend: allocations, no arithmetic */
     int calibrate;                  /* CPU: time the reference GEMM after each step */
     int threads;                    /* BLAS / OpenMP threads of the child */
     struct oomb_allocator_spec allocator; /* the strategy's, with run's overrides */

@@ -131,6 +131,8 @@ static int init_student(struct distill_state *s, char *msg, size_t msg_len)
 {
     const struct oomb_host *h = s->h;
     struct oomb_net *n = &s->student;
+    if (OOMB_HAS(h->info, dry_run))
+        return OOMB_OK; /* no values to make */
     float *host = malloc((size_t)n->total_params * sizeof *host);
     if (!host) {
         oomb_msg(msg, msg_len, "out of host memory");

@@ -187,7 +187,9 @@ static int compress_layer(struct prune_state *s, int l, float *stage, uint8_t *m
                                 "prune_by_threshold", msg, msg_len)) ||
             (rc = count_zeros(s, stage, nw, &zeros, msg, msg_len)))
             return rc;
-        p->nnz = nw - zeros;
+        /* A dry run computes nothing (every count is 0): it keeps what
+         * weights without ties at the threshold keep, nw - k. */
+        p->nnz = OOMB_HAS(h->info, dry_run) ? nw - k : nw - zeros;
         if ((rc = oomb_net_alloc(h, (size_t)(OC + 1) * 4, OOMB_TAG_WEIGHTS, "csr rowptr",
                                  (void **)&p->rowptr, msg, msg_len)) ||
             (p->nnz > 0 &&

@@ -45,7 +45,7 @@ extern "C" {
 #endif
 
 #define OOMB_ABI_MAJOR 2
-#define OOMB_ABI_MINOR 0
+#define OOMB_ABI_MINOR 1
 
 /* The one symbol a plugin exports. */
 #define OOMB_PLUGIN_ENTRY oomb_plugin_entry
@@ -252,6 +252,12 @@ struct oomb_run_info {
     uint64_t budget_bytes; /* 0: unlimited */
     /* since ABI 1.1 */
     int64_t eval_samples;  /* held-out samples for evaluate() (0: none) */
+    /* since ABI 2.1: nonzero in a dry run (`oombench plan`, `run
+     * --dry-run`): the ops compute nothing and values read back are zeros,
+     * so a plugin whose allocations depend on data (a count of nonzeros, an
+     * overflow) allocates what a run on typical data would and says so in
+     * its documentation; read it with OOMB_HAS(info, dry_run). */
+    int dry_run;
 };
 
 /* ------------------------------------------------------------ kernels ---- */
