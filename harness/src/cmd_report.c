@@ -405,14 +405,23 @@ static int write_text(const char *dir, const char *stem, const char *ext,
     return 0;
 }
 
-static void remove_chart_files(const char *dir, const char *stem)
+/* Removes the chart files an earlier report left in dir (every name
+ * oomb_report_is_chart_file() knows, any section), so that none of them
+ * contradicts this report. */
+static void remove_chart_files(const char *dir)
 {
-    static const char *const exts[] = {".svg", ".png", ".dat", ".gp"};
-    for (int i = 0; i < 4; i++) {
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (!oomb_report_is_chart_file(de->d_name))
+            continue;
         char path[PATH_MAX];
-        snprintf(path, sizeof path, "%s/%s%s", dir, stem, exts[i]);
-        unlink(path);
+        if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, de->d_name) < sizeof path)
+            unlink(path);
     }
+    closedir(d);
 }
 
 /* ---------------------------------------------------------- the command - */
@@ -539,10 +548,10 @@ int oomb_cmd_report(int argc, char **argv)
         goto done;
     }
     int n_drawn = 0, n_failed = 0, n_omitted = 0;
-    for (int i = 0; i < OOMB_REPORT_CHARTS; i++) {
+    /* A chart left from an earlier report here would contradict this one. */
+    remove_chart_files(out);
+    for (int i = 0; i < rep.n_charts; i++) {
         struct oomb_chart *ch = &rep.charts[i];
-        /* A chart left from an earlier report here would contradict this one. */
-        remove_chart_files(out, ch->stem);
         if (ch->note[0]) {
             n_omitted++;
             continue;
@@ -564,7 +573,7 @@ int oomb_cmd_report(int argc, char **argv)
                  "folder.", gnuplot);
         plot_note = note_buf;
     } else {
-        for (int i = 0; i < OOMB_REPORT_CHARTS; i++) {
+        for (int i = 0; i < rep.n_charts; i++) {
             struct oomb_chart *ch = &rep.charts[i];
             if (ch->note[0])
                 continue;
