@@ -8,8 +8,11 @@
 #   bash scripts/report-screenshot.sh REPORT_DIR [OUT.png]
 #
 # OUT.png defaults to REPORT_DIR/screenshot.png. REPORT_SHOT_SIZE sets the
-# window (default 1400,3000). Exit status: 0 screenshot written, 1 a missing
-# or broken image or no screenshot, 2 usage error.
+# window (default 1400,3000). A report with several scenarios is long:
+# REPORT_SHOT_PAGES=N takes N window-high shots down the page, OUT-1.png to
+# OUT-N.png (default 1: OUT.png, the top of the page). Exit status: 0
+# screenshot(s) written, 1 a missing or broken image or no screenshot, 2
+# usage error.
 set -euo pipefail
 
 if [ $# -lt 1 ] || [ $# -gt 2 ] || [ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ]; then
@@ -19,6 +22,21 @@ fi
 dir=$(cd "$1" && pwd)
 out=${2:-$dir/screenshot.png}
 size=${REPORT_SHOT_SIZE:-1400,3000}
+pages=${REPORT_SHOT_PAGES:-1}
+case $pages in
+'' | *[!0-9]* | 0)
+    echo "report-screenshot: REPORT_SHOT_PAGES must be a positive number" >&2
+    exit 2
+    ;;
+esac
+case $size in
+*[!0-9,]* | *,*,* | ,* | *, | [!0-9]*)
+    echo "report-screenshot: REPORT_SHOT_SIZE must be WIDTH,HEIGHT" >&2
+    exit 2
+    ;;
+esac
+width=${size%,*}
+height=${size#*,}
 page=$dir/index.html
 if [ ! -f "$page" ]; then
     echo "report-screenshot: $page not found (run oombench report first)" >&2
@@ -77,16 +95,36 @@ fi
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-# --virtual-time-budget lets the page finish loading its images before the
-# picture is taken.
-"$browser" --headless --disable-gpu --no-sandbox --hide-scrollbars \
-    --user-data-dir="$tmp/profile" --virtual-time-budget=5000 \
-    --window-size="$size" --screenshot="$tmp/shot.png" "file://$page" \
-    >"$tmp/log" 2>&1 || true
-if [ ! -s "$tmp/shot.png" ]; then
-    echo "report-screenshot: $browser wrote no screenshot:" >&2
-    tail -5 "$tmp/log" >&2
-    exit 1
+# shot URL PNG: --virtual-time-budget lets the page finish loading its
+# images before the picture is taken.
+shot() {
+    "$browser" --headless --disable-gpu --no-sandbox --hide-scrollbars \
+        --user-data-dir="$tmp/profile" --virtual-time-budget=5000 \
+        --window-size="$size" --screenshot="$2" "$1" >"$tmp/log" 2>&1 || true
+    if [ ! -s "$2" ]; then
+        echo "report-screenshot: $browser wrote no screenshot:" >&2
+        tail -5 "$tmp/log" >&2
+        exit 1
+    fi
+}
+if [ "$pages" -eq 1 ]; then
+    shot "file://$page" "$tmp/shot.png"
+    mv "$tmp/shot.png" "$out"
+    echo "report-screenshot: $out"
+    exit 0
 fi
-mv "$tmp/shot.png" "$out"
-echo "report-screenshot: $out"
+# Page k shows the report from (k-1) window heights down: the report in an
+# iframe as tall as all the pages, moved up (no script needed). The frame
+# page sits in the report folder, so that the report's own relative links
+# and images load; it is removed afterwards.
+frame=$dir/.report-screenshot-$$.html
+trap 'rm -rf "$tmp"; rm -f "$frame"' EXIT
+for ((k = 1; k <= pages; k++)); do
+    top=$(((k - 1) * height))
+    printf '<!DOCTYPE html><html><body style="margin:0;overflow:hidden">
+<iframe src="index.html" scrolling="no" style="position:absolute;left:0;top:-%dpx;width:%dpx;height:%dpx;border:0"></iframe>
+</body></html>\n' "$top" "$width" "$((pages * height))" >"$frame"
+    shot "file://$frame" "$tmp/shot.png"
+    mv "$tmp/shot.png" "${out%.png}-$k.png"
+    echo "report-screenshot: ${out%.png}-$k.png"
+done

@@ -57,7 +57,7 @@ for r in runs:
 print(f"{len(runs)} runs of {len(names)} scenarios: reserved >= allocated")
 PY
 "$bin" report -q --out "$tmp/report" "$tmp"/all/*.json >"$tmp/rep.log" 2>&1 || bad "report: exit $?"
-grep -q 'reserved (caching model)' "$tmp"/report/chart4-timeline.gp 2>/dev/null ||
+grep -q 'reserved (caching model)' "$tmp"/report/*chart4-timeline.gp 2>/dev/null ||
     bad "the timeline chart draws no reserved line"
 
 # The fragmentation scenario, with the numbers its comment works out.

@@ -7,6 +7,7 @@
  */
 #include <criterion/criterion.h>
 #include <criterion/redirect.h>
+#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 
 #include "cmd_report.h"
 #include "report.h"
+#include "table.h"
 #include "test_helpers.h"
 #include "util.h"
 
@@ -689,17 +691,358 @@ Test(report, hostile_names_are_inert_in_scripts_and_html, .timeout = 120)
     cr_assert_eq(oomb_cmd_report(5, argv), 0);
     struct stat st;
     cr_assert_neq(stat(mark, &st), 0, "a name ran a command");
-    int drawn = 0;
-    for (int i = 0; i < OOMB_REPORT_CHARTS; i++) {
-        char svg[PATH_MAX + 64];
-        snprintf(svg, sizeof svg, "%s/%s.svg", out, stems[i]);
-        drawn += stat(svg, &st) == 0 && st.st_size > 0;
+    /* Every run has its own scenario, so each is a section; the names are no
+     * safe file names, so the charts are s1-chart1-memory.svg and so on. */
+    int drawn = 0, named = 0;
+    DIR *dd = opendir(out);
+    cr_assert_not_null(dd);
+    struct dirent *de;
+    while ((de = readdir(dd))) {
+        size_t len = strlen(de->d_name);
+        if (len > 4 && strcmp(de->d_name + len - 4, ".svg") == 0) {
+            drawn++;
+            named += strncmp(de->d_name, "s", 1) == 0 && strstr(de->d_name, "-chart") &&
+                     strspn(de->d_name, "abcdefghijklmnopqrstuvwxyz0123456789-.") == len;
+        }
     }
+    closedir(dd);
     cr_assert_geq(drawn, 4, "only %d charts drawn", drawn);
+    cr_assert_eq(named, drawn, "a chart's file name carries a hostile name");
     snprintf(path, sizeof path, "%s/index.html", out);
     char *html = slurp(path, NULL);
     cr_assert_null(strstr(html, "<script>"));
     cr_assert_not_null(strstr(html, "&lt;script&gt;alert(&#39;"));
+    free(html);
+    th_rmtree(dir);
+}
+
+/* ------------------------------------------------ sections per scenario - */
+
+/* Adds one made-up run: peak bytes split into weights and activations, three
+ * timed steps, a short timeline; oom and not_applicable runs measured
+ * nothing but what they held (oom) or nothing at all (n/a). */
+static void fake_run(struct oomb_results *res, const char *scenario, const char *strategy,
+                     enum oomb_mode mode, int64_t batch, enum oomb_outcome outcome,
+                     uint64_t peak, uint64_t budget)
+{
+    struct oomb_run_result *run = oomb_results_add_run(res);
+    cr_assert_not_null(run);
+    run->scenario = strdup(scenario);
+    run->strategy = strdup(strategy);
+    run->plugin = strdup(strategy);
+    run->mode = mode;
+    run->backend = OOMB_BACKEND_CPU;
+    run->batch = batch;
+    run->outcome = outcome;
+    run->budget_bytes = budget;
+    run->final_loss = NAN;
+    run->samples_per_s = NAN;
+    run->step_stats.median = run->step_stats.ci_low = run->step_stats.ci_high = NAN;
+    if (outcome == OOMB_OUTCOME_NOT_APPLICABLE) {
+        run->reason = strdup("plugin does not support mode infer");
+        return;
+    }
+    run->reason = strdup(outcome == OOMB_OUTCOME_OOM ? "step 0: out of memory" : "");
+    run->peak_bytes = peak;
+    run->peak_by_tag[OOMB_TAG_WEIGHTS] = peak / 3;
+    run->peak_by_tag[OOMB_TAG_ACTIVATIONS] = peak - peak / 3;
+    if (outcome != OOMB_OUTCOME_OK)
+        return;
+    run->n_steps = 3;
+    run->step_ns = malloc(3 * sizeof *run->step_ns);
+    cr_assert_not_null(run->step_ns);
+    for (int k = 0; k < 3; k++)
+        run->step_ns[k] = 1000000 + 1000 * k + (int64_t)batch;
+    oomb_stats_compute(run->step_ns, 3, &run->step_stats);
+    run->samples_per_s = (double)batch * 1e9 / run->step_stats.median;
+    run->final_loss = 0.5;
+    run->n_events = 2;
+    run->events = calloc(2, sizeof *run->events);
+    cr_assert_not_null(run->events);
+    run->events[0] = (struct oomb_event){0, (int64_t)(peak / 3), peak / 3, OOMB_TAG_WEIGHTS, 0, -1, 0};
+    run->events[1] = (struct oomb_event){10, (int64_t)(peak - peak / 3), peak,
+                                         OOMB_TAG_ACTIVATIONS, 1, 0, 0};
+}
+
+#define MiB_ (1024ull * 1024ull)
+
+/* Two scenarios as the main job has them: mlp-budget sweeps two batch sizes
+ * under 96 MiB, none running out of memory at the larger; transformer runs
+ * one batch size under 2 GiB in train and infer, with runs that do not apply
+ * to inference. */
+static void two_scenarios(struct oomb_results *r)
+{
+    memset(r, 0, sizeof *r);
+    r->device_class = strdup("cpu-test");
+    r->created = strdup("2024-05-01T12:00:00Z");
+    const char *ms[] = {"none", "checkpoint", "grad_accum"};
+    for (int b = 0; b < 2; b++)
+        for (int s = 0; s < 3; s++)
+            fake_run(r, "mlp-budget", ms[s], OOMB_MODE_TRAIN, b ? 1024 : 256,
+                     b && s == 0 ? OOMB_OUTCOME_OOM : OOMB_OUTCOME_OK,
+                     (uint64_t)(60 + 10 * b - 5 * s) * MiB_, 96 * MiB_);
+    const char *ts[] = {"none", "checkpoint", "fp16"};
+    for (int m = 0; m < 2; m++)
+        for (int s = 0; s < 3; s++)
+            fake_run(r, "transformer", ts[s], m ? OOMB_MODE_INFER : OOMB_MODE_TRAIN, 64,
+                     m && s == 1 ? OOMB_OUTCOME_NOT_APPLICABLE : OOMB_OUTCOME_OK,
+                     (uint64_t)(40 - 5 * s - 20 * m) * MiB_, 2048 * MiB_);
+}
+
+static const struct oomb_chart *chart_of(const struct oomb_report *rep, int section, int kind)
+{
+    for (int i = 0; i < rep->n_charts; i++)
+        if (rep->charts[i].section == section && rep->charts[i].kind == kind)
+            return &rep->charts[i];
+    cr_assert_fail("no chart %d in section %d", kind + 1, section);
+    return NULL;
+}
+
+Test(report, one_section_per_scenario_with_its_own_budget)
+{
+    struct oomb_results r;
+    two_scenarios(&r);
+    struct oomb_report_set sets[] = {{"main.json", &r}};
+    struct oomb_report_input in = {0};
+    in.sets = sets;
+    in.n_sets = 1;
+    struct oomb_report rep;
+    char err[512];
+    cr_assert_eq(oomb_report_build(&in, &rep, err, sizeof err), OOMB_OK, "%s", err);
+    cr_assert_eq(rep.n_sections, 2);
+    cr_assert_str_eq(rep.sections[0].scenario, "mlp-budget", "the order the file has them");
+    cr_assert_str_eq(rep.sections[1].scenario, "transformer");
+    cr_assert_eq(rep.sections[0].n, 6);
+    cr_assert_eq(rep.sections[0].n_oom, 1);
+    cr_assert_eq(rep.sections[1].n_na, 1);
+    cr_assert_eq(rep.n_charts, 2 * OOMB_REPORT_SECTION_CHARTS + 2);
+    cr_assert_str_eq(chart_of(&rep, 0, 0)->stem, "s1-mlp-budget-chart1-memory");
+    cr_assert_str_eq(chart_of(&rep, 1, 4)->stem, "s2-transformer-chart5-sweep");
+    cr_assert_str_eq(rep.charts[rep.n_charts - 2].stem, "chart6-baseline");
+    cr_assert_str_eq(rep.charts[rep.n_charts - 1].stem, "chart7-history");
+
+    /* mlp-budget's chart 1: its 96 MiB budget drawn, its runs only; the
+     * 2 GiB of transformer neither drawn there nor flattening its bars. */
+    const struct oomb_chart *m1 = chart_of(&rep, 0, 0);
+    cr_assert_str_empty(m1->note);
+    char bt[64], line[128];
+    oomb_format_bytes(96 * MiB_, bt, sizeof bt);
+    snprintf(line, sizeof line, "title \"budget %s\"", bt);
+    cr_assert(strstr(m1->gp.data, line), "%s", m1->gp.data);
+    cr_assert_null(strstr(m1->gp.data, "GiB"), "%s", m1->gp.data);
+    cr_assert_null(strstr(m1->dat.data, "transformer"));
+    cr_assert(strstr(m1->dat.data, "# memory in MiB"), "%s", m1->dat.data);
+    cr_assert(strstr(m1->dat.data, "\t96\t"), "the budget column: %s", m1->dat.data);
+    cr_assert(strstr(m1->gp.data, "newhistogram 'batch 256' at 0"), "%s", m1->gp.data);
+    cr_assert(strstr(m1->gp.data, "newhistogram 'batch 1024' at 4"), "%s", m1->gp.data);
+    /* transformer's chart 1: its own 2 GiB, far above its bars, said so */
+    const struct oomb_chart *t1 = chart_of(&rep, 1, 0);
+    cr_assert(strstr(t1->gp.data, "budget 2.00 GiB is far above the bars"), "%s", t1->gp.data);
+    cr_assert_null(strstr(t1->dat.data, "mlp-budget"));
+    /* Each section sweeps its own scenario: mlp-budget has two batch sizes,
+     * transformer one (so no sweep, and a note says why). */
+    const struct oomb_chart *m5 = chart_of(&rep, 0, 4);
+    cr_assert_str_empty(m5->note);
+    cr_assert(strstr(m5->gp.data, "(mlp-budget, train)"), "%s", m5->gp.data);
+    cr_assert(strstr(m5->gp.data, line), "the sweep draws the budget too");
+    cr_assert(strstr(chart_of(&rep, 1, 4)->note, "more than one batch size"));
+    /* The timeline and the trade-off of transformer are its own. */
+    cr_assert(strstr(chart_of(&rep, 1, 3)->caption, "transformer, train, batch 64"));
+
+    struct oomb_sbuf html = {0}, md = {0};
+    for (int i = 0; i < rep.n_charts; i++)
+        rep.charts[i].drawn = !rep.charts[i].note[0];
+    cr_assert_eq(oomb_report_html(&rep, &in, NULL, &html), OOMB_OK);
+    cr_assert_eq(oomb_report_markdown(&rep, &in, NULL, &md), OOMB_OK);
+    cr_assert(strstr(html.data, "<h2 id=\"s1\">Scenario mlp-budget</h2>"), "%s", html.data);
+    cr_assert(strstr(html.data, "<h2 id=\"s2\">Scenario transformer</h2>"));
+    cr_assert(strstr(html.data, "<img src=\"s1-mlp-budget-chart1-memory.svg\""));
+    cr_assert(strstr(html.data, "<a href=\"#s2\">transformer</a>"));
+    snprintf(line, sizeof line, "budget %s; train; batch 256, 1024.", bt);
+    cr_assert(strstr(html.data, line), "%s", html.data);
+    /* mlp-budget's runs table comes before transformer's heading and holds
+     * none of its runs. */
+    const char *s2 = strstr(html.data, "<h2 id=\"s2\">");
+    const char *tr = strstr(html.data, "<td class=\"l\">transformer</td>");
+    cr_assert(tr && tr > s2, "transformer's rows are in its own section");
+    cr_assert(strstr(md.data, "### Scenario mlp-budget\n"), "%s", md.data);
+    cr_assert(strstr(md.data, "### Across scenarios\n"), "%s", md.data);
+    oomb_sbuf_free(&html);
+    oomb_sbuf_free(&md);
+    oomb_report_free(&rep);
+
+    /* --scenario: that section alone, with the file names of a one-scenario
+     * report. */
+    in.scenario = "mlp-budget";
+    cr_assert_eq(oomb_report_build(&in, &rep, err, sizeof err), OOMB_OK, "%s", err);
+    cr_assert_eq(rep.n_sections, 1);
+    cr_assert_eq(rep.n_charts, OOMB_REPORT_CHARTS);
+    for (int i = 0; i < OOMB_REPORT_CHARTS; i++)
+        cr_assert_str_eq(rep.charts[i].stem, stems[i]);
+    cr_assert(strstr(rep.charts[0].gp.data, "title \"budget"));
+    oomb_report_free(&rep);
+    oomb_results_free(&r);
+}
+
+Test(report, not_applicable_is_a_labelled_gap_not_a_zero_bar)
+{
+    struct oomb_results r;
+    two_scenarios(&r);
+    struct oomb_report_set sets[] = {{"main.json", &r}};
+    struct oomb_report_input in = {0};
+    in.sets = sets;
+    in.n_sets = 1;
+    in.scenario = "transformer";
+    struct oomb_report rep;
+    char err[512];
+    cr_assert_eq(oomb_report_build(&in, &rep, err, sizeof err), OOMB_OK, "%s", err);
+    /* Chart 1: checkpoint in inference has a row with no numbers (no bar,
+     * not a 0-byte one), marked n/a, and the script writes "n/a" there. */
+    const char *dat = rep.charts[0].dat.data;
+    const char *row = strstr(dat, "\tcheckpoint [n/a]\t");
+    cr_assert_not_null(row, "%s", dat);
+    cr_assert(strncmp(strchr(row + 1, '\t'), "\t?\t?\t?\t?\t?\t?\t?\t?\t?\t1\n", 21) == 0,
+              "%s", dat);
+    cr_assert_null(strstr(dat, "\t0\t0\t0\t0\t0\t0\t0\t"), "no zero bar: %s", dat);
+    cr_assert(strstr(rep.charts[0].gp.data, "($12==1?0:NaN):(\"n/a\") with labels"),
+              "%s", rep.charts[0].gp.data);
+    cr_assert(strstr(rep.charts[0].caption, "[n/a]"));
+    /* The tables say n/a, with the reason listed, and never 0 B. */
+    struct oomb_sbuf html = {0}, md = {0};
+    cr_assert_eq(oomb_report_html(&rep, &in, NULL, &html), OOMB_OK);
+    cr_assert_eq(oomb_report_markdown(&rep, &in, NULL, &md), OOMB_OK);
+    cr_assert(strstr(html.data, ">not_applicable</td><td>n/a</td><td>n/a</td>"), "%s", html.data);
+    cr_assert(strstr(html.data, "<li><b>checkpoint</b> (infer b=64): plugin does not support "
+                                "mode infer</li>"),
+              "%s", html.data);
+    const char *na_row = strstr(html.data, ">not_applicable</td>");
+    cr_assert_not_null(na_row);
+    const char *na_end = strstr(na_row, "</tr>");
+    const char *zero = strstr(na_row, "0 B");
+    cr_assert(!zero || zero > na_end, "no zero in the n/a row: %.400s", na_row);
+    cr_assert(strstr(md.data, "| transformer | infer | 64 | checkpoint | not_applicable | n/a | "
+                              "n/a | n/a | n/a | n/a |"),
+              "%s", md.data);
+    oomb_sbuf_free(&html);
+    oomb_sbuf_free(&md);
+    oomb_report_free(&rep);
+    oomb_results_free(&r);
+}
+
+/* The x position (column 6) of strategy's oom row at batch in a sweep's data. */
+static double oom_x(const char *dat, const char *strategy, int64_t batch)
+{
+    char key[128];
+    snprintf(key, sizeof key, "# index");
+    for (const char *p = dat; (p = strchr(p, '\n')); p++) {
+        long long b;
+        int oom;
+        double at, x;
+        char name[64];
+        if (sscanf(p + 1, "%lld\t%*s\t%*s\t%d\t%lf\t%lf\t%63[^\n]", &b, &oom, &at, &x, name) == 5 &&
+            b == batch && oom == 1 && strcmp(name, strategy) == 0)
+            return x;
+    }
+    return NAN;
+}
+
+Test(report, oom_marks_at_one_batch_are_spread_and_labelled)
+{
+    struct oomb_results r = {0};
+    r.device_class = strdup("cpu-test");
+    r.created = strdup("2024-05-01T12:00:00Z");
+    const char *ss[] = {"none", "checkpoint", "grad_accum", "fp16"};
+    for (int b = 0; b < 3; b++)
+        for (int s = 0; s < 4; s++)
+            fake_run(&r, "sweep", ss[s], OOMB_MODE_TRAIN, 64 << (2 * b),
+                     b == 2 && s != 2 ? OOMB_OUTCOME_OOM : OOMB_OUTCOME_OK,
+                     (uint64_t)(20 + 20 * b + s) * MiB_, 80 * MiB_);
+    struct oomb_report_set sets[] = {{"sweep.json", &r}};
+    struct oomb_report_input in = {0};
+    in.sets = sets;
+    in.n_sets = 1;
+    struct oomb_report rep;
+    char err[512];
+    cr_assert_eq(oomb_report_build(&in, &rep, err, sizeof err), OOMB_OK, "%s", err);
+    const struct oomb_chart *c = &rep.charts[4];
+    cr_assert_str_empty(c->note);
+    /* Three strategies out of memory at 1024: three positions around 1024,
+     * in strategy order, none on another's spot, each labelled. */
+    double a = oom_x(c->dat.data, "none", 1024), b = oom_x(c->dat.data, "checkpoint", 1024),
+           f = oom_x(c->dat.data, "fp16", 1024);
+    cr_assert(isfinite(a) && isfinite(b) && isfinite(f), "%s", c->dat.data);
+    cr_assert(a < b && b < f, "%g %g %g", a, b, f);
+    cr_assert_float_eq(b, 1024, 1e-9, "the middle one at the batch itself");
+    cr_assert_gt(f / b, 1.02, "far enough apart to see: %g %g", b, f);
+    cr_assert_lt(f / a, 2.0, "and still at 1024, not at a neighbour");
+    cr_assert(isnan(oom_x(c->dat.data, "grad_accum", 1024)), "grad_accum fit");
+    /* Each strategy's marker is the open form of its own point type, and
+     * its name is drawn beside it from the data. */
+    cr_assert(strstr(c->gp.data, "index 0 using 6:($4==1?$5:NaN) with points pt 6 "), "%s",
+              c->gp.data);
+    cr_assert(strstr(c->gp.data, "index 1 using 6:($4==1?$5:NaN) with points pt 4 "), "%s",
+              c->gp.data);
+    cr_assert_eq(count_str(c->gp.data, "using 6:($4==1?$5:NaN):7 with labels"), 4, "%s",
+                 c->gp.data);
+    cr_assert(strstr(c->gp.data, "title \"out of memory (OOM)\""));
+    oomb_report_free(&rep);
+    oomb_results_free(&r);
+}
+
+Test(report, chart_file_names_an_earlier_report_may_have_left)
+{
+    const char *yes[] = {"chart1-memory.svg", "chart7-history.gp", "s1-mlp-chart1-memory.png",
+                         "s12-chart5-sweep.dat", "s3-a-b-chart4-timeline.svg"};
+    const char *no[] = {"index.html", "chart1-memory.svg.tmp12", "s-mlp-chart1-memory.svg",
+                        "mlp-chart1-memory.svg", "s1-mlp-chart6-baseline.svg", "notes.gp",
+                        "s1-mlpchart1-memory.svg", "chart8-x.svg", "s1.svg"};
+    for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++)
+        cr_assert(oomb_report_is_chart_file(yes[i]), "%s", yes[i]);
+    for (size_t i = 0; i < sizeof no / sizeof no[0]; i++)
+        cr_assert_not(oomb_report_is_chart_file(no[i]), "%s", no[i]);
+}
+
+/* The whole command on the two scenarios: every section's charts drawn
+ * under their own names, a stale chart of an earlier report removed. */
+Test(report, draws_each_section_and_removes_stale_charts, .timeout = 120)
+{
+    need_gnuplot();
+    char dir[PATH_MAX], out[PATH_MAX + 16], path[PATH_MAX + 64];
+    th_mkdtemp(dir, sizeof dir);
+    snprintf(out, sizeof out, "%s/report", dir);
+    struct oomb_results r;
+    two_scenarios(&r);
+    char err[512];
+    snprintf(path, sizeof path, "%s/main.json", dir);
+    cr_assert_eq(oomb_results_write(&r, path, err, sizeof err), OOMB_OK, "%s", err);
+    oomb_results_free(&r);
+    char stale[PATH_MAX + 64];
+    cr_assert_eq(mkdir(out, 0777), 0);
+    snprintf(stale, sizeof stale, "%s/chart1-memory.svg", out);
+    FILE *f = fopen(stale, "w");
+    cr_assert_not_null(f);
+    fputs("<svg>old</svg>", f);
+    fclose(f);
+    char *argv[] = {"report", "-q", "--out", out, path, NULL};
+    cr_assert_eq(oomb_cmd_report(5, argv), 0);
+    struct stat st;
+    cr_assert_neq(stat(stale, &st), 0, "the stale chart1-memory.svg is gone");
+    const char *want[] = {"s1-mlp-budget-chart1-memory", "s1-mlp-budget-chart2-time",
+                          "s1-mlp-budget-chart5-sweep", "s2-transformer-chart1-memory",
+                          "s2-transformer-chart3-tradeoff"};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        cr_assert(file_exists(out, want[i], ".svg") && file_exists(out, want[i], ".png"), "%s",
+                  want[i]);
+    cr_assert(!file_exists(out, "s2-transformer-chart5-sweep", ".svg"), "no sweep there");
+    snprintf(path, sizeof path, "%s/s1-mlp-budget-chart1-memory.svg", out);
+    char *svg = slurp(path, NULL);
+    cr_assert(strstr(svg, "budget 96.00 MiB"), "the budget in the key");
+    cr_assert(strstr(svg, "batch 1024"), "the cluster's title");
+    free(svg);
+    snprintf(path, sizeof path, "%s/index.html", out);
+    char *html = slurp(path, NULL);
+    cr_assert_eq(count_str(html, "<img "), 2 * OOMB_REPORT_SECTION_CHARTS - 1);
+    cr_assert(strstr(html, "Not drawn: no scenario in these results sweeps"), "%s", html);
     free(html);
     th_rmtree(dir);
 }

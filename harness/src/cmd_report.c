@@ -40,8 +40,9 @@ static void usage_report(FILE *f)
             "folders of them) and writes index.html with the tables, summary.md, and the\n"
             "data (.dat) and gnuplot scripts (.gp) next to the charts for re-plotting.\n"
             "The newest result of each scenario x mode x batch x strategy is the current\n"
-            "one. Charts: peak memory by tag, step time by phase, memory against time,\n"
-            "one step's memory timeline, batch sweep, baseline against current, history.\n"
+            "one. One section per scenario, with its runs and its own charts: peak memory\n"
+            "by tag (its budget), step time by phase, memory against time, one step's\n"
+            "memory timeline, its batch sweep; then baseline against current and history.\n"
             "\n"
             "options:\n"
             "  -o, --out DIR            report folder (default: report)\n"
@@ -405,14 +406,23 @@ static int write_text(const char *dir, const char *stem, const char *ext,
     return 0;
 }
 
-static void remove_chart_files(const char *dir, const char *stem)
+/* Removes the chart files an earlier report left in dir (every name
+ * oomb_report_is_chart_file() knows, any section), so that none of them
+ * contradicts this report. */
+static void remove_chart_files(const char *dir)
 {
-    static const char *const exts[] = {".svg", ".png", ".dat", ".gp"};
-    for (int i = 0; i < 4; i++) {
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (!oomb_report_is_chart_file(de->d_name))
+            continue;
         char path[PATH_MAX];
-        snprintf(path, sizeof path, "%s/%s%s", dir, stem, exts[i]);
-        unlink(path);
+        if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, de->d_name) < sizeof path)
+            unlink(path);
     }
+    closedir(d);
 }
 
 /* ---------------------------------------------------------- the command - */
@@ -539,10 +549,10 @@ int oomb_cmd_report(int argc, char **argv)
         goto done;
     }
     int n_drawn = 0, n_failed = 0, n_omitted = 0;
-    for (int i = 0; i < OOMB_REPORT_CHARTS; i++) {
+    /* A chart left from an earlier report here would contradict this one. */
+    remove_chart_files(out);
+    for (int i = 0; i < rep.n_charts; i++) {
         struct oomb_chart *ch = &rep.charts[i];
-        /* A chart left from an earlier report here would contradict this one. */
-        remove_chart_files(out, ch->stem);
         if (ch->note[0]) {
             n_omitted++;
             continue;
@@ -564,7 +574,7 @@ int oomb_cmd_report(int argc, char **argv)
                  "folder.", gnuplot);
         plot_note = note_buf;
     } else {
-        for (int i = 0; i < OOMB_REPORT_CHARTS; i++) {
+        for (int i = 0; i < rep.n_charts; i++) {
             struct oomb_chart *ch = &rep.charts[i];
             if (ch->note[0])
                 continue;

@@ -365,35 +365,160 @@ static void caption(struct oomb_chart *c, const char *fmt, ...)
     va_end(ap);
 }
 
-/* x tick labels: rotated when there are many or long ones. */
-static void gp_xtics_for(struct oomb_sbuf *g, const struct oomb_run_result *const *runs, int n,
-                         const struct labels *L)
+/* The bars of a per-run chart (1 and 2): one cluster per mode x batch (the
+ * runs come sorted so), a bar's width of gap between clusters, each
+ * cluster titled below its bars; a bar's tick label is then the strategy
+ * alone. One cluster: no title (the chart's title names the group). */
+#define MAX_BARS 512
+struct clusters {
+    int n;              /* clusters */
+    int of[MAX_BARS];   /* each run's cluster */
+    int x[MAX_BARS];    /* each run's bar position */
+    int slots;          /* positions used, gaps included */
+    struct labels L;    /* for tick labels: no mode or batch (the cluster says them) */
+    struct labels full; /* what tells the chart's runs apart */
+    size_t longest;     /* the longest tick label, in bytes */
+};
+
+static void clusters_init(struct clusters *C, const struct oomb_run_result *const *runs, int n,
+                          const struct labels *L, int marks)
 {
-    size_t longest = 0;
+    C->n = 0;
+    C->L = *L;
+    C->full = *L;
+    C->L.multi_mode = C->L.multi_batch = 0;
+    C->longest = 0;
     for (int i = 0; i < n; i++) {
+        if (i == 0 || runs[i]->mode != runs[i - 1]->mode || runs[i]->batch != runs[i - 1]->batch)
+            C->n++;
+        C->of[i] = C->n - 1;
+        C->x[i] = i + C->n - 1;
         char lab[256];
-        run_label(L, runs[i], lab, sizeof lab);
-        if (strlen(lab) > longest)
-            longest = strlen(lab);
+        run_label(&C->L, runs[i], lab, sizeof lab);
+        size_t len = strlen(lab);
+        if (marks && (runs[i]->outcome == OOMB_OUTCOME_OOM ||
+                      runs[i]->outcome == OOMB_OUTCOME_NOT_APPLICABLE))
+            len += 6; /* " [OOM]" or " [n/a]" */
+        if (len > C->longest)
+            C->longest = len;
     }
-    if (n > 6 || longest * (size_t)n > 90)
-        SB(g, "set xtics rotate by 30 right nomirror\nset lmargin 18\nset bmargin 11\n");
+    C->slots = n + C->n - 1;
+}
+
+/* A cluster's title: what its runs share that the chart's runs do not. */
+static void cluster_title(const struct labels *L, const struct oomb_run_result *r, char *buf,
+                          size_t len)
+{
+    if (L->multi_mode && L->multi_batch)
+        snprintf(buf, len, "%s, batch %lld", mode_text(r->mode), (long long)r->batch);
+    else if (L->multi_mode)
+        snprintf(buf, len, "%s", mode_text(r->mode));
+    else
+        snprintf(buf, len, "batch %lld", (long long)r->batch);
+}
+
+/* The chart's size for its bars: about 30 pixels a bar (and gap) beside the
+ * margins and the key, never less than 900 x 600; taller for long tick
+ * labels. */
+static void clusters_size(const struct clusters *C, int *w, int *h)
+{
+    *w = C->slots > 6 ? 330 + 30 * C->slots : 900;
+    if (*w < 900)
+        *w = 900;
+    if (*w > 4000)
+        *w = 4000;
+    *h = 600 + (C->longest > 24 ? 6 * (int)(C->longest - 24) : 0);
+    if (*h > 900)
+        *h = 900;
+}
+
+/* The x axis of the bars: tick labels rotated when there are many or long
+ * ones, room below for them and the cluster titles. */
+static void gp_clusters_axis(struct oomb_sbuf *g, const struct clusters *C, int n)
+{
+    int rotate = C->slots > 6 || C->longest * (size_t)n > 90;
+    int angle = C->slots > 20 ? 45 : 30;
+    /* a label's height when rotated, in character heights (a character is
+     * about half as wide as high) */
+    int drop = rotate ? (int)ceil(0.5 * (double)C->longest * (angle == 45 ? 0.71 : 0.5)) + 1 : 1;
+    if (rotate)
+        SB(g, "set xtics rotate by %d right nomirror\nset lmargin 18\n", angle);
     else
         SB(g, "set xtics nomirror\n");
+    if (C->n > 1) {
+        /* gnuplot puts a cluster's title below the tick labels */
+        SB(g, "unset xlabel\nset bmargin %d\n"
+              "set style histogram rowstacked title offset 0,-1\n",
+           drop + 3);
+    } else if (rotate) {
+        SB(g, "set bmargin %d\n", drop + 4);
+    }
+}
+
+/* The rowstacked bars: for each cluster a newhistogram at its position,
+ * columns 3 .. 2 + ncols of its data block, titled (the key) in the first
+ * cluster only. */
+static void gp_clusters_plot(struct oomb_sbuf *g, const struct clusters *C,
+                             const struct oomb_run_result *const *runs, int n, const char *stem,
+                             int ncols, const char *const *titles, const char *const *colors)
+{
+    SB(g, "plot ");
+    int run = 0;
+    for (int k = 0; k < C->n; k++) {
+        while (run < n && C->of[run] != k)
+            run++;
+        char ct[160] = "";
+        if (C->n > 1)
+            cluster_title(&C->full, runs[run], ct, sizeof ct);
+        SB(g, "%snewhistogram %s at %d", k ? ", \\\n     " : "", gp_text(ct), C->x[run]);
+        for (int col = 0; col < ncols; col++)
+            SB(g, ", \\\n     \"%s.dat\" index %d using %d%s %s%s lc rgb \"%s\"", stem, k,
+               3 + col, col == 0 ? ":xtic(2)" : "", k == 0 ? "title " : "notitle",
+               k == 0 ? gp_text(titles[col]) : "", colors[col]);
+    }
+}
+
+/* The runs one section's charts see: one scenario's current runs. */
+struct view {
+    const struct oomb_run_result *const *cur;
+    int n;
+    struct labels L; /* what tells these runs apart */
+};
+
+/* A second title line: the group when all runs shown are one scenario x
+ * mode x batch, else the scenario (and mode when there is one). */
+static void view_context(const struct labels *L, const struct oomb_run_result *r, char *buf,
+                         size_t len)
+{
+    if (!L->multi_scenario && !L->multi_mode && !L->multi_batch)
+        group_text(r, buf, len);
+    else if (!L->multi_scenario && !L->multi_mode)
+        snprintf(buf, len, "%s, %s", r->scenario, mode_text(r->mode));
+    else if (!L->multi_scenario)
+        snprintf(buf, len, "%s", r->scenario);
+    else
+        buf[0] = '\0';
 }
 
 /* ---------------------------------------------- chart 1: peak memory - */
 
-static void chart_memory(struct oomb_report *rep, const struct oomb_report_input *in,
-                         const struct labels *L)
+static void chart_memory(struct oomb_chart *c, const struct view *v,
+                         const struct oomb_report_input *in)
 {
-    struct oomb_chart *c = &rep->charts[0];
+    const struct labels *L = &v->L;
     const struct oomb_run_result *runs[512];
-    int n = 0;
-    for (int i = 0; i < rep->n_cur && n < 512; i++)
-        if (rep->cur[i]->outcome == OOMB_OUTCOME_OK || rep->cur[i]->outcome == OOMB_OUTCOME_OOM)
-            runs[n++] = rep->cur[i];
-    if (n == 0) {
+    int n = 0, n_measured = 0, n_na = 0;
+    for (int i = 0; i < v->n && n < 512; i++) {
+        enum oomb_outcome o = v->cur[i]->outcome;
+        if (o == OOMB_OUTCOME_OK || o == OOMB_OUTCOME_OOM) {
+            runs[n++] = v->cur[i];
+            n_measured++;
+        } else if (o == OOMB_OUTCOME_NOT_APPLICABLE) {
+            runs[n++] = v->cur[i];
+            n_na++;
+        }
+    }
+    if (n_measured == 0) {
         note(c, "no run ended ok or oom, so there is no peak memory to show");
         return;
     }
@@ -401,6 +526,8 @@ static void chart_memory(struct oomb_report *rep, const struct oomb_report_input
     uint64_t budget = 0;
     int mixed_budget = 0, any_host = 0;
     for (int i = 0; i < n; i++) {
+        if (runs[i]->outcome == OOMB_OUTCOME_NOT_APPLICABLE)
+            continue;
         double sum = 0;
         for (int t = 0; t < OOMB_TAG_COUNT; t++)
             sum += (double)runs[i]->peak_by_tag[t];
@@ -423,26 +550,42 @@ static void chart_memory(struct oomb_report *rep, const struct oomb_report_input
     int budget_on_scale = budget > 0 && (double)budget <= 3.0 * top;
     struct unit u = mem_unit(budget_on_scale ? fmax(top, (double)budget) : top);
 
+    struct clusters *C = malloc(sizeof *C);
+    if (!C) {
+        c->dat.failed = 1;
+        return;
+    }
+    clusters_init(C, runs, n, L, 1);
     struct oomb_sbuf *d = &c->dat;
-    SB(d, "# %s\n# memory in %s; peak = total tracked peak; budget '?' when none or off scale\n"
-          "# index\tlabel\tweights\tgrads\toptimizer\tactivations\tworkspace\tother\tpeak"
-          "\tbudget\thost_peak\n",
+    SB(d, "# %s\n# memory in %s; peak = total tracked peak; budget '?' when none or off scale; "
+          "na 1: not applicable (no bar); one block per mode x batch\n",
        c->title, u.name);
     for (int i = 0; i < n; i++) {
         char lab[256], field[256];
-        run_label(L, runs[i], lab, sizeof lab);
+        int na = runs[i]->outcome == OOMB_OUTCOME_NOT_APPLICABLE;
+        if (i == 0 || C->of[i] != C->of[i - 1]) {
+            group_text(runs[i], lab, sizeof lab);
+            SB(d, "%s# index %d: %s\n# x\tlabel\tweights\tgrads\toptimizer\tactivations"
+                  "\tworkspace\tother\tpeak\tbudget\thost_peak\tna\n",
+               i ? "\n\n" : "", C->of[i], dat_str(lab));
+        }
+        run_label(&C->L, runs[i], lab, sizeof lab);
         if (runs[i]->outcome == OOMB_OUTCOME_OOM)
             strncat(lab, " [OOM]", sizeof lab - strlen(lab) - 1);
+        if (na)
+            strncat(lab, " [n/a]", sizeof lab - strlen(lab) - 1);
         dat_text(lab, field, sizeof field);
-        SB(d, "%d\t%s", i, field);
+        SB(d, "%d\t%s", C->x[i], field);
         for (int t = 0; t < OOMB_TAG_COUNT; t++)
-            SB(d, "\t%s", num((double)runs[i]->peak_by_tag[t] / u.div));
-        SB(d, "\t%s", num((double)runs[i]->peak_bytes / u.div));
-        SB(d, "\t%s", budget_on_scale && runs[i]->budget_bytes
+            SB(d, "\t%s", na ? "?" : num((double)runs[i]->peak_by_tag[t] / u.div));
+        SB(d, "\t%s", na ? "?" : num((double)runs[i]->peak_bytes / u.div));
+        SB(d, "\t%s", !na && budget_on_scale && runs[i]->budget_bytes
                           ? num((double)runs[i]->budget_bytes / u.div)
                           : "?");
-        SB(d, "\t%s\n", runs[i]->space_peak[0] ? num((double)runs[i]->space_peak[0] / u.div)
-                                                : "?");
+        SB(d, "\t%s", !na && runs[i]->space_peak[0]
+                          ? num((double)runs[i]->space_peak[0] / u.div)
+                          : "?");
+        SB(d, "\t%d\n", na);
     }
 
     char btxt[64] = "", sub[256] = "";
@@ -452,16 +595,15 @@ static void chart_memory(struct oomb_report *rep, const struct oomb_report_input
             snprintf(sub, sizeof sub, "\nbudget %s%s is far above the bars (not drawn)", btxt,
                      mixed_budget ? " (largest)" : "");
     }
-    if (!L->multi_scenario && !L->multi_mode && !L->multi_batch) {
-        char g[160];
-        group_text(runs[0], g, sizeof g);
+    char ctx[200];
+    view_context(L, runs[0], ctx, sizeof ctx);
+    if (ctx[0]) {
         size_t at = strlen(sub);
-        snprintf(sub + at, sizeof sub - at, "\n%s", g);
+        snprintf(sub + at, sizeof sub - at, "\n%s", ctx);
     }
-    int w = n > 6 ? 180 + 80 * n : 900;
-    if (w > 1800)
-        w = 1800;
-    gp_begin(c, in, w, 600);
+    int w, h;
+    clusters_size(C, &w, &h);
+    gp_begin(c, in, w, h);
     struct oomb_sbuf *g = &c->gp;
     SB(g, "set title %s.", gp_text(c->title));
     gp_lines(g, sub);
@@ -470,54 +612,68 @@ static void chart_memory(struct oomb_report *rep, const struct oomb_report_input
     SB(g, "set style data histograms\nset style histogram rowstacked\n"
           "set style fill solid 0.85 border lc rgb \"#333333\"\nset boxwidth 0.65\n"
           "set key outside right top vertical\nset grid noxtics ytics\nset yrange [0:*]\n"
-          "set offsets 0, 0, graph 0.08, 0\n");
-    gp_xtics_for(g, runs, n, L);
-    SB(g, "plot \"%s.dat\" using 3:xtic(2) title \"%s\" lc rgb \"%s\"", c->stem,
-       oomb_tag_name(0), tag_colors[0]);
-    for (int t = 1; t < OOMB_TAG_COUNT; t++)
-        SB(g, ", \\\n     \"\" using %d title \"%s\" lc rgb \"%s\"", 3 + t, oomb_tag_name(t),
-           tag_colors[t]);
-    SB(g, ", \\\n     \"\" using 0:9 with points pt 13 ps 1.6 lc rgb \"black\" "
-          "title \"peak (total)\"");
+          "set xrange [-0.7:%g]\nset offsets 0, 0, graph 0.08, 0\n",
+       C->slots - 0.3);
+    gp_clusters_axis(g, C, n);
+    const char *tag_names[OOMB_TAG_COUNT];
+    for (int t = 0; t < OOMB_TAG_COUNT; t++)
+        tag_names[t] = oomb_tag_name(t);
+    gp_clusters_plot(g, C, runs, n, c->stem, OOMB_TAG_COUNT, tag_names, tag_colors);
+    SB(g, ", \\\n     \"%s.dat\" using 1:9 with points pt 13 ps 1.6 lc rgb \"black\" "
+          "title \"peak (total)\"",
+       c->stem);
     c->n_series = OOMB_TAG_COUNT + 1;
     if (any_host) {
-        SB(g, ", \\\n     \"\" using 0:11 with points pt 9 ps 1.8 lc rgb \"#1f4e9c\" "
-              "title \"host memory peak\"");
+        SB(g, ", \\\n     \"%s.dat\" using 1:11 with points pt 9 ps 1.8 lc rgb \"#1f4e9c\" "
+              "title \"host memory peak\"",
+           c->stem);
         c->n_series++;
     }
     if (budget_on_scale) {
-        SB(g, ", \\\n     \"\" using ($0-0.45):10:(0.9):(0) with vectors nohead lw 2.5 dt 2 "
-              "lc rgb \"%s\" title \"budget %s\"",
-           RED, btxt);
+        SB(g, ", \\\n     \"%s.dat\" using ($1-0.45):10:(0.9):(0) with vectors nohead lw 2.5 "
+              "dt 2 lc rgb \"%s\" title \"budget %s\"",
+           c->stem, RED, btxt);
+        c->n_series++;
+    }
+    if (n_na) {
+        /* A gap with "n/a" standing on the axis: no bar, not a 0-byte one. */
+        SB(g, ", \\\n     \"%s.dat\" using 1:($12==1?0:NaN):(\"n/a\") with labels rotate by 90 "
+              "left offset 0,0.6 tc rgb \"#777777\" notitle",
+           c->stem);
         c->n_series++;
     }
     SB(g, "\n");
     gp_end(c);
+    free(C);
     caption(c,
             "Stacked bars: each allocation tag's own peak (weights, gradients, optimizer state, "
             "activations, workspace, other); the black diamond is the total tracked peak, which "
             "can be lower than the stack because tags peak at different moments. %s%s%s"
-            "Runs that ran out of memory are marked [OOM] and show what they held when refused.",
+            "Runs that ran out of memory are marked [OOM] and show what they held when refused.%s",
             any_host ? "Bars are device memory; the blue triangle is the peak of the host memory "
                        "a strategy moved data to (offload), which the budget does not cover "
                        "(on the CPU backend both are RAM of one process). "
                      : "",
             budget_on_scale ? "The dashed red line is the memory budget. " : "",
             budget && !budget_on_scale ? "The budget is far above the bars and is not drawn. "
-                                       : "");
+                                       : "",
+            n_na ? " Runs marked [n/a] did not apply (the strategy does not support the mode or "
+                   "model; the reasons are listed with the runs): they have a gap labelled n/a, "
+                   "not a bar."
+                 : "");
 }
 
 /* ------------------------------------------------- chart 2: step time - */
 
-static void chart_time(struct oomb_report *rep, const struct oomb_report_input *in,
-                       const struct labels *L)
+static void chart_time(struct oomb_chart *c, const struct view *v,
+                       const struct oomb_report_input *in)
 {
-    struct oomb_chart *c = &rep->charts[1];
+    const struct labels *L = &v->L;
     const struct oomb_run_result *runs[512];
     int n = 0;
     double top = 0;
-    for (int i = 0; i < rep->n_cur && n < 512; i++) {
-        const struct oomb_run_result *r = rep->cur[i];
+    for (int i = 0; i < v->n && n < 512; i++) {
+        const struct oomb_run_result *r = v->cur[i];
         if (r->outcome != OOMB_OUTCOME_OK || !isfinite(r->step_stats.median))
             continue;
         runs[n++] = r;
@@ -528,15 +684,26 @@ static void chart_time(struct oomb_report *rep, const struct oomb_report_input *
         return;
     }
     struct unit u = time_unit(top);
+    struct clusters *C = malloc(sizeof *C);
+    if (!C) {
+        c->dat.failed = 1;
+        return;
+    }
+    clusters_init(C, runs, n, L, 0);
     struct oomb_sbuf *d = &c->dat;
     SB(d, "# %s\n# times in %s: per-phase medians; the rest of the step median is 'other'; "
-          "step median with its 95%% interval\n"
-          "# index\tlabel\tforward\tbackward\tupdate\tother\tmedian\tci_low\tci_high\n",
+          "step median with its 95%% interval; one block per mode x batch\n",
        c->title, u.name);
     for (int i = 0; i < n; i++) {
         const struct oomb_run_result *r = runs[i];
         char lab[256], field[256];
-        run_label(L, r, lab, sizeof lab);
+        if (i == 0 || C->of[i] != C->of[i - 1]) {
+            group_text(r, lab, sizeof lab);
+            SB(d, "%s# index %d: %s\n"
+                  "# x\tlabel\tforward\tbackward\tupdate\tother\tmedian\tci_low\tci_high\n",
+               i ? "\n\n" : "", C->of[i], dat_str(lab));
+        }
+        run_label(&C->L, r, lab, sizeof lab);
         dat_text(lab, field, sizeof field);
         double f = fin(r->phase_stats[OOMB_PHASE_FORWARD].median);
         double b = fin(r->phase_stats[OOMB_PHASE_BACKWARD].median);
@@ -545,20 +712,18 @@ static void chart_time(struct oomb_report *rep, const struct oomb_report_input *
         double rest = fmax(0.0, med - f - b - up);
         double lo = isfinite(r->step_stats.ci_low) ? r->step_stats.ci_low : med;
         double hi = isfinite(r->step_stats.ci_high) ? r->step_stats.ci_high : med;
-        SB(d, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", i, field, num(f / u.div), num(b / u.div),
+        SB(d, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", C->x[i], field, num(f / u.div),
+           num(b / u.div),
            num(up / u.div), num(rest / u.div), num(med / u.div), num(lo / u.div),
            num(hi / u.div));
     }
-    char sub[200] = "";
-    if (!L->multi_scenario && !L->multi_mode && !L->multi_batch) {
-        char grp[160];
-        group_text(runs[0], grp, sizeof grp);
-        snprintf(sub, sizeof sub, "\n%s", grp);
-    }
-    int w = n > 6 ? 180 + 80 * n : 900;
-    if (w > 1800)
-        w = 1800;
-    gp_begin(c, in, w, 600);
+    char sub[200] = "", ctx[180];
+    view_context(L, runs[0], ctx, sizeof ctx);
+    if (ctx[0])
+        snprintf(sub, sizeof sub, "\n%s", ctx);
+    int w, h;
+    clusters_size(C, &w, &h);
+    gp_begin(c, in, w, h);
     struct oomb_sbuf *g = &c->gp;
     SB(g, "set title %s.", gp_text(c->title));
     gp_lines(g, sub);
@@ -567,19 +732,19 @@ static void chart_time(struct oomb_report *rep, const struct oomb_report_input *
     SB(g, "set style data histograms\nset style histogram rowstacked\n"
           "set style fill solid 0.85 border lc rgb \"#333333\"\nset boxwidth 0.65\n"
           "set key outside right top vertical\nset grid noxtics ytics\nset yrange [0:*]\n"
-          "set offsets 0, 0, graph 0.08, 0\n");
-    gp_xtics_for(g, runs, n, L);
-    SB(g,
-       "plot \"%s.dat\" using 3:xtic(2) title \"forward\" lc rgb \"%s\", \\\n"
-       "     \"\" using 4 title \"backward\" lc rgb \"%s\", \\\n"
-       "     \"\" using 5 title \"update\" lc rgb \"%s\", \\\n"
-       "     \"\" using 6 title \"other\" lc rgb \"%s\", \\\n"
-       "     \"\" using 0:7:8:9 with yerrorbars pt 7 ps 0.9 lw 1.8 lc rgb \"black\" "
-       "title \"step median, 95%% interval\"\n",
-       c->stem, phase_colors[OOMB_PHASE_FORWARD], phase_colors[OOMB_PHASE_BACKWARD],
-       phase_colors[OOMB_PHASE_UPDATE], phase_colors[OOMB_PHASE_OTHER]);
+          "set xrange [-0.7:%g]\nset offsets 0, 0, graph 0.08, 0\n",
+       C->slots - 0.3);
+    gp_clusters_axis(g, C, n);
+    static const char *const phase_names[] = {"forward", "backward", "update", "other"};
+    const char *colors[] = {phase_colors[OOMB_PHASE_FORWARD], phase_colors[OOMB_PHASE_BACKWARD],
+                            phase_colors[OOMB_PHASE_UPDATE], phase_colors[OOMB_PHASE_OTHER]};
+    gp_clusters_plot(g, C, runs, n, c->stem, 4, phase_names, colors);
+    SB(g, ", \\\n     \"%s.dat\" using 1:7:8:9 with yerrorbars pt 7 ps 0.9 lw 1.8 "
+          "lc rgb \"black\" title \"step median, 95%% interval\"\n",
+       c->stem);
     c->n_series = 5;
     gp_end(c);
+    free(C);
     caption(c,
             "Bars: the median time of each phase of a training or inference step (forward, "
             "backward, update; 'other' is the rest of the step median). The black point and "
@@ -590,17 +755,16 @@ static void chart_time(struct oomb_report *rep, const struct oomb_report_input *
 
 #define MAX_TRADEOFF_PANELS 6
 
-static void chart_tradeoff(struct oomb_report *rep, const struct oomb_report_input *in,
-                           const struct labels *L)
+static void chart_tradeoff(struct oomb_chart *c, const struct view *v,
+                           const struct oomb_report_input *in)
 {
-    struct oomb_chart *c = &rep->charts[2];
     const struct oomb_run_result *runs[512];
     int group[512];
     const struct oomb_run_result *heads[MAX_TRADEOFF_PANELS];
     int n = 0, ng = 0, more = 0;
     double tmax = 0, mmax = 0;
-    for (int i = 0; i < rep->n_cur && n < 512; i++) {
-        const struct oomb_run_result *r = rep->cur[i];
+    for (int i = 0; i < v->n && n < 512; i++) {
+        const struct oomb_run_result *r = v->cur[i];
         if (r->outcome != OOMB_OUTCOME_OK || !isfinite(r->step_stats.median) || !r->peak_bytes)
             continue;
         int g = -1;
@@ -624,13 +788,12 @@ static void chart_tradeoff(struct oomb_report *rep, const struct oomb_report_inp
         note(c, "no run ended ok with a measured step time");
         return;
     }
-    (void)L;
     struct unit tu = time_unit(tmax), mu = mem_unit(mmax);
     double qmax = 1.0;
     double q[512];
     int pareto[512];
     for (int i = 0; i < n; i++) {
-        const struct oomb_run_result *ref = reference_of(rep->cur, rep->n_cur, runs[i]);
+        const struct oomb_run_result *ref = reference_of(v->cur, v->n, runs[i]);
         q[i] = 0;
         if (ref && isfinite(ref->final_loss) && isfinite(runs[i]->final_loss) &&
             ref->final_loss != 0)
@@ -767,23 +930,23 @@ static void step_events(const struct oomb_run_result *r, int *first, int *last)
     *last = i;
 }
 
-static void chart_timeline(struct oomb_report *rep, const struct oomb_report_input *in)
+static void chart_timeline(struct oomb_chart *c, const struct view *v,
+                           const struct oomb_report_input *in)
 {
-    struct oomb_chart *c = &rep->charts[3];
     /* The group to show: training if any, with the most strategies that have
      * a timeline; a group with checkpointing first, since that is the
      * picture this chart is for. */
     int best = -1, best_score = -1;
-    for (int i = 0; i < rep->n_cur; i++) {
-        const struct oomb_run_result *r = rep->cur[i];
+    for (int i = 0; i < v->n; i++) {
+        const struct oomb_run_result *r = v->cur[i];
         int seen = 0;
         for (int j = 0; j < i; j++)
-            seen |= same_group(rep->cur[j], r);
+            seen |= same_group(v->cur[j], r);
         if (seen)
             continue;
         int k = 0, ckpt = 0;
-        for (int j = i; j < rep->n_cur; j++) {
-            const struct oomb_run_result *s = rep->cur[j];
+        for (int j = i; j < v->n; j++) {
+            const struct oomb_run_result *s = v->cur[j];
             int a, b;
             step_events(s, &a, &b);
             if (same_group(s, r) && s->outcome == OOMB_OUTCOME_OK && b > a) {
@@ -806,11 +969,11 @@ static void chart_timeline(struct oomb_report *rep, const struct oomb_report_inp
     }
     const struct oomb_run_result *runs[MAX_TIMELINE_PANELS];
     int n = 0, more = 0;
-    for (int j = best; j < rep->n_cur; j++) {
-        const struct oomb_run_result *s = rep->cur[j];
+    for (int j = best; j < v->n; j++) {
+        const struct oomb_run_result *s = v->cur[j];
         int a, b;
         step_events(s, &a, &b);
-        if (!same_group(s, rep->cur[best]) || s->outcome != OOMB_OUTCOME_OK || b <= a)
+        if (!same_group(s, v->cur[best]) || s->outcome != OOMB_OUTCOME_OK || b <= a)
             continue;
         if (n < MAX_TIMELINE_PANELS)
             runs[n++] = s;
@@ -954,17 +1117,17 @@ static void chart_timeline(struct oomb_report *rep, const struct oomb_report_inp
 
 /* -------------------------------------------- chart 5: batch sweep - */
 
-static void chart_sweep(struct oomb_report *rep, const struct oomb_report_input *in)
+static void chart_sweep(struct oomb_chart *c, const struct view *v,
+                        const struct oomb_report_input *in)
 {
-    struct oomb_chart *c = &rep->charts[4];
     /* The scenario x mode with the most batch sizes. */
     int best = -1, best_n = 1;
-    for (int i = 0; i < rep->n_cur; i++) {
+    for (int i = 0; i < v->n; i++) {
         int64_t seen[256];
         int k = 0;
-        for (int j = 0; j < rep->n_cur; j++) {
-            const struct oomb_run_result *s = rep->cur[j];
-            if (s->mode != rep->cur[i]->mode || strcmp(s->scenario, rep->cur[i]->scenario) ||
+        for (int j = 0; j < v->n; j++) {
+            const struct oomb_run_result *s = v->cur[j];
+            if (s->mode != v->cur[i]->mode || strcmp(s->scenario, v->cur[i]->scenario) ||
                 (s->outcome != OOMB_OUTCOME_OK && s->outcome != OOMB_OUTCOME_OOM))
                 continue;
             int dup = 0;
@@ -983,7 +1146,7 @@ static void chart_sweep(struct oomb_report *rep, const struct oomb_report_input 
                 "(give the scenario a list, e.g. batch: [64, 256, 1024])");
         return;
     }
-    const struct oomb_run_result *ref = rep->cur[best];
+    const struct oomb_run_result *ref = v->cur[best];
     /* Strategies in order of appearance. */
     const char *strat[N_SERIES_COLORS * 2];
     int ns = 0;
@@ -992,8 +1155,8 @@ static void chart_sweep(struct oomb_report *rep, const struct oomb_report_input 
     double mtop = 0, ttop = 0;
     uint64_t budget = 0;
     int any_oom = 0;
-    for (int j = 0; j < rep->n_cur && nr < 512; j++) {
-        const struct oomb_run_result *s = rep->cur[j];
+    for (int j = 0; j < v->n && nr < 512; j++) {
+        const struct oomb_run_result *s = v->cur[j];
         if (s->mode != ref->mode || strcmp(s->scenario, ref->scenario) ||
             (s->outcome != OOMB_OUTCOME_OK && s->outcome != OOMB_OUTCOME_OOM))
             continue;
@@ -1016,13 +1179,44 @@ static void chart_sweep(struct oomb_report *rep, const struct oomb_report_input 
     struct unit mu = mem_unit(budget_on_scale ? fmax(mtop, (double)budget) : mtop);
     double oom_y = budget_on_scale ? (double)budget : mtop;
 
+    int64_t bmin = rows[0]->batch, bmax = rows[0]->batch;
+    for (int j = 1; j < nr; j++) {
+        if (rows[j]->batch < bmin)
+            bmin = rows[j]->batch;
+        if (rows[j]->batch > bmax)
+            bmax = rows[j]->batch;
+    }
+    /* Several strategies out of memory at one batch size would put their
+     * markers on one spot: they are spread across, in strategy order, about
+     * 18 pixels apart (the plot is 660 pixels wide, log2 batch across), but
+     * never by more than 0.6 of the closest gap between two batch sizes. */
+    int max_ooms = 0;
+    double min_gap = INFINITY;
+    for (int j = 0; j < nr; j++) {
+        int k = 0;
+        for (int i = 0; i < nr; i++)
+            k += rows[i]->batch == rows[j]->batch && rows[i]->outcome == OOMB_OUTCOME_OOM;
+        if (k > max_ooms)
+            max_ooms = k;
+        for (int i = 0; i < nr; i++)
+            if (rows[i]->batch > rows[j]->batch)
+                min_gap = fmin(min_gap, log2((double)rows[i]->batch / (double)rows[j]->batch));
+    }
+    double span = log2((double)bmax / (double)bmin) + 2 * log2(1.3);
+    double step = 18.0 / 660.0 * span;
+    if (max_ooms > 1 && isfinite(min_gap) && step * (max_ooms - 1) > 0.6 * min_gap)
+        step = 0.6 * min_gap / (max_ooms - 1);
+    double half = max_ooms > 1 ? step * (max_ooms - 1) / 2 : 0;
+
     struct oomb_sbuf *d = &c->dat;
     SB(d, "# %s\n# one block per strategy: batch, peak memory (%s), throughput (samples/s), "
-          "oom (1: ran out of memory; the point is drawn at the budget)\n",
+          "oom (1: ran out of memory; the point is drawn at the budget), oom_at (its height), "
+          "oom_x (its batch position, spread when several strategies ran out of memory at that "
+          "batch), label\n",
        c->title, mu.name);
     for (int q = 0; q < ns; q++) {
-        SB(d, "%s# index %d: %s\n# batch\tpeak\tsamples_per_s\toom\toom_at\n", q ? "\n\n" : "", q,
-           dat_str(strat[q]));
+        SB(d, "%s# index %d: %s\n# batch\tpeak\tsamples_per_s\toom\toom_at\toom_x\tlabel\n",
+           q ? "\n\n" : "", q, dat_str(strat[q]));
         const struct oomb_run_result *mine[256];
         int k = 0;
         for (int j = 0; j < nr && k < 256; j++)
@@ -1036,9 +1230,25 @@ static void chart_sweep(struct oomb_report *rep, const struct oomb_report_input 
             }
         for (int a = 0; a < k; a++) {
             int oom = mine[a]->outcome == OOMB_OUTCOME_OOM;
-            SB(d, "%lld\t%s\t%s\t%d\t%s\n", (long long)mine[a]->batch,
+            double x = (double)mine[a]->batch;
+            if (oom) {
+                /* its rank among the strategies out of memory at this batch */
+                int rank = 0, count = 0;
+                for (int p = 0; p < ns; p++)
+                    for (int j = 0; j < nr; j++)
+                        if (rows[j]->batch == mine[a]->batch &&
+                            rows[j]->outcome == OOMB_OUTCOME_OOM &&
+                            strcmp(rows[j]->strategy, strat[p]) == 0) {
+                            rank += p < q;
+                            count++;
+                            break;
+                        }
+                x *= exp2((rank - (count - 1) / 2.0) * step);
+            }
+            SB(d, "%lld\t%s\t%s\t%d\t%s\t%s\t%s\n", (long long)mine[a]->batch,
                oom ? "?" : num((double)mine[a]->peak_bytes / mu.div),
-               oom ? "?" : num(mine[a]->samples_per_s), oom, num(oom_y / mu.div));
+               oom ? "?" : num(mine[a]->samples_per_s), oom, num(oom_y / mu.div), num(x),
+               dat_str(strat[q]));
         }
     }
 
@@ -1048,20 +1258,15 @@ static void chart_sweep(struct oomb_report *rep, const struct oomb_report_input 
     gp_begin(c, in, 1000, 820);
     struct oomb_sbuf *g = &c->gp;
     SB(g, "set multiplot layout 2,1 title %s\n", gp_text(title2));
-    int64_t bmin = rows[0]->batch, bmax = rows[0]->batch;
-    for (int j = 1; j < nr; j++) {
-        if (rows[j]->batch < bmin)
-            bmin = rows[j]->batch;
-        if (rows[j]->batch > bmax)
-            bmax = rows[j]->batch;
-    }
     SB(g, "set logscale x 2\nset xrange [%g:%g]\nset xlabel \"batch size (samples)\"\n"
           "set lmargin at screen 0.10\nset rmargin at screen 0.76\n"
-          "set key outside right top\nset offsets 0, 0, graph 0.1, 0\n",
-       (double)bmin / 1.3, (double)bmax * 1.3);
+          "set key outside right top\nset offsets 0, 0, graph 0.1, 0\n"
+          "set style textbox opaque noborder margins 1,1\n",
+       (double)bmin / 1.3 / exp2(half), (double)bmax * 1.3 * exp2(half));
     /* top: peak memory */
     SB(g, "set title \"peak memory%s\"\nset ylabel \"peak memory (%s)\"\nset yrange [0:*]\n",
-       any_oom ? "; x: out of memory at that batch" : "", mu.name);
+       any_oom ? "; x in the strategy's marker, labelled: out of memory at that batch" : "",
+       mu.name);
     SB(g, "plot ");
     for (int q = 0; q < ns; q++)
         SB(g,
@@ -1070,20 +1275,28 @@ static void chart_sweep(struct oomb_report *rep, const struct oomb_report_input 
            q ? ", \\\n     " : "", c->stem, q, SERIES_PT(q), series_colors[q % N_SERIES_COLORS],
            gp_text(strat[q]));
     c->n_series += ns;
-    if (any_oom) {
-        for (int q = 0; q < ns; q++)
-            SB(g, ", \\\n     \"%s.dat\" index %d using 1:($4==1?$5:NaN) with points pt 2 ps 3 "
-                  "lw 3 lc rgb \"%s\" %s",
-               c->stem, q, series_colors[q % N_SERIES_COLORS],
-               q == 0 ? "title \"OOM (x, strategy colour)\"" : "notitle");
-        c->n_series += ns;
-    }
     if (budget_on_scale) {
         char bt[64];
         oomb_format_bytes(budget, bt, sizeof bt);
         SB(g, ", \\\n     %g with lines dt 2 lw 2 lc rgb \"%s\" title \"budget %s\"",
            (double)budget / mu.div, RED, bt);
         c->n_series++;
+    }
+    if (any_oom) {
+        /* Out of memory: an x inside the open form of the strategy's marker,
+         * at its own position, with its name below in its colour. */
+        for (int q = 0; q < ns; q++)
+            SB(g, ", \\\n     \"%s.dat\" index %d using 6:($4==1?$5:NaN) with points pt %d ps 2.4 "
+                  "lw 2 lc rgb \"%s\" notitle, \\\n"
+                  "     \"%s.dat\" index %d using 6:($4==1?$5:NaN) with points pt 2 ps 1.5 "
+                  "lw 2.5 lc rgb \"%s\" %s, \\\n"
+                  "     \"%s.dat\" index %d using 6:($4==1?$5:NaN):7 with labels boxed rotate by "
+                  "90 right offset 0,-1.6 tc rgb \"%s\" notitle",
+               c->stem, q, SERIES_PT(q) - 1, series_colors[q % N_SERIES_COLORS], c->stem, q,
+               series_colors[q % N_SERIES_COLORS],
+               q == 0 ? "title \"out of memory (OOM)\"" : "notitle", c->stem, q,
+               series_colors[q % N_SERIES_COLORS]);
+        c->n_series += 3 * ns;
     }
     SB(g, "\n");
     /* bottom: throughput */
@@ -1099,19 +1312,24 @@ static void chart_sweep(struct oomb_report *rep, const struct oomb_report_input 
     c->n_series += ns;
     if (any_oom) {
         for (int q = 0; q < ns; q++)
-            SB(g, ", \\\n     \"%s.dat\" index %d using 1:($4==1?0:NaN) with points pt 2 ps 3 "
-                  "lw 3 lc rgb \"%s\" %s",
-               c->stem, q, series_colors[q % N_SERIES_COLORS],
-               q == 0 ? "title \"OOM\"" : "notitle");
-        c->n_series += ns;
+            SB(g, ", \\\n     \"%s.dat\" index %d using 6:($4==1?0:NaN) with points pt %d ps 2.4 "
+                  "lw 2 lc rgb \"%s\" notitle, \\\n"
+                  "     \"%s.dat\" index %d using 6:($4==1?0:NaN) with points pt 2 ps 1.5 "
+                  "lw 2.5 lc rgb \"%s\" %s",
+               c->stem, q, SERIES_PT(q) - 1, series_colors[q % N_SERIES_COLORS], c->stem, q,
+               series_colors[q % N_SERIES_COLORS],
+               q == 0 ? "title \"out of memory (OOM)\"" : "notitle");
+        c->n_series += 2 * ns;
     }
     SB(g, "\nunset multiplot\n");
     gp_end(c);
     caption(c,
             "Each strategy of %s (%s) across the batch sizes swept. Top: peak tracked memory%s; "
-            "an x marks a batch size at which the strategy ran out of memory (drawn at the "
-            "budget). Bottom: throughput in samples per second; an x on the axis is an "
-            "out-of-memory run.",
+            "an x inside the open form of a strategy's marker, labelled with its name, marks a "
+            "batch size at which that strategy ran out of memory (drawn at the budget; when "
+            "several did at one batch size their marks are set side by side around it). "
+            "Bottom: throughput in samples per second; an x on the axis is an out-of-memory "
+            "run.",
             ref->scenario, mode_text(ref->mode),
             budget_on_scale ? " against the budget (dashed red)" : "");
 }
@@ -1321,9 +1539,9 @@ static int build_changes(struct oomb_report *rep, const struct oomb_report_input
     return rc;
 }
 
-static void chart_baseline(struct oomb_report *rep, const struct oomb_report_input *in)
+static void chart_baseline(struct oomb_chart *c, struct oomb_report *rep,
+                           const struct oomb_report_input *in)
 {
-    struct oomb_chart *c = &rep->charts[5];
     if (!rep->cmp_what[0]) {
         note(c, "%s", rep->cmp_note);
         return;
@@ -1476,9 +1694,9 @@ static void short_created(const char *created, char *buf, size_t len)
         snprintf(buf, len, "%s", created && created[0] ? created : "?");
 }
 
-static void chart_history(struct oomb_report *rep, const struct oomb_report_input *in)
+static void chart_history(struct oomb_chart *c, struct oomb_report *rep,
+                          const struct oomb_report_input *in)
 {
-    struct oomb_chart *c = &rep->charts[6];
     if (rep->n_hist < 2) {
         note(c, "history needs at least two results files (several RESULTS, or --history DIR "
                 "with the files a nightly job keeps); found %d",
@@ -1631,14 +1849,14 @@ static void chart_history(struct oomb_report *rep, const struct oomb_report_inpu
 struct cur_item {
     const struct oomb_run_result *r;
     int order;
+    int scen; /* the order of the first run of its scenario */
 };
 
 static int cmp_cur(const void *a, const void *b)
 {
     const struct cur_item *x = a, *y = b;
-    int c = strcmp(x->r->scenario, y->r->scenario);
-    if (c)
-        return c;
+    if (x->scen != y->scen)
+        return x->scen - y->scen;
     if (x->r->mode != y->r->mode)
         return x->r->mode == OOMB_MODE_TRAIN ? -1 : 1;
     if (x->r->batch != y->r->batch)
@@ -1646,14 +1864,84 @@ static int cmp_cur(const void *a, const void *b)
     return x->order - y->order;
 }
 
+/* A section's chart stem: "chartN-what" when the report has one section,
+ * else "sK-SCENARIO-chartN-what", the scenario's name left out when it is
+ * not a safe file name (oomb_check_path_component): the section number
+ * keeps stems apart, the name only helps a reader of the folder. */
+static void section_stem(struct oomb_chart *c, const struct oomb_report *rep, int section,
+                         int kind)
+{
+    if (rep->n_sections == 1) {
+        snprintf(c->stem, sizeof c->stem, "%s", chart_stems[kind]);
+        return;
+    }
+    const char *name = rep->sections[section].scenario;
+    char why[128];
+    if (oomb_check_path_component(name, why, sizeof why) == OOMB_OK)
+        snprintf(c->stem, sizeof c->stem, "s%d-%s-%s", section + 1, name, chart_stems[kind]);
+    else
+        snprintf(c->stem, sizeof c->stem, "s%d-%s", section + 1, chart_stems[kind]);
+}
+
+/* Splits the current runs (sorted, a scenario's runs together) into
+ * sections and lays out the charts: charts 1 to 5 of each section, then
+ * charts 6 and 7. */
+static int build_sections(struct oomb_report *rep)
+{
+    int ns = 0;
+    for (int i = 0; i < rep->n_cur; i++)
+        ns += i == 0 || strcmp(rep->cur[i]->scenario, rep->cur[i - 1]->scenario) != 0;
+    int nc = ns * OOMB_REPORT_SECTION_CHARTS + OOMB_REPORT_CHARTS - OOMB_REPORT_SECTION_CHARTS;
+    rep->sections = calloc((size_t)ns, sizeof *rep->sections);
+    rep->charts = calloc((size_t)nc, sizeof *rep->charts);
+    if (!rep->sections || !rep->charts)
+        return OOMB_ERR_INTERNAL;
+    rep->n_sections = ns;
+    rep->n_charts = nc;
+    int k = -1;
+    for (int i = 0; i < rep->n_cur; i++) {
+        const struct oomb_run_result *r = rep->cur[i];
+        if (k < 0 || strcmp(r->scenario, rep->sections[k].scenario) != 0) {
+            struct oomb_report_section *sec = &rep->sections[++k];
+            sec->scenario = r->scenario;
+            sec->first = i;
+            sec->charts = k * OOMB_REPORT_SECTION_CHARTS;
+            snprintf(sec->id, sizeof sec->id, "s%d", k + 1);
+        }
+        struct oomb_report_section *sec = &rep->sections[k];
+        sec->n++;
+        switch (r->outcome) {
+        case OOMB_OUTCOME_OK: sec->n_ok++; break;
+        case OOMB_OUTCOME_OOM: sec->n_oom++; break;
+        case OOMB_OUTCOME_NOT_APPLICABLE: sec->n_na++; break;
+        default: sec->n_other++; break;
+        }
+        if (r->budget_bytes > sec->budget)
+            sec->budget = r->budget_bytes;
+    }
+    for (int s = 0; s < ns; s++)
+        for (int kind = 0; kind < OOMB_REPORT_SECTION_CHARTS; kind++) {
+            struct oomb_chart *c = &rep->charts[s * OOMB_REPORT_SECTION_CHARTS + kind];
+            c->kind = kind;
+            c->section = s;
+            c->title = chart_titles[kind];
+            section_stem(c, rep, s, kind);
+        }
+    for (int kind = OOMB_REPORT_SECTION_CHARTS; kind < OOMB_REPORT_CHARTS; kind++) {
+        struct oomb_chart *c =
+            &rep->charts[ns * OOMB_REPORT_SECTION_CHARTS + kind - OOMB_REPORT_SECTION_CHARTS];
+        c->kind = kind;
+        c->section = -1;
+        c->title = chart_titles[kind];
+        snprintf(c->stem, sizeof c->stem, "%s", chart_stems[kind]);
+    }
+    return OOMB_OK;
+}
+
 int oomb_report_build(const struct oomb_report_input *in, struct oomb_report *rep, char *err,
                       size_t err_len)
 {
     memset(rep, 0, sizeof *rep);
-    for (int i = 0; i < OOMB_REPORT_CHARTS; i++) {
-        rep->charts[i].stem = chart_stems[i];
-        rep->charts[i].title = chart_titles[i];
-    }
     int total = 0;
     for (int s = 0; s < in->n_sets; s++)
         total += in->sets[s].res->n_runs;
@@ -1665,7 +1953,8 @@ int oomb_report_build(const struct oomb_report_input *in, struct oomb_report *re
         return OOMB_ERR_INTERNAL;
     }
     /* The newest run of each key: walk the sets newest first. Within the
-     * newest set the file's order is kept (none first). */
+     * newest set the file's order is kept (none first); scenarios keep the
+     * order they first appear in. */
     int n = 0;
     for (int s = in->n_sets - 1; s >= 0; s--) {
         const struct oomb_results *res = in->sets[s].res;
@@ -1673,12 +1962,16 @@ int oomb_report_build(const struct oomb_report_input *in, struct oomb_report *re
             const struct oomb_run_result *r = &res->runs[i];
             if (in->scenario && strcmp(r->scenario, in->scenario) != 0)
                 continue;
-            int dup = 0;
-            for (int j = 0; j < n && !dup; j++)
+            int dup = 0, scen = n;
+            for (int j = 0; j < n && !dup; j++) {
                 dup = same_key(items[j].r, r);
+                if (scen == n && strcmp(items[j].r->scenario, r->scenario) == 0)
+                    scen = items[j].scen;
+            }
             if (!dup) {
                 items[n].r = r;
                 items[n].order = n;
+                items[n].scen = scen;
                 n++;
             }
         }
@@ -1697,22 +1990,29 @@ int oomb_report_build(const struct oomb_report_input *in, struct oomb_report *re
     rep->n_cur = n;
     free(items);
 
-    /* Labels from the runs the per-strategy charts show. */
-    struct labels L;
-    labels_init(&L, rep->cur, rep->n_cur);
-
-    if (build_changes(rep, in) != OOMB_OK || build_history(rep, in) != OOMB_OK) {
+    if (build_sections(rep) != OOMB_OK || build_changes(rep, in) != OOMB_OK ||
+        build_history(rep, in) != OOMB_OK) {
         oomb_errf(err, err_len, "out of memory");
         return OOMB_ERR_INTERNAL;
     }
-    chart_memory(rep, in, &L);
-    chart_time(rep, in, &L);
-    chart_tradeoff(rep, in, &L);
-    chart_timeline(rep, in);
-    chart_sweep(rep, in);
-    chart_baseline(rep, in);
-    chart_history(rep, in);
-    for (int i = 0; i < OOMB_REPORT_CHARTS; i++)
+    for (int s = 0; s < rep->n_sections; s++) {
+        const struct oomb_report_section *sec = &rep->sections[s];
+        struct view v;
+        v.cur = rep->cur + sec->first;
+        v.n = sec->n;
+        /* Labels from the runs the section's charts show. */
+        labels_init(&v.L, v.cur, v.n);
+        struct oomb_chart *c = &rep->charts[sec->charts];
+        chart_memory(&c[0], &v, in);
+        chart_time(&c[1], &v, in);
+        chart_tradeoff(&c[2], &v, in);
+        chart_timeline(&c[3], &v, in);
+        chart_sweep(&c[4], &v, in);
+    }
+    struct oomb_chart *last = &rep->charts[rep->n_charts - 2];
+    chart_baseline(&last[0], rep, in);
+    chart_history(&last[1], rep, in);
+    for (int i = 0; i < rep->n_charts; i++)
         if (rep->charts[i].dat.failed || rep->charts[i].gp.failed) {
             oomb_errf(err, err_len, "out of memory");
             return OOMB_ERR_INTERNAL;
@@ -1720,12 +2020,42 @@ int oomb_report_build(const struct oomb_report_input *in, struct oomb_report *re
     return OOMB_OK;
 }
 
+int oomb_report_is_chart_file(const char *name)
+{
+    static const char *const exts[] = {".svg", ".png", ".dat", ".gp"};
+    const char *dot = strrchr(name, '.');
+    int ext_ok = 0;
+    for (size_t e = 0; dot && e < sizeof exts / sizeof exts[0]; e++)
+        ext_ok |= strcmp(dot, exts[e]) == 0;
+    if (!ext_ok)
+        return 0;
+    size_t stem_len = (size_t)(dot - name);
+    int section = 0;
+    if (name[0] == 's' && name[1] >= '0' && name[1] <= '9') {
+        const char *p = name + 1;
+        while (*p >= '0' && *p <= '9')
+            p++;
+        section = *p == '-';
+    }
+    for (int k = 0; k < OOMB_REPORT_CHARTS; k++) {
+        size_t n = strlen(chart_stems[k]);
+        if (stem_len == n && strncmp(name, chart_stems[k], n) == 0)
+            return 1;
+        if (section && k < OOMB_REPORT_SECTION_CHARTS && stem_len > n &&
+            strncmp(dot - n, chart_stems[k], n) == 0 && dot[-(long)n - 1] == '-')
+            return 1;
+    }
+    return 0;
+}
+
 void oomb_report_free(struct oomb_report *rep)
 {
-    for (int i = 0; i < OOMB_REPORT_CHARTS; i++) {
+    for (int i = 0; i < rep->n_charts; i++) {
         oomb_sbuf_free(&rep->charts[i].dat);
         oomb_sbuf_free(&rep->charts[i].gp);
     }
+    free(rep->charts);
+    free(rep->sections);
     free(rep->cur);
     free(rep->changes);
     free(rep->hist);
@@ -1776,8 +2106,19 @@ static int any_eval(const struct oomb_report *rep)
     return 0;
 }
 
+/* A run that did not apply measured nothing: every cell says so ("n/a"),
+ * none shows a zero. */
 static void run_cells(const struct oomb_run_result *r, struct run_cells *c)
 {
+    if (r->outcome == OOMB_OUTCOME_NOT_APPLICABLE) {
+        char *cells[] = {c->peak, c->step, c->ci,   c->fwd, c->bwd,  c->upd,
+                         c->tput, c->loss, c->acc, c->tacc, c->tdelta};
+        for (size_t i = 0; i < sizeof cells / sizeof cells[0]; i++)
+            snprintf(cells[i], sizeof c->peak, "n/a");
+        for (int t = 0; t < OOMB_TAG_COUNT; t++)
+            snprintf(c->tags[t], sizeof c->tags[t], "n/a");
+        return;
+    }
     oomb_format_bytes(r->peak_bytes, c->peak, sizeof c->peak);
     for (int t = 0; t < OOMB_TAG_COUNT; t++)
         oomb_format_bytes(r->peak_by_tag[t], c->tags[t], sizeof c->tags[t]);
@@ -1841,7 +2182,9 @@ static const char *outcome_class(enum oomb_outcome o)
     }
 }
 
-static void html_runs_table(struct oomb_sbuf *b, const struct oomb_report *rep)
+/* The runs table of cur[0 .. n - 1]. */
+static void html_runs_table(struct oomb_sbuf *b, const struct oomb_report *rep,
+                            const struct oomb_run_result *const *cur, int n)
 {
     SB(b, "<div class=\"wide\"><table>\n<tr><th class=\"l\">scenario</th><th class=\"l\">mode"
           "</th><th>batch</th><th class=\"l\">strategy</th><th class=\"l\">outcome</th>"
@@ -1854,8 +2197,8 @@ static void html_runs_table(struct oomb_sbuf *b, const struct oomb_report *rep)
     if (ev)
         SB(b, "<th>test accuracy</th><th>test accuracy vs none</th>");
     SB(b, "</tr>\n");
-    for (int i = 0; i < rep->n_cur; i++) {
-        const struct oomb_run_result *r = rep->cur[i];
+    for (int i = 0; i < n; i++) {
+        const struct oomb_run_result *r = cur[i];
         struct run_cells c;
         run_cells(r, &c);
         SB(b, "<tr><td class=\"l\">");
@@ -1933,6 +2276,128 @@ static void html_sets_table(struct oomb_sbuf *b, const struct oomb_report_set *s
     SB(b, "</table></div>\n");
 }
 
+/* One chart: its heading (level 2, or 3 inside a scenario's section), the
+ * caption, the picture and its files, or why it is not drawn. */
+static void html_chart(struct oomb_sbuf *b, const struct oomb_chart *c, int level)
+{
+    SB(b, "<h%d id=\"%s\">%d. ", level, c->stem, c->kind + 1);
+    html_text(b, c->title);
+    SB(b, "</h%d>\n", level);
+    if (c->note[0]) {
+        SB(b, "<p class=\"note\">Not drawn: ");
+        html_text(b, c->note);
+        SB(b, ".</p>\n");
+        return;
+    }
+    SB(b, "<p>");
+    html_text(b, c->caption);
+    SB(b, "</p>\n");
+    if (c->drawn)
+        SB(b, "<figure><img src=\"%s.svg\" alt=\"%s\"></figure>\n"
+              "<p class=\"files\"><a href=\"%s.png\">PNG</a> · <a href=\"%s.svg\">SVG"
+              "</a> · <a href=\"%s.dat\">data</a> · <a href=\"%s.gp\">gnuplot script</a>"
+              " (re-plot: <code>gnuplot %s.gp</code> in this folder)</p>\n",
+           c->stem, c->title, c->stem, c->stem, c->stem, c->stem, c->stem);
+    else
+        SB(b, "<p class=\"note\">Chart not drawn; <a href=\"%s.dat\">data</a> and "
+              "<a href=\"%s.gp\">gnuplot script</a> are here: run <code>gnuplot %s.gp"
+              "</code> in this folder.</p>\n",
+           c->stem, c->stem, c->stem);
+}
+
+/* The runs of cur[0 .. n - 1] that did not apply, one line per strategy and
+ * reason with the modes and batch sizes it holds for. Nothing when none. */
+static void html_na_list(struct oomb_sbuf *b, const struct oomb_run_result *const *cur, int n)
+{
+    int any = 0;
+    for (int i = 0; i < n; i++) {
+        const struct oomb_run_result *r = cur[i];
+        if (r->outcome != OOMB_OUTCOME_NOT_APPLICABLE)
+            continue;
+        int seen = 0;
+        for (int j = 0; j < i && !seen; j++)
+            seen = cur[j]->outcome == OOMB_OUTCOME_NOT_APPLICABLE &&
+                   strcmp(cur[j]->strategy, r->strategy) == 0 &&
+                   strcmp(cur[j]->reason ? cur[j]->reason : "", r->reason ? r->reason : "") == 0;
+        if (seen)
+            continue;
+        if (!any++)
+            SB(b, "<p>Not applicable (no bar in the charts, n/a in the table):</p>\n<ul>\n");
+        SB(b, "<li><b>");
+        html_text(b, r->strategy);
+        SB(b, "</b> (");
+        int k = 0;
+        for (int j = i; j < n; j++)
+            if (cur[j]->outcome == OOMB_OUTCOME_NOT_APPLICABLE &&
+                strcmp(cur[j]->strategy, r->strategy) == 0 &&
+                strcmp(cur[j]->reason ? cur[j]->reason : "", r->reason ? r->reason : "") == 0)
+                SB(b, "%s%s b=%lld", k++ ? ", " : "", mode_text(cur[j]->mode),
+                   (long long)cur[j]->batch);
+        SB(b, "): ");
+        html_text(b, r->reason && r->reason[0] ? r->reason : "no reason given");
+        SB(b, "</li>\n");
+    }
+    if (any)
+        SB(b, "</ul>\n");
+}
+
+/* "12 runs: 11 ok, 1 out of memory; budget 84.0 MiB; train; batch 256, 1024" */
+static void html_section_meta(struct oomb_sbuf *b, const struct oomb_report *rep,
+                              const struct oomb_report_section *sec)
+{
+    const struct oomb_run_result *const *cur = rep->cur + sec->first;
+    SB(b, "%d run(s): %d ok", sec->n, sec->n_ok);
+    if (sec->n_oom)
+        SB(b, ", %d out of memory", sec->n_oom);
+    if (sec->n_na)
+        SB(b, ", %d not applicable", sec->n_na);
+    if (sec->n_other)
+        SB(b, ", %d failed, timed out or skipped", sec->n_other);
+    char bt[64];
+    if (sec->budget) {
+        oomb_format_bytes(sec->budget, bt, sizeof bt);
+        SB(b, "; budget %s", bt);
+    } else {
+        SB(b, "; no budget");
+    }
+    int train = 0, infer = 0;
+    for (int i = 0; i < sec->n; i++) {
+        train |= cur[i]->mode == OOMB_MODE_TRAIN;
+        infer |= cur[i]->mode == OOMB_MODE_INFER;
+    }
+    SB(b, "; %s%s%s; batch ", train ? "train" : "", train && infer ? " and " : "",
+       infer ? "infer" : "");
+    int k = 0;
+    for (int i = 0; i < sec->n; i++) {
+        int seen = 0;
+        for (int j = 0; j < i && !seen; j++)
+            seen = cur[j]->batch == cur[i]->batch;
+        if (!seen)
+            SB(b, "%s%lld", k++ ? ", " : "", (long long)cur[i]->batch);
+    }
+    SB(b, ". <a href=\"#%s\">charts</a>", rep->charts[sec->charts].stem);
+}
+
+/* One row per scenario: its runs by outcome, its budget, a link. */
+static void html_sections_table(struct oomb_sbuf *b, const struct oomb_report *rep)
+{
+    SB(b, "<div class=\"wide\"><table>\n<tr><th class=\"l\">scenario</th><th>runs</th>"
+          "<th>ok</th><th>out of memory</th><th>not applicable</th><th>other</th>"
+          "<th>budget</th></tr>\n");
+    for (int s = 0; s < rep->n_sections; s++) {
+        const struct oomb_report_section *sec = &rep->sections[s];
+        char bt[64] = "-";
+        if (sec->budget)
+            oomb_format_bytes(sec->budget, bt, sizeof bt);
+        SB(b, "<tr><td class=\"l\"><a href=\"#%s\">", sec->id);
+        html_text(b, sec->scenario);
+        SB(b, "</a></td><td>%d</td><td>%d</td><td>%d</td><td>%d</td><td>%d</td><td>%s</td>"
+              "</tr>\n",
+           sec->n, sec->n_ok, sec->n_oom, sec->n_na, sec->n_other, bt);
+    }
+    SB(b, "</table></div>\n");
+}
+
 int oomb_report_html(const struct oomb_report *rep, const struct oomb_report_input *in,
                      const char *plot_note, struct oomb_sbuf *b)
 {
@@ -1959,10 +2424,21 @@ int oomb_report_html(const struct oomb_report *rep, const struct oomb_report_inp
         SB(b, ".");
     }
     SB(b, "</p>\n");
-    SB(b, "<nav><a href=\"#runs\">runs</a>");
-    for (int i = 0; i < OOMB_REPORT_CHARTS; i++)
-        SB(b, "<a href=\"#%s\">%d. %s</a>", rep->charts[i].stem, i + 1,
-           strchr(rep->charts[i].stem, '-') + 1);
+    int multi = rep->n_sections > 1;
+    SB(b, "<nav><a href=\"#runs\">%s</a>", multi ? "scenarios" : "runs");
+    for (int i = 0; i < rep->n_charts; i++) {
+        const struct oomb_chart *c = &rep->charts[i];
+        if (multi && c->section >= 0) {
+            if (c->kind == 0) {
+                SB(b, "<a href=\"#%s\">", rep->sections[c->section].id);
+                html_text(b, rep->sections[c->section].scenario);
+                SB(b, "</a>");
+            }
+            continue;
+        }
+        SB(b, "<a href=\"#%s\">%d. %s</a>", c->stem, c->kind + 1,
+           strchr(chart_stems[c->kind], '-') + 1);
+    }
     SB(b, "<a href=\"#inputs\">inputs</a><a href=\"summary.md\">summary.md</a></nav>\n");
     if (plot_note) {
         SB(b, "<p class=\"note\">");
@@ -1977,39 +2453,40 @@ int oomb_report_html(const struct oomb_report *rep, const struct oomb_report_inp
         SB(b, ".</p>\n");
     }
 
-    SB(b, "<h2 id=\"runs\">Runs</h2>\n<p>The newest result of each scenario, mode, batch and "
-          "strategy. Memory is exact (tracked bytes); times are medians of the measured "
-          "steps.</p>\n");
-    html_runs_table(b, rep);
-
-    for (int i = 0; i < OOMB_REPORT_CHARTS; i++) {
-        const struct oomb_chart *c = &rep->charts[i];
-        SB(b, "<h2 id=\"%s\">%d. ", c->stem, i + 1);
-        html_text(b, c->title);
-        SB(b, "</h2>\n");
-        if (c->note[0]) {
-            SB(b, "<p class=\"note\">Not drawn: ");
-            html_text(b, c->note);
-            SB(b, ".</p>\n");
-        } else {
-            SB(b, "<p>");
-            html_text(b, c->caption);
-            SB(b, "</p>\n");
-            if (c->drawn)
-                SB(b, "<figure><img src=\"%s.svg\" alt=\"%s\"></figure>\n"
-                      "<p class=\"files\"><a href=\"%s.png\">PNG</a> · <a href=\"%s.svg\">SVG"
-                      "</a> · <a href=\"%s.dat\">data</a> · <a href=\"%s.gp\">gnuplot script</a>"
-                      " (re-plot: <code>gnuplot %s.gp</code> in this folder)</p>\n",
-                   c->stem, c->title, c->stem, c->stem, c->stem, c->stem, c->stem);
-            else
-                SB(b, "<p class=\"note\">Chart not drawn; <a href=\"%s.dat\">data</a> and "
-                      "<a href=\"%s.gp\">gnuplot script</a> are here: run <code>gnuplot %s.gp"
-                      "</code> in this folder.</p>\n",
-                   c->stem, c->stem, c->stem);
+    if (!multi) {
+        const struct oomb_report_section *sec = &rep->sections[0];
+        SB(b, "<h2 id=\"runs\">Runs</h2>\n<p>The newest result of each scenario, mode, batch "
+              "and strategy. Memory is exact (tracked bytes); times are medians of the measured "
+              "steps.</p>\n");
+        html_runs_table(b, rep, rep->cur, rep->n_cur);
+        html_na_list(b, rep->cur + sec->first, sec->n);
+        for (int k = 0; k < OOMB_REPORT_SECTION_CHARTS; k++)
+            html_chart(b, &rep->charts[k], 2);
+    } else {
+        SB(b, "<h2 id=\"runs\">Scenarios</h2>\n<p>One section per scenario, each with its own "
+              "runs, budget and charts. Memory is exact (tracked bytes); times are medians of "
+              "the measured steps. The comparison and the history, across scenarios, follow the "
+              "sections.</p>\n");
+        html_sections_table(b, rep);
+        for (int s = 0; s < rep->n_sections; s++) {
+            const struct oomb_report_section *sec = &rep->sections[s];
+            SB(b, "<h2 id=\"%s\">Scenario ", sec->id);
+            html_text(b, sec->scenario);
+            SB(b, "</h2>\n<p class=\"meta\">");
+            html_section_meta(b, rep, sec);
+            SB(b, "</p>\n<h3 id=\"%s-runs\">Runs</h3>\n", sec->id);
+            html_runs_table(b, rep, rep->cur + sec->first, sec->n);
+            html_na_list(b, rep->cur + sec->first, sec->n);
+            for (int k = 0; k < OOMB_REPORT_SECTION_CHARTS; k++)
+                html_chart(b, &rep->charts[sec->charts + k], 3);
         }
-        if (i == 5 && rep->n_changes > 0)
+    }
+    for (int i = rep->n_charts - 2; i < rep->n_charts; i++) {
+        const struct oomb_chart *c = &rep->charts[i];
+        html_chart(b, c, 2);
+        if (c->kind == 5 && rep->n_changes > 0)
             html_changes_table(b, rep);
-        if (i == 6 && rep->n_hist > 0) {
+        if (c->kind == 6 && rep->n_hist > 0) {
             SB(b, "<p>Results files in the history, oldest first:</p>\n");
             html_sets_table(b, rep->hist, rep->n_hist);
         }
@@ -2089,18 +2566,26 @@ int oomb_report_markdown(const struct oomb_report *rep, const struct oomb_report
         SB(b, "\n");
     }
     SB(b, "\n## Charts\n\n");
-    for (int i = 0; i < OOMB_REPORT_CHARTS; i++) {
+    for (int i = 0; i < rep->n_charts; i++) {
         const struct oomb_chart *c = &rep->charts[i];
+        if (rep->n_sections > 1 && c->kind == 0) {
+            SB(b, "%s### Scenario ", i ? "\n" : "");
+            md_text(b, rep->sections[c->section].scenario);
+            SB(b, "\n\n");
+        } else if (rep->n_sections > 1 && c->kind == OOMB_REPORT_SECTION_CHARTS) {
+            SB(b, "\n### Across scenarios\n\n");
+        }
+        int k = c->kind + 1;
         if (c->note[0]) {
-            SB(b, "%d. %s: not drawn (", i + 1, c->title);
+            SB(b, "%d. %s: not drawn (", k, c->title);
             md_text(b, c->note);
             SB(b, ").\n");
         } else if (c->drawn)
             SB(b, "%d. [%s](%s.svg) ([PNG](%s.png), [data](%s.dat), [script](%s.gp))\n\n"
                   "   ![%s](%s.png)\n\n",
-               i + 1, c->title, c->stem, c->stem, c->stem, c->stem, c->title, c->stem);
+               k, c->title, c->stem, c->stem, c->stem, c->stem, c->title, c->stem);
         else
-            SB(b, "%d. %s: not drawn; re-plot with `gnuplot %s.gp` ([data](%s.dat)).\n", i + 1,
+            SB(b, "%d. %s: not drawn; re-plot with `gnuplot %s.gp` ([data](%s.dat)).\n", k,
                c->title, c->stem, c->stem);
     }
     return b->failed ? OOMB_ERR_INTERNAL : OOMB_OK;

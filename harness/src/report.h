@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "results.h"
+#include "util.h"
 #include "verdict.h"
 
 /* A growable string. Zero-initialise; free with oomb_sbuf_free. After an
@@ -27,7 +28,11 @@ void oomb_sbuf_printf(struct oomb_sbuf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void oomb_sbuf_free(struct oomb_sbuf *b);
 
+/* The kinds of chart, chart1 .. chart7. Charts 1 to 5 (memory, time,
+ * trade-off, timeline, sweep) are drawn once per scenario; charts 6 and 7
+ * (baseline, history) once for the whole report. */
 #define OOMB_REPORT_CHARTS 7
+#define OOMB_REPORT_SECTION_CHARTS 5
 
 /* One results file, loaded. Lent to the report: it must outlive it. */
 struct oomb_report_set {
@@ -58,8 +63,15 @@ struct oomb_report_input {
 };
 
 struct oomb_chart {
-    const char *stem;  /* file name without extension, e.g. "chart1-memory" */
+    /* File name without extension: "chart1-memory" when the report has one
+     * scenario, "s2-mlp-budget-chart1-memory" (section number, then the
+     * scenario's name when it is a safe file name) for a section of a report
+     * with several; charts 6 and 7 are always "chart6-baseline" and
+     * "chart7-history". Only A-Z a-z 0-9 . _ - */
+    char stem[OOMB_PATH_COMPONENT_MAX + 48];
     const char *title; /* the chart's heading */
+    int kind;          /* 0 .. OOMB_REPORT_CHARTS - 1: chart1 .. chart7 */
+    int section;       /* index into the report's sections; -1: the whole report */
     char caption[768]; /* what the chart shows, for index.html */
     char note[512];    /* non-empty: no chart (why); dat and gp are then empty */
     struct oomb_sbuf dat, gp;
@@ -87,10 +99,27 @@ struct oomb_report_change {
     char detail[384]; /* the engine's detail text */
 };
 
+/* The runs of one scenario: a section of the report with its own charts 1
+ * to 5 (its budget, its batch sweep) and its own runs table. */
+struct oomb_report_section {
+    const char *scenario; /* lent from the runs */
+    int first, n;         /* its runs: cur[first] .. cur[first + n - 1] */
+    int n_ok, n_oom, n_na, n_other; /* outcomes: ok, oom, not_applicable, the rest */
+    uint64_t budget;      /* the largest budget of its runs; 0: none */
+    int charts;           /* index of its chart1 in the report's charts */
+    char id[16];          /* HTML anchor: "s1", "s2", ... */
+};
+
 struct oomb_report {
-    struct oomb_chart charts[OOMB_REPORT_CHARTS];
-    /* The current runs (pointers into the input sets), grouped by scenario,
-     * mode and batch. */
+    /* Every chart, in the order the report shows them: charts 1 to 5 of each
+     * section, then chart 6 and chart 7. With one section charts[k] is chart
+     * k + 1, as the file names say. */
+    struct oomb_chart *charts;
+    int n_charts;
+    struct oomb_report_section *sections; /* in order of first appearance */
+    int n_sections;
+    /* The current runs (pointers into the input sets), grouped by scenario
+     * (sections in order), mode and batch. */
     const struct oomb_run_result **cur;
     int n_cur;
     struct oomb_report_change *changes;
@@ -122,5 +151,12 @@ int oomb_report_markdown(const struct oomb_report *rep, const struct oomb_report
                          const char *plot_note, struct oomb_sbuf *out) OOMB_WARN_UNUSED;
 
 void oomb_report_free(struct oomb_report *rep);
+
+/* Whether a file name (no folder) is one a report writes for a chart: a
+ * .svg, .png, .dat or .gp of "chartN-what" or of a section's
+ * "sK-...-chartN-what". The caller removes such files left by an earlier
+ * report in the same folder, which this one would contradict. Returns 1 or
+ * 0. */
+int oomb_report_is_chart_file(const char *name);
 
 #endif
