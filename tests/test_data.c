@@ -646,7 +646,7 @@ Test(init, residual_body_in_order)
 Test(synthetic, eval_samples_are_held_out)
 {
     struct oomb_data d;
-    cr_assert_eq(oomb_data_init(&d, 17, 10, 4), OOMB_OK);
+    cr_assert_eq(oomb_data_init(&d, 17, 10, 4, OOMB_DATA_SEPARATION), OOMB_OK);
     enum { N = 64, F = 10 };
     float xt[N * F], xe[N * F], xe2[N * F];
     int32_t yt[N], ye[N], ye2[N];
