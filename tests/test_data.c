@@ -646,7 +646,7 @@ Test(init, residual_body_in_order)
 Test(synthetic, eval_samples_are_held_out)
 {
     struct oomb_data d;
-    cr_assert_eq(oomb_data_init(&d, 17, 10, 4), OOMB_OK);
+    cr_assert_eq(oomb_data_init(&d, 17, 10, 4, OOMB_DATA_SEPARATION), OOMB_OK);
     enum { N = 64, F = 10 };
     float xt[N * F], xe[N * F], xe2[N * F];
     int32_t yt[N], ye[N], ye2[N];
@@ -672,5 +672,158 @@ Test(synthetic, eval_samples_are_held_out)
         seen[ye[i]] = 1;
     }
     cr_assert_gt(seen[0] + seen[1] + seen[2] + seen[3], 1);
+    oomb_data_free(&d);
+}
+
+/* The teacher: each row constant over blocks of ceil(F / OOMB_DATA_BLOCKS)
+ * features, mean 0, squared norm F; rows differ between classes and seeds. */
+Test(synthetic, teacher_rows_are_standardised_blocks)
+{
+    enum { F = 3 * 32 * 32, K = 10 };
+    struct oomb_data d, e;
+    cr_assert_eq(oomb_data_init(&d, 5, F, K, 8.0), OOMB_OK);
+    cr_assert_eq(oomb_data_init(&e, 6, F, K, 8.0), OOMB_OK);
+    const int run = (F + OOMB_DATA_BLOCKS - 1) / OOMB_DATA_BLOCKS; /* 192: 6 rows of a channel */
+    for (int c = 0; c < K; c++) {
+        const float *t = d.teacher + (size_t)c * F;
+        double sum = 0, sum2 = 0;
+        for (int f = 0; f < F; f++) {
+            sum += t[f];
+            sum2 += (double)t[f] * t[f];
+            if (f % run)
+                cr_assert_eq(t[f], t[f - 1], "class %d feature %d: not constant in its block", c, f);
+        }
+        cr_expect_leq(fabs(sum), 1e-3, "class %d: mean %g", c, sum / F);
+        cr_expect_leq(fabs(sum2 - F), 1e-3 * F, "class %d: squared norm %g", c, sum2);
+        if (c > 0)
+            cr_expect_neq(memcmp(t, t - F, F * sizeof(float)), 0, "classes %d and %d", c - 1, c);
+    }
+    cr_expect_neq(memcmp(d.teacher, e.teacher, F * sizeof(float)), 0, "seeds 5 and 6");
+    cr_expect_float_eq(d.amplitude, 8.0 / sqrt(2.0 * F), 1e-12);
+    oomb_data_free(&d);
+    oomb_data_free(&e);
+}
+
+/* Labels are the teacher's arg-max of x (the nearest class centre), the same
+ * for a sample however it is fetched; x is N(0, 1) noise plus a *
+ * teacher[c] for a uniformly drawn c. */
+Test(synthetic, labels_are_the_teachers_argmax)
+{
+    enum { F = 64, K = 5, N = 4000 };
+    struct oomb_data d;
+    cr_assert_eq(oomb_data_init(&d, 23, F, K, 8.0), OOMB_OK);
+    float *x = malloc(sizeof(float) * N * F), *x2 = malloc(sizeof(float) * F);
+    int32_t *y = malloc(sizeof(int32_t) * N), y2;
+    cr_assert(x && x2 && y);
+    oomb_data_samples(&d, 1000, N, x, y);
+    int hist[K] = {0};
+    double s1 = 0, s2 = 0, near = 0;
+    for (int i = 0; i < N; i++) {
+        const float *xi = x + (size_t)i * F;
+        int best = 0;
+        double bv = -INFINITY, dist_best = INFINITY;
+        for (int c = 0; c < K; c++) {
+            double v = 0, dist = 0;
+            for (int f = 0; f < F; f++) {
+                v += (double)d.teacher[c * F + f] * xi[f];
+                double r = xi[f] - d.amplitude * d.teacher[c * F + f];
+                dist += r * r;
+            }
+            if (v > bv) {
+                bv = v;
+                best = c;
+            }
+            dist_best = fmin(dist_best, dist);
+        }
+        cr_assert_eq(y[i], best, "sample %d: label %d, teacher arg-max %d", i, y[i], best);
+        hist[y[i]]++;
+        /* squared distance to the nearest centre ~ chi-square with F degrees */
+        near += dist_best / F;
+        for (int f = 0; f < F; f++) {
+            s1 += xi[f];
+            s2 += (double)xi[f] * xi[f];
+        }
+        if (i % 997 == 0) {
+            oomb_data_samples(&d, 1000 + i, 1, x2, &y2);
+            cr_assert_eq(memcmp(x2, xi, F * sizeof(float)), 0, "sample %d alone", i);
+            cr_assert_eq(y2, y[i]);
+        }
+    }
+    /* per feature: mean 0, variance 1 + a^2 (the centres have mean 0 and
+     * squared norm F) */
+    double mean = s1 / ((double)N * F), var = s2 / ((double)N * F) - mean * mean;
+    cr_expect_leq(fabs(mean), 0.01, "mean %g", mean);
+    cr_expect_leq(fabs(var - (1 + d.amplitude * d.amplitude)), 0.02, "variance %g", var);
+    cr_expect_leq(fabs(near / N - 1), 0.05, "mean squared distance to the nearest centre %g",
+                  near / N);
+    /* balanced: every class within 20% of N / K (measured 765 .. 833 of 800) */
+    for (int c = 0; c < K; c++)
+        cr_expect(hist[c] > 0.8 * N / K && hist[c] < 1.2 * N / K, "class %d: %d of %d", c,
+                  hist[c], N);
+    free(x);
+    free(x2);
+    free(y);
+    oomb_data_free(&d);
+}
+
+/* The class histogram of the shipped synthetic inputs (flat 784 and 256,
+ * tokens 32x64, images 3x32x32) at their scenarios' separations, over
+ * 10000 samples: each class within 15% of N / K (measured 938 .. 1061 of
+ * 1000; sampling alone spreads a class by +-3%). */
+Test(synthetic, classes_are_balanced)
+{
+    static const struct {
+        int64_t F;
+        uint64_t seed;
+        double sep;
+    } cfg[] = {{784, 42, 8}, {256, 42, 8}, {32 * 64, 11, 8}, {3 * 32 * 32, 5, 64}};
+    enum { K = 10, N = 10000, CHUNK = 500 };
+    for (size_t k = 0; k < sizeof cfg / sizeof cfg[0]; k++) {
+        struct oomb_data d;
+        cr_assert_eq(oomb_data_init(&d, cfg[k].seed, cfg[k].F, K, cfg[k].sep), OOMB_OK);
+        float *x = malloc(sizeof(float) * CHUNK * (size_t)cfg[k].F);
+        int32_t y[CHUNK];
+        cr_assert_not_null(x);
+        int hist[K] = {0};
+        for (int s = 0; s < N; s += CHUNK) {
+            oomb_data_samples(&d, s, CHUNK, x, y);
+            for (int i = 0; i < CHUNK; i++)
+                hist[y[i]]++;
+        }
+        int lo = N, hi = 0;
+        for (int c = 0; c < K; c++) {
+            lo = hist[c] < lo ? hist[c] : lo;
+            hi = hist[c] > hi ? hist[c] : hi;
+        }
+        cr_log_info("F %lld separation %g: classes %d .. %d of %d", (long long)cfg[k].F,
+                    cfg[k].sep, lo, hi, N / K);
+        cr_expect(lo > 0.85 * N / K && hi < 1.15 * N / K, "F %lld separation %g: %d .. %d",
+                  (long long)cfg[k].F, cfg[k].sep, lo, hi);
+        free(x);
+        oomb_data_free(&d);
+    }
+}
+
+Test(synthetic, rejects_bad_separation)
+{
+    struct oomb_data d;
+    cr_expect_eq(oomb_data_init(&d, 1, 8, 2, -1.0), OOMB_ERR_INVALID);
+    oomb_data_free(&d);
+    cr_expect_eq(oomb_data_init(&d, 1, 8, 2, NAN), OOMB_ERR_INVALID);
+    oomb_data_free(&d);
+    cr_expect_eq(oomb_data_init(&d, 1, 8, 2, 2 * OOMB_DATA_SEPARATION_MAX), OOMB_ERR_INVALID);
+    oomb_data_free(&d);
+    /* degenerate sizes still give labels in range */
+    float x[4];
+    int32_t y[4];
+    cr_assert_eq(oomb_data_init(&d, 1, 1, 3, 8.0), OOMB_OK);
+    oomb_data_samples(&d, 0, 4, x, y);
+    for (int i = 0; i < 4; i++)
+        cr_expect(y[i] >= 0 && y[i] < 3 && isfinite(x[i]));
+    oomb_data_free(&d);
+    cr_assert_eq(oomb_data_init(&d, 1, 0, 3, 8.0), OOMB_OK);
+    oomb_data_samples(&d, 0, 4, x, y);
+    for (int i = 0; i < 4; i++)
+        cr_expect_eq(y[i], 0);
     oomb_data_free(&d);
 }

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "data.h"
 #include "scenario.h"
 
 #define DATA OOMB_SOURCE_DIR "/tests/data/scenarios"
@@ -67,6 +68,7 @@ Test(scenario, minimal_file_gets_defaults)
     cr_expect_str_eq(sc->description, "");
     cr_expect_eq(sc->input_kind, OOMB_INPUT_SYNTHETIC);
     cr_expect_eq(sc->seed, 42);
+    cr_expect_eq(sc->separation, OOMB_DATA_SEPARATION);
     cr_expect_eq(sc->modes, OOMB_MODE_TRAIN);
     cr_expect_eq(sc->optimizer, OOMB_OPT_ADAM);
     cr_expect_eq(sc->lr, 1e-3);
@@ -158,6 +160,15 @@ Test(scenario, full_file_sets_every_key)
     cr_expect_str_eq(sc->checks[1].expr, "grad_accum.numerics.weight_rel_err <= 1e-5");
     cr_expect_eq(sc->checks[1].loc.line, 30);
     cr_expect_eq(sc->checks[1].loc.col, 5);
+    oomb_scenario_destroy(sc);
+}
+
+Test(scenario, synthetic_separation)
+{
+    struct oomb_scenario *sc = load_ok(DATA "/good/separation.yaml");
+    cr_expect_eq(sc->input_kind, OOMB_INPUT_SYNTHETIC);
+    cr_expect_eq(sc->seed, 9);
+    cr_expect_eq(sc->separation, 25.0);
     oomb_scenario_destroy(sc);
 }
 
@@ -643,6 +654,9 @@ static const struct bad_case bad_cases[] = {
     {"epochs_synthetic.yaml", "7:11", "steps.epochs",
      "epochs needs a finite data set (input: fashion-mnist)"},
     {"epochs_zero.yaml", "7:17", "steps.epochs", "got 0"},
+    {"separation_negative.yaml", "2:38", "input.separation", "expected a number in [0, 1e+06], got -1"},
+    {"separation_type.yaml", "2:21", "input.separation", "a number"},
+    {"separation_fmnist.yaml", "2:21", "input.separation", "synthetic input only"},
     /* hostile input: aliases, sizes, names, durations */
     {"alias_cycle.yaml", "6:17", "model.layers.residual",
      "alias '*l' is inside the node it names (anchor '&l' at line 5): aliases must not form a "

@@ -830,7 +830,8 @@ static int prepare_data(struct oomb_run *r, char *err, size_t err_len)
     const int64_t B = r->info.batch, F = r->info.model->input_features;
     struct oomb_tracker_stats *s = r->tracker.stats;
     r->n_steps_total = r->info.warmup_steps + r->info.measured_steps;
-    if (!j->dry_run && oomb_data_init(&r->data, r->info.seed, F, r->info.model->classes) != OOMB_OK) {
+    if (!j->dry_run && oomb_data_init(&r->data, r->info.seed, F, r->info.model->classes,
+                                      j->sc->separation) != OOMB_OK) {
         oomb_errf(err, err_len, "out of host memory for the synthetic data's teacher");
         return OOMB_ERR_OOM;
     }

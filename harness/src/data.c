@@ -1,5 +1,6 @@
 /*
- * Seeded synthetic data and parameter initialisation (see data.h).
+ * Seeded synthetic data and parameter initialisation (see data.h for the
+ * rule of the synthetic samples).
  */
 #include "data.h"
 
@@ -31,21 +32,42 @@ static float normal(uint64_t key, uint64_t i)
     return (float)(sqrt(-2.0 * log(unit(a))) * cos(6.283185307179586 * unit(b)));
 }
 
-int oomb_data_init(struct oomb_data *d, uint64_t seed, int64_t features, int64_t classes)
+int oomb_data_init(struct oomb_data *d, uint64_t seed, int64_t features, int64_t classes,
+                   double separation)
 {
     d->seed = seed;
     d->features = features;
     d->classes = classes;
+    d->amplitude = 0;
     d->teacher = NULL;
     size_t bytes;
-    if (features < 0 || classes < 0 || oomb_data_bytes(classes, features, &bytes) != OOMB_OK)
+    if (features < 0 || classes < 0 || oomb_data_bytes(classes, features, &bytes) != OOMB_OK ||
+        !(separation >= 0 && separation <= OOMB_DATA_SEPARATION_MAX))
         return OOMB_ERR_INVALID;
     d->teacher = malloc(bytes + 1);
     if (!d->teacher)
         return OOMB_ERR_OOM;
+    /* features per block: ceil(features / OOMB_DATA_BLOCKS), at least 1 */
+    const int64_t run = features > OOMB_DATA_BLOCKS ? (features - 1) / OOMB_DATA_BLOCKS + 1 : 1;
     uint64_t key = oomb_splitmix64(seed ^ 0x7465616368657221ULL);
-    for (int64_t i = 0; i < classes * features; i++)
-        d->teacher[i] = normal(key, (uint64_t)i);
+    for (int64_t c = 0; c < classes; c++) {
+        float *t = d->teacher + c * features;
+        double sum = 0, sum2 = 0;
+        for (int64_t f = 0; f < features; f++) {
+            double v = normal(key, (uint64_t)(c * features + f / run));
+            t[f] = (float)v;
+            sum += v;
+        }
+        /* mean 0 and sum of squares `features`: every row has the same norm,
+         * so the arg-max of t . x is the nearest class centre */
+        double mean = features > 1 ? sum / (double)features : 0;
+        for (int64_t f = 0; f < features; f++)
+            sum2 += ((double)t[f] - mean) * ((double)t[f] - mean);
+        double scale = sum2 > 0 ? sqrt((double)features / sum2) : 0;
+        for (int64_t f = 0; f < features; f++)
+            t[f] = (float)(((double)t[f] - mean) * scale);
+    }
+    d->amplitude = features > 0 ? separation / sqrt(2.0 * (double)features) : 0;
     return OOMB_OK;
 }
 
@@ -72,8 +94,12 @@ static void gen_samples(const struct oomb_data *d, int64_t first, int64_t count,
     for (int64_t s = 0; s < count; s++) {
         uint64_t skey = oomb_splitmix64(key ^ (uint64_t)(first + s));
         float *xs = x + s * d->features;
+        /* the class whose centre the sample is drawn around */
+        int64_t drawn =
+            d->classes > 0 ? (int64_t)(oomb_splitmix64(~skey) % (uint64_t)d->classes) : 0;
+        const float *mu = d->classes > 0 ? d->teacher + drawn * d->features : NULL;
         for (int64_t f = 0; f < d->features; f++)
-            xs[f] = normal(skey, (uint64_t)f);
+            xs[f] = normal(skey, (uint64_t)f) + (mu ? (float)(d->amplitude * mu[f]) : 0.0f);
         int32_t best = 0;
         double best_v = -INFINITY;
         for (int64_t c = 0; c < d->classes; c++) {

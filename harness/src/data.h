@@ -1,9 +1,24 @@
 /*
  * Seeded data and initial parameters, identical for every strategy of a
- * scenario. Synthetic input: x ~ N(0, 1) per feature from a counter-based
- * generator keyed by (seed, sample index), and the label is the arg-max of a
- * fixed random linear "teacher" map of x, so the task is learnable and every
- * sample can be regenerated independently of the batch it is in.
+ * scenario.
+ *
+ * Synthetic samples: a fixed "teacher" T (classes, features), each row a
+ * seeded N(0, 1) value per block of the flattened input (OOMB_DATA_BLOCKS
+ * contiguous runs: rows of an image channel, whole tokens of a sequence),
+ * then centred and scaled to mean 0 and squared norm `features`. Sample i,
+ * keyed by (seed, i) alone:
+ *   c  = a class drawn uniformly;
+ *   x  = z + a T[c],  z ~ N(0, 1) per feature, a = separation / sqrt(2 features),
+ *        so two class centres a T[c], a T[c'] lie `separation` noise standard
+ *        deviations apart;
+ *   y  = argmax_k T[k] . x, the nearest class centre (all rows have the same
+ *        norm): the label is a fixed linear function of x, learnable to 100%,
+ *        and the classes are balanced to sampling noise (drawn uniformly, then
+ *        moved only across the boundaries between centres).
+ * Every sample can be regenerated independently of the batch it is in, so
+ * resident and streamed pipelines and every strategy see the same data.
+ * separation 0 gives x ~ N(0, 1) labelled by the teacher's arg-max: the
+ * classes are not separated and a few steps of training barely move the loss.
  */
 #ifndef OOMB_DATA_H
 #define OOMB_DATA_H
@@ -13,17 +28,28 @@
 
 #include "oombench/plugin.h"
 
+/* Blocks of the flattened input over which a teacher row is constant. */
+#define OOMB_DATA_BLOCKS 16
+/* The default distance between class centres (scenario key
+ * input.separation), and the largest accepted. */
+#define OOMB_DATA_SEPARATION 8.0
+#define OOMB_DATA_SEPARATION_MAX 1e6
+
 struct oomb_data {
     uint64_t seed;
     int64_t features, classes;
-    float *teacher; /* (classes, features), host memory */
+    float *teacher;   /* (classes, features), host memory */
+    double amplitude; /* how far a sample is drawn from the origin */
 };
 
-/* Returns OOMB_OK, OOMB_ERR_OOM, or OOMB_ERR_INVALID when features or
- * classes is negative or the teacher's (classes, features) floats overflow a
- * byte count. Free with oomb_data_free (also after a failure). */
-int oomb_data_init(struct oomb_data *d, uint64_t seed, int64_t features, int64_t classes)
-    OOMB_WARN_UNUSED;
+/* The teacher of (seed, features, classes) and the amplitude of
+ * `separation`. Returns OOMB_OK, OOMB_ERR_OOM, or OOMB_ERR_INVALID when
+ * features or classes is negative, the teacher's (classes, features) floats
+ * overflow a byte count, or separation is outside [0,
+ * OOMB_DATA_SEPARATION_MAX]. Free with oomb_data_free (also after a
+ * failure). */
+int oomb_data_init(struct oomb_data *d, uint64_t seed, int64_t features, int64_t classes,
+                   double separation) OOMB_WARN_UNUSED;
 void oomb_data_free(struct oomb_data *d);
 
 /* The bytes of `count` rows of `features` floats in *bytes: OOMB_OK, or

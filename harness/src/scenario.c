@@ -10,6 +10,7 @@
 
 #include "layers.h"
 #include "check.h"
+#include "data.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -1326,10 +1327,10 @@ static int check_fashion_mnist(struct ctx *c)
 
 static int read_input(struct ctx *c, yaml_node_t *n, int *seed_set)
 {
-    yaml_node_t *kind = n;
+    yaml_node_t *kind = n, *separation = NULL;
     if (n->type == YAML_MAPPING_NODE) {
-        struct field f[] = {{.name = "kind"}, {.name = "seed"}};
-        if (read_map(c, n, "input", f, 2) != OOMB_OK)
+        struct field f[] = {{.name = "kind"}, {.name = "seed"}, {.name = "separation"}};
+        if (read_map(c, n, "input", f, 3) != OOMB_OK)
             return c->status;
         if (f[1].val != NULL) {
             int64_t seed;
@@ -1337,6 +1338,16 @@ static int read_input(struct ctx *c, yaml_node_t *n, int *seed_set)
                 return c->status;
             c->sc->seed = (uint64_t)seed;
             *seed_set = 1;
+        }
+        if ((separation = f[2].val) != NULL) {
+            double v;
+            if (get_real(c, separation, "input.separation", &v) != OOMB_OK)
+                return c->status;
+            if (!(v >= 0 && v <= OOMB_DATA_SEPARATION_MAX))
+                return err_at(c, separation, "input.separation",
+                              "expected a number in [0, %g], got %s", OOMB_DATA_SEPARATION_MAX,
+                              text(separation));
+            c->sc->separation = v;
         }
         if (f[0].val == NULL)
             return OOMB_OK; /* synthetic */
@@ -1357,6 +1368,9 @@ static int read_input(struct ctx *c, yaml_node_t *n, int *seed_set)
                       "unknown input kind '%s'; expected one of: synthetic, "
                       "fashion-mnist",
                       s);
+    if (separation && c->sc->input_kind != OOMB_INPUT_SYNTHETIC)
+        return err_at(c, separation, "input.separation",
+                      "separation shapes synthetic input only; input.kind is %s", s);
     return OOMB_OK;
 }
 
@@ -2296,6 +2310,7 @@ static int read_root(struct ctx *c, yaml_node_t *root)
     /* Defaults. */
     sc->input_kind = OOMB_INPUT_SYNTHETIC;
     sc->seed = DEF_SEED;
+    sc->separation = OOMB_DATA_SEPARATION;
     sc->optimizer = OOMB_OPT_ADAM;
     sc->lr = DEF_ADAM_LR;
     sc->momentum = DEF_MOMENTUM;

@@ -117,6 +117,10 @@ struct oomb_scenario {
     /* input */
     enum oomb_input_kind input_kind;
     uint64_t seed;
+    /* input.separation (synthetic input): the distance between two class
+     * centres in standard deviations of the noise (data.h); default
+     * OOMB_DATA_SEPARATION */
+    double separation;
 
     uint32_t modes; /* OOMB_MODE_* bits: `mode: train`, or a list */
     int64_t *batches;
