@@ -18,6 +18,7 @@
 
 #include "backend.h"
 
+#include "isa.h"
 #include "ops_cpu.h"
 
 #define CPU_ALIGN 64
@@ -280,6 +281,7 @@ void oomb_blas_describe(struct oomb_blas_info *out)
         break;
     }
     out->threads = openblas_get_num_threads();
+    out->cpu_isa = oomb_cpu_isa_name(oomb_cpu_isa_get());
 }
 
 int oomb_blas_set_threads(int n)
