@@ -19,7 +19,9 @@
 
 /* ------------------------------------------------------------ F16 -------- */
 
-/* IEEE binary16 -> binary32, exact for every input; NaN payloads kept. */
+/* IEEE binary16 -> binary32, exact for every number; a NaN keeps its sign and
+ * payload and is quietened (the top mantissa bit set), as IEEE 754 converts a
+ * signalling NaN and as VCVTPH2PS does, so that both paths give the same bits. */
 static inline float oomb_h2f(uint16_t h)
 {
     uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
@@ -32,7 +34,7 @@ static inline float oomb_h2f(uint16_t h)
         memcpy(&bits, &f, sizeof bits);
         bits |= sign;
     } else if (exp == 31) {
-        bits = sign | 0x7f800000u | (mant << 13);
+        bits = sign | 0x7f800000u | (mant << 13) | (mant ? 0x400000u : 0u);
     } else {
         bits = sign | ((exp + 112u) << 23) | (mant << 13);
     }
