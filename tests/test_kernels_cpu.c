@@ -1252,7 +1252,12 @@ static const int64_t isa_lengths[] = {0, 1, 3, 7, 8, 9, 15, 16, 17, 31, 33, 100,
         if (oomb_cpu_isa_force(isa) == 0)
 
 /* The reference loops: no contraction into FMA on targets that have one. */
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#define NO_CONTRACT
+#else
 #define NO_CONTRACT __attribute__((optimize("fp-contract=off")))
+#endif
 
 NO_CONTRACT static void ref_adam_f32(float *p, const float *g, float *m, float *v, int64_t n,
                                      float lr, float b1, float b2, float eps, float wd, int64_t t)
