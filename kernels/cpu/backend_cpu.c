@@ -318,6 +318,7 @@ int oomb_cpu_backend_create(struct oomb_kernel_backend **out, char *msg, size_t 
     snprintf(ctx->runtime, sizeof ctx->runtime, "%s", config ? config : "OpenBLAS (unknown)");
 
     oomb_cpu_ops_init(&b->ops, ctx);
+    (void)oomb_cpu_isa_get(); /* the vector kernels' choice, made before any op runs */
 
     long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
     b->info.backend = "cpu";
