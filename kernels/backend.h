@@ -113,6 +113,8 @@ struct oomb_blas_info {
     const char *kernel;   /* the kernel chosen for this CPU ("Haswell", "Zen") */
     const char *parallel; /* "pthreads", "openmp" or "sequential" */
     int threads;          /* threads a BLAS call may use now */
+    const char *cpu_isa;  /* vector instructions of oombench's own CPU kernels, chosen at
+                             run time (kernels/cpu/isa.h): "avx2+fma+f16c" or "scalar" */
 };
 void oomb_blas_describe(struct oomb_blas_info *out);
 

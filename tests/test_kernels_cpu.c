@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "cpu/isa.h"     /* white-box: both vector instruction paths */
 #include "cpu/ops_cpu.h" /* white-box: the message buffer of the context */
 
 #include "cpu_fixture.h"
@@ -1228,6 +1229,267 @@ Test(kernels_cpu, adam8_tracks_fp32_adam)
     cr_expect_lt(maxdiff, 0.5 * 50 * lr, "max |p8 - p32| %g", maxdiff);
     cr_expect_lt(f8, 0.8 * fstart, "adam8 did not descend: %g -> %g", fstart, f8);
     cr_expect_lt(fabs(f8 - f32), 0.1 * (fstart - f32), "objective %g vs %g", f8, f32);
+}
+
+/* ============================================================ ISA paths == */
+
+/*
+ * Every kernel with a vector version (kernels/cpu/vec_cpu.c) run on each
+ * instruction set this CPU has (isa.h; the scalar loops always), against a
+ * float loop written here with the kernel's own operations in its order:
+ * the vector code does the same correctly rounded IEEE operations per element
+ * with no FMA contraction, so the results must be the same bits. Lengths
+ * around the vector width (8) and pointers offset by 1..3 elements from an
+ * allocation's alignment.
+ */
+
+static const int64_t isa_lengths[] = {0, 1, 3, 7, 8, 9, 15, 16, 17, 31, 33, 100, 1003};
+
+/* Runs the calling test's body once per supported level; restores the level. */
+#define FOR_EACH_ISA(isa)                                                                          \
+    for (enum oomb_cpu_isa isa = OOMB_CPU_ISA_SCALAR; isa <= OOMB_CPU_ISA_AVX2;                  \
+         isa = (enum oomb_cpu_isa)(isa + 1))                                                       \
+        if (oomb_cpu_isa_force(isa) == 0)
+
+/* The reference loops: no contraction into FMA on targets that have one. */
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#define NO_CONTRACT
+#else
+#define NO_CONTRACT __attribute__((optimize("fp-contract=off")))
+#endif
+
+NO_CONTRACT static void ref_adam_f32(float *p, const float *g, float *m, float *v, int64_t n,
+                                     float lr, float b1, float b2, float eps, float wd, int64_t t)
+{
+    float c1 = (float)(1.0 - pow((double)b1, (double)t));
+    float c2 = (float)(1.0 - pow((double)b2, (double)t));
+    for (int64_t i = 0; i < n; i++) {
+        float mi = b1 * m[i] + (1.0f - b1) * g[i];
+        float vi = b2 * v[i] + (1.0f - b2) * g[i] * g[i];
+        m[i] = mi;
+        v[i] = vi;
+        p[i] -= lr * ((mi / c1) / (sqrtf(vi / c2) + eps) + wd * p[i]);
+    }
+}
+
+static void expect_same_bits(const void *got, const void *want, size_t bytes, const char *what,
+                             enum oomb_cpu_isa isa, int64_t n, int64_t off)
+{
+    const unsigned char *a = got, *b = want;
+    size_t i = 0;
+    while (i < bytes && a[i] == b[i])
+        i++;
+    cr_expect_eq(i, bytes, "%s differs at byte %zu of %zu (isa %s, n %lld, offset %lld)", what, i,
+                 bytes, oomb_cpu_isa_name(isa), (long long)n, (long long)off);
+}
+
+Test(kernels_cpu, isa_adam_matches_float_loop_bit_for_bit)
+{
+    enum oomb_cpu_isa before = oomb_cpu_isa_get();
+    cr_assert(oomb_cpu_isa_supported(OOMB_CPU_ISA_SCALAR));
+    cr_expect_eq(oomb_cpu_isa_force((enum oomb_cpu_isa)42), -1, "an unknown level was accepted");
+    seed(40);
+    const int64_t cap = 1003 + 3;
+    float *p = FALLOC(cap), *g = FALLOC(cap), *m = FALLOC(cap), *v = FALLOC(cap);
+    float *rp = FALLOC(cap), *rm = FALLOC(cap), *rv = FALLOC(cap);
+    FOR_EACH_ISA(isa)
+    {
+        for (size_t li = 0; li < sizeof isa_lengths / sizeof isa_lengths[0]; li++) {
+            int64_t n = isa_lengths[li], off = (int64_t)(li % 4);
+            float lr = urand(1e-4f, 1e-2f), wd = li % 2 ? 0.0f : urand(0.0f, 0.1f);
+            int64_t t = 1 + (int64_t)(xorshift() % 1000);
+            frand(p + off, n, -1, 1);
+            frand(g + off, n, -1, 1);
+            frand(m + off, n, -0.1f, 0.1f);
+            frand(v + off, n, 0.0f, 0.01f);
+            memcpy(rp, p, (size_t)cap * 4);
+            memcpy(rm, m, (size_t)cap * 4);
+            memcpy(rv, v, (size_t)cap * 4);
+            ref_adam_f32(rp + off, g + off, rm + off, rv + off, n, lr, 0.9f, 0.999f, 1e-8f, wd, t);
+            EXPECT_OK(ops->adam_update(K, p + off, g + off, m + off, v + off, n, lr, 0.9f, 0.999f,
+                                       1e-8f, wd, t));
+            expect_same_bits(p, rp, (size_t)cap * 4, "param", isa, n, off);
+            expect_same_bits(m, rm, (size_t)cap * 4, "m", isa, n, off);
+            expect_same_bits(v, rv, (size_t)cap * 4, "v", isa, n, off);
+        }
+    }
+    cr_assert_eq(oomb_cpu_isa_force(before), 0);
+}
+
+/* The 8-bit Adam step as a float loop, the kernel's operations in its order
+ * (two passes per block, the moments recomputed in the second). */
+NO_CONTRACT static void ref_adam8_f32(float *p, const float *g, int8_t *mq, uint8_t *vq, float *ms,
+                                      float *vs, int64_t n, int64_t block, float lr, float b1,
+                                      float b2, float eps, float wd, int64_t t)
+{
+    float c1 = (float)(1.0 - pow((double)b1, (double)t));
+    float c2 = (float)(1.0 - pow((double)b2, (double)t));
+    for (int64_t i0 = 0, bl = 0; i0 < n; i0 += block, bl++) {
+        int64_t i1 = i0 + block < n ? i0 + block : n;
+        float amax = 0.0f, smax = 0.0f;
+        for (int pass = 0; pass < 2; pass++) {
+            float m_inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+            float v_inv = smax > 0.0f ? 255.0f / smax : 0.0f;
+            for (int64_t i = i0; i < i1; i++) {
+                float so = (float)vq[i] * vs[bl];
+                float m = b1 * ((float)mq[i] * ms[bl]) + (1.0f - b1) * g[i];
+                float v = b2 * (so * so) + (1.0f - b2) * g[i] * g[i];
+                if (pass == 0) {
+                    amax = fabsf(m) > amax ? fabsf(m) : amax;
+                    smax = sqrtf(v) > smax ? sqrtf(v) : smax;
+                    p[i] -= lr * ((m / c1) / (sqrtf(v / c2) + eps) + wd * p[i]);
+                } else {
+                    long qm = lrintf(m * m_inv), qv = lrintf(sqrtf(v) * v_inv);
+                    qv = qv == 0 && v > 0.0f ? 1 : qv;
+                    mq[i] = (int8_t)(qm > 127 ? 127 : qm < -127 ? -127 : qm);
+                    vq[i] = (uint8_t)(qv > 255 ? 255 : qv < 0 ? 0 : qv);
+                }
+            }
+        }
+        ms[bl] = amax / 127.0f;
+        vs[bl] = smax / 255.0f;
+    }
+}
+
+Test(kernels_cpu, isa_adam8_matches_float_loop_bit_for_bit)
+{
+    enum oomb_cpu_isa before = oomb_cpu_isa_get();
+    seed(41);
+    const int64_t cap = 1003 + 3, blocks[] = {1, 5, 8, 24, 64, 2048};
+    float *p = FALLOC(cap), *g = FALLOC(cap), *rp = FALLOC(cap);
+    float *ms = FALLOC(cap), *vs = FALLOC(cap), *rms = FALLOC(cap), *rvs = FALLOC(cap);
+    int8_t *mq = talloc((size_t)cap), *rmq = talloc((size_t)cap);
+    uint8_t *vq = talloc((size_t)cap), *rvq = talloc((size_t)cap);
+    FOR_EACH_ISA(isa)
+    {
+        for (size_t li = 0; li < sizeof isa_lengths / sizeof isa_lengths[0]; li++) {
+            for (size_t bi = 0; bi < sizeof blocks / sizeof blocks[0]; bi++) {
+                int64_t n = isa_lengths[li], off = (int64_t)((li + bi) % 4), block = blocks[bi];
+                int64_t nb = (n + block - 1) / block;
+                float lr = urand(1e-4f, 1e-2f), wd = bi % 2 ? 0.0f : 0.01f;
+                int64_t t = 1 + (int64_t)(xorshift() % 100);
+                frand(p + off, n, -1, 1);
+                frand(g + off, n, -1, 1);
+                for (int64_t i = 0; i < n; i++) {
+                    mq[off + i] = (int8_t)((int)(xorshift() % 255) - 127);
+                    vq[off + i] = (uint8_t)(xorshift() % 256);
+                }
+                if (n > 2) { /* an all-zero state and gradient element */
+                    mq[off + 1] = 0;
+                    vq[off + 1] = 0;
+                    g[off + 1] = 0.0f;
+                }
+                frand(ms + off, nb, 1e-3f, 1e-2f);
+                frand(vs + off, nb, 1e-3f, 1e-2f);
+                memcpy(rp, p, (size_t)cap * 4);
+                memcpy(rms, ms, (size_t)cap * 4);
+                memcpy(rvs, vs, (size_t)cap * 4);
+                memcpy(rmq, mq, (size_t)cap);
+                memcpy(rvq, vq, (size_t)cap);
+                ref_adam8_f32(rp + off, g + off, rmq + off, rvq + off, rms + off, rvs + off, n,
+                              block, lr, 0.9f, 0.999f, 1e-8f, wd, t);
+                EXPECT_OK(quant->adam8_update(K, p + off, g + off, mq + off, vq + off, ms + off,
+                                              vs + off, n, block, lr, 0.9f, 0.999f, 1e-8f, wd, t));
+                expect_same_bits(p, rp, (size_t)cap * 4, "param", isa, n, off);
+                expect_same_bits(mq, rmq, (size_t)cap, "m_q", isa, n, off);
+                expect_same_bits(vq, rvq, (size_t)cap, "v_q", isa, n, off);
+                expect_same_bits(ms, rms, (size_t)cap * 4, "m_scale", isa, n, off);
+                expect_same_bits(vs, rvs, (size_t)cap * 4, "v_scale", isa, n, off);
+            }
+        }
+    }
+    cr_assert_eq(oomb_cpu_isa_force(before), 0);
+}
+
+/* F16 -> F32 bits by the definition: sign, exponent rebias, mantissa shift;
+ * a NaN keeps its payload and is quietened (IEEE 754 conversion, VCVTPH2PS). */
+static uint32_t ref_h2f_bits(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 0x1fu, mant = h & 0x3ffu;
+    if (e == 31)
+        return sign | 0x7f800000u | mant << 13 | (mant ? 0x400000u : 0u);
+    float f = (float)half_value((uint16_t)(h & 0x7fffu)); /* exact */
+    uint32_t bits;
+    memcpy(&bits, &f, 4);
+    return sign | bits;
+}
+
+/* F32 -> F16 bits: the nearest search, NaN quietened with its top 9 payload bits kept. */
+static uint16_t ref_f2h_bits(uint32_t x)
+{
+    if ((x & 0x7fffffffu) > 0x7f800000u)
+        return (uint16_t)((x >> 16 & 0x8000u) | 0x7e00u | (x >> 13 & 0x3ffu));
+    float f;
+    memcpy(&f, &x, 4);
+    return ref_f2h(f);
+}
+
+Test(kernels_cpu, isa_cast_matches_definition_bit_for_bit)
+{
+    enum oomb_cpu_isa before = oomb_cpu_isa_get();
+    seed(42);
+    const int64_t n = 65536 + 3; /* every half, then 3 more for the offsets */
+    uint16_t *h = talloc((size_t)n * 2), *h2 = talloc((size_t)n * 2);
+    float *f = FALLOC(n);
+    uint32_t *x = talloc((size_t)n * 4);
+    FOR_EACH_ISA(isa)
+    {
+        for (int64_t off = 0; off < 4; off++) {
+            int64_t len = 65536 - off; /* not a multiple of 8 for off > 0 */
+            for (int64_t i = 0; i < len; i++)
+                h[off + i] = (uint16_t)(i + off);
+            EXPECT_OK(ops->cast(K, f + off, OOMB_F32, h + off, OOMB_F16, len));
+            for (int64_t i = 0; i < len; i++) {
+                uint32_t got;
+                memcpy(&got, &f[off + i], 4);
+                cr_assert_eq(got, ref_h2f_bits(h[off + i]), "%s: h2f(0x%04x) = 0x%08x",
+                             oomb_cpu_isa_name(isa), h[off + i], got);
+            }
+            /* random bit patterns: every class (NaNs with payloads, infinities,
+             * subnormals, values rounding into and out of the half range) */
+            for (int64_t i = 0; i < len; i++) {
+                uint64_t r = xorshift();
+                uint32_t e = (uint32_t)(r >> 32) % 40u; /* exponents 0, 100..136, 255 */
+                uint32_t expo = e == 0 ? 0 : e == 39 ? 255u : 99u + e;
+                x[off + i] = (uint32_t)r >> 31 << 31 | expo << 23 | ((uint32_t)r & 0x7fffffu);
+            }
+            EXPECT_OK(ops->cast(K, h2 + off, OOMB_F16, (const float *)(x + off), OOMB_F32, len));
+            for (int64_t i = 0; i < len; i++)
+                cr_assert_eq(h2[off + i], ref_f2h_bits(x[off + i]), "%s: f2h(0x%08x) = 0x%04x",
+                             oomb_cpu_isa_name(isa), x[off + i], h2[off + i]);
+        }
+    }
+    cr_assert_eq(oomb_cpu_isa_force(before), 0);
+}
+
+/* The F16 GEMMs convert through the vector path: the same bits on every level. */
+Test(kernels_cpu, isa_linear_f16_same_bits_on_every_level)
+{
+    enum oomb_cpu_isa before = oomb_cpu_isa_get();
+    seed(43);
+    int64_t B = 37, C = 75, OC = 69; /* tiles and rows not multiples of 8 */
+    float *x = frand_new(B * C, -1, 1), *w = frand_new(OC * C, -1, 1), *bias = frand_new(OC, -1, 1);
+    uint16_t *hx = to_half(x, B * C), *hw = to_half(w, OC * C);
+    uint16_t *out[2], *dinp[2];
+    float *dw[2];
+    int runs = 0;
+    FOR_EACH_ISA(isa)
+    {
+        out[runs] = talloc((size_t)(B * OC) * 2);
+        dinp[runs] = talloc((size_t)(B * C) * 2);
+        dw[runs] = FALLOC(OC * C);
+        EXPECT_OK(ops->linear_forward(K, OOMB_F16, out[runs], hx, hw, bias, B, C, OC));
+        EXPECT_OK(ops->linear_backward(K, OOMB_F16, dinp[runs], dw[runs], NULL, out[runs], hx, hw,
+                                       B, C, OC));
+        runs++;
+    }
+    for (int r = 1; r < runs; r++) {
+        expect_same_bits(out[r], out[0], (size_t)(B * OC) * 2, "out", (enum oomb_cpu_isa)r, B, 0);
+        expect_same_bits(dinp[r], dinp[0], (size_t)(B * C) * 2, "dinp", (enum oomb_cpu_isa)r, B, 0);
+        expect_same_bits(dw[r], dw[0], (size_t)(OC * C) * 4, "dweight", (enum oomb_cpu_isa)r, B, 0);
+    }
+    cr_assert_eq(oomb_cpu_isa_force(before), 0);
 }
 
 /* ============================================================ element-wise */

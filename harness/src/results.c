@@ -251,6 +251,7 @@ void oomb_results_free(struct oomb_results *r)
     free(r->blas_config);
     free(r->blas_kernel);
     free(r->blas_parallel);
+    free(r->cpu_isa);
     for (int i = 0; i < r->n_env; i++) {
         if (r->env_names)
             free(r->env_names[i]);
@@ -671,6 +672,7 @@ static json_t *results_to_json(struct jw *w, const struct oomb_results *r)
     put(w, blas, "config", jstr(r->blas_config));
     put(w, blas, "kernel", jstr(r->blas_kernel));
     put(w, blas, "parallel", jstr(r->blas_parallel));
+    put(w, blas, "cpu_isa", jstr(r->cpu_isa));
     json_t *env = json_object();
     for (int i = 0; env && i < r->n_env; i++)
         put(w, env, r->env_names[i], jstr(r->env_values[i]));
@@ -1649,6 +1651,7 @@ static int results_read(const char *path, int child, struct oomb_results *r, cha
     r->blas_config = rd_str(&rd, blas, "blas", "config");
     r->blas_kernel = rd_str(&rd, blas, "blas", "kernel");
     r->blas_parallel = rd_str(&rd, blas, "blas", "parallel");
+    r->cpu_isa = rd_str(&rd, blas, "blas", "cpu_isa"); /* "" in files from before it */
     json_t *env = blas ? rd_obj(&rd, blas, "blas", "env") : NULL;
     if (env && json_object_size(env) > 0 && json_object_size(env) <= 64) {
         size_t n = json_object_size(env);

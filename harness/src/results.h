@@ -231,6 +231,7 @@ struct oomb_results {
      * version, build description, kernel chosen for this CPU, threading; and
      * the environment variables that steer it (name=value, those set). */
     char *blas_library, *blas_version, *blas_config, *blas_kernel, *blas_parallel;
+    char *cpu_isa; /* blas.cpu_isa: the CPU kernels' vector instructions, "" when unknown */
     char **env_names, **env_values;
     int n_env;
     struct oomb_run_result *runs;

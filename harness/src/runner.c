@@ -158,8 +158,9 @@ static int fill_blas_info(struct oomb_results *res)
     res->blas_config = oomb_strdup(bi.config);
     res->blas_kernel = oomb_strdup(bi.kernel);
     res->blas_parallel = oomb_strdup(bi.parallel);
+    res->cpu_isa = oomb_strdup(bi.cpu_isa); /* the children inherit the choice's inputs */
     if (!res->blas_library || !res->blas_version || !res->blas_config || !res->blas_kernel ||
-        !res->blas_parallel)
+        !res->blas_parallel || !res->cpu_isa)
         return OOMB_ERR_OOM;
     const int n_vars = (int)(sizeof blas_env_vars / sizeof blas_env_vars[0]);
     res->env_names = calloc((size_t)n_vars, sizeof *res->env_names);

@@ -18,6 +18,7 @@
 
 #include "backend.h"
 
+#include "isa.h"
 #include "ops_cpu.h"
 
 #define CPU_ALIGN 64
@@ -280,6 +281,7 @@ void oomb_blas_describe(struct oomb_blas_info *out)
         break;
     }
     out->threads = openblas_get_num_threads();
+    out->cpu_isa = oomb_cpu_isa_name(oomb_cpu_isa_get());
 }
 
 int oomb_blas_set_threads(int n)
@@ -316,6 +318,7 @@ int oomb_cpu_backend_create(struct oomb_kernel_backend **out, char *msg, size_t 
     snprintf(ctx->runtime, sizeof ctx->runtime, "%s", config ? config : "OpenBLAS (unknown)");
 
     oomb_cpu_ops_init(&b->ops, ctx);
+    (void)oomb_cpu_isa_get(); /* the vector kernels' choice, made before any op runs */
 
     long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
     b->info.backend = "cpu";

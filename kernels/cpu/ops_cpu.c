@@ -23,6 +23,7 @@
 #include <cblas.h>
 
 #include "ops_cpu.h"
+#include "vec_cpu.h"
 
 /* ------------------------------------------------------------ errors ----- */
 
@@ -70,129 +71,27 @@ static int64_t mul_dims(int64_t a, int64_t b)
 
 /* ------------------------------------------------------------ F16 -------- */
 
-/* IEEE binary16 -> binary32, exact for every input; NaN payloads kept. */
+/* The scalar conversions (round-to-nearest-even) and the whole-array ones,
+ * eight at a time with F16C where the CPU has it, giving the same bits:
+ * vec_cpu.h. */
 static inline float h2f(uint16_t h)
 {
-    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
-    uint32_t exp = (h >> 10) & 0x1fu;
-    uint32_t mant = h & 0x3ffu;
-    uint32_t bits;
-    if (exp == 0) {
-        /* zero or subnormal: mant * 2^-24, exact in FP32 */
-        float f = (float)mant * 0x1p-24f;
-        memcpy(&bits, &f, sizeof bits);
-        bits |= sign;
-    } else if (exp == 31) {
-        bits = sign | 0x7f800000u | (mant << 13);
-    } else {
-        bits = sign | ((exp + 112u) << 23) | (mant << 13);
-    }
-    float out;
-    memcpy(&out, &bits, sizeof out);
-    return out;
+    return oomb_h2f(h);
 }
 
-/* binary32 -> binary16 with round-to-nearest-even; overflow gives inf,
- * underflow gives subnormals or signed zero, NaN stays NaN (quietened). */
 static inline uint16_t f2h(float f)
 {
-    uint32_t x;
-    memcpy(&x, &f, sizeof x);
-    uint32_t sign = (x >> 16) & 0x8000u;
-    uint32_t ax = x & 0x7fffffffu;
-
-    if (ax >= 0x7f800000u) /* inf or NaN */
-        return (uint16_t)(sign | 0x7c00u | (ax > 0x7f800000u ? 0x200u | ((ax >> 13) & 0x3ffu) : 0));
-    if (ax >= 0x47800000u) /* >= 65536: beyond rounding range of the largest half */
-        return (uint16_t)(sign | 0x7c00u);
-    if (ax < 0x38800000u) {    /* below 2^-14: subnormal half or zero */
-        if (ax <= 0x33000000u) /* <= 2^-25: rounds to zero (the tie goes to even 0) */
-            return (uint16_t)sign;
-        uint32_t e = ax >> 23;                     /* 102 .. 112 */
-        uint32_t m = (ax & 0x7fffffu) | 0x800000u; /* value = m * 2^(e-150) */
-        uint32_t shift = 126u - e;                 /* to units of 2^-24: 14 .. 24 */
-        uint32_t r = m >> shift;
-        uint32_t rem = m & ((1u << shift) - 1u);
-        uint32_t half = 1u << (shift - 1u);
-        if (rem > half || (rem == half && (r & 1u)))
-            r++; /* may carry into the smallest normal, which is the right encoding */
-        return (uint16_t)(sign | r);
-    }
-    uint32_t h = ((ax >> 23) - 112u) << 10 | ((ax >> 13) & 0x3ffu);
-    uint32_t rem = ax & 0x1fffu;
-    if (rem > 0x1000u || (rem == 0x1000u && (h & 1u)))
-        h++; /* a carry into the exponent is correct, up to inf */
-    return (uint16_t)(sign | h);
+    return oomb_f2h(f);
 }
-
-/*
- * Whole-array conversions. On x86-64 CPUs with F16C (checked at run time)
- * eight elements at a time with VCVTPS2PH / VCVTPH2PS, which give the same
- * bits as f2h/h2f: round to nearest even with overflow to infinity and
- * subnormal results, NaN quietened with its top payload bits kept (the
- * immediate rounding mode ignores MXCSR). Elsewhere, and for the tail, the
- * scalar functions above.
- */
-#if defined(__x86_64__) && defined(__GNUC__)
-#include <cpuid.h>
-#include <immintrin.h>
-#define OOMB_HAVE_F16C_PATH 1
-
-__attribute__((target("avx,f16c"))) static void f2h_n_f16c(uint16_t *d, const float *s, int64_t n)
-{
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        _mm_storeu_si128((__m128i *)(d + i),
-                         _mm256_cvtps_ph(_mm256_loadu_ps(s + i), _MM_FROUND_TO_NEAREST_INT));
-    for (; i < n; i++)
-        d[i] = f2h(s[i]);
-}
-
-__attribute__((target("avx,f16c"))) static void h2f_n_f16c(float *d, const uint16_t *s, int64_t n)
-{
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        _mm256_storeu_ps(d + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(s + i))));
-    for (; i < n; i++)
-        d[i] = h2f(s[i]);
-}
-
-/* AVX with the OS's support for its registers (the builtin checks XGETBV),
- * and F16C (CPUID leaf 1, ECX bit 29; not every compiler's builtin knows
- * the name). */
-static int have_f16c(void)
-{
-    static int v = -1;
-    if (v < 0) {
-        unsigned a = 0, b = 0, c = 0, d = 0;
-        v = __builtin_cpu_supports("avx") && __get_cpuid(1, &a, &b, &c, &d) && (c >> 29 & 1u);
-    }
-    return v;
-}
-#endif
 
 static void f2h_n(uint16_t *d, const float *s, int64_t n)
 {
-#ifdef OOMB_HAVE_F16C_PATH
-    if (have_f16c()) {
-        f2h_n_f16c(d, s, n);
-        return;
-    }
-#endif
-    for (int64_t i = 0; i < n; i++)
-        d[i] = f2h(s[i]);
+    oomb_vec_f2h(d, s, n);
 }
 
 static void h2f_n(float *d, const uint16_t *s, int64_t n)
 {
-#ifdef OOMB_HAVE_F16C_PATH
-    if (have_f16c()) {
-        h2f_n_f16c(d, s, n);
-        return;
-    }
-#endif
-    for (int64_t i = 0; i < n; i++)
-        d[i] = h2f(s[i]);
+    oomb_vec_h2f(d, s, n);
 }
 
 /* Element i of an F32 or F16 array, as FP32. */
@@ -323,10 +222,11 @@ static void linear_forward_f16(uint16_t *out, const uint16_t *inp, const uint16_
                 tile_h2f(w, weight, C, o0, no, c0, nc);
                 sgemm_rm(0, 1, nb, no, nc, a, nc, w, nc, 1.0f, acc, no);
             }
-            for (int64_t i = 0; i < nb; i++)
+            for (int64_t i = 0; i < nb; i++) {
                 for (int64_t j = 0; j < no; j++)
-                    out[(b0 + i) * OC + o0 + j] =
-                        f2h(acc[i * no + j] + (bias ? bias[o0 + j] : 0.0f));
+                    acc[i * no + j] += bias ? bias[o0 + j] : 0.0f;
+                f2h_n(out + (b0 + i) * OC + o0, acc + i * no, no);
+            }
         }
     }
 }
@@ -379,8 +279,7 @@ static void linear_backward_dinp_f16(uint16_t *dinp, const uint16_t *dout, const
                 sgemm_rm(0, 0, nb, nc, no, d, no, w, nc, 1.0f, acc, nc);
             }
             for (int64_t i = 0; i < nb; i++)
-                for (int64_t j = 0; j < nc; j++)
-                    dinp[(b0 + i) * C + c0 + j] = f2h(acc[i * nc + j]);
+                f2h_n(dinp + (b0 + i) * C + c0, acc + i * nc, nc);
         }
     }
 }
@@ -766,28 +665,10 @@ static int cpu_adam_update(void *k, float *param, const float *grad, float *m, f
     CHECK_PTR(op, m, n);
     CHECK_PTR(op, v, n);
     CHECK_ADAM(op);
-    float c1, c2;
-    adam_corrections(beta1, beta2, t, &c1, &c2);
-    for (int64_t i = 0; i < n; i++) {
-        float g = grad[i];
-        float mi = beta1 * m[i] + (1.0f - beta1) * g;
-        float vi = beta2 * v[i] + (1.0f - beta2) * g * g;
-        m[i] = mi;
-        v[i] = vi;
-        float mhat = mi / c1, vhat = vi / c2;
-        param[i] -= lr * (mhat / (sqrtf(vhat) + eps) + weight_decay * param[i]);
-    }
+    struct oomb_vec_adam_hp hp = {lr, beta1, beta2, eps, weight_decay, 0.0f, 0.0f};
+    adam_corrections(beta1, beta2, t, &hp.c1, &hp.c2);
+    oomb_vec_adam(param, grad, m, v, n, &hp); /* fused, one pass: vec_cpu.c */
     return OOMB_OK;
-}
-
-/* New first and second moments of element i from the quantised state. */
-static inline void adam8_moments(float g, int8_t mq, uint8_t vq, float ms, float vs, float beta1,
-                                 float beta2, float *m, float *v)
-{
-    float m_old = (float)mq * ms;
-    float sv_old = (float)vq * vs;
-    *m = beta1 * m_old + (1.0f - beta1) * g;
-    *v = beta2 * (sv_old * sv_old) + (1.0f - beta2) * g * g;
 }
 
 /*
@@ -814,43 +695,15 @@ static int cpu_adam8_update(void *k, float *param, const float *grad, int8_t *m_
     CHECK_PTR(op, m_scale, n);
     CHECK_PTR(op, v_scale, n);
     CHECK_ADAM(op);
-    float c1, c2;
-    adam_corrections(beta1, beta2, t, &c1, &c2);
+    struct oomb_vec_adam_hp hp = {lr, beta1, beta2, eps, weight_decay, 0.0f, 0.0f};
+    adam_corrections(beta1, beta2, t, &hp.c1, &hp.c2);
 
     int64_t nblocks = n / block + (n % block != 0);
     for (int64_t bl = 0; bl < nblocks; bl++) {
         int64_t i0 = bl * block;
-        int64_t i1 = n - i0 < block ? n : i0 + block;
-        float ms = m_scale[bl], vs = v_scale[bl];
-        float m_absmax = 0.0f, sv_max = 0.0f;
-        for (int64_t i = i0; i < i1; i++) {
-            float m, v;
-            adam8_moments(grad[i], m_q[i], v_q[i], ms, vs, beta1, beta2, &m, &v);
-            float sv = sqrtf(v);
-            m_absmax = fabsf(m) > m_absmax ? fabsf(m) : m_absmax;
-            sv_max = sv > sv_max ? sv : sv_max;
-            float mhat = m / c1, vhat = v / c2;
-            param[i] -= lr * (mhat / (sqrtf(vhat) + eps) + weight_decay * param[i]);
-        }
-        float m_inv = m_absmax > 0.0f ? 127.0f / m_absmax : 0.0f;
-        float v_inv = sv_max > 0.0f ? 255.0f / sv_max : 0.0f;
-        for (int64_t i = i0; i < i1; i++) {
-            float m, v;
-            adam8_moments(grad[i], m_q[i], v_q[i], ms, vs, beta1, beta2, &m, &v);
-            long qm = lrintf(m * m_inv);
-            /* sqrt(v) is rounded to nearest but never to 0 when v > 0: v is a
-             * denominator, and an element whose small v rounded to 0 next to
-             * its block's large one would next step divide its momentum by
-             * eps alone (a step of m/eps, seen to diverge training). Code 1
-             * can only shorten that element's step. */
-            long qv = lrintf(sqrtf(v) * v_inv);
-            if (qv == 0 && v > 0.0f)
-                qv = 1;
-            m_q[i] = (int8_t)(qm > 127 ? 127 : qm < -127 ? -127 : qm);
-            v_q[i] = (uint8_t)(qv > 255 ? 255 : qv < 0 ? 0 : qv);
-        }
-        m_scale[bl] = m_absmax / 127.0f;
-        v_scale[bl] = sv_max / 255.0f;
+        int64_t len = n - i0 < block ? n - i0 : block;
+        oomb_vec_adam8_block(param + i0, grad + i0, m_q + i0, v_q + i0, m_scale + bl,
+                             v_scale + bl, len, &hp); /* vec_cpu.c */
     }
     return OOMB_OK;
 }
