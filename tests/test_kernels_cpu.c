@@ -1930,3 +1930,306 @@ Test(kernels_cpu, zero_sizes_are_no_ops)
     EXPECT_OK(sparse->dense_to_csr(K, rowptr, NULL, NULL, NULL, 0, 4));
     cr_expect_eq(rowptr[0], 0);
 }
+
+/* ======================================== vectorised int8 and sparse ===== */
+
+/*
+ * The int8 and sparse ops pick their instruction set per call (kernels/cpu/lowp_cpu.h):
+ * OOMB_CPU_ISA=scalar forces the plain loops, =avx2 at most AVX2, unset the best the CPU
+ * has (AVX-512 VNNI for the int8 GEMM where present). Each test below runs every path
+ * the CPU offers against the plain reference loop written here. Criterion runs each
+ * test in its own process, so setenv() does not leak into other tests.
+ */
+#include "cpu/lowp_cpu.h"
+
+static const char *const lowp_paths[] = {"scalar", "avx2", "best"};
+#define N_LOWP_PATHS 3
+
+/* Selects path p (an index into lowp_paths) and returns the ISA the kernels now use. */
+static const char *lowp_select(int p)
+{
+    if (strcmp(lowp_paths[p], "best") == 0)
+        unsetenv("OOMB_CPU_ISA");
+    else
+        setenv("OOMB_CPU_ISA", lowp_paths[p], 1);
+    const char *isa = oomb_cpu_lowp_isa();
+    if (p == 0)
+        cr_assert_str_eq(isa, "scalar", "OOMB_CPU_ISA=scalar is not obeyed");
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (p == 1 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        cr_assert_str_eq(isa, "avx2", "OOMB_CPU_ISA=avx2 on an AVX2 CPU");
+#endif
+    return isa;
+}
+
+static int8_t rand_i8(void)
+{
+    return (int8_t)(int)(xorshift() >> 56); /* every code, -128 included */
+}
+
+/* xq (B, C) wq (OC, C) random, some columns at the extremes, the rest any code */
+static void i8_operands(int8_t *xq, int8_t *wq, int64_t B, int64_t C, int64_t OC)
+{
+    for (int64_t i = 0; i < B * C; i++)
+        xq[i] = rand_i8();
+    for (int64_t i = 0; i < OC * C; i++)
+        wq[i] = rand_i8();
+    for (int64_t c = 0; c < C; c += 7) { /* -128 * -128 pairs: VPMADDUBSW would saturate */
+        xq[c] = -128;
+        if (OC > 0)
+            wq[c] = -128;
+    }
+}
+
+Test(kernels_cpu, linear_i8_paths_exact_against_reference_loop)
+{
+    seed(41);
+    /* C around and off the vector widths (16 int16, 64 bytes), B and OC off the tiles */
+    static const int64_t shapes[][3] = {{1, 1, 1},    {3, 16, 4},    {5, 17, 7},
+                                        {4, 63, 5},   {9, 64, 8},    {7, 65, 9},
+                                        {13, 131, 6}, {2, 200, 11},  {6, 784, 13},
+                                        {3, 0, 2},    {17, 1031, 3}, {1, 2048, 1}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int64_t B = shapes[s][0], C = shapes[s][1], OC = shapes[s][2];
+        int8_t *xq = talloc((size_t)(B * C)), *wq = talloc((size_t)(OC * C));
+        i8_operands(xq, wq, B, C, OC);
+        float *xs = frand_new(B, 1e-3f, 1e-2f), *ws = frand_new(OC, 1e-3f, 1e-2f);
+        float *bias = frand_new(OC, -1, 1), *out = FALLOC(B * OC);
+        int32_t *acc = talloc((size_t)(B * OC) * 4), *ref = talloc((size_t)(B * OC) * 4);
+        for (int64_t b = 0; b < B; b++)
+            for (int64_t o = 0; o < OC; o++) {
+                int32_t sum = 0;
+                for (int64_t c = 0; c < C; c++)
+                    sum += xq[b * C + c] * wq[o * C + c];
+                ref[b * OC + o] = sum;
+            }
+        for (int p = 0; p < N_LOWP_PATHS; p++) {
+            const char *isa = lowp_select(p);
+            for (int with_bias = 0; with_bias < 2; with_bias++) {
+                const float *bi = with_bias ? bias : NULL;
+                memset(acc, 0x5a, (size_t)(B * OC) * 4);
+                EXPECT_OK(quant->linear_forward_i8(K, out, xq, xs, wq, ws, bi, acc, B, C, OC));
+                for (int64_t i = 0; i < B * OC; i++) {
+                    int64_t b = i / OC, o = i % OC;
+                    cr_assert_eq(acc[i], ref[i], "%s B=%ld C=%ld OC=%ld [%ld,%ld]: %d != %d", isa,
+                                 (long)B, (long)C, (long)OC, (long)b, (long)o, acc[i], ref[i]);
+                    /* the epilogue rounds as the reference loop does, on every path */
+                    float want = (float)ref[i] * xs[b] * ws[o] + (bi ? bi[o] : 0.0f);
+                    cr_assert_eq(out[i], want, "%s out [%ld,%ld]", isa, (long)b, (long)o);
+                }
+            }
+        }
+    }
+}
+
+Test(kernels_cpu, linear_i8_extreme_codes_do_not_saturate)
+{
+    /* every product 127 * -128 or -128 * -128 over a long row: int16 pair sums would
+     * saturate (VPMADDUBSW), int32 lanes must not */
+    int64_t B = 5, C = 1000, OC = 6;
+    int8_t *xq = talloc((size_t)(B * C)), *wq = talloc((size_t)(OC * C));
+    for (int64_t i = 0; i < B * C; i++)
+        xq[i] = (i / C) % 2 ? 127 : -128;
+    for (int64_t i = 0; i < OC * C; i++)
+        wq[i] = -128;
+    float xs[5] = {1, 1, 1, 1, 1}, ws[6] = {1, 1, 1, 1, 1, 1}, out[30];
+    int32_t acc[30];
+    for (int p = 0; p < N_LOWP_PATHS; p++) {
+        const char *isa = lowp_select(p);
+        EXPECT_OK(quant->linear_forward_i8(K, out, xq, xs, wq, ws, NULL, acc, B, C, OC));
+        for (int64_t i = 0; i < B * OC; i++)
+            cr_assert_eq(acc[i], (i / OC) % 2 ? -127 * 128 * 1000 : 128 * 128 * 1000, "%s [%ld]",
+                         isa, (long)i);
+    }
+}
+
+/* The op's quantisation written out: what every path must give bit for bit. */
+static void quantize_reference(int8_t *q, float *s, const float *x, int64_t R, int64_t C)
+{
+    for (int64_t r = 0; r < R; r++) {
+        float absmax = 0.0f;
+        for (int64_t c = 0; c < C; c++)
+            absmax = fabsf(x[r * C + c]) > absmax ? fabsf(x[r * C + c]) : absmax;
+        float inv = absmax > 0.0f ? 127.0f / absmax : 0.0f;
+        for (int64_t c = 0; c < C; c++) {
+            long v = lrintf(x[r * C + c] * inv);
+            q[r * C + c] = (int8_t)(v > 127 ? 127 : v < -127 ? -127 : v);
+        }
+        s[r] = absmax / 127.0f;
+    }
+}
+
+Test(kernels_cpu, quantize_rows_paths_match_reference_bitwise)
+{
+    seed(42);
+    static const int64_t widths[] = {1, 7, 15, 16, 31, 32, 33, 100, 784};
+    for (size_t w = 0; w < sizeof widths / sizeof widths[0]; w++) {
+        int64_t R = 7, C = widths[w];
+        float *x = frand_new(R * C, -3, 3), *s = FALLOC(R), *sref = FALLOC(R);
+        for (int64_t c = 0; c < C; c++) {
+            x[1 * C + c] = 0.0f;                    /* all zero */
+            x[2 * C + c] *= 1e-39f;                 /* subnormal max: 127 / absmax is inf */
+            x[3 * C + c] = (float)(c % 5) - 2.0f;   /* exact ties x.5 after scaling */
+        }
+        x[4 * C + C / 2] = NAN; /* NaN never becomes the max */
+        x[5 * C] = INFINITY;    /* inf max: inv 0 */
+        x[6 * C + C - 1] = 1e30f;
+        int8_t *q = talloc((size_t)(R * C)), *qref = talloc((size_t)(R * C));
+        quantize_reference(qref, sref, x, R, C);
+        for (int p = 0; p < N_LOWP_PATHS; p++) {
+            const char *isa = lowp_select(p);
+            memset(q, 0x55, (size_t)(R * C));
+            EXPECT_OK(quant->quantize_rows_i8(K, q, s, x, R, C));
+            cr_assert(memcmp(s, sref, (size_t)R * 4) == 0, "%s C=%ld scales", isa, (long)C);
+            for (int64_t i = 0; i < R * C; i++)
+                cr_assert_eq(q[i], qref[i], "%s C=%ld [%ld]: x=%g", isa, (long)C, (long)i,
+                             (double)x[i]);
+        }
+    }
+}
+
+/*
+ * The sparse kernels against a double reference, element by element. A float sum of n
+ * products in any order, each product rounded once or fused, then a bias added, is
+ * within (n + 1) u sum_j |v_j x_j| + u |bias + sum| of the exact value (the classic
+ * bound gamma_{n+1}, Higham 2002 ch. 3; u = 2^-24): the vector paths reorder the sum
+ * (two accumulators, FMA, column blocks), so only this order-free bound holds for them.
+ * The scalar path keeps the reference loop's order and is also checked bit for bit.
+ */
+static void check_sparse_out(const float *got, const float *want_bits, const double *ref,
+                             const double *mag, const int64_t *nnz_row, const char *isa,
+                             const char *what, int64_t B, int64_t OC)
+{
+    const double u = 0x1p-24;
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t o = 0; o < OC; o++) {
+            int64_t i = b * OC + o;
+            double bound = (double)(nnz_row[o] + 1) * u * mag[i] + u * fabs(ref[i]) + 1e-300;
+            cr_assert_leq(fabs((double)got[i] - ref[i]), bound, "%s %s [%ld,%ld]: %g vs %g", isa,
+                          what, (long)b, (long)o, (double)got[i], ref[i]);
+            if (strcmp(isa, "scalar") == 0)
+                cr_assert_eq(got[i], want_bits[i], "%s %s [%ld,%ld] not the loop's bits", isa,
+                             what, (long)b, (long)o);
+        }
+}
+
+Test(kernels_cpu, linear_csr_paths_against_reference_loop)
+{
+    seed(43);
+    /* B off the 16-row tile, C across the 512-column tile, density 10% and 50% */
+    static const int64_t shapes[][3] = {{1, 5, 3},    {16, 45, 13}, {17, 512, 9},
+                                        {33, 600, 7}, {5, 1100, 4}, {2, 0, 3}};
+    static const float keep[] = {0.1f, 0.5f};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (int d = 0; d < 2; d++) {
+            int64_t B = shapes[s][0], C = shapes[s][1], OC = shapes[s][2];
+            float *w = frand_new(OC * C, -1, 1), *inp = frand_new(B * C, -1, 1);
+            float *bias = frand_new(OC, -1, 1), *out = FALLOC(B * OC), *loop = FALLOC(B * OC);
+            int64_t nnz = 0, *nnz_row = talloc((size_t)OC * 8);
+            for (int64_t o = 0; o < OC; o++)
+                for (int64_t c = 0; c < C; c++) {
+                    if (urand(0, 1) >= keep[d] || o == OC / 2) /* one empty row */
+                        w[o * C + c] = 0.0f;
+                    nnz += w[o * C + c] != 0.0f;
+                    nnz_row[o] += w[o * C + c] != 0.0f;
+                }
+            int32_t *rowptr = talloc((size_t)(OC + 1) * 4);
+            uint16_t *colidx = talloc((size_t)nnz * 2 + 2);
+            float *vals = FALLOC(nnz + 1);
+            EXPECT_OK(sparse->dense_to_csr(K, rowptr, colidx, vals, w, OC, C));
+            double *ref = DALLOC(B * OC), *mag = DALLOC(B * OC);
+            for (int with_bias = 0; with_bias < 2; with_bias++) {
+                const float *bi = with_bias ? bias : NULL;
+                for (int64_t b = 0; b < B; b++)
+                    for (int64_t o = 0; o < OC; o++) {
+                        double r = 0.0, m = 0.0;
+                        float sf = 0.0f;
+                        for (int32_t j = rowptr[o]; j < rowptr[o + 1]; j++) {
+                            double t = (double)vals[j] * inp[b * C + colidx[j]];
+                            r += t;
+                            m += fabs(t);
+                            sf += vals[j] * inp[b * C + colidx[j]];
+                        }
+                        ref[b * OC + o] = r + (bi ? bi[o] : 0.0);
+                        mag[b * OC + o] = m;
+                        loop[b * OC + o] = sf + (bi ? bi[o] : 0.0f);
+                    }
+                for (int p = 0; p < N_LOWP_PATHS; p++) {
+                    const char *isa = lowp_select(p);
+                    EXPECT_OK(sparse->linear_forward_csr(K, out, inp, rowptr, colidx, vals, bi, B,
+                                                         C, OC));
+                    check_sparse_out(out, loop, ref, mag, nnz_row, isa, "csr", B, OC);
+                }
+            }
+        }
+}
+
+Test(kernels_cpu, linear_csr_unsorted_columns_take_the_plain_loop)
+{
+    /* columns descending in a row wider than one column tile: still the right sums */
+    int64_t B = 3, C = 1500, OC = 2;
+    float *inp = frand_new(B * C, -1, 1), out[6];
+    int32_t rowptr[3] = {0, 3, 5};
+    uint16_t colidx[5] = {1400, 700, 3, 1499, 0};
+    float vals[5] = {0.5f, -2.0f, 1.5f, 3.0f, -1.0f};
+    for (int p = 0; p < N_LOWP_PATHS; p++) {
+        const char *isa = lowp_select(p);
+        EXPECT_OK(sparse->linear_forward_csr(K, out, inp, rowptr, colidx, vals, NULL, B, C, OC));
+        for (int64_t b = 0; b < B; b++) {
+            const float *x = inp + b * C;
+            double r0 = 0.5 * x[1400] - 2.0 * x[700] + 1.5 * x[3], r1 = 3.0 * x[1499] - x[0];
+            cr_assert_float_eq(out[b * OC], r0, 1e-5, "%s row %ld", isa, (long)b);
+            cr_assert_float_eq(out[b * OC + 1], r1, 1e-5, "%s row %ld", isa, (long)b);
+        }
+    }
+}
+
+Test(kernels_cpu, linear_2of4_paths_against_reference_loop)
+{
+    seed(44);
+    static const int64_t shapes[][3] = {{1, 8, 3},    {16, 48, 13},   {17, 512, 9},
+                                        {35, 520, 7}, {5, 1032, 4},   {2, 0, 3}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int64_t B = shapes[s][0], C = shapes[s][1], OC = shapes[s][2];
+        float *w = frand_new(OC * C, -1, 1), *inp = frand_new(B * C, -1, 1);
+        float *bias = frand_new(OC, -1, 1), *out = FALLOC(B * OC), *loop = FALLOC(B * OC);
+        float *vals = FALLOC(OC * C / 2 + 1);
+        uint8_t *idx = talloc((size_t)(OC * C / 8) + 1);
+        EXPECT_OK(sparse->compress_2of4(K, vals, idx, w, OC, C));
+        int64_t *nnz_row = talloc((size_t)OC * 8);
+        for (int64_t o = 0; o < OC; o++)
+            nnz_row[o] = C / 2;
+        double *ref = DALLOC(B * OC), *mag = DALLOC(B * OC);
+        for (int with_bias = 0; with_bias < 2; with_bias++) {
+            const float *bi = with_bias ? bias : NULL;
+            for (int64_t b = 0; b < B; b++)
+                for (int64_t o = 0; o < OC; o++) {
+                    /* the pruned dense row (w has the dropped weights zeroed) in double, and
+                     * the op's plain loop in float for the scalar path's bits */
+                    double r = 0.0, m = 0.0;
+                    for (int64_t c = 0; c < C; c++) {
+                        double t = (double)w[o * C + c] * inp[b * C + c];
+                        r += t;
+                        m += fabs(t);
+                    }
+                    const float *x = inp + b * C, *v = vals + o * (C / 2);
+                    const uint8_t *ir = idx + o * (C / 8);
+                    float sf = 0.0f;
+                    for (int64_t j = 0; j < C / 8; j++) {
+                        unsigned by = ir[j];
+                        const float *x0 = x + 8 * j, *v0 = v + 4 * j;
+                        sf += v0[0] * x0[by & 3u] + v0[1] * x0[(by >> 2) & 3u];
+                        sf += v0[2] * x0[4 + ((by >> 4) & 3u)] + v0[3] * x0[4 + ((by >> 6) & 3u)];
+                    }
+                    ref[b * OC + o] = r + (bi ? bi[o] : 0.0);
+                    mag[b * OC + o] = m;
+                    loop[b * OC + o] = sf + (bi ? bi[o] : 0.0f);
+                }
+            for (int p = 0; p < N_LOWP_PATHS; p++) {
+                const char *isa = lowp_select(p);
+                EXPECT_OK(sparse->linear_forward_2of4(K, out, inp, vals, idx, bi, B, C, OC));
+                check_sparse_out(out, loop, ref, mag, nnz_row, isa, "2:4", B, OC);
+            }
+        }
+    }
+}

@@ -22,6 +22,7 @@
 
 #include <cblas.h>
 
+#include "lowp_cpu.h"
 #include "ops_cpu.h"
 #include "vec_cpu.h"
 
@@ -795,12 +796,6 @@ static int cpu_cast(void *k, void *dst, enum oomb_dtype dst_dt, const void *src,
 
 /* ------------------------------------------------------------ int8 ------- */
 
-static inline int8_t quant_i8(float x, float inv)
-{
-    long q = lrintf(x * inv);
-    return (int8_t)(q > 127 ? 127 : q < -127 ? -127 : q);
-}
-
 /* q (R, C) int8, scales (R) = absmax(x (R, C) row) / 127; all-zero rows get scale 0, q 0 */
 static int cpu_quantize_rows_i8(void *k, int8_t *q, float *scales, const float *x, int64_t R,
                                 int64_t C)
@@ -814,17 +809,7 @@ static int cpu_quantize_rows_i8(void *k, int8_t *q, float *scales, const float *
     CHECK_PTR(op, q, n);
     CHECK_PTR(op, scales, R);
     CHECK_PTR(op, x, n);
-    for (int64_t r = 0; r < R; r++) {
-        const float *xr = x + r * C;
-        int8_t *qr = q + r * C;
-        float absmax = 0.0f;
-        for (int64_t c = 0; c < C; c++)
-            absmax = fabsf(xr[c]) > absmax ? fabsf(xr[c]) : absmax;
-        float inv = absmax > 0.0f ? 127.0f / absmax : 0.0f;
-        for (int64_t c = 0; c < C; c++)
-            qr[c] = quant_i8(xr[c], inv);
-        scales[r] = absmax / 127.0f;
-    }
+    oomb_cpu_quantize_rows_i8_run(q, scales, x, R, C);
     return OOMB_OK;
 }
 
@@ -874,18 +859,7 @@ static int cpu_linear_forward_i8(void *k, float *out, const int8_t *xq, const fl
     CHECK_PTR(op, wq, n_w);
     CHECK_PTR(op, ws, OC);
     CHECK_PTR(op, acc, n_out);
-
-    for (int64_t b = 0; b < B; b++) {
-        const int8_t *x = xq + b * C;
-        for (int64_t o = 0; o < OC; o++) {
-            const int8_t *w = wq + o * C;
-            int32_t s = 0;
-            for (int64_t c = 0; c < C; c++)
-                s += (int32_t)x[c] * (int32_t)w[c];
-            acc[b * OC + o] = s;
-            out[b * OC + o] = (float)s * xs[b] * ws[o] + (bias ? bias[o] : 0.0f);
-        }
-    }
+    oomb_cpu_linear_i8_run(out, acc, xq, xs, wq, ws, bias, B, C, OC);
     return OOMB_OK;
 }
 
@@ -1002,17 +976,7 @@ static int cpu_linear_forward_csr(void *k, float *out, const float *inp, const i
     for (int64_t j = 0; j < nnz; j++)
         CHECK(colidx[j] < C, "%s: colidx[%lld] = %d outside [0, %lld)", op, (long long)j,
               (int)colidx[j], (long long)C);
-
-    for (int64_t b = 0; b < B; b++) {
-        const float *x = inp + b * C;
-        float *y = out + b * OC;
-        for (int64_t o = 0; o < OC; o++) {
-            float s = 0.0f;
-            for (int32_t j = rowptr[o]; j < rowptr[o + 1]; j++)
-                s += vals[j] * x[colidx[j]];
-            y[o] = s + (bias ? bias[o] : 0.0f);
-        }
-    }
+    oomb_cpu_linear_csr_run(out, inp, rowptr, colidx, vals, bias, B, C, OC);
     return OOMB_OK;
 }
 
@@ -1090,23 +1054,7 @@ static int cpu_linear_forward_2of4(void *k, float *out, const float *inp, const 
     CHECK_PTR(op, inp, n_inp);
     CHECK_PTR(op, vals, n_w);
     CHECK_PTR(op, idx, n_w);
-
-    for (int64_t b = 0; b < B; b++) {
-        const float *x = inp + b * C;
-        float *y = out + b * OC;
-        for (int64_t o = 0; o < OC; o++) {
-            const float *v = vals + o * (C / 2);
-            const uint8_t *ir = idx + o * (C / 8);
-            float s = 0.0f;
-            for (int64_t j = 0; j < C / 8; j++) {
-                unsigned byte = ir[j];
-                const float *x0 = x + 8 * j, *v0 = v + 4 * j;
-                s += v0[0] * x0[byte & 3u] + v0[1] * x0[(byte >> 2) & 3u];
-                s += v0[2] * x0[4 + ((byte >> 4) & 3u)] + v0[3] * x0[4 + ((byte >> 6) & 3u)];
-            }
-            y[o] = s + (bias ? bias[o] : 0.0f);
-        }
-    }
+    oomb_cpu_linear_2of4_run(out, inp, vals, idx, bias, B, C, OC);
     return OOMB_OK;
 }
 
