@@ -85,6 +85,9 @@ static void usage_run(FILE *f)
                "      --steps N          measure N steps in every run instead of the\n"
                "                         scenario's `steps.measured` or `steps.epochs` (a quick\n"
                "                         look: the peaks of most strategies do not depend on it)\n"
+               "      --epochs E         train E passes (a fraction is fine) in every scenario\n"
+               "                         counted in `steps.epochs` (Fashion-MNIST); the\n"
+               "                         others keep their steps\n"
                "      --allocator KIND   exact (tensor bytes) or caching (those bytes replayed\n"
                "                         through PyTorch's caching allocator rules: reserved\n"
                "                         bytes, fragmentation; the budget applies to reserved)\n"
@@ -384,6 +387,7 @@ static int cmd_run(int argc, char **argv)
         {"steps", required_argument, NULL, 'M'},
         {"alloc-conf", required_argument, NULL, 'a'},
         {"dry-run", no_argument, NULL, 'D'},
+        {"epochs", required_argument, NULL, 'E'},
         {NULL, 0, NULL, 0}};
     struct oomb_run_options o = {0};
     const char *dirs[MAX_LIST], *files[MAX_LIST];
@@ -470,6 +474,19 @@ static int cmd_run(int argc, char **argv)
         case 'D':
             o.dry_run = 1;
             break;
+        case 'E': {
+            char *end;
+            errno = 0;
+            double e = strtod(optarg, &end);
+            if (errno || end == optarg || *end || !(e > 0) || e > 1000) {
+                fprintf(stderr, "oombench run: --epochs '%s': expected a number of passes over "
+                                "the training set, above 0 and at most 1000\n",
+                        optarg);
+                return EXIT_USAGE;
+            }
+            o.epochs = e;
+            break;
+        }
         case 'M': {
             char *end;
             errno = 0;

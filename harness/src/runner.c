@@ -879,6 +879,8 @@ int oomb_runner_run(const char *const *scenario_paths, int n_paths,
             p.sc[i]->measured_steps = opts->steps;
             p.sc[i]->epochs = 0;
         }
+        if (opts->epochs > 0 && opts->steps <= 0 && p.sc[i]->epochs > 0)
+            p.sc[i]->epochs = opts->epochs;
         if (opts->has_warmup)
             p.sc[i]->warmup_steps = opts->warmup;
         if (opts->batch > 0) {

@@ -35,6 +35,8 @@ struct oomb_run_options {
                            of a CPU run (calibrate.h) */
     int threads;        /* > 0 overrides the scenarios' `threads` */
     int64_t steps;      /* > 0 overrides the scenarios' measured steps (and epochs) */
+    double epochs;      /* > 0 overrides `steps.epochs` of the scenarios counted in
+                           epochs (the others keep their steps) */
     /* For `fit`: has_warmup: `warmup` replaces the scenarios' warm-up steps;
      * batch > 0: the one batch size of every scenario; has_budget: `budget`
      * replaces the scenarios' budgets (0: unlimited); modes (OOMB_MODE_*
