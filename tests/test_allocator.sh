@@ -20,7 +20,8 @@ bad() { echo "FAIL: $*"; fail=$((fail + 1)); }
 
 scenarios=()
 for f in "$src"/scenarios/*.yaml; do
-    case "$(basename "$f")" in fragmentation.yaml) continue ;; esac
+    # gpt2-small is for `plan` (a real step takes minutes here)
+    case "$(basename "$f")" in fragmentation.yaml | gpt2-small.yaml) continue ;; esac
     scenarios+=("$f")
 done
 # Checks about other strategies are skipped; those about none's accuracy
