@@ -50,6 +50,8 @@ static void usage_main(FILE *f)
                "  merge FILES...    the results of `run --shard I/N` into one file\n"
                "  fit SCENARIO      the largest batch that fits the budget, per strategy,\n"
                "                    found and verified with real runs\n"
+               "  plan SCENARIO     peaks per tag and the largest batch, per strategy, from\n"
+               "                    dry runs that compute nothing (any model size)\n"
                "  history DIR       a metric per commit, and where it first regressed\n"
                "\n"
                "options:\n"
