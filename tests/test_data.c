@@ -827,3 +827,23 @@ Test(synthetic, rejects_bad_separation)
         cr_expect_eq(y[i], 0);
     oomb_data_free(&d);
 }
+
+/* model.init: kaiming: the same draws scaled to U(+-sqrt(6/fan_in)), weights
+ * and biases alike; a gain of 1 is the default rule, bit for bit. */
+Test(init, kaiming_gain)
+{
+    struct oomb_layer L = make_layer(OOMB_LAYER_LINEAR, 256, 64, 256 * 64 + 64);
+    L.has_bias = 1;
+    int64_t n = 256 * 64 + 64;
+    float *a = malloc((size_t)n * sizeof *a), *b = malloc((size_t)n * sizeof *b);
+    cr_assert(a && b);
+    oomb_data_init_params(7, 2, &L, a);
+    oomb_data_init_params_gain(7, 2, &L, 1.0, b);
+    cr_assert(memcmp(a, b, (size_t)n * sizeof *a) == 0);
+    oomb_data_init_params_gain(7, 2, &L, sqrt(6.0), b);
+    check_uniform(b, n, sqrt(6.0 / 256));
+    for (int64_t i = 0; i < n; i++) /* the same draw, scaled: two float roundings */
+        cr_assert(fabs(b[i] - sqrt(6.0) * a[i]) <= 1e-6 * fabs(b[i]) + 1e-12, "value %lld", (long long)i);
+    free(a);
+    free(b);
+}

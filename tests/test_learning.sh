@@ -15,12 +15,10 @@
 # guessing classifier's accuracy over the smallest number of samples here
 # (resnet: 8 measured steps of 32).
 #
-# Two memory scenarios train plain MLPs so deep (16 ReLU layers of 1024 in
-# offload.yaml, 32 activations in checkpoint-deep.yaml) that, from PyTorch's
-# default initialisation, the input's influence on the logits vanishes
-# within a few layers and a few steps of Adam do not move the loss (the
-# scenarios say so, with the measurement). For them the test asserts only
-# that the loss stays finite and within 10% of ln(classes).
+# The two deep plain MLPs (16 ReLU layers of 1024 in offload.yaml, 32
+# activations in checkpoint-deep.yaml) use `model.init: kaiming`: from
+# PyTorch's default initialisation the input's influence on their logits
+# vanishes with depth and their loss stays at ln(classes).
 #
 # usage: test_learning.sh SOURCE_DIR BUILD_DIR
 set -euo pipefail
@@ -62,7 +60,6 @@ python3 - "$src" "$n" "$tmp"/syn/*.json "$tmp"/fm/*.json <<'PY' || bad "learning
 import json, math, os, re, sys
 
 src, expected, files = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
-not_learning = {"offload", "checkpoint-deep"}  # see the comment at the top
 
 def classes_of(name):
     """model.classes of the shipped scenario `name` (file name = name)."""
@@ -88,10 +85,6 @@ for path in files:
             tag, first, last, len(L), acc if acc is not None else float("nan"))
         print(line)
         seen[name] = seen.get(name, 0) + 1
-        if name in not_learning:
-            if not max(L) <= 1.1 * math.log(K):
-                failures.append("%s: the loss left ln(K): %s" % (tag, line))
-            continue
         if not last < 0.97 * first:
             failures.append("%s: the loss did not go down: %s" % (tag, line))
         if acc is None or not acc >= 1.5 / K:

@@ -69,6 +69,7 @@ Test(scenario, minimal_file_gets_defaults)
     cr_expect_eq(sc->input_kind, OOMB_INPUT_SYNTHETIC);
     cr_expect_eq(sc->seed, 42);
     cr_expect_eq(sc->separation, OOMB_DATA_SEPARATION);
+    cr_expect_eq(sc->init_kaiming, 0);
     cr_expect_eq(sc->modes, OOMB_MODE_TRAIN);
     cr_expect_eq(sc->optimizer, OOMB_OPT_ADAM);
     cr_expect_eq(sc->lr, 1e-3);
@@ -655,6 +656,7 @@ static const struct bad_case bad_cases[] = {
      "epochs needs a finite data set (input: fashion-mnist)"},
     {"epochs_zero.yaml", "7:17", "steps.epochs", "got 0"},
     {"separation_negative.yaml", "2:38", "input.separation", "expected a number in [0, 1e+06], got -1"},
+    {"model_init.yaml", "1:61", "model.init", "expected pytorch or kaiming, got 'he'"},
     {"separation_type.yaml", "2:21", "input.separation", "a number"},
     {"separation_fmnist.yaml", "2:21", "input.separation", "synthetic input only"},
     /* hostile input: aliases, sizes, names, durations */

@@ -397,7 +397,8 @@ static int put_layer_init(struct oomb_run *r, int layer, float *dst, int buffers
     if (buffers)
         oomb_data_init_buffers(L, tmp);
     else
-        oomb_data_init_params(r->info.seed, layer, L, tmp);
+        oomb_data_init_params_gain(r->info.seed, layer, L, r->job->sc->init_kaiming ? sqrt(6.0) : 1.0,
+                                   tmp);
     const struct oomb_ops *o = &r->backend->ops;
     int rc = o->to_device(o->ctx, dst, tmp, (size_t)n * sizeof(float));
     free(tmp);

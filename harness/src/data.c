@@ -161,7 +161,8 @@ static int64_t n_buffers_of(const struct oomb_layer *layer)
 
 /* The seeded parameters of one layer, by the rule its kind has in the
  * layer table (plugins/common/layers.c). */
-static void init_params_keyed(uint64_t key, const struct oomb_layer *layer, float *dst)
+static void init_params_keyed(uint64_t key, const struct oomb_layer *layer, double gain,
+                              float *dst)
 {
     int64_t n = layer->n_params;
     const struct oomb_layer_kind_info *info = oomb_layer_kind_info(layer->kind);
@@ -179,7 +180,7 @@ static void init_params_keyed(uint64_t key, const struct oomb_layer *layer, floa
             if (b->n_params < 0 || off + b->n_params > n)
                 break;
             uint64_t bkey = oomb_splitmix64(key ^ oomb_splitmix64(0x626f6479ULL + (uint64_t)j));
-            init_params_keyed(bkey, b, dst + off);
+            init_params_keyed(bkey, b, gain, dst + off);
             off += b->n_params;
         }
         break;
@@ -187,18 +188,25 @@ static void init_params_keyed(uint64_t key, const struct oomb_layer *layer, floa
     default:
         /* U(-1/sqrt(fan_in), 1/sqrt(fan_in)); a kind unknown here that declares
          * parameters gets the rule on in_features. */
-        fill_uniform(key, n, inv_sqrt_fan_in(info ? oomb_layer_fan_in(layer) : layer->in_features),
+        fill_uniform(key, n,
+                     gain * inv_sqrt_fan_in(info ? oomb_layer_fan_in(layer) : layer->in_features),
                      dst);
         break;
     }
 }
 
-void oomb_data_init_params(uint64_t seed, int layer_index, const struct oomb_layer *layer,
-                           float *dst)
+void oomb_data_init_params_gain(uint64_t seed, int layer_index, const struct oomb_layer *layer,
+                                double gain, float *dst)
 {
     uint64_t key =
         oomb_splitmix64(seed ^ oomb_splitmix64(0x706172616d73ULL + (uint64_t)layer_index));
-    init_params_keyed(key, layer, dst);
+    init_params_keyed(key, layer, gain, dst);
+}
+
+void oomb_data_init_params(uint64_t seed, int layer_index, const struct oomb_layer *layer,
+                           float *dst)
+{
+    oomb_data_init_params_gain(seed, layer_index, layer, 1.0, dst);
 }
 
 void oomb_data_init_buffers(const struct oomb_layer *layer, float *dst)

@@ -91,6 +91,13 @@ void oomb_data_eval_samples(const struct oomb_data *d, int64_t first, int64_t co
  */
 void oomb_data_init_params(uint64_t seed, int layer_index, const struct oomb_layer *layer,
                            float *dst);
+/* The same with every uniform bound above multiplied by gain (> 0): 1 is
+ * PyTorch's default; sqrt(6) is `model.init: kaiming`, U(-sqrt(6/fan_in),
+ * sqrt(6/fan_in)) for weights and biases alike (kaiming_uniform_ for a ReLU
+ * network), which keeps a deep ReLU stack's activations from vanishing.
+ * Same values as oomb_data_init_params but for the bound. */
+void oomb_data_init_params_gain(uint64_t seed, int layer_index, const struct oomb_layer *layer,
+                                double gain, float *dst);
 
 /* Initial buffers (non-trained state) of one layer; dst holds
  * layer->n_buffers. BATCHNORM: running mean 0 (C), then running variance 1

@@ -1220,9 +1220,19 @@ static int read_model_input(struct ctx *c, yaml_node_t *n, struct shape *sh)
 static int read_model(struct ctx *c, yaml_node_t *mn)
 {
     struct oomb_scenario *sc = c->sc;
-    struct field f[] = {{.name = "input"}, {.name = "classes"}, {.name = "layers"}};
-    if (read_map(c, mn, "model", f, 3) != OOMB_OK)
+    struct field f[] = {
+        {.name = "input"}, {.name = "classes"}, {.name = "layers"}, {.name = "init"}};
+    if (read_map(c, mn, "model", f, 4) != OOMB_OK)
         return c->status;
+    if (f[3].val) {
+        const char *s = NULL;
+        if (get_str(c, f[3].val, "model.init", &s) != OOMB_OK)
+            return c->status;
+        if (strcmp(s, "kaiming") == 0)
+            sc->init_kaiming = 1;
+        else if (strcmp(s, "pytorch") != 0)
+            return err_at(c, f[3].val, "model.init", "expected pytorch or kaiming, got '%s'", s);
+    }
     for (int i = 0; i < 3; i++)
         if (f[i].val == NULL) {
             char key[64];

@@ -121,6 +121,9 @@ struct oomb_scenario {
      * centres in standard deviations of the noise (data.h); default
      * OOMB_DATA_SEPARATION */
     double separation;
+    /* model.init: 0 pytorch (default: PyTorch's U(+-1/sqrt(fan_in))), 1
+     * kaiming (U(+-sqrt(6/fan_in)), data.h oomb_data_init_params_gain) */
+    int init_kaiming;
 
     uint32_t modes; /* OOMB_MODE_* bits: `mode: train`, or a list */
     int64_t *batches;
