@@ -19,6 +19,7 @@
 #include "backend.h"
 
 #include "isa.h"
+#include "lowp_cpu.h"
 #include "ops_cpu.h"
 
 #define CPU_ALIGN 64
@@ -281,7 +282,11 @@ void oomb_blas_describe(struct oomb_blas_info *out)
         break;
     }
     out->threads = openblas_get_num_threads();
-    out->cpu_isa = oomb_cpu_isa_name(oomb_cpu_isa_get());
+    /* the vector kernels' level, then the int8 and sparse kernels' own */
+    static char isa[64];
+    snprintf(isa, sizeof isa, "%s, int8 %s", oomb_cpu_isa_name(oomb_cpu_isa_get()),
+             oomb_cpu_lowp_isa());
+    out->cpu_isa = isa;
 }
 
 int oomb_blas_set_threads(int n)
