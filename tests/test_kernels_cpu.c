@@ -14,6 +14,7 @@
 #include "backend.h"
 #include "cpu/isa.h"     /* white-box: both vector instruction paths */
 #include "cpu/ops_cpu.h" /* white-box: the message buffer of the context */
+#include "cpu/vec_cpu.h" /* white-box: the vector kernels one by one */
 
 #include "cpu_fixture.h"
 
@@ -1313,6 +1314,122 @@ Test(kernels_cpu, isa_adam_matches_float_loop_bit_for_bit)
             expect_same_bits(m, rm, (size_t)cap * 4, "m", isa, n, off);
             expect_same_bits(v, rv, (size_t)cap * 4, "v", isa, n, off);
         }
+    }
+    cr_assert_eq(oomb_cpu_isa_force(before), 0);
+}
+
+/* x (n) uniform on [-lim, lim] with every 13th value special: 0, -0, NaN, +-inf,
+ * huge, tiny, and the branch points of the exp and tanh kernels. */
+static void frand_special(float *x, int64_t n, float lim)
+{
+    static const float special[] = {0.0f,   -0.0f, NAN,    INFINITY, -INFINITY, 1e30f,  -1e30f,
+                                    1e-30f, 0.625f, -0.625f, 10.0f, -10.0f,   -87.0f, 88.0f,
+                                    -88.0f, 0.62499994f};
+    frand(x, n, -lim, lim);
+    for (int64_t i = 0; i < n; i += 13)
+        x[i] = special[(i / 13) % (int64_t)(sizeof special / sizeof special[0])];
+}
+
+/*
+ * GELU, ReLU (and their gradients), a softmax row and its backward, and the
+ * sums of the norm layers: the AVX2 path gives the scalar loop's bits on
+ * fresh random inputs with special values, every length around the vector
+ * width and every misalignment.
+ */
+Test(kernels_cpu, isa_activations_softmax_sums_same_bits_on_every_path)
+{
+    enum oomb_cpu_isa before = oomb_cpu_isa_get();
+    if (!oomb_cpu_isa_supported(OOMB_CPU_ISA_AVX2))
+        cr_skip_test("this CPU has no AVX2+FMA+F16C: only the scalar path exists");
+    seed(44);
+    const int64_t cap = 1003 + 3;
+    float *x = FALLOC(cap), *dy = FALLOC(cap), *gm = FALLOC(cap);
+    float *out[2], *grad[2], *relu[2], *drelu[2], *sm[2], *dsm[2];
+    for (int i = 0; i < 2; i++) {
+        out[i] = FALLOC(cap), grad[i] = FALLOC(cap), relu[i] = FALLOC(cap);
+        drelu[i] = FALLOC(cap), sm[i] = FALLOC(cap), dsm[i] = FALLOC(cap);
+    }
+    for (size_t li = 0; li < sizeof isa_lengths / sizeof isa_lengths[0]; li++) {
+        int64_t n = isa_lengths[li], off = (int64_t)(li % 4);
+        frand_special(x, cap, li % 2 ? 12.0f : 100.0f);
+        frand(dy, cap, -1, 1);
+        frand(gm, cap, 0.5f, 1.5f);
+        double sums[2][4], ns[2][4];
+        for (int i = 0; i < 2; i++) {
+            cr_assert_eq(oomb_cpu_isa_force(i ? OOMB_CPU_ISA_AVX2 : OOMB_CPU_ISA_SCALAR), 0);
+            oomb_vec_gelu(out[i] + off, x + off, n);
+            oomb_vec_gelu_backward(grad[i] + off, dy + off, x + off, n);
+            oomb_vec_relu(relu[i] + off, x + off, n);
+            oomb_vec_relu_backward(drelu[i] + off, dy + off, x + off, n);
+            /* softmax rows of finite scores (the attention's): x scaled into [-1.2, 1.2] */
+            for (int64_t j = 0; j < n; j++)
+                sm[i][off + j] = isfinite(x[off + j]) && fabsf(x[off + j]) < 1e3f ? x[off + j] : 0.5f;
+            memcpy(dsm[i], dy, (size_t)cap * 4);
+            if (n > 0) {
+                oomb_vec_softmax_row(sm[i] + off, n, 0.1f);
+                oomb_vec_softmax_row_backward(dsm[i] + off, sm[i] + off, n, 0.17f);
+            }
+            sums[i][0] = oomb_vec_sum(dy + off, n);
+            sums[i][1] = oomb_vec_sum_sq_dev(dy + off, n, 0.25);
+            sums[i][2] = oomb_vec_sum(gm + off, n);
+            sums[i][3] = oomb_vec_sum_sq_dev(x + off, n, -0.5);
+            ns[i][0] = ns[i][1] = ns[i][2] = ns[i][3] = 0.0;
+            oomb_vec_norm_sums(dy + off, NULL, gm + off, n, 0.9, 1.3, ns[i]);
+            oomb_vec_norm_sums(dy + off, gm + off, gm + off, n, 1.1, 0.7, ns[i] + 2);
+        }
+        enum oomb_cpu_isa v = OOMB_CPU_ISA_AVX2;
+        expect_same_bits(out[1], out[0], (size_t)cap * 4, "gelu", v, n, off);
+        expect_same_bits(grad[1], grad[0], (size_t)cap * 4, "gelu_backward", v, n, off);
+        expect_same_bits(relu[1], relu[0], (size_t)cap * 4, "relu", v, n, off);
+        expect_same_bits(drelu[1], drelu[0], (size_t)cap * 4, "relu_backward", v, n, off);
+        expect_same_bits(sm[1] + off, sm[0] + off, (size_t)n * 4, "softmax_row", v, n, off);
+        expect_same_bits(dsm[1] + off, dsm[0] + off, (size_t)n * 4, "softmax_row_backward", v, n,
+                         off);
+        expect_same_bits(sums[1], sums[0], sizeof sums[0], "sum, sum_sq_dev", v, n, off);
+        expect_same_bits(ns[1], ns[0], sizeof ns[0], "norm_sums", v, n, off);
+    }
+    cr_assert_eq(oomb_cpu_isa_force(before), 0);
+}
+
+/*
+ * The kernels' own exp and tanh against double precision, element by element.
+ * exp through a softmax row of two entries (p0 = 1 / (1 + exp(y)) for
+ * y = s1 - s0): exp_elem is within 2 ulp (Taylor degree 7 on |r| <= ln2/2,
+ * 8 roundings), the row adds 3 roundings: limit 8u = 4.8e-7 relative,
+ * measured 1.3e-7. tanh through GELU = 0.5 x (1 + tanh u): an error of d ulp
+ * in tanh is 0.5 |x| d u absolutely, which 1 + tanh u does not scale down
+ * where it cancels (x < 0), so the bound is 8u |gelu| + 2u |x| (d <= 3 and 4
+ * more roundings); the ratio of the error to that bound is checked,
+ * measured at most 0.26.
+ */
+Test(kernels_cpu, exp_and_tanh_accuracy_over_their_range)
+{
+    enum oomb_cpu_isa before = oomb_cpu_isa_get();
+    const double u = 0x1p-24;
+    FOR_EACH_ISA(isa)
+    {
+        double worst_sm = 0.0, worst_g = 0.0;
+        for (float y = -86.0f; y <= 86.0f; y += 0.01171875f) {
+            float row[2] = {0.0f, y};
+            oomb_vec_softmax_row(row, 2, 1.0f);
+            double ref = 1.0 / (1.0 + exp((double)y));
+            if (ref > 1e-30)
+                worst_sm = fmax(worst_sm, fabs(row[0] - ref) / ref);
+        }
+        for (float xv = -12.0f; xv <= 12.0f; xv += 0.000732421875f) {
+            float g;
+            oomb_vec_gelu(&g, &xv, 1);
+            double ref = ref_gelu(xv);
+            double bound = 8 * u * fabs(ref) + 2 * u * fabs((double)xv);
+            if (bound > 0.0)
+                worst_g = fmax(worst_g, fabs(g - ref) / bound);
+        }
+        cr_expect_leq(worst_sm, 4.8e-7, "softmax (exp) rel err %g on %s", worst_sm,
+                      oomb_cpu_isa_name(isa));
+        cr_expect_leq(worst_g, 1.0, "gelu (tanh) error %g of its bound on %s", worst_g,
+                      oomb_cpu_isa_name(isa));
+        cr_log_info("%s: exp via softmax %g, gelu %g of the bound", oomb_cpu_isa_name(isa),
+                    worst_sm, worst_g);
     }
     cr_assert_eq(oomb_cpu_isa_force(before), 0);
 }

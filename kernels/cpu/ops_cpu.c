@@ -337,7 +337,14 @@ static int cpu_linear_backward(void *k, enum oomb_dtype dt, void *dinp, float *d
             sgemm_rm(0, 0, B, C, OC, dout, OC, weight, C, 0.0f, dinp, C);
         sgemm_rm(1, 0, OC, C, B, dout, OC, inp, C, 1.0f, dweight, C);
     }
-    if (dbias) {
+    if (dbias && dt == OOMB_F32) {
+        for (int64_t b = 0; b < B; b++) {
+            const float *restrict d = (const float *)dout + b * OC;
+            float *restrict db = dbias;
+            for (int64_t j = 0; j < OC; j++)
+                db[j] += d[j];
+        }
+    } else if (dbias) {
         for (int64_t b = 0; b < B; b++)
             for (int64_t j = 0; j < OC; j++)
                 dbias[j] += load_elem(dt, dout, b * OC + j);
@@ -346,24 +353,6 @@ static int cpu_linear_backward(void *k, enum oomb_dtype dt, void *dinp, float *d
 }
 
 /* ------------------------------------------------------------ activations */
-
-#define GELU_SCALE 0.7978845608028654f /* sqrt(2/pi) */
-#define GELU_CUBE 0.044715f
-
-static inline float gelu_f(float x)
-{
-    float u = GELU_SCALE * (x + GELU_CUBE * x * x * x);
-    return 0.5f * x * (1.0f + tanhf(u));
-}
-
-/* d gelu / dx; sech^2 as 1 - tanh^2 stays finite where cosh overflows. */
-static inline float gelu_grad_f(float x)
-{
-    float u = GELU_SCALE * (x + GELU_CUBE * x * x * x);
-    float t = tanhf(u);
-    float sech2 = 1.0f - t * t;
-    return 0.5f * (1.0f + t) + 0.5f * x * sech2 * GELU_SCALE * (1.0f + 3.0f * GELU_CUBE * x * x);
-}
 
 static int check_unary(void *k, const char *op, enum oomb_dtype dt, const void *a, const void *b,
                        const void *c, int64_t n)
@@ -390,10 +379,7 @@ static int cpu_relu_forward(void *k, enum oomb_dtype dt, void *out, const void *
             o[i] = x[i] != 0 && x[i] <= 0x7c00u ? x[i] : 0;
         return OOMB_OK;
     }
-    for (int64_t i = 0; i < n; i++) {
-        float x = load_elem(dt, inp, i);
-        store_elem(dt, out, i, x > 0.0f ? x : 0.0f);
-    }
+    oomb_vec_relu(out, inp, n);
     return OOMB_OK;
 }
 
@@ -414,12 +400,14 @@ static int cpu_relu_backward(void *k, enum oomb_dtype dt, void *dinp, const void
         }
         return OOMB_OK;
     }
-    for (int64_t i = 0; i < n; i++) {
-        float x = load_elem(dt, inp, i);
-        store_elem(dt, dinp, i, x > 0.0f ? load_elem(dt, dout, i) : 0.0f);
-    }
+    oomb_vec_relu_backward(dinp, dout, inp, n);
     return OOMB_OK;
 }
+
+/* The F16 forms of the GELU kernels convert this many elements at a time
+ * through the stack (exact both ways but for the final rounding to F16, the
+ * scalar loop's bits). */
+#define GELU_CHUNK 256
 
 /* out (n) = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), x = inp (n); may alias */
 static int cpu_gelu_forward(void *k, enum oomb_dtype dt, void *out, const void *inp, int64_t n)
@@ -428,8 +416,17 @@ static int cpu_gelu_forward(void *k, enum oomb_dtype dt, void *out, const void *
     int rc = check_unary(k, "gelu_forward", dt, out, inp, inp, n);
     if (rc)
         return rc;
-    for (int64_t i = 0; i < n; i++)
-        store_elem(dt, out, i, gelu_f(load_elem(dt, inp, i)));
+    if (dt == OOMB_F32) {
+        oomb_vec_gelu(out, inp, n);
+        return OOMB_OK;
+    }
+    float buf[GELU_CHUNK];
+    for (int64_t i = 0; i < n; i += GELU_CHUNK) {
+        int64_t c = n - i < GELU_CHUNK ? n - i : GELU_CHUNK;
+        oomb_vec_h2f(buf, (const uint16_t *)inp + i, c);
+        oomb_vec_gelu(buf, buf, c);
+        oomb_vec_f2h((uint16_t *)out + i, buf, c);
+    }
     return OOMB_OK;
 }
 
@@ -441,8 +438,18 @@ static int cpu_gelu_backward(void *k, enum oomb_dtype dt, void *dinp, const void
     int rc = check_unary(k, "gelu_backward", dt, dinp, dout, inp, n);
     if (rc)
         return rc;
-    for (int64_t i = 0; i < n; i++)
-        store_elem(dt, dinp, i, load_elem(dt, dout, i) * gelu_grad_f(load_elem(dt, inp, i)));
+    if (dt == OOMB_F32) {
+        oomb_vec_gelu_backward(dinp, dout, inp, n);
+        return OOMB_OK;
+    }
+    float bx[GELU_CHUNK], bd[GELU_CHUNK];
+    for (int64_t i = 0; i < n; i += GELU_CHUNK) {
+        int64_t c = n - i < GELU_CHUNK ? n - i : GELU_CHUNK;
+        oomb_vec_h2f(bx, (const uint16_t *)inp + i, c);
+        oomb_vec_h2f(bd, (const uint16_t *)dout + i, c);
+        oomb_vec_gelu_backward(bd, bd, bx, c);
+        oomb_vec_f2h((uint16_t *)dinp + i, bd, c);
+    }
     return OOMB_OK;
 }
 

@@ -30,6 +30,7 @@
 #include <cblas.h>
 
 #include "ops_cpu.h"
+#include "vec_cpu.h"
 
 /* ------------------------------------------------------------ checks ----- */
 
@@ -141,15 +142,29 @@ static int conv_check_ws(void *k, const char *op, const struct conv_dims *d, con
     return OOMB_OK;
 }
 
+/* The output columns [*lo, *hi) whose input column ow*stride - pad + kj
+ * lies inside [0, W); the others read padding. */
+static void conv_inside(const struct conv_dims *d, int64_t kj, int64_t *lo, int64_t *hi)
+{
+    int64_t s = d->stride, a = d->pad - kj, b = d->W + d->pad - kj;
+    int64_t l = a > 0 ? (a + s - 1) / s : 0;
+    int64_t h = b > 0 ? (b + s - 1) / s : 0;
+    h = h < d->OW ? h : d->OW;
+    *lo = l < h ? l : h;
+    *hi = h;
+}
+
 /* col (C*K*K, OH*OW) from one sample x (C, H, W); zero where the window
  * reaches into the padding. Row (c*K + ki)*K + kj, column oh*OW + ow. */
-static void im2col(float *col, const float *x, const struct conv_dims *d)
+static void im2col(float *restrict col, const float *restrict x, const struct conv_dims *d)
 {
     for (int64_t c = 0; c < d->C; c++) {
         const float *xc = x + c * d->H * d->W;
         for (int64_t ki = 0; ki < d->K; ki++) {
             for (int64_t kj = 0; kj < d->K; kj++) {
                 float *row = col + ((c * d->K + ki) * d->K + kj) * d->ohw;
+                int64_t lo, hi;
+                conv_inside(d, kj, &lo, &hi);
                 for (int64_t oh = 0; oh < d->OH; oh++) {
                     int64_t ih = oh * d->stride - d->pad + ki;
                     float *r = row + oh * d->OW;
@@ -157,11 +172,14 @@ static void im2col(float *col, const float *x, const struct conv_dims *d)
                         memset(r, 0, (size_t)d->OW * sizeof(float));
                         continue;
                     }
-                    const float *xr = xc + ih * d->W;
-                    for (int64_t ow = 0; ow < d->OW; ow++) {
-                        int64_t iw = ow * d->stride - d->pad + kj;
-                        r[ow] = iw >= 0 && iw < d->W ? xr[iw] : 0.0f;
-                    }
+                    int64_t at = ih * d->W - d->pad + kj; /* + ow * stride: x's column */
+                    memset(r, 0, (size_t)lo * sizeof(float));
+                    if (d->stride == 1)
+                        memcpy(r + lo, xc + at + lo, (size_t)(hi - lo) * sizeof(float));
+                    else
+                        for (int64_t ow = lo; ow < hi; ow++)
+                            r[ow] = xc[at + ow * d->stride];
+                    memset(r + hi, 0, (size_t)(d->OW - hi) * sizeof(float));
                 }
             }
         }
@@ -169,8 +187,9 @@ static void im2col(float *col, const float *x, const struct conv_dims *d)
 }
 
 /* dx (C, H, W) = col2im(dcol (C*K*K, OH*OW)), overwritten; overlapping
- * windows add up, padding positions are dropped. */
-static void col2im(float *dx, const float *dcol, const struct conv_dims *d)
+ * windows add up (in the order of the rows of dcol), padding positions are
+ * dropped. */
+static void col2im(float *restrict dx, const float *restrict dcol, const struct conv_dims *d)
 {
     memset(dx, 0, (size_t)(d->C * d->H * d->W) * sizeof(float));
     for (int64_t c = 0; c < d->C; c++) {
@@ -178,16 +197,21 @@ static void col2im(float *dx, const float *dcol, const struct conv_dims *d)
         for (int64_t ki = 0; ki < d->K; ki++) {
             for (int64_t kj = 0; kj < d->K; kj++) {
                 const float *row = dcol + ((c * d->K + ki) * d->K + kj) * d->ohw;
+                int64_t lo, hi;
+                conv_inside(d, kj, &lo, &hi);
                 for (int64_t oh = 0; oh < d->OH; oh++) {
                     int64_t ih = oh * d->stride - d->pad + ki;
                     if (ih < 0 || ih >= d->H)
                         continue;
                     const float *r = row + oh * d->OW;
-                    float *xr = xc + ih * d->W;
-                    for (int64_t ow = 0; ow < d->OW; ow++) {
-                        int64_t iw = ow * d->stride - d->pad + kj;
-                        if (iw >= 0 && iw < d->W)
-                            xr[iw] += r[ow];
+                    int64_t at = ih * d->W - d->pad + kj;
+                    if (d->stride == 1) {
+                        float *xr = xc + at + lo;
+                        for (int64_t ow = lo; ow < hi; ow++)
+                            xr[ow - lo] += r[ow];
+                    } else {
+                        for (int64_t ow = lo; ow < hi; ow++)
+                            xc[at + ow * d->stride] += r[ow];
                     }
                 }
             }
@@ -273,12 +297,8 @@ int oomb_cpu_conv2d_backward(void *k, float *dinp, float *dweight, float *dbias,
             sgemm_rm(0, 1, d.OC, d.ckk, d.ohw, db, d.ohw, col, d.ohw, 1.0f, dweight, d.ckk);
         }
         if (dbias) {
-            for (int64_t o = 0; o < d.OC; o++) {
-                double s = 0.0;
-                for (int64_t p = 0; p < d.ohw; p++)
-                    s += db[o * d.ohw + p];
-                dbias[o] += (float)s;
-            }
+            for (int64_t o = 0; o < d.OC; o++)
+                dbias[o] += (float)oomb_vec_sum(db + o * d.ohw, d.ohw);
         }
         if (dinp) {
             /* the im2col matrix is no longer needed: the buffer takes dcol */
@@ -323,6 +343,15 @@ static int64_t pool_argmax(const float *x, const struct oomb_pool2d *p, int64_t 
     int64_t h0 = oh * p->stride, w0 = ow * p->stride;
     int64_t best = h0 * p->W + w0;
     float m = x[best];
+    if (p->K == 2) { /* the common window, unrolled: the same comparisons in the same order */
+        int64_t at[3] = {best + 1, best + p->W, best + p->W + 1};
+        for (int i = 0; i < 3; i++)
+            if (x[at[i]] > m) {
+                m = x[at[i]];
+                best = at[i];
+            }
+        return best;
+    }
     for (int64_t i = 0; i < p->K; i++)
         for (int64_t j = 0; j < p->K; j++) {
             int64_t at = (h0 + i) * p->W + w0 + j;
@@ -481,21 +510,14 @@ int oomb_cpu_batchnorm_forward(void *k, float *out, float *mean, float *rstd, fl
     for (int64_t c = 0; c < C; c++) {
         double mu, rs;
         if (training) {
+            /* per sample, each in oomb_vec_sum's order, then over the samples */
             double s = 0.0;
-            for (int64_t b = 0; b < B; b++) {
-                const float *x = inp + (b * C + c) * S;
-                for (int64_t i = 0; i < S; i++)
-                    s += x[i];
-            }
+            for (int64_t b = 0; b < B; b++)
+                s += oomb_vec_sum(inp + (b * C + c) * S, S);
             mu = s / (double)n;
             double ss = 0.0;
-            for (int64_t b = 0; b < B; b++) {
-                const float *x = inp + (b * C + c) * S;
-                for (int64_t i = 0; i < S; i++) {
-                    double dx = x[i] - mu;
-                    ss += dx * dx;
-                }
-            }
+            for (int64_t b = 0; b < B; b++)
+                ss += oomb_vec_sum_sq_dev(inp + (b * C + c) * S, S, mu);
             double var = ss / (double)n;
             rs = 1.0 / sqrt(var + (double)eps);
             if (run_mean) {
@@ -553,14 +575,11 @@ int oomb_cpu_batchnorm_backward(void *k, float *dinp, float *dgamma, float *dbet
 
     for (int64_t c = 0; c < C; c++) {
         double mu = mean[c], rs = rstd[c], g = gamma[c];
-        double sdy = 0.0, sdyx = 0.0;
-        for (int64_t b = 0; b < B; b++) {
-            const float *x = inp + (b * C + c) * S, *dy = dout + (b * C + c) * S;
-            for (int64_t i = 0; i < S; i++) {
-                sdy += dy[i];
-                sdyx += dy[i] * ((x[i] - mu) * rs);
-            }
-        }
+        double sums[2] = {0.0, 0.0}; /* sum dout, sum dout xhat: per sample, then over them */
+        for (int64_t b = 0; b < B; b++)
+            oomb_vec_norm_sums(dout + (b * C + c) * S, NULL, inp + (b * C + c) * S, S, mu, rs,
+                               sums);
+        double sdy = sums[0], sdyx = sums[1];
         dbeta[c] += (float)sdy;
         dgamma[c] += (float)sdyx;
         /* mean(g) and mean(g xhat) of the normalised-input gradient g = dout gamma */
@@ -578,6 +597,9 @@ int oomb_cpu_batchnorm_backward(void *k, float *dinp, float *dgamma, float *dbet
 }
 
 /* ------------------------------------------------------------ layernorm -- */
+
+/* Columns per pass of the parameter gradients' sums (2 x 2 KiB of stack). */
+#define LN_COLS 256
 
 /* Each row of x (N, C): mean, rstd = 1/sqrt(biased var + eps) (N each, written);
  * out = (x - mean) rstd gamma + beta, gamma and beta (C). */
@@ -602,14 +624,8 @@ int oomb_cpu_layernorm_forward(void *k, float *out, float *mean, float *rstd, co
     for (int64_t r = 0; r < N; r++) {
         const float *x = inp + r * C;
         float *o = out + r * C;
-        double s = 0.0;
-        for (int64_t i = 0; i < C; i++)
-            s += x[i];
-        double mu = s / (double)C, ss = 0.0;
-        for (int64_t i = 0; i < C; i++) {
-            double dx = x[i] - mu;
-            ss += dx * dx;
-        }
+        double mu = oomb_vec_sum(x, C) / (double)C;
+        double ss = oomb_vec_sum_sq_dev(x, C, mu);
         float fm = (float)mu, fr = (float)(1.0 / sqrt(ss / (double)C + (double)eps));
         mean[r] = fm;
         rstd[r] = fr;
@@ -642,28 +658,31 @@ int oomb_cpu_layernorm_backward(void *k, float *dinp, float *dgamma, float *dbet
     CHECK_POS(op, C);
     CHECK_COUNT(op, mul_dims(N, C), "N*C");
 
-    /* parameter gradients column by column, so each sum runs in double */
-    for (int64_t i = 0; i < C; i++) {
-        double sg = 0.0, sb = 0.0;
+    /* parameter gradients: each column's sums over the rows in double, in row
+     * order, LN_COLS columns at a time so that the rows are read in order */
+    for (int64_t i0 = 0; i0 < C; i0 += LN_COLS) {
+        int64_t nc = C - i0 < LN_COLS ? C - i0 : LN_COLS;
+        double sg[LN_COLS] = {0}, sb[LN_COLS] = {0};
         for (int64_t r = 0; r < N; r++) {
-            double dy = dout[r * C + i];
-            sg += dy * ((inp[r * C + i] - (double)mean[r]) * rstd[r]);
-            sb += dy;
+            const float *dy = dout + r * C + i0, *x = inp + r * C + i0;
+            double mu = mean[r], rs = rstd[r];
+            for (int64_t i = 0; i < nc; i++) {
+                double d = dy[i];
+                sg[i] += d * ((x[i] - mu) * rs);
+                sb[i] += d;
+            }
         }
-        dgamma[i] += (float)sg;
-        dbeta[i] += (float)sb;
+        for (int64_t i = 0; i < nc; i++) {
+            dgamma[i0 + i] += (float)sg[i];
+            dbeta[i0 + i] += (float)sb[i];
+        }
     }
     for (int64_t r = 0; r < N; r++) {
         const float *x = inp + r * C, *dy = dout + r * C;
         float *dx = dinp + r * C;
-        double mu = mean[r], rs = rstd[r], s1 = 0.0, s2 = 0.0;
-        for (int64_t i = 0; i < C; i++) {
-            double g = (double)dy[i] * gamma[i];
-            s1 += g;
-            s2 += g * ((x[i] - mu) * rs);
-        }
-        s1 /= (double)C;
-        s2 /= (double)C;
+        double mu = mean[r], rs = rstd[r], sums[2] = {0.0, 0.0};
+        oomb_vec_norm_sums(dy, gamma, x, C, mu, rs, sums);
+        double s1 = sums[0] / (double)C, s2 = sums[1] / (double)C;
         for (int64_t i = 0; i < C; i++) {
             double g = (double)dy[i] * gamma[i];
             dx[i] = (float)(rs * (g - s1 - (x[i] - mu) * rs * s2));
@@ -733,22 +752,8 @@ int oomb_cpu_attention_forward(void *k, float *out, float *probs, const float *q
             for (int64_t i = 0; i < T; i++) {
                 float *p = P + i * T;
                 int64_t n = causal ? i + 1 : T;
-                float m = -INFINITY;
-                for (int64_t j = 0; j < n; j++) {
-                    p[j] *= scale;
-                    if (p[j] > m)
-                        m = p[j];
-                }
-                double s = 0.0;
-                for (int64_t j = 0; j < n; j++) {
-                    p[j] = expf(p[j] - m);
-                    s += p[j];
-                }
-                float inv = (float)(1.0 / s);
-                for (int64_t j = 0; j < n; j++)
-                    p[j] *= inv;
-                for (int64_t j = n; j < T; j++)
-                    p[j] = 0.0f;
+                oomb_vec_softmax_row(p, n, scale);
+                memset(p + n, 0, (size_t)(T - n) * sizeof(float));
             }
             sgemm_rm(0, 0, T, hd, T, P, T, v, C3, 0.0f, out + b * T * C + h * hd, C);
         }
@@ -795,16 +800,8 @@ int oomb_cpu_attention_backward(void *k, float *dqkv, const float *dout, const f
             const float *dO = dout + b * T * C + h * hd;
             sgemm_rm(1, 0, T, hd, T, P, T, dO, C, 0.0f, dqb + 2 * C + h * hd, C3);
             sgemm_rm(0, 1, T, T, hd, dO, C, v, C3, 0.0f, dP, T);
-            for (int64_t i = 0; i < T; i++) {
-                const float *p = P + i * T;
-                float *d = dP + i * T;
-                double s = 0.0;
-                for (int64_t j = 0; j < T; j++)
-                    s += (double)p[j] * d[j];
-                float fs = (float)s;
-                for (int64_t j = 0; j < T; j++)
-                    d[j] = p[j] * (d[j] - fs) * scale;
-            }
+            for (int64_t i = 0; i < T; i++)
+                oomb_vec_softmax_row_backward(dP + i * T, P + i * T, T, scale);
             sgemm_rm(0, 0, T, hd, T, dP, T, kk, C3, 0.0f, dqb + h * hd, C3);
             sgemm_rm(1, 0, T, hd, T, dP, T, q, C3, 0.0f, dqb + C + h * hd, C3);
         }

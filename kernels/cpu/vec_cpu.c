@@ -81,6 +81,113 @@ static inline void adam8_quant_elem(float g, int8_t *mq, uint8_t *vq, float ms, 
     *vq = (uint8_t)(qv > 255 ? 255 : qv < 0 ? 0 : qv);
 }
 
+/* ------------------------------------------------------------ exp, tanh -- */
+
+/* exp and tanh for the activations and softmaxes, built from +, -, *, / only
+ * (no libm), so that the scalar and vector versions give the same bits.
+ * exp_elem: n = nearest integer to y log2(e) (adding and subtracting 1.5 2^23
+ * rounds to nearest even), r = y - n ln2 in two parts (Cody and Waite: n ln2_hi
+ * is exact for |n| < 2^15), exp(r) by its Taylor polynomial of degree 7 on
+ * |r| <= ln2/2 (truncation below 5e-9 relative), times 2^n from the exponent
+ * bits. Within 2 ulp of exp over [-87, 88]; below -87 it gives 0 (exp is
+ * below 2^-125 there: nothing next to the 1 of a softmax row), above 88 inf.
+ * tanh_elem: on |x| < 0.625 x + x^3 P(x^2), P of degree 5 fitted to tanh's
+ * relative error (below 2e-10 in exact arithmetic); beyond, 1 - 2/(exp(2|x|)
+ * + 1), where the subtraction loses nothing (the result is above 0.55); from
+ * |x| = 10 on the float result is 1. The sign is x's, NaN stays NaN.
+ * tests/test_kernels_cpu.c measures both against double precision. */
+#define EXP_LOG2E 1.44269504089f
+#define EXP_LN2_HI 0.693359375f
+#define EXP_LN2_LO (-2.12194440e-4f)
+#define EXP_ROUND 12582912.0f
+#define EXP_MIN (-87.0f)
+#define EXP_MAX 88.0f
+#define EXP_C7 1.98412698e-4f /* 1/7! */
+#define EXP_C6 1.38888889e-3f
+#define EXP_C5 8.33333333e-3f
+#define EXP_C4 4.16666667e-2f
+#define EXP_C3 1.66666667e-1f
+#define TANH_SMALL 0.625f
+#define TANH_BIG 10.0f
+#define TANH_P5 2.142951358e-03f
+#define TANH_P4 (-8.177387528e-03f)
+#define TANH_P3 2.170069888e-02f
+#define TANH_P2 (-5.394676328e-02f)
+#define TANH_P1 1.333320588e-01f
+#define TANH_P0 (-3.333333135e-01f)
+#define GELU_SCALE 0.7978845608028654f /* sqrt(2/pi) */
+#define GELU_CUBE 0.044715f
+
+static inline float exp_elem(float y)
+{
+    if (y != y)
+        return y;
+    if (y < EXP_MIN)
+        return 0.0f;
+    if (y > EXP_MAX)
+        return INFINITY;
+    float n = (y * EXP_LOG2E + EXP_ROUND) - EXP_ROUND;
+    float r = (y - n * EXP_LN2_HI) - n * EXP_LN2_LO;
+    float p = EXP_C7;
+    p = p * r + EXP_C6;
+    p = p * r + EXP_C5;
+    p = p * r + EXP_C4;
+    p = p * r + EXP_C3;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    uint32_t bits = (uint32_t)((int32_t)n + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return p * scale;
+}
+
+static inline float tanh_elem(float x)
+{
+    if (x != x)
+        return x;
+    float a = fabsf(x), r;
+    if (a < TANH_SMALL) {
+        float s = a * a;
+        float p = TANH_P5;
+        p = p * s + TANH_P4;
+        p = p * s + TANH_P3;
+        p = p * s + TANH_P2;
+        p = p * s + TANH_P1;
+        p = p * s + TANH_P0;
+        r = a + (a * s) * p;
+    } else {
+        float t = a < TANH_BIG ? a : TANH_BIG;
+        r = 1.0f - 2.0f / (exp_elem(t + t) + 1.0f);
+    }
+    return copysignf(r, x);
+}
+
+static inline float gelu_u(float x)
+{
+    return GELU_SCALE * (x + GELU_CUBE * x * x * x);
+}
+
+static inline float gelu_elem(float x)
+{
+    return 0.5f * x * (1.0f + tanh_elem(gelu_u(x)));
+}
+
+/* d gelu / dx; sech^2 as 1 - tanh^2 stays finite where cosh overflows. */
+static inline float gelu_grad_elem(float x)
+{
+    float t = tanh_elem(gelu_u(x));
+    float sech2 = 1.0f - t * t;
+    return 0.5f * (1.0f + t) + 0.5f * x * sech2 * GELU_SCALE * (1.0f + 3.0f * GELU_CUBE * x * x);
+}
+
+/* The 8 partial sums of a softmax row (element j in acc[j % 8]) added in the
+ * order the vector version adds its two 4-lane accumulators. */
+static inline double sum8(const double acc[8])
+{
+    return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+}
+
 static void f2h_scalar(uint16_t *d, const float *s, int64_t n)
 {
     for (int64_t i = 0; i < n; i++)
@@ -114,6 +221,120 @@ static void adam8_block_scalar(float *param, const float *grad, int8_t *m_q, uin
         adam8_quant_elem(grad[i], m_q + i, v_q + i, ms, vs, hp, m_inv, v_inv);
     *m_scale = m_absmax / 127.0f;
     *v_scale = sv_max / 255.0f;
+}
+
+static double sum_scalar(const float *x, int64_t n)
+{
+    double acc[8] = {0};
+    int64_t n8 = n - n % 8;
+    for (int64_t j = 0; j < n8; j++)
+        acc[j % 8] += x[j];
+    double s = sum8(acc);
+    for (int64_t j = n8; j < n; j++)
+        s += x[j];
+    return s;
+}
+
+static double sum_sq_dev_scalar(const float *x, int64_t n, double mu)
+{
+    double acc[8] = {0};
+    int64_t n8 = n - n % 8;
+    for (int64_t j = 0; j < n8; j++) {
+        double d = x[j] - mu;
+        acc[j % 8] += d * d;
+    }
+    double s = sum8(acc);
+    for (int64_t j = n8; j < n; j++) {
+        double d = x[j] - mu;
+        s += d * d;
+    }
+    return s;
+}
+
+static inline double norm_g(const float *dy, const float *gamma, int64_t j)
+{
+    return gamma ? (double)dy[j] * gamma[j] : (double)dy[j];
+}
+
+static void norm_sums_scalar(const float *dy, const float *gamma, const float *x, int64_t n,
+                             double mu, double rs, double sums[2])
+{
+    double a[8] = {0}, b[8] = {0};
+    int64_t n8 = n - n % 8;
+    for (int64_t j = 0; j < n8; j++) {
+        double g = norm_g(dy, gamma, j);
+        a[j % 8] += g;
+        b[j % 8] += g * ((x[j] - mu) * rs);
+    }
+    double sa = sum8(a), sb = sum8(b);
+    for (int64_t j = n8; j < n; j++) {
+        double g = norm_g(dy, gamma, j);
+        sa += g;
+        sb += g * ((x[j] - mu) * rs);
+    }
+    sums[0] += sa;
+    sums[1] += sb;
+}
+
+static void relu_scalar(float *out, const float *x, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        out[i] = x[i] > 0.0f ? x[i] : 0.0f;
+}
+
+static void relu_backward_scalar(float *dx, const float *dy, const float *x, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        dx[i] = x[i] > 0.0f ? dy[i] : 0.0f;
+}
+
+static void gelu_scalar(float *out, const float *x, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        out[i] = gelu_elem(x[i]);
+}
+
+static void gelu_backward_scalar(float *dx, const float *dy, const float *x, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        dx[i] = dy[i] * gelu_grad_elem(x[i]);
+}
+
+static void softmax_row_scalar(float *p, int64_t n, float scale)
+{
+    float m = -INFINITY;
+    for (int64_t j = 0; j < n; j++) {
+        p[j] *= scale;
+        m = p[j] > m ? p[j] : m;
+    }
+    double acc[8] = {0};
+    int64_t n8 = n - n % 8;
+    for (int64_t j = 0; j < n8; j++) {
+        p[j] = exp_elem(p[j] - m);
+        acc[j % 8] += p[j];
+    }
+    double s = sum8(acc);
+    for (int64_t j = n8; j < n; j++) {
+        p[j] = exp_elem(p[j] - m);
+        s += p[j];
+    }
+    float inv = (float)(1.0 / s);
+    for (int64_t j = 0; j < n; j++)
+        p[j] *= inv;
+}
+
+static void softmax_row_backward_scalar(float *d, const float *p, int64_t n, float scale)
+{
+    double acc[8] = {0};
+    int64_t n8 = n - n % 8;
+    for (int64_t j = 0; j < n8; j++)
+        acc[j % 8] += (double)p[j] * d[j];
+    double s = sum8(acc);
+    for (int64_t j = n8; j < n; j++)
+        s += (double)p[j] * d[j];
+    float fs = (float)s;
+    for (int64_t j = 0; j < n; j++)
+        d[j] = p[j] * (d[j] - fs) * scale;
 }
 
 /* ------------------------------------------------------------ AVX2 ------- */
@@ -249,6 +470,256 @@ AVX2 static void adam8_block_avx2(float *param, const float *grad, int8_t *m_q, 
     *v_scale = sv_max / 255.0f;
 }
 
+/* exp_elem on 8 lanes, the same operations in the same order. */
+AVX2 static inline __m256 exp8(__m256 y)
+{
+    const __m256 rnd = _mm256_set1_ps(EXP_ROUND);
+    __m256 nan = _mm256_cmp_ps(y, y, _CMP_UNORD_Q);
+    __m256 lo = _mm256_cmp_ps(y, _mm256_set1_ps(EXP_MIN), _CMP_LT_OQ);
+    __m256 hi = _mm256_cmp_ps(y, _mm256_set1_ps(EXP_MAX), _CMP_GT_OQ);
+    __m256 yc = _mm256_min_ps(_mm256_max_ps(y, _mm256_set1_ps(EXP_MIN)), _mm256_set1_ps(EXP_MAX));
+    __m256 n = _mm256_sub_ps(_mm256_add_ps(_mm256_mul_ps(yc, _mm256_set1_ps(EXP_LOG2E)), rnd), rnd);
+    __m256 r = _mm256_sub_ps(_mm256_sub_ps(yc, _mm256_mul_ps(n, _mm256_set1_ps(EXP_LN2_HI))),
+                             _mm256_mul_ps(n, _mm256_set1_ps(EXP_LN2_LO)));
+    __m256 p = _mm256_set1_ps(EXP_C7);
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(EXP_C6));
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(EXP_C5));
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(EXP_C4));
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(EXP_C3));
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(0.5f));
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(1.0f));
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(1.0f));
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)),
+                                  23);
+    __m256 out = _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+    out = _mm256_andnot_ps(lo, out);
+    out = _mm256_blendv_ps(out, _mm256_set1_ps(INFINITY), hi);
+    return _mm256_blendv_ps(out, y, nan);
+}
+
+/* tanh_elem on 8 lanes: both branches, blended. */
+AVX2 static inline __m256 tanh8(__m256 x)
+{
+    const __m256 sign = _mm256_set1_ps(-0.0f), one = _mm256_set1_ps(1.0f);
+    __m256 nan = _mm256_cmp_ps(x, x, _CMP_UNORD_Q);
+    __m256 a = _mm256_andnot_ps(sign, x);
+    __m256 small = _mm256_cmp_ps(a, _mm256_set1_ps(TANH_SMALL), _CMP_LT_OQ);
+    __m256 s = _mm256_mul_ps(a, a);
+    __m256 p = _mm256_set1_ps(TANH_P5);
+    p = _mm256_add_ps(_mm256_mul_ps(p, s), _mm256_set1_ps(TANH_P4));
+    p = _mm256_add_ps(_mm256_mul_ps(p, s), _mm256_set1_ps(TANH_P3));
+    p = _mm256_add_ps(_mm256_mul_ps(p, s), _mm256_set1_ps(TANH_P2));
+    p = _mm256_add_ps(_mm256_mul_ps(p, s), _mm256_set1_ps(TANH_P1));
+    p = _mm256_add_ps(_mm256_mul_ps(p, s), _mm256_set1_ps(TANH_P0));
+    __m256 r_small = _mm256_add_ps(a, _mm256_mul_ps(_mm256_mul_ps(a, s), p));
+    __m256 t = _mm256_min_ps(a, _mm256_set1_ps(TANH_BIG));
+    __m256 e = exp8(_mm256_add_ps(t, t));
+    __m256 r_big = _mm256_sub_ps(one, _mm256_div_ps(_mm256_set1_ps(2.0f), _mm256_add_ps(e, one)));
+    __m256 r = _mm256_blendv_ps(r_big, r_small, small);
+    r = _mm256_or_ps(r, _mm256_and_ps(sign, x));
+    return _mm256_blendv_ps(r, x, nan);
+}
+
+AVX2 static inline __m256 gelu_u8(__m256 x)
+{
+    __m256 x3 = _mm256_mul_ps(_mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(GELU_CUBE), x), x), x);
+    return _mm256_mul_ps(_mm256_set1_ps(GELU_SCALE), _mm256_add_ps(x, x3));
+}
+
+AVX2 static void relu_avx2(float *out, const float *x, int64_t n)
+{
+    const __m256 z = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i);
+        _mm256_storeu_ps(out + i, _mm256_and_ps(_mm256_cmp_ps(v, z, _CMP_GT_OQ), v));
+    }
+    relu_scalar(out + i, x + i, n - i);
+}
+
+AVX2 static void relu_backward_avx2(float *dx, const float *dy, const float *x, int64_t n)
+{
+    const __m256 z = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 m = _mm256_cmp_ps(_mm256_loadu_ps(x + i), z, _CMP_GT_OQ);
+        _mm256_storeu_ps(dx + i, _mm256_and_ps(m, _mm256_loadu_ps(dy + i)));
+    }
+    relu_backward_scalar(dx + i, dy + i, x + i, n - i);
+}
+
+AVX2 static void gelu_avx2(float *out, const float *x, int64_t n)
+{
+    const __m256 half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.0f);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i);
+        __m256 t = tanh8(gelu_u8(v));
+        _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_mul_ps(half, v), _mm256_add_ps(one, t)));
+    }
+    gelu_scalar(out + i, x + i, n - i);
+}
+
+AVX2 static void gelu_backward_avx2(float *dx, const float *dy, const float *x, int64_t n)
+{
+    const __m256 half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.0f);
+    const __m256 sc = _mm256_set1_ps(GELU_SCALE), c3 = _mm256_set1_ps(3.0f * GELU_CUBE);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i);
+        __m256 t = tanh8(gelu_u8(v));
+        __m256 sech2 = _mm256_sub_ps(one, _mm256_mul_ps(t, t));
+        __m256 a = _mm256_mul_ps(half, _mm256_add_ps(one, t));
+        __m256 b = _mm256_mul_ps(_mm256_mul_ps(_mm256_mul_ps(half, v), sech2), sc);
+        b = _mm256_mul_ps(b, _mm256_add_ps(one, _mm256_mul_ps(_mm256_mul_ps(c3, v), v)));
+        _mm256_storeu_ps(dx + i, _mm256_mul_ps(_mm256_loadu_ps(dy + i), _mm256_add_ps(a, b)));
+    }
+    gelu_backward_scalar(dx + i, dy + i, x + i, n - i);
+}
+
+/* Adds the 8 lanes of x to the partial sums lo (lanes 0-3) and hi (4-7) in double. */
+AVX2 static inline void acc8(__m256d *lo, __m256d *hi, __m256 x)
+{
+    *lo = _mm256_add_pd(*lo, _mm256_cvtps_pd(_mm256_castps256_ps128(x)));
+    *hi = _mm256_add_pd(*hi, _mm256_cvtps_pd(_mm256_extractf128_ps(x, 1)));
+}
+
+/* sum8 of the partial sums lo, hi. */
+AVX2 static inline double sum8_avx2(__m256d lo, __m256d hi)
+{
+    double t[4];
+    _mm256_storeu_pd(t, _mm256_add_pd(lo, hi));
+    return (t[0] + t[1]) + (t[2] + t[3]);
+}
+
+AVX2 static double sum_avx2(const float *x, int64_t n)
+{
+    __m256d lo = _mm256_setzero_pd(), hi = _mm256_setzero_pd();
+    int64_t n8 = n - n % 8;
+    for (int64_t j = 0; j < n8; j += 8)
+        acc8(&lo, &hi, _mm256_loadu_ps(x + j));
+    double s = sum8_avx2(lo, hi);
+    for (int64_t j = n8; j < n; j++)
+        s += x[j];
+    return s;
+}
+
+AVX2 static double sum_sq_dev_avx2(const float *x, int64_t n, double mu)
+{
+    const __m256d m = _mm256_set1_pd(mu);
+    __m256d lo = _mm256_setzero_pd(), hi = _mm256_setzero_pd();
+    int64_t n8 = n - n % 8;
+    for (int64_t j = 0; j < n8; j += 8) {
+        __m256 v = _mm256_loadu_ps(x + j);
+        __m256d a = _mm256_sub_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(v)), m);
+        __m256d b = _mm256_sub_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)), m);
+        lo = _mm256_add_pd(lo, _mm256_mul_pd(a, a));
+        hi = _mm256_add_pd(hi, _mm256_mul_pd(b, b));
+    }
+    double s = sum8_avx2(lo, hi);
+    for (int64_t j = n8; j < n; j++) {
+        double d = x[j] - mu;
+        s += d * d;
+    }
+    return s;
+}
+
+/* One half (4 lanes) of norm_sums: g and g xhat added to *a and *b. */
+AVX2 static inline void norm_sums4(__m128 dy, __m128 gm, int has_gamma, __m128 x, __m256d mu,
+                                   __m256d rs, __m256d *a, __m256d *b)
+{
+    __m256d g = _mm256_cvtps_pd(dy);
+    if (has_gamma)
+        g = _mm256_mul_pd(g, _mm256_cvtps_pd(gm));
+    __m256d xh = _mm256_mul_pd(_mm256_sub_pd(_mm256_cvtps_pd(x), mu), rs);
+    *a = _mm256_add_pd(*a, g);
+    *b = _mm256_add_pd(*b, _mm256_mul_pd(g, xh));
+}
+
+AVX2 static void norm_sums_avx2(const float *dy, const float *gamma, const float *x, int64_t n,
+                                double mu, double rs, double sums[2])
+{
+    const __m256d vm = _mm256_set1_pd(mu), vr = _mm256_set1_pd(rs);
+    __m256d alo = _mm256_setzero_pd(), ahi = _mm256_setzero_pd();
+    __m256d blo = _mm256_setzero_pd(), bhi = _mm256_setzero_pd();
+    int64_t n8 = n - n % 8;
+    for (int64_t j = 0; j < n8; j += 8) {
+        __m256 d = _mm256_loadu_ps(dy + j), v = _mm256_loadu_ps(x + j);
+        __m256 gm = gamma ? _mm256_loadu_ps(gamma + j) : _mm256_setzero_ps();
+        norm_sums4(_mm256_castps256_ps128(d), _mm256_castps256_ps128(gm), gamma != NULL,
+                   _mm256_castps256_ps128(v), vm, vr, &alo, &blo);
+        norm_sums4(_mm256_extractf128_ps(d, 1), _mm256_extractf128_ps(gm, 1), gamma != NULL,
+                   _mm256_extractf128_ps(v, 1), vm, vr, &ahi, &bhi);
+    }
+    double sa = sum8_avx2(alo, ahi), sb = sum8_avx2(blo, bhi);
+    for (int64_t j = n8; j < n; j++) {
+        double g = norm_g(dy, gamma, j);
+        sa += g;
+        sb += g * ((x[j] - mu) * rs);
+    }
+    sums[0] += sa;
+    sums[1] += sb;
+}
+
+AVX2 static void softmax_row_avx2(float *p, int64_t n, float scale)
+{
+    const __m256 vs = _mm256_set1_ps(scale);
+    int64_t n8 = n - n % 8;
+    __m256 vm = _mm256_set1_ps(-INFINITY);
+    for (int64_t j = 0; j < n8; j += 8) {
+        __m256 v = _mm256_mul_ps(_mm256_loadu_ps(p + j), vs);
+        _mm256_storeu_ps(p + j, v);
+        vm = _mm256_max_ps(v, vm); /* a NaN v keeps vm, as the scalar compare */
+    }
+    float m = n8 ? hmax8(vm) : -INFINITY;
+    for (int64_t j = n8; j < n; j++) {
+        p[j] *= scale;
+        m = p[j] > m ? p[j] : m;
+    }
+    const __m256 bm = _mm256_set1_ps(m);
+    __m256d lo = _mm256_setzero_pd(), hi = _mm256_setzero_pd();
+    for (int64_t j = 0; j < n8; j += 8) {
+        __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(p + j), bm));
+        _mm256_storeu_ps(p + j, e);
+        acc8(&lo, &hi, e);
+    }
+    double s = sum8_avx2(lo, hi);
+    for (int64_t j = n8; j < n; j++) {
+        p[j] = exp_elem(p[j] - m);
+        s += p[j];
+    }
+    float inv = (float)(1.0 / s);
+    const __m256 vi = _mm256_set1_ps(inv);
+    for (int64_t j = 0; j < n8; j += 8)
+        _mm256_storeu_ps(p + j, _mm256_mul_ps(_mm256_loadu_ps(p + j), vi));
+    for (int64_t j = n8; j < n; j++)
+        p[j] *= inv;
+}
+
+AVX2 static void softmax_row_backward_avx2(float *d, const float *p, int64_t n, float scale)
+{
+    int64_t n8 = n - n % 8;
+    __m256d lo = _mm256_setzero_pd(), hi = _mm256_setzero_pd();
+    for (int64_t j = 0; j < n8; j += 8) {
+        __m256 pv = _mm256_loadu_ps(p + j), dv = _mm256_loadu_ps(d + j);
+        lo = _mm256_add_pd(lo, _mm256_mul_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(pv)),
+                                             _mm256_cvtps_pd(_mm256_castps256_ps128(dv))));
+        hi = _mm256_add_pd(hi, _mm256_mul_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(pv, 1)),
+                                             _mm256_cvtps_pd(_mm256_extractf128_ps(dv, 1))));
+    }
+    double s = sum8_avx2(lo, hi);
+    for (int64_t j = n8; j < n; j++)
+        s += (double)p[j] * d[j];
+    float fs = (float)s;
+    const __m256 vf = _mm256_set1_ps(fs), vs = _mm256_set1_ps(scale);
+    for (int64_t j = 0; j < n8; j += 8) {
+        __m256 pv = _mm256_loadu_ps(p + j), dv = _mm256_loadu_ps(d + j);
+        _mm256_storeu_ps(d + j, _mm256_mul_ps(_mm256_mul_ps(pv, _mm256_sub_ps(dv, vf)), vs));
+    }
+    for (int64_t j = n8; j < n; j++)
+        d[j] = p[j] * (d[j] - fs) * scale;
+}
+
 #define DISPATCH(name, ...)                                                                        \
     do {                                                                                           \
         if (oomb_cpu_isa_get() == OOMB_CPU_ISA_AVX2) {                                             \
@@ -284,4 +755,58 @@ void oomb_vec_adam8_block(float *param, const float *grad, int8_t *m_q, uint8_t 
                           const struct oomb_vec_adam_hp *hp)
 {
     DISPATCH(adam8_block, param, grad, m_q, v_q, m_scale, v_scale, n, hp);
+}
+
+void oomb_vec_gelu(float *out, const float *x, int64_t n)
+{
+    DISPATCH(gelu, out, x, n);
+}
+
+void oomb_vec_gelu_backward(float *dx, const float *dy, const float *x, int64_t n)
+{
+    DISPATCH(gelu_backward, dx, dy, x, n);
+}
+
+void oomb_vec_softmax_row(float *p, int64_t n, float scale)
+{
+    DISPATCH(softmax_row, p, n, scale);
+}
+
+void oomb_vec_softmax_row_backward(float *d, const float *p, int64_t n, float scale)
+{
+    DISPATCH(softmax_row_backward, d, p, n, scale);
+}
+
+void oomb_vec_relu(float *out, const float *x, int64_t n)
+{
+    DISPATCH(relu, out, x, n);
+}
+
+void oomb_vec_relu_backward(float *dx, const float *dy, const float *x, int64_t n)
+{
+    DISPATCH(relu_backward, dx, dy, x, n);
+}
+
+double oomb_vec_sum(const float *x, int64_t n)
+{
+#ifdef OOMB_VEC_X86
+    if (oomb_cpu_isa_get() == OOMB_CPU_ISA_AVX2)
+        return sum_avx2(x, n);
+#endif
+    return sum_scalar(x, n);
+}
+
+double oomb_vec_sum_sq_dev(const float *x, int64_t n, double mu)
+{
+#ifdef OOMB_VEC_X86
+    if (oomb_cpu_isa_get() == OOMB_CPU_ISA_AVX2)
+        return sum_sq_dev_avx2(x, n, mu);
+#endif
+    return sum_sq_dev_scalar(x, n, mu);
+}
+
+void oomb_vec_norm_sums(const float *dy, const float *gamma, const float *x, int64_t n, double mu,
+                        double rs, double sums[2])
+{
+    DISPATCH(norm_sums, dy, gamma, x, n, mu, rs, sums);
 }

@@ -113,4 +113,57 @@ void oomb_vec_adam8_block(float *param, const float *grad, int8_t *m_q, uint8_t 
                           float *m_scale, float *v_scale, int64_t n,
                           const struct oomb_vec_adam_hp *hp);
 
+/* ------------------------------------------------------------ activations */
+
+/* out (n) = x > 0 ? x : 0 (NaN gives 0); out may alias x. */
+void oomb_vec_relu(float *out, const float *x, int64_t n);
+
+/* dx (n) = x > 0 ? dy : 0; dx may alias dy. */
+void oomb_vec_relu_backward(float *dx, const float *dy, const float *x, int64_t n);
+
+/* out (n) = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) of x (n), with
+ * vec_cpu.c's own tanh (within a few ulp of libm's; the same bits on every
+ * path). out may alias x. */
+void oomb_vec_gelu(float *out, const float *x, int64_t n);
+
+/* dx (n) = dy (n) * gelu'(x (n)); dx may alias dy. */
+void oomb_vec_gelu_backward(float *dx, const float *dy, const float *x, int64_t n);
+
+/* ------------------------------------------------------------ sums ------- */
+
+/* The sums below run in double over 8 partial sums, element j in partial
+ * sum j % 8 for the first n - n % 8 elements, the 8 added pairwise
+ * ((0+4)+(1+5))+((2+6)+(3+7)), then the last n % 8 elements in order: the
+ * same bits on every path. n >= 0. */
+
+/* sum of x (n). */
+double oomb_vec_sum(const float *x, int64_t n);
+
+/* sum of (x - mu)^2 over x (n), each difference in double. */
+double oomb_vec_sum_sq_dev(const float *x, int64_t n, double mu);
+
+/*
+ * The sums of a norm layer's backward over n elements: with g = dy (times
+ * gamma element-wise when gamma is not NULL) and xhat = (x - mu) rs, all in
+ * double, sums[0] += sum g and sums[1] += sum g xhat.
+ */
+void oomb_vec_norm_sums(const float *dy, const float *gamma, const float *x, int64_t n, double mu,
+                        double rs, double sums[2]);
+
+/* ------------------------------------------------------------ softmax ---- */
+
+/*
+ * One softmax row in place, n >= 1: p = p * scale, then p = exp(p - max p) /
+ * sum, the sum in double over the 8 partial sums of the elements j % 8 (then
+ * the last n % 8 in order), exp vec_cpu.c's own (0 below -87).
+ */
+void oomb_vec_softmax_row(float *p, int64_t n, float scale);
+
+/*
+ * The softmax's backward on one row in place, n >= 1, p the row's
+ * probabilities: d = p (d - sum_j p_j d_j) scale, the sum in double in the
+ * order of oomb_vec_softmax_row.
+ */
+void oomb_vec_softmax_row_backward(float *d, const float *p, int64_t n, float scale);
+
 #endif
