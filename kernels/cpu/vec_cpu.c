@@ -489,8 +489,8 @@ AVX2 static inline __m256 exp8(__m256 y)
     p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(0.5f));
     p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(1.0f));
     p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(1.0f));
-    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)),
-                                  23);
+    __m256i e =
+        _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
     __m256 out = _mm256_mul_ps(p, _mm256_castsi256_ps(e));
     out = _mm256_andnot_ps(lo, out);
     out = _mm256_blendv_ps(out, _mm256_set1_ps(INFINITY), hi);
