@@ -201,9 +201,8 @@ static int size_of(void *user, int32_t algo, size_t *bytes)
 
 /* The choice as ops_cuda_layers.cu made it before the cache (pick_algo):
  * over the raw ranking, every size asked again on every call. */
-static int ref_pick(int n, const int32_t *algo, const int *usable, const int *det,
-                    int32_t fallback, const struct sizes *z, size_t limit, int32_t *out,
-                    size_t *need)
+static int ref_pick(int n, const int32_t *algo, const int *usable, const int *det, int32_t fallback,
+                    const struct sizes *z, size_t limit, int32_t *out, size_t *need)
 {
     for (int pass = 0; pass < 2; pass++) {
         for (int i = 0; i < n; i++) {
@@ -353,8 +352,8 @@ Test(conv_cache, pick_matches_reference_on_random_rankings)
             cr_assert_eq(got, want, "trial %d call %d: found %d, reference %d", trial, call, got,
                          want);
             if (want) {
-                cr_assert_eq(a, ra, "trial %d call %d limit %zu: algorithm %d, reference %d",
-                             trial, call, limit, (int)a, (int)ra);
+                cr_assert_eq(a, ra, "trial %d call %d limit %zu: algorithm %d, reference %d", trial,
+                             call, limit, (int)a, (int)ra);
                 cr_assert_eq(need, rneed);
             }
         }

@@ -101,8 +101,8 @@ static int fits(struct oomb_conv_algo *a, size_t limit, oomb_conv_size_fn size_o
     return a->size_state == 1 && a->bytes <= limit;
 }
 
-int oomb_conv_pick(struct oomb_conv_ranking *r, size_t limit, oomb_conv_size_fn size_of,
-                   void *user, int32_t *algo, size_t *need)
+int oomb_conv_pick(struct oomb_conv_ranking *r, size_t limit, oomb_conv_size_fn size_of, void *user,
+                   int32_t *algo, size_t *need)
 {
     for (int pass = 0; pass < 2; pass++) {
         for (int i = 0; i < r->n; i++) {

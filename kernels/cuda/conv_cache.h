@@ -119,8 +119,8 @@ void oomb_conv_ranking_set(struct oomb_conv_ranking *r, int n, const int32_t *al
  * size_of(user, ...) the first time a candidate is looked at and from the
  * ranking after that. Returns 1 with *algo and *need set, 0 when nothing
  * fits. */
-int oomb_conv_pick(struct oomb_conv_ranking *r, size_t limit, oomb_conv_size_fn size_of,
-                   void *user, int32_t *algo, size_t *need);
+int oomb_conv_pick(struct oomb_conv_ranking *r, size_t limit, oomb_conv_size_fn size_of, void *user,
+                   int32_t *algo, size_t *need);
 
 #ifdef __cplusplus
 }
