@@ -25,6 +25,7 @@
 #include <criterion/logging.h>
 
 #include "backend.h"
+#include "cuda/conv_cache.h"
 
 /* ------------------------------------------------------------ fixture ---- */
 
@@ -789,6 +790,46 @@ Test(kernels_cuda, conv2d_1x1)
 Test(kernels_cuda, conv2d_larger)
 {
     conv_case(16, 32, 32, 32, 64, 3, 1, 1, 1);
+}
+
+/* More geometries than the backend's convolution cache holds
+ * (kernels/cuda/conv_cache.h), twice round: the second round misses on every
+ * one (least recently used, cyclic) and sets the descriptors of reused slots
+ * again; each geometry's workspace is the one its first call reported. Then
+ * the first geometry, replaced by now, against the CPU. */
+Test(kernels_cuda, conv2d_cache_replacement)
+{
+    need_layer_ops();
+    enum { N = OOMB_CONV_CACHE_CAP + 8 };
+    size_t first[N];
+    struct oomb_conv2d cv[N];
+    const int64_t B = 3;
+    for (int i = 0; i < N; i++) {
+        const int64_t K = 1 + 2 * (i % 2), stride = 1 + (i / 2) % 2, pad = i % 2;
+        cv[i] = (struct oomb_conv2d){.struct_size = sizeof cv[i],
+                                     .C = 1 + i % 5,
+                                     .H = 6 + i, /* every geometry differs */
+                                     .W = 5 + i % 3,
+                                     .OC = 2 + i % 4,
+                                     .K = K,
+                                     .stride = stride,
+                                     .pad = pad};
+        cv[i].OH = (cv[i].H + 2 * pad - K) / stride + 1;
+        cv[i].OW = (cv[i].W + 2 * pad - K) / stride + 1;
+    }
+    for (int round = 0; round < 2; round++)
+        for (int i = 0; i < N; i++) {
+            size_t bytes = 0;
+            int rc = go->conv2d_workspace(go->ctx, &cv[i], B, &bytes);
+            cr_assert_eq(rc, OOMB_OK, "round %d geometry %d: %s", round, i,
+                         go->last_error(go->ctx));
+            if (round == 0)
+                first[i] = bytes;
+            else
+                cr_assert_eq(bytes, first[i], "geometry %d: workspace %zu, first call %zu", i,
+                             bytes, first[i]);
+        }
+    conv_case(B, cv[0].C, cv[0].H, cv[0].W, cv[0].OC, cv[0].K, cv[0].stride, cv[0].pad, 1);
 }
 
 static void pool_case(int64_t B, int64_t C, int64_t H, int64_t W, int64_t K, int64_t stride,

@@ -444,6 +444,9 @@ static void ctx_release(struct oomb_cuda_ctx *k)
             (void)cudaEventDestroy(k->events[i]);
     free(k->events);
     free(k->event_ns);
+    /* After the stream synchronisation above: no queued convolution still
+     * refers to them (cuDNN reads descriptors during the call anyway). */
+    oomb_cuda_conv_cache_free(k);
     if (k->cudnn)
         (void)cudnnDestroy(k->cudnn);
     if (k->cublas)
@@ -565,6 +568,7 @@ extern "C" int oomb_cuda_backend_create(int device, struct oomb_kernel_backend *
         return OOMB_ERR_INTERNAL;
     }
     k->device = device;
+    oomb_conv_cache_init(&k->conv_cache);
     int rc = ctx_setup(k, &b->info);
     if (rc != OOMB_OK) {
         snprintf(msg, msg_len, "%s", k->err);

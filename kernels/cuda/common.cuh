@@ -18,6 +18,7 @@
 #include <cudnn.h>
 
 #include "backend.h"
+#include "conv_cache.h"
 
 #define OOMB_CUDA_ERR_LEN 512
 
@@ -33,6 +34,15 @@
 struct oomb_cuda_copy_ev {
     cudaEvent_t start, end;
     struct oomb_cuda_copy_ev *next; /* free list link */
+};
+
+/* The cuDNN descriptors of one convolution cache slot (conv_cache.h):
+ * created the first time the slot is used, set again when it is given to
+ * another geometry, destroyed with the context. */
+struct oomb_cuda_conv_descs {
+    cudnnTensorDescriptor_t x, y;
+    cudnnFilterDescriptor_t w;
+    cudnnConvolutionDescriptor_t conv;
 };
 
 struct oomb_cuda_ctx {
@@ -73,6 +83,11 @@ struct oomb_cuda_ctx {
     int n_events, cap_events, n_resolved;
     int64_t anchor_ns;    /* CLOCK_MONOTONIC at the first mark */
 
+    /* Convolutions (ops_cuda_layers.cu): per geometry, the descriptors and
+     * cuDNN's algorithm rankings with their workspace sizes. */
+    struct oomb_conv_cache conv_cache;
+    struct oomb_cuda_conv_descs conv_descs[OOMB_CONV_CACHE_CAP];
+
     char name[256];
     char driver[64];
     char runtime[160];
@@ -105,6 +120,9 @@ void oomb_cuda_ops_init(struct oomb_ops *ops, struct oomb_cuda_ctx *k);
 const void *oomb_cuda_get_extension(void *k, const char *name);
 /* Fills the ABI 1.1 layer ops (ops_cuda_layers.cu); called by oomb_cuda_ops_init. */
 void oomb_cuda_layer_ops_init(struct oomb_ops *ops);
+/* Destroys the descriptors of the convolution cache of k and empties it
+ * (ops_cuda_layers.cu); called when the context is released. */
+void oomb_cuda_conv_cache_free(struct oomb_cuda_ctx *k);
 #ifdef __cplusplus
 }
 #endif

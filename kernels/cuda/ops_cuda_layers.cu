@@ -5,10 +5,14 @@
  * ground truth), F32 only, everything on the context's stream; nothing here
  * allocates: scratch memory is the workspace the caller passes.
  *
- * Convolution. Descriptors are created and destroyed per call. The algorithm
+ * Convolution. The descriptors, and cuDNN's ranking of the algorithms of
+ * each pass with their workspace sizes, are cached per geometry in the
+ * context (conv_cache.h: key, capacity, replacement, threading): a call
+ * whose geometry is cached makes no cuDNN query. The algorithm
  * of each of the three passes (forward, backward data, backward filter) is
  * picked from cuDNN's heuristic ranking (cudnnGet*Algorithm_v7, no timing, so
- * the same geometry always gives the same ranking): the first algorithm that
+ * the same geometry always gives the same ranking, and asking once per
+ * geometry gives the choice asking per call gave): the first algorithm that
  * is deterministic, uses FP32 math (FMA; TF32 allowed only with
  * OOMB_CUDA_TF32=1, as for the GEMMs) and whose workspace fits
  * min(ws_bytes, CONV_WS_CAP); then, if none, the first non-deterministic one
@@ -162,34 +166,45 @@ static int conv_check(struct oomb_cuda_ctx *k, const char *op, const struct oomb
     return OOMB_OK;
 }
 
-struct conv_descs {
-    cudnnTensorDescriptor_t x, y;
-    cudnnFilterDescriptor_t w;
-    cudnnConvolutionDescriptor_t conv;
-};
+typedef struct oomb_cuda_conv_descs conv_descs;
 
-static void conv_descs_destroy(struct conv_descs *d)
+extern "C" void oomb_cuda_conv_cache_free(struct oomb_cuda_ctx *k)
 {
-    if (d->conv)
-        (void)cudnnDestroyConvolutionDescriptor(d->conv);
-    if (d->w)
-        (void)cudnnDestroyFilterDescriptor(d->w);
-    if (d->y)
-        (void)cudnnDestroyTensorDescriptor(d->y);
-    if (d->x)
-        (void)cudnnDestroyTensorDescriptor(d->x);
-    memset(d, 0, sizeof *d);
+    for (int i = 0; i < OOMB_CONV_CACHE_CAP; i++) {
+        conv_descs *d = &k->conv_descs[i];
+        if (d->conv)
+            (void)cudnnDestroyConvolutionDescriptor(d->conv);
+        if (d->w)
+            (void)cudnnDestroyFilterDescriptor(d->w);
+        if (d->y)
+            (void)cudnnDestroyTensorDescriptor(d->y);
+        if (d->x)
+            (void)cudnnDestroyTensorDescriptor(d->x);
+        memset(d, 0, sizeof *d);
+    }
+    oomb_conv_cache_init(&k->conv_cache);
 }
 
-/* Creates the descriptors into *d (zeroed first; conv_descs_destroy frees
- * whatever was created, also after a failure). */
-static int conv_descs_make(struct oomb_cuda_ctx *k, struct conv_descs *d,
-                           const struct oomb_conv2d *cv, int64_t B)
+/* The math type of every convolution descriptor. FMA: strict FP32;
+ * CUDNN_DEFAULT_MATH would allow TF32 on Ampere and later. */
+static cudnnMathType_t conv_math(const struct oomb_cuda_ctx *k)
 {
-    OOMB_CUDNN_CHECK(k, cudnnCreateTensorDescriptor(&d->x));
-    OOMB_CUDNN_CHECK(k, cudnnCreateTensorDescriptor(&d->y));
-    OOMB_CUDNN_CHECK(k, cudnnCreateFilterDescriptor(&d->w));
-    OOMB_CUDNN_CHECK(k, cudnnCreateConvolutionDescriptor(&d->conv));
+    return k->tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH;
+}
+
+/* Sets the descriptors of *d for (cv, B), creating those the slot does not
+ * have yet (a failure leaves the created ones to oomb_cuda_conv_cache_free). */
+static int conv_descs_set(struct oomb_cuda_ctx *k, conv_descs *d, const struct oomb_conv2d *cv,
+                          int64_t B)
+{
+    if (!d->x)
+        OOMB_CUDNN_CHECK(k, cudnnCreateTensorDescriptor(&d->x));
+    if (!d->y)
+        OOMB_CUDNN_CHECK(k, cudnnCreateTensorDescriptor(&d->y));
+    if (!d->w)
+        OOMB_CUDNN_CHECK(k, cudnnCreateFilterDescriptor(&d->w));
+    if (!d->conv)
+        OOMB_CUDNN_CHECK(k, cudnnCreateConvolutionDescriptor(&d->conv));
     OOMB_CUDNN_CHECK(k, cudnnSetTensor4dDescriptor(d->x, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT,
                                                    (int)B, (int)cv->C, (int)cv->H, (int)cv->W));
     OOMB_CUDNN_CHECK(k, cudnnSetTensor4dDescriptor(d->y, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT,
@@ -202,9 +217,7 @@ static int conv_descs_make(struct oomb_cuda_ctx *k, struct conv_descs *d,
                                                         (int)cv->stride, (int)cv->stride, 1, 1,
                                                         CUDNN_CROSS_CORRELATION,
                                                         CUDNN_DATA_FLOAT));
-    /* FMA: strict FP32. CUDNN_DEFAULT_MATH would allow TF32 on Ampere and later. */
-    OOMB_CUDNN_CHECK(k, cudnnSetConvolutionMathType(d->conv, k->tf32 ? CUDNN_DEFAULT_MATH
-                                                                     : CUDNN_FMA_MATH));
+    OOMB_CUDNN_CHECK(k, cudnnSetConvolutionMathType(d->conv, conv_math(k)));
     int n = 0, c = 0, h = 0, w = 0;
     OOMB_CUDNN_CHECK(k, cudnnGetConvolution2dForwardOutputDim(d->conv, d->x, d->w, &n, &c, &h, &w));
     if (n != (int)B || c != (int)cv->OC || h != (int)cv->OH || w != (int)cv->OW)
@@ -216,100 +229,150 @@ static int conv_descs_make(struct oomb_cuda_ctx *k, struct conv_descs *d,
     return OOMB_OK;
 }
 
+/* The cache slot of (cv, B), pinned, its descriptors set (on a miss, set
+ * here); the caller unpins it with oomb_conv_cache_release. The geometry has
+ * passed conv_check, so every field fits an int. */
+static int conv_acquire(struct oomb_cuda_ctx *k, const char *op, const struct oomb_conv2d *cv,
+                        int64_t B, int *slot)
+{
+    struct oomb_conv_key key;
+    memset(&key, 0, sizeof key);
+    key.B = B;
+    key.C = cv->C;
+    key.H = cv->H;
+    key.W = cv->W;
+    key.OC = cv->OC;
+    key.K = cv->K;
+    key.stride = cv->stride;
+    key.pad = cv->pad;
+    key.OH = cv->OH;
+    key.OW = cv->OW;
+    key.dtype = (int64_t)CUDNN_DATA_FLOAT;
+    key.math = (int64_t)conv_math(k);
+    int hit = 0;
+    int s = oomb_conv_cache_acquire(&k->conv_cache, &key, &hit, NULL);
+    if (s < 0)
+        return oomb_cuda_errf(k, OOMB_ERR_INTERNAL,
+                              "%s: all %d cached convolutions are in use (ops called from "
+                              "several threads?)",
+                              op, OOMB_CONV_CACHE_CAP);
+    if (!hit) {
+        int rc = conv_descs_set(k, &k->conv_descs[s], cv, B);
+        if (rc != OOMB_OK) {
+            oomb_conv_cache_drop(&k->conv_cache, s);
+            return rc;
+        }
+    }
+    *slot = s;
+    return OOMB_OK;
+}
+
 static int math_ok(const struct oomb_cuda_ctx *k, cudnnMathType_t m)
 {
     return k->tf32 || (m != CUDNN_TENSOR_OP_MATH && m != CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION);
 }
 
-/* Picks from the n ranked results in perf (see the top of the file):
- * size_of(algo, &bytes) returns the workspace of an algorithm (non-zero when
- * it does not apply). */
-template <typename Perf, typename Algo, typename SizeFn>
-static int pick_algo(struct oomb_cuda_ctx *k, const char *op, const Perf *perf, int n,
-                     Algo fallback, SizeFn size_of, size_t limit, Algo *algo, size_t *need)
+#define CONV_PERF_MAX OOMB_CONV_RANK_MAX
+
+/* Stores the n ranked results in perf into r: those whose status is success
+ * and whose math type is allowed, with their determinism, and the fallback. */
+template <typename Perf>
+static void ranking_store(const struct oomb_cuda_ctx *k, struct oomb_conv_ranking *r,
+                          const Perf *perf, int n, int32_t fallback)
 {
-    for (int pass = 0; pass < 2; pass++) {
-        for (int i = 0; i < n; i++) {
-            if (perf[i].status != CUDNN_STATUS_SUCCESS || !math_ok(k, perf[i].mathType))
-                continue;
-            if (pass == 0 && perf[i].determinism != CUDNN_DETERMINISTIC)
-                continue;
-            size_t bytes = 0;
-            if (size_of(perf[i].algo, &bytes) != 0 || bytes > limit)
-                continue;
-            *algo = perf[i].algo;
-            *need = bytes;
-            return OOMB_OK;
+    int32_t algo[CONV_PERF_MAX];
+    int usable[CONV_PERF_MAX], det[CONV_PERF_MAX];
+    if (n > CONV_PERF_MAX)
+        n = CONV_PERF_MAX;
+    for (int i = 0; i < n; i++) {
+        algo[i] = (int32_t)perf[i].algo;
+        usable[i] = perf[i].status == CUDNN_STATUS_SUCCESS && math_ok(k, perf[i].mathType);
+        det[i] = perf[i].determinism == CUDNN_DETERMINISTIC;
+    }
+    oomb_conv_ranking_set(r, n, algo, usable, det, fallback);
+}
+
+/* The size callbacks of oomb_conv_pick: user is the slot's descriptors, with
+ * the context to reach the handle. */
+struct conv_size_user {
+    struct oomb_cuda_ctx *k;
+    const conv_descs *d;
+};
+
+static int fwd_size(void *user, int32_t a, size_t *bytes)
+{
+    const struct conv_size_user *u = (const struct conv_size_user *)user;
+    return cudnnGetConvolutionForwardWorkspaceSize(u->k->cudnn, u->d->x, u->d->w, u->d->conv,
+                                                   u->d->y, (cudnnConvolutionFwdAlgo_t)a,
+                                                   bytes) != CUDNN_STATUS_SUCCESS;
+}
+
+static int bwd_data_size(void *user, int32_t a, size_t *bytes)
+{
+    const struct conv_size_user *u = (const struct conv_size_user *)user;
+    return cudnnGetConvolutionBackwardDataWorkspaceSize(u->k->cudnn, u->d->w, u->d->y,
+                                                        u->d->conv, u->d->x,
+                                                        (cudnnConvolutionBwdDataAlgo_t)a,
+                                                        bytes) != CUDNN_STATUS_SUCCESS;
+}
+
+static int bwd_filter_size(void *user, int32_t a, size_t *bytes)
+{
+    const struct conv_size_user *u = (const struct conv_size_user *)user;
+    return cudnnGetConvolutionBackwardFilterWorkspaceSize(u->k->cudnn, u->d->x, u->d->y,
+                                                          u->d->conv, u->d->w,
+                                                          (cudnnConvolutionBwdFilterAlgo_t)a,
+                                                          bytes) != CUDNN_STATUS_SUCCESS;
+}
+
+/* Picks the algorithm of one pass of slot s for a workspace of `limit` bytes
+ * (see the top of the file), from the slot's stored ranking; the ranking is
+ * asked of cuDNN the first time the pass is used for the slot's geometry. */
+static int pick_pass(struct oomb_cuda_ctx *k, const char *op, int s, enum oomb_conv_pass pass,
+                     size_t limit, int32_t *algo, size_t *need)
+{
+    struct oomb_conv_ranking *r = &k->conv_cache.slot[s].rank[pass];
+    const conv_descs *d = &k->conv_descs[s];
+    oomb_conv_size_fn size_of = fwd_size;
+    if (!r->valid) {
+        int n = 0;
+        if (pass == OOMB_CONV_FWD) {
+            cudnnConvolutionFwdAlgoPerf_t perf[CONV_PERF_MAX];
+            OOMB_CUDNN_CHECK(k, cudnnGetConvolutionForwardAlgorithm_v7(
+                                    k->cudnn, d->x, d->w, d->conv, d->y, CONV_PERF_MAX, &n, perf));
+            ranking_store(k, r, perf, n, CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM);
+        } else if (pass == OOMB_CONV_BWD_DATA) {
+            cudnnConvolutionBwdDataAlgoPerf_t perf[CONV_PERF_MAX];
+            OOMB_CUDNN_CHECK(k, cudnnGetConvolutionBackwardDataAlgorithm_v7(
+                                    k->cudnn, d->w, d->y, d->conv, d->x, CONV_PERF_MAX, &n, perf));
+            ranking_store(k, r, perf, n, CUDNN_CONVOLUTION_BWD_DATA_ALGO_1);
+        } else {
+            cudnnConvolutionBwdFilterAlgoPerf_t perf[CONV_PERF_MAX];
+            OOMB_CUDNN_CHECK(k, cudnnGetConvolutionBackwardFilterAlgorithm_v7(
+                                    k->cudnn, d->x, d->y, d->conv, d->w, CONV_PERF_MAX, &n, perf));
+            ranking_store(k, r, perf, n, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1);
         }
     }
-    size_t bytes = 0;
-    if (size_of(fallback, &bytes) == 0 && bytes <= limit) {
-        *algo = fallback;
-        *need = bytes;
+    if (pass == OOMB_CONV_BWD_DATA)
+        size_of = bwd_data_size;
+    else if (pass == OOMB_CONV_BWD_FILTER)
+        size_of = bwd_filter_size;
+    struct conv_size_user u = {k, d};
+    if (oomb_conv_pick(r, limit, size_of, &u, algo, need))
         return OOMB_OK;
-    }
     return oomb_cuda_errf(k, OOMB_ERR_INVALID,
                           "%s: no cuDNN algorithm fits a workspace of %zu bytes (size it with "
                           "conv2d_workspace)",
                           op, limit);
 }
 
-#define CONV_PERF_MAX 32
-
-static int pick_fwd(struct oomb_cuda_ctx *k, const char *op, const struct conv_descs *d,
-                    size_t limit, cudnnConvolutionFwdAlgo_t *algo, size_t *need)
+static int conv_workspace_body(struct oomb_cuda_ctx *k, int s, size_t *bytes)
 {
-    cudnnConvolutionFwdAlgoPerf_t perf[CONV_PERF_MAX];
-    int n = 0;
-    OOMB_CUDNN_CHECK(k, cudnnGetConvolutionForwardAlgorithm_v7(k->cudnn, d->x, d->w, d->conv,
-                                                               d->y, CONV_PERF_MAX, &n, perf));
-    auto size_of = [k, d](cudnnConvolutionFwdAlgo_t a, size_t *bytes) {
-        return (int)cudnnGetConvolutionForwardWorkspaceSize(k->cudnn, d->x, d->w, d->conv, d->y,
-                                                            a, bytes);
-    };
-    return pick_algo(k, op, perf, n, CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM, size_of, limit,
-                     algo, need);
-}
-
-static int pick_bwd_data(struct oomb_cuda_ctx *k, const char *op, const struct conv_descs *d,
-                         size_t limit, cudnnConvolutionBwdDataAlgo_t *algo, size_t *need)
-{
-    cudnnConvolutionBwdDataAlgoPerf_t perf[CONV_PERF_MAX];
-    int n = 0;
-    OOMB_CUDNN_CHECK(k, cudnnGetConvolutionBackwardDataAlgorithm_v7(
-                            k->cudnn, d->w, d->y, d->conv, d->x, CONV_PERF_MAX, &n, perf));
-    auto size_of = [k, d](cudnnConvolutionBwdDataAlgo_t a, size_t *bytes) {
-        return (int)cudnnGetConvolutionBackwardDataWorkspaceSize(k->cudnn, d->w, d->y, d->conv,
-                                                                 d->x, a, bytes);
-    };
-    return pick_algo(k, op, perf, n, CUDNN_CONVOLUTION_BWD_DATA_ALGO_1, size_of, limit, algo,
-                     need);
-}
-
-static int pick_bwd_filter(struct oomb_cuda_ctx *k, const char *op, const struct conv_descs *d,
-                           size_t limit, cudnnConvolutionBwdFilterAlgo_t *algo, size_t *need)
-{
-    cudnnConvolutionBwdFilterAlgoPerf_t perf[CONV_PERF_MAX];
-    int n = 0;
-    OOMB_CUDNN_CHECK(k, cudnnGetConvolutionBackwardFilterAlgorithm_v7(
-                            k->cudnn, d->x, d->y, d->conv, d->w, CONV_PERF_MAX, &n, perf));
-    auto size_of = [k, d](cudnnConvolutionBwdFilterAlgo_t a, size_t *bytes) {
-        return (int)cudnnGetConvolutionBackwardFilterWorkspaceSize(k->cudnn, d->x, d->y, d->conv,
-                                                                   d->w, a, bytes);
-    };
-    return pick_algo(k, op, perf, n, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1, size_of, limit, algo,
-                     need);
-}
-
-static int conv_workspace_body(struct oomb_cuda_ctx *k, const struct conv_descs *d, size_t *bytes)
-{
-    cudnnConvolutionFwdAlgo_t fa;
-    cudnnConvolutionBwdDataAlgo_t da;
-    cudnnConvolutionBwdFilterAlgo_t wa;
+    int32_t fa, da, wa;
     size_t f = 0, b = 0, w = 0;
-    L_RETURN_IF(pick_fwd(k, "conv2d_workspace", d, CONV_WS_CAP, &fa, &f));
-    L_RETURN_IF(pick_bwd_data(k, "conv2d_workspace", d, CONV_WS_CAP, &da, &b));
-    L_RETURN_IF(pick_bwd_filter(k, "conv2d_workspace", d, CONV_WS_CAP, &wa, &w));
+    L_RETURN_IF(pick_pass(k, "conv2d_workspace", s, OOMB_CONV_FWD, CONV_WS_CAP, &fa, &f));
+    L_RETURN_IF(pick_pass(k, "conv2d_workspace", s, OOMB_CONV_BWD_DATA, CONV_WS_CAP, &da, &b));
+    L_RETURN_IF(pick_pass(k, "conv2d_workspace", s, OOMB_CONV_BWD_FILTER, CONV_WS_CAP, &wa, &w));
     size_t m = f > b ? f : b;
     *bytes = m > w ? m : w;
     return OOMB_OK;
@@ -322,12 +385,10 @@ static int cuda_conv2d_workspace(void *kv, const struct oomb_conv2d *cv, int64_t
         return invalid(k, "conv2d_workspace", "bytes is NULL");
     *bytes = 0;
     L_RETURN_IF(conv_check(k, "conv2d_workspace", cv, B));
-    struct conv_descs d;
-    memset(&d, 0, sizeof d);
-    int rc = conv_descs_make(k, &d, cv, B);
-    if (rc == OOMB_OK)
-        rc = conv_workspace_body(k, &d, bytes);
-    conv_descs_destroy(&d);
+    int s = -1;
+    L_RETURN_IF(conv_acquire(k, "conv2d_workspace", cv, B, &s));
+    int rc = conv_workspace_body(k, s, bytes);
+    oomb_conv_cache_release(&k->conv_cache, s);
     return rc;
 }
 
@@ -338,16 +399,19 @@ static size_t ws_limit(void *ws, size_t ws_bytes)
     return ws_bytes < CONV_WS_CAP ? ws_bytes : CONV_WS_CAP;
 }
 
-static int conv_forward_body(struct oomb_cuda_ctx *k, const struct conv_descs *d, float *out,
-                             const float *inp, const float *weight, const float *bias,
-                             const struct oomb_conv2d *cv, int64_t B, void *ws, size_t ws_bytes)
+static int conv_forward_body(struct oomb_cuda_ctx *k, int s, float *out, const float *inp,
+                             const float *weight, const float *bias, const struct oomb_conv2d *cv,
+                             int64_t B, void *ws, size_t ws_bytes)
 {
-    cudnnConvolutionFwdAlgo_t algo;
+    const conv_descs *d = &k->conv_descs[s];
+    int32_t algo = 0;
     size_t need = 0;
-    L_RETURN_IF(pick_fwd(k, "conv2d_forward", d, ws_limit(ws, ws_bytes), &algo, &need));
+    L_RETURN_IF(pick_pass(k, "conv2d_forward", s, OOMB_CONV_FWD, ws_limit(ws, ws_bytes), &algo,
+                          &need));
     const float one = 1.0f, zero = 0.0f;
     OOMB_CUDNN_CHECK(k, cudnnConvolutionForward(k->cudnn, &one, d->x, inp, d->w, weight, d->conv,
-                                                algo, need ? ws : NULL, need, &zero, d->y, out));
+                                                (cudnnConvolutionFwdAlgo_t)algo,
+                                                need ? ws : NULL, need, &zero, d->y, out));
     if (bias) {
         const int64_t hw = cv->OH * cv->OW;
         conv_bias_add_kernel<<<l_grid_for(B * cv->OC * hw, L_THREADS), L_THREADS, 0, k->stream>>>(
@@ -367,38 +431,42 @@ static int cuda_conv2d_forward(void *kv, float *out, const float *inp, const flo
     if (!ws && ws_bytes > 0)
         return invalid(k, "conv2d_forward", "workspace is NULL but ws_bytes > 0");
     L_RETURN_IF(conv_check(k, "conv2d_forward", cv, B));
-    struct conv_descs d;
-    memset(&d, 0, sizeof d);
-    int rc = conv_descs_make(k, &d, cv, B);
-    if (rc == OOMB_OK)
-        rc = conv_forward_body(k, &d, out, inp, weight, bias, cv, B, ws, ws_bytes);
-    conv_descs_destroy(&d);
+    int s = -1;
+    L_RETURN_IF(conv_acquire(k, "conv2d_forward", cv, B, &s));
+    int rc = conv_forward_body(k, s, out, inp, weight, bias, cv, B, ws, ws_bytes);
+    oomb_conv_cache_release(&k->conv_cache, s);
     return rc;
 }
 
-static int conv_backward_body(struct oomb_cuda_ctx *k, const struct conv_descs *d, float *dinp,
-                              float *dweight, float *dbias, const float *dout, const float *inp,
+static int conv_backward_body(struct oomb_cuda_ctx *k, int s, float *dinp, float *dweight,
+                              float *dbias, const float *dout, const float *inp,
                               const float *weight, const struct oomb_conv2d *cv, int64_t B,
                               void *ws, size_t ws_bytes)
 {
+    const conv_descs *d = &k->conv_descs[s];
     const float one = 1.0f, zero = 0.0f;
     const size_t limit = ws_limit(ws, ws_bytes);
     if (dinp) {
-        cudnnConvolutionBwdDataAlgo_t algo;
+        int32_t algo = 0;
         size_t need = 0;
-        L_RETURN_IF(pick_bwd_data(k, "conv2d_backward", d, limit, &algo, &need));
+        L_RETURN_IF(pick_pass(k, "conv2d_backward", s, OOMB_CONV_BWD_DATA, limit, &algo, &need));
         OOMB_CUDNN_CHECK(k, cudnnConvolutionBackwardData(k->cudnn, &one, d->w, weight, d->y, dout,
-                                                         d->conv, algo, need ? ws : NULL, need,
-                                                         &zero, d->x, dinp));
+                                                         d->conv,
+                                                         (cudnnConvolutionBwdDataAlgo_t)algo,
+                                                         need ? ws : NULL, need, &zero, d->x,
+                                                         dinp));
     }
     if (dweight) {
-        cudnnConvolutionBwdFilterAlgo_t algo;
+        int32_t algo = 0;
         size_t need = 0;
-        L_RETURN_IF(pick_bwd_filter(k, "conv2d_backward", d, limit, &algo, &need));
+        L_RETURN_IF(
+            pick_pass(k, "conv2d_backward", s, OOMB_CONV_BWD_FILTER, limit, &algo, &need));
         /* beta = 1: dweight accumulates */
         OOMB_CUDNN_CHECK(k, cudnnConvolutionBackwardFilter(k->cudnn, &one, d->x, inp, d->y, dout,
-                                                           d->conv, algo, need ? ws : NULL, need,
-                                                           &one, d->w, dweight));
+                                                           d->conv,
+                                                           (cudnnConvolutionBwdFilterAlgo_t)algo,
+                                                           need ? ws : NULL, need, &one, d->w,
+                                                           dweight));
     }
     if (dbias) {
         const int64_t hw = cv->OH * cv->OW;
@@ -422,13 +490,11 @@ static int cuda_conv2d_backward(void *kv, float *dinp, float *dweight, float *db
     L_RETURN_IF(conv_check(k, "conv2d_backward", cv, B));
     if (!dinp && !dweight && !dbias)
         return OOMB_OK;
-    struct conv_descs d;
-    memset(&d, 0, sizeof d);
-    int rc = conv_descs_make(k, &d, cv, B);
-    if (rc == OOMB_OK)
-        rc = conv_backward_body(k, &d, dinp, dweight, dbias, dout, inp, weight, cv, B, ws,
+    int s = -1;
+    L_RETURN_IF(conv_acquire(k, "conv2d_backward", cv, B, &s));
+    int rc = conv_backward_body(k, s, dinp, dweight, dbias, dout, inp, weight, cv, B, ws,
                                 ws_bytes);
-    conv_descs_destroy(&d);
+    oomb_conv_cache_release(&k->conv_cache, s);
     return rc;
 }
 
