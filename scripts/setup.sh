@@ -7,6 +7,7 @@ set -euo pipefail
 packages=(
     build-essential cmake pkg-config
     libopenblas-dev libjansson-dev libyaml-dev zlib1g-dev
+    libdnnl-dev
     libcriterion-dev
     gnuplot-nox
     python3
@@ -17,6 +18,8 @@ packages=(
     clang
 )
 # zlib1g-dev: the Fashion-MNIST reader (gzipped IDX files).
+# libdnnl-dev: oneDNN's sgemm, the CPU backend's alternative FP32 GEMM
+# (OOMB_CPU_GEMM=onednn; kernels/cpu/gemm_cpu.h), optional at build time.
 # libbenchmark-tools and python3-scipy: the compare_cli test reads the
 # Google Benchmark export with compare.py, which needs scipy.
 # python3-yaml: the shards test parses the GitHub Actions workflow under

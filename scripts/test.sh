@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds and runs the whole test suite: warnings as errors (with the CUDA
 # backend compiled and linked when the toolkit is present), then the numeric
-# suites again under a second OpenBLAS core type and two BLAS threads, then
+# suites again under a second OpenBLAS core type and two BLAS threads and
+# with oneDNN's sgemm, then
 # again under AddressSanitizer + UndefinedBehaviorSanitizer, then a CPU-only
 # configure, then a bounded run of the libFuzzer targets (OOMB_FUZZ_SECONDS
 # each).
@@ -24,6 +25,11 @@ ctest --preset werror -j "$jobs"
 echo "== numeric suites again under OPENBLAS_CORETYPE=Sandybridge, 2 BLAS threads"
 OPENBLAS_CORETYPE=Sandybridge OPENBLAS_NUM_THREADS=2 OOMB_TEST_THREADS=2 \
     ctest --preset werror -j "$jobs" -L numeric
+
+# The same suites with oneDNN's sgemm under the FP32 ops (OOMB_CPU_GEMM=onednn,
+# kernels/cpu/gemm_cpu.h): other kernels, other summation orders.
+echo "== numeric suites again with OOMB_CPU_GEMM=onednn"
+OOMB_CPU_GEMM=onednn ctest --preset werror -j "$jobs" -L numeric
 
 echo "== asan+ubsan build + tests"
 cmake --preset asan >/dev/null

@@ -145,6 +145,7 @@ static char *cpu_model(void)
 static const char *const blas_env_vars[] = {
     "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "OPENBLAS_VERBOSE",
     "GOTO_NUM_THREADS",  "OMP_NUM_THREADS",  "OMP_PROC_BIND",        "OMP_PLACES",
+    "OOMB_CPU_GEMM",     "OOMB_CPU_ISA",     "ONEDNN_MAX_CPU_ISA",
 };
 
 /* The kernel is the one OpenBLAS chose in this process, which the children

@@ -22,6 +22,7 @@
 
 #include "backend.h"
 
+#include "gemm_cpu.h"
 #include "isa.h"
 #include "lowp_cpu.h"
 #include "ops_cpu.h"
@@ -287,9 +288,9 @@ void oomb_blas_describe(struct oomb_blas_info *out)
     }
     out->threads = openblas_get_num_threads();
     /* the vector kernels' level, then the int8 and sparse kernels' own */
-    static char isa[64];
-    snprintf(isa, sizeof isa, "%s, int8 %s", oomb_cpu_isa_name(oomb_cpu_isa_get()),
-             oomb_cpu_lowp_isa());
+    static char isa[160];
+    snprintf(isa, sizeof isa, "%s, int8 %s, sgemm %s", oomb_cpu_isa_name(oomb_cpu_isa_get()),
+             oomb_cpu_lowp_isa(), oomb_cpu_sgemm_name());
     out->cpu_isa = isa;
 }
 
@@ -301,6 +302,7 @@ int oomb_blas_set_threads(int n)
     snprintf(buf, sizeof buf, "%d", n);
     setenv("OMP_NUM_THREADS", buf, 1);
     openblas_set_num_threads(n);
+    oomb_cpu_sgemm_set_threads(n);
     return openblas_get_num_threads();
 }
 

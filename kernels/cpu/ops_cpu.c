@@ -20,9 +20,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <cblas.h>
 
 #include "lowp_cpu.h"
+#include "gemm_cpu.h"
 #include "ops_cpu.h"
 #include "vec_cpu.h"
 
@@ -125,17 +125,7 @@ static void tile_h2f(float *dst, const uint16_t *src, int64_t ld, int64_t r0, in
 static void sgemm_rm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, const float *A,
                      int64_t lda, const float *B, int64_t ldb, float beta, float *Cm, int64_t ldc)
 {
-    if (M == 0 || N == 0)
-        return;
-    if (K == 0) {
-        if (beta == 0.0f)
-            for (int64_t i = 0; i < M; i++)
-                memset(Cm + i * ldc, 0, (size_t)N * sizeof(float));
-        return;
-    }
-    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
-                trans_b ? CblasTrans : CblasNoTrans, (int)M, (int)N, (int)K, 1.0f, A, (int)lda, B,
-                (int)ldb, beta, Cm, (int)ldc);
+    oomb_cpu_sgemm(trans_a, trans_b, M, N, K, A, lda, B, ldb, beta, Cm, ldc);
 }
 
 /* Tile sizes of the F16 GEMMs: three FP32 tiles of 64x64 on the stack (48 KiB). */

@@ -27,8 +27,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <cblas.h>
 
+#include "gemm_cpu.h"
 #include "ops_cpu.h"
 #include "vec_cpu.h"
 
@@ -72,9 +72,7 @@ static int64_t mul4(int64_t a, int64_t b, int64_t c, int64_t d)
 static void sgemm_rm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, const float *A,
                      int64_t lda, const float *B, int64_t ldb, float beta, float *Cm, int64_t ldc)
 {
-    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
-                trans_b ? CblasTrans : CblasNoTrans, (int)M, (int)N, (int)K, 1.0f, A, (int)lda, B,
-                (int)ldb, beta, Cm, (int)ldc);
+    oomb_cpu_sgemm(trans_a, trans_b, M, N, K, A, lda, B, ldb, beta, Cm, ldc);
 }
 
 /* ------------------------------------------------------------ conv2d ----- */
