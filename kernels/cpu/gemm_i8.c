@@ -3,18 +3,22 @@
  * (lowp_cpu.h), with the instruction-set choice shared with sparse_cpu.c.
  *
  * acc[b][o] = sum_c xq[b][c] wq[o][c]: both operands are stored C-major, so
- * each output is a dot product of two contiguous rows. The kernels keep a tile
- * of such dot products in vector registers (MR input rows x NR weight rows),
- * step along C, and reduce each accumulator horizontally once at the end; a
- * weight tile (NR rows) stays in L1 while the input rows stream past it. No
- * packing, so no workspace.
+ * each output is a dot product of two contiguous rows.
  *
  *  - AVX-512 VNNI: VPDPBUSD multiplies unsigned by signed bytes and adds groups
- *    of four into int32 lanes without saturation. The input bytes are made
- *    unsigned by flipping their sign bit (x + 128), and the extra 128 * sum_c w
- *    of each output is subtracted at the end (the compensation oneDNN and
- *    fbgemm use). Every step is int32 arithmetic modulo 2^32, so the result is
- *    exactly the reference loop's sum. 64 bytes of C per instruction.
+ *    of four into int32 lanes without saturation. A panel of 64 weight rows x
+ *    at most 512 bytes of C is packed onto the stack (32 KiB, in L1 while the
+ *    input rows pass): four bytes of C of 16 outputs per 64-byte vector, each
+ *    weight byte's sign bit flipped (w + 128, unsigned). A register tile of
+ *    6 input rows x 64 outputs (24 accumulators) broadcasts four input bytes
+ *    (signed) per row and multiplies them by four packed vectors, so no
+ *    horizontal sums. The flipped weights add 128 * sum_c x[b][c] to every
+ *    output of row b: the accumulators start from minus that (the compensation
+ *    oneDNN and fbgemm use, here from the input's row sums, computed once per
+ *    256 rows). Wider C is split into near-equal blocks whose partial sums pass
+ *    through acc; the last block applies the epilogue from the registers. Every
+ *    step is int32 arithmetic modulo 2^32, so the result is exactly the
+ *    reference loop's sum. 64 multiply-adds per instruction.
  *  - AVX2: both operands sign-extended to int16 (VPMOVSXBW) and multiplied
  *    with VPMADDWD, which adds pairs of int16 products into int32 lanes: a pair
  *    is at most 2 * 128 * 128 = 2^15 in magnitude, far inside int32, so
@@ -22,11 +26,14 @@
  *    twice the bytes per instruction but saturates once a pair exceeds 32767
  *    (255 * 127 * 2 with offset inputs, or 2 * 128 * 128 for -128 codes), and
  *    then needs a widening VPMADDWD anyway: no faster, and not exact.
+ *    A tile of 3 input rows x 4 weight rows of dot products stays in registers
+ *    and is reduced horizontally at the end; no packing.
  *  - scalar: the reference loop.
  *
- * The epilogue (scales and bias) is shared by all paths and written without
- * fused multiply-add (this file is compiled with -ffp-contract=off), so out is
- * the same bits whichever path ran.
+ * The epilogue out = (float)acc * xs[b] * ws[o] + bias[o] rounds after each
+ * operation on every path, scalar or 8 or 16 lanes at a time, without fused
+ * multiply-add (this file is compiled with -ffp-contract=off), so out is the
+ * same bits whichever path ran.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -292,11 +299,11 @@ __attribute__((target("avx2,fma"))) static void epilogue_avx2(float *out, const 
 }
 
 #define VNNI_TARGET "avx2,fma,avx512f,avx512bw,avx512vnni"
-#define VNNI_MR 6                /* input rows per register tile */
-#define VNNI_NV 4                /* vectors of 16 outputs per register tile */
-#define VNNI_NC (VNNI_NV * 16)   /* outputs per packed panel */
-#define VNNI_KC 512              /* bytes of C per packed panel: 64 x 512 = 32 KiB */
-#define VNNI_MC 256              /* input rows per block of row sums */
+#define VNNI_MR 6              /* input rows per register tile */
+#define VNNI_NV 4              /* vectors of 16 outputs per register tile */
+#define VNNI_NC (VNNI_NV * 16) /* outputs per packed panel */
+#define VNNI_KC 512            /* bytes of C per packed panel: 64 x 512 = 32 KiB */
+#define VNNI_MC 256            /* input rows per block of row sums */
 
 /* the 64-byte chunk at p with bytes n.. zeroed (n <= 64): tails without reading past the row */
 __attribute__((target(VNNI_TARGET), always_inline)) static inline __m512i
@@ -306,7 +313,8 @@ load_tail_512(const int8_t *p, int64_t n)
 }
 
 /* r[j] lane i = r[i] lane j before: a 16 x 16 transpose of 32-bit elements */
-__attribute__((target(VNNI_TARGET), always_inline)) static inline void transpose16_epi32(__m512i r[16])
+__attribute__((target(VNNI_TARGET), always_inline)) static inline void
+transpose16_epi32(__m512i r[16])
 {
     __m512i t[16], u[16];
     for (int i = 0; i < 16; i += 2) {
@@ -494,10 +502,13 @@ vnni_tile(int32_t *acc, float *out, const int8_t *x, const uint8_t *pw, const in
 {
     __m512i a[VNNI_MR][VNNI_NV];
     __mmask16 m[VNNI_NV];
-    _Pragma("GCC unroll 4") for (int j = 0; j < NV; j++)
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; j++)
         m[j] = j == NV - 1 ? mlast : (__mmask16)0xffff;
-    _Pragma("GCC unroll 8") for (int i = 0; i < MR; i++)
-        _Pragma("GCC unroll 4") for (int j = 0; j < NV; j++)
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; i++)
+#pragma GCC unroll 4
+        for (int j = 0; j < NV; j++)
             a[i][j] = first ? _mm512_set1_epi32((int32_t)(0u - (uint32_t)comp[i]))
                             : _mm512_maskz_loadu_epi32(m[j], acc + i * OC + 16 * j);
     int64_t n4 = kc / 4;
@@ -507,38 +518,49 @@ vnni_tile(int32_t *acc, float *out, const int8_t *x, const uint8_t *pw, const in
         for (int64_t g = 0; g < n4; g++) {
             const uint8_t *p = pw + g * VNNI_NC * 4;
             __m512i w[VNNI_NV];
-            _Pragma("GCC unroll 4") for (int j = 0; j < NV; j++)
+#pragma GCC unroll 4
+            for (int j = 0; j < NV; j++)
                 w[j] = _mm512_load_si512((const void *)(p + 64 * j));
-            _Pragma("GCC unroll 8") for (int i = 0; i < MR; i++) {
+#pragma GCC unroll 8
+            for (int i = 0; i < MR; i++) {
                 __m512i xb = _mm512_set1_epi32(load4_i8(x + i * C + 4 * g, 4));
-                _Pragma("GCC unroll 4") for (int j = 0; j < NV; j++)
+#pragma GCC unroll 4
+                for (int j = 0; j < NV; j++)
                     a[i][j] = _mm512_dpbusd_epi32(a[i][j], w[j], xb);
             }
         }
     if (kc % 4) { /* the row's last 1..3 bytes: zero inputs past C count nothing */
         const uint8_t *p = pw + n4 * VNNI_NC * 4;
         __m512i w[VNNI_NV];
-        _Pragma("GCC unroll 4") for (int j = 0; j < NV; j++)
+#pragma GCC unroll 4
+        for (int j = 0; j < NV; j++)
             w[j] = _mm512_load_si512((const void *)(p + 64 * j));
-        _Pragma("GCC unroll 8") for (int i = 0; i < MR; i++) {
+#pragma GCC unroll 8
+        for (int i = 0; i < MR; i++) {
             __m512i xb = _mm512_set1_epi32(load4_i8(x + i * C + 4 * n4, kc % 4));
-            _Pragma("GCC unroll 4") for (int j = 0; j < NV; j++)
+#pragma GCC unroll 4
+            for (int j = 0; j < NV; j++)
                 a[i][j] = _mm512_dpbusd_epi32(a[i][j], w[j], xb);
         }
     }
-    _Pragma("GCC unroll 8") for (int i = 0; i < MR; i++)
-        _Pragma("GCC unroll 4") for (int j = 0; j < NV; j++)
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; i++)
+#pragma GCC unroll 4
+        for (int j = 0; j < NV; j++)
             _mm512_mask_storeu_epi32(acc + i * OC + 16 * j, m[j], a[i][j]);
     if (!last)
         return;
     __m512 wv[VNNI_NV], bv[VNNI_NV];
-    _Pragma("GCC unroll 4") for (int j = 0; j < NV; j++) {
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; j++) {
         wv[j] = _mm512_maskz_loadu_ps(m[j], ws + 16 * j);
         bv[j] = bias ? _mm512_maskz_loadu_ps(m[j], bias + 16 * j) : _mm512_setzero_ps();
     }
-    _Pragma("GCC unroll 8") for (int i = 0; i < MR; i++) {
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; i++) {
         __m512 sb = _mm512_set1_ps(xs[i]);
-        _Pragma("GCC unroll 4") for (int j = 0; j < NV; j++) {
+#pragma GCC unroll 4
+        for (int j = 0; j < NV; j++) {
             __m512 y = _mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(a[i][j]), sb), wv[j]);
             _mm512_mask_storeu_ps(out + i * OC + 16 * j, m[j], _mm512_add_ps(y, bv[j]));
         }
@@ -566,7 +588,8 @@ VNNI_TILE_FNS(6)
 typedef void (*vnni_tile_fn)(int32_t *, float *, const int8_t *, const uint8_t *, const int32_t *,
                              const float *, const float *, const float *, int64_t, int64_t,
                              int64_t, int, int, __mmask16);
-#define VNNI_TILE_ROW(M) {vnni_tile_##M##_1, vnni_tile_##M##_2, vnni_tile_##M##_3, vnni_tile_##M##_4}
+#define VNNI_TILE_ROW(M)                                                                         \
+    {vnni_tile_##M##_1, vnni_tile_##M##_2, vnni_tile_##M##_3, vnni_tile_##M##_4}
 static const vnni_tile_fn vnni_tiles[VNNI_MR][VNNI_NV] = {
     VNNI_TILE_ROW(1), VNNI_TILE_ROW(2), VNNI_TILE_ROW(3),
     VNNI_TILE_ROW(4), VNNI_TILE_ROW(5), VNNI_TILE_ROW(6)};
