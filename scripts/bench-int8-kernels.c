@@ -1,6 +1,8 @@
 /*
  * Kernel timing for docs/performance.md: cblas_sgemm against the CSR (10% density) and
- * 2:4 kernels at B = 256, C = OC = 1024, median of 7 rounds of 5 calls. Build after
+ * 2:4 kernels at B = 256, C = OC = 1024, median of 7 rounds of 5 calls; then the int8
+ * layer (oomb_cpu_linear_i8_run, inputs quantised before) at C = 1024 and 784, OC = 1024,
+ * and the input quantisation, same rounds. Build after
  * `cmake --preset release && cmake --build build/release`:
  *   gcc -O2 -I kernels scripts/bench-int8-kernels.c build/release/kernels/liboomb_kernels_cpu.a \
  *       -lopenblas -lm -o /tmp/bench-int8-kernels && OPENBLAS_NUM_THREADS=1 /tmp/bench-int8-kernels
@@ -32,4 +34,15 @@ int main(void){
   }
   qsort(td,7,8,cmpd);qsort(tc,7,8,cmpd);qsort(t4,7,8,cmpd);
   printf("dense %.2f ms  csr10%% %.2f ms (%.2fx)  2:4 %.2f ms (%.2fx)  [%s]\n",td[3],tc[3],tc[3]/td[3],t4[3],t4[3]/td[3],oomb_cpu_lowp_isa());
+  /* int8 */
+  int8_t *xq=malloc((long)B*C),*wq=malloc((long)OC*C); int32_t *acc=malloc(4L*B*OC); float *xs=malloc(4L*B),*ws=malloc(4L*OC);
+  oomb_cpu_quantize_rows_i8_run(wq,ws,w,OC,C);
+  double ti[7],tk[7],tq[7];
+  for(int r=0;r<7;r++){
+    double t=now(); for(int k=0;k<5;k++) oomb_cpu_quantize_rows_i8_run(xq,xs,x,B,C); tq[r]=(now()-t)/5*1e3;
+    t=now(); for(int k=0;k<5;k++) oomb_cpu_linear_i8_run(out,acc,xq,xs,wq,ws,bias,B,C,OC); ti[r]=(now()-t)/5*1e3;
+    t=now(); for(int k=0;k<5;k++) oomb_cpu_linear_i8_run(out,acc,xq,xs,wq,ws,bias,B,784,OC); tk[r]=(now()-t)/5*1e3;
+  }
+  qsort(ti,7,8,cmpd);qsort(tk,7,8,cmpd);qsort(tq,7,8,cmpd);
+  printf("int8 C=1024 %.3f ms  C=784 %.3f ms  quantize_rows_i8 (256 x 1024) %.3f ms\n",ti[3],tk[3],tq[3]);
 }

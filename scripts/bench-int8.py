@@ -6,7 +6,7 @@ FP32 and torch.ao.quantization.quantize_dynamic (int8 weights, activations
 quantised per call), and with --oombench BIN also oombench's inference step of
 scenarios/mlp.yaml for none, quantize, prune90 and prune24 (one `oombench run`
 per round, 1 thread, the median step of each run), the rounds interleaved;
-prints the median over the rounds in ms.
+prints the median over the rounds in ms, and each round's time.
 Usage: OPENBLAS_NUM_THREADS=1 /usr/bin/python3 scripts/bench-int8.py \
            [--oombench build/release/oombench] [--batch 256] [--rounds 7]
 """
@@ -87,7 +87,7 @@ def main():
         print(f"oombench[{i}] = {binary}")
     for k, v in res.items():
         print(f"{k:28s} median {statistics.median(v):7.2f} ms  "
-              f"(min {min(v):.2f}, max {max(v):.2f})")
+              f"(min {min(v):.2f}, max {max(v):.2f})  rounds " + " ".join(f"{t:.2f}" for t in v))
 
 
 if __name__ == "__main__":

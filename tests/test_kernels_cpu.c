@@ -2101,11 +2101,15 @@ static void i8_operands(int8_t *xq, int8_t *wq, int64_t B, int64_t C, int64_t OC
 Test(kernels_cpu, linear_i8_paths_exact_against_reference_loop)
 {
     seed(41);
-    /* C around and off the vector widths (16 int16, 64 bytes), B and OC off the tiles */
-    static const int64_t shapes[][3] = {{1, 1, 1},    {3, 16, 4},    {5, 17, 7},
-                                        {4, 63, 5},   {9, 64, 8},    {7, 65, 9},
-                                        {13, 131, 6}, {2, 200, 11},  {6, 784, 13},
-                                        {3, 0, 2},    {17, 1031, 3}, {1, 2048, 1}};
+    /* C around and off the vector widths (16 int16, 64 bytes), B and OC off the tiles;
+     * then the VNNI path's blocks: every tile height 1..6 (rows of 6), outputs past one
+     * panel of 64 and off its 16-output vectors, C in one, two and three panels of at most
+     * 512 bytes with 0..3 bytes past the last whole group, B past one block of 256 rows */
+    static const int64_t shapes[][3] = {
+        {1, 1, 1},      {3, 16, 4},     {5, 17, 7},    {4, 63, 5},      {9, 64, 8},
+        {7, 65, 9},     {13, 131, 6},   {2, 200, 11},  {6, 784, 13},    {3, 0, 2},
+        {17, 1031, 3},  {1, 2048, 1},   {6, 4, 64},    {12, 512, 65},   {8, 513, 80},
+        {10, 1025, 129}, {11, 1030, 10}, {15, 1539, 33}, {259, 100, 70}, {264, 7, 17}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         int64_t B = shapes[s][0], C = shapes[s][1], OC = shapes[s][2];
         int8_t *xq = talloc((size_t)(B * C)), *wq = talloc((size_t)(OC * C));
@@ -2143,14 +2147,19 @@ Test(kernels_cpu, linear_i8_extreme_codes_do_not_saturate)
 {
     /* every product 127 * -128 or -128 * -128 over a long row: int16 pair sums would
      * saturate (VPMADDUBSW), int32 lanes must not */
-    int64_t B = 5, C = 1000, OC = 6;
+    /* B and OC: full 6 x 64 tiles of the VNNI path and tails of both */
+    int64_t B = 13, C = 1000, OC = 70;
     int8_t *xq = talloc((size_t)(B * C)), *wq = talloc((size_t)(OC * C));
     for (int64_t i = 0; i < B * C; i++)
         xq[i] = (i / C) % 2 ? 127 : -128;
     for (int64_t i = 0; i < OC * C; i++)
         wq[i] = -128;
-    float xs[5] = {1, 1, 1, 1, 1}, ws[6] = {1, 1, 1, 1, 1, 1}, out[30];
-    int32_t acc[30];
+    float *xs = FALLOC(B), *ws = FALLOC(OC), *out = FALLOC(B * OC);
+    for (int64_t i = 0; i < B; i++)
+        xs[i] = 1;
+    for (int64_t i = 0; i < OC; i++)
+        ws[i] = 1;
+    int32_t *acc = talloc((size_t)(B * OC) * 4);
     for (int p = 0; p < N_LOWP_PATHS; p++) {
         const char *isa = lowp_select(p);
         EXPECT_OK(quant->linear_forward_i8(K, out, xq, xs, wq, ws, NULL, acc, B, C, OC));

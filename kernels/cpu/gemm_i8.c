@@ -3,18 +3,22 @@
  * (lowp_cpu.h), with the instruction-set choice shared with sparse_cpu.c.
  *
  * acc[b][o] = sum_c xq[b][c] wq[o][c]: both operands are stored C-major, so
- * each output is a dot product of two contiguous rows. The kernels keep a tile
- * of such dot products in vector registers (MR input rows x NR weight rows),
- * step along C, and reduce each accumulator horizontally once at the end; a
- * weight tile (NR rows) stays in L1 while the input rows stream past it. No
- * packing, so no workspace.
+ * each output is a dot product of two contiguous rows.
  *
  *  - AVX-512 VNNI: VPDPBUSD multiplies unsigned by signed bytes and adds groups
- *    of four into int32 lanes without saturation. The input bytes are made
- *    unsigned by flipping their sign bit (x + 128), and the extra 128 * sum_c w
- *    of each output is subtracted at the end (the compensation oneDNN and
- *    fbgemm use). Every step is int32 arithmetic modulo 2^32, so the result is
- *    exactly the reference loop's sum. 64 bytes of C per instruction.
+ *    of four into int32 lanes without saturation. A panel of 64 weight rows x
+ *    at most 512 bytes of C is packed onto the stack (32 KiB, in L1 while the
+ *    input rows pass): four bytes of C of 16 outputs per 64-byte vector, each
+ *    weight byte's sign bit flipped (w + 128, unsigned). A register tile of
+ *    6 input rows x 64 outputs (24 accumulators) broadcasts four input bytes
+ *    (signed) per row and multiplies them by four packed vectors, so no
+ *    horizontal sums. The flipped weights add 128 * sum_c x[b][c] to every
+ *    output of row b: the accumulators start from minus that (the compensation
+ *    oneDNN and fbgemm use, here from the input's row sums, computed once per
+ *    256 rows). Wider C is split into near-equal blocks whose partial sums pass
+ *    through acc; the last block applies the epilogue from the registers. Every
+ *    step is int32 arithmetic modulo 2^32, so the result is exactly the
+ *    reference loop's sum. 64 multiply-adds per instruction.
  *  - AVX2: both operands sign-extended to int16 (VPMOVSXBW) and multiplied
  *    with VPMADDWD, which adds pairs of int16 products into int32 lanes: a pair
  *    is at most 2 * 128 * 128 = 2^15 in magnitude, far inside int32, so
@@ -22,11 +26,14 @@
  *    twice the bytes per instruction but saturates once a pair exceeds 32767
  *    (255 * 127 * 2 with offset inputs, or 2 * 128 * 128 for -128 codes), and
  *    then needs a widening VPMADDWD anyway: no faster, and not exact.
+ *    A tile of 3 input rows x 4 weight rows of dot products stays in registers
+ *    and is reduced horizontally at the end; no packing.
  *  - scalar: the reference loop.
  *
- * The epilogue (scales and bias) is shared by all paths and written without
- * fused multiply-add (this file is compiled with -ffp-contract=off), so out is
- * the same bits whichever path ran.
+ * The epilogue out = (float)acc * xs[b] * ws[o] + bias[o] rounds after each
+ * operation on every path, scalar or 8 or 16 lanes at a time, without fused
+ * multiply-add (this file is compiled with -ffp-contract=off), so out is the
+ * same bits whichever path ran.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -187,6 +194,23 @@ static void gemm_i8_scalar(int32_t *acc, const int8_t *xq, const int8_t *wq, int
             acc[b * OC + o] = dot_i8_scalar(xq + b * C, wq + o * C, C);
 }
 
+/* out = (float)acc * xs[b] * ws[o] + bias[o], rounded after each operation */
+static void epilogue_scalar(float *out, const int32_t *acc, const float *xs, const float *ws,
+                            const float *bias, int64_t B, int64_t OC)
+{
+    for (int64_t b = 0; b < B; b++) {
+        const int32_t *ar = acc + b * OC;
+        float *yr = out + b * OC;
+        float sb = xs[b];
+        if (bias)
+            for (int64_t o = 0; o < OC; o++)
+                yr[o] = (float)ar[o] * sb * ws[o] + bias[o];
+        else
+            for (int64_t o = 0; o < OC; o++)
+                yr[o] = (float)ar[o] * sb * ws[o] + 0.0f;
+    }
+}
+
 #ifdef LOWP_X86
 
 #define AVX2_MR 3
@@ -249,9 +273,37 @@ __attribute__((target("avx2,fma"))) static void gemm_i8_avx2(int32_t *acc, const
     }
 }
 
-#define VNNI_MR 4
-#define VNNI_NR 4
+/* epilogue_scalar's bits, eight outputs at a time: VCVTDQ2PS rounds as the (float) cast */
+__attribute__((target("avx2,fma"))) static void epilogue_avx2(float *out, const int32_t *acc,
+                                                              const float *xs, const float *ws,
+                                                              const float *bias, int64_t B,
+                                                              int64_t OC)
+{
+    for (int64_t b = 0; b < B; b++) {
+        const int32_t *ar = acc + b * OC;
+        float *yr = out + b * OC;
+        float sb = xs[b];
+        __m256 vs = _mm256_set1_ps(sb);
+        int64_t o = 0;
+        for (; o + 8 <= OC; o += 8) {
+            __m256 y = _mm256_mul_ps(
+                _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_loadu_si256((const __m256i *)(ar + o))),
+                              vs),
+                _mm256_loadu_ps(ws + o));
+            _mm256_storeu_ps(yr + o, _mm256_add_ps(y, bias ? _mm256_loadu_ps(bias + o)
+                                                           : _mm256_setzero_ps()));
+        }
+        for (; o < OC; o++)
+            yr[o] = (float)ar[o] * sb * ws[o] + (bias ? bias[o] : 0.0f);
+    }
+}
+
 #define VNNI_TARGET "avx2,fma,avx512f,avx512bw,avx512vnni"
+#define VNNI_MR 6              /* input rows per register tile */
+#define VNNI_NV 4              /* vectors of 16 outputs per register tile */
+#define VNNI_NC (VNNI_NV * 16) /* outputs per packed panel */
+#define VNNI_KC 512            /* bytes of C per packed panel: 64 x 512 = 32 KiB */
+#define VNNI_MC 256            /* input rows per block of row sums */
 
 /* the 64-byte chunk at p with bytes n.. zeroed (n <= 64): tails without reading past the row */
 __attribute__((target(VNNI_TARGET), always_inline)) static inline __m512i
@@ -260,77 +312,339 @@ load_tail_512(const int8_t *p, int64_t n)
     return _mm512_maskz_loadu_epi8(n >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << n) - 1), p);
 }
 
+/* r[j] lane i = r[i] lane j before: a 16 x 16 transpose of 32-bit elements */
 __attribute__((target(VNNI_TARGET), always_inline)) static inline void
-tile_vnni(int32_t *acc, const int8_t *x, const int8_t *w, const int32_t *comp, int64_t C,
-          int64_t OC, const int MR, const int NR)
+transpose16_epi32(__m512i r[16])
 {
-    const __m512i flip = _mm512_set1_epi8((char)0x80);
-    __m512i a[VNNI_MR][VNNI_NR];
-    for (int i = 0; i < MR; i++)
-        for (int j = 0; j < NR; j++)
-            a[i][j] = _mm512_setzero_si512();
-    int64_t c = 0;
-    for (; c + 64 <= C; c += 64) {
-        __m512i xv[VNNI_MR];
-        for (int i = 0; i < MR; i++)
-            xv[i] = _mm512_xor_si512(_mm512_loadu_si512(x + i * C + c), flip);
-        for (int j = 0; j < NR; j++) {
-            __m512i wv = _mm512_loadu_si512(w + j * C + c);
-            for (int i = 0; i < MR; i++)
-                a[i][j] = _mm512_dpbusd_epi32(a[i][j], xv[i], wv);
-        }
+    __m512i t[16], u[16];
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);     /* per 128-bit lane: a0 b0 a1 b1 */
+        t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]); /* a2 b2 a3 b3 */
     }
-    if (c < C) {
-        /* zeroed weight bytes make the flipped (128) input bytes there count nothing */
-        __m512i xv[VNNI_MR];
-        for (int i = 0; i < MR; i++)
-            xv[i] = _mm512_xor_si512(load_tail_512(x + i * C + c, C - c), flip);
-        for (int j = 0; j < NR; j++) {
-            __m512i wv = load_tail_512(w + j * C + c, C - c);
-            for (int i = 0; i < MR; i++)
-                a[i][j] = _mm512_dpbusd_epi32(a[i][j], xv[i], wv);
-        }
+    for (int q = 0; q < 4; q++) { /* rows 4q..4q+3: u[4q + m] lane L = their element 4L + m */
+        const __m512i *v = t + 4 * q;
+        u[4 * q + 0] = _mm512_unpacklo_epi64(v[0], v[2]);
+        u[4 * q + 1] = _mm512_unpackhi_epi64(v[0], v[2]);
+        u[4 * q + 2] = _mm512_unpacklo_epi64(v[1], v[3]);
+        u[4 * q + 3] = _mm512_unpackhi_epi64(v[1], v[3]);
     }
-    for (int i = 0; i < MR; i++)
-        for (int j = 0; j < NR; j++)
-            acc[i * OC + j] =
-                (int32_t)((uint32_t)_mm512_reduce_add_epi32(a[i][j]) - (uint32_t)comp[j]);
+    for (int m = 0; m < 4; m++) { /* then a 4 x 4 transpose of the 128-bit lanes */
+        __m512i x0 = _mm512_shuffle_i32x4(u[m], u[4 + m], 0x44);
+        __m512i x1 = _mm512_shuffle_i32x4(u[m], u[4 + m], 0xee);
+        __m512i x2 = _mm512_shuffle_i32x4(u[8 + m], u[12 + m], 0x44);
+        __m512i x3 = _mm512_shuffle_i32x4(u[8 + m], u[12 + m], 0xee);
+        r[m] = _mm512_shuffle_i32x4(x0, x2, 0x88);
+        r[4 + m] = _mm512_shuffle_i32x4(x0, x2, 0xdd);
+        r[8 + m] = _mm512_shuffle_i32x4(x1, x3, 0x88);
+        r[12 + m] = _mm512_shuffle_i32x4(x1, x3, 0xdd);
+    }
 }
 
-/* comp = 128 * sum_c w[c] (mod 2^32), the term the flipped inputs add */
-__attribute__((target(VNNI_TARGET))) static int32_t vnni_comp(const int8_t *w, int64_t C)
+/*
+ * Pack weight rows o0.. (nv * 16 of them, zero past OC) and bytes k0..k0+kc of C
+ * into pw: group g of four bytes of C, output n at pw[(g * VNNI_NC + n) * 4 ..+4],
+ * each byte with its sign bit flipped (w + 128 as unsigned); bytes past kc within
+ * the last group are 0x80, a zero weight.
+ */
+__attribute__((target(VNNI_TARGET))) static void vnni_pack(uint8_t *pw, const int8_t *wq, int64_t C,
+                                                           int64_t OC, int64_t o0, int64_t k0,
+                                                           int64_t kc, int nv)
 {
     const __m512i flip = _mm512_set1_epi8((char)0x80);
-    __m512i s = _mm512_setzero_si512();
-    for (int64_t c = 0; c < C; c += 64)
-        s = _mm512_dpbusd_epi32(s, flip, load_tail_512(w + c, C - c));
-    return _mm512_reduce_add_epi32(s);
+    for (int v = 0; v < nv; v++)
+        for (int64_t kk = 0; kk < kc; kk += 64) {
+            int64_t n = kc - kk < 64 ? kc - kk : 64;
+            __m512i r[16];
+            for (int i = 0; i < 16; i++) {
+                int64_t o = o0 + 16 * v + i;
+                r[i] = _mm512_xor_si512(o < OC ? load_tail_512(wq + o * C + k0 + kk, n)
+                                               : _mm512_setzero_si512(),
+                                        flip);
+            }
+            transpose16_epi32(r);
+            for (int64_t g = 0; g < (n + 3) / 4; g++)
+                _mm512_store_si512((void *)(pw + ((kk / 4 + g) * VNNI_NC + 16 * v) * 4), r[g]);
+        }
 }
 
-__attribute__((target(VNNI_TARGET))) static void gemm_i8_vnni(int32_t *acc, const int8_t *xq,
-                                                              const int8_t *wq, int64_t B,
-                                                              int64_t C, int64_t OC)
+/* 4 bytes of x at p as a little-endian int32, the n < 4 bytes of a row's end zero-padded */
+static inline int32_t load4_i8(const int8_t *p, int64_t n)
 {
-    int32_t comp[VNNI_NR];
-    int64_t o = 0;
-    for (; o + VNNI_NR <= OC; o += VNNI_NR) {
-        const int8_t *w = wq + o * C;
-        for (int j = 0; j < VNNI_NR; j++)
-            comp[j] = vnni_comp(w + j * C, C);
-        int64_t b = 0;
-        for (; b + VNNI_MR <= B; b += VNNI_MR)
-            tile_vnni(acc + b * OC + o, xq + b * C, w, comp, C, OC, VNNI_MR, VNNI_NR);
-        for (; b < B; b++)
-            tile_vnni(acc + b * OC + o, xq + b * C, w, comp, C, OC, 1, VNNI_NR);
+    int32_t v = 0;
+    memcpy(&v, p, (size_t)(n < 4 ? n : 4));
+    return v;
+}
+
+/*
+ * The full tile's loop over n4 groups of four bytes of C: 24 accumulators (zmm0..23), four
+ * weight vectors (zmm24..27) and two broadcast input groups (zmm28, 29). Written as assembly
+ * because GCC 12 spills most of the accumulators to the stack in every iteration when the
+ * same loop is written with intrinsics. Rows 0..2 at x0 + {0, C, 2C}, rows 3..5 at x3 + ...
+ */
+__attribute__((target(VNNI_TARGET))) static void vnni_loop_6x4(__m512i a[VNNI_MR][VNNI_NV],
+                                                               const int8_t *x, const uint8_t *pw,
+                                                               int64_t C, int64_t n4)
+{
+    const int8_t *x3 = x + 3 * C;
+    __asm__ volatile(
+        "vmovdqu64 0(%[a]), %%zmm0\n\t"
+        "vmovdqu64 64(%[a]), %%zmm1\n\t"
+        "vmovdqu64 128(%[a]), %%zmm2\n\t"
+        "vmovdqu64 192(%[a]), %%zmm3\n\t"
+        "vmovdqu64 256(%[a]), %%zmm4\n\t"
+        "vmovdqu64 320(%[a]), %%zmm5\n\t"
+        "vmovdqu64 384(%[a]), %%zmm6\n\t"
+        "vmovdqu64 448(%[a]), %%zmm7\n\t"
+        "vmovdqu64 512(%[a]), %%zmm8\n\t"
+        "vmovdqu64 576(%[a]), %%zmm9\n\t"
+        "vmovdqu64 640(%[a]), %%zmm10\n\t"
+        "vmovdqu64 704(%[a]), %%zmm11\n\t"
+        "vmovdqu64 768(%[a]), %%zmm12\n\t"
+        "vmovdqu64 832(%[a]), %%zmm13\n\t"
+        "vmovdqu64 896(%[a]), %%zmm14\n\t"
+        "vmovdqu64 960(%[a]), %%zmm15\n\t"
+        "vmovdqu64 1024(%[a]), %%zmm16\n\t"
+        "vmovdqu64 1088(%[a]), %%zmm17\n\t"
+        "vmovdqu64 1152(%[a]), %%zmm18\n\t"
+        "vmovdqu64 1216(%[a]), %%zmm19\n\t"
+        "vmovdqu64 1280(%[a]), %%zmm20\n\t"
+        "vmovdqu64 1344(%[a]), %%zmm21\n\t"
+        "vmovdqu64 1408(%[a]), %%zmm22\n\t"
+        "vmovdqu64 1472(%[a]), %%zmm23\n\t"
+        "test %[n], %[n]\n\t"
+        "jle 2f\n\t"
+        "1:\n\t"
+        "vmovdqa64 0(%[p]), %%zmm24\n\t"
+        "vmovdqa64 64(%[p]), %%zmm25\n\t"
+        "vmovdqa64 128(%[p]), %%zmm26\n\t"
+        "vmovdqa64 192(%[p]), %%zmm27\n\t"
+        "vpbroadcastd (%[x0]), %%zmm28\n\t"
+        "vpdpbusd %%zmm28, %%zmm24, %%zmm0\n\t"
+        "vpdpbusd %%zmm28, %%zmm25, %%zmm1\n\t"
+        "vpdpbusd %%zmm28, %%zmm26, %%zmm2\n\t"
+        "vpdpbusd %%zmm28, %%zmm27, %%zmm3\n\t"
+        "vpbroadcastd (%[x0],%[c],1), %%zmm29\n\t"
+        "vpdpbusd %%zmm29, %%zmm24, %%zmm4\n\t"
+        "vpdpbusd %%zmm29, %%zmm25, %%zmm5\n\t"
+        "vpdpbusd %%zmm29, %%zmm26, %%zmm6\n\t"
+        "vpdpbusd %%zmm29, %%zmm27, %%zmm7\n\t"
+        "vpbroadcastd (%[x0],%[c],2), %%zmm28\n\t"
+        "vpdpbusd %%zmm28, %%zmm24, %%zmm8\n\t"
+        "vpdpbusd %%zmm28, %%zmm25, %%zmm9\n\t"
+        "vpdpbusd %%zmm28, %%zmm26, %%zmm10\n\t"
+        "vpdpbusd %%zmm28, %%zmm27, %%zmm11\n\t"
+        "vpbroadcastd (%[x3]), %%zmm29\n\t"
+        "vpdpbusd %%zmm29, %%zmm24, %%zmm12\n\t"
+        "vpdpbusd %%zmm29, %%zmm25, %%zmm13\n\t"
+        "vpdpbusd %%zmm29, %%zmm26, %%zmm14\n\t"
+        "vpdpbusd %%zmm29, %%zmm27, %%zmm15\n\t"
+        "vpbroadcastd (%[x3],%[c],1), %%zmm28\n\t"
+        "vpdpbusd %%zmm28, %%zmm24, %%zmm16\n\t"
+        "vpdpbusd %%zmm28, %%zmm25, %%zmm17\n\t"
+        "vpdpbusd %%zmm28, %%zmm26, %%zmm18\n\t"
+        "vpdpbusd %%zmm28, %%zmm27, %%zmm19\n\t"
+        "vpbroadcastd (%[x3],%[c],2), %%zmm29\n\t"
+        "vpdpbusd %%zmm29, %%zmm24, %%zmm20\n\t"
+        "vpdpbusd %%zmm29, %%zmm25, %%zmm21\n\t"
+        "vpdpbusd %%zmm29, %%zmm26, %%zmm22\n\t"
+        "vpdpbusd %%zmm29, %%zmm27, %%zmm23\n\t"
+        "add $4, %[x0]\n\t"
+        "add $4, %[x3]\n\t"
+        "add $256, %[p]\n\t"
+        "dec %[n]\n\t"
+        "jnz 1b\n\t"
+        "2:\n\t"
+        "vmovdqu64 %%zmm0, 0(%[a])\n\t"
+        "vmovdqu64 %%zmm1, 64(%[a])\n\t"
+        "vmovdqu64 %%zmm2, 128(%[a])\n\t"
+        "vmovdqu64 %%zmm3, 192(%[a])\n\t"
+        "vmovdqu64 %%zmm4, 256(%[a])\n\t"
+        "vmovdqu64 %%zmm5, 320(%[a])\n\t"
+        "vmovdqu64 %%zmm6, 384(%[a])\n\t"
+        "vmovdqu64 %%zmm7, 448(%[a])\n\t"
+        "vmovdqu64 %%zmm8, 512(%[a])\n\t"
+        "vmovdqu64 %%zmm9, 576(%[a])\n\t"
+        "vmovdqu64 %%zmm10, 640(%[a])\n\t"
+        "vmovdqu64 %%zmm11, 704(%[a])\n\t"
+        "vmovdqu64 %%zmm12, 768(%[a])\n\t"
+        "vmovdqu64 %%zmm13, 832(%[a])\n\t"
+        "vmovdqu64 %%zmm14, 896(%[a])\n\t"
+        "vmovdqu64 %%zmm15, 960(%[a])\n\t"
+        "vmovdqu64 %%zmm16, 1024(%[a])\n\t"
+        "vmovdqu64 %%zmm17, 1088(%[a])\n\t"
+        "vmovdqu64 %%zmm18, 1152(%[a])\n\t"
+        "vmovdqu64 %%zmm19, 1216(%[a])\n\t"
+        "vmovdqu64 %%zmm20, 1280(%[a])\n\t"
+        "vmovdqu64 %%zmm21, 1344(%[a])\n\t"
+        "vmovdqu64 %%zmm22, 1408(%[a])\n\t"
+        "vmovdqu64 %%zmm23, 1472(%[a])\n\t"
+        : [x0] "+r"(x), [x3] "+r"(x3), [p] "+r"(pw), [n] "+r"(n4)
+        : [a] "r"(a), [c] "r"(C)
+        : "cc", "memory", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8",
+          "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "xmm16", "xmm17", "xmm18",
+          "xmm19", "xmm20", "xmm21", "xmm22", "xmm23", "xmm24", "xmm25", "xmm26", "xmm27", "xmm28",
+          "xmm29");
+}
+
+/*
+ * One register tile: MR input rows (x, stride C, from byte k0 of C) against the
+ * packed panel (NV vectors of 16 outputs) over kc bytes. VPDPBUSD multiplies the
+ * flipped weights (w + 128, unsigned) by the input bytes (signed, broadcast four
+ * at a time), so each sum carries an extra 128 * sum_c x[b][c]: the first block
+ * starts from minus that (comp), later blocks from acc. The last block writes acc
+ * and the epilogue out = (float)acc * xs[b] * ws[o] + bias[o], rounded after each
+ * operation as the scalar loop does. Lanes past OC are masked off (mlast).
+ */
+__attribute__((target(VNNI_TARGET), always_inline)) static inline void
+vnni_tile(int32_t *acc, float *out, const int8_t *x, const uint8_t *pw, const int32_t *comp,
+          const float *xs, const float *ws, const float *bias, int64_t C, int64_t OC, int64_t kc,
+          int first, int last, __mmask16 mlast, const int MR, const int NV)
+{
+    __m512i a[VNNI_MR][VNNI_NV];
+    __mmask16 m[VNNI_NV];
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; j++)
+        m[j] = j == NV - 1 ? mlast : (__mmask16)0xffff;
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; i++)
+#pragma GCC unroll 4
+        for (int j = 0; j < NV; j++)
+            a[i][j] = first ? _mm512_set1_epi32((int32_t)(0u - (uint32_t)comp[i]))
+                            : _mm512_maskz_loadu_epi32(m[j], acc + i * OC + 16 * j);
+    int64_t n4 = kc / 4;
+    if (MR == VNNI_MR && NV == VNNI_NV)
+        vnni_loop_6x4(a, x, pw, C, n4);
+    else
+        for (int64_t g = 0; g < n4; g++) {
+            const uint8_t *p = pw + g * VNNI_NC * 4;
+            __m512i w[VNNI_NV];
+#pragma GCC unroll 4
+            for (int j = 0; j < NV; j++)
+                w[j] = _mm512_load_si512((const void *)(p + 64 * j));
+#pragma GCC unroll 8
+            for (int i = 0; i < MR; i++) {
+                __m512i xb = _mm512_set1_epi32(load4_i8(x + i * C + 4 * g, 4));
+#pragma GCC unroll 4
+                for (int j = 0; j < NV; j++)
+                    a[i][j] = _mm512_dpbusd_epi32(a[i][j], w[j], xb);
+            }
+        }
+    if (kc % 4) { /* the row's last 1..3 bytes: zero inputs past C count nothing */
+        const uint8_t *p = pw + n4 * VNNI_NC * 4;
+        __m512i w[VNNI_NV];
+#pragma GCC unroll 4
+        for (int j = 0; j < NV; j++)
+            w[j] = _mm512_load_si512((const void *)(p + 64 * j));
+#pragma GCC unroll 8
+        for (int i = 0; i < MR; i++) {
+            __m512i xb = _mm512_set1_epi32(load4_i8(x + i * C + 4 * n4, kc % 4));
+#pragma GCC unroll 4
+            for (int j = 0; j < NV; j++)
+                a[i][j] = _mm512_dpbusd_epi32(a[i][j], w[j], xb);
+        }
     }
-    for (; o < OC; o++) {
-        const int8_t *w = wq + o * C;
-        comp[0] = vnni_comp(w, C);
-        int64_t b = 0;
-        for (; b + VNNI_MR <= B; b += VNNI_MR)
-            tile_vnni(acc + b * OC + o, xq + b * C, w, comp, C, OC, VNNI_MR, 1);
-        for (; b < B; b++)
-            tile_vnni(acc + b * OC + o, xq + b * C, w, comp, C, OC, 1, 1);
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; i++)
+#pragma GCC unroll 4
+        for (int j = 0; j < NV; j++)
+            _mm512_mask_storeu_epi32(acc + i * OC + 16 * j, m[j], a[i][j]);
+    if (!last)
+        return;
+    __m512 wv[VNNI_NV], bv[VNNI_NV];
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; j++) {
+        wv[j] = _mm512_maskz_loadu_ps(m[j], ws + 16 * j);
+        bv[j] = bias ? _mm512_maskz_loadu_ps(m[j], bias + 16 * j) : _mm512_setzero_ps();
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; i++) {
+        __m512 sb = _mm512_set1_ps(xs[i]);
+#pragma GCC unroll 4
+        for (int j = 0; j < NV; j++) {
+            __m512 y = _mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(a[i][j]), sb), wv[j]);
+            _mm512_mask_storeu_ps(out + i * OC + 16 * j, m[j], _mm512_add_ps(y, bv[j]));
+        }
+    }
+}
+
+/* vnni_tile instantiated per shape (its own function, so that the tile's accumulators get
+ * registers of their own), and a table of them by [MR - 1][NV - 1] */
+#define VNNI_TILE_FN(M, N)                                                                       \
+    __attribute__((target(VNNI_TARGET), noinline)) static void vnni_tile_##M##_##N(            \
+        int32_t *acc, float *out, const int8_t *x, const uint8_t *pw, const int32_t *comp,       \
+        const float *xs, const float *ws, const float *bias, int64_t C, int64_t OC, int64_t kc, \
+        int first, int last, __mmask16 mlast)                                                    \
+    {                                                                                            \
+        vnni_tile(acc, out, x, pw, comp, xs, ws, bias, C, OC, kc, first, last, mlast, M, N);     \
+    }
+#define VNNI_TILE_FNS(M) VNNI_TILE_FN(M, 1) VNNI_TILE_FN(M, 2) VNNI_TILE_FN(M, 3) VNNI_TILE_FN(M, 4)
+VNNI_TILE_FNS(1)
+VNNI_TILE_FNS(2)
+VNNI_TILE_FNS(3)
+VNNI_TILE_FNS(4)
+VNNI_TILE_FNS(5)
+VNNI_TILE_FNS(6)
+
+typedef void (*vnni_tile_fn)(int32_t *, float *, const int8_t *, const uint8_t *, const int32_t *,
+                             const float *, const float *, const float *, int64_t, int64_t,
+                             int64_t, int, int, __mmask16);
+#define VNNI_TILE_ROW(M)                                                                         \
+    {vnni_tile_##M##_1, vnni_tile_##M##_2, vnni_tile_##M##_3, vnni_tile_##M##_4}
+static const vnni_tile_fn vnni_tiles[VNNI_MR][VNNI_NV] = {
+    VNNI_TILE_ROW(1), VNNI_TILE_ROW(2), VNNI_TILE_ROW(3),
+    VNNI_TILE_ROW(4), VNNI_TILE_ROW(5), VNNI_TILE_ROW(6)};
+
+/* comp[r] = 128 * sum_c x[r][c] (mod 2^32), r < R: the term the flipped weights add */
+__attribute__((target(VNNI_TARGET))) static void vnni_row_comp(int32_t *comp, const int8_t *x,
+                                                               int64_t R, int64_t C)
+{
+    const __m512i ones = _mm512_set1_epi8(1);
+    for (int64_t r = 0; r < R; r++) {
+        __m512i s = _mm512_setzero_si512();
+        for (int64_t c = 0; c < C; c += 64)
+            s = _mm512_dpbusd_epi32(s, ones, load_tail_512(x + r * C + c, C - c));
+        comp[r] = (int32_t)((uint32_t)_mm512_reduce_add_epi32(s) * 128u);
+    }
+}
+
+/*
+ * The whole op with VNNI: blocks of VNNI_MC input rows; for each, panels of
+ * VNNI_NC outputs x VNNI_KC bytes of C packed onto the stack (32 KiB, held in L1
+ * while every row of the block passes), register tiles of VNNI_MR x VNNI_NC.
+ */
+__attribute__((target(VNNI_TARGET))) static void linear_i8_vnni(float *out, int32_t *acc,
+                                                                const int8_t *xq, const float *xs,
+                                                                const int8_t *wq, const float *ws,
+                                                                const float *bias, int64_t B,
+                                                                int64_t C, int64_t OC)
+{
+    _Alignas(64) uint8_t pw[VNNI_KC / 4 * VNNI_NC * 4];
+    int32_t comp[VNNI_MC];
+    /* the C split into near-equal blocks of whole four-byte groups, at most VNNI_KC each */
+    int64_t nk = (C + VNNI_KC - 1) / VNNI_KC, kstep = nk > 1 ? ((C + nk - 1) / nk + 3) / 4 * 4 : C;
+    for (int64_t b0 = 0; b0 < B; b0 += VNNI_MC) {
+        int64_t mc = B - b0 < VNNI_MC ? B - b0 : VNNI_MC;
+        vnni_row_comp(comp, xq + b0 * C, mc, C);
+        for (int64_t o0 = 0; o0 < OC; o0 += VNNI_NC) {
+            int64_t no = OC - o0 < VNNI_NC ? OC - o0 : VNNI_NC;
+            int nv = (int)((no + 15) / 16);
+            __mmask16 mlast = (__mmask16)((1u << (no - 16 * (nv - 1))) - 1u);
+            int64_t k0 = 0;
+            do { /* once for C = 0: acc = 0 and the epilogue */
+                int64_t kc = C - k0 < kstep ? C - k0 : kstep;
+                int first = k0 == 0, last = k0 + kc == C;
+                vnni_pack(pw, wq, C, OC, o0, k0, kc, nv);
+                for (int64_t b = 0; b < mc; b += VNNI_MR) {
+                    int mr = mc - b < VNNI_MR ? (int)(mc - b) : VNNI_MR;
+                    int64_t r = b0 + b;
+                    vnni_tiles[mr - 1][nv - 1](acc + r * OC + o0, out + r * OC + o0,
+                                               xq + r * C + k0, pw, comp + b, xs + r, ws + o0,
+                                               bias ? bias + o0 : NULL, C, OC, kc, first, last,
+                                               mlast);
+                }
+                k0 += kc;
+            } while (k0 < C);
+        }
     }
 }
 #endif /* LOWP_X86 */
@@ -342,25 +656,16 @@ void oomb_cpu_linear_i8_run(float *out, int32_t *acc, const int8_t *xq, const fl
     switch (lowp_isa_now()) {
 #ifdef LOWP_X86
     case LOWP_AVX512VNNI:
-        gemm_i8_vnni(acc, xq, wq, B, C, OC);
-        break;
+        linear_i8_vnni(out, acc, xq, xs, wq, ws, bias, B, C, OC);
+        return;
     case LOWP_AVX2:
         gemm_i8_avx2(acc, xq, wq, B, C, OC);
-        break;
+        epilogue_avx2(out, acc, xs, ws, bias, B, OC);
+        return;
 #endif
     default:
         gemm_i8_scalar(acc, xq, wq, B, C, OC);
-        break;
-    }
-    for (int64_t b = 0; b < B; b++) {
-        const int32_t *ar = acc + b * OC;
-        float *yr = out + b * OC;
-        float sb = xs[b];
-        if (bias)
-            for (int64_t o = 0; o < OC; o++)
-                yr[o] = (float)ar[o] * sb * ws[o] + bias[o];
-        else
-            for (int64_t o = 0; o < OC; o++)
-                yr[o] = (float)ar[o] * sb * ws[o] + 0.0f;
+        epilogue_scalar(out, acc, xs, ws, bias, B, OC);
+        return;
     }
 }

@@ -10,7 +10,8 @@
  * the best supported one run. Reading it per call keeps a test free to
  * switch paths with setenv(). Every path gives the same int8 results bit for
  * bit; the FP32 sparse sums differ between paths only in summation order.
- * None allocates: tiles live on the stack (at most 32 KiB per call).
+ * None allocates: tiles and packed panels live on the stack (at most 34 KiB
+ * per call).
  */
 #ifndef OOMB_KERNELS_LOWP_CPU_H
 #define OOMB_KERNELS_LOWP_CPU_H
