@@ -185,18 +185,6 @@ static int cpu_zero(void *k, void *x, size_t bytes)
 
 /* ------------------------------------------------------------ linear ----- */
 
-/* out (B, OC) += bias (OC) on every row. */
-static void add_bias_f32(float *out, const float *bias, int64_t B, int64_t OC)
-{
-    if (!bias)
-        return;
-    for (int64_t b = 0; b < B; b++) {
-        float *o = out + b * OC;
-        for (int64_t j = 0; j < OC; j++)
-            o[j] += bias[j];
-    }
-}
-
 /* F16 forward: out tile (TILE, TILE) accumulated in FP32 over C in TILE steps. */
 static void linear_forward_f16(uint16_t *out, const uint16_t *inp, const uint16_t *weight,
                                const float *bias, int64_t B, int64_t C, int64_t OC)
@@ -248,8 +236,13 @@ static int cpu_linear_forward(void *k, enum oomb_dtype dt, void *out, const void
         linear_forward_f16(out, inp, weight, bias, B, C, OC);
         return OOMB_OK;
     }
-    sgemm_rm(0, 1, B, OC, C, inp, C, weight, C, 0.0f, out, OC);
-    add_bias_f32(out, bias, B, OC);
+    /* the bias first and the product added to it (as addmm does): one pass
+     * over out fewer than zeroing it for the GEMM and adding the bias after */
+    float *o = out;
+    if (bias)
+        for (int64_t b = 0; b < B; b++)
+            memcpy(o + b * OC, bias, (size_t)OC * sizeof(float));
+    sgemm_rm(0, 1, B, OC, C, inp, C, weight, C, bias ? 1.0f : 0.0f, out, OC);
     return OOMB_OK;
 }
 

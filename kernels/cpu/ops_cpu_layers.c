@@ -256,11 +256,13 @@ int oomb_cpu_conv2d_forward(void *k, float *out, const float *inp, const float *
     for (int64_t b = 0; b < B; b++) {
         float *ob = out + b * out_sz;
         im2col(col, inp + b * in_sz, &d);
-        sgemm_rm(0, 0, d.OC, d.ohw, d.ckk, weight, d.ckk, col, d.ohw, 0.0f, ob, d.ohw);
+        /* the bias first, the product added to it (one pass over ob fewer) */
         if (bias)
             for (int64_t o = 0; o < d.OC; o++)
                 for (int64_t p = 0; p < d.ohw; p++)
-                    ob[o * d.ohw + p] += bias[o];
+                    ob[o * d.ohw + p] = bias[o];
+        sgemm_rm(0, 0, d.OC, d.ohw, d.ckk, weight, d.ckk, col, d.ohw, bias ? 1.0f : 0.0f, ob,
+                 d.ohw);
     }
     return OOMB_OK;
 }
