@@ -486,6 +486,26 @@ __attribute__((target(VNNI_TARGET))) static void vnni_loop_6x4(__m512i a[VNNI_MR
           "xmm29");
 }
 
+/* One group of 4 bytes of each of the MR input rows (nb of them real, from
+ * byte `at` of each row) against the panel's group p: a[i][j] += the dot
+ * products of the 16 outputs of vector j with row i. */
+__attribute__((target(VNNI_TARGET), always_inline)) static inline void
+vnni_group(__m512i a[VNNI_MR][VNNI_NV], const uint8_t *p, const int8_t *x, int64_t C, int64_t at,
+           int nb, const int MR, const int NV)
+{
+    __m512i w[VNNI_NV];
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; j++)
+        w[j] = _mm512_load_si512((const void *)(p + 64 * j));
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; i++) {
+        __m512i xb = _mm512_set1_epi32(load4_i8(x + i * C + at, nb));
+#pragma GCC unroll 4
+        for (int j = 0; j < NV; j++)
+            a[i][j] = _mm512_dpbusd_epi32(a[i][j], w[j], xb);
+    }
+}
+
 /*
  * One register tile: MR input rows (x, stride C, from byte k0 of C) against the
  * packed panel (NV vectors of 16 outputs) over kc bytes. VPDPBUSD multiplies the
@@ -515,34 +535,10 @@ vnni_tile(int32_t *acc, float *out, const int8_t *x, const uint8_t *pw, const in
     if (MR == VNNI_MR && NV == VNNI_NV)
         vnni_loop_6x4(a, x, pw, C, n4);
     else
-        for (int64_t g = 0; g < n4; g++) {
-            const uint8_t *p = pw + g * VNNI_NC * 4;
-            __m512i w[VNNI_NV];
-#pragma GCC unroll 4
-            for (int j = 0; j < NV; j++)
-                w[j] = _mm512_load_si512((const void *)(p + 64 * j));
-#pragma GCC unroll 8
-            for (int i = 0; i < MR; i++) {
-                __m512i xb = _mm512_set1_epi32(load4_i8(x + i * C + 4 * g, 4));
-#pragma GCC unroll 4
-                for (int j = 0; j < NV; j++)
-                    a[i][j] = _mm512_dpbusd_epi32(a[i][j], w[j], xb);
-            }
-        }
-    if (kc % 4) { /* the row's last 1..3 bytes: zero inputs past C count nothing */
-        const uint8_t *p = pw + n4 * VNNI_NC * 4;
-        __m512i w[VNNI_NV];
-#pragma GCC unroll 4
-        for (int j = 0; j < NV; j++)
-            w[j] = _mm512_load_si512((const void *)(p + 64 * j));
-#pragma GCC unroll 8
-        for (int i = 0; i < MR; i++) {
-            __m512i xb = _mm512_set1_epi32(load4_i8(x + i * C + 4 * n4, kc % 4));
-#pragma GCC unroll 4
-            for (int j = 0; j < NV; j++)
-                a[i][j] = _mm512_dpbusd_epi32(a[i][j], w[j], xb);
-        }
-    }
+        for (int64_t g = 0; g < n4; g++)
+            vnni_group(a, pw + g * VNNI_NC * 4, x, C, 4 * g, 4, MR, NV);
+    if (kc % 4) /* the row's last 1..3 bytes: zero inputs past C count nothing */
+        vnni_group(a, pw + n4 * VNNI_NC * 4, x, C, 4 * n4, (int)(kc % 4), MR, NV);
 #pragma GCC unroll 8
     for (int i = 0; i < MR; i++)
 #pragma GCC unroll 4

@@ -256,6 +256,20 @@ static inline double norm_g(const float *dy, const float *gamma, int64_t j)
     return gamma ? (double)dy[j] * gamma[j] : (double)dy[j];
 }
 
+/* The last elements [j0, n) of the norm sums in order, then into sums. */
+static inline void norm_sums_finish(const float *dy, const float *gamma, const float *x, int64_t j0,
+                                    int64_t n, double mu, double rs, double sa, double sb,
+                                    double sums[2])
+{
+    for (int64_t j = j0; j < n; j++) {
+        double g = norm_g(dy, gamma, j);
+        sa += g;
+        sb += g * ((x[j] - mu) * rs);
+    }
+    sums[0] += sa;
+    sums[1] += sb;
+}
+
 static void norm_sums_scalar(const float *dy, const float *gamma, const float *x, int64_t n,
                              double mu, double rs, double sums[2])
 {
@@ -267,13 +281,7 @@ static void norm_sums_scalar(const float *dy, const float *gamma, const float *x
         b[j % 8] += g * ((x[j] - mu) * rs);
     }
     double sa = sum8(a), sb = sum8(b);
-    for (int64_t j = n8; j < n; j++) {
-        double g = norm_g(dy, gamma, j);
-        sa += g;
-        sb += g * ((x[j] - mu) * rs);
-    }
-    sums[0] += sa;
-    sums[1] += sb;
+    norm_sums_finish(dy, gamma, x, n8, n, mu, rs, sa, sb, sums);
 }
 
 static void relu_scalar(float *out, const float *x, int64_t n)
@@ -652,13 +660,7 @@ AVX2 static void norm_sums_avx2(const float *dy, const float *gamma, const float
                    _mm256_extractf128_ps(v, 1), vm, vr, &ahi, &bhi);
     }
     double sa = sum8_avx2(alo, ahi), sb = sum8_avx2(blo, bhi);
-    for (int64_t j = n8; j < n; j++) {
-        double g = norm_g(dy, gamma, j);
-        sa += g;
-        sb += g * ((x[j] - mu) * rs);
-    }
-    sums[0] += sa;
-    sums[1] += sb;
+    norm_sums_finish(dy, gamma, x, n8, n, mu, rs, sa, sb, sums);
 }
 
 AVX2 static void softmax_row_avx2(float *p, int64_t n, float scale)
