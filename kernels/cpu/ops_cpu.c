@@ -138,8 +138,23 @@ static void sgemm_rm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, 
                 (int)ldb, beta, Cm, (int)ldc);
 }
 
-/* Tile sizes of the F16 GEMMs: three FP32 tiles of 64x64 on the stack (48 KiB). */
-#define TILE 64
+/*
+ * Tiles of the F16 GEMMs, FP32 on the stack: an output tile of TILE_M x
+ * TILE_N accumulates products over TILE_K-deep slices of the operands, each
+ * converted from F16 once per output tile (the forward's and dinp's largest
+ * frame: 256x256 + 2 x 256x64 floats = 384 KiB). Wide output tiles make few,
+ * large sgemm calls: with B <= 256 each weight slice is converted once per
+ * call of the op. TILE_K fixes the FP32 summation order (partial sums of
+ * TILE_K products, added in order); OpenBLAS's kernels may add within a call
+ * in another order by output tile size too, so the F16 results depend on all
+ * three (docs/performance.md).
+ */
+#define TILE_M 256
+#define TILE_N 256
+#define TILE_K 64
+
+/* Elements per FP32 chunk of the F16 element-wise ops (1 KiB on the stack). */
+#define CHUNK 256
 
 /* ------------------------------------------------------------ memory ----- */
 
@@ -207,18 +222,19 @@ static void add_bias_f32(float *out, const float *bias, int64_t B, int64_t OC)
     }
 }
 
-/* F16 forward: out tile (TILE, TILE) accumulated in FP32 over C in TILE steps. */
+/* F16 forward: out tile (TILE_M, TILE_N) accumulated in FP32 over C in
+ * TILE_K steps. */
 static void linear_forward_f16(uint16_t *out, const uint16_t *inp, const uint16_t *weight,
                                const float *bias, int64_t B, int64_t C, int64_t OC)
 {
-    float a[TILE * TILE], w[TILE * TILE], acc[TILE * TILE];
-    for (int64_t b0 = 0; b0 < B; b0 += TILE) {
-        int64_t nb = B - b0 < TILE ? B - b0 : TILE;
-        for (int64_t o0 = 0; o0 < OC; o0 += TILE) {
-            int64_t no = OC - o0 < TILE ? OC - o0 : TILE;
+    float a[TILE_M * TILE_K], w[TILE_N * TILE_K], acc[TILE_M * TILE_N];
+    for (int64_t b0 = 0; b0 < B; b0 += TILE_M) {
+        int64_t nb = B - b0 < TILE_M ? B - b0 : TILE_M;
+        for (int64_t o0 = 0; o0 < OC; o0 += TILE_N) {
+            int64_t no = OC - o0 < TILE_N ? OC - o0 : TILE_N;
             memset(acc, 0, sizeof acc);
-            for (int64_t c0 = 0; c0 < C; c0 += TILE) {
-                int64_t nc = C - c0 < TILE ? C - c0 : TILE;
+            for (int64_t c0 = 0; c0 < C; c0 += TILE_K) {
+                int64_t nc = C - c0 < TILE_K ? C - c0 : TILE_K;
                 tile_h2f(a, inp, C, b0, nb, c0, nc);
                 tile_h2f(w, weight, C, o0, no, c0, nc);
                 sgemm_rm(0, 1, nb, no, nc, a, nc, w, nc, 1.0f, acc, no);
@@ -263,18 +279,19 @@ static int cpu_linear_forward(void *k, enum oomb_dtype dt, void *out, const void
     return OOMB_OK;
 }
 
-/* dinp (B, C) = dout (B, OC) weight (OC, C), F16 in and out, FP32 tiles. */
+/* dinp (B, C) = dout (B, OC) weight (OC, C), F16 in and out, FP32 tiles:
+ * dinp tile (TILE_M, TILE_N) accumulated in FP32 over OC in TILE_K steps. */
 static void linear_backward_dinp_f16(uint16_t *dinp, const uint16_t *dout, const uint16_t *weight,
                                      int64_t B, int64_t C, int64_t OC)
 {
-    float d[TILE * TILE], w[TILE * TILE], acc[TILE * TILE];
-    for (int64_t b0 = 0; b0 < B; b0 += TILE) {
-        int64_t nb = B - b0 < TILE ? B - b0 : TILE;
-        for (int64_t c0 = 0; c0 < C; c0 += TILE) {
-            int64_t nc = C - c0 < TILE ? C - c0 : TILE;
+    float d[TILE_M * TILE_K], w[TILE_K * TILE_N], acc[TILE_M * TILE_N];
+    for (int64_t b0 = 0; b0 < B; b0 += TILE_M) {
+        int64_t nb = B - b0 < TILE_M ? B - b0 : TILE_M;
+        for (int64_t c0 = 0; c0 < C; c0 += TILE_N) {
+            int64_t nc = C - c0 < TILE_N ? C - c0 : TILE_N;
             memset(acc, 0, sizeof acc);
-            for (int64_t o0 = 0; o0 < OC; o0 += TILE) {
-                int64_t no = OC - o0 < TILE ? OC - o0 : TILE;
+            for (int64_t o0 = 0; o0 < OC; o0 += TILE_K) {
+                int64_t no = OC - o0 < TILE_K ? OC - o0 : TILE_K;
                 tile_h2f(d, dout, OC, b0, nb, o0, no);
                 tile_h2f(w, weight, C, o0, no, c0, nc);
                 sgemm_rm(0, 0, nb, nc, no, d, no, w, nc, 1.0f, acc, nc);
@@ -285,17 +302,18 @@ static void linear_backward_dinp_f16(uint16_t *dinp, const uint16_t *dout, const
     }
 }
 
-/* dweight (OC, C) += dout^T (OC, B) inp (B, C): F16 inputs, FP32 dweight. */
+/* dweight (OC, C) += dout^T (OC, B) inp (B, C): F16 inputs, FP32 dweight,
+ * accumulated in place over B in TILE_K steps (ascending for every element). */
 static void linear_backward_dweight_f16(float *dweight, const uint16_t *dout, const uint16_t *inp,
                                         int64_t B, int64_t C, int64_t OC)
 {
-    float d[TILE * TILE], a[TILE * TILE];
-    for (int64_t o0 = 0; o0 < OC; o0 += TILE) {
-        int64_t no = OC - o0 < TILE ? OC - o0 : TILE;
-        for (int64_t c0 = 0; c0 < C; c0 += TILE) {
-            int64_t nc = C - c0 < TILE ? C - c0 : TILE;
-            for (int64_t b0 = 0; b0 < B; b0 += TILE) {
-                int64_t nb = B - b0 < TILE ? B - b0 : TILE;
+    float d[TILE_K * TILE_M], a[TILE_K * TILE_N];
+    for (int64_t o0 = 0; o0 < OC; o0 += TILE_M) {
+        int64_t no = OC - o0 < TILE_M ? OC - o0 : TILE_M;
+        for (int64_t c0 = 0; c0 < C; c0 += TILE_N) {
+            int64_t nc = C - c0 < TILE_N ? C - c0 : TILE_N;
+            for (int64_t b0 = 0; b0 < B; b0 += TILE_K) {
+                int64_t nb = B - b0 < TILE_K ? B - b0 : TILE_K;
                 tile_h2f(d, dout, OC, b0, nb, o0, no); /* (nb, no) */
                 tile_h2f(a, inp, C, b0, nb, c0, nc);   /* (nb, nc) */
                 sgemm_rm(1, 0, no, nc, nb, d, no, a, nc, 1.0f, dweight + o0 * C + c0, C);
@@ -337,7 +355,16 @@ static int cpu_linear_backward(void *k, enum oomb_dtype dt, void *dinp, float *d
             sgemm_rm(0, 0, B, C, OC, dout, OC, weight, C, 0.0f, dinp, C);
         sgemm_rm(1, 0, OC, C, B, dout, OC, inp, C, 1.0f, dweight, C);
     }
-    if (dbias) {
+    if (dbias && dt == OOMB_F16) { /* rows converted in FP32 chunks, the same sums */
+        float v[CHUNK];
+        for (int64_t b = 0; b < B; b++)
+            for (int64_t j0 = 0; j0 < OC; j0 += CHUNK) {
+                int64_t m = OC - j0 < CHUNK ? OC - j0 : CHUNK;
+                h2f_n(v, (const uint16_t *)dout + b * OC + j0, m);
+                for (int64_t j = 0; j < m; j++)
+                    dbias[j0 + j] += v[j];
+            }
+    } else if (dbias) {
         for (int64_t b = 0; b < B; b++)
             for (int64_t j = 0; j < OC; j++)
                 dbias[j] += load_elem(dt, dout, b * OC + j);
@@ -428,6 +455,17 @@ static int cpu_gelu_forward(void *k, enum oomb_dtype dt, void *out, const void *
     int rc = check_unary(k, "gelu_forward", dt, out, inp, inp, n);
     if (rc)
         return rc;
+    if (dt == OOMB_F16) { /* FP32 chunks on the stack: the scalar path's bits */
+        float v[CHUNK];
+        for (int64_t i0 = 0; i0 < n; i0 += CHUNK) {
+            int64_t m = n - i0 < CHUNK ? n - i0 : CHUNK;
+            h2f_n(v, (const uint16_t *)inp + i0, m);
+            for (int64_t i = 0; i < m; i++)
+                v[i] = gelu_f(v[i]);
+            f2h_n((uint16_t *)out + i0, v, m);
+        }
+        return OOMB_OK;
+    }
     for (int64_t i = 0; i < n; i++)
         store_elem(dt, out, i, gelu_f(load_elem(dt, inp, i)));
     return OOMB_OK;
@@ -441,6 +479,18 @@ static int cpu_gelu_backward(void *k, enum oomb_dtype dt, void *dinp, const void
     int rc = check_unary(k, "gelu_backward", dt, dinp, dout, inp, n);
     if (rc)
         return rc;
+    if (dt == OOMB_F16) { /* FP32 chunks on the stack: the scalar path's bits */
+        float g[CHUNK], x[CHUNK];
+        for (int64_t i0 = 0; i0 < n; i0 += CHUNK) {
+            int64_t m = n - i0 < CHUNK ? n - i0 : CHUNK;
+            h2f_n(g, (const uint16_t *)dout + i0, m);
+            h2f_n(x, (const uint16_t *)inp + i0, m);
+            for (int64_t i = 0; i < m; i++)
+                g[i] *= gelu_grad_f(x[i]);
+            f2h_n((uint16_t *)dinp + i0, g, m);
+        }
+        return OOMB_OK;
+    }
     for (int64_t i = 0; i < n; i++)
         store_elem(dt, dinp, i, load_elem(dt, dout, i) * gelu_grad_f(load_elem(dt, inp, i)));
     return OOMB_OK;
@@ -763,9 +813,19 @@ static int cpu_count_nonfinite(void *k, const void *x, enum oomb_dtype dt, int64
         for (int64_t i = 0; i < n; i++)
             c += (h[i] & 0x7c00u) == 0x7c00u;
     } else {
+        /* On the bits (exponent all ones), counted in 32-bit lanes per block
+         * of 2^16: the loop vectorizes. */
         const float *f = x;
-        for (int64_t i = 0; i < n; i++)
-            c += !isfinite(f[i]);
+        for (int64_t i0 = 0; i0 < n; i0 += 65536) {
+            int64_t m = n - i0 < 65536 ? n - i0 : 65536;
+            uint32_t cb = 0;
+            for (int64_t i = 0; i < m; i++) {
+                uint32_t u;
+                memcpy(&u, f + i0 + i, sizeof u);
+                cb += (u & 0x7f800000u) == 0x7f800000u;
+            }
+            c += cb;
+        }
     }
     *out_host = c;
     return OOMB_OK;
