@@ -773,6 +773,26 @@ Test(kernels_cpu, relu_forward_backward_match_naive)
     from_half(y16, hdy, n);
     for (int64_t i = 0; i < n; i++)
         cr_assert_eq(y16[i], x[i] > 0 ? dy2[i] : 0.0f);
+
+    /* F16 relu_backward on the bits, every x (zeros, subnormals, infinities, NaNs) against
+     * a gradient running through every half too: the FP32 op on the converted values,
+     * converted back (a NaN gradient passes quietened) */
+    const int64_t nh = 65536;
+    uint16_t *ax = talloc((size_t)nh * 2), *ag = talloc((size_t)nh * 2);
+    uint16_t *got = talloc((size_t)nh * 2), *want = talloc((size_t)nh * 2);
+    float *fx = FALLOC(nh), *fg = FALLOC(nh), *fd = FALLOC(nh);
+    for (int64_t i = 0; i < nh; i++) {
+        ax[i] = (uint16_t)i;
+        ag[i] = (uint16_t)(i * 40503); /* odd multiplier: a permutation of the halves */
+    }
+    EXPECT_OK(ops->relu_backward(K, OOMB_F16, got, ag, ax, nh));
+    EXPECT_OK(ops->cast(K, fx, OOMB_F32, ax, OOMB_F16, nh));
+    EXPECT_OK(ops->cast(K, fg, OOMB_F32, ag, OOMB_F16, nh));
+    EXPECT_OK(ops->relu_backward(K, OOMB_F32, fd, fg, fx, nh));
+    EXPECT_OK(ops->cast(K, want, OOMB_F16, fd, OOMB_F32, nh));
+    for (int64_t i = 0; i < nh; i++)
+        cr_assert_eq(got[i], want[i], "x 0x%04x g 0x%04x: 0x%04x, FP32 path 0x%04x",
+                     (unsigned)ax[i], (unsigned)ag[i], (unsigned)got[i], (unsigned)want[i]);
 }
 
 Test(kernels_cpu, relu_backward_matches_finite_differences)
