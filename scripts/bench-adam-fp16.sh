@@ -2,7 +2,8 @@
 # fp16 training against FP32 `none` on the CPU, by kernel path: each round runs
 # the selected runs with OOMB_CPU_ISA=scalar, then with the best instruction
 # set the CPU has, and (with BASE) the oombench of another build first;
-# prints the medians over the rounds of each run's median step and phases.
+# prints the medians over the rounds of each run's median step and phases,
+# then each round's step time and fp16 / none ratio.
 # Interleaved because the machine's load changes between rounds.
 #
 #   scripts/bench-adam-fp16.sh ROUNDS FILTER SCENARIO [BASE]
@@ -11,7 +12,7 @@
 # BASE: the root of another checkout with a release build (its
 # build/release/oombench and plugins), e.g. an older commit's.
 set -eu
-[ $# -ge 3 ] || { sed -n 2,12p "$0"; exit 2; }
+[ $# -ge 3 ] || { sed -n 2,13p "$0"; exit 2; }
 rounds=$1 filter=$2 scenario=$(realpath "$3") base=${4:-}
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=$(mktemp -d)
@@ -29,6 +30,7 @@ import glob, json, statistics as st, sys
 out = sys.argv[1]
 print("| build | cpu_isa | run | step ms | forward | backward | update | final loss |")
 print("|---|---|---|---:|---:|---:|---:|---|")
+rounds = {}
 for cfg in ("base", "scalar", "auto"):
     acc, isa = {}, ""
     for f in sorted(glob.glob(out + "/" + cfg + "/*.json")):
@@ -42,4 +44,16 @@ for cfg in ("base", "scalar", "auto"):
     for k, v in sorted(acc.items()):
         med = [st.median(x[i] for x in v) / 1e6 for i in range(4)]
         print("| %s | %s | %s | %.1f | %.1f | %.1f | %.2f | %.6f |" % ((cfg, isa, k) + tuple(med) + (v[0][4],)))
+        rounds[(cfg, k)] = [x[0] / 1e6 for x in v]
+print()
+print("step ms per round (in run order), and fp16 / none per round:")
+for (cfg, k), v in sorted(rounds.items()):
+    print("%-6s %-16s %s" % (cfg, k, " ".join("%.1f" % x for x in v)))
+for cfg in ("base", "scalar", "auto"):
+    pairs = [(k, kn) for (c, k) in rounds if c == cfg and k.startswith("fp16/")
+             for kn in ["none/" + k.split("/", 1)[1]] if (cfg, kn) in rounds]
+    for k, kn in pairs:
+        r = [f / n for f, n in zip(rounds[(cfg, k)], rounds[(cfg, kn)])]
+        print("%-6s %-16s %s  median %.3f" % (cfg, "fp16/none", " ".join("%.3f" % x for x in r),
+                                               st.median(r)))
 PY

@@ -707,7 +707,9 @@ Test(kernels_cpu, linear_backward_matches_finite_differences)
 Test(kernels_cpu, linear_f16_matches_f32)
 {
     seed(7);
-    int64_t B = 67, C = 150, OC = 70; /* crosses the 64-wide tiles */
+    /* crosses the 256x256 output tiles and the 64-deep slices of the F16 GEMMs (with
+     * remainders of 3, 44 and 5), and the 256-wide chunks of the F16 bias gradient */
+    int64_t B = 259, C = 300, OC = 261;
     float *inp = frand_new(B * C, -1, 1), *w = frand_new(OC * C, -1, 1);
     float *bias = frand_new(OC, -1, 1), *dout = frand_new(B * OC, -1, 1);
     uint16_t *hinp = to_half(inp, B * C), *hw = to_half(w, OC * C), *hdout = to_half(dout, B * OC);
@@ -719,7 +721,7 @@ Test(kernels_cpu, linear_f16_matches_f32)
     from_half(out16, hout, B * OC);
     /* F16 output: one F16 rounding (2^-11 = 4.9e-4 relative) of each element over the F32
      * result on the same F16-exact inputs (FP32 accumulation): <= 4.9e-4 of max |ref| plus
-     * the FP32 sum's 3.3e-7; limit 1e-2 (20x). Measured 2.7e-4. */
+     * the FP32 sum's 3.3e-7; limit 1e-2 (20x). Measured 3.2e-4. */
     cr_expect_lt(rel_err_ff(out16, out, B * OC), 1e-2, "forward %g",
                  rel_err_ff(out16, out, B * OC));
 
@@ -732,10 +734,12 @@ Test(kernels_cpu, linear_f16_matches_f32)
     EXPECT_OK(ops->linear_backward(K, OOMB_F32, dinp, dw, db, dout, inp, w, B, C, OC));
     EXPECT_OK(ops->linear_backward(K, OOMB_F16, hdinp, dw16, db16, hdout, hinp, hw, B, C, OC));
     from_half(dinp16, hdinp, B * C);
-    /* as the forward: one F16 rounding, 4.9e-4; measured 3.4e-4 */
+    /* as the forward: one F16 rounding, 4.9e-4; measured 3.3e-4 */
     cr_expect_lt(rel_err_ff(dinp16, dinp, B * C), 1e-2);
     /* same (F16-exact) inputs, FP32 accumulation: only summation order differs, two float
-     * sums of B + 1 = 68 terms (rel_err above: 2 x 2.3e-7); measured 2.8e-7 and 0 */
+     * sums of B + 1 = 260 terms (rel_err above: 2 x 4.3e-7); measured at most 5.3e-7 and 0
+     * over OPENBLAS_CORETYPE Haswell, Zen, SkylakeX, Cooperlake, Sandybridge, Prescott with
+     * 1 and 2 threads (the dbias sums are the same in both: 0) */
     cr_expect_lt(rel_err_ff(dw16, dw, OC * C), 1e-5);
     cr_expect_lt(rel_err_ff(db16, db, OC), 1e-5);
 }
@@ -770,6 +774,26 @@ Test(kernels_cpu, relu_forward_backward_match_naive)
     from_half(y16, hdy, n);
     for (int64_t i = 0; i < n; i++)
         cr_assert_eq(y16[i], x[i] > 0 ? dy2[i] : 0.0f);
+
+    /* F16 relu_backward on the bits, every x (zeros, subnormals, infinities, NaNs) against
+     * a gradient running through every half too: the FP32 op on the converted values,
+     * converted back (a NaN gradient passes quietened) */
+    const int64_t nh = 65536;
+    uint16_t *ax = talloc((size_t)nh * 2), *ag = talloc((size_t)nh * 2);
+    uint16_t *got = talloc((size_t)nh * 2), *want = talloc((size_t)nh * 2);
+    float *fx = FALLOC(nh), *fg = FALLOC(nh), *fd = FALLOC(nh);
+    for (int64_t i = 0; i < nh; i++) {
+        ax[i] = (uint16_t)i;
+        ag[i] = (uint16_t)(i * 40503); /* odd multiplier: a permutation of the halves */
+    }
+    EXPECT_OK(ops->relu_backward(K, OOMB_F16, got, ag, ax, nh));
+    EXPECT_OK(ops->cast(K, fx, OOMB_F32, ax, OOMB_F16, nh));
+    EXPECT_OK(ops->cast(K, fg, OOMB_F32, ag, OOMB_F16, nh));
+    EXPECT_OK(ops->relu_backward(K, OOMB_F32, fd, fg, fx, nh));
+    EXPECT_OK(ops->cast(K, want, OOMB_F16, fd, OOMB_F32, nh));
+    for (int64_t i = 0; i < nh; i++)
+        cr_assert_eq(got[i], want[i], "x 0x%04x g 0x%04x: 0x%04x, FP32 path 0x%04x",
+                     (unsigned)ax[i], (unsigned)ag[i], (unsigned)got[i], (unsigned)want[i]);
 }
 
 Test(kernels_cpu, relu_backward_matches_finite_differences)
@@ -835,6 +859,19 @@ Test(kernels_cpu, gelu_forward_backward_match_naive)
     from_half(tmp, hdy, n);
     for (int64_t i = 0; i < n; i++)
         cr_assert_leq(fabsf(tmp[i] - d32[i]), fabsf(d32[i]) * 0x1p-11f + 0x1p-24f);
+
+    /* F16 bits: the FP32 op on the F16 values, rounded once (the F16 path converts
+     * chunks of 256 elements; n = 1001 ends in a partial one) */
+    float *xf = FALLOC(n), *dyf = FALLOC(n);
+    uint16_t *hdy2 = to_half(dy2, n), *want = talloc((size_t)n * 2);
+    from_half(xf, hx, n);
+    from_half(dyf, hdy2, n);
+    EXPECT_OK(ops->gelu_forward(K, OOMB_F32, y32, xf, n));
+    EXPECT_OK(ops->cast(K, want, OOMB_F16, y32, OOMB_F32, n));
+    cr_expect_eq(memcmp(hy, want, (size_t)n * 2), 0, "gelu_forward F16 bits");
+    EXPECT_OK(ops->gelu_backward(K, OOMB_F32, d32, dyf, xf, n));
+    EXPECT_OK(ops->cast(K, want, OOMB_F16, d32, OOMB_F32, n));
+    cr_expect_eq(memcmp(hdy, want, (size_t)n * 2), 0, "gelu_backward F16 bits");
 }
 
 Test(kernels_cpu, gelu_backward_matches_finite_differences)
@@ -1655,6 +1692,17 @@ Test(kernels_cpu, count_nonfinite_f32_and_f16)
     EXPECT_OK(ops->cast(K, h, OOMB_F16, x, OOMB_F32, n));
     EXPECT_OK(ops->count_nonfinite(K, h, OOMB_F16, n, &c));
     cr_expect_eq(c, 4);
+
+    /* F32 counts in blocks of 2^16: non-finite values at both ends of the blocks */
+    int64_t nb = 2 * 65536 + 5;
+    float *big = FALLOC(nb);
+    const int64_t at[] = {0, 65535, 65536, 131071, 131072, nb - 1};
+    for (size_t i = 0; i < sizeof at / sizeof at[0]; i++)
+        big[at[i]] = i % 2 ? -INFINITY : NAN;
+    big[70000] = 3.4e38f;  /* finite */
+    big[70001] = 1.0e-45f; /* subnormal */
+    EXPECT_OK(ops->count_nonfinite(K, big, OOMB_F32, nb, &c));
+    cr_expect_eq(c, 6);
 }
 
 /* ============================================================ int8 ======= */

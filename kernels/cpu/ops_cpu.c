@@ -72,19 +72,8 @@ static int64_t mul_dims(int64_t a, int64_t b)
 
 /* ------------------------------------------------------------ F16 -------- */
 
-/* The scalar conversions (round-to-nearest-even) and the whole-array ones,
- * eight at a time with F16C where the CPU has it, giving the same bits:
- * vec_cpu.h. */
-static inline float h2f(uint16_t h)
-{
-    return oomb_h2f(h);
-}
-
-static inline uint16_t f2h(float f)
-{
-    return oomb_f2h(f);
-}
-
+/* The whole-array conversions (round-to-nearest-even), eight at a time with
+ * F16C where the CPU has it, giving the scalar conversions' bits: vec_cpu.h. */
 static void f2h_n(uint16_t *d, const float *s, int64_t n)
 {
     oomb_vec_f2h(d, s, n);
@@ -93,20 +82,6 @@ static void f2h_n(uint16_t *d, const float *s, int64_t n)
 static void h2f_n(float *d, const uint16_t *s, int64_t n)
 {
     oomb_vec_h2f(d, s, n);
-}
-
-/* Element i of an F32 or F16 array, as FP32. */
-static inline float load_elem(enum oomb_dtype dt, const void *p, int64_t i)
-{
-    return dt == OOMB_F16 ? h2f(((const uint16_t *)p)[i]) : ((const float *)p)[i];
-}
-
-static inline void store_elem(enum oomb_dtype dt, void *p, int64_t i, float v)
-{
-    if (dt == OOMB_F16)
-        ((uint16_t *)p)[i] = f2h(v);
-    else
-        ((float *)p)[i] = v;
 }
 
 /* Rows [r0, r0+nr) x cols [c0, c0+nc) of an F16 (., ld) matrix into a dense
@@ -128,8 +103,23 @@ static void sgemm_rm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, 
     oomb_cpu_sgemm(trans_a, trans_b, M, N, K, A, lda, B, ldb, beta, Cm, ldc);
 }
 
-/* Tile sizes of the F16 GEMMs: three FP32 tiles of 64x64 on the stack (48 KiB). */
-#define TILE 64
+/*
+ * Tiles of the F16 GEMMs, FP32 on the stack: an output tile of TILE_M x
+ * TILE_N accumulates products over TILE_K-deep slices of the operands, each
+ * converted from F16 once per output tile (the forward's and dinp's largest
+ * frame: 256x256 + 2 x 256x64 floats = 384 KiB). Wide output tiles make few,
+ * large sgemm calls: with B <= 256 each weight slice is converted once per
+ * call of the op. TILE_K fixes the FP32 summation order (partial sums of
+ * TILE_K products, added in order); OpenBLAS's kernels may add within a call
+ * in another order by output tile size too, so the F16 results depend on all
+ * three (docs/performance.md).
+ */
+#define TILE_M 256
+#define TILE_N 256
+#define TILE_K 64
+
+/* Elements per FP32 chunk of the F16 element-wise ops (1 KiB on the stack). */
+#define CHUNK 256
 
 /* ------------------------------------------------------------ memory ----- */
 
@@ -185,18 +175,19 @@ static int cpu_zero(void *k, void *x, size_t bytes)
 
 /* ------------------------------------------------------------ linear ----- */
 
-/* F16 forward: out tile (TILE, TILE) accumulated in FP32 over C in TILE steps. */
+/* F16 forward: out tile (TILE_M, TILE_N) accumulated in FP32 over C in
+ * TILE_K steps. */
 static void linear_forward_f16(uint16_t *out, const uint16_t *inp, const uint16_t *weight,
                                const float *bias, int64_t B, int64_t C, int64_t OC)
 {
-    float a[TILE * TILE], w[TILE * TILE], acc[TILE * TILE];
-    for (int64_t b0 = 0; b0 < B; b0 += TILE) {
-        int64_t nb = B - b0 < TILE ? B - b0 : TILE;
-        for (int64_t o0 = 0; o0 < OC; o0 += TILE) {
-            int64_t no = OC - o0 < TILE ? OC - o0 : TILE;
+    float a[TILE_M * TILE_K], w[TILE_N * TILE_K], acc[TILE_M * TILE_N];
+    for (int64_t b0 = 0; b0 < B; b0 += TILE_M) {
+        int64_t nb = B - b0 < TILE_M ? B - b0 : TILE_M;
+        for (int64_t o0 = 0; o0 < OC; o0 += TILE_N) {
+            int64_t no = OC - o0 < TILE_N ? OC - o0 : TILE_N;
             memset(acc, 0, sizeof acc);
-            for (int64_t c0 = 0; c0 < C; c0 += TILE) {
-                int64_t nc = C - c0 < TILE ? C - c0 : TILE;
+            for (int64_t c0 = 0; c0 < C; c0 += TILE_K) {
+                int64_t nc = C - c0 < TILE_K ? C - c0 : TILE_K;
                 tile_h2f(a, inp, C, b0, nb, c0, nc);
                 tile_h2f(w, weight, C, o0, no, c0, nc);
                 sgemm_rm(0, 1, nb, no, nc, a, nc, w, nc, 1.0f, acc, no);
@@ -246,18 +237,19 @@ static int cpu_linear_forward(void *k, enum oomb_dtype dt, void *out, const void
     return OOMB_OK;
 }
 
-/* dinp (B, C) = dout (B, OC) weight (OC, C), F16 in and out, FP32 tiles. */
+/* dinp (B, C) = dout (B, OC) weight (OC, C), F16 in and out, FP32 tiles:
+ * dinp tile (TILE_M, TILE_N) accumulated in FP32 over OC in TILE_K steps. */
 static void linear_backward_dinp_f16(uint16_t *dinp, const uint16_t *dout, const uint16_t *weight,
                                      int64_t B, int64_t C, int64_t OC)
 {
-    float d[TILE * TILE], w[TILE * TILE], acc[TILE * TILE];
-    for (int64_t b0 = 0; b0 < B; b0 += TILE) {
-        int64_t nb = B - b0 < TILE ? B - b0 : TILE;
-        for (int64_t c0 = 0; c0 < C; c0 += TILE) {
-            int64_t nc = C - c0 < TILE ? C - c0 : TILE;
+    float d[TILE_M * TILE_K], w[TILE_K * TILE_N], acc[TILE_M * TILE_N];
+    for (int64_t b0 = 0; b0 < B; b0 += TILE_M) {
+        int64_t nb = B - b0 < TILE_M ? B - b0 : TILE_M;
+        for (int64_t c0 = 0; c0 < C; c0 += TILE_N) {
+            int64_t nc = C - c0 < TILE_N ? C - c0 : TILE_N;
             memset(acc, 0, sizeof acc);
-            for (int64_t o0 = 0; o0 < OC; o0 += TILE) {
-                int64_t no = OC - o0 < TILE ? OC - o0 : TILE;
+            for (int64_t o0 = 0; o0 < OC; o0 += TILE_K) {
+                int64_t no = OC - o0 < TILE_K ? OC - o0 : TILE_K;
                 tile_h2f(d, dout, OC, b0, nb, o0, no);
                 tile_h2f(w, weight, C, o0, no, c0, nc);
                 sgemm_rm(0, 0, nb, nc, no, d, no, w, nc, 1.0f, acc, nc);
@@ -268,17 +260,18 @@ static void linear_backward_dinp_f16(uint16_t *dinp, const uint16_t *dout, const
     }
 }
 
-/* dweight (OC, C) += dout^T (OC, B) inp (B, C): F16 inputs, FP32 dweight. */
+/* dweight (OC, C) += dout^T (OC, B) inp (B, C): F16 inputs, FP32 dweight,
+ * accumulated in place over B in TILE_K steps (ascending for every element). */
 static void linear_backward_dweight_f16(float *dweight, const uint16_t *dout, const uint16_t *inp,
                                         int64_t B, int64_t C, int64_t OC)
 {
-    float d[TILE * TILE], a[TILE * TILE];
-    for (int64_t o0 = 0; o0 < OC; o0 += TILE) {
-        int64_t no = OC - o0 < TILE ? OC - o0 : TILE;
-        for (int64_t c0 = 0; c0 < C; c0 += TILE) {
-            int64_t nc = C - c0 < TILE ? C - c0 : TILE;
-            for (int64_t b0 = 0; b0 < B; b0 += TILE) {
-                int64_t nb = B - b0 < TILE ? B - b0 : TILE;
+    float d[TILE_K * TILE_M], a[TILE_K * TILE_N];
+    for (int64_t o0 = 0; o0 < OC; o0 += TILE_M) {
+        int64_t no = OC - o0 < TILE_M ? OC - o0 : TILE_M;
+        for (int64_t c0 = 0; c0 < C; c0 += TILE_N) {
+            int64_t nc = C - c0 < TILE_N ? C - c0 : TILE_N;
+            for (int64_t b0 = 0; b0 < B; b0 += TILE_K) {
+                int64_t nb = B - b0 < TILE_K ? B - b0 : TILE_K;
                 tile_h2f(d, dout, OC, b0, nb, o0, no); /* (nb, no) */
                 tile_h2f(a, inp, C, b0, nb, c0, nc);   /* (nb, nc) */
                 sgemm_rm(1, 0, no, nc, nb, d, no, a, nc, 1.0f, dweight + o0 * C + c0, C);
@@ -327,10 +320,15 @@ static int cpu_linear_backward(void *k, enum oomb_dtype dt, void *dinp, float *d
             for (int64_t j = 0; j < OC; j++)
                 db[j] += d[j];
         }
-    } else if (dbias) {
+    } else if (dbias) { /* F16: rows converted in FP32 chunks, the same sums */
+        float v[CHUNK];
         for (int64_t b = 0; b < B; b++)
-            for (int64_t j = 0; j < OC; j++)
-                dbias[j] += load_elem(dt, dout, b * OC + j);
+            for (int64_t j0 = 0; j0 < OC; j0 += CHUNK) {
+                int64_t m = OC - j0 < CHUNK ? OC - j0 : CHUNK;
+                h2f_n(v, (const uint16_t *)dout + b * OC + j0, m);
+                for (int64_t j = 0; j < m; j++)
+                    dbias[j0 + j] += v[j];
+            }
     }
     return OOMB_OK;
 }
@@ -375,11 +373,16 @@ static int cpu_relu_backward(void *k, enum oomb_dtype dt, void *dinp, const void
     if (rc)
         return rc;
     if (dt == OOMB_F16) { /* as the FP32 path: a NaN gradient passes quietened */
+        /* On the bits and without branches (the loop vectorizes; random signs
+         * would mispredict a branch per element): x > 0 is x - 1 in
+         * [0, 0x7c00) unsigned, a NaN is (v & 0x7fff) > 0x7c00. */
         const uint16_t *x = inp, *g = dout;
         uint16_t *d = dinp;
         for (int64_t i = 0; i < n; i++) {
-            uint16_t v = x[i] != 0 && x[i] <= 0x7c00u ? g[i] : 0;
-            d[i] = (v & 0x7c00u) == 0x7c00u && (v & 0x3ffu) ? (uint16_t)(v | 0x200u) : v;
+            uint16_t keep = (uint16_t)-(uint16_t)((uint16_t)(x[i] - 1u) < 0x7c00u);
+            uint16_t v = g[i] & keep;
+            uint16_t nan = (uint16_t)-(uint16_t)((v & 0x7fffu) > 0x7c00u);
+            d[i] = (uint16_t)(v | (nan & 0x200u));
         }
         return OOMB_OK;
     }
@@ -753,9 +756,19 @@ static int cpu_count_nonfinite(void *k, const void *x, enum oomb_dtype dt, int64
         for (int64_t i = 0; i < n; i++)
             c += (h[i] & 0x7c00u) == 0x7c00u;
     } else {
+        /* On the bits (exponent all ones), counted in 32-bit lanes per block
+         * of 2^16: the loop vectorizes. */
         const float *f = x;
-        for (int64_t i = 0; i < n; i++)
-            c += !isfinite(f[i]);
+        for (int64_t i0 = 0; i0 < n; i0 += 65536) {
+            int64_t m = n - i0 < 65536 ? n - i0 : 65536;
+            uint32_t cb = 0;
+            for (int64_t i = 0; i < m; i++) {
+                uint32_t u;
+                memcpy(&u, f + i0 + i, sizeof u);
+                cb += (u & 0x7f800000u) == 0x7f800000u;
+            }
+            c += cb;
+        }
     }
     *out_host = c;
     return OOMB_OK;
