@@ -52,8 +52,8 @@ void oomb_cpu_sgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, c
 {
 #ifdef OOMB_HAVE_DNNL
     if (gemm_choose() == GEMM_ONEDNN &&
-        dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', M, N, K, 1.0f, A, lda, B, ldb, beta,
-                   C, ldc) == dnnl_success)
+        dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', M, N, K, 1.0f, A, lda, B, ldb, beta, C,
+                   ldc) == dnnl_success)
         return;
 #endif
     openblas_sgemm(trans_a, trans_b, M, N, K, A, lda, B, ldb, beta, C, ldc);
