@@ -260,6 +260,16 @@ Test(layers_cpu, conv2d_uneven_stride_and_1x1)
     check_conv(1, 1, 4, 3, 2, 5, 1, 2, 1); /* kernel larger than the input, padded */
 }
 
+/* Padding wider than the stride: the first and last output columns that read
+ * the input (kernels/cpu: im2col's copied range) differ per kernel column. */
+Test(layers_cpu, conv2d_padding_wider_than_stride)
+{
+    seed(4);
+    check_conv(2, 2, 9, 11, 3, 5, 2, 3, 1);
+    check_conv(1, 3, 4, 7, 2, 3, 3, 2, 0);
+    check_conv(2, 1, 8, 6, 2, 4, 1, 3, 1);
+}
+
 Test(layers_cpu, conv2d_backward_skips_null_gradients)
 {
     seed(4);
