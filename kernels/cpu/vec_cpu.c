@@ -81,20 +81,20 @@ static inline void adam8_quant_elem(float g, int8_t *mq, uint8_t *vq, float ms, 
     *vq = (uint8_t)(qv > 255 ? 255 : qv < 0 ? 0 : qv);
 }
 
-/* ------------------------------------------------------------ exp, tanh -- */
+/* ------------------------------------------------------------ exp, GELU -- */
 
-/* exp and tanh for the activations and softmaxes, built from +, -, *, / only
- * (no libm), so that the scalar and vector versions give the same bits.
+/* exp for the activations and softmaxes, built from +, -, *, / only (no
+ * libm), so that the scalar and vector versions give the same bits.
  * exp_elem: n = nearest integer to y log2(e) (adding and subtracting 1.5 2^23
  * rounds to nearest even), r = y - n ln2 in two parts (Cody and Waite: n ln2_hi
  * is exact for |n| < 2^15), exp(r) by its Taylor polynomial of degree 7 on
  * |r| <= ln2/2 (truncation below 5e-9 relative), times 2^n from the exponent
  * bits. Within 2 ulp of exp over [-87, 88]; below -87 it gives 0 (exp is
  * below 2^-125 there: nothing next to the 1 of a softmax row), above 88 inf.
- * tanh_elem: on |x| < 0.625 x + x^3 P(x^2), P of degree 5 fitted to tanh's
- * relative error (below 2e-10 in exact arithmetic); beyond, 1 - 2/(exp(2|x|)
- * + 1), where the subtraction loses nothing (the result is above 0.55); from
- * |x| = 10 on the float result is 1. The sign is x's, NaN stays NaN.
+ * GELU's tanh form 0.5 x (1 + tanh u) is computed as the equal x / (1 +
+ * exp(-2u)) (0.5 (1 + tanh u) is the logistic function of 2u): one exp and
+ * one division, and no cancellation in 1 + tanh u for negative x, so the
+ * result is within a few ulp of GELU relative to itself everywhere.
  * tests/test_kernels_cpu.c measures both against double precision. */
 #define EXP_LOG2E 1.44269504089f
 #define EXP_LN2_HI 0.693359375f
@@ -107,14 +107,6 @@ static inline void adam8_quant_elem(float g, int8_t *mq, uint8_t *vq, float ms, 
 #define EXP_C5 8.33333333e-3f
 #define EXP_C4 4.16666667e-2f
 #define EXP_C3 1.66666667e-1f
-#define TANH_SMALL 0.625f
-#define TANH_BIG 10.0f
-#define TANH_P5 2.142951358e-03f
-#define TANH_P4 (-8.177387528e-03f)
-#define TANH_P3 2.170069888e-02f
-#define TANH_P2 (-5.394676328e-02f)
-#define TANH_P1 1.333320588e-01f
-#define TANH_P0 (-3.333333135e-01f)
 #define GELU_SCALE 0.7978845608028654f /* sqrt(2/pi) */
 #define GELU_CUBE 0.044715f
 
@@ -142,43 +134,28 @@ static inline float exp_elem(float y)
     return p * scale;
 }
 
-static inline float tanh_elem(float x)
-{
-    if (x != x)
-        return x;
-    float a = fabsf(x), r;
-    if (a < TANH_SMALL) {
-        float s = a * a;
-        float p = TANH_P5;
-        p = p * s + TANH_P4;
-        p = p * s + TANH_P3;
-        p = p * s + TANH_P2;
-        p = p * s + TANH_P1;
-        p = p * s + TANH_P0;
-        r = a + (a * s) * p;
-    } else {
-        float t = a < TANH_BIG ? a : TANH_BIG;
-        r = 1.0f - 2.0f / (exp_elem(t + t) + 1.0f);
-    }
-    return copysignf(r, x);
-}
-
 static inline float gelu_u(float x)
 {
     return GELU_SCALE * (x + GELU_CUBE * x * x * x);
 }
 
-static inline float gelu_elem(float x)
+/* The logistic function of 2u(x): 0.5 (1 + tanh u). */
+static inline float gelu_sig(float x)
 {
-    return 0.5f * x * (1.0f + tanh_elem(gelu_u(x)));
+    return 1.0f / (1.0f + exp_elem(-2.0f * gelu_u(x)));
 }
 
-/* d gelu / dx; sech^2 as 1 - tanh^2 stays finite where cosh overflows. */
+static inline float gelu_elem(float x)
+{
+    return x / (1.0f + exp_elem(-2.0f * gelu_u(x)));
+}
+
+/* d gelu / dx = s + x s (1 - s) 2 u'(x), s = gelu_sig(x): the tanh form's
+ * 0.5 (1 + t) + 0.5 x (1 - t^2) u', finite for every finite x. */
 static inline float gelu_grad_elem(float x)
 {
-    float t = tanh_elem(gelu_u(x));
-    float sech2 = 1.0f - t * t;
-    return 0.5f * (1.0f + t) + 0.5f * x * sech2 * GELU_SCALE * (1.0f + 3.0f * GELU_CUBE * x * x);
+    float s = gelu_sig(x);
+    return s + 2.0f * x * s * (1.0f - s) * GELU_SCALE * (1.0f + 3.0f * GELU_CUBE * x * x);
 }
 
 /* The 8 partial sums of a softmax row (element j in acc[j % 8]) added in the
@@ -505,29 +482,6 @@ AVX2 static inline __m256 exp8(__m256 y)
     return _mm256_blendv_ps(out, y, nan);
 }
 
-/* tanh_elem on 8 lanes: both branches, blended. */
-AVX2 static inline __m256 tanh8(__m256 x)
-{
-    const __m256 sign = _mm256_set1_ps(-0.0f), one = _mm256_set1_ps(1.0f);
-    __m256 nan = _mm256_cmp_ps(x, x, _CMP_UNORD_Q);
-    __m256 a = _mm256_andnot_ps(sign, x);
-    __m256 small = _mm256_cmp_ps(a, _mm256_set1_ps(TANH_SMALL), _CMP_LT_OQ);
-    __m256 s = _mm256_mul_ps(a, a);
-    __m256 p = _mm256_set1_ps(TANH_P5);
-    p = _mm256_add_ps(_mm256_mul_ps(p, s), _mm256_set1_ps(TANH_P4));
-    p = _mm256_add_ps(_mm256_mul_ps(p, s), _mm256_set1_ps(TANH_P3));
-    p = _mm256_add_ps(_mm256_mul_ps(p, s), _mm256_set1_ps(TANH_P2));
-    p = _mm256_add_ps(_mm256_mul_ps(p, s), _mm256_set1_ps(TANH_P1));
-    p = _mm256_add_ps(_mm256_mul_ps(p, s), _mm256_set1_ps(TANH_P0));
-    __m256 r_small = _mm256_add_ps(a, _mm256_mul_ps(_mm256_mul_ps(a, s), p));
-    __m256 t = _mm256_min_ps(a, _mm256_set1_ps(TANH_BIG));
-    __m256 e = exp8(_mm256_add_ps(t, t));
-    __m256 r_big = _mm256_sub_ps(one, _mm256_div_ps(_mm256_set1_ps(2.0f), _mm256_add_ps(e, one)));
-    __m256 r = _mm256_blendv_ps(r_big, r_small, small);
-    r = _mm256_or_ps(r, _mm256_and_ps(sign, x));
-    return _mm256_blendv_ps(r, x, nan);
-}
-
 AVX2 static inline __m256 gelu_u8(__m256 x)
 {
     __m256 x3 = _mm256_mul_ps(_mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(GELU_CUBE), x), x), x);
@@ -556,31 +510,35 @@ AVX2 static void relu_backward_avx2(float *dx, const float *dy, const float *x, 
     relu_backward_scalar(dx + i, dy + i, x + i, n - i);
 }
 
+/* 1 + exp(-2u(x)) on 8 lanes, as gelu_elem's denominator. */
+AVX2 static inline __m256 gelu_den8(__m256 x)
+{
+    return _mm256_add_ps(_mm256_set1_ps(1.0f),
+                         exp8(_mm256_mul_ps(_mm256_set1_ps(-2.0f), gelu_u8(x))));
+}
+
 AVX2 static void gelu_avx2(float *out, const float *x, int64_t n)
 {
-    const __m256 half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.0f);
     int64_t i = 0;
     for (; i + 8 <= n; i += 8) {
         __m256 v = _mm256_loadu_ps(x + i);
-        __m256 t = tanh8(gelu_u8(v));
-        _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_mul_ps(half, v), _mm256_add_ps(one, t)));
+        _mm256_storeu_ps(out + i, _mm256_div_ps(v, gelu_den8(v)));
     }
     gelu_scalar(out + i, x + i, n - i);
 }
 
 AVX2 static void gelu_backward_avx2(float *dx, const float *dy, const float *x, int64_t n)
 {
-    const __m256 half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.0f);
+    const __m256 one = _mm256_set1_ps(1.0f), two = _mm256_set1_ps(2.0f);
     const __m256 sc = _mm256_set1_ps(GELU_SCALE), c3 = _mm256_set1_ps(3.0f * GELU_CUBE);
     int64_t i = 0;
     for (; i + 8 <= n; i += 8) {
         __m256 v = _mm256_loadu_ps(x + i);
-        __m256 t = tanh8(gelu_u8(v));
-        __m256 sech2 = _mm256_sub_ps(one, _mm256_mul_ps(t, t));
-        __m256 a = _mm256_mul_ps(half, _mm256_add_ps(one, t));
-        __m256 b = _mm256_mul_ps(_mm256_mul_ps(_mm256_mul_ps(half, v), sech2), sc);
-        b = _mm256_mul_ps(b, _mm256_add_ps(one, _mm256_mul_ps(_mm256_mul_ps(c3, v), v)));
-        _mm256_storeu_ps(dx + i, _mm256_mul_ps(_mm256_loadu_ps(dy + i), _mm256_add_ps(a, b)));
+        __m256 s = _mm256_div_ps(one, gelu_den8(v));
+        __m256 b = _mm256_mul_ps(_mm256_mul_ps(_mm256_mul_ps(two, v), s), _mm256_sub_ps(one, s));
+        b = _mm256_mul_ps(_mm256_mul_ps(b, sc),
+                          _mm256_add_ps(one, _mm256_mul_ps(_mm256_mul_ps(c3, v), v)));
+        _mm256_storeu_ps(dx + i, _mm256_mul_ps(_mm256_loadu_ps(dy + i), _mm256_add_ps(s, b)));
     }
     gelu_backward_scalar(dx + i, dy + i, x + i, n - i);
 }

@@ -121,9 +121,9 @@ void oomb_vec_relu(float *out, const float *x, int64_t n);
 /* dx (n) = x > 0 ? dy : 0; dx may alias dy. */
 void oomb_vec_relu_backward(float *dx, const float *dy, const float *x, int64_t n);
 
-/* out (n) = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) of x (n), with
- * vec_cpu.c's own tanh (within a few ulp of libm's; the same bits on every
- * path). out may alias x. */
+/* out (n) = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) of x (n),
+ * computed as x / (1 + exp(-2 sqrt(2/pi) (x + 0.044715 x^3))) with vec_cpu.c's
+ * own exp (a few ulp of GELU; the same bits on every path). out may alias x. */
 void oomb_vec_gelu(float *out, const float *x, int64_t n);
 
 /* dx (n) = dy (n) * gelu'(x (n)); dx may alias dy. */
