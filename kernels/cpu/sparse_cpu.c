@@ -77,13 +77,49 @@ static int avx2_usable(void)
     return strcmp(isa, "scalar") != 0;
 }
 
-/* t[c][i] = inp[b0 + i][c0 + c] for i < bt, 0 for bt <= i < SP_BT */
-static void transpose_tile(float *t, const float *inp, int64_t C, int64_t b0, int bt, int64_t c0,
-                           int64_t cn)
+/* t[k * SP_BT + i] = x[i * C + k] for i, k < 8: an 8 x 8 block of the input
+ * (rows i, columns k) into the tile, transposed in registers. */
+__attribute__((target("avx2,fma"))) static inline void transpose8x8(float *t, const float *x,
+                                                                    int64_t C)
 {
+    __m256 r[8], u[8], v[8];
+    for (int i = 0; i < 8; i++)
+        r[i] = _mm256_loadu_ps(x + i * C);
+    for (int i = 0; i < 8; i += 2) {
+        u[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+        u[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 8; i += 4) {
+        v[i] = _mm256_shuffle_ps(u[i], u[i + 2], 0x44);
+        v[i + 1] = _mm256_shuffle_ps(u[i], u[i + 2], 0xee);
+        v[i + 2] = _mm256_shuffle_ps(u[i + 1], u[i + 3], 0x44);
+        v[i + 3] = _mm256_shuffle_ps(u[i + 1], u[i + 3], 0xee);
+    }
+    for (int k = 0; k < 4; k++) {
+        _mm256_storeu_ps(t + k * SP_BT, _mm256_permute2f128_ps(v[k], v[k + 4], 0x20));
+        _mm256_storeu_ps(t + (k + 4) * SP_BT, _mm256_permute2f128_ps(v[k], v[k + 4], 0x31));
+    }
+}
+
+/* t[c][i] = inp[b0 + i][c0 + c] for i < bt, 0 for bt <= i < SP_BT; the full
+ * 8 x 8 blocks transposed in registers */
+__attribute__((target("avx2,fma"))) static void
+transpose_tile_avx2(float *t, const float *inp, int64_t C, int64_t b0, int bt, int64_t c0,
+                    int64_t cn)
+{
+    int full = bt - bt % 8;
+    int64_t cn8 = cn - cn % 8;
     if (bt < SP_BT)
         memset(t, 0, (size_t)cn * SP_BT * sizeof *t);
-    for (int i = 0; i < bt; i++) {
+    for (int i = 0; i < full; i += 8) {
+        const float *x = inp + (b0 + i) * C + c0;
+        for (int64_t c = 0; c < cn8; c += 8)
+            transpose8x8(t + c * SP_BT + i, x + c, C);
+        for (int r = 0; r < 8; r++)
+            for (int64_t c = cn8; c < cn; c++)
+                t[c * SP_BT + i + r] = x[r * C + c];
+    }
+    for (int i = full; i < bt; i++) {
         const float *x = inp + (b0 + i) * C + c0;
         for (int64_t c = 0; c < cn; c++)
             t[c * SP_BT + i] = x[c];
@@ -129,7 +165,7 @@ csr_avx2(float *out, const float *inp, const int32_t *rowptr, const uint16_t *co
         for (int64_t c0 = 0; c0 < C || c0 == 0; c0 += SP_CB) {
             int64_t cn = C - c0 < SP_CB ? C - c0 : SP_CB;
             int first = c0 == 0, last = c0 + cn >= C;
-            transpose_tile(tile, inp, C, b0, bt, c0, cn);
+            transpose_tile_avx2(tile, inp, C, b0, bt, c0, cn);
             for (int64_t o = 0; o < OC; o++) {
                 int32_t j = rowptr[o], end = rowptr[o + 1];
                 if (!first)
@@ -176,7 +212,7 @@ __attribute__((target("avx2,fma"))) static void twofour_avx2(float *out, const f
         float *yb = out + b0 * OC;
         for (int64_t c0 = 0; c0 < C || c0 == 0; c0 += SP_CB) {
             int64_t cn = C - c0 < SP_CB ? C - c0 : SP_CB; /* a multiple of 8 */
-            transpose_tile(tile, inp, C, b0, bt, c0, cn);
+            transpose_tile_avx2(tile, inp, C, b0, bt, c0, cn);
             for (int64_t o = 0; o < OC; o++) {
                 const float *v = vals + o * (C / 2) + c0 / 2;
                 const uint8_t *ir = idx + o * (C / 8) + c0 / 8;
