@@ -268,6 +268,7 @@ Test(layers_cpu, conv2d_padding_wider_than_stride)
     check_conv(2, 2, 9, 11, 3, 5, 2, 3, 1);
     check_conv(1, 3, 4, 7, 2, 3, 3, 2, 0);
     check_conv(2, 1, 8, 6, 2, 4, 1, 3, 1);
+    check_conv(1, 2, 3, 3, 2, 7, 1, 2, 1); /* K = W + 2 pad: kernel columns that read only padding */
 }
 
 Test(layers_cpu, conv2d_backward_skips_null_gradients)

@@ -172,9 +172,9 @@ static void im2col(float *restrict col, const float *restrict x, const struct co
                     }
                     int64_t at = ih * d->W - d->pad + kj; /* + ow * stride: x's column */
                     memset(r, 0, (size_t)lo * sizeof(float));
-                    if (d->stride == 1)
+                    if (d->stride == 1 && hi > lo) /* at + lo: a column inside the row */
                         memcpy(r + lo, xc + at + lo, (size_t)(hi - lo) * sizeof(float));
-                    else
+                    else if (d->stride != 1)
                         for (int64_t ow = lo; ow < hi; ow++)
                             r[ow] = xc[at + ow * d->stride];
                     memset(r + hi, 0, (size_t)(d->OW - hi) * sizeof(float));
@@ -203,11 +203,11 @@ static void col2im(float *restrict dx, const float *restrict dcol, const struct 
                         continue;
                     const float *r = row + oh * d->OW;
                     int64_t at = ih * d->W - d->pad + kj;
-                    if (d->stride == 1) {
-                        float *xr = xc + at + lo;
+                    if (d->stride == 1 && hi > lo) {
+                        float *xr = xc + at + lo; /* a column inside the row */
                         for (int64_t ow = lo; ow < hi; ow++)
                             xr[ow - lo] += r[ow];
-                    } else {
+                    } else if (d->stride != 1) {
                         for (int64_t ow = lo; ow < hi; ow++)
                             xc[at + ow * d->stride] += r[ow];
                     }
