@@ -7,13 +7,8 @@
 #
 # usage: test_fit.sh SOURCE_DIR BUILD_DIR
 set -euo pipefail
-src=$1
-build=$2
-bin="$build/oombench"
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fail=0
-bad() { echo "FAIL: $*"; fail=$((fail + 1)); }
+# shellcheck source=tests/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 "$bin" fit -q --filter '^(none|checkpoint)$' --max-batch 2048 --out "$tmp/out" --json - \
     "$src/scenarios/mlp-budget.yaml" >"$tmp/fit.json" 2>"$tmp/fit.log" ||

@@ -7,13 +7,8 @@
 #
 # usage: test_history.sh SOURCE_DIR BUILD_DIR
 set -euo pipefail
-src=$1
-build=$2
-bin="$build/oombench"
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fail=0
-bad() { echo "FAIL: $*"; fail=$((fail + 1)); }
+# shellcheck source=tests/lib.sh
+. "$(dirname "$0")/lib.sh"
 field() { python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$@"; }
 
 cat >"$tmp/small.yaml" <<'YAML'

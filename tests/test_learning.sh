@@ -22,13 +22,8 @@
 #
 # usage: test_learning.sh SOURCE_DIR BUILD_DIR
 set -euo pipefail
-src=$1
-build=$2
-bin="$build/oombench"
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fail=0
-bad() { echo "FAIL: $*"; fail=$((fail + 1)); }
+# shellcheck source=tests/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 # The scenarios that train (mode absent, `train`, or a list with train),
 # split by input kind.

@@ -9,13 +9,8 @@
 #
 # usage: test_shards.sh SOURCE_DIR BUILD_DIR
 set -euo pipefail
-src=$1
-build=$2
-bin="$build/oombench"
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fail=0
-bad() { echo "FAIL: $*"; fail=$((fail + 1)); }
+# shellcheck source=tests/lib.sh
+. "$(dirname "$0")/lib.sh"
 py() { python3 - "$@"; }
 
 # mlp.yaml as shipped (every strategy, mode, batch and check) with fewer
