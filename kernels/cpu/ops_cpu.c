@@ -390,11 +390,6 @@ static int cpu_relu_backward(void *k, enum oomb_dtype dt, void *dinp, const void
     return OOMB_OK;
 }
 
-/* The F16 forms of the GELU kernels convert this many elements at a time
- * through the stack (exact both ways but for the final rounding to F16, the
- * scalar loop's bits). */
-#define GELU_CHUNK 256
-
 /* out (n) = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), x = inp (n); may alias */
 static int cpu_gelu_forward(void *k, enum oomb_dtype dt, void *out, const void *inp, int64_t n)
 {
@@ -406,12 +401,12 @@ static int cpu_gelu_forward(void *k, enum oomb_dtype dt, void *out, const void *
         oomb_vec_gelu(out, inp, n);
         return OOMB_OK;
     }
-    float buf[GELU_CHUNK];
-    for (int64_t i = 0; i < n; i += GELU_CHUNK) {
-        int64_t c = n - i < GELU_CHUNK ? n - i : GELU_CHUNK;
-        oomb_vec_h2f(buf, (const uint16_t *)inp + i, c);
+    float buf[CHUNK];
+    for (int64_t i = 0; i < n; i += CHUNK) {
+        int64_t c = n - i < CHUNK ? n - i : CHUNK;
+        h2f_n(buf, (const uint16_t *)inp + i, c);
         oomb_vec_gelu(buf, buf, c);
-        oomb_vec_f2h((uint16_t *)out + i, buf, c);
+        f2h_n((uint16_t *)out + i, buf, c);
     }
     return OOMB_OK;
 }
@@ -428,13 +423,13 @@ static int cpu_gelu_backward(void *k, enum oomb_dtype dt, void *dinp, const void
         oomb_vec_gelu_backward(dinp, dout, inp, n);
         return OOMB_OK;
     }
-    float bx[GELU_CHUNK], bd[GELU_CHUNK];
-    for (int64_t i = 0; i < n; i += GELU_CHUNK) {
-        int64_t c = n - i < GELU_CHUNK ? n - i : GELU_CHUNK;
-        oomb_vec_h2f(bx, (const uint16_t *)inp + i, c);
-        oomb_vec_h2f(bd, (const uint16_t *)dout + i, c);
+    float bx[CHUNK], bd[CHUNK];
+    for (int64_t i = 0; i < n; i += CHUNK) {
+        int64_t c = n - i < CHUNK ? n - i : CHUNK;
+        h2f_n(bx, (const uint16_t *)inp + i, c);
+        h2f_n(bd, (const uint16_t *)dout + i, c);
         oomb_vec_gelu_backward(bd, bd, bx, c);
-        oomb_vec_f2h((uint16_t *)dinp + i, bd, c);
+        f2h_n((uint16_t *)dinp + i, bd, c);
     }
     return OOMB_OK;
 }
