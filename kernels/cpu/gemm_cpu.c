@@ -50,6 +50,15 @@ static void openblas_sgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64
 void oomb_cpu_sgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, const float *A,
                     int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc)
 {
+    /* empty products here: CBLAS rejects leading dimensions of 0 */
+    if (M == 0 || N == 0)
+        return;
+    if (K == 0) {
+        if (beta == 0.0f)
+            for (int64_t i = 0; i < M; i++)
+                memset(C + i * ldc, 0, (size_t)N * sizeof(float));
+        return;
+    }
 #ifdef OOMB_HAVE_DNNL
     if (gemm_choose() == GEMM_ONEDNN &&
         dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', M, N, K, 1.0f, A, lda, B, ldb, beta, C,

@@ -19,8 +19,9 @@
 
 /*
  * Row-major C (M, N) = op(A) op(B) + beta C, op transposing when trans_a /
- * trans_b is nonzero. Every dimension and leading dimension positive and at
- * most INT_MAX (the callers check); beta 0 ignores what C holds. Cannot
+ * trans_b is nonzero. Dimensions at most INT_MAX (the callers check); any of
+ * M, N, K may be 0 (K = 0: C = beta C, with beta 0 or 1), the leading
+ * dimensions are then not looked at. beta 0 ignores what C holds. Cannot
  * fail: a oneDNN error (there is none for valid arguments) falls back to
  * OpenBLAS.
  */

@@ -95,14 +95,6 @@ static void tile_h2f(float *dst, const uint16_t *src, int64_t ld, int64_t r0, in
 
 /* ------------------------------------------------------------ GEMM ------- */
 
-/* Row-major C (M, N) = op(A) op(B) + beta C, beta 0 or 1, any of M, N, K may
- * be 0 (CBLAS rejects leading dimensions of 0). */
-static void sgemm_rm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, const float *A,
-                     int64_t lda, const float *B, int64_t ldb, float beta, float *Cm, int64_t ldc)
-{
-    oomb_cpu_sgemm(trans_a, trans_b, M, N, K, A, lda, B, ldb, beta, Cm, ldc);
-}
-
 /*
  * Tiles of the F16 GEMMs, FP32 on the stack: an output tile of TILE_M x
  * TILE_N accumulates products over TILE_K-deep slices of the operands, each
@@ -190,7 +182,7 @@ static void linear_forward_f16(uint16_t *out, const uint16_t *inp, const uint16_
                 int64_t nc = C - c0 < TILE_K ? C - c0 : TILE_K;
                 tile_h2f(a, inp, C, b0, nb, c0, nc);
                 tile_h2f(w, weight, C, o0, no, c0, nc);
-                sgemm_rm(0, 1, nb, no, nc, a, nc, w, nc, 1.0f, acc, no);
+                oomb_cpu_sgemm(0, 1, nb, no, nc, a, nc, w, nc, 1.0f, acc, no);
             }
             for (int64_t i = 0; i < nb; i++) {
                 for (int64_t j = 0; j < no; j++)
@@ -233,7 +225,7 @@ static int cpu_linear_forward(void *k, enum oomb_dtype dt, void *out, const void
     if (bias)
         for (int64_t b = 0; b < B; b++)
             memcpy(o + b * OC, bias, (size_t)OC * sizeof(float));
-    sgemm_rm(0, 1, B, OC, C, inp, C, weight, C, bias ? 1.0f : 0.0f, out, OC);
+    oomb_cpu_sgemm(0, 1, B, OC, C, inp, C, weight, C, bias ? 1.0f : 0.0f, out, OC);
     return OOMB_OK;
 }
 
@@ -252,7 +244,7 @@ static void linear_backward_dinp_f16(uint16_t *dinp, const uint16_t *dout, const
                 int64_t no = OC - o0 < TILE_K ? OC - o0 : TILE_K;
                 tile_h2f(d, dout, OC, b0, nb, o0, no);
                 tile_h2f(w, weight, C, o0, no, c0, nc);
-                sgemm_rm(0, 0, nb, nc, no, d, no, w, nc, 1.0f, acc, nc);
+                oomb_cpu_sgemm(0, 0, nb, nc, no, d, no, w, nc, 1.0f, acc, nc);
             }
             for (int64_t i = 0; i < nb; i++)
                 f2h_n(dinp + (b0 + i) * C + c0, acc + i * nc, nc);
@@ -274,7 +266,7 @@ static void linear_backward_dweight_f16(float *dweight, const uint16_t *dout, co
                 int64_t nb = B - b0 < TILE_K ? B - b0 : TILE_K;
                 tile_h2f(d, dout, OC, b0, nb, o0, no); /* (nb, no) */
                 tile_h2f(a, inp, C, b0, nb, c0, nc);   /* (nb, nc) */
-                sgemm_rm(1, 0, no, nc, nb, d, no, a, nc, 1.0f, dweight + o0 * C + c0, C);
+                oomb_cpu_sgemm(1, 0, no, nc, nb, d, no, a, nc, 1.0f, dweight + o0 * C + c0, C);
             }
         }
     }
@@ -310,8 +302,8 @@ static int cpu_linear_backward(void *k, enum oomb_dtype dt, void *dinp, float *d
         linear_backward_dweight_f16(dweight, dout, inp, B, C, OC);
     } else {
         if (dinp)
-            sgemm_rm(0, 0, B, C, OC, dout, OC, weight, C, 0.0f, dinp, C);
-        sgemm_rm(1, 0, OC, C, B, dout, OC, inp, C, 1.0f, dweight, C);
+            oomb_cpu_sgemm(0, 0, B, C, OC, dout, OC, weight, C, 0.0f, dinp, C);
+        oomb_cpu_sgemm(1, 0, OC, C, B, dout, OC, inp, C, 1.0f, dweight, C);
     }
     if (dbias && dt == OOMB_F32) {
         for (int64_t b = 0; b < B; b++) {

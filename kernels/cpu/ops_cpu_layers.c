@@ -67,14 +67,6 @@ static int64_t mul4(int64_t a, int64_t b, int64_t c, int64_t d)
 
 #define CHECK_COUNT(op, n, what) CHECK((n) >= 0 && (n) <= MAX_ELEMS, "%s: %s overflows", op, what)
 
-/* Row-major C (M, N) = op(A) op(B) + beta C; every dimension positive and
- * within INT_MAX (checked by the callers). */
-static void sgemm_rm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, const float *A,
-                     int64_t lda, const float *B, int64_t ldb, float beta, float *Cm, int64_t ldc)
-{
-    oomb_cpu_sgemm(trans_a, trans_b, M, N, K, A, lda, B, ldb, beta, Cm, ldc);
-}
-
 /* ------------------------------------------------------------ conv2d ----- */
 
 /* Validated convolution geometry with the sizes the kernels use. */
@@ -261,7 +253,7 @@ int oomb_cpu_conv2d_forward(void *k, float *out, const float *inp, const float *
             for (int64_t o = 0; o < d.OC; o++)
                 for (int64_t p = 0; p < d.ohw; p++)
                     ob[o * d.ohw + p] = bias[o];
-        sgemm_rm(0, 0, d.OC, d.ohw, d.ckk, weight, d.ckk, col, d.ohw, bias ? 1.0f : 0.0f, ob,
+        oomb_cpu_sgemm(0, 0, d.OC, d.ohw, d.ckk, weight, d.ckk, col, d.ohw, bias ? 1.0f : 0.0f, ob,
                  d.ohw);
     }
     return OOMB_OK;
@@ -294,7 +286,7 @@ int oomb_cpu_conv2d_backward(void *k, float *dinp, float *dweight, float *dbias,
         const float *db = dout + b * out_sz;
         if (dweight) {
             im2col(col, inp + b * in_sz, &d);
-            sgemm_rm(0, 1, d.OC, d.ckk, d.ohw, db, d.ohw, col, d.ohw, 1.0f, dweight, d.ckk);
+            oomb_cpu_sgemm(0, 1, d.OC, d.ckk, d.ohw, db, d.ohw, col, d.ohw, 1.0f, dweight, d.ckk);
         }
         if (dbias) {
             for (int64_t o = 0; o < d.OC; o++)
@@ -302,7 +294,7 @@ int oomb_cpu_conv2d_backward(void *k, float *dinp, float *dweight, float *dbias,
         }
         if (dinp) {
             /* the im2col matrix is no longer needed: the buffer takes dcol */
-            sgemm_rm(1, 0, d.ckk, d.ohw, d.OC, weight, d.ckk, db, d.ohw, 0.0f, col, d.ohw);
+            oomb_cpu_sgemm(1, 0, d.ckk, d.ohw, d.OC, weight, d.ckk, db, d.ohw, 0.0f, col, d.ohw);
             col2im(dinp + b * in_sz, col, &d);
         }
     }
@@ -748,14 +740,14 @@ int oomb_cpu_attention_forward(void *k, float *out, float *probs, const float *q
             const float *q = qb + h * hd, *kk = qb + C + h * hd, *v = qb + 2 * C + h * hd;
             float *P = probs + (b * H + h) * T * T;
             /* scores: P (T, T) = q (T, hd) k^T, then a row-wise softmax in place */
-            sgemm_rm(0, 1, T, T, hd, q, C3, kk, C3, 0.0f, P, T);
+            oomb_cpu_sgemm(0, 1, T, T, hd, q, C3, kk, C3, 0.0f, P, T);
             for (int64_t i = 0; i < T; i++) {
                 float *p = P + i * T;
                 int64_t n = causal ? i + 1 : T;
                 oomb_vec_softmax_row(p, n, scale);
                 memset(p + n, 0, (size_t)(T - n) * sizeof(float));
             }
-            sgemm_rm(0, 0, T, hd, T, P, T, v, C3, 0.0f, out + b * T * C + h * hd, C);
+            oomb_cpu_sgemm(0, 0, T, hd, T, P, T, v, C3, 0.0f, out + b * T * C + h * hd, C);
         }
     }
     return OOMB_OK;
@@ -798,12 +790,12 @@ int oomb_cpu_attention_backward(void *k, float *dqkv, const float *dout, const f
             const float *q = qb + h * hd, *kk = qb + C + h * hd, *v = qb + 2 * C + h * hd;
             const float *P = probs + (b * H + h) * T * T;
             const float *dO = dout + b * T * C + h * hd;
-            sgemm_rm(1, 0, T, hd, T, P, T, dO, C, 0.0f, dqb + 2 * C + h * hd, C3);
-            sgemm_rm(0, 1, T, T, hd, dO, C, v, C3, 0.0f, dP, T);
+            oomb_cpu_sgemm(1, 0, T, hd, T, P, T, dO, C, 0.0f, dqb + 2 * C + h * hd, C3);
+            oomb_cpu_sgemm(0, 1, T, T, hd, dO, C, v, C3, 0.0f, dP, T);
             for (int64_t i = 0; i < T; i++)
                 oomb_vec_softmax_row_backward(dP + i * T, P + i * T, T, scale);
-            sgemm_rm(0, 0, T, hd, T, dP, T, kk, C3, 0.0f, dqb + h * hd, C3);
-            sgemm_rm(1, 0, T, hd, T, dP, T, q, C3, 0.0f, dqb + C + h * hd, C3);
+            oomb_cpu_sgemm(0, 0, T, hd, T, dP, T, kk, C3, 0.0f, dqb + h * hd, C3);
+            oomb_cpu_sgemm(1, 0, T, hd, T, dP, T, q, C3, 0.0f, dqb + C + h * hd, C3);
         }
     }
     return OOMB_OK;
